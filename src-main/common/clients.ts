@@ -1,0 +1,150 @@
+// ApiClient implementations for each transport. They share the contract types and unwrap replies
+// the same way, so a TabulaError thrown in the agent is the same TabulaError in every client.
+import type { AgentEvent, ApiClient, MethodName, Reply } from './contract';
+import { TabulaError } from './errors';
+import type { EventLog } from './event-log';
+import type { Router } from './router';
+import { unwrap } from './router';
+
+/** In-process, for the CLI's foreground commands and for tests. JSON round trip: what crosses must be data. */
+export function createInProcessClient(router: Router, events: EventLog): ApiClient {
+  const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+  return {
+    async call(method, args) {
+      return unwrap(wire(await router.handle(method, wire(args)))) as never;
+    },
+    subscribe(onEvent, onReset) {
+      onReset?.();
+      return events.subscribe((e) => onEvent(wire(e)));
+    },
+  };
+}
+
+// ---- Electron IPC ---------------------------------------------------------------------------
+
+export const ipcChannels = { call: 'tabula:call', subscribe: 'tabula:subscribe', event: 'tabula:event' } as const;
+
+/** The one object the sandboxed preload exposes to the page through contextBridge. */
+export interface TabulaBridge {
+  call(method: string, args: unknown): Promise<Reply>;
+  /** Starts pushing events after `after` to `listener`; resolves with whether the replay was complete. */
+  subscribe(after: number, listener: (event: AgentEvent) => void): Promise<{ complete: boolean }>;
+}
+
+export interface IpcRendererLike {
+  invoke(channel: string, ...args: unknown[]): Promise<unknown>;
+  on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): void;
+}
+
+/** Runs in the preload: exposes exactly call and subscribe, never ipcRenderer itself. */
+export function createPreloadBridge(ipc: IpcRendererLike): TabulaBridge {
+  let listener: ((event: AgentEvent) => void) | null = null;
+  ipc.on(ipcChannels.event, (_e, event) => listener?.(event as AgentEvent));
+  return {
+    call: (method, args) => ipc.invoke(ipcChannels.call, String(method), args) as Promise<Reply>,
+    subscribe(after, fn) {
+      listener = fn;
+      return ipc.invoke(ipcChannels.subscribe, Number(after)) as Promise<{ complete: boolean }>;
+    },
+  };
+}
+
+export function createBridgeClient(bridge: TabulaBridge): ApiClient {
+  return {
+    async call(method, args) {
+      return unwrap(await bridge.call(method, args)) as never;
+    },
+    subscribe(onEvent, onReset) {
+      let active = true;
+      // -1: no replay; we refetch the whole state instead (onReset).
+      void bridge.subscribe(-1, (e) => active && onEvent(e)).then(() => active && onReset?.());
+      return () => {
+        active = false;
+      };
+    },
+  };
+}
+
+// ---- HTTP + Server-Sent Events --------------------------------------------------------------
+
+export interface HttpClientOptions {
+  baseUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+  /** Delay before reconnecting the event stream after it dropped. */
+  retryMs?: number;
+}
+
+export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retryMs = 1000 }: HttpClientOptions): ApiClient {
+  const headers = { authorization: `Bearer ${token}` };
+  const unreachable = (err: unknown) =>
+    new TabulaError('agent-unreachable', `Cannot reach the Tabula agent at ${baseUrl} (${err instanceof Error ? err.message : String(err)}).`, {
+      retryable: true,
+    });
+
+  async function call(method: MethodName, args: unknown) {
+    let res: Response;
+    try {
+      res = await doFetch(`${baseUrl}/api/call/${encodeURIComponent(method)}`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify(args ?? {}),
+      });
+    } catch (err) {
+      throw unreachable(err);
+    }
+    return unwrap((await res.json()) as Reply) as never;
+  }
+
+  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void) {
+    const abort = new AbortController();
+    let after = -1; // -1: we know nothing yet, the server answers with a reset
+    void (async () => {
+      while (!abort.signal.aborted) {
+        try {
+          const res = await doFetch(`${baseUrl}/api/events?after=${after}`, { headers, signal: abort.signal });
+          if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+          await readSse(res.body, (type, data) => {
+            if (type === 'reset') {
+              after = Number(JSON.parse(data).lastId);
+              onReset?.();
+            } else {
+              const event = JSON.parse(data) as AgentEvent;
+              after = event.id;
+              onEvent(event);
+            }
+          });
+        } catch {
+          /* dropped or refused: retry below */
+        }
+        if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, retryMs));
+      }
+    })();
+    return () => abort.abort();
+  }
+
+  return { call, subscribe };
+}
+
+async function readSse(body: ReadableStream<Uint8Array>, onMessage: (type: string, data: string) => void) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) type = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (data.length) onMessage(type, data.join('\n'));
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// The one contract between the agent and every client (Electron IPC, HTTP + SSE, in-process).
+// Every method has an argument schema (validated at the boundary) and a result type; every event
+// has a type and a payload. A method added here is served by every transport.
+import { z } from 'zod';
+import type { ErrorInfo } from './errors';
+
+// ---- Domain types ---------------------------------------------------------------------------
+
+export interface ImageStatus {
+  /** Human name of the OS image, e.g. "Tabula Workstation". */
+  name: string;
+  /** IMAGE_ID, falling back to ID. */
+  id: string | null;
+  /** IMAGE_VERSION, falling back to VERSION_ID; "unknown" when neither is set. */
+  version: string;
+  /** Where this was read from. */
+  source: string;
+  /** Set when os-release could not be read; the rest are then placeholders. */
+  problem: string | null;
+}
+
+/**
+ * never: no backup has run yet; idle: last run succeeded; running; failed: last run failed (reason
+ * says why); offline: the storage could not be reached.
+ */
+export type BackupState = 'never' | 'idle' | 'running' | 'failed' | 'offline';
+
+export interface BackupProgress {
+  bytesDone: number;
+  /** Estimated from rsync's overall percentage; null until known. */
+  bytesTotal: number | null;
+  percent: number;
+  filesDone: number;
+  filesTotal: number | null;
+  currentFile: string | null;
+}
+
+export type RunOutcome = 'success' | 'failed' | 'cancelled';
+
+export interface BackupRun {
+  id: string;
+  startedAt: string;
+  finishedAt: string;
+  outcome: RunOutcome;
+  /** Files actually copied (unchanged files are not counted). */
+  filesTransferred: number;
+  bytesTransferred: number;
+  storage: string;
+  error: ErrorInfo | null;
+}
+
+export interface BackupStatus {
+  state: BackupState;
+  /** A sentence a person can read, for every state. */
+  reason: string;
+  /** When this state was entered (ISO). */
+  since: string;
+  lastSuccessAt: string | null;
+  lastRun: BackupRun | null;
+  progress: BackupProgress | null;
+  /** The configured storage, for display (no secrets). */
+  storage: string;
+}
+
+export interface ConfigProblem {
+  file: string;
+  message: string;
+}
+
+export interface AgentStatus {
+  hostname: string;
+  agentVersion: string;
+  image: ImageStatus;
+  backup: BackupStatus;
+  /** Config files that were ignored (corrupt, invalid), and why. */
+  problems: ConfigProblem[];
+}
+
+// ---- Events ---------------------------------------------------------------------------------
+
+export interface EventPayloads {
+  /** Syncthing-style: entering a state always comes with its reason and how long the last one lasted. */
+  'backup-state-changed': { from: BackupState; to: BackupState; reason: string; durationMs: number; status: BackupStatus };
+  'backup-progress': BackupProgress;
+  'backup-finished': BackupRun;
+}
+export type EventType = keyof EventPayloads;
+export type AgentEvent = { [T in EventType]: { id: number; at: string; type: T; data: EventPayloads[T] } }[EventType];
+
+// ---- Methods --------------------------------------------------------------------------------
+
+interface MethodSpec<A extends z.ZodType, R> {
+  args: A;
+  /** Phantom: carries the result type only. */
+  result?: R;
+}
+const method = <R>() => <A extends z.ZodType>(args: A): MethodSpec<A, R> => ({ args });
+const noArgs = z.object({}).strict();
+
+export const methods = {
+  'status.get': method<AgentStatus>()(noArgs),
+  'backup.start': method<{ runId: string }>()(noArgs),
+  'backup.cancel': method<{ cancelled: boolean }>()(noArgs),
+  'backup.history': method<BackupRun[]>()(z.object({ limit: z.number().int().min(1).max(1000).optional() }).strict()),
+  /** Events after id `after`; `complete: false` means some were dropped: refetch the whole state. */
+  'events.since': method<{ events: AgentEvent[]; complete: boolean }>()(
+    z.object({ after: z.number().int().min(0) }).strict(),
+  ),
+};
+
+export type MethodName = keyof typeof methods;
+export type MethodArgs<M extends MethodName> = z.input<(typeof methods)[M]['args']>;
+export type MethodResult<M extends MethodName> = NonNullable<(typeof methods)[M]['result']>;
+export type Handlers = { [M in MethodName]: (args: z.output<(typeof methods)[M]['args']>) => Promise<MethodResult<M>> | MethodResult<M> };
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.prototype.hasOwnProperty.call(methods, name);
+}
+
+/** What a call returns on the wire, whatever carries it. */
+export type Reply<R = unknown> = { ok: true; result: R } | { ok: false; error: ErrorInfo };
+
+/** The client side, identical for every transport. */
+export interface ApiClient {
+  call<M extends MethodName>(method: M, args: MethodArgs<M>): Promise<MethodResult<M>>;
+  /**
+   * Follows the event stream. `onReset` is called when events may have been missed (first connect,
+   * reconnect after a gap): the subscriber should refetch the whole state.
+   */
+  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void): () => void;
+}

@@ -1,0 +1,63 @@
+// Expected failures are typed errors with a code, a message written for a person, and whether a retry
+// can help. They cross every transport as plain JSON (ErrorInfo) and are rebuilt on the other side.
+
+export const errorCodes = [
+  'invalid-argument',
+  'unknown-method',
+  'unauthorized',
+  'already-running',
+  'not-running',
+  'storage-unreachable',
+  'storage-auth-failed',
+  'storage-permission',
+  'storage-full',
+  'storage-invalid',
+  'files-unreadable',
+  'rsync-missing',
+  'cancelled',
+  'agent-unreachable',
+  'internal',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  /** Extra lines for a person (e.g. the files concerned), never a stack trace. */
+  details?: string[];
+}
+
+export class TabulaError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details?: string[];
+
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: string[] } = {}) {
+    super(message);
+    this.name = 'TabulaError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    if (opts.details) this.details = opts.details;
+  }
+
+  toInfo(): ErrorInfo {
+    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) };
+  }
+
+  static fromInfo(info: ErrorInfo): TabulaError {
+    return new TabulaError(info.code, info.message, { retryable: info.retryable, details: info.details });
+  }
+}
+
+/** Anything thrown becomes ErrorInfo; unexpected errors are bugs and say so without leaking internals. */
+export function toErrorInfo(err: unknown): ErrorInfo {
+  if (err instanceof TabulaError) return err.toInfo();
+  const text = err instanceof Error ? err.message : String(err);
+  return { code: 'internal', message: `Something went wrong inside Tabula: ${text}`, retryable: false };
+}
+
+export function isErrorInfo(value: unknown): value is ErrorInfo {
+  const v = value as ErrorInfo | null;
+  return !!v && typeof v === 'object' && typeof v.message === 'string' && (errorCodes as readonly string[]).includes(v.code);
+}

@@ -1,0 +1,50 @@
+// The tray is a pure function of the agent state: computed and tested here, applied by shell/tray.ts.
+import type { AgentStatus } from './contract';
+
+export type TrayIcon = 'idle' | 'syncing' | 'offline' | 'attention' | 'error';
+export type TrayAction = 'open' | 'backup-now' | 'cancel-backup' | 'quit';
+
+export interface TrayMenuItem {
+  id: TrayAction | 'image' | 'backup-state';
+  label: string;
+  enabled: boolean;
+}
+
+export interface TrayModel {
+  icon: TrayIcon;
+  tooltip: string;
+  menu: TrayMenuItem[];
+}
+
+function backupLine(s: AgentStatus, now: number): string {
+  const b = s.backup;
+  if (b.state === 'running') return b.progress ? `Backing up… ${b.progress.percent}%` : 'Backing up…';
+  if (b.state === 'idle' && b.lastSuccessAt) {
+    const min = Math.max(0, Math.round((now - Date.parse(b.lastSuccessAt)) / 60000));
+    return min < 1 ? 'All backed up just now' : min < 120 ? `All backed up ${min} min ago` : `All backed up ${Math.round(min / 60)} h ago`;
+  }
+  if (b.state === 'never') return 'Not backed up yet';
+  if (b.state === 'offline') return 'Storage offline — backup waiting';
+  return `Backup failed: ${b.reason}`;
+}
+
+export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
+  const b = s.backup;
+  const icon: TrayIcon =
+    b.state === 'running' ? 'syncing' : b.state === 'offline' ? 'offline' : b.state === 'failed' ? 'error' : b.state === 'never' || s.problems.length || s.image.problem ? 'attention' : 'idle';
+  const image = `${s.image.name} ${s.image.version}`;
+  const line = backupLine(s, now);
+  return {
+    icon,
+    tooltip: `Tabula — ${image}\n${line}${s.problems.length ? `\n${s.problems.length} settings problem${s.problems.length > 1 ? 's' : ''}` : ''}`,
+    menu: [
+      { id: 'image', label: `Image: ${image}`, enabled: false },
+      { id: 'backup-state', label: line, enabled: false },
+      b.state === 'running'
+        ? { id: 'cancel-backup', label: 'Stop backup', enabled: true }
+        : { id: 'backup-now', label: 'Back up now', enabled: true },
+      { id: 'open', label: 'Open Tabula', enabled: true },
+      { id: 'quit', label: 'Quit', enabled: true },
+    ],
+  };
+}

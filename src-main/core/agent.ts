@@ -1,0 +1,84 @@
+// The composition root: builds the agent from injected parts. Electron's main process, headless mode,
+// the CLI and the tests all get their agent from here.
+import os from 'node:os';
+import type { AgentStatus, ConfigProblem, Handlers } from '../common/contract';
+import { createEventLog, type EventLog } from '../common/event-log';
+import { createRouter, type Router } from '../common/router';
+import { createBackupService } from './backup';
+import { loadConfig } from './config';
+import { readImageStatus } from './os-release';
+import { resolvePaths, type Paths } from './paths';
+
+export const agentVersion = '0.1.0';
+
+export interface AgentOptions {
+  env?: NodeJS.ProcessEnv;
+  paths?: Paths;
+  now?: () => Date;
+  rsyncPath?: string;
+  /** Where bugs (not expected failures) are reported. */
+  logBug?: (err: unknown) => void;
+}
+
+export interface Agent {
+  paths: Paths;
+  router: Router;
+  events: EventLog;
+  status(): AgentStatus;
+  /** Cancels work in progress and waits for it to stop. */
+  shutdown(): Promise<void>;
+}
+
+export function createAgent(opts: AgentOptions = {}): Agent {
+  const paths = opts.paths ?? resolvePaths(opts.env);
+  const events = createEventLog(1000, opts.now);
+  const ownProblems: ConfigProblem[] = [];
+  // Config is re-read on every use: an edit takes effect at the next backup, with no restart.
+  let configProblems: ConfigProblem[] = [];
+  const getConfig = () => {
+    const loaded = loadConfig(paths);
+    configProblems = loaded.problems;
+    return loaded.config;
+  };
+  getConfig();
+
+  const backup = createBackupService({
+    paths,
+    getConfig,
+    events,
+    now: opts.now,
+    rsyncPath: opts.rsyncPath,
+    reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
+  });
+
+  const status = (): AgentStatus => {
+    const backupStatus = backup.status(); // re-reads config
+    return {
+      hostname: os.hostname(),
+      agentVersion,
+      image: readImageStatus(paths.osReleaseFiles),
+      backup: backupStatus,
+      problems: [...configProblems, ...ownProblems],
+    };
+  };
+
+  const handlers: Handlers = {
+    'status.get': () => status(),
+    'backup.start': () => backup.start(),
+    'backup.cancel': () => backup.cancel(),
+    'backup.history': ({ limit }) => backup.history(limit),
+    'events.since': ({ after }) => events.since(after),
+  };
+  const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
+
+  return {
+    paths,
+    router,
+    events,
+    status,
+    async shutdown() {
+      backup.cancel();
+      await backup.whenIdle();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+// Layered configuration: embedded defaults → image defaults (/usr/share/defaults/tabula) → admin
+// (/etc/tabula) → the user's ~/.config/tabula → TABULA_CONFIG. Missing files mean "no change"; a
+// corrupt or invalid file is skipped with a problem naming it, and the other layers still apply.
+import path from 'node:path';
+import { z } from 'zod';
+import type { ConfigProblem } from '../common/contract';
+import { readJsonFile } from './atomic-file';
+import type { Paths } from './paths';
+
+const configSchema = z.object({
+  storage: z.object({
+    /** ssh://user@host[:port]/path, file:///path or /path. */
+    url: z.string().min(1),
+    /** Extra ssh arguments (identity file, known hosts…), passed as separate arguments. */
+    sshOptions: z.array(z.string()),
+    connectTimeoutSeconds: z.number().int().min(1).max(300),
+  }),
+  backup: z.object({
+    /** rsync patterns relative to the home, on top of the built-in excludes. */
+    excludes: z.array(z.string().min(1)),
+  }),
+});
+export type TabulaConfig = z.infer<typeof configSchema>;
+
+// Each layer may set any subset of keys; unknown keys are refused so typos do not pass silently.
+const layerSchema = z
+  .object({
+    storage: configSchema.shape.storage.partial().strict().optional(),
+    backup: configSchema.shape.backup.partial().strict().optional(),
+  })
+  .strict();
+
+export function embeddedDefaults(paths: Paths): TabulaConfig {
+  return {
+    // Out of the box the app does its job: a local folder (point it at a NAS or sshd for real use).
+    storage: { url: path.join(paths.dataDir, 'storage'), sshOptions: [], connectTimeoutSeconds: 10 },
+    backup: { excludes: [] },
+  };
+}
+
+export interface LoadedConfig {
+  config: TabulaConfig;
+  problems: ConfigProblem[];
+  /** The files that contributed, lowest layer first. */
+  layers: string[];
+}
+
+export function loadConfig(paths: Paths): LoadedConfig {
+  const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, paths.extraConfigFile].filter(
+    (f): f is string => !!f,
+  );
+  let config = embeddedDefaults(paths);
+  const problems: ConfigProblem[] = [];
+  const layers: string[] = [];
+  for (const file of files) {
+    const read = readJsonFile(file, layerSchema);
+    if (read.status === 'missing') continue;
+    if (read.status === 'invalid') {
+      problems.push({ file, message: `${file} ${read.problem}. Its settings are ignored until it is fixed.` });
+      continue;
+    }
+    config = {
+      storage: { ...config.storage, ...read.value.storage },
+      backup: { ...config.backup, ...read.value.backup },
+    };
+    layers.push(file);
+  }
+  return { config, problems, layers };
+}

@@ -1,0 +1,61 @@
+// Turns rsync's exit code and stderr into a message a person can act on. "rsync exited 23" is not
+// such a message; "3 files could not be read (permission denied): ~/x, ~/y, ~/z" is.
+import { TabulaError } from '../common/errors';
+import type { RsyncResult } from './rsync';
+import { displayPath } from './paths';
+
+export interface FailureContext {
+  home: string;
+  storage: string;
+  /** Set when the run was cancelled on purpose. */
+  cancelled: boolean;
+}
+
+const unreadableRe = /(?:send_files failed to open|opendir|readlink_stat|link_stat|readlink) "([^"]+)"(?: failed)?: (Permission denied|No such file or directory|Input\/output error)/g;
+
+function listFiles(paths: string[], home: string): string {
+  const shown = paths.slice(0, 3).map((p) => displayPath(p, home));
+  return shown.join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
+}
+
+export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): TabulaError {
+  const { stderr } = r;
+  if (r.spawnError) {
+    return r.spawnError.code === 'ENOENT'
+      ? new TabulaError('rsync-missing', 'rsync is not installed on this computer, so Tabula cannot copy files. Ask your helpdesk to install it.')
+      : new TabulaError('internal', `Tabula could not start rsync (${r.spawnError.message}).`);
+  }
+  if (ctx.cancelled || r.code === 20 || r.signal) {
+    return new TabulaError('cancelled', 'The backup was stopped before it finished. Files already copied are kept; the next backup continues from there.', { retryable: true });
+  }
+  if (r.code === 11 || /No space left on device|Disk quota exceeded/.test(stderr)) {
+    return new TabulaError('storage-full', `The storage ${ctx.storage} is full, so the backup could not finish. Free some space there or ask your helpdesk for more.`, { retryable: true });
+  }
+  if (/Permission denied \(publickey|Host key verification failed|Too many authentication failures/.test(stderr)) {
+    return new TabulaError('storage-auth-failed', `The storage ${ctx.storage} refused Tabula's login (${/Host key verification failed/.test(stderr) ? 'the server\'s identity has changed or is unknown' : 'the key was not accepted'}).`);
+  }
+  const net = /(Connection refused|Connection timed out|No route to host|Network is unreachable|Could not resolve hostname[^\n]*|Connection reset by peer|Broken pipe|connection unexpectedly closed)/.exec(stderr);
+  if (r.code === 255 || r.code === 12 || r.code === 10 || r.code === 35 || r.code === 30 || net) {
+    const why = net ? net[1]!.replace(/^Could not resolve hostname.*/, 'the server name could not be found').toLowerCase() : 'the connection failed';
+    return new TabulaError('storage-unreachable', `The storage ${ctx.storage} cannot be reached right now (${why}).`, { retryable: true });
+  }
+  const unreadable: Record<string, string[]> = {};
+  for (const m of stderr.matchAll(unreadableRe)) (unreadable[m[2]!.toLowerCase()] ??= []).push(m[1]!);
+  const kinds = Object.entries(unreadable);
+  if (kinds.length) {
+    const total = kinds.reduce((n, [, l]) => n + l.length, 0);
+    const why = kinds.map(([reason, l]) => `${reason} for ${listFiles(l, ctx.home)}`).join('; ');
+    return new TabulaError('files-unreadable', `${total} ${total === 1 ? 'file' : 'files'} could not be backed up (${why}). Everything else was copied.`, {
+      retryable: true,
+      details: kinds.flatMap(([, l]) => l.map((p) => displayPath(p, ctx.home))),
+    });
+  }
+  if (/(mkdir|mkstemp|rename|open) "[^"]*" failed: Permission denied|Permission denied \(13\)/.test(stderr)) {
+    return new TabulaError('storage-permission', `Tabula may not write to the storage ${ctx.storage} (permission denied). Ask your helpdesk to check the folder's permissions.`);
+  }
+  if (/change_dir#?\d* "[^"]*" failed: No such file or directory|No such file or directory \(2\)/.test(stderr)) {
+    return new TabulaError('storage-unreachable', `The storage folder ${ctx.storage} does not exist or is not mounted.`, { retryable: true });
+  }
+  const firstLine = stderr.split('\n').find((l) => l.trim())?.replace(/^rsync(?: error)?: /, '') ?? 'no message';
+  return new TabulaError('internal', `The backup failed (rsync error ${r.code}: ${firstLine.trim()}).`, { retryable: true });
+}

@@ -1,0 +1,63 @@
+// The Electron shell: one window, the tray, and the IPC transport around the plain-Node agent.
+// Every window is sandboxed, isolated, without Node, and may not navigate or open other windows.
+import { app, BrowserWindow, ipcMain, session } from 'electron';
+import path from 'node:path';
+import { trayModel } from '../common/tray-model';
+import { createAgent } from '../core/agent';
+import { contentSecurityPolicy } from '../core/http-server';
+import { serveIpc } from '../core/ipc-adapter';
+import { createTray } from './tray';
+
+const rendererIndex = path.join(__dirname, '..', 'renderer', 'index.html');
+const iconDir = path.join(__dirname, '..', '..', 'assets', 'icons', 'png');
+
+if (!app.requestSingleInstanceLock()) app.quit();
+
+let window: BrowserWindow | null = null;
+
+function openWindow() {
+  if (window && !window.isDestroyed()) return window.show();
+  window = new BrowserWindow({
+    width: 560,
+    height: 640,
+    title: 'Tabula',
+    icon: path.join(iconDir, 'tabula-256.png'),
+    webPreferences: {
+      preload: path.join(__dirname, 'preload.js'),
+      sandbox: true,
+      contextIsolation: true,
+      nodeIntegration: false,
+      webviewTag: false,
+    },
+  });
+  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  window.webContents.on('will-navigate', (e) => e.preventDefault());
+  void window.loadFile(rendererIndex);
+}
+
+app.on('second-instance', openWindow);
+app.on('window-all-closed', () => {
+  /* stay in the tray */
+});
+
+void app.whenReady().then(() => {
+  const agent = createAgent();
+  session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });
+  });
+  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+  const ownPage = 'file://' + rendererIndex;
+  serveIpc(ipcMain, agent.router, agent.events, (e) => !!window && e.sender.id === window.webContents.id && e.senderFrame?.url.split('#')[0] === ownPage);
+
+  const tray = createTray(iconDir, (action) => {
+    if (action === 'open') openWindow();
+    else if (action === 'backup-now') void agent.router.handle('backup.start', {});
+    else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
+    else if (action === 'quit') void agent.shutdown().then(() => app.exit(0));
+  });
+  const refresh = () => tray.apply(trayModel(agent.status()));
+  refresh();
+  agent.events.subscribe((e) => e.type !== 'backup-progress' && refresh());
+  setInterval(refresh, 60_000); // "backed up N min ago" ages
+  openWindow();
+});

@@ -1,0 +1,58 @@
+import { describe, it, expect } from 'vitest';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+
+interface Result { code: number; stdout: string; stderr: string }
+
+function exec(cmd: string, args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 15_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const ssh = (s: SshServer, command: string) =>
+  exec('ssh', [...s.sshOptions, '-p', String(s.port), `${s.user}@${s.host}`, command]);
+
+describe('sshd fixture', () => {
+  it('runs commands over ssh, survives stop/start, and cleans up on dispose', async () => {
+    const server = await startSshServer();
+    const tempDir = path.dirname(server.identityFile);
+    try {
+      expect(await ssh(server, 'echo ok')).toMatchObject({ code: 0, stdout: 'ok\n' });
+      expect(server.url('/srv/home/')).toBe(`ssh://${server.user}@127.0.0.1:${server.port}/srv/home/`);
+
+      await server.stop();
+      const down = await ssh(server, 'echo ok');
+      expect(down.code).toBe(255);
+      expect(down.stderr).toMatch(/Connection refused/);
+
+      await server.start();
+      expect(await ssh(server, 'echo ok')).toMatchObject({ code: 0, stdout: 'ok\n' });
+    } finally {
+      await server.dispose();
+    }
+    expect(existsSync(tempDir)).toBe(false);
+  }, 30_000);
+
+  it('carries rsync', async () => {
+    const server = await startSshServer();
+    const local = await mkdtemp(path.join(os.tmpdir(), 'tabula-rsync-'));
+    try {
+      await writeFile(path.join(local, 'a.txt'), 'hello');
+      const shell = ['ssh', ...server.sshOptions, '-p', String(server.port)].join(' ');
+      const res = await exec('rsync', ['-a', '-e', shell, `${local}/a.txt`, `${server.user}@${server.host}:${local}/b.txt`]);
+      expect(res).toMatchObject({ code: 0, stderr: '' });
+      expect(await readFile(path.join(local, 'b.txt'), 'utf8')).toBe('hello');
+    } finally {
+      await server.dispose();
+      await rm(local, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
