@@ -1,0 +1,47 @@
+// The whole test suite in one command: build, typecheck, lint, vitest (unit + integration against
+// real rsync/sshd), Playwright in Debian's Chromium. Ends with one line: "N passed, N failed[, N skipped]".
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+
+fs.mkdirSync('test-results', { recursive: true });
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const run = (cmd, args, env = {}) => spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } }).status;
+
+// Build, typecheck and lint count as one check each: a red one is a failure a user would hit.
+for (const [name, args] of [
+  ['build', ['run', '-s', 'build']],
+  ['typecheck', ['run', '-s', 'typecheck']],
+  ['lint', ['run', '-s', 'lint']],
+]) {
+  console.log(`\n== ${name}`);
+  if (run('npm', args) === 0) totals.passed++;
+  else totals.failed++;
+}
+
+console.log('\n== vitest (unit + integration)');
+const vitestJson = 'test-results/vitest.json';
+fs.rmSync(vitestJson, { force: true });
+run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`]);
+if (fs.existsSync(vitestJson)) {
+  const r = JSON.parse(fs.readFileSync(vitestJson, 'utf8'));
+  totals.passed += r.numPassedTests;
+  totals.failed += r.numFailedTests + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0);
+  totals.skipped += r.numPendingTests + r.numTodoTests;
+} else totals.failed++;
+
+console.log('\n== playwright (e2e in Chromium)');
+const pwJson = 'test-results/playwright.json';
+fs.rmSync(pwJson, { force: true });
+run('npx', ['playwright', 'test', '--reporter=list,json'], { PLAYWRIGHT_JSON_OUTPUT_NAME: pwJson });
+if (fs.existsSync(pwJson)) {
+  const s = JSON.parse(fs.readFileSync(pwJson, 'utf8')).stats;
+  totals.passed += s.expected + s.flaky;
+  totals.failed += s.unexpected;
+  totals.skipped += s.skipped;
+  if (s.expected + s.unexpected + s.flaky === 0) totals.failed++; // a suite that ran nothing is broken
+} else totals.failed++;
+
+const line = `${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`;
+fs.writeFileSync('test-results/summary.txt', line + '\n');
+console.log(`\n${line}`);
+process.exit(totals.failed ? 1 : 0);

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { parseOsRelease } from '../../src-main/core/os-release';
+import { parseRsyncLine } from '../../src-main/core/rsync';
+import { describeRsyncFailure } from '../../src-main/core/rsync-errors';
+import type { RsyncResult } from '../../src-main/core/rsync';
+import { parseStorageUrl, rsyncTarget, sshCommand } from '../../src-main/core/storage-url';
+
+describe('os-release', () => {
+  it('reads quoted and unquoted values, ignoring comments', () => {
+    const f = parseOsRelease('# comment\nNAME="Tabula \\"Work\\" OS"\nIMAGE_VERSION=2026.11.3\nID=\'debian\'\n');
+    expect(f).toEqual({ NAME: 'Tabula "Work" OS', IMAGE_VERSION: '2026.11.3', ID: 'debian' });
+  });
+});
+
+describe('storage URL', () => {
+  it('understands ssh URLs with and without user and port', () => {
+    expect(parseStorageUrl('ssh://bob@nas.example:2222/srv/home/bob')).toMatchObject({ kind: 'ssh', user: 'bob', host: 'nas.example', port: 2222, path: '/srv/home/bob' });
+    expect(rsyncTarget(parseStorageUrl('ssh://nas/srv/x'))).toBe('nas:/srv/x/');
+    expect(rsyncTarget(parseStorageUrl('file:///mnt/nas/bob'))).toBe('/mnt/nas/bob/');
+  });
+
+  it('refuses relative paths, option-like hosts and passwords with a clear message', () => {
+    expect(() => parseStorageUrl('backups')).toThrow(/absolute path/);
+    expect(() => parseStorageUrl('ssh://-oProxyCommand=x/srv')).toThrow(/host name/);
+    expect(() => parseStorageUrl('ssh://bob:secret@nas/srv')).toThrow(/passwords/);
+    expect(() => parseStorageUrl('ssh://nas/')).toThrow(/no folder/);
+  });
+
+  it('quotes ssh options for rsync -e and refuses embedded quotes', () => {
+    const s = parseStorageUrl('ssh://bob@nas:2222/srv');
+    expect(sshCommand(s, ['-i', '/keys/my key'], 5)).toBe("ssh -p 2222 -o BatchMode=yes -o ConnectTimeout=5 -o ServerAliveInterval=15 -i '/keys/my key'");
+    expect(() => sshCommand(s, ["-oProxyCommand='x'"], 5)).toThrow(/quote/);
+  });
+});
+
+describe('rsync output', () => {
+  it('parses itemized names (with | in them) and progress2 lines', () => {
+    expect(parseRsyncLine('>f+++++++++|docs/a|b.txt|1234')).toEqual({ item: { change: '>f+++++++++', name: 'docs/a|b.txt', size: 1234 } });
+    expect(parseRsyncLine('      52428800  45%  100.00MB/s    0:00:00 (xfr#3, to-chk=7/12)')).toEqual({
+      progress: { bytesDone: 52428800, percent: 45, filesDone: 5, filesTotal: 12 },
+    });
+    expect(parseRsyncLine('sending incremental file list')).toBeNull();
+  });
+});
+
+describe('rsync failures in words', () => {
+  const result = (code: number, stderr: string): RsyncResult => ({ code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null });
+  const ctx = { home: '/home/ann', storage: 'ssh://nas/ann', cancelled: false };
+
+  it('lists unreadable files relative to the home instead of "exited 23"', () => {
+    const stderr = ['x', 'y', 'z', 'w']
+      .map((n) => `rsync: [sender] send_files failed to open "/home/ann/${n}": Permission denied (13)`)
+      .join('\n') + '\nrsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1338)';
+    const err = describeRsyncFailure(result(23, stderr), ctx);
+    expect(err.code).toBe('files-unreadable');
+    expect(err.message).toBe('4 files could not be backed up (permission denied for ~/x, ~/y, ~/z and 1 more). Everything else was copied.');
+    expect(err.details).toEqual(['~/x', '~/y', '~/z', '~/w']);
+  });
+
+  it('recognises an unreachable storage even when rsync says nothing', () => {
+    expect(describeRsyncFailure(result(255, ''), ctx)).toMatchObject({ code: 'storage-unreachable', retryable: true });
+    expect(describeRsyncFailure(result(255, 'ssh: connect to host nas port 22: Connection refused\n'), ctx).message).toBe(
+      'The storage ssh://nas/ann cannot be reached right now (connection refused).',
+    );
+  });
+
+  it('names a full storage and a refused login', () => {
+    expect(describeRsyncFailure(result(11, 'write failed: No space left on device (28)'), ctx).code).toBe('storage-full');
+    expect(describeRsyncFailure(result(255, 'bob@nas: Permission denied (publickey).'), ctx).code).toBe('storage-auth-failed');
+  });
+});

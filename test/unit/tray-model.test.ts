@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import type { AgentStatus, BackupStatus } from '../../src-main/common/contract';
+import { trayModel } from '../../src-main/common/tray-model';
+
+const now = Date.parse('2026-11-22T10:00:00Z');
+function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems'] = []): AgentStatus {
+  return {
+    hostname: 'lap-1',
+    agentVersion: '0.1.0',
+    image: { name: 'Tabula Workstation', id: 'tabula-ws', version: '2026.11.3', source: '/etc/os-release', problem: null },
+    backup: { state: 'idle', reason: 'All backed up.', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null, storage: '/mnt/nas', ...backup },
+    problems,
+  };
+}
+const labels = (m: ReturnType<typeof trayModel>) => m.menu.map((i) => i.label);
+
+describe('tray model', () => {
+  it('shows the image and how long ago the home was backed up', () => {
+    const m = trayModel(status({}), now);
+    expect(m.icon).toBe('idle');
+    expect(m.tooltip).toBe('Tabula — Tabula Workstation 2026.11.3\nAll backed up 2 min ago');
+    expect(labels(m)).toContain('Back up now');
+  });
+
+  it('offers Stop while syncing and shows the percentage', () => {
+    const m = trayModel(status({ state: 'running', progress: { percent: 40, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
+    expect(m.icon).toBe('syncing');
+    expect(labels(m)).toEqual(expect.arrayContaining(['Backing up… 40%', 'Stop backup']));
+    expect(labels(m)).not.toContain('Back up now');
+  });
+
+  it('distinguishes offline, failed and needs-attention states', () => {
+    expect(trayModel(status({ state: 'offline', reason: 'unreachable' }), now).icon).toBe('offline');
+    const failed = trayModel(status({ state: 'failed', reason: 'The storage is full.' }), now);
+    expect(failed.icon).toBe('error');
+    expect(failed.tooltip).toContain('Backup failed: The storage is full.');
+    expect(trayModel(status({ state: 'never', lastSuccessAt: null }), now).icon).toBe('attention');
+    const withProblem = trayModel(status({}, [{ file: '/etc/tabula/config.json', message: 'bad' }]), now);
+    expect(withProblem.icon).toBe('attention');
+    expect(withProblem.tooltip).toContain('1 settings problem');
+  });
+});
