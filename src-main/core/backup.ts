@@ -188,7 +188,7 @@ function safeStorageDisplay(url: string): string {
 function stateAfter(run: BackupRun, previousSuccess: string | null): { state: BackupState; reason: string; lastSuccessAt: string | null } {
   if (run.outcome === 'success') {
     const copied = run.filesTransferred === 0 ? 'nothing had changed' : `${run.filesTransferred} ${run.filesTransferred === 1 ? 'file' : 'files'} copied`;
-    return { state: 'idle', reason: `All backed up to ${run.storage} (${copied}).`, lastSuccessAt: run.finishedAt };
+    return { state: 'idle', reason: `All backed up (${copied}).`, lastSuccessAt: run.finishedAt };
   }
   const error = run.error!;
   const state: BackupState = error.code === 'storage-unreachable' ? 'offline' : 'failed';

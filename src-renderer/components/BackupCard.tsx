@@ -34,13 +34,17 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
         <div className="progress">
           <progress max={100} value={p?.percent ?? undefined} aria-label="Backup progress" />
           <p className="muted" data-testid="backup-progress">
-            {p ? `${p.percent}% · ${p.filesDone}${p.filesTotal !== null ? ` of ${p.filesTotal}` : ''} files` : 'Preparing…'}
+            {p ? `${p.percent}% · ${p.filesDone}${p.filesTotal !== null ? ` of ${p.filesTotal}` : ''} items checked` : 'Preparing…'}
             {p?.bytesTotal ? ` · ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` : ''}
-            {p?.currentFile ? ` · ${p.currentFile}` : ''}
           </p>
+          {p?.currentFile && (
+            <p className="muted current-file" title={p.currentFile}>
+              {p.currentFile}
+            </p>
+          )}
         </div>
       )}
-      {status.state !== 'idle' && status.state !== 'never' && (
+      {(status.state === 'failed' || status.state === 'offline') && (
         <p className="muted">Last successful backup: {timeAgo(status.lastSuccessAt, now)}</p>
       )}
       {status.lastRun?.error?.details && status.state === 'failed' && (
