@@ -88,7 +88,7 @@ test('"Back up now" shows progress, ends backed up, and the files are in storage
   await expect(page.getByTestId('backup-reason')).toHaveText("All backed up (305 files copied).");
   const frames = await seen();
   expect(frames, 'the card showed "Backing up" with a percent and a file count').toContainEqual(
-    expect.objectContaining({ state: 'Backing up', progress: expect.stringMatching(/^\d{1,3}% · \d+ of \d+ files/) }),
+    expect.objectContaining({ state: 'Backing up', progress: expect.stringMatching(/^\d{1,3}% · \d+ of \d+ items checked/) }),
   );
   expect(frames.some((f) => f.bar !== null), 'the progress bar was shown').toBe(true);
   await expect(page.getByRole('progressbar')).toHaveCount(0);
