@@ -15,6 +15,7 @@ export const errorCodes = [
   'files-unreadable',
   'rsync-missing',
   'cancelled',
+  'sync-refused',
   'agent-unreachable',
   'internal',
 ] as const;

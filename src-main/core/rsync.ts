@@ -39,9 +39,22 @@ export const parseableOutput = ['--no-h', '--info=progress2', '--out-format=%i|%
 const progressRe = /^\s*(\d+)\s+(\d+)%\s+\S+\s+\S+(?:\s+\(xfr#\d+, (?:to|ir)-chk=(\d+)\/(\d+)\))?/;
 const itemRe = /^([<>ch.*][^|]{2,10})\|(.*)\|(\d+)$/;
 
+/** rsync prints unprintable bytes of names as \\#ooo (octal); put the bytes back and read them as UTF-8. */
+export function unescapeRsyncName(name: string): string {
+  if (!name.includes('\\#')) return name;
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (const m of name.matchAll(/\\#([0-7]{3})/g)) {
+    parts.push(Buffer.from(name.slice(last, m.index), 'utf8'), Buffer.from([parseInt(m[1]!, 8)]));
+    last = m.index! + m[0].length;
+  }
+  parts.push(Buffer.from(name.slice(last), 'utf8'));
+  return Buffer.concat(parts).toString('utf8');
+}
+
 export function parseRsyncLine(line: string): { item: RsyncItem } | { progress: RsyncProgressLine } | null {
   const item = itemRe.exec(line);
-  if (item) return { item: { change: item[1]!.trim(), name: item[2]!, size: Number(item[3]) } };
+  if (item) return { item: { change: item[1]!.trim(), name: unescapeRsyncName(item[2]!), size: Number(item[3]) } };
   const p = progressRe.exec(line);
   if (p) {
     const toCheck = p[3] === undefined ? null : Number(p[3]);
@@ -54,9 +67,13 @@ export function parseRsyncLine(line: string): { item: RsyncItem } | { progress: 
 export function runRsync(
   args: string[],
   on: { item?: (item: RsyncItem) => void; progress?: (p: RsyncProgressLine) => void } = {},
-  opts: { rsyncPath?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { rsyncPath?: string; env?: NodeJS.ProcessEnv; /** Written to stdin (a --files-from=- list). */ input?: Buffer } = {},
 ): RsyncRun {
-  const child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  if (opts.input) {
+    child.stdin!.on('error', () => {}); // rsync may exit before reading it all; its exit code says why
+    child.stdin!.end(opts.input);
+  }
   let stderr = '';
   let pending = '';
   let filesTransferred = 0;
@@ -75,15 +92,15 @@ export function runRsync(
       on.item?.(parsed.item);
     } else on.progress?.(parsed.progress);
   };
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
     // progress2 redraws with \r, names end with \n.
     const parts = (pending + chunk).split(/[\r\n]/);
     pending = parts.pop()!;
     parts.forEach(onLine);
   });
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => {
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
     if (stderr.length < 256 * 1024) stderr += chunk;
   });
 

@@ -40,15 +40,37 @@ export function rsyncTarget(storage: Storage, sub = ''): string {
   return `${storage.user ? storage.user + '@' : ''}${storage.host}:${p}`;
 }
 
+/** ssh's arguments up to (not including) the host; the same for rsync's -e and for direct ssh calls. */
+export function sshArgs(storage: Storage, options: string[], connectTimeoutSeconds: number, controlDir?: string): string[] {
+  if (storage.kind !== 'ssh') throw new Error('sshArgs needs an ssh storage');
+  return [
+    '-p', String(storage.port),
+    '-o', 'BatchMode=yes',
+    '-o', `ConnectTimeout=${connectTimeoutSeconds}`,
+    '-o', 'ServerAliveInterval=15',
+    // One connection for listing and every transfer of a run (0.3 s saved per connection).
+    ...(controlDir ? ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/ssh-%C`, '-o', 'ControlPersist=30'] : []),
+    ...options,
+  ];
+}
+
+export function sshDestination(storage: Storage & { kind: 'ssh' }): string {
+  return storage.user ? `${storage.user}@${storage.host}` : storage.host;
+}
+
 /**
  * The ssh command rsync runs (its -e). rsync splits it on spaces and honours quotes, so every
  * argument is single-quoted; a quote inside an option is refused rather than escaped.
  */
-export function sshCommand(storage: Storage, options: string[], connectTimeoutSeconds: number): string {
-  if (storage.kind !== 'ssh') throw new Error('sshCommand needs an ssh storage');
-  const args = ['ssh', '-p', String(storage.port), '-o', 'BatchMode=yes', '-o', `ConnectTimeout=${connectTimeoutSeconds}`, '-o', 'ServerAliveInterval=15', ...options];
+export function sshCommand(storage: Storage, options: string[], connectTimeoutSeconds: number, controlDir?: string): string {
+  const args = ['ssh', ...sshArgs(storage, options, connectTimeoutSeconds, controlDir)];
   for (const a of args) {
     if (a.includes("'")) throw new TabulaError('storage-invalid', `The ssh option ${a} contains a quote, which Tabula does not pass on.`);
   }
   return args.map((a) => (/^[A-Za-z0-9_.,:=/@%+-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+}
+
+/** Quotes one argument for a POSIX shell (the remote side of ssh always runs one). */
+export function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
 }

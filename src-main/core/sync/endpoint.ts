@@ -1,0 +1,61 @@
+// The two ends of a sync, behind one shape: a folder on this machine or a folder over ssh. Both run
+// the same POSIX sh scripts (listing, pruning versions) and give rsync its root and transport options.
+import { spawn } from 'node:child_process';
+import type { Storage } from '../storage-url';
+import { rsyncTarget, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
+
+export interface ShellResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface Endpoint {
+  display: string;
+  /** The folder itself (path on its machine). */
+  path: string;
+  /** rsync's spelling of the folder, with a trailing slash. */
+  rsyncRoot: string;
+  /** Options rsync needs to reach it (-e ssh …). */
+  rsyncOptions: string[];
+  isRemote: boolean;
+  /** Runs a POSIX sh script there with positional arguments (never interpolated into the script). */
+  sh(script: string, args: string[]): Promise<ShellResult>;
+}
+
+function collect(cmd: string, args: string[]): Promise<ShellResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', (err) => resolve({ code: null, stdout: Buffer.alloc(0), stderr: String(err) }));
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+  });
+}
+
+export function localEndpoint(dir: string, display = dir): Endpoint {
+  return {
+    display,
+    path: dir,
+    rsyncRoot: dir.endsWith('/') ? dir : dir + '/',
+    rsyncOptions: [],
+    isRemote: false,
+    sh: (script, args) => collect('sh', ['-c', script, 'sh', ...args]),
+  };
+}
+
+export function storageEndpoint(storage: Storage, sshOptions: string[], connectTimeoutSeconds: number, controlDir?: string): Endpoint {
+  if (storage.kind === 'local') return localEndpoint(storage.path, storage.display);
+  const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, controlDir);
+  return {
+    display: storage.display,
+    path: storage.path,
+    rsyncRoot: rsyncTarget(storage),
+    rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, controlDir)],
+    isRemote: true,
+    // ssh joins its arguments into one command line for the remote shell: quote each one.
+    sh: (script, args) => collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')]),
+  };
+}

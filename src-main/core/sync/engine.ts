@@ -1,0 +1,373 @@
+// One bidirectional sync run between the home and the storage, with the safety contract of Unison and
+// rclone bisync: nothing a person made is silently lost, an empty or unmounted side never wipes the
+// other, overwritten and deleted files go to a versioned area, and an interrupted run leaves both sides
+// and the archive consistent so that the next run finishes the job.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { TabulaError } from '../../common/errors';
+import { createJsonStore, writeFileAtomic } from '../atomic-file';
+import { displayPath } from '../paths';
+import { parseableOutput, runRsync, type RsyncItem, type RsyncRun } from '../rsync';
+import { describeRsyncFailure } from '../rsync-errors';
+import type { Endpoint } from './endpoint';
+import { createMatcher, prunableDirs } from './excludes';
+import { conflictName, deletionShare, planSync, type Side, type SyncPlan } from './plan';
+import { listScript, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
+
+export interface ConflictRecord {
+  path: string;
+  /** Where the other version now lives, on both sides. */
+  conflictPath: string;
+  /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
+  kept: Side;
+  at: string;
+}
+
+export interface SyncProgress {
+  phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
+  percent: number;
+  bytesDone: number;
+  filesDone: number;
+  filesTotal: number | null;
+  currentFile: string | null;
+}
+
+export interface SyncOptions {
+  home: Endpoint;
+  storage: Endpoint;
+  /** Patterns relative to the home (rsync style); applied to both sides. */
+  excludes: string[];
+  stateDir: string;
+  host: string;
+  dryRun?: boolean;
+  force?: boolean;
+  /** Refuse when one side would delete more than this share of the archived files (default 0.5). */
+  maxDeleteShare?: number;
+  bandwidthLimitKBps?: number;
+  versionsRetentionDays?: number;
+  now?: () => Date;
+  onProgress?: (p: SyncProgress) => void;
+  /** Receives a function that cancels the run (kills rsync and ssh). */
+  onCancelable?: (cancel: () => void) => void;
+}
+
+export interface SyncSummary {
+  dryRun: boolean;
+  firstSync: boolean;
+  pulled: string[];
+  pushed: string[];
+  deletedLocal: string[];
+  deletedRemote: string[];
+  conflicts: ConflictRecord[];
+  skipped: Listing['skipped'];
+  bytesTransferred: number;
+  /** Files on this laptop that differ from the storage after the run (0 when it succeeded). */
+  pendingLocal: number;
+}
+
+const entrySchema = z.tuple([z.string(), z.enum(['f', 'd', 'l']), z.number(), z.number()]);
+const archiveSchema = z.object({ version: z.literal(1), storage: z.string(), entries: z.array(entrySchema) });
+type ArchiveFile = z.infer<typeof archiveSchema>;
+
+/** Below this many archived files the share rule does not apply (deleting 2 of 3 files is ordinary). */
+const MIN_FILES_FOR_SHARE_RULE = 10;
+
+export function archiveStore(stateDir: string) {
+  return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null);
+}
+
+export function loadArchive(stateDir: string, storage: string): { tree: Tree; first: boolean; problem: string | null } {
+  const { value, problem } = archiveStore(stateDir).load();
+  // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
+  if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem };
+  return { tree: new Map(value.entries.map(([p, type, size, mtime]) => [p, { type, size, mtime }])), first: false, problem };
+}
+
+function saveArchive(stateDir: string, storage: string, tree: Tree) {
+  const entries: ArchiveFile['entries'] = [];
+  for (const [p, e] of tree) entries.push([p, e.type, e.size, e.mtime]);
+  archiveStore(stateDir).save({ version: 1, storage, entries });
+}
+
+export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
+  const r = await ep.sh(listScript, [ep.path, ...prunableDirs(excludes)]);
+  if (r.code === 3 && r.stderr.includes('NOROOT')) return { tree: new Map(), exists: false, hasSentinel: false, skipped: [] };
+  if (r.code !== 0) {
+    // find exits 1 when some folders could not be read; the rest of its listing is still good.
+    const unreadable = [...r.stderr.matchAll(/find: '\.\/(.*)': Permission denied/g)].map((m) => m[1]!);
+    if (r.code !== 1 || unreadable.length === 0) throw listingFailure(ep, r.code, r.stderr);
+    const listing = parseListing(r.stdout, createMatcher(excludes));
+    return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: 'permission denied' }))] };
+  }
+  return { ...parseListing(r.stdout, createMatcher(excludes)), exists: true };
+}
+
+function listingFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
+  if (ep.isRemote) {
+    return describeRsyncFailure(
+      { code: code === 255 ? 255 : code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null },
+      { home: '', storage: ep.display, cancelled: false },
+    );
+  }
+  return new TabulaError('internal', `Could not list ${ep.display}: ${stderr.trim().split('\n')[0] ?? `exit ${code}`}`);
+}
+
+/** Cross-process lock: one sync at a time, and a lock whose owner died is taken over. */
+export function acquireLock(stateDir: string): () => void {
+  const file = path.join(stateDir, 'sync.lock');
+  fs.mkdirSync(stateDir, { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(fs.readFileSync(file, 'utf8'));
+      if (owner && owner !== process.pid && isAlive(owner)) {
+        throw new TabulaError('already-running', `Another sync is running (process ${owner}).`, { retryable: true });
+      }
+      fs.rmSync(file, { force: true }); // its owner is gone
+    }
+  }
+  throw new TabulaError('already-running', 'Another sync is starting.', { retryable: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const stampOf = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const nul = (paths: string[]) => Buffer.from(paths.map((p) => p + '\0').join(''));
+const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export async function runSync(o: SyncOptions): Promise<SyncSummary> {
+  const now = o.now ?? (() => new Date());
+  const release = acquireLock(o.stateDir);
+  let current: RsyncRun | null = null;
+  let cancelled = false;
+  o.onCancelable?.(() => {
+    cancelled = true;
+    current?.cancel();
+  });
+  const checkCancelled = () => {
+    if (cancelled) throw new TabulaError('cancelled', 'The sync was stopped before it finished. What was copied is kept; the next sync continues from there.', { retryable: true });
+  };
+
+  try {
+    o.onProgress?.({ phase: 'listing', percent: 0, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
+    const [local, remote] = await Promise.all([listEndpoint(o.home, o.excludes), listEndpoint(o.storage, o.excludes)]);
+    checkCancelled();
+    const archive = loadArchive(o.stateDir, o.storage.display);
+    if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
+    const plan = planSync(archive.tree, local.tree, remote.tree);
+    checkSafety(o, archive, local, remote, plan);
+
+    const summary: SyncSummary = {
+      dryRun: !!o.dryRun,
+      firstSync: archive.first,
+      pulled: [],
+      pushed: [],
+      deletedLocal: [],
+      deletedRemote: [],
+      conflicts: [],
+      skipped: [...local.skipped, ...remote.skipped],
+      bytesTransferred: 0,
+      pendingLocal: 0,
+    };
+    const tree = new Map(archive.tree);
+    const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
+      checkCancelled();
+      const items: RsyncItem[] = [];
+      const run = runRsync(
+        [...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args],
+        {
+          item(item) {
+            items.push(item);
+            o.onProgress?.({ phase, percent: 0, bytesDone: 0, filesDone: items.length, filesTotal: list.length, currentFile: item.name });
+          },
+          progress: (p) => o.onProgress?.({ phase, percent: p.percent, bytesDone: p.bytesDone, filesDone: items.length, filesTotal: list.length, currentFile: null }),
+        },
+        { input: nul(list) },
+      );
+      current = run;
+      const result = await run.done;
+      current = null;
+      if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
+      // What completed, for an archive that advances only for finished paths.
+      return { result, items, done: new Set(items.map((i) => i.name.replace(/\/$/, ''))), ok: result.code === 0 };
+    };
+
+    // Both changed to the same size: rsync's checksum decides whether the content really differs.
+    if (plan.compare.length) {
+      o.onProgress?.({ phase: 'comparing', percent: 0, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
+      const { result, items } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
+      if (result.code !== 0) throw failure(result, o, cancelled);
+      // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
+      const differing = new Set(items.filter((i) => /^[<>]/.test(i.change)).map((i) => i.name));
+      for (const p of plan.compare) {
+        if (differing.has(p)) plan.conflicts.push({ path: p, keep: local.tree.get(p)!.mtime >= remote.tree.get(p)!.mtime ? 'local' : 'remote' });
+        else plan.push.push(p); // same content: only the times differ
+      }
+    }
+
+    if (o.dryRun) {
+      return { ...summary, pulled: plan.pull, pushed: plan.push, deletedLocal: plan.deleteLocal, deletedRemote: plan.deleteRemote, conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
+    }
+
+    const stamp = stampOf(now());
+    if (!remote.hasSentinel) await writeSentinel(o, now());
+
+    // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
+    // next run does not see the same conflict again.
+    for (const c of plan.conflicts) {
+      checkCancelled();
+      const l = local.tree.get(c.path)!;
+      const r = remote.tree.get(c.path)!;
+      const older = c.keep === 'local' ? r : l;
+      const conflictPath = conflictName(c.path, new Date(older.mtime * 1000), o.host);
+      if (c.keep === 'remote') {
+        // Ours is older: step aside, take theirs, send ours under the conflict name.
+        fs.renameSync(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
+        plan.pull.push(c.path);
+      } else {
+        // Ours is newer: bring theirs in under the conflict name, then both go up.
+        const staging = path.join(o.stateDir, 'staging');
+        fs.rmSync(staging, { recursive: true, force: true });
+        fs.mkdirSync(staging, { recursive: true });
+        const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
+        if (result.code !== 0) throw failure(result, o, cancelled);
+        fs.renameSync(path.join(staging, c.path), path.join(o.home.path, conflictPath));
+        tree.set(c.path, r); // theirs is now kept locally: the name is ours to push
+        saveArchive(o.stateDir, o.storage.display, tree);
+        plan.push.push(c.path);
+      }
+      plan.push.push(conflictPath);
+      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString() });
+    }
+    if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
+
+    // Phase 1: storage → home. Files this laptop replaces or deletes are kept in a local versions folder:
+    // a person may have edited one after the listing.
+    const localVersions = path.join(o.stateDir, 'versions', stamp);
+    const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
+      const [src, dst, backupDir] = phase === 'pulling' ? [o.storage, o.home, localVersions] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`];
+      const base = ['-a', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
+      const files = [...copy, ...del.filter((p) => archive.tree.get(p)?.type !== 'd')].sort(parentsFirst);
+      const folders = del.filter((p) => archive.tree.get(p)?.type === 'd');
+      const done = new Set<string>();
+      let ok = true;
+      let lastResult: Awaited<RsyncRun['done']> | null = null;
+      if (files.length) {
+        const r = await rsync(phase, [...base, '--delete-missing-args', ...(phase === 'pushing' && archive.first ? ['--mkpath'] : []), src.rsyncRoot, dst.rsyncRoot], files);
+        r.done.forEach((p) => done.add(p));
+        ok = r.ok;
+        lastResult = r.result;
+      }
+      // Deleted folders last, once their contents are gone (--force: anything left is backed up too).
+      if (ok && folders.length) {
+        const r = await rsync(phase, [...base, '--delete-missing-args', '--force', src.rsyncRoot, dst.rsyncRoot], folders);
+        r.done.forEach((p) => done.add(p));
+        ok = r.ok;
+        lastResult = r.result;
+      }
+      const completed = (p: string) => ok || done.has(p);
+      const from = phase === 'pulling' ? remote.tree : local.tree;
+      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
+      for (const p of del) if (completed(p)) tree.delete(p);
+      saveArchive(o.stateDir, o.storage.display, tree);
+      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed));
+      (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(completed));
+      if (!ok && lastResult) throw failure(lastResult, o, cancelled);
+    };
+    await transfer('pulling', plan.pull, plan.deleteLocal);
+    await transfer('pushing', plan.push, plan.deleteRemote);
+
+    for (const p of plan.agreed) {
+      const l = local.tree.get(p);
+      if (l) tree.set(p, l);
+      else tree.delete(p);
+    }
+    saveArchive(o.stateDir, o.storage.display, tree);
+    await pruneVersions(o);
+    return summary;
+  } finally {
+    release();
+  }
+
+  function failure(result: Awaited<RsyncRun['done']>, opts: SyncOptions, wasCancelled: boolean) {
+    return describeRsyncFailure(result, { home: opts.home.path, storage: opts.storage.display, cancelled: wasCancelled });
+  }
+}
+
+/** What the archive should remember for a path just copied: the source's entry (rsync -a keeps size and time). */
+function entryAfterCopy(p: string, from: Tree, o: SyncOptions): Entry {
+  const e = from.get(p);
+  if (e) return e;
+  // A conflict copy made during this run: read it from the home.
+  const st = fs.lstatSync(path.join(o.home.path, p));
+  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : st.size, mtime: Math.floor(st.mtimeMs / 1000) };
+}
+
+function checkSafety(o: SyncOptions, archive: ReturnType<typeof loadArchive>, local: Listing, remote: Listing, plan: SyncPlan) {
+  const refuse = (why: string, deletions: string[]) => {
+    const wouldDelete = deletions.filter((p) => archive.tree.get(p)?.type !== 'd');
+    const list = wouldDelete.slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
+    return new TabulaError('sync-refused', `${why} Nothing was changed.${wouldDelete.length ? ` It would have deleted ${wouldDelete.length} files.` : ''} Check the storage, then sync with --force to go ahead.`, {
+      details: list,
+    });
+  };
+  if (!remote.exists && !o.storage.isRemote) {
+    throw new TabulaError('storage-unreachable', `The storage folder ${o.storage.display} does not exist or is not mounted.`, { retryable: true });
+  }
+  if (archive.first || o.force) return;
+  if (!remote.exists || !remote.hasSentinel) {
+    throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.`, plan.deleteLocal);
+  }
+  const archived = [...archive.tree.values()].filter((e) => e.type !== 'd').length;
+  const filesIn = (t: Tree) => [...t.values()].some((e) => e.type !== 'd');
+  if (archived > 0 && !filesIn(remote.tree)) throw refuse(`The storage ${o.storage.display} is empty.`, plan.deleteLocal);
+  if (archived > 0 && !filesIn(local.tree)) throw refuse(`Your home folder is empty.`, plan.deleteRemote);
+  const share = deletionShare(plan, archive.tree);
+  const max = o.maxDeleteShare ?? 0.5;
+  if (share.archived >= MIN_FILES_FOR_SHARE_RULE) {
+    if (share.local / share.archived > max) {
+      throw refuse(`This sync would delete ${share.local} of ${share.archived} files in your home (more than ${Math.round(max * 100)}%).`, plan.deleteLocal);
+    }
+    if (share.remote / share.archived > max) {
+      throw refuse(`This sync would delete ${share.remote} of ${share.archived} files on the storage (more than ${Math.round(max * 100)}%).`, plan.deleteRemote);
+    }
+  }
+}
+
+async function writeSentinel(o: SyncOptions, at: Date) {
+  const tmp = path.join(o.stateDir, 'sentinel');
+  fs.mkdirSync(tmp, { recursive: true });
+  writeFileAtomic(path.join(tmp, SENTINEL), JSON.stringify({ createdAt: at.toISOString(), createdBy: o.host }) + '\n');
+  const run = runRsync(['-a', '--mkpath', ...o.storage.rsyncOptions, `${tmp}/${SENTINEL}`, o.storage.rsyncRoot]);
+  const result = await run.done;
+  if (result.code !== 0) throw describeRsyncFailure(result, { home: o.home.path, storage: o.storage.display, cancelled: false });
+}
+
+/** Versions older than the retention go, on the storage and locally. */
+async function pruneVersions(o: SyncOptions) {
+  const minutes = String(Math.round((o.versionsRetentionDays ?? 30) * 24 * 60));
+  const script = 'cd -- "$1" 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +"$2" -exec rm -rf -- {} +';
+  await Promise.all([o.storage.sh(script, [`${o.storage.path}/${STORAGE_AREA}/versions`, minutes]), o.home.sh(script, [path.join(o.stateDir, 'versions'), minutes])]);
+}
+
+export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
+  const store = conflictStore(stateDir);
+  const { value } = store.load();
+  store.save([...value.filter((c) => !added.some((a) => a.path === c.path)), ...added]);
+}
+
+const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));
+export function conflictStore(stateDir: string) {
+  return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
+}
