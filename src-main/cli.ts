@@ -4,7 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHttpClient } from './common/clients';
-import type { AgentEvent, AgentStatus, ApiClient, BackupRun } from './common/contract';
+import type { ApiClient } from './common/contract';
+import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
 import { TabulaError } from './common/errors';
 import { createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
@@ -12,10 +13,10 @@ import { startHttpServer } from './core/http-server';
 import { resolvePaths } from './core/paths';
 
 const usage = `Usage:
-  tabula --headless [--port N]   run the agent and serve the window on http://127.0.0.1
-  tabula status [--json]         image version and backup state
-  tabula backup now [--no-wait]  back up the home folder now, showing progress
-  tabula events                  follow the agent's event stream (one JSON object a line)
+  tabula --headless [--port N]     run the agent and serve the window on http://127.0.0.1
+  tabula status [--json]           image version and sync state
+  tabula events                    follow the agent's event stream (one JSON object a line)
+${syncUsage}
   tabula --version`;
 
 const paths = resolvePaths();
@@ -115,99 +116,18 @@ async function launch(port: number) {
   child.on('exit', (code) => process.exit(code ?? 0));
 }
 
-function ago(iso: string | null): string {
-  if (!iso) return 'never';
-  const min = Math.round((Date.now() - Date.parse(iso)) / 60000);
-  const when = new Date(iso).toLocaleString();
-  return min < 1 ? `${when} (just now)` : min < 120 ? `${when} (${min} min ago)` : when;
-}
-
-function formatStatus(s: AgentStatus): string {
-  const lines = [
-    `Image:   ${s.image.name} — version ${s.image.version}${s.image.problem ? ` (${s.image.problem})` : ''}`,
-    `Backup:  ${s.backup.state} — ${s.backup.reason}`,
-    `         last success: ${ago(s.backup.lastSuccessAt)}`,
-    `Storage: ${s.backup.storage}`,
-  ];
-  if (s.backup.progress) lines.push(`         ${s.backup.progress.percent}% (${s.backup.progress.filesDone}/${s.backup.progress.filesTotal ?? '?'} files)`);
-  for (const p of s.problems) lines.push(`Problem: ${p.message}`);
-  return lines.join('\n');
-}
-
-async function backupNow(wait: boolean) {
-  const client = await requireAgent();
-  if (!wait) {
-    const { runId } = await client.call('backup.start', {});
-    console.log(`Backup started (${runId}). Follow it with \`tabula events\` or \`tabula status\`.`);
-    return;
-  }
-  // Subscribe first and start once the stream is live, so no event of this run is missed.
-  const finished = new Promise<BackupRun>((resolve, reject) => {
-    let runId: string | null = null;
-    let started = false;
-    const early: BackupRun[] = [];
-    const unsubscribe = client.subscribe(
-      (e: AgentEvent) => {
-        if (e.type === 'backup-progress' && process.stderr.isTTY) {
-          process.stderr.write(`\r${e.data.percent}%  ${e.data.filesDone}/${e.data.filesTotal ?? '?'} files  ${(e.data.currentFile ?? '').slice(-50).padEnd(50)}`);
-        }
-        if (e.type === 'backup-finished') {
-          if (runId === null) early.push(e.data);
-          else if (e.data.id === runId) {
-            unsubscribe();
-            resolve(e.data);
-          }
-        }
-      },
-      () => {
-        if (started) return;
-        started = true;
-        client.call('backup.start', {}).then(({ runId: id }) => {
-          runId = id;
-          const done = early.find((r) => r.id === id);
-          if (done) {
-            unsubscribe();
-            resolve(done);
-          }
-        }, reject);
-      },
-    );
-  });
-  const run = await finished;
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  if (run.outcome === 'success') {
-    console.log(`Backed up to ${run.storage}: ${run.filesTransferred} ${run.filesTransferred === 1 ? 'file' : 'files'} copied (${run.bytesTransferred} bytes).`);
-  } else {
-    console.error(run.error?.message ?? 'The backup did not finish.');
-    for (const d of run.error?.details ?? []) console.error(`  ${d}`);
-    process.exitCode = 1;
-  }
-}
-
 async function main(argv: string[]) {
-  const flag = (name: string) => argv.includes(name);
-  const portArg = argv.indexOf('--port');
-  const port = portArg >= 0 ? Number(argv[portArg + 1]) : 0;
+  const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
+  const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
-  const words = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--port');
-
-  if (flag('--version')) return console.log('tabula 0.1.0');
-  if (flag('--headless')) return headless(port);
-  if (flag('--launch')) return launch(port);
-  switch (words.join(' ')) {
-    case 'status': {
-      const s = await (await requireAgent()).call('status.get', {});
-      return console.log(flag('--json') ? JSON.stringify(s, null, 2) : formatStatus(s));
-    }
-    case 'backup now':
-      return backupNow(!flag('--no-wait'));
-    case 'events': {
-      (await requireAgent()).subscribe((e) => console.log(JSON.stringify(e)));
-      return;
-    }
-    default:
-      console.error(usage);
-      process.exit(flag('--help') || words.length === 0 ? 0 : 64);
+  if (args.flags.has('--version')) return console.log('tabula 0.1.0');
+  if (args.flags.has('--headless')) return headless(port);
+  if (args.flags.has('--launch')) return launch(port);
+  if (args.words[0] === 'sync') return syncForeground(args, paths);
+  const done = await runAgentCommand(args, requireAgent);
+  if (!done) {
+    console.error(usage);
+    process.exit(args.flags.has('--help') || args.words.length === 0 ? 0 : 64);
   }
 }
 

@@ -20,12 +20,29 @@ export interface ImageStatus {
 }
 
 /**
- * never: no backup has run yet; idle: last run succeeded; running; failed: last run failed (reason
- * says why); offline: the storage could not be reached.
+ * never: no sync has run yet; idle: all synced; running; failed: the last run failed (reason says
+ * why); offline: the storage cannot be reached and requests wait in the queue; paused: by the person;
+ * attention: conflicts to settle, or a sync refused for safety.
  */
-export type BackupState = 'never' | 'idle' | 'running' | 'failed' | 'offline';
+export type BackupState = 'never' | 'idle' | 'running' | 'failed' | 'offline' | 'paused' | 'attention';
+
+export interface ConflictInfo {
+  path: string;
+  /** Where the other version lives now (on both sides). */
+  conflictPath: string;
+  /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
+  kept: 'local' | 'remote';
+  at: string;
+}
+
+export interface FileVersion {
+  /** When this content was replaced or deleted on the storage; null for the storage's current copy. */
+  replacedAt: string | null;
+  stamp: string | null;
+}
 
 export interface BackupProgress {
+  phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
   bytesDone: number;
   /** Estimated from rsync's overall percentage; null until known. */
   bytesTotal: number | null;
@@ -42,8 +59,12 @@ export interface BackupRun {
   startedAt: string;
   finishedAt: string;
   outcome: RunOutcome;
-  /** Files actually copied (unchanged files are not counted). */
+  /** Files actually copied, both ways (unchanged files are not counted). */
   filesTransferred: number;
+  pulled: number;
+  pushed: number;
+  deleted: number;
+  conflicts: number;
   bytesTransferred: number;
   storage: string;
   error: ErrorInfo | null;
@@ -60,6 +81,16 @@ export interface BackupStatus {
   progress: BackupProgress | null;
   /** The configured storage, for display (no secrets). */
   storage: string;
+  paused: boolean;
+  /** Changes in the home not yet on the storage (known when offline or after a failed run). */
+  queuedChanges: number;
+  /** When the next attempt runs by itself (offline retry or schedule). */
+  nextAttemptAt: string | null;
+  conflicts: ConflictInfo[];
+  /** When a sync was refused for safety: what it would have deleted. */
+  wouldDelete: string[];
+  excludes: string[];
+  bandwidthLimitKBps: number;
 }
 
 export interface ConfigProblem {
@@ -99,8 +130,19 @@ const noArgs = z.object({}).strict();
 
 export const methods = {
   'status.get': method<AgentStatus>()(noArgs),
-  'backup.start': method<{ runId: string }>()(noArgs),
+  /** Queues a sync and starts it when the storage is reachable; `force` overrides the safety refusals. */
+  'backup.start': method<{ queued: boolean; requestedAt: string }>()(z.object({ force: z.boolean().optional() }).strict()),
   'backup.cancel': method<{ cancelled: boolean }>()(noArgs),
+  'backup.pause': method<BackupStatus>()(noArgs),
+  'backup.resume': method<BackupStatus>()(noArgs),
+  'backup.settings': method<BackupStatus>()(
+    z.object({ excludes: z.array(z.string().min(1).max(500)).max(500).optional(), bandwidthLimitKBps: z.number().int().min(0).max(10_000_000).optional() }).strict(),
+  ),
+  'conflicts.resolve': method<{ resolved: string }>()(z.object({ path: z.string().min(1), keep: z.enum(['mine', 'theirs', 'both']) }).strict()),
+  'versions.list': method<FileVersion[]>()(z.object({ path: z.string().min(1) }).strict()),
+  'versions.restore': method<{ restoredTo: string; version: FileVersion }>()(
+    z.object({ path: z.string().min(1), at: z.string().datetime({ offset: true }).optional(), to: z.string().min(1).optional() }).strict(),
+  ),
   'backup.history': method<BackupRun[]>()(z.object({ limit: z.number().int().min(1).max(1000).optional() }).strict()),
   /** Events after id `after`; `complete: false` means some were dropped: refetch the whole state. */
   'events.since': method<{ events: AgentEvent[]; complete: boolean }>()(

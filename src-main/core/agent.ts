@@ -4,10 +4,10 @@ import os from 'node:os';
 import type { AgentStatus, ConfigProblem, Handlers } from '../common/contract';
 import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
-import { createBackupService } from './backup';
 import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
 import { resolvePaths, type Paths } from './paths';
+import { createSyncService } from './sync/service';
 
 export const agentVersion = '0.1.0';
 
@@ -15,7 +15,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   paths?: Paths;
   now?: () => Date;
-  rsyncPath?: string;
+  /** Start syncs by themselves (schedule, home changes, queued requests). Tests that drive runs turn it off. */
+  autoStart?: boolean;
   /** Where bugs (not expected failures) are reported. */
   logBug?: (err: unknown) => void;
 }
@@ -42,12 +43,12 @@ export function createAgent(opts: AgentOptions = {}): Agent {
   };
   getConfig();
 
-  const backup = createBackupService({
+  const backup = createSyncService({
     paths,
     getConfig,
     events,
     now: opts.now,
-    rsyncPath: opts.rsyncPath,
+    autoStart: opts.autoStart,
     reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
   });
 
@@ -64,8 +65,14 @@ export function createAgent(opts: AgentOptions = {}): Agent {
 
   const handlers: Handlers = {
     'status.get': () => status(),
-    'backup.start': () => backup.start(),
+    'backup.start': ({ force }) => backup.start(force),
     'backup.cancel': () => backup.cancel(),
+    'backup.pause': () => backup.pause(),
+    'backup.resume': () => backup.resume(),
+    'backup.settings': (s) => backup.settings(s),
+    'conflicts.resolve': ({ path, keep }) => backup.resolveConflict(path, keep),
+    'versions.list': ({ path }) => backup.versions(path),
+    'versions.restore': ({ path, at, to }) => backup.restore(path, at, to),
     'backup.history': ({ limit }) => backup.history(limit),
     'events.since': ({ after }) => events.since(after),
   };
@@ -77,6 +84,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     events,
     status,
     async shutdown() {
+      backup.dispose();
       backup.cancel();
       await backup.whenIdle();
     },

@@ -18,6 +18,18 @@ const configSchema = z.object({
   backup: z.object({
     /** rsync patterns relative to the home, on top of the built-in excludes. */
     excludes: z.array(z.string().min(1)),
+    /** A sync runs by itself this often (and on changes in the home, and when the storage is back). */
+    intervalMinutes: z.number().min(1).max(24 * 60),
+    /** First retry after a failure; doubles up to retryMaxSeconds. */
+    retryMinSeconds: z.number().min(1).max(3600),
+    retryMaxSeconds: z.number().min(1).max(24 * 3600),
+    /** Quiet time after the last change in the home before a sync starts. */
+    debounceSeconds: z.number().min(1).max(3600),
+    watchHome: z.boolean(),
+    maxDeletePercent: z.number().min(1).max(100),
+    versionsRetentionDays: z.number().min(0).max(3650),
+    /** 0: no limit. */
+    bandwidthLimitKBps: z.number().int().min(0),
   }),
 });
 export type TabulaConfig = z.infer<typeof configSchema>;
@@ -34,7 +46,17 @@ export function embeddedDefaults(paths: Paths): TabulaConfig {
   return {
     // Out of the box the app does its job: a local folder (point it at a NAS or sshd for real use).
     storage: { url: path.join(paths.dataDir, 'storage'), sshOptions: [], connectTimeoutSeconds: 10 },
-    backup: { excludes: [] },
+    backup: {
+      excludes: [],
+      intervalMinutes: 15,
+      retryMinSeconds: 30,
+      retryMaxSeconds: 15 * 60,
+      debounceSeconds: 30,
+      watchHome: true,
+      maxDeletePercent: 50,
+      versionsRetentionDays: 30,
+      bandwidthLimitKBps: 0,
+    },
   };
 }
 

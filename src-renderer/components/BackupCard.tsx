@@ -3,7 +3,7 @@ import type { BackupState as Store } from '../stores/status-stores';
 import { useNow } from './App';
 import { formatBytes, timeAgo } from './format';
 
-const labels = { never: 'Not backed up yet', idle: 'Backed up', running: 'Backing up', failed: 'Backup failed', offline: 'Offline' } as const;
+const labels = { never: 'Not backed up yet', idle: 'Backed up', running: 'Backing up', failed: 'Backup failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you' } as const;
 
 export function BackupCard({ store }: { store: StoreApi<Store> }) {
   const status = useStore(store, (s) => s.status);

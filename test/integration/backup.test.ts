@@ -15,7 +15,7 @@ let agents: Agent[] = [];
 const storage = () => path.join(sb.dir, 'nas');
 
 function newAgent() {
-  const agent = createAgent({ paths: resolvePaths(sb.env) });
+  const agent = createAgent({ paths: resolvePaths(sb.env), autoStart: false });
   agents.push(agent);
   return agent;
 }
@@ -175,7 +175,8 @@ describe('backup over ssh', () => {
       const { run } = await backup(agent);
       expect(run.error).toMatchObject({ code: 'storage-unreachable', retryable: true });
       expect(run.error!.message).toMatch(/cannot be reached right now \(connection refused\)/);
-      expect(agent.status().backup).toMatchObject({ state: 'offline', reason: run.error!.message });
+      expect(agent.status().backup).toMatchObject({ state: 'offline', queuedChanges: 2 });
+      expect(agent.status().backup.reason).toBe(`Waiting for storage — 2 changes queued. ${run.error!.message}`);
     } finally {
       await sshd.start();
     }

@@ -88,7 +88,7 @@ describe('tabula CLI', () => {
     const text = await sb.cli(['status']);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('Image:   Tabula Workstation — version 2026.11.3');
-    expect(text.stdout).toContain('Backup:  never — Not backed up yet');
+    expect(text.stdout).toContain('Backup:  never — Not synced yet');
     const json = JSON.parse((await sb.cli(['status', '--json'])).stdout);
     expect(json.image.version).toBe('2026.11.3');
   });
@@ -102,7 +102,7 @@ describe('tabula CLI', () => {
       await new Promise((r) => setTimeout(r, 500)); // let it connect
       const r = await sb.cli(['backup', 'now']);
       expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^Backed up to .*nas: 1 file copied/);
+      expect(r.stdout).toMatch(/^Synced with .*nas: 1 file backed up, 0 files brought in, 0 deleted\./);
       expect(fs.readFileSync(path.join(sb.dir, 'nas/Documents/notes.txt'), 'utf8')).toBe('Remember the milk.\n');
       await expect.poll(() => lines).toContain('"type":"backup-finished"');
       const types = lines.trim().split('\n').map((l) => JSON.parse(l).type);
@@ -110,7 +110,7 @@ describe('tabula CLI', () => {
     } finally {
       follower.kill();
     }
-    expect((await sb.cli(['status'])).stdout).toContain('Backup:  idle — All backed up');
+    expect((await sb.cli(['status'])).stdout).toContain('Backup:  idle — All synced');
   });
 
   it('exits non-zero with the reason when the backup fails', async () => {

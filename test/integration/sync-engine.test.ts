@@ -191,15 +191,18 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
   it('carries hostile names, links that point outside, and honours excludes on both sides', async () => {
     const a = w.laptop('a');
     const b = w.laptop('b');
-    const names = ['; touch PWNED', '$(touch PWNED2)', '-rf', '--delete', 'new\nline', 'tab\there', 'café', 'cafe\u0301', 'back\\#012slash', ' lead'];
-    for (const n of names) a.write(`odd/${n}`, n);
+    const names = ['; touch PWNED', '# comment', '$(touch PWNED2)', '-rf', '--delete', 'new\nline', 'tab\there', 'café', 'cafe\u0301', 'back\\#012slash', ' lead'];
+    for (const n of names) {
+      a.write(`odd/${n}`, n);
+      a.write(n, n); // at the top of the home too
+    }
     fs.symlinkSync('/etc/passwd', path.join(a.home, 'passwd-link'));
     a.write('.cache/big.tmp', 'cache');
     fs.mkdirSync(path.join(w.storageDir, '.cache'), { recursive: true });
     fs.writeFileSync(path.join(w.storageDir, '.cache/server.tmp'), 'server cache');
     await a.sync();
     await b.sync();
-    for (const n of names) expect(b.read(`odd/${n}`)).toBe(n);
+    for (const n of names) expect([b.read(`odd/${n}`), b.read(n)]).toEqual([n, n]);
     expect(fs.readlinkSync(path.join(b.home, 'passwd-link'))).toBe('/etc/passwd');
     expect(fs.lstatSync(path.join(w.storageDir, 'passwd-link')).isSymbolicLink()).toBe(true);
     expect(fs.existsSync(path.join(w.storageDir, '.cache/big.tmp'))).toBe(false);

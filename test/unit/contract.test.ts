@@ -42,7 +42,7 @@ beforeAll(async () => {
   sb.writeOsRelease({ NAME: 'Tabula Workstation', IMAGE_ID: 'tabula-ws', IMAGE_VERSION: '2026.11.3' });
   // Big enough that a backup is still running when the second start arrives.
   fs.writeFileSync(path.join(sb.home, 'big.bin'), Buffer.alloc(64 << 20, 7));
-  agent = createAgent({ paths: resolvePaths(sb.env) });
+  agent = createAgent({ paths: resolvePaths(sb.env), autoStart: false });
   server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: path.join(sb.dir, 'no-ui') });
 });
 afterAll(async () => {
@@ -97,18 +97,21 @@ describe.each(Object.entries(transports))('contract over %s', (_name, makeClient
       );
     });
     await connected;
-    const { runId } = await client.call('backup.start', {});
-    const busy = await rejection(client.call('backup.start', {}));
-    expect(busy).toMatchObject({ code: 'already-running', retryable: true, message: 'A backup is already running.' });
+    const { requestedAt } = await client.call('backup.start', {});
     await finished;
+    await client.call('backup.pause', {});
+    const paused = await rejection(client.call('backup.start', {}));
+    expect(paused).toMatchObject({ code: 'not-running', retryable: false, message: 'Sync is paused. Resume it first.' });
+    expect((await client.call('backup.resume', {})).paused).toBe(false);
     const ids = seen.map((e) => e.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(ids.length);
     expect(seen[0]).toMatchObject({ type: 'backup-state-changed', data: { to: 'running' } });
-    const done = seen.at(-1)!;
-    expect(done).toMatchObject({ type: 'backup-finished', data: { id: runId, outcome: 'success' } });
-    const history = await client.call('backup.history', { limit: 1 });
-    expect(history[0]!.id).toBe(runId);
+    const done = seen.find((e) => e.type === 'backup-finished')!;
+    expect(done).toMatchObject({ type: 'backup-finished', data: { outcome: 'success' } });
+    expect(done.type === 'backup-finished' && done.data.startedAt >= requestedAt).toBe(true);
+    const history = await client.call('backup.history', { limit: 5 });
+    expect(history.map((r) => r.id)).toContain(done.type === 'backup-finished' && done.data.id);
   });
 
   it('tells a client that missed events to refetch', async () => {

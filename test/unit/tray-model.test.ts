@@ -8,7 +8,10 @@ function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems']
     hostname: 'lap-1',
     agentVersion: '0.1.0',
     image: { name: 'Tabula Workstation', id: 'tabula-ws', version: '2026.11.3', source: '/etc/os-release', problem: null },
-    backup: { state: 'idle', reason: 'All backed up.', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null, storage: '/mnt/nas', ...backup },
+    backup: {
+      state: 'idle', reason: 'All backed up.', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null, storage: '/mnt/nas',
+      paused: false, queuedChanges: 0, nextAttemptAt: null, conflicts: [], wouldDelete: [], excludes: [], bandwidthLimitKBps: 0, ...backup,
+    },
     problems,
   };
 }
@@ -23,7 +26,7 @@ describe('tray model', () => {
   });
 
   it('offers Stop while syncing and shows the percentage', () => {
-    const m = trayModel(status({ state: 'running', progress: { percent: 40, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
+    const m = trayModel(status({ state: 'running', progress: { phase: 'pushing', percent: 40, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
     expect(m.icon).toBe('syncing');
     expect(labels(m)).toEqual(expect.arrayContaining(['Backing up… 40%', 'Stop backup']));
     expect(labels(m)).not.toContain('Back up now');

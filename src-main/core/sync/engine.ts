@@ -143,7 +143,8 @@ function isAlive(pid: number): boolean {
 }
 
 const stampOf = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-const nul = (paths: string[]) => Buffer.from(paths.map((p) => p + '\0').join(''));
+// rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
+const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
 const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
@@ -217,7 +218,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     }
 
     if (o.dryRun) {
-      return { ...summary, pulled: plan.pull, pushed: plan.push, deletedLocal: plan.deleteLocal, deletedRemote: plan.deleteRemote, conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
+      const files = (paths: string[], t: Tree) => paths.filter((p) => t.get(p)?.type !== 'd');
+      return { ...summary, pulled: files(plan.pull, remote.tree), pushed: files(plan.push, local.tree), deletedLocal: files(plan.deleteLocal, archive.tree), deletedRemote: files(plan.deleteRemote, archive.tree), conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
     }
 
     const stamp = stampOf(now());
@@ -281,8 +283,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
       for (const p of del) if (completed(p)) tree.delete(p);
       saveArchive(o.stateDir, o.storage.display, tree);
-      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed));
-      (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(completed));
+      // The summary speaks of files (and links), as a person counts them, not folders.
+      const notFolder = (t: Tree) => (p: string) => t.get(p)?.type !== 'd';
+      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter(notFolder(from)));
+      (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(completed).filter(notFolder(archive.tree)));
       if (!ok && lastResult) throw failure(lastResult, o, cancelled);
     };
     await transfer('pulling', plan.pull, plan.deleteLocal);

@@ -1,0 +1,218 @@
+// The sync commands of `tabula`: one foreground sync without the agent, and the commands that ask the
+// running agent (back up now, pause, resume, conflicts, versions and restore).
+import os from 'node:os';
+import path from 'node:path';
+import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
+import { TabulaError } from './common/errors';
+import { loadConfig } from './core/config';
+import type { Paths } from './core/paths';
+import { parseStorageUrl } from './core/storage-url';
+import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
+import { runSync } from './core/sync/engine';
+import { defaultExcludes } from './core/sync/service';
+
+export const syncUsage = `  tabula sync [--dry-run] [--force] [--home DIR] [--storage URL] [--json]
+                                   one two-way sync in the foreground, without the agent
+                                   (exit 0 synced, 2 refused for safety, 1 other failure)
+  tabula backup now [--force] [--no-wait]   sync now through the agent, following progress
+  tabula backup pause|resume|status
+  tabula conflicts [--json]        conflicts waiting for a choice
+  tabula conflicts resolve PATH --keep mine|theirs|both
+  tabula versions PATH             older versions of a file or folder kept on the storage
+  tabula restore PATH [--at TIME] [--to DIR]   bring back an older version`;
+
+export interface Args {
+  words: string[];
+  flags: Set<string>;
+  values: Map<string, string>;
+}
+
+export function parseArgs(argv: string[], valueFlags: string[]): Args {
+  const args: Args = { words: [], flags: new Set(), values: new Map() };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (valueFlags.includes(a)) {
+      const v = argv[++i];
+      if (v === undefined) throw new TabulaError('invalid-argument', `${a} needs a value.`);
+      args.values.set(a, v);
+    } else if (a.startsWith('--')) args.flags.add(a);
+    else args.words.push(a);
+  }
+  return args;
+}
+
+export function ago(iso: string | null): string {
+  if (!iso) return 'never';
+  const min = Math.round((Date.now() - Date.parse(iso)) / 60000);
+  const when = new Date(iso).toLocaleString();
+  return min < 1 ? `${when} (just now)` : min < 120 ? `${when} (${min} min ago)` : when;
+}
+
+export function formatStatus(s: AgentStatus): string {
+  const b = s.backup;
+  const lines = [
+    `Image:   ${s.image.name} — version ${s.image.version}${s.image.problem ? ` (${s.image.problem})` : ''}`,
+    `Backup:  ${b.state} — ${b.reason}`,
+    `         last success: ${ago(b.lastSuccessAt)}`,
+    `Storage: ${b.storage}`,
+  ];
+  if (b.progress) lines.push(`         ${b.progress.phase} ${b.progress.percent}% (${b.progress.filesDone}/${b.progress.filesTotal ?? '?'} files)`);
+  if (b.queuedChanges) lines.push(`Queued:  ${b.queuedChanges} changes waiting for the storage`);
+  if (b.nextAttemptAt) lines.push(`Next:    ${new Date(b.nextAttemptAt).toLocaleString()}`);
+  for (const c of b.conflicts) lines.push(`Conflict: ${c.path} (other version: ${c.conflictPath})`);
+  for (const p of s.problems) lines.push(`Problem: ${p.message}`);
+  return lines.join('\n');
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+async function backupNow(client: ApiClient, args: Args) {
+  const force = args.flags.has('--force');
+  if (args.flags.has('--no-wait')) {
+    await client.call('backup.start', { force });
+    console.log('Sync requested. Follow it with `tabula events` or `tabula status`.');
+    return;
+  }
+  // Subscribe first and ask once the stream is live, so no event of this run is missed.
+  const run = await new Promise<BackupRun>((resolve, reject) => {
+    let requestedAt: string | null = null;
+    const early: BackupRun[] = [];
+    let asked = false;
+    const finish = (r: BackupRun) => {
+      unsubscribe();
+      resolve(r);
+    };
+    const unsubscribe = client.subscribe(
+      (e) => {
+        if (e.type === 'backup-progress' && process.stderr.isTTY) {
+          process.stderr.write(`\r${e.data.phase} ${e.data.percent}%  ${e.data.filesDone}/${e.data.filesTotal ?? '?'}  ${(e.data.currentFile ?? '').slice(-50).padEnd(50)}`);
+        }
+        if (e.type !== 'backup-finished') return;
+        if (requestedAt === null) early.push(e.data);
+        else if (e.data.startedAt >= requestedAt) finish(e.data);
+      },
+      () => {
+        if (asked) return;
+        asked = true;
+        client.call('backup.start', { force }).then((r) => {
+          requestedAt = r.requestedAt;
+          const done = early.find((x) => x.startedAt >= r.requestedAt);
+          if (done) finish(done);
+        }, reject);
+      },
+    );
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  if (run.outcome === 'success') {
+    console.log(`Synced with ${run.storage}: ${plural(run.pushed, 'file')} backed up, ${plural(run.pulled, 'file')} brought in, ${run.deleted} deleted${run.conflicts ? `, ${plural(run.conflicts, 'conflict')} (see \`tabula conflicts\`)` : ''}.`);
+    return;
+  }
+  console.error(run.error?.message ?? 'The sync did not finish.');
+  for (const d of run.error?.details ?? []) console.error(`  ${d}`);
+  if (run.error?.code === 'storage-unreachable') console.error('Your request is queued and runs by itself when the storage is reachable again.');
+  process.exitCode = run.error?.code === 'sync-refused' ? 2 : 1;
+}
+
+/** Commands answered by the running agent; false when the words are not one of them. */
+export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient>): Promise<boolean> {
+  const json = args.flags.has('--json');
+  const out = (value: unknown, text: string) => console.log(json ? JSON.stringify(value, null, 2) : text);
+  const [w0, w1, w2] = args.words;
+  const cmd = w0 === 'versions' || w0 === 'restore' ? w0 : w0 === 'conflicts' && w1 === 'resolve' ? 'conflicts resolve' : [w0, w1].filter(Boolean).join(' ');
+  const needPath = () => {
+    if (!w1) throw new TabulaError('invalid-argument', `Usage: tabula ${w0} PATH`);
+    return path.resolve(w1);
+  };
+  switch (cmd) {
+    case 'status':
+    case 'backup status': {
+      const s = await (await agent()).call('status.get', {});
+      out(s, formatStatus(s));
+      return true;
+    }
+    case 'events':
+      (await agent()).subscribe((e) => console.log(JSON.stringify(e)));
+      return true;
+    case 'backup now':
+      await backupNow(await agent(), args);
+      return true;
+    case 'backup pause':
+    case 'backup resume': {
+      const s = await (await agent()).call(w1 === 'pause' ? 'backup.pause' : 'backup.resume', {});
+      out(s, s.paused ? 'Sync paused. Changes wait until `tabula backup resume`.' : 'Sync resumed.');
+      return true;
+    }
+    case 'conflicts': {
+      const list = (await (await agent()).call('status.get', {})).backup.conflicts;
+      out(list, list.length ? list.map((c) => `${c.path}\n  kept: ${c.kept === 'local' ? 'this laptop’s version' : 'the storage’s version'}; other version: ${c.conflictPath}`).join('\n') : 'No conflicts.');
+      return true;
+    }
+    case 'conflicts resolve': {
+      const keep = args.values.get('--keep');
+      if (!w2 || (keep !== 'mine' && keep !== 'theirs' && keep !== 'both')) throw new TabulaError('invalid-argument', 'Usage: tabula conflicts resolve PATH --keep mine|theirs|both');
+      const r = await (await agent()).call('conflicts.resolve', { path: path.resolve(w2), keep });
+      out(r, `Settled ${r.resolved}: kept ${keep === 'both' ? 'both versions' : keep === 'mine' ? 'this laptop’s version' : 'the storage’s version'}.`);
+      return true;
+    }
+    case 'versions': {
+      const list = await (await agent()).call('versions.list', { path: needPath() });
+      out(list, list.length ? list.map((v) => (v.replacedAt ? `${new Date(v.replacedAt).toLocaleString()}  (replaced then)` : 'current copy on the storage')).join('\n') : 'The storage keeps no version of it.');
+      return true;
+    }
+    case 'restore': {
+      const target = needPath();
+      const at = args.values.get('--at');
+      if (at && Number.isNaN(Date.parse(at))) throw new TabulaError('invalid-argument', `--at needs a date and time, e.g. 2026-11-22T09:30:00Z (got "${at}").`);
+      const to = args.values.get('--to');
+      const r = await (await agent()).call('versions.restore', { path: target, ...(at ? { at: new Date(at).toISOString() } : {}), ...(to ? { to: path.resolve(to) } : {}) });
+      out(r, `Restored ${r.version.replacedAt ? `the version replaced at ${new Date(r.version.replacedAt).toLocaleString()}` : 'the storage’s current copy'} to ${r.restoredTo}.`);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** `tabula sync`: one run in the foreground, no agent needed (for scripts, login hooks and helpdesk). */
+export async function syncForeground(args: Args, paths: Paths) {
+  const { config, problems } = loadConfig(paths);
+  for (const p of problems) console.error(`Warning: ${p.message}`);
+  const home = path.resolve(args.values.get('--home') ?? paths.home);
+  const storage = parseStorageUrl(args.values.get('--storage') ?? config.storage.url);
+  const json = args.flags.has('--json');
+  try {
+    const summary = await runSync({
+      home: localEndpoint(home),
+      storage: storageEndpoint(storage, config.storage.sshOptions, config.storage.connectTimeoutSeconds, paths.runtimeDir),
+      excludes: [...defaultExcludes({ ...paths, home }, storage), ...config.backup.excludes],
+      stateDir: paths.stateDir,
+      host: os.hostname(),
+      dryRun: args.flags.has('--dry-run'),
+      force: args.flags.has('--force'),
+      maxDeleteShare: config.backup.maxDeletePercent / 100,
+      bandwidthLimitKBps: config.backup.bandwidthLimitKBps || undefined,
+      versionsRetentionDays: config.backup.versionsRetentionDays,
+      onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    if (json) return console.log(JSON.stringify(summary, null, 2));
+    const verb = summary.dryRun ? 'Would' : '';
+    console.log(
+      `${summary.dryRun ? 'Dry run: nothing was changed.\n' : ''}${verb ? 'Would send' : 'Sent'} ${plural(summary.pushed.length, 'item')}, ${verb ? 'bring in' : 'brought in'} ${summary.pulled.length}, ${verb ? 'delete' : 'deleted'} ${summary.deletedRemote.length} on the storage and ${summary.deletedLocal.length} here.`,
+    );
+    for (const [label, list] of [
+      ['delete on the storage', summary.deletedRemote],
+      ['delete here', summary.deletedLocal],
+    ] as const) {
+      if (summary.dryRun) for (const p of list) console.log(`  ${label}: ${p}`);
+    }
+    for (const c of summary.conflicts) console.log(`Conflict: ${c.path}${c.conflictPath ? ` — the other version is ${c.conflictPath}` : ''}`);
+    for (const s of summary.skipped) console.log(`Skipped ${s.path}: ${s.why}`);
+  } catch (err) {
+    if (!(err instanceof TabulaError)) throw err;
+    if (json) console.log(JSON.stringify({ error: err.toInfo() }, null, 2));
+    console.error(err.message);
+    for (const d of err.details ?? []) console.error(`  ${d}`);
+    process.exitCode = err.code === 'sync-refused' ? 2 : 1;
+  }
+}

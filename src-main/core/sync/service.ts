@@ -1,0 +1,418 @@
+// The home sync as the agent runs it: requests go into a journal on disk (so "Back up now" while
+// offline survives restarts and reboots), runs start by themselves when the storage is reachable again,
+// on a schedule and after changes in the home; state, progress and results are published as events.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type { BackupProgress, BackupRun, BackupState, BackupStatus, RunOutcome } from '../../common/contract';
+import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
+import type { EventLog } from '../../common/event-log';
+import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
+import type { TabulaConfig } from '../config';
+import { displayPath, type Paths } from '../paths';
+import { parseStorageUrl, type Storage } from '../storage-url';
+import { localEndpoint, storageEndpoint } from './endpoint';
+import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
+import { sameEntry } from './plan';
+import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
+
+const runSchema: z.ZodType<BackupRun> = z.object({
+  id: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  outcome: z.enum(['success', 'failed', 'cancelled']),
+  filesTransferred: z.number(),
+  bytesTransferred: z.number(),
+  pulled: z.number().default(0),
+  pushed: z.number().default(0),
+  deleted: z.number().default(0),
+  conflicts: z.number().default(0),
+  storage: z.string(),
+  error: z.object({ code: z.enum(errorCodes), message: z.string(), retryable: z.boolean(), details: z.array(z.string()).optional() }).nullable(),
+}) as z.ZodType<BackupRun>;
+const HISTORY_LIMIT = 500;
+
+const journalSchema = z.object({
+  paused: z.boolean(),
+  requests: z.array(z.object({ at: z.string(), reason: z.string(), force: z.boolean().optional() })),
+});
+type Journal = z.infer<typeof journalSchema>;
+
+/** Never synced: caches, trash, and Tabula's own machine-local state. */
+export function defaultExcludes(paths: Paths, storage: Storage): string[] {
+  const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
+  return [
+    '/.cache/',
+    '/.thumbnails/',
+    '/.local/share/Trash/',
+    ...inHome(paths.stateDir),
+    ...inHome(paths.runtimeDir),
+    ...(storage.kind === 'local' ? inHome(storage.path) : []),
+  ];
+}
+
+export interface SyncServiceDeps {
+  paths: Paths;
+  getConfig: () => TabulaConfig;
+  events: EventLog;
+  now?: () => Date;
+  reportProblem?: (message: string) => void;
+  /** Off in tests that drive runs by hand. */
+  autoStart?: boolean;
+}
+
+export type SyncService = ReturnType<typeof createSyncService>;
+
+export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true }: SyncServiceDeps) {
+  const history = createJsonStore(path.join(paths.stateDir, 'history.json'), z.array(runSchema), () => []);
+  const journalFile = createJsonStore<Journal>(path.join(paths.stateDir, 'queue.json'), journalSchema, () => ({ paused: false, requests: [] }));
+  const conflicts = conflictStore(paths.stateDir);
+  const loadedHistory = history.load();
+  const loadedJournal = journalFile.load();
+  for (const p of [loadedHistory.problem, loadedJournal.problem]) if (p) reportProblem?.(p);
+  let runs = loadedHistory.value;
+  let journal = loadedJournal.value;
+  let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<void> } | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let failures = 0;
+  let watcher: fs.FSWatcher | null = null;
+  let debounce: NodeJS.Timeout | null = null;
+  let disposed = false;
+
+  const config = () => getConfig();
+  const storageDisplay = () => safe(() => parseStorageUrl(config().storage.url).display, config().storage.url);
+  let status: BackupStatus = initialStatus();
+
+  function initialStatus(): BackupStatus {
+    const lastRun = runs.at(-1) ?? null;
+    const lastSuccessAt = runs.findLast((r) => r.outcome === 'success')?.finishedAt ?? null;
+    const base: BackupStatus = {
+      state: 'never',
+      reason: `Not synced yet. “Back up now” brings your home and ${storageDisplay()} together.`,
+      since: now().toISOString(),
+      lastSuccessAt,
+      lastRun,
+      progress: null,
+      storage: storageDisplay(),
+      paused: journal.paused,
+      queuedChanges: 0,
+      nextAttemptAt: null,
+      conflicts: conflicts.load().value,
+      wouldDelete: [],
+      excludes: config().backup.excludes,
+      bandwidthLimitKBps: config().backup.bandwidthLimitKBps,
+    };
+    if (journal.paused) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
+    if (!lastRun) return base;
+    return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
+  }
+
+  function setState(to: BackupState, reason: string, patch: Partial<BackupStatus> = {}) {
+    const at = now();
+    const from = status.state;
+    const durationMs = at.getTime() - Date.parse(status.since);
+    status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : at.toISOString() };
+    events.publish('backup-state-changed', { from, to, reason, durationMs, status });
+  }
+
+  function saveJournal() {
+    try {
+      journalFile.save(journal);
+    } catch (err) {
+      reportProblem?.(`Could not save the sync queue: ${(err as Error).message}`);
+    }
+  }
+
+  function schedule(delayMs: number) {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (!autoStart || disposed) return;
+    status = { ...status, nextAttemptAt: new Date(now().getTime() + delayMs).toISOString() };
+    timer = setTimeout(() => {
+      timer = null;
+      if (journal.requests.length === 0) journal.requests.push({ at: now().toISOString(), reason: 'schedule' });
+      kick();
+    }, delayMs);
+    timer.unref?.();
+  }
+
+  function endpoints() {
+    const cfg = config();
+    const storage = parseStorageUrl(cfg.storage.url);
+    fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+    const embeddedDefault = storage.kind === 'local' && storage.path === path.join(paths.dataDir, 'storage');
+    if (embeddedDefault) fs.mkdirSync(storage.path, { recursive: true });
+    return {
+      cfg,
+      storage,
+      home: localEndpoint(paths.home),
+      remote: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir),
+      excludes: [...defaultExcludes(paths, storage), ...cfg.backup.excludes],
+    };
+  }
+
+  /** Changes in the home the storage does not have yet, from a local listing against the archive. */
+  async function countLocalChanges(): Promise<number> {
+    try {
+      const { home, remote, excludes } = endpoints();
+      const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, remote.display)];
+      let n = 0;
+      for (const [p, e] of listing.tree) if (e.type !== 'd' && !sameEntry(e, archive.tree.get(p))) n++;
+      for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
+      return n;
+    } catch {
+      return 0;
+    }
+  }
+
+  async function execute(id: string, startedAt: Date, force: boolean) {
+    let outcome: RunOutcome = 'failed';
+    let error: ErrorInfo | null = null;
+    let summary: SyncSummary | null = null;
+    let storageName = storageDisplay();
+    try {
+      const { cfg, home, remote, excludes } = endpoints();
+      storageName = remote.display;
+      let lastSent = 0;
+      summary = await runSync({
+        home,
+        storage: remote,
+        excludes,
+        stateDir: paths.stateDir,
+        host: os.hostname(),
+        force,
+        maxDeleteShare: cfg.backup.maxDeletePercent / 100,
+        bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps || undefined,
+        versionsRetentionDays: cfg.backup.versionsRetentionDays,
+        now,
+        onCancelable: (cancel) => {
+          current!.cancel = cancel;
+          if (current!.cancelled) cancel();
+        },
+        onProgress(p) {
+          const t = Date.now();
+          if (t - lastSent < 200 && p.percent !== 100) return;
+          lastSent = t;
+          const progress: BackupProgress = { ...p, bytesTotal: p.percent >= 1 ? Math.round((p.bytesDone * 100) / p.percent) : null };
+          status = { ...status, progress };
+          events.publish('backup-progress', progress);
+        },
+      });
+      outcome = 'success';
+    } catch (err) {
+      error = toErrorInfo(err);
+      outcome = error.code === 'cancelled' ? 'cancelled' : 'failed';
+    }
+    const s = summary;
+    const run: BackupRun = {
+      id,
+      startedAt: startedAt.toISOString(),
+      finishedAt: now().toISOString(),
+      outcome,
+      filesTransferred: s ? s.pulled.length + s.pushed.length : 0,
+      bytesTransferred: s?.bytesTransferred ?? 0,
+      pulled: s?.pulled.length ?? 0,
+      pushed: s?.pushed.length ?? 0,
+      deleted: s ? s.deletedLocal.length + s.deletedRemote.length : 0,
+      conflicts: s?.conflicts.length ?? 0,
+      storage: storageName,
+      error,
+    };
+    runs = [...runs, run].slice(-HISTORY_LIMIT);
+    try {
+      history.save(runs);
+    } catch (err) {
+      reportProblem?.(`Could not save the sync history: ${(err as Error).message}`);
+    }
+    // Requests made before this run started are answered by it (or by its refusal, or a cancel).
+    const settled = outcome === 'success' || outcome === 'cancelled' || error?.code === 'sync-refused' || !error?.retryable;
+    if (settled) journal.requests = journal.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
+    saveJournal();
+    const open = conflicts.load().value;
+    const next = stateAfter(run, open.length);
+    const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
+    failures = error?.retryable && error.code !== 'cancelled' ? failures + 1 : 0;
+    const cfg = config();
+    const delay = failures ? Math.min(cfg.backup.retryMinSeconds * 2 ** (failures - 1), cfg.backup.retryMaxSeconds) * 1000 : cfg.backup.intervalMinutes * 60_000;
+    schedule(delay);
+    let reason = next.reason;
+    if (next.state === 'offline') {
+      const when = status.nextAttemptAt ? ` Next try at ${new Date(status.nextAttemptAt).toLocaleTimeString()}.` : '';
+      reason = `Waiting for storage — ${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued. ${error!.message}${when}`;
+    }
+    setState(next.state, reason, {
+      lastRun: run,
+      lastSuccessAt: outcome === 'success' ? run.finishedAt : status.lastSuccessAt,
+      progress: null,
+      storage: storageName,
+      queuedChanges,
+      conflicts: open,
+      wouldDelete: error?.code === 'sync-refused' ? (error.details ?? []) : [],
+    });
+    events.publish('backup-finished', run);
+  }
+
+  function kick() {
+    if (current || journal.paused || disposed || journal.requests.length === 0) return;
+    const force = journal.requests.some((r) => r.force);
+    const id = crypto.randomUUID();
+    const startedAt = now();
+    current = { cancel: null, cancelled: false, done: Promise.resolve() };
+    setState('running', `Syncing with ${storageDisplay()}…`, { progress: null, nextAttemptAt: null });
+    current.done = execute(id, startedAt, force).finally(() => {
+      current = null;
+      // Requests that arrived during the run go now; older ones wait for the scheduled retry.
+      if (journal.requests.some((r) => Date.parse(r.at) > startedAt.getTime())) kick();
+    });
+  }
+
+  function watchHome() {
+    if (!autoStart || !config().backup.watchHome) return;
+    try {
+      const ignore = [paths.stateDir, paths.runtimeDir, path.join(paths.home, '.cache')].map((p) => path.relative(paths.home, p) + '/');
+      watcher = fs.watch(paths.home, { recursive: true, persistent: false }, (_type, name) => {
+        const rel = String(name ?? '');
+        if (ignore.some((i) => (rel + '/').startsWith(i))) return;
+        if (debounce) clearTimeout(debounce);
+        debounce = setTimeout(() => request('change'), config().backup.debounceSeconds * 1000);
+        debounce.unref?.();
+      });
+      watcher.on('error', () => watcher?.close());
+    } catch (err) {
+      reportProblem?.(`Changes in the home are not watched (${(err as Error).message}); the schedule still runs.`);
+    }
+  }
+
+  function request(reason: string, force = false) {
+    journal.requests.push({ at: now().toISOString(), reason, ...(force ? { force } : {}) });
+    saveJournal();
+    kick();
+  }
+
+  function updateUserConfig(patch: (c: Record<string, unknown>) => void) {
+    const file = paths.userConfigFile;
+    const read = readJsonFile(file, z.record(z.string(), z.unknown()));
+    if (read.status === 'invalid') throw new TabulaError('invalid-argument', `${file} ${read.problem}; fix it before changing settings here.`);
+    const value = read.status === 'ok' ? read.value : {};
+    patch(value);
+    writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+  }
+
+  // Pending requests from before a restart or reboot run as soon as the agent is up.
+  if (autoStart) {
+    watchHome();
+    if (journal.requests.length) setImmediate(kick);
+    else schedule(config().backup.intervalMinutes * 60_000);
+  }
+
+  return {
+    status: (): BackupStatus => (current ? status : { ...status, storage: storageDisplay(), excludes: config().backup.excludes, bandwidthLimitKBps: config().backup.bandwidthLimitKBps }),
+    history: (limit = 50): BackupRun[] => runs.slice(-limit).reverse(),
+    start(force = false): { queued: boolean; requestedAt: string } {
+      if (journal.paused) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
+      const requestedAt = now().toISOString();
+      request('manual', force);
+      return { queued: true, requestedAt };
+    },
+    cancel(): { cancelled: boolean } {
+      if (!current) return { cancelled: false };
+      current.cancelled = true;
+      current.cancel?.();
+      return { cancelled: true };
+    },
+    pause(): BackupStatus {
+      journal.paused = true;
+      saveJournal();
+      if (!current) setState('paused', 'Sync is paused. Changes wait until you resume.', { paused: true, nextAttemptAt: null });
+      else status = { ...status, paused: true };
+      return status;
+    },
+    resume(): BackupStatus {
+      journal.paused = false;
+      saveJournal();
+      status = { ...status, paused: false };
+      request('resume');
+      return status;
+    },
+    settings(s: { excludes?: string[]; bandwidthLimitKBps?: number }): BackupStatus {
+      updateUserConfig((c) => {
+        const backup = (c.backup ?? {}) as Record<string, unknown>;
+        if (s.excludes) backup.excludes = s.excludes;
+        if (s.bandwidthLimitKBps !== undefined) backup.bandwidthLimitKBps = s.bandwidthLimitKBps;
+        c.backup = backup;
+      });
+      status = { ...status, excludes: config().backup.excludes, bandwidthLimitKBps: config().backup.bandwidthLimitKBps };
+      return status;
+    },
+    resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
+      const list = conflicts.load().value;
+      const rel = homeRelative(p, paths.home);
+      const c = list.find((x) => x.path === rel || x.conflictPath === rel);
+      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const abs = (r: string) => path.join(paths.home, r);
+      // Ours sits under the name when we kept it, else under the conflict name.
+      const [mine, theirs] = c.kept === 'local' ? [c.path, c.conflictPath] : [c.conflictPath, c.path];
+      if (keep !== 'both') {
+        const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
+        // The loser is not lost: the sync moves its storage copy into the versions area.
+        if (winner === c.conflictPath) fs.renameSync(abs(c.conflictPath), abs(c.path));
+        else fs.rmSync(abs(loser), { force: true, recursive: true });
+      }
+      conflicts.save(list.filter((x) => x !== c));
+      status = { ...status, conflicts: conflicts.load().value };
+      if (!journal.paused) request('conflict-resolved');
+      return { resolved: c.path };
+    },
+    async versions(p: string) {
+      return listVersions(endpoints().remote, homeRelative(p, paths.home));
+    },
+    async restore(p: string, at?: string, to?: string) {
+      const { remote } = endpoints();
+      const rel = homeRelative(p, paths.home);
+      const version = pickVersion(await listVersions(remote, rel), at ? new Date(at) : undefined);
+      if (!version) throw new TabulaError('invalid-argument', `The storage keeps no ${at ? 'such ' : 'older '}version of ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const restoredTo = await restoreVersion({ storage: remote, home: paths.home, rel, version, to, localBackupDir: path.join(paths.stateDir, 'versions', `restore-${Date.now()}`) });
+      return { restoredTo, version };
+    },
+    async whenIdle(): Promise<void> {
+      while (current) await current.done;
+    },
+    dispose() {
+      disposed = true;
+      if (timer) clearTimeout(timer);
+      if (debounce) clearTimeout(debounce);
+      watcher?.close();
+    },
+  };
+}
+
+function safe<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}
+
+function stateAfter(run: BackupRun, openConflicts: number): { state: BackupState; reason: string } {
+  if (run.outcome === 'success') {
+    if (openConflicts) return { state: 'attention', reason: `${openConflicts} ${openConflicts === 1 ? 'conflict needs' : 'conflicts need'} you: both versions are kept, choose which stays.` };
+    const moved = run.pulled + run.pushed + run.deleted;
+    return { state: 'idle', reason: moved ? `All synced (${describeMoves(run)}).` : 'All synced (nothing had changed).' };
+  }
+  const error = run.error!;
+  if (error.code === 'storage-unreachable') return { state: 'offline', reason: error.message };
+  if (error.code === 'sync-refused') return { state: 'attention', reason: error.message };
+  return { state: 'failed', reason: error.message };
+}
+
+function describeMoves(run: BackupRun): string {
+  const parts: string[] = [];
+  const n = (k: number, word: string) => `${k} ${k === 1 ? 'file' : 'files'} ${word}`;
+  if (run.pushed) parts.push(n(run.pushed, 'backed up'));
+  if (run.pulled) parts.push(n(run.pulled, 'brought in'));
+  if (run.deleted) parts.push(n(run.deleted, 'deleted'));
+  return parts.join(', ');
+}

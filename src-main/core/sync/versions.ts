@@ -1,0 +1,79 @@
+// Older versions on the storage (.tabula/versions/<stamp>/<path>, filled by rsync --backup-dir) and
+// restoring one of them into the home or another folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TabulaError } from '../../common/errors';
+import { runRsync } from '../rsync';
+import { describeRsyncFailure } from '../rsync-errors';
+import type { Endpoint } from './endpoint';
+import { STORAGE_AREA } from './tree';
+
+export interface FileVersion {
+  /** When this content was replaced or deleted (it was current until then); null for the current copy. */
+  replacedAt: string | null;
+  stamp: string | null;
+}
+
+const listVersionsScript = [
+  'cd -- "$1" 2>/dev/null || exit 0',
+  'for d in */; do d=${d%/}; if [ -e "$d/$2" ] || [ -L "$d/$2" ]; then printf "%s\\0" "$d"; fi; done',
+  'if [ -e "$3" ] || [ -L "$3" ]; then printf "current\\0"; fi',
+].join('\n');
+
+const stampToIso = (s: string) => s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z');
+
+/** A relative path inside the home, refused if it could point anywhere else. */
+export function homeRelative(p: string, home: string): string {
+  const rel = path.isAbsolute(p) ? path.relative(home, p) : p.replace(/^~\//, '');
+  const norm = path.posix.normalize(rel);
+  if (!norm || norm === '.' || norm.startsWith('../') || norm === '..' || path.isAbsolute(norm)) {
+    throw new TabulaError('invalid-argument', `${p} is not inside your home folder.`);
+  }
+  return norm.replace(/\/$/, '');
+}
+
+/** Newest first; the current copy on the storage (if any) comes first of all. */
+export async function listVersions(storage: Endpoint, rel: string): Promise<FileVersion[]> {
+  const r = await storage.sh(listVersionsScript, [`${storage.path}/${STORAGE_AREA}/versions`, rel, `${storage.path}/${rel}`]);
+  if (r.code !== 0) throw new TabulaError('storage-unreachable', `Could not list the versions on ${storage.display}.`, { retryable: true });
+  const names = r.stdout.toString('utf8').split('\0').filter(Boolean);
+  const stamps = names.filter((n) => n !== 'current').sort().reverse();
+  return [
+    ...(names.includes('current') ? [{ replacedAt: null, stamp: null }] : []),
+    ...stamps.map((stamp) => ({ stamp, replacedAt: stampToIso(stamp) })),
+  ];
+}
+
+/**
+ * The version that was current at `at`: the oldest copy replaced after that time, or the storage's
+ * current copy when nothing replaced it since. Without `at`, the most recent older version.
+ */
+export function pickVersion(versions: FileVersion[], at?: Date): FileVersion | null {
+  const older = versions.filter((v) => v.stamp !== null);
+  if (!at) return older[0] ?? null;
+  const after = older.filter((v) => Date.parse(v.replacedAt!) > at.getTime());
+  return after.at(-1) ?? versions.find((v) => v.stamp === null) ?? null;
+}
+
+export async function restoreVersion(opts: {
+  storage: Endpoint;
+  home: string;
+  rel: string;
+  version: FileVersion;
+  /** A folder to restore into instead of the original place. */
+  to?: string;
+  /** Where a file replaced in the home is kept. */
+  localBackupDir: string;
+}): Promise<string> {
+  const { storage, rel, version } = opts;
+  const srcPath = version.stamp ? `${STORAGE_AREA}/versions/${version.stamp}/${rel}` : rel;
+  const src = storage.rsyncRoot + srcPath;
+  const dest = opts.to ? path.join(path.resolve(opts.to), path.basename(rel)) : path.join(opts.home, rel);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  // A trailing slash on both copies a folder's contents onto the folder; a file is copied as itself.
+  const isDir = (await storage.sh('[ -d "$1" ]', [`${storage.path}/${srcPath}`])).code === 0;
+  const args = ['-a', '--backup', `--backup-dir=${opts.localBackupDir}`, ...storage.rsyncOptions, isDir ? src + '/' : src, isDir ? dest + '/' : dest];
+  const result = await runRsync(args).done;
+  if (result.code !== 0) throw describeRsyncFailure(result, { home: opts.home, storage: storage.display, cancelled: false });
+  return dest;
+}
