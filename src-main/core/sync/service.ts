@@ -73,7 +73,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   const loadedJournal = journalFile.load();
   for (const p of [loadedHistory.problem, loadedJournal.problem]) if (p) reportProblem?.(p);
   let runs = loadedHistory.value;
-  let journal = loadedJournal.value;
+  const journal = loadedJournal.value;
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<void> } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let failures = 0;
