@@ -224,6 +224,15 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     const stamp = stampOf(now());
     if (!remote.hasSentinel) await writeSentinel(o, now());
+    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
+    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
+    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
+    const tmpLocal = path.join(o.stateDir, 'tmp');
+    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    fs.rmSync(tmpLocal, { recursive: true, force: true });
+    fs.mkdirSync(tmpLocal, { recursive: true });
+    const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`]);
+    if (mk.code !== 0) throw listingFailure(o.storage, mk.code, mk.stderr);
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
@@ -242,7 +251,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const staging = path.join(o.stateDir, 'staging');
         fs.rmSync(staging, { recursive: true, force: true });
         fs.mkdirSync(staging, { recursive: true });
-        const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
+        const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
         fs.renameSync(path.join(staging, c.path), path.join(o.home.path, conflictPath));
         tree.set(c.path, r); // theirs is now kept locally: the name is ours to push
@@ -258,15 +267,15 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // a person may have edited one after the listing.
     const localVersions = path.join(o.stateDir, 'versions', stamp);
     const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
-      const [src, dst, backupDir] = phase === 'pulling' ? [o.storage, o.home, localVersions] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`];
-      const base = ['-a', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
+      const [src, dst, backupDir, tmp] = phase === 'pulling' ? [o.storage, o.home, localVersions, tmpLocal] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
+      const base = ['-a', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
       const files = [...copy, ...del.filter((p) => archive.tree.get(p)?.type !== 'd')].sort(parentsFirst);
       const folders = del.filter((p) => archive.tree.get(p)?.type === 'd');
       const done = new Set<string>();
       let ok = true;
       let lastResult: Awaited<RsyncRun['done']> | null = null;
       if (files.length) {
-        const r = await rsync(phase, [...base, '--delete-missing-args', ...(phase === 'pushing' && archive.first ? ['--mkpath'] : []), src.rsyncRoot, dst.rsyncRoot], files);
+        const r = await rsync(phase, [...base, '--delete-missing-args', src.rsyncRoot, dst.rsyncRoot], files);
         r.done.forEach((p) => done.add(p));
         ok = r.ok;
         lastResult = r.result;

@@ -1,0 +1,197 @@
+// The sync as the agent runs it: offline requests queue on disk and run by themselves when the
+// storage is back (also after a restart, and after the agent was killed mid-run), conflicts are
+// settled with one call, and older versions come back from the storage.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createInProcessClient } from '../../src-main/common/clients';
+import type { ApiClient, BackupRun, BackupState } from '../../src-main/common/contract';
+import { createAgent, type Agent } from '../../src-main/core/agent';
+import { resolvePaths } from '../../src-main/core/paths';
+import { createSandbox, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
+import { readTree } from '../fixtures/laptops';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
+import { runSync } from '../../src-main/core/sync/engine';
+import { parseStorageUrl } from '../../src-main/core/storage-url';
+
+let sshd: SshServer;
+let sb: AgentSandbox;
+let agents: Agent[] = [];
+const remote = () => path.join(sb.dir, 'server/ann');
+const fast = { retryMinSeconds: 1, retryMaxSeconds: 2, watchHome: false };
+
+beforeAll(async () => {
+  sshd = await startSshServer();
+});
+afterAll(() => sshd.dispose());
+beforeEach(() => {
+  sb = createSandbox();
+  sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 }, backup: fast });
+});
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.shutdown()));
+  agents = [];
+  await sshd.start().catch(() => {});
+  await sb.dispose();
+});
+
+function agentWith(autoStart = true) {
+  const agent = createAgent({ paths: resolvePaths(sb.env), autoStart });
+  agents.push(agent);
+  return { agent, client: createInProcessClient(agent.router, agent.events) };
+}
+
+function nextFinished(client: ApiClient, pred: (r: BackupRun) => boolean = () => true): Promise<BackupRun> {
+  return new Promise((resolve) => {
+    const off = client.subscribe((e) => {
+      if (e.type === 'backup-finished' && pred(e.data)) {
+        off();
+        resolve(e.data);
+      }
+    });
+  });
+}
+
+const waitState = (agent: Agent, state: BackupState) => expect.poll(() => agent.status().backup.state, { timeout: 20_000, interval: 100 }).toBe(state);
+const write = (rel: string, content: string) => {
+  fs.mkdirSync(path.dirname(path.join(sb.home, rel)), { recursive: true });
+  fs.writeFileSync(path.join(sb.home, rel), content);
+};
+
+describe('offline queue', () => {
+  it('queues "Back up now" while the storage is down and syncs by itself when it is back', async () => {
+    await sshd.stop();
+    write('thesis.tex', 'chapter 1');
+    const { agent, client } = agentWith();
+    const failed = nextFinished(client);
+    await client.call('backup.start', {});
+    expect((await failed).error?.code).toBe('storage-unreachable');
+    await waitState(agent, 'offline');
+    const b = agent.status().backup;
+    expect(b.reason).toMatch(/^Waiting for storage — 2 changes queued\. .*connection refused.*Next try at/);
+    expect(b.nextAttemptAt).not.toBeNull();
+    const journal = JSON.parse(fs.readFileSync(path.join(agent.paths.stateDir, 'queue.json'), 'utf8'));
+    expect(journal.requests).toEqual([expect.objectContaining({ reason: 'manual' })]);
+
+    await sshd.start();
+    await waitState(agent, 'idle');
+    expect(fs.readFileSync(path.join(remote(), 'thesis.tex'), 'utf8')).toBe('chapter 1');
+    expect(JSON.parse(fs.readFileSync(path.join(agent.paths.stateDir, 'queue.json'), 'utf8')).requests).toEqual([]);
+  });
+
+  it('keeps the queue across a restart and runs it when the agent comes back', async () => {
+    await sshd.stop();
+    write('notes.txt', 'offline work');
+    const first = agentWith();
+    const failed = nextFinished(first.client);
+    await first.client.call('backup.start', {});
+    await failed;
+    await first.agent.shutdown();
+
+    await sshd.start();
+    const second = agentWith();
+    await waitState(second.agent, 'idle');
+    expect(fs.readFileSync(path.join(remote(), 'notes.txt'), 'utf8')).toBe('offline work');
+  });
+
+  it('finishes the job after the agent is killed mid-run (SIGKILL), with no stale lock', async () => {
+    fs.writeFileSync(path.join(sb.home, 'big.bin'), Buffer.alloc(60 << 20, 3));
+    for (let i = 0; i < 50; i++) write(`docs/${i}.txt`, `doc ${i}`);
+    sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: { ...fast, bandwidthLimitKBps: 5_000 } });
+    const running = await startHeadlessAgent(sb);
+    const r = await fetch(`${running.url}/api/call/backup.start`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${running.token}` } });
+    expect(r.status).toBe(200);
+    await expect.poll(() => fs.existsSync(path.join(remote(), '.tabula-partial')) || fs.existsSync(path.join(remote(), 'docs')), { timeout: 20_000 }).toBe(true);
+    running.kill();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+$/); // left behind by the dead agent
+
+    sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: fast });
+    const { agent } = agentWith(); // the queued request runs by itself
+    await waitState(agent, 'idle');
+    expect(fs.statSync(path.join(remote(), 'big.bin')).size).toBe(60 << 20);
+    const own = (rel: string) => rel.startsWith('.tabula') || rel.startsWith('.local') || rel === 'big.bin';
+    expect(readTree(remote(), own)).toEqual(readTree(sb.home, own));
+    expect(fs.readFileSync(path.join(remote(), 'big.bin')).equals(fs.readFileSync(path.join(sb.home, 'big.bin')))).toBe(true);
+  });
+});
+
+describe('conflicts and versions through the agent', () => {
+  /** Another laptop of the same person, syncing with the same storage. */
+  async function otherLaptop(edit: (home: string) => void) {
+    const home = path.join(sb.dir, 'laptop-b');
+    fs.mkdirSync(home, { recursive: true });
+    const o = { home: localEndpoint(home), storage: storageEndpoint(parseStorageUrl(sshd.url(remote())), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sb.dir, 'b-state'), host: 'laptop-b' };
+    await runSync(o);
+    edit(home);
+    await runSync(o);
+    return home;
+  }
+
+  it('lists a conflict and settles it with one call for each choice', async () => {
+    const { agent, client } = agentWith(false);
+    for (const f of ['mine.txt', 'theirs.txt', 'both.txt']) write(f, 'base');
+    let done = nextFinished(client);
+    await client.call('backup.start', {});
+    await done;
+    await otherLaptop((home) => {
+      for (const f of ['mine.txt', 'theirs.txt', 'both.txt']) {
+        fs.writeFileSync(path.join(home, f), `theirs ${f}`);
+        fs.utimesSync(path.join(home, f), new Date('2026-01-01'), new Date('2026-01-01'));
+      }
+    });
+    for (const f of ['mine.txt', 'theirs.txt', 'both.txt']) write(f, `mine ${f} (newer)`);
+    done = nextFinished(client);
+    await client.call('backup.start', {});
+    expect((await done).conflicts).toBe(3);
+    expect(agent.status().backup).toMatchObject({ state: 'attention', reason: '3 conflicts need you: both versions are kept, choose which stays.' });
+    const conflicts = agent.status().backup.conflicts;
+    expect(conflicts.map((c) => c.kept)).toEqual(['local', 'local', 'local']);
+
+    await client.call('conflicts.resolve', { path: 'mine.txt', keep: 'mine' });
+    await client.call('conflicts.resolve', { path: path.join(sb.home, 'theirs.txt'), keep: 'theirs' });
+    done = nextFinished(client);
+    await client.call('conflicts.resolve', { path: 'both.txt', keep: 'both' });
+    await done;
+    await waitState(agent, 'idle');
+    const home = readTree(sb.home, (r) => r.startsWith('.local'));
+    expect(home['mine.txt']).toBe('mine mine.txt (newer)');
+    expect(home['theirs.txt']).toBe('theirs theirs.txt');
+    expect(Object.entries(home).filter(([k]) => k.startsWith('both.'))).toHaveLength(2);
+    expect(Object.keys(home).filter((k) => k.includes('.conflict-'))).toEqual([expect.stringMatching(/^both\.conflict-/)]);
+    expect(agent.status().backup.conflicts).toEqual([]);
+    const err = await client.call('conflicts.resolve', { path: 'mine.txt', keep: 'mine' }).catch((e: Error) => e);
+    expect((err as Error).message).toBe('There is no conflict for ~/mine.txt.');
+  });
+
+  it('restores an older version from the storage, in place or into another folder', async () => {
+    const { client } = agentWith(false);
+    const sync = async () => {
+      const done = nextFinished(client);
+      await client.call('backup.start', {});
+      return done;
+    };
+    write('essay.txt', 'draft 1');
+    await sync();
+    await new Promise((r) => setTimeout(r, 1100)); // versions are stamped to the second
+    write('essay.txt', 'draft 2 (longer)');
+    await sync();
+    const between = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 1100));
+    write('essay.txt', 'draft 3 (much longer)');
+    await sync();
+
+    const versions = await client.call('versions.list', { path: 'essay.txt' });
+    expect(versions).toHaveLength(3);
+    expect(versions[0]).toEqual({ replacedAt: null, stamp: null });
+    const restored = await client.call('versions.restore', { path: 'essay.txt', at: between });
+    expect(fs.readFileSync(restored.restoredTo, 'utf8')).toBe('draft 2 (longer)');
+    const aside = path.join(sb.dir, 'restored');
+    const first = await client.call('versions.restore', { path: 'essay.txt', at: '2000-01-01T00:00:00Z', to: aside });
+    expect(fs.readFileSync(path.join(aside, 'essay.txt'), 'utf8')).toBe('draft 1');
+    expect(first.restoredTo).toBe(path.join(aside, 'essay.txt'));
+    const outside = await client.call('versions.restore', { path: '/etc/passwd' }).catch((e: Error) => e);
+    expect((outside as Error).message).toBe('/etc/passwd is not inside your home folder.');
+  });
+});
