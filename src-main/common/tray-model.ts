@@ -24,14 +24,24 @@ function backupLine(s: AgentStatus, now: number): string {
     return min < 1 ? 'All backed up just now' : min < 120 ? `All backed up ${min} min ago` : `All backed up ${Math.round(min / 60)} h ago`;
   }
   if (b.state === 'never') return 'Not backed up yet';
-  if (b.state === 'offline') return 'Storage offline — backup waiting';
+  if (b.state === 'offline') return `Offline — ${b.queuedChanges} ${b.queuedChanges === 1 ? 'change' : 'changes'} waiting`;
+  if (b.state === 'paused') return 'Sync paused';
+  if (b.state === 'attention') return b.conflicts.length ? `${b.conflicts.length} ${b.conflicts.length === 1 ? 'conflict' : 'conflicts'} to settle` : `Sync needs you: ${b.reason}`;
   return `Backup failed: ${b.reason}`;
 }
 
 export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
   const b = s.backup;
   const icon: TrayIcon =
-    b.state === 'running' ? 'syncing' : b.state === 'offline' ? 'offline' : b.state === 'failed' ? 'error' : b.state === 'never' || s.problems.length || s.image.problem ? 'attention' : 'idle';
+    b.state === 'running'
+      ? 'syncing'
+      : b.state === 'offline'
+        ? 'offline'
+        : b.state === 'failed'
+          ? 'error'
+          : b.state === 'idle' && !s.problems.length && !s.image.problem
+            ? 'idle'
+            : 'attention';
   const image = `${s.image.name} ${s.image.version}`;
   const line = backupLine(s, now);
   return {
@@ -42,7 +52,7 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
       { id: 'backup-state', label: line, enabled: false },
       b.state === 'running'
         ? { id: 'cancel-backup', label: 'Stop backup', enabled: true }
-        : { id: 'backup-now', label: 'Back up now', enabled: true },
+        : { id: 'backup-now', label: 'Back up now', enabled: !b.paused },
       { id: 'open', label: 'Open Tabula', enabled: true },
       { id: 'quit', label: 'Quit', enabled: true },
     ],

@@ -3,6 +3,7 @@ import { useStore } from 'zustand';
 import type { Stores } from '../stores/status-stores';
 import { BackupCard } from './BackupCard';
 import { ImageCard } from './ImageCard';
+import { ConflictsInbox, RestoreBox, SyncSettings } from './SyncExtras';
 
 /** A clock that re-renders "2 min ago" texts. */
 export function useNow(intervalMs = 15000): number {
@@ -38,6 +39,9 @@ export function App({ stores }: { stores: Stores }) {
       ))}
       <ImageCard store={stores.image} />
       <BackupCard store={stores.backup} />
+      <ConflictsInbox store={stores.backup} />
+      <RestoreBox store={stores.backup} />
+      <SyncSettings store={stores.backup} />
     </main>
   );
 }

@@ -3,18 +3,19 @@ import type { BackupState as Store } from '../stores/status-stores';
 import { useNow } from './App';
 import { formatBytes, timeAgo } from './format';
 
-const labels = { never: 'Not backed up yet', idle: 'Backed up', running: 'Backing up', failed: 'Backup failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you' } as const;
+const labels = { never: 'Not synced yet', idle: 'Backed up', running: 'Syncing', failed: 'Sync failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you' } as const;
+const phases = { listing: 'Looking for changes', comparing: 'Comparing', pulling: 'Bringing in changes', pushing: 'Backing up' } as const;
 
 export function BackupCard({ store }: { store: StoreApi<Store> }) {
   const status = useStore(store, (s) => s.status);
   const actionError = useStore(store, (s) => s.actionError);
-  const start = useStore(store, (s) => s.start);
-  const cancel = useStore(store, (s) => s.cancel);
+  const notice = useStore(store, (s) => s.notice);
+  const { start, cancel, pause, resume } = store.getState();
   const now = useNow();
   if (!status) {
     return (
       <section className="card">
-        <h2>Home backup</h2>
+        <h2>Home sync</h2>
         <p className="muted">Loading…</p>
       </section>
     );
@@ -23,7 +24,7 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
   const running = status.state === 'running';
   return (
     <section className="card" aria-labelledby="backup-title">
-      <h2 id="backup-title">Home backup</h2>
+      <h2 id="backup-title">Home sync</h2>
       <p className={`state state-${status.state}`} data-testid="backup-state">
         <span className="dot" aria-hidden="true" />
         {labels[status.state]}
@@ -32,9 +33,9 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
       <p data-testid="backup-reason">{status.reason}</p>
       {running && (
         <div className="progress">
-          <progress max={100} value={p?.percent ?? undefined} aria-label="Backup progress" />
+          <progress max={100} value={p?.percent ?? undefined} aria-label="Sync progress" />
           <p className="muted" data-testid="backup-progress">
-            {p ? `${p.percent}% · ${p.filesDone}${p.filesTotal !== null ? ` of ${p.filesTotal}` : ''} items checked` : 'Preparing…'}
+            {p ? `${phases[p.phase]} · ${p.percent}% · ${p.filesDone}${p.filesTotal !== null ? ` of ${p.filesTotal}` : ''} items` : 'Preparing…'}
             {p?.bytesTotal ? ` · ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` : ''}
           </p>
           {p?.currentFile && (
@@ -44,8 +45,22 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
           )}
         </div>
       )}
-      {(status.state === 'failed' || status.state === 'offline') && (
-        <p className="muted">Last successful backup: {timeAgo(status.lastSuccessAt, now)}</p>
+      {status.state === 'offline' && status.nextAttemptAt && (
+        <p className="muted" data-testid="next-attempt">
+          Next try at {new Date(status.nextAttemptAt).toLocaleTimeString()}.
+        </p>
+      )}
+      {(status.state === 'failed' || status.state === 'offline') && <p className="muted">Last successful sync: {timeAgo(status.lastSuccessAt, now)}</p>}
+      {status.wouldDelete.length > 0 && (
+        <div className="refusal" data-testid="would-delete">
+          <p>It would have deleted:</p>
+          <ul className="details">
+            {status.wouldDelete.slice(0, 10).map((d) => (
+              <li key={d}>{d}</li>
+            ))}
+            {status.wouldDelete.length > 10 && <li>… and {status.wouldDelete.length - 10} more</li>}
+          </ul>
+        </div>
       )}
       {status.lastRun?.error?.details && status.state === 'failed' && (
         <ul className="details">
@@ -59,13 +74,32 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
           {actionError.message}
         </p>
       )}
+      {notice && (
+        <p className="banner ok" role="status">
+          {notice}
+        </p>
+      )}
       <div className="actions">
-        <button type="button" onClick={() => void start()} disabled={running}>
+        <button type="button" onClick={() => void start()} disabled={running || status.paused}>
           Back up now
         </button>
         {running && (
           <button type="button" className="secondary" onClick={() => void cancel()}>
             Stop
+          </button>
+        )}
+        {status.wouldDelete.length > 0 && (
+          <button type="button" className="secondary danger" onClick={() => void start(true)}>
+            Sync anyway
+          </button>
+        )}
+        {status.paused ? (
+          <button type="button" className="secondary" onClick={() => void resume()}>
+            Resume
+          </button>
+        ) : (
+          <button type="button" className="secondary" onClick={() => void pause()}>
+            Pause
           </button>
         )}
       </div>

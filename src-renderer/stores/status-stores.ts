@@ -2,7 +2,7 @@
 // or Electron. Events are applied through one function per store; after a (re)connect the stores
 // refresh from a full snapshot instead of trusting what they had.
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { AgentEvent, ApiClient, BackupStatus, ConfigProblem, ImageStatus } from '../../src-main/common/contract';
+import type { AgentEvent, ApiClient, BackupStatus, ConfigProblem, FileVersion, ImageStatus } from '../../src-main/common/contract';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
 
 export interface ImageState {
@@ -12,10 +12,20 @@ export interface ImageState {
 
 export interface BackupState {
   status: BackupStatus | null;
-  /** The last failed action (e.g. starting while already running), shown until the next action. */
+  /** The last failed action (e.g. starting while paused), shown until the next action. */
   actionError: ErrorInfo | null;
-  start(): Promise<void>;
+  /** The last action's outcome in words ("Restored ~/essay.txt"), shown until the next action. */
+  notice: string | null;
+  /** Versions of the file last looked up, newest first. */
+  versions: { path: string; list: FileVersion[] } | null;
+  start(force?: boolean): Promise<void>;
   cancel(): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): Promise<void>;
+  saveSettings(s: { excludes?: string[]; bandwidthLimitKBps?: number }): Promise<void>;
+  findVersions(path: string): Promise<void>;
+  restore(path: string, version: FileVersion): Promise<void>;
   apply(event: AgentEvent): void;
 }
 
@@ -39,18 +49,41 @@ const asInfo = (err: unknown): ErrorInfo =>
 export function createBackupStore(client: ApiClient): StoreApi<BackupState> {
   return createStore<BackupState>()((set, get) => {
     const act = async (fn: () => Promise<unknown>) => {
-      set({ actionError: null });
+      set({ actionError: null, notice: null });
       try {
         await fn();
       } catch (err) {
         set({ actionError: asInfo(err) });
       }
     };
+    const withStatus = (p: Promise<BackupStatus>) => p.then((status) => set({ status }));
     return {
       status: null,
       actionError: null,
-      start: () => act(() => client.call('backup.start', {})),
+      notice: null,
+      versions: null,
+      start: (force = false) => act(() => client.call('backup.start', { force })),
       cancel: () => act(() => client.call('backup.cancel', {})),
+      pause: () => act(() => withStatus(client.call('backup.pause', {}))),
+      resume: () => act(() => withStatus(client.call('backup.resume', {}))),
+      resolve: (path, keep) =>
+        act(async () => {
+          await client.call('conflicts.resolve', { path, keep });
+          set({ notice: `Settled ${path}.` });
+        }),
+      saveSettings: (settings) =>
+        act(async () => {
+          await withStatus(client.call('backup.settings', settings));
+          set({ notice: 'Settings saved.' });
+        }),
+      findVersions: (path) => act(async () => set({ versions: { path, list: await client.call('versions.list', { path }) } })),
+      restore: (path, version) =>
+        act(async () => {
+          // A version replaced at T was the current one just before T.
+          const at = version.replacedAt ? new Date(Date.parse(version.replacedAt) - 1000) : new Date();
+          const r = await client.call('versions.restore', { path, at: at.toISOString() });
+          set({ notice: `Restored ${path} (${r.restoredTo}).` });
+        }),
       apply(event) {
         const status = get().status;
         if (event.type === 'backup-state-changed') set({ status: event.data.status });

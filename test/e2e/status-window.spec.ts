@@ -73,7 +73,7 @@ async function recordBackupCard(page: Page) {
 test('shows the image version from os-release', async ({ page, agent }) => {
   await openWindow(page, agent);
   await expect(page.getByTestId('image-version')).toHaveText('Tabula Workstation 2026.11.3');
-  await expect(page.getByTestId('backup-state')).toHaveText('Not backed up yet');
+  await expect(page.getByTestId('backup-state')).toHaveText('Not synced yet');
 });
 
 test('"Back up now" shows progress, ends backed up, and the files are in storage', async ({ page, sandbox, storage, agent }) => {
@@ -85,10 +85,10 @@ test('"Back up now" shows progress, ends backed up, and the files are in storage
 
   const state = page.getByTestId('backup-state');
   await expect(state).toHaveText('Backed up just now', { timeout: 30_000 });
-  await expect(page.getByTestId('backup-reason')).toHaveText("All backed up (305 files copied).");
+  await expect(page.getByTestId('backup-reason')).toHaveText('All synced (305 files backed up).');
   const frames = await seen();
   expect(frames, 'the card showed "Backing up" with a percent and a file count').toContainEqual(
-    expect.objectContaining({ state: 'Backing up', progress: expect.stringMatching(/^\d{1,3}% · \d+ of \d+ items checked/) }),
+    expect.objectContaining({ state: 'Syncing', progress: expect.stringMatching(/^Backing up · \d{1,3}% · \d+ of \d+ items/) }),
   );
   expect(frames.some((f) => f.bar !== null), 'the progress bar was shown').toBe(true);
   await expect(page.getByRole('progressbar')).toHaveCount(0);
@@ -114,7 +114,7 @@ test('the backed-up state survives a reload and an agent restart', async ({ page
   const restarted = await startHeadlessAgent(sandbox);
   await openWindow(page, restarted);
   await expect(page.getByTestId('backup-state')).toHaveText('Backed up just now');
-  await expect(page.getByTestId('backup-reason')).toContainText("All backed up");
+  await expect(page.getByTestId('backup-reason')).toContainText('All synced');
 });
 
 test('the API refuses callers without the token and other web sites', async ({ request, agent }) => {

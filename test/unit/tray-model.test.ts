@@ -33,7 +33,13 @@ describe('tray model', () => {
   });
 
   it('distinguishes offline, failed and needs-attention states', () => {
-    expect(trayModel(status({ state: 'offline', reason: 'unreachable' }), now).icon).toBe('offline');
+    const offline = trayModel(status({ state: 'offline', reason: 'unreachable', queuedChanges: 12 }), now);
+    expect(offline.icon).toBe('offline');
+    expect(offline.tooltip).toContain('Offline — 12 changes waiting');
+    const conflicts = trayModel(status({ state: 'attention', conflicts: [{ path: 'a', conflictPath: 'b', kept: 'local', at: '' }] }), now);
+    expect(conflicts).toMatchObject({ icon: 'attention', tooltip: expect.stringContaining('1 conflict to settle') });
+    const paused = trayModel(status({ state: 'paused', paused: true }), now);
+    expect(paused.menu.find((i) => i.id === 'backup-now')).toMatchObject({ enabled: false });
     const failed = trayModel(status({ state: 'failed', reason: 'The storage is full.' }), now);
     expect(failed.icon).toBe('error');
     expect(failed.tooltip).toContain('Backup failed: The storage is full.');

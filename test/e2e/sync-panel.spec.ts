@@ -1,0 +1,107 @@
+// The sync panel as a person uses it, against a real sshd on 127.0.0.1: a backup queued while the
+// storage is away runs by itself when it is back; a conflict is settled in the inbox; an older
+// version comes back with one click.
+import { test as base, expect, type Page } from '@playwright/test';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseStorageUrl } from '../../src-main/core/storage-url';
+import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
+import { runSync } from '../../src-main/core/sync/engine';
+import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+
+const test = base.extend<{ sandbox: AgentSandbox; agent: RunningAgent }, { sshd: SshServer }>({
+  sshd: [
+    // eslint-disable-next-line no-empty-pattern
+    async ({}, use) => {
+      const sshd = await startSshServer();
+      await use(sshd);
+      await sshd.dispose();
+    },
+    { scope: 'worker' },
+  ],
+  sandbox: async ({ sshd }, use) => {
+    const sandbox = createSandbox();
+    sandbox.writeUserConfig({
+      storage: { url: sshd.url(path.join(sandbox.dir, 'nas/ann')), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 },
+      backup: { retryMinSeconds: 1, retryMaxSeconds: 2, watchHome: false },
+    });
+    await use(sandbox);
+    await sshd.start().catch(() => {});
+    await sandbox.dispose();
+  },
+  agent: async ({ sandbox }, use) => {
+    const agent = await startHeadlessAgent(sandbox);
+    await use(agent);
+    await agent.stop();
+  },
+});
+
+async function open(page: Page, agent: RunningAgent) {
+  await page.goto(agent.openUrl);
+  await expect(page.getByRole('status').first()).toHaveText('Connected');
+}
+
+async function backUpNow(page: Page) {
+  await page.getByRole('button', { name: 'Back up now' }).click();
+  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up|^Needs you/, { timeout: 20_000 });
+}
+
+test('offline: "Back up now" is queued, and runs by itself when the storage is back', async ({ page, sandbox, sshd, agent }) => {
+  await sshd.stop();
+  fs.writeFileSync(path.join(sandbox.home, 'offline-work.txt'), 'written on the train');
+  await open(page, agent);
+  await page.getByRole('button', { name: 'Back up now' }).click();
+  await expect(page.getByTestId('backup-state')).toHaveText('Offline');
+  await expect(page.getByTestId('backup-reason')).toContainText(/Waiting for storage — 2 changes queued/);
+  await expect(page.getByTestId('next-attempt')).toContainText('Next try at');
+  await page.screenshot({ path: 'test-results/sync-offline.png' });
+
+  await sshd.start();
+  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });
+  expect(fs.readFileSync(path.join(sandbox.dir, 'nas/ann/offline-work.txt'), 'utf8')).toBe('written on the train');
+});
+
+test('a conflict shows in the inbox and "Keep theirs" settles it', async ({ page, sandbox, sshd, agent }) => {
+  const file = path.join(sandbox.home, 'Documents/notes.txt');
+  await open(page, agent);
+  await backUpNow(page);
+  // The same person edits the file on another laptop, which syncs first.
+  const other = path.join(sandbox.dir, 'laptop-b');
+  fs.mkdirSync(other);
+  const o = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(sshd.url(path.join(sandbox.dir, 'nas/ann'))), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sandbox.dir, 'b-state'), host: 'laptop-b' };
+  await runSync(o);
+  fs.writeFileSync(path.join(other, 'Documents/notes.txt'), 'Remember the milk and the bread (laptop B).\n');
+  await runSync(o);
+  fs.writeFileSync(file, 'Remember the milk and eggs (this laptop).\n');
+
+  await backUpNow(page);
+  const inbox = page.getByTestId('conflicts');
+  await expect(inbox).toContainText('Documents/notes.txt');
+  await expect(page.getByTestId('backup-state')).toHaveText('Needs you');
+  await page.screenshot({ path: 'test-results/sync-conflict.png', fullPage: true });
+  await page.getByRole('button', { name: 'Keep theirs: Documents/notes.txt' }).click();
+  await expect(inbox).toHaveCount(0);
+  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });
+  expect(fs.readFileSync(file, 'utf8')).toBe('Remember the milk and the bread (laptop B).\n');
+  expect(fs.readdirSync(path.dirname(file))).toEqual(['notes.txt']);
+});
+
+test('restore an older version of a file', async ({ page, sandbox, agent }) => {
+  const file = path.join(sandbox.home, 'Documents/notes.txt');
+  await open(page, agent);
+  await backUpNow(page);
+  fs.writeFileSync(file, 'overwritten by mistake\n');
+  await page.getByRole('button', { name: 'Back up now' }).click();
+  const onStorage = path.join(sandbox.dir, 'nas/ann/Documents/notes.txt');
+  await expect.poll(() => fs.readFileSync(onStorage, 'utf8'), { timeout: 20_000 }).toBe('overwritten by mistake\n');
+  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/);
+  await page.getByLabel('Path in your home').fill('Documents/notes.txt');
+  await page.getByRole('button', { name: 'Show versions' }).click();
+  const versions = page.getByTestId('versions');
+  await expect(versions.getByRole('listitem')).toHaveCount(2);
+  await expect(versions.getByRole('listitem').nth(1)).toContainText('Version replaced');
+  await versions.getByRole('button', { name: 'Restore' }).nth(1).click();
+  await expect(page.getByText(/^Restored Documents\/notes\.txt/)).toBeVisible();
+  expect(fs.readFileSync(file, 'utf8')).toBe('Remember the milk.\n');
+});
