@@ -55,7 +55,7 @@ test('offline: "Back up now" is queued, and runs by itself when the storage is b
   await expect(page.getByTestId('backup-state')).toHaveText('Offline');
   await expect(page.getByTestId('backup-reason')).toContainText(/Waiting for storage — 2 changes queued/);
   await expect(page.getByTestId('next-attempt')).toContainText('Next try at');
-  await page.screenshot({ path: 'test-results/sync-offline.png' });
+  
 
   await sshd.start();
   await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });
@@ -79,7 +79,7 @@ test('a conflict shows in the inbox and "Keep theirs" settles it', async ({ page
   const inbox = page.getByTestId('conflicts');
   await expect(inbox).toContainText('Documents/notes.txt');
   await expect(page.getByTestId('backup-state')).toHaveText('Needs you');
-  await page.screenshot({ path: 'test-results/sync-conflict.png', fullPage: true });
+  await page.screenshot({ path: 'docs/sync-conflict.png', fullPage: true });
   await page.getByRole('button', { name: 'Keep theirs: Documents/notes.txt' }).click();
   await expect(inbox).toHaveCount(0);
   await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });

@@ -331,7 +331,7 @@ function checkSafety(o: SyncOptions, archive: ReturnType<typeof loadArchive>, lo
   const refuse = (why: string, deletions: string[]) => {
     const wouldDelete = deletions.filter((p) => archive.tree.get(p)?.type !== 'd');
     const list = wouldDelete.slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
-    return new TabulaError('sync-refused', `${why} Nothing was changed.${wouldDelete.length ? ` It would have deleted ${wouldDelete.length} files.` : ''} Check the storage, then sync with --force to go ahead.`, {
+    return new TabulaError('sync-refused', `${why} Nothing was changed.${wouldDelete.length ? ` It would have deleted ${wouldDelete.length} ${wouldDelete.length === 1 ? 'file' : 'files'}.` : ''} Check the storage, then sync with --force to go ahead.`, {
       details: list,
     });
   };
