@@ -224,6 +224,15 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     const stamp = stampOf(now());
     if (!remote.hasSentinel) await writeSentinel(o, now());
+    const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
+    if (transfers === 0) {
+      // Nothing moved: the common case, kept to two listings and (when needed) one small write.
+      if (plan.agreed.length || archive.first) {
+        for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
+        saveArchive(o.stateDir, o.storage.display, tree);
+      }
+      return summary;
+    }
     // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
     // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
@@ -301,11 +310,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pulling', plan.pull, plan.deleteLocal);
     await transfer('pushing', plan.push, plan.deleteRemote);
 
-    for (const p of plan.agreed) {
-      const l = local.tree.get(p);
-      if (l) tree.set(p, l);
-      else tree.delete(p);
-    }
+    for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
     await pruneVersions(o);
     return summary;
@@ -316,6 +321,12 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   function failure(result: Awaited<RsyncRun['done']>, opts: SyncOptions, wasCancelled: boolean) {
     return describeRsyncFailure(result, { home: opts.home.path, storage: opts.storage.display, cancelled: wasCancelled });
   }
+}
+
+function updateAgreed(tree: Tree, p: string, local: Tree) {
+  const l = local.get(p);
+  if (l) tree.set(p, l);
+  else tree.delete(p);
 }
 
 /** What the archive should remember for a path just copied: the source's entry (rsync -a keeps size and time). */
