@@ -47,6 +47,8 @@ export interface BackupProgress {
   /** Estimated from rsync's overall percentage; null until known. */
   bytesTotal: number | null;
   percent: number;
+  /** Estimated time left, when rsync knows it. */
+  etaSeconds: number | null;
   filesDone: number;
   filesTotal: number | null;
   currentFile: string | null;

@@ -13,6 +13,8 @@ export interface RsyncItem {
 export interface RsyncProgressLine {
   bytesDone: number;
   percent: number;
+  /** rsync's estimate of the time left, in seconds. */
+  etaSeconds: number | null;
   filesDone: number | null;
   filesTotal: number | null;
 }
@@ -34,10 +36,13 @@ export interface RsyncRun {
 }
 
 /** Options every run needs for parsing; callers add theirs. */
-export const parseableOutput = ['--no-h', '--info=progress2', '--out-format=%i|%n|%l'];
+// %b (bytes sent) makes rsync print a file's line when its transfer has *finished*, not when it
+// starts: the sync advances its archive only for names printed, so an interrupted file must not be.
+// The name goes last, so a "|" inside it cannot shift the fields.
+export const parseableOutput = ['--no-h', '--info=progress2', '--out-format=%i|%l|%b|%n'];
 
-const progressRe = /^\s*(\d+)\s+(\d+)%\s+\S+\s+\S+(?:\s+\(xfr#\d+, (?:to|ir)-chk=(\d+)\/(\d+)\))?/;
-const itemRe = /^([<>ch.*][^|]{2,10})\|(.*)\|(\d+)$/;
+const progressRe = /^\s*(\d+)\s+(\d+)%\s+\S+\s+(\d+):(\d\d):(\d\d)(?:\s+\(xfr#\d+, (?:to|ir)-chk=(\d+)\/(\d+)\))?/;
+const itemRe = /^([<>ch.*][^|]{2,10})\|(\d+)\|(\d+)\|(.*)$/;
 
 /** rsync prints unprintable bytes of names as \\#ooo (octal); put the bytes back and read them as UTF-8. */
 export function unescapeRsyncName(name: string): string {
@@ -54,12 +59,13 @@ export function unescapeRsyncName(name: string): string {
 
 export function parseRsyncLine(line: string): { item: RsyncItem } | { progress: RsyncProgressLine } | null {
   const item = itemRe.exec(line);
-  if (item) return { item: { change: item[1]!.trim(), name: unescapeRsyncName(item[2]!), size: Number(item[3]) } };
+  if (item) return { item: { change: item[1]!.trim(), name: unescapeRsyncName(item[4]!), size: Number(item[2]) } };
   const p = progressRe.exec(line);
   if (p) {
-    const toCheck = p[3] === undefined ? null : Number(p[3]);
-    const total = p[4] === undefined ? null : Number(p[4]);
-    return { progress: { bytesDone: Number(p[1]), percent: Number(p[2]), filesTotal: total, filesDone: total === null || toCheck === null ? null : total - toCheck } };
+    const toCheck = p[6] === undefined ? null : Number(p[6]);
+    const total = p[7] === undefined ? null : Number(p[7]);
+    const etaSeconds = Number(p[3]) * 3600 + Number(p[4]) * 60 + Number(p[5]);
+    return { progress: { bytesDone: Number(p[1]), percent: Number(p[2]), etaSeconds, filesTotal: total, filesDone: total === null || toCheck === null ? null : total - toCheck } };
   }
   return null;
 }

@@ -1,7 +1,7 @@
 import { useStore, type StoreApi } from 'zustand';
 import type { BackupState as Store } from '../stores/status-stores';
 import { useNow } from './App';
-import { formatBytes, timeAgo } from './format';
+import { formatBytes, formatDuration, timeAgo } from './format';
 
 const labels = { never: 'Not synced yet', idle: 'Backed up', running: 'Syncing', failed: 'Sync failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you' } as const;
 const phases = { listing: 'Looking for changes', comparing: 'Comparing', pulling: 'Bringing in changes', pushing: 'Backing up' } as const;
@@ -37,6 +37,7 @@ export function BackupCard({ store }: { store: StoreApi<Store> }) {
           <p className="muted" data-testid="backup-progress">
             {p ? `${phases[p.phase]} · ${p.percent}% · ${p.filesDone}${p.filesTotal !== null ? ` of ${p.filesTotal}` : ''} items` : 'Preparing…'}
             {p?.bytesTotal ? ` · ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` : ''}
+            {p?.etaSeconds ? ` · about ${formatDuration(p.etaSeconds)} left` : ''}
           </p>
           {p?.currentFile && (
             <p className="muted current-file" title={p.currentFile}>

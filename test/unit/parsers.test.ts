@@ -35,10 +35,12 @@ describe('storage URL', () => {
 
 describe('rsync output', () => {
   it('parses itemized names (with | in them) and progress2 lines', () => {
-    expect(parseRsyncLine('>f+++++++++|docs/a|b.txt|1234')).toEqual({ item: { change: '>f+++++++++', name: 'docs/a|b.txt', size: 1234 } });
+    expect(parseRsyncLine('>f+++++++++|1234|1300|docs/a|b.txt')).toEqual({ item: { change: '>f+++++++++', name: 'docs/a|b.txt', size: 1234 } });
+    expect(parseRsyncLine('*deleting  |0|0|caf\\#303\\#251 \\#012x')).toEqual({ item: { change: '*deleting', name: 'café \nx', size: 0 } });
     expect(parseRsyncLine('      52428800  45%  100.00MB/s    0:00:00 (xfr#3, to-chk=7/12)')).toEqual({
-      progress: { bytesDone: 52428800, percent: 45, filesDone: 5, filesTotal: 12 },
+      progress: { bytesDone: 52428800, percent: 45, etaSeconds: 0, filesDone: 5, filesTotal: 12 },
     });
+    expect(parseRsyncLine('    1048576   3%   10.00MB/s    1:02:03')).toMatchObject({ progress: { percent: 3, etaSeconds: 3723, filesTotal: null } });
     expect(parseRsyncLine('sending incremental file list')).toBeNull();
   });
 });

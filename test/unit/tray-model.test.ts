@@ -26,7 +26,7 @@ describe('tray model', () => {
   });
 
   it('offers Stop while syncing and shows the percentage', () => {
-    const m = trayModel(status({ state: 'running', progress: { phase: 'pushing', percent: 40, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
+    const m = trayModel(status({ state: 'running', progress: { phase: 'pushing', percent: 40, etaSeconds: 5, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
     expect(m.icon).toBe('syncing');
     expect(labels(m)).toEqual(expect.arrayContaining(['Backing up… 40%', 'Stop backup']));
     expect(labels(m)).not.toContain('Back up now');

@@ -27,6 +27,7 @@ export interface ConflictRecord {
 export interface SyncProgress {
   phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
   percent: number;
+  etaSeconds: number | null;
   bytesDone: number;
   filesDone: number;
   filesTotal: number | null;
@@ -161,7 +162,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   };
 
   try {
-    o.onProgress?.({ phase: 'listing', percent: 0, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
+    o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
     const [local, remote] = await Promise.all([listEndpoint(o.home, o.excludes), listEndpoint(o.storage, o.excludes)]);
     checkCancelled();
     const archive = loadArchive(o.stateDir, o.storage.display);
@@ -190,9 +191,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         {
           item(item) {
             items.push(item);
-            o.onProgress?.({ phase, percent: 0, bytesDone: 0, filesDone: items.length, filesTotal: list.length, currentFile: item.name });
+            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone: items.length, filesTotal: list.length, currentFile: item.name });
           },
-          progress: (p) => o.onProgress?.({ phase, percent: p.percent, bytesDone: p.bytesDone, filesDone: items.length, filesTotal: list.length, currentFile: null }),
+          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone: items.length, filesTotal: list.length, currentFile: null }),
         },
         { input: nul(list) },
       );
@@ -206,7 +207,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Both changed to the same size: rsync's checksum decides whether the content really differs.
     if (plan.compare.length) {
-      o.onProgress?.({ phase: 'comparing', percent: 0, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
+      o.onProgress?.({ phase: 'comparing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
       const { result, items } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.

@@ -1,0 +1,125 @@
+// Edges of the sync a person meets rarely but must survive: rsync killed mid-run, special files,
+// huge files, a file changed while the sync runs, and the foreground `tabula sync` command.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { localEndpoint } from '../../src-main/core/sync/endpoint';
+import { listEndpoint } from '../../src-main/core/sync/engine';
+import { createSandbox, type AgentSandbox } from '../fixtures/headless-agent';
+import { createWorld, type World } from '../fixtures/laptops';
+
+let w: World;
+beforeEach(() => {
+  w = createWorld();
+});
+afterEach(() => w.dispose());
+
+const rsyncPids = (needle: string) =>
+  execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => / rsync /.test(` ${l.trim().split(/\s+/).slice(1).join(' ')} `) && l.includes(needle))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+
+describe('sync edges', () => {
+  it('recovers from rsync being killed mid-transfer: the next run finishes, nothing half-written', async () => {
+    const a = w.laptop('a');
+    a.write('big.bin', Buffer.alloc(80 << 20, 9));
+    for (let i = 0; i < 20; i++) a.write(`small/${i}.txt`, `s${i}`);
+    let killed = false;
+    const first = a
+      .sync({
+        bandwidthLimitKBps: 20_000,
+        onProgress: (p) => {
+          if (!killed && p.phase === 'pushing' && p.bytesDone > 0) {
+            killed = true;
+            for (const pid of rsyncPids(a.home)) process.kill(pid, 'SIGKILL');
+          }
+        },
+      })
+      .then(
+        () => null,
+        (e: Error) => e,
+      );
+    const err = await first;
+    expect(killed).toBe(true);
+    expect(err?.message).toMatch(/stopped before it finished|failed/);
+    // Nothing that looks like a user's file was left behind on the storage.
+    expect(Object.keys(w.storageFiles()).filter((f) => !f.startsWith('small/') && f !== 'big.bin')).toEqual([]);
+    await a.sync();
+    expect(fs.readFileSync(path.join(w.storageDir, 'big.bin')).equals(fs.readFileSync(path.join(a.home, 'big.bin')))).toBe(true);
+    expect(w.storageFiles()).toEqual(a.files());
+  });
+
+  it('skips sockets and pipes with a note, and syncs the rest', async () => {
+    const a = w.laptop('a');
+    a.write('ok.txt', 'fine');
+    execFileSync('mkfifo', [path.join(a.home, 'a-pipe')]);
+    const s = await a.sync();
+    expect(s.skipped).toEqual([{ path: 'a-pipe', why: 'special file (device, socket or pipe)' }]);
+    expect(w.storageFiles()).toEqual({ 'ok.txt': 'fine' });
+  });
+
+  it('lists files over 4 GiB with their true size', async () => {
+    const a = w.laptop('a');
+    const big = path.join(a.home, 'disk.img');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 5 * 2 ** 30); // sparse: no 5 GiB written
+    const listing = await listEndpoint(localEndpoint(a.home), []);
+    expect(listing.tree.get('disk.img')).toMatchObject({ type: 'f', size: 5 * 2 ** 30 });
+  });
+
+  it('a file edited while the sync runs is neither lost nor mistaken for synced', async () => {
+    const a = w.laptop('a');
+    const b = w.laptop('b');
+    a.write('big.bin', Buffer.alloc(40 << 20, 1));
+    a.write('draft.txt', 'first words');
+    let edited = false;
+    await a.sync({
+      bandwidthLimitKBps: 40_000,
+      onProgress: (p) => {
+        if (!edited && p.phase === 'pushing' && p.bytesDone > 0) {
+          edited = true;
+          a.write('draft.txt', 'first words, and more written during the sync', new Date(Date.now() + 5000));
+        }
+      },
+    });
+    expect(edited).toBe(true);
+    await a.sync(); // the edit is seen as a change and goes up
+    await b.sync();
+    expect(b.read('draft.txt')).toBe('first words, and more written during the sync');
+  });
+});
+
+describe('tabula sync (foreground, no agent)', () => {
+  let sb: AgentSandbox;
+  beforeEach(() => {
+    sb = createSandbox();
+  });
+  afterEach(() => sb.dispose());
+
+  it('syncs and exits 0, refuses with exit 2 and a dry-run list, fails with exit 1 when unreachable', async () => {
+    const storage = path.join(sb.dir, 'nas');
+    fs.mkdirSync(storage);
+    for (let i = 0; i < 12; i++) fs.writeFileSync(path.join(sb.home, `f${i}.txt`), `${i}`);
+    const ok = await sb.cli(['sync', '--storage', storage]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^Sent 13 items, brought in 0, deleted 0 on the storage and 0 here\./);
+    expect(fs.existsSync(path.join(storage, 'f11.txt'))).toBe(true);
+
+    for (let i = 0; i < 10; i++) fs.rmSync(path.join(sb.home, `f${i}.txt`));
+    const refused = await sb.cli(['sync', '--storage', storage]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('This sync would delete 10 of 13 files on the storage (more than 50%). Nothing was changed.');
+    expect(refused.stderr).toContain('  ~/f0.txt');
+    const dry = await sb.cli(['sync', '--storage', storage, '--dry-run', '--force', '--json']);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, deletedRemote: expect.arrayContaining(['f0.txt']) });
+    expect(fs.existsSync(path.join(storage, 'f0.txt'))).toBe(true);
+    expect((await sb.cli(['sync', '--storage', storage, '--force'])).code).toBe(0);
+    expect(fs.existsSync(path.join(storage, 'f0.txt'))).toBe(false);
+
+    const away = await sb.cli(['sync', '--storage', 'ssh://nobody@127.0.0.1:1/srv/x']);
+    expect(away.code).toBe(1);
+    expect(away.stderr).toMatch(/cannot be reached right now \(connection refused\)/);
+  });
+});
