@@ -67,8 +67,15 @@ export interface SyncSummary {
   pendingLocal: number;
 }
 
-const entrySchema = z.tuple([z.string(), z.enum(['f', 'd', 'l']), z.number(), z.number()]);
-const archiveSchema = z.object({ version: z.literal(1), storage: z.string(), entries: z.array(entrySchema) });
+// Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
+type ArchiveEntry = [string, Entry['type'], number, number];
+const isEntry = (e: unknown): e is ArchiveEntry =>
+  Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') && typeof e[2] === 'number' && typeof e[3] === 'number';
+const archiveSchema = z.object({
+  version: z.literal(1),
+  storage: z.string(),
+  entries: z.custom<ArchiveEntry[]>((v) => Array.isArray(v) && v.every(isEntry), 'an archive entry is damaged'),
+});
 type ArchiveFile = z.infer<typeof archiveSchema>;
 
 /** Below this many archived files the share rule does not apply (deleting 2 of 3 files is ordinary). */
@@ -92,7 +99,10 @@ function saveArchive(stateDir: string, storage: string, tree: Tree) {
 }
 
 export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
-  const r = await ep.sh(listScript, [ep.path, ...prunableDirs(excludes)]);
+  const pruned = prunableDirs(excludes);
+  const r = await ep.sh(listScript, [ep.path, ...pruned]);
+  // find pruned those already; the rest are matched here, on both sides alike.
+  excludes = excludes.filter((p) => !pruned.includes(p.slice(1, -1)));
   if (r.code === 3 && r.stderr.includes('NOROOT')) return { tree: new Map(), exists: false, hasSentinel: false, skipped: [] };
   if (r.code !== 0) {
     // find exits 1 when some folders could not be read; the rest of its listing is still good.
@@ -163,9 +173,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    const [local, remote] = await Promise.all([listEndpoint(o.home, o.excludes), listEndpoint(o.storage, o.excludes)]);
+    const listings = Promise.all([listEndpoint(o.home, o.excludes), listEndpoint(o.storage, o.excludes)]);
+    const archive = loadArchive(o.stateDir, o.storage.display); // while find runs on both sides
+    const [local, remote] = await listings;
     checkCancelled();
-    const archive = loadArchive(o.stateDir, o.storage.display);
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     checkSafety(o, archive, local, remote, plan);
