@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createHttpClient } from './common/clients';
 import type { AgentEvent, AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
+import { runPrefsCommand, prefsUsage } from './cli-prefs';
 import { createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
 import { startHttpServer } from './core/http-server';
@@ -16,6 +17,7 @@ const usage = `Usage:
   tabula status [--json]         image version and backup state
   tabula backup now [--no-wait]  back up the home folder now, showing progress
   tabula events                  follow the agent's event stream (one JSON object a line)
+${prefsUsage}
   tabula --version`;
 
 const paths = resolvePaths();
@@ -194,6 +196,10 @@ async function main(argv: string[]) {
   if (flag('--version')) return console.log('tabula 0.1.0');
   if (flag('--headless')) return headless(port);
   if (flag('--launch')) return launch(port);
+  if (words[0] === 'prefs') {
+    process.exitCode = await runPrefsCommand(argv, runningAgent);
+    return;
+  }
   switch (words.join(' ')) {
     case 'status': {
       const s = await (await requireAgent()).call('status.get', {});

@@ -8,6 +8,7 @@ import { createBackupService } from './backup';
 import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
 import { resolvePaths, type Paths } from './paths';
+import { createPrefsService } from './prefs/prefs-service';
 
 export const agentVersion = '0.1.0';
 
@@ -51,6 +52,8 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
   });
 
+  const prefs = createPrefsService({ paths, env: opts.env, events, now: opts.now });
+
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
     return {
@@ -68,6 +71,14 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'backup.cancel': () => backup.cancel(),
     'backup.history': ({ limit }) => backup.history(limit),
     'events.since': ({ after }) => events.since(after),
+    'prefs.get': () => prefs.get(),
+    'prefs.set': ({ key, value }) => prefs.set(key, value),
+    'prefs.export': () => prefs.exportDoc(),
+    'prefs.import': ({ doc }) => prefs.importDoc(doc),
+    'prefs.state': () => prefs.state(),
+    'prefs.apply': ({ dryRun, areas }) => prefs.apply(dryRun, areas),
+    'prefs.saveDisplayProfile': ({ profile }) => prefs.saveDisplayProfile(profile),
+    'prefs.saveNetworkProfile': ({ profile, secret }) => prefs.saveNetworkProfile(profile, secret),
   };
   const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
 
