@@ -63,7 +63,7 @@ export function parseXrandrVerbose(text: string): XrandrOutput[] {
     const edid = cur.edidHex ? parseEdid(Buffer.from(cur.edidHex, 'hex')) : null;
     const { widthMm, heightMm, ...rest } = cur;
     delete (rest as Partial<typeof cur>).edidHex;
-    outputs.push({ ...rest, edid, monitor: monitorIdentity(edid, widthMm, heightMm, cur.connector), label: edid?.name ?? (edid ? `${edid.vendor} ${edid.product}` : cur.connector) });
+    outputs.push({ ...rest, edid, monitor: monitorIdentity(edid, widthMm, heightMm, cur.connector), label: edid?.name ?? (edid ? `${edid.vendor} ${edid.product}` : widthMm && heightMm ? `${widthMm}x${heightMm}mm monitor` : cur.connector) });
     cur = null;
   };
   for (const line of lines) {
