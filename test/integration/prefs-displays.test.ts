@@ -133,7 +133,7 @@ describe('GNOME on Wayland: monitors.xml', () => {
       fs.mkdirSync(drm, { recursive: true });
       fs.writeFileSync(path.join(drm, 'status'), 'connected\n');
       fs.writeFileSync(path.join(drm, 'edid'), edid);
-      const env = { ...sb.env, XDG_SESSION_TYPE: 'wayland', XDG_CURRENT_DESKTOP: 'ubuntu:GNOME' };
+      const env: NodeJS.ProcessEnv = { ...sb.env, XDG_SESSION_TYPE: 'wayland', XDG_CURRENT_DESKTOP: 'ubuntu:GNOME' };
       const prefs = createPrefsService({ paths: resolvePaths(env), env });
       const { displays } = await prefs.state();
       expect(displays.session).toBe('wayland-gnome');
