@@ -3,6 +3,7 @@ import { useStore } from 'zustand';
 import type { Stores } from '../stores/status-stores';
 import { BackupCard } from './BackupCard';
 import { ImageCard } from './ImageCard';
+import { PreferencesCard } from './PreferencesCard';
 
 /** A clock that re-renders "2 min ago" texts. */
 export function useNow(intervalMs = 15000): number {
@@ -38,6 +39,7 @@ export function App({ stores }: { stores: Stores }) {
       ))}
       <ImageCard store={stores.image} />
       <BackupCard store={stores.backup} />
+      <PreferencesCard store={stores.prefs} />
     </main>
   );
 }
