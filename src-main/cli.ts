@@ -59,7 +59,7 @@ async function headless(port: number) {
     console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
     return;
   }
-  const agent = createAgent();
+  const agent = createAgent({ watchDisplays: true });
   const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port });
   fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(tokenFile, server.token + '\n', 0o600);

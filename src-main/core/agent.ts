@@ -17,6 +17,8 @@ export interface AgentOptions {
   paths?: Paths;
   now?: () => Date;
   rsyncPath?: string;
+  /** Apply the saved display layout when monitors are plugged or unplugged (a long-running agent). */
+  watchDisplays?: boolean;
   /** Where bugs (not expected failures) are reported. */
   logBug?: (err: unknown) => void;
 }
@@ -53,6 +55,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
   });
 
   const prefs = createPrefsService({ paths, env: opts.env, events, now: opts.now });
+  const stopWatchingDisplays = opts.watchDisplays ? prefs.watchDisplays() : () => undefined;
 
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
@@ -88,6 +91,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     events,
     status,
     async shutdown() {
+      stopWatchingDisplays();
       backup.cancel();
       await backup.whenIdle();
     },

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DisplayProfile } from '../../src-main/common/prefs-schema';
 import { resolvePaths } from '../../src-main/core/paths';
+import { profileFromMonitors } from '../../src-main/core/prefs/displays';
 import { createPrefsService, type PrefsService } from '../../src-main/core/prefs/prefs-service';
 import { createSandbox, repoRoot, type AgentSandbox } from '../fixtures/headless-agent';
 import { startXorgDummy, type XorgFixture } from '../fixtures/xorg-dummy';
@@ -86,6 +87,22 @@ describe('display layouts with Xorg and xrandr', () => {
       DUMMY2: { geometry: '1280x1024+0+0', primary: false },
     });
     expect((await prefsA.apply(false, ['displays'])).items[0]!.status).toBe('unchanged');
+  });
+
+  it('on hotplug, the agent applies the layout saved for the new set of monitors', async () => {
+    const stop = prefsA.watchDisplays(100);
+    try {
+      await new Promise((r) => setTimeout(r, 400)); // the first look records the current set
+      const { displays } = await prefsA.state();
+      const now = profileFromMonitors('With projector', displays.monitors);
+      const projector = { ...now.outputs[0]!, monitor: 'size:480x270mm', label: 'projector', width: 1280, height: 1024, x: 4800, y: 0, primary: false };
+      await prefsA.saveDisplayProfile({ name: 'With projector', outputs: [...now.outputs, projector] });
+      xa.plug('DUMMY3', { widthMm: 480, heightMm: 270 });
+      await expect.poll(() => xa.layout().DUMMY3?.geometry, { timeout: 10_000 }).toBe('1280x1024+4800+0');
+      expect(xa.layout().DUMMY1).toEqual({ geometry: '1920x1080+1280+0', primary: true });
+    } finally {
+      stop();
+    }
   });
 
   it('roams: on laptop B the same monitors on other connectors get the same layout', () => {

@@ -282,9 +282,10 @@ export function createDisplaysApplier({ env, configHome, sysDrm }: DisplaysAppli
   const session = detectSession(env);
   const monitorsXml = path.join(configHome, 'monitors.xml');
 
-  async function read(): Promise<{ session: DisplaySession; monitors: MonitorState[]; problem: string | null }> {
+  /** `cached`: what the X server last saw, without probing outputs again (cheap enough to poll). */
+  async function read(cached = false): Promise<{ session: DisplaySession; monitors: MonitorState[]; problem: string | null }> {
     if (session === 'x11') {
-      const r = await runTool('xrandr', ['--verbose'], { env });
+      const r = await runTool('xrandr', cached ? ['--current', '--verbose'] : ['--verbose'], { env });
       if (r.missing) return { session, monitors: [], problem: 'xrandr is not installed, so the display layout cannot be read or set.' };
       if (r.code !== 0) return { session, monitors: [], problem: `The display ${env.DISPLAY} cannot be reached: ${firstLine(r.stderr) || 'xrandr failed'}.` };
       return { session, monitors: parseXrandrVerbose(r.stdout).map((o) => {

@@ -81,9 +81,42 @@ export function createPrefsService({ paths, env = process.env, events, now = () 
     return changed(store.set('network.profiles', next));
   }
 
+  /**
+   * Hotplug on X11: watches the set of connected monitors (xrandr --current, no re-probe) and applies
+   * the saved layout for the new set when it changes. Returns a function that stops watching.
+   */
+  function watchDisplays(intervalMs = 3000): () => void {
+    if (displays.session !== 'x11') return () => undefined;
+    let lastKey: string | null = null;
+    let busy = false;
+    const tick = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        const s = await displays.read(true);
+        if (s.problem) return;
+        const key = profileKey(s.monitors.map((m) => m.monitor));
+        if (lastKey !== null && key !== lastKey) {
+          const items = await displays.apply(store.view().effective.displays, false);
+          if (items.length) events?.publish('prefs-applied', { at: now().toISOString(), dryRun: false, items });
+        }
+        lastKey = key;
+      } catch {
+        /* the next tick tries again */
+      } finally {
+        busy = false;
+      }
+    };
+    void tick();
+    const timer = setInterval(() => void tick(), intervalMs);
+    timer.unref?.();
+    return () => clearInterval(timer);
+  }
+
   return {
     store,
     secrets,
+    watchDisplays,
     state,
     apply,
     saveDisplayProfile,
