@@ -85,13 +85,16 @@ const ssidSchema = z.string().refine((s) => {
   return n >= 1 && n <= 32;
 }, 'must be 1 to 32 bytes long');
 
+// Names and identities go into NetworkManager, D-Bus and messages: printable text only.
+const printable = (max: number) => z.string().min(1).max(max).regex(/^[^\x00-\x1f\x7f]+$/, 'must not contain control characters');
+
 export const wifiProfileSchema = z.strictObject({
   kind: z.literal('wifi'),
-  name: z.string().min(1).max(100),
+  name: printable(100),
   ssid: ssidSchema,
   security: z.enum(['open', 'wpa2-personal', 'wpa3-personal', 'wpa2-enterprise-peap']),
   /** PEAP/MSCHAPv2 identity; the password lives in the keyring. */
-  identity: z.string().min(1).max(255).optional(),
+  identity: printable(255).optional(),
   /** Absolute path to the CA certificate for enterprise networks. */
   caCert: z.string().startsWith('/').max(4096).optional(),
   hidden: z.boolean().optional(),
@@ -104,7 +107,7 @@ export const wireguardPeerSchema = z.strictObject({
 });
 export const wireguardProfileSchema = z.strictObject({
   kind: z.literal('wireguard'),
-  name: z.string().min(1).max(100),
+  name: printable(100),
   /** Interface name on the laptop, 1–15 characters. */
   interface: z.string().regex(/^[A-Za-z0-9_-]{1,15}$/, 'must be 1 to 15 letters, digits, _ or -'),
   addresses: z.array(z.string().regex(/^[0-9a-fA-F.:]+\/\d{1,3}$/, 'must be an address/prefix')).min(1),

@@ -16,7 +16,7 @@ import { startNetworkManager, type NetworkManagerFixture } from '../fixtures/net
 const profiles = [
   { kind: 'wifi', name: 'Home', ssid: 'Café Home', security: 'wpa2-personal', autoconnect: true },
   { kind: 'wifi', name: 'Library', ssid: 'Library', security: 'open', autoconnect: false },
-  { kind: 'wifi', name: 'Flat', ssid: 'Flat 3', security: 'wpa3-personal', hidden: true, autoconnect: true },
+  { kind: 'wifi', name: `Ann's "Flat" \\ 3; $(touch x)`, ssid: `it's "3"`, security: 'wpa3-personal', hidden: true, autoconnect: true },
   { kind: 'wifi', name: 'Corp', ssid: 'CorpNet', security: 'wpa2-enterprise-peap', identity: 'ann@example.org', caCert: '/etc/ssl/certs/ca-certificates.crt', autoconnect: true },
   {
     kind: 'wireguard',
@@ -27,7 +27,7 @@ const profiles = [
     autoconnect: false,
   },
 ].map((p) => networkProfileSchema.parse(p)) as NetworkProfile[];
-const secrets: Record<string, string> = { Home: 'home wifi password', Flat: 'flat-password-3', 'Office VPN': 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=' };
+const secrets: Record<string, string> = { Home: 'home wifi password', [`Ann's "Flat" \\ 3; $(touch x)`]: 'flat-password-3', 'Office VPN': 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=' };
 
 describe('NetworkManager offline validation (no daemon)', () => {
   it.each(profiles.map((p) => [p.name, p] as const))('%s is a valid NetworkManager profile', async (_name, p) => {
@@ -85,7 +85,10 @@ describe('network profiles with a real NetworkManager, as a non-root user', () =
     expect(r.code).toBe(1);
 
     const listed = nm.nmcli(['-t', '-f', 'NAME,UUID', 'connection', 'show']).stdout;
-    for (const p of profiles.filter((p) => p.name !== 'Corp')) expect(listed).toContain(`${p.name}:${profileUuid('nobody', p)}`);
+    // nmcli -t escapes backslashes and colons in names.
+    const terse = (name: string) => name.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+    for (const p of profiles.filter((p) => p.name !== 'Corp')) expect(listed).toContain(`${terse(p.name)}:${profileUuid('nobody', p)}`);
+    expect(fs.existsSync(path.join(sb.dir, 'x'))).toBe(false); // the hostile name ran nothing
     const home = profileUuid('nobody', profiles[0]!);
     expect(nm.nmcli(['-g', 'connection.permissions', 'connection', 'show', 'uuid', home]).stdout.trim()).toBe('user\\:nobody'); // -g escapes the colon
     // Agent-owned: NetworkManager holds no copy of the password.
