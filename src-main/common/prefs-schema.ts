@@ -86,7 +86,12 @@ const ssidSchema = z.string().refine((s) => {
 }, 'must be 1 to 32 bytes long');
 
 // Names and identities go into NetworkManager, D-Bus and messages: printable text only.
-const printable = (max: number) => z.string().min(1).max(max).regex(/^[^\x00-\x1f\x7f]+$/, 'must not contain control characters');
+const printable = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((v) => ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f), 'must not contain control characters');
 
 export const wifiProfileSchema = z.strictObject({
   kind: z.literal('wifi'),
