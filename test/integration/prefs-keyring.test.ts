@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
+import { networkProfileSchema } from '../../src-main/common/prefs-schema';
 import { resolvePaths } from '../../src-main/core/paths';
 import { secretAccount } from '../../src-main/core/prefs/network';
 import { createPrefsService, type PrefsService } from '../../src-main/core/prefs/prefs-service';
@@ -62,6 +63,12 @@ describe('network secrets in a real keyring', () => {
     await expect(prefs.saveNetworkProfile(cafe, 'short')).rejects.toThrow(/8 to 63 characters long\. Nothing was saved/);
     expect(prefs.get().effective.network.profiles.map((p) => p.name)).toEqual(['Home']);
     expect(await prefs.secrets.get(secretAccount('ann', cafe))).toBeNull();
+  });
+
+  it('refuses a WireGuard key that is not one', async () => {
+    const vpn = networkProfileSchema.parse({ kind: 'wireguard', name: 'VPN', interface: 'wg0', addresses: ['10.0.0.2/32'], peers: [{ publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', allowedIps: ['0.0.0.0/0'] }], autoconnect: false });
+    await expect(prefs.saveNetworkProfile(vpn, 'not-a-key')).rejects.toThrow(/44 characters of base64/);
+    expect(prefs.get().effective.network.profiles.map((p) => p.name)).toEqual(['Home']);
   });
 
   it('`tabula prefs secret NAME` reads the secret from stdin, never from the command line', () => {

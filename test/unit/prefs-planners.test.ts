@@ -141,6 +141,11 @@ describe('network settings', () => {
     expect(renderGVariant(networkSettings(wifi, 'ann'))).toContain("'permissions': <@as ['user:ann:']>");
   });
 
+  it('refuses control characters in names (they reach D-Bus, nmcli and messages)', () => {
+    const r = wifiProfileSchema.safeParse({ kind: 'wifi', name: 'Home\nnet', ssid: 'Home', security: 'open', autoconnect: true });
+    expect(r.error?.issues[0]?.message).toBe('must not contain control characters');
+  });
+
   it('checks Wi-Fi passwords as WPA does', () => {
     expect(pskProblem('short')).toMatch(/8 to 63/);
     expect(pskProblem('g'.repeat(64))).toMatch(/8 to 63/);

@@ -71,7 +71,16 @@ export function createPrefsService({ paths, env = process.env, events, now = () 
   async function saveNetworkProfile(profile: NetworkProfile, secret?: string): Promise<PrefsView> {
     if (secret !== undefined) {
       if (!needsSecret(profile)) throw new TabulaError('invalid-argument', `"${profile.name}" is an open network and takes no password.`);
-      const problem = profile.kind === 'wifi' && profile.security !== 'wpa2-enterprise-peap' ? pskProblem(secret) : secret.length ? null : 'The secret is empty.';
+      const problem =
+        profile.kind === 'wireguard'
+          ? /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/.test(secret)
+            ? null
+            : 'A WireGuard private key is 44 characters of base64 (as `wg genkey` prints it).'
+          : profile.security !== 'wpa2-enterprise-peap'
+            ? pskProblem(secret)
+            : secret.length
+              ? null
+              : 'The password is empty.';
       if (problem) throw new TabulaError('invalid-argument', `${problem} Nothing was saved.`);
     }
     // Validate the whole list before touching the keyring, so a refused profile leaves no orphan secret.
