@@ -7,6 +7,7 @@ import { createHttpClient } from './common/clients';
 import type { ApiClient } from './common/contract';
 import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
 import { TabulaError } from './common/errors';
+import { runPrefsCommand, prefsUsage } from './cli-prefs';
 import { createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
 import { startHttpServer } from './core/http-server';
@@ -17,6 +18,7 @@ const usage = `Usage:
   tabula status [--json]           image version and sync state
   tabula events                    follow the agent's event stream (one JSON object a line)
 ${syncUsage}
+${prefsUsage}
   tabula --version`;
 
 const paths = resolvePaths();
@@ -58,7 +60,7 @@ async function headless(port: number) {
     console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
     return;
   }
-  const agent = createAgent();
+  const agent = createAgent({ watchDisplays: true });
   const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port });
   fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(tokenFile, server.token + '\n', 0o600);
@@ -124,6 +126,10 @@ async function main(argv: string[]) {
   if (args.flags.has('--headless')) return headless(port);
   if (args.flags.has('--launch')) return launch(port);
   if (args.words[0] === 'sync') return syncForeground(args, paths);
+  if (args.words[0] === 'prefs') {
+    process.exitCode = await runPrefsCommand(argv, runningAgent);
+    return;
+  }
   const done = await runAgentCommand(args, requireAgent);
   if (!done) {
     console.error(usage);

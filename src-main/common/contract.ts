@@ -3,6 +3,7 @@
 // has a type and a payload. A method added here is served by every transport.
 import { z } from 'zod';
 import type { ErrorInfo } from './errors';
+import { prefsMethods, type PrefsEventPayloads } from './contract-prefs';
 
 // ---- Domain types ---------------------------------------------------------------------------
 
@@ -111,7 +112,7 @@ export interface AgentStatus {
 
 // ---- Events ---------------------------------------------------------------------------------
 
-export interface EventPayloads {
+export interface EventPayloads extends PrefsEventPayloads {
   /** Syncthing-style: entering a state always comes with its reason and how long the last one lasted. */
   'backup-state-changed': { from: BackupState; to: BackupState; reason: string; durationMs: number; status: BackupStatus };
   'backup-progress': BackupProgress;
@@ -150,6 +151,7 @@ export const methods = {
   'events.since': method<{ events: AgentEvent[]; complete: boolean }>()(
     z.object({ after: z.number().int().min(0) }).strict(),
   ),
+  ...prefsMethods,
 };
 
 export type MethodName = keyof typeof methods;

@@ -18,6 +18,12 @@ export const errorCodes = [
   'sync-refused',
   'agent-unreachable',
   'internal',
+  // Preferences (issue 5)
+  'pref-locked',
+  'prefs-invalid',
+  'keyring-unavailable',
+  'keyring-locked',
+  'tool-missing',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 

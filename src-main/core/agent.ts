@@ -8,6 +8,7 @@ import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
 import { resolvePaths, type Paths } from './paths';
 import { createSyncService } from './sync/service';
+import { createPrefsService } from './prefs/prefs-service';
 
 export const agentVersion = '0.1.0';
 
@@ -17,6 +18,8 @@ export interface AgentOptions {
   now?: () => Date;
   /** Start syncs by themselves (schedule, home changes, queued requests). Tests that drive runs turn it off. */
   autoStart?: boolean;
+  /** Apply the saved display layout when monitors are plugged or unplugged (a long-running agent). */
+  watchDisplays?: boolean;
   /** Where bugs (not expected failures) are reported. */
   logBug?: (err: unknown) => void;
 }
@@ -52,6 +55,9 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
   });
 
+  const prefs = createPrefsService({ paths, env: opts.env, events, now: opts.now });
+  const stopWatchingDisplays = opts.watchDisplays ? prefs.watchDisplays() : () => undefined;
+
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
     return {
@@ -75,6 +81,14 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'versions.restore': ({ path, at, to }) => backup.restore(path, at, to),
     'backup.history': ({ limit }) => backup.history(limit),
     'events.since': ({ after }) => events.since(after),
+    'prefs.get': () => prefs.get(),
+    'prefs.set': ({ key, value }) => prefs.set(key, value),
+    'prefs.export': () => prefs.exportDoc(),
+    'prefs.import': ({ doc }) => prefs.importDoc(doc),
+    'prefs.state': () => prefs.state(),
+    'prefs.apply': ({ dryRun, areas }) => prefs.apply(dryRun, areas),
+    'prefs.saveDisplayProfile': ({ profile }) => prefs.saveDisplayProfile(profile),
+    'prefs.saveNetworkProfile': ({ profile, secret }) => prefs.saveNetworkProfile(profile, secret),
   };
   const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
 
@@ -85,6 +99,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     status,
     async shutdown() {
       backup.dispose();
+      stopWatchingDisplays();
       backup.cancel();
       await backup.whenIdle();
     },

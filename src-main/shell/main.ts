@@ -41,7 +41,7 @@ app.on('window-all-closed', () => {
 });
 
 void app.whenReady().then(() => {
-  const agent = createAgent();
+  const agent = createAgent({ watchDisplays: true });
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });
   });

@@ -4,6 +4,7 @@ import type { Stores } from '../stores/status-stores';
 import { BackupCard } from './BackupCard';
 import { ImageCard } from './ImageCard';
 import { ConflictsInbox, RestoreBox, SyncSettings } from './SyncExtras';
+import { PreferencesCard } from './PreferencesCard';
 
 /** A clock that re-renders "2 min ago" texts. */
 export function useNow(intervalMs = 15000): number {
@@ -42,6 +43,7 @@ export function App({ stores }: { stores: Stores }) {
       <ConflictsInbox store={stores.backup} />
       <RestoreBox store={stores.backup} />
       <SyncSettings store={stores.backup} />
+      <PreferencesCard store={stores.prefs} />
     </main>
   );
 }

@@ -51,7 +51,7 @@ export function RestoreBox({ store }: { store: StoreApi<Store> }) {
     <section className="card" aria-labelledby="restore-title">
       <h2 id="restore-title">Restore a file or folder</h2>
       <form
-        className="row"
+        className="stacked"
         onSubmit={(e) => {
           e.preventDefault();
           if (path.trim()) void findVersions(path.trim());
@@ -90,6 +90,7 @@ export function SyncSettings({ store }: { store: StoreApi<Store> }) {
     <section className="card" aria-labelledby="settings-title">
       <h2 id="settings-title">Sync settings</h2>
       <form
+        className="stacked"
         onSubmit={(e) => {
           e.preventDefault();
           if (!valid) return;

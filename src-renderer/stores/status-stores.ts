@@ -4,6 +4,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient, BackupStatus, ConfigProblem, FileVersion, ImageStatus } from '../../src-main/common/contract';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
+import { createPrefsStore, type PrefsState } from './prefs-store';
 
 export interface ImageState {
   image: ImageStatus | null;
@@ -39,6 +40,7 @@ export interface Stores {
   agent: StoreApi<AgentState>;
   image: StoreApi<ImageState>;
   backup: StoreApi<BackupState>;
+  prefs: StoreApi<PrefsState>;
   refresh(): Promise<void>;
   dispose(): void;
 }
@@ -97,6 +99,7 @@ export function createStores(client: ApiClient): Stores {
   const agent = createStore<AgentState>()(() => ({ connected: false, problems: [], error: null }));
   const image = createStore<ImageState>()(() => ({ image: null, hostname: '' }));
   const backup = createBackupStore(client);
+  const prefs = createPrefsStore(client);
 
   async function refresh() {
     try {
@@ -104,10 +107,17 @@ export function createStores(client: ApiClient): Stores {
       agent.setState({ connected: true, problems: s.problems, error: null });
       image.setState({ image: s.image, hostname: s.hostname });
       backup.setState({ status: s.backup });
+      await prefs.getState().refresh();
     } catch (err) {
       agent.setState({ connected: false, error: asInfo(err) });
     }
   }
-  const unsubscribe = client.subscribe((e) => backup.getState().apply(e), () => void refresh());
-  return { agent, image, backup, refresh, dispose: unsubscribe };
+  const unsubscribe = client.subscribe(
+    (e) => {
+      backup.getState().apply(e);
+      prefs.getState().applyEvent(e);
+    },
+    () => void refresh(),
+  );
+  return { agent, image, backup, prefs, refresh, dispose: unsubscribe };
 }
