@@ -82,7 +82,7 @@ export function createBackupStore(client: ApiClient): StoreApi<BackupState> {
       restore: (path, version) =>
         act(async () => {
           // A version replaced at T was the current one just before T.
-          const at = version.replacedAt ? new Date(Date.parse(version.replacedAt) - 1000) : new Date();
+          const at = version.replacedAt ? new Date(Date.parse(version.replacedAt) - 1) : new Date();
           const r = await client.call('versions.restore', { path, at: at.toISOString() });
           set({ notice: `Restored ${path} (${r.restoredTo}).` });
         }),

@@ -174,11 +174,11 @@ describe('conflicts and versions through the agent', () => {
     };
     write('essay.txt', 'draft 1');
     await sync();
-    await new Promise((r) => setTimeout(r, 1100)); // versions are stamped to the second
+    await new Promise((r) => setTimeout(r, 20)); // versions are stamped to the millisecond
     write('essay.txt', 'draft 2 (longer)');
     await sync();
     const between = new Date().toISOString();
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 20));
     write('essay.txt', 'draft 3 (much longer)');
     await sync();
 

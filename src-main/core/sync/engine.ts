@@ -2,6 +2,7 @@
 // rclone bisync: nothing a person made is silently lost, an empty or unmounted side never wipes the
 // other, overwritten and deleted files go to a versioned area, and an interrupted run leaves both sides
 // and the archive consistent so that the next run finishes the job.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -98,20 +99,52 @@ function saveArchive(stateDir: string, storage: string, tree: Tree) {
   archiveStore(stateDir).save({ version: 1, storage, entries });
 }
 
-export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
+/** A side's listing as find printed it: parsed only when something may have changed. */
+export interface RawListing {
+  exists: boolean;
+  /** sha256 of the listing and the excludes: equal digests mean an unchanged side. */
+  digest: string;
+  parse(): Listing;
+}
+
+export async function listRaw(ep: Endpoint, excludes: string[]): Promise<RawListing> {
   const pruned = prunableDirs(excludes);
   const r = await ep.sh(listScript, [ep.path, ...pruned]);
-  // find pruned those already; the rest are matched here, on both sides alike.
-  excludes = excludes.filter((p) => !pruned.includes(p.slice(1, -1)));
-  if (r.code === 3 && r.stderr.includes('NOROOT')) return { tree: new Map(), exists: false, hasSentinel: false, skipped: [] };
-  if (r.code !== 0) {
-    // find exits 1 when some folders could not be read; the rest of its listing is still good.
-    const unreadable = [...r.stderr.matchAll(/find: '\.\/(.*)': Permission denied/g)].map((m) => m[1]!);
-    if (r.code !== 1 || unreadable.length === 0) throw listingFailure(ep, r.code, r.stderr);
-    const listing = parseListing(r.stdout, createMatcher(excludes));
-    return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: 'permission denied' }))] };
+  if (r.code === 3 && r.stderr.includes('NOROOT')) {
+    return { exists: false, digest: 'missing', parse: () => ({ tree: new Map(), exists: false, hasSentinel: false, skipped: [] }) };
   }
-  return { ...parseListing(r.stdout, createMatcher(excludes)), exists: true };
+  // find exits 1 when some folders could not be read; the rest of its listing is still good.
+  const unreadable = [...r.stderr.matchAll(/find: '\.\/(.*)': Permission denied/g)].map((m) => m[1]!);
+  if (r.code !== 0 && (r.code !== 1 || unreadable.length === 0)) throw listingFailure(ep, r.code, r.stderr);
+  // find pruned those already; the rest are matched here, on both sides alike.
+  const matcher = createMatcher(excludes.filter((p) => !pruned.includes(p.slice(1, -1))));
+  const digest = crypto.createHash('sha256').update(r.stdout).update(JSON.stringify(excludes)).digest('hex');
+  return {
+    exists: true,
+    digest,
+    parse() {
+      const listing = parseListing(r.stdout, matcher);
+      return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: 'permission denied' }))] };
+    },
+  };
+}
+
+export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
+  return (await listRaw(ep, excludes)).parse();
+}
+
+/**
+ * Digests of both listings right after a sync that changed nothing. When the next run finds the same
+ * two listings, nothing has changed anywhere: it is done without parsing 100k entries or reading the archive.
+ */
+const quietFile = (stateDir: string) => path.join(stateDir, 'sync-quiet.json');
+function isQuiet(stateDir: string, storage: string, local: RawListing, remote: RawListing): boolean {
+  try {
+    const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; remote?: string };
+    return q.storage === storage && q.local === local.digest && q.remote === remote.digest;
+  } catch {
+    return false;
+  }
 }
 
 function listingFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
@@ -153,7 +186,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
-const stampOf = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+// Versions folders are named per run: time to the millisecond and the laptop, so two runs (two
+// laptops, or two runs in one second) never share one and overwrite each other's saved copies.
+const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '')}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
 const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
 const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -173,10 +208,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    const listings = Promise.all([listEndpoint(o.home, o.excludes), listEndpoint(o.storage, o.excludes)]);
-    const archive = loadArchive(o.stateDir, o.storage.display); // while find runs on both sides
-    const [local, remote] = await listings;
+    const [rawLocal, rawRemote] = await Promise.all([listRaw(o.home, o.excludes), listRaw(o.storage, o.excludes)]);
     checkCancelled();
+    const empty = { pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0, pendingLocal: 0 };
+    if (rawRemote.exists && isQuiet(o.stateDir, o.storage.display, rawLocal, rawRemote)) return { dryRun: !!o.dryRun, firstSync: false, ...empty };
+    fs.rmSync(quietFile(o.stateDir), { force: true });
+    const archive = loadArchive(o.stateDir, o.storage.display);
+    const [local, remote] = [rawLocal.parse(), rawRemote.parse()];
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     checkSafety(o, archive, local, remote, plan);
@@ -234,7 +272,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return { ...summary, pulled: files(plan.pull, remote.tree), pushed: files(plan.push, local.tree), deletedLocal: files(plan.deleteLocal, archive.tree), deletedRemote: files(plan.deleteRemote, archive.tree), conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
     }
 
-    const stamp = stampOf(now());
+    const stamp = stampOf(now(), o.host);
     if (!remote.hasSentinel) await writeSentinel(o, now());
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
@@ -243,6 +281,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
+      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: rawRemote.digest }));
       return summary;
     }
     // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed

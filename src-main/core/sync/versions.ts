@@ -20,7 +20,8 @@ const listVersionsScript = [
   'if [ -e "$3" ] || [ -L "$3" ]; then printf "current\\0"; fi',
 ].join('\n');
 
-const stampToIso = (s: string) => s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z');
+/** `20261122T093000.123Z-lap1` → `2026-11-22T09:30:00.123Z` */
+const stampToIso = (s: string) => s.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\.\d+)?Z.*$/, '$1-$2-$3T$4:$5:$6$7Z');
 
 /** A relative path inside the home, refused if it could point anywhere else. */
 export function homeRelative(p: string, home: string): string {
