@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
 import { createJsonStore, writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
-import { parseableOutput, runRsync, type RsyncItem, type RsyncRun } from '../rsync';
+import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
@@ -138,12 +138,12 @@ export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Li
  * two listings, nothing has changed anywhere: it is done without parsing 100k entries or reading the archive.
  */
 const quietFile = (stateDir: string) => path.join(stateDir, 'sync-quiet.json');
-function isQuiet(stateDir: string, storage: string, local: RawListing, remote: RawListing): boolean {
+function readQuiet(stateDir: string, storage: string): { local: string; remote: string } | null {
   try {
     const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; remote?: string };
-    return q.storage === storage && q.local === local.digest && q.remote === remote.digest;
+    return q.storage === storage && q.local && q.remote ? { local: q.local, remote: q.remote } : null;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -208,13 +208,23 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    const [rawLocal, rawRemote] = await Promise.all([listRaw(o.home, o.excludes), listRaw(o.storage, o.excludes)]);
+    const remoteListing = listRaw(o.storage, o.excludes);
+    remoteListing.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
+    const rawLocal = await listRaw(o.home, o.excludes);
+    const quiet = readQuiet(o.stateDir, o.storage.display);
+    // The storage answers over the network more slowly than the home: when the home has changed, read
+    // the archive and parse the home while waiting for it.
+    let early: { archive: ReturnType<typeof loadArchive>; local: Listing } | null = null;
+    if (quiet?.local !== rawLocal.digest) early = { archive: loadArchive(o.stateDir, o.storage.display), local: rawLocal.parse() };
+    const rawRemote = await remoteListing;
     checkCancelled();
-    const empty = { pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0, pendingLocal: 0 };
-    if (rawRemote.exists && isQuiet(o.stateDir, o.storage.display, rawLocal, rawRemote)) return { dryRun: !!o.dryRun, firstSync: false, ...empty };
-    fs.rmSync(quietFile(o.stateDir), { force: true });
-    const archive = loadArchive(o.stateDir, o.storage.display);
-    const [local, remote] = [rawLocal.parse(), rawRemote.parse()];
+    if (!early && rawRemote.exists && quiet?.remote === rawRemote.digest) {
+      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0, pendingLocal: 0 };
+    }
+    if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
+    const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
+    const local = early?.local ?? rawLocal.parse();
+    const remote = rawRemote.parse();
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     checkSafety(o, archive, local, remote, plan);
@@ -234,15 +244,19 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const tree = new Map(archive.tree);
     const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
       checkCancelled();
-      const items: RsyncItem[] = [];
+      // What completed (for an archive that advances only for finished paths), and which items rsync
+      // would send (the compare step): names only, to stay small on a first sync of 100k files.
+      const done = new Set<string>();
+      const sent = new Set<string>();
       const run = runRsync(
         [...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args],
         {
           item(item) {
-            items.push(item);
-            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone: items.length, filesTotal: list.length, currentFile: item.name });
+            done.add(item.name.replace(/\/$/, ''));
+            if (/^[<>]/.test(item.change)) sent.add(item.name);
+            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone: done.size, filesTotal: list.length, currentFile: item.name });
           },
-          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone: items.length, filesTotal: list.length, currentFile: null }),
+          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone: done.size, filesTotal: list.length, currentFile: null }),
         },
         { input: nul(list) },
       );
@@ -250,17 +264,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const result = await run.done;
       current = null;
       if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
-      // What completed, for an archive that advances only for finished paths.
-      return { result, items, done: new Set(items.map((i) => i.name.replace(/\/$/, ''))), ok: result.code === 0 };
+      return { result, sent, done, ok: result.code === 0 };
     };
 
     // Both changed to the same size: rsync's checksum decides whether the content really differs.
     if (plan.compare.length) {
       o.onProgress?.({ phase: 'comparing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
-      const { result, items } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
+      const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
-      const differing = new Set(items.filter((i) => /^[<>]/.test(i.change)).map((i) => i.name));
+      const differing = sent;
       for (const p of plan.compare) {
         if (differing.has(p)) plan.conflicts.push({ path: p, keep: local.tree.get(p)!.mtime >= remote.tree.get(p)!.mtime ? 'local' : 'remote' });
         else plan.push.push(p); // same content: only the times differ
