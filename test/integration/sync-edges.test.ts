@@ -51,6 +51,24 @@ describe('sync edges', () => {
     expect(w.storageFiles()).toEqual(a.files());
   });
 
+  it('drops saved versions older than the retention, keeps newer ones', async () => {
+    const a = w.laptop('a');
+    a.write('x.txt', 'one');
+    await a.sync();
+    a.write('x.txt', 'two!');
+    await a.sync();
+    a.write('x.txt', 'three');
+    await a.sync();
+    const versionsDir = path.join(w.storageDir, '.tabula/versions');
+    const [oldest, newest] = fs.readdirSync(versionsDir).sort();
+    const longAgo = new Date(Date.now() - 40 * 86400_000);
+    fs.utimesSync(path.join(versionsDir, oldest!), longAgo, longAgo);
+    fs.rmSync(path.join(a.stateDir, 'versions-pruned')); // checked at most hourly
+    a.write('y.txt', 'new');
+    await a.sync({ versionsRetentionDays: 30 });
+    expect(fs.readdirSync(versionsDir)).toEqual([newest]);
+  });
+
   it('skips sockets and pipes with a note, and syncs the rest', async () => {
     const a = w.laptop('a');
     a.write('ok.txt', 'fine');

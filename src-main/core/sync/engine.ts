@@ -194,6 +194,8 @@ const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join('
 const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
+  const t0 = performance.now();
+  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
   let current: RsyncRun | null = null;
@@ -211,12 +213,14 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const remoteListing = listRaw(o.storage, o.excludes);
     remoteListing.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
     const rawLocal = await listRaw(o.home, o.excludes);
+    trace('home listed');
     const quiet = readQuiet(o.stateDir, o.storage.display);
     // The storage answers over the network more slowly than the home: when the home has changed, read
     // the archive and parse the home while waiting for it.
     let early: { archive: ReturnType<typeof loadArchive>; local: Listing } | null = null;
     if (quiet?.local !== rawLocal.digest) early = { archive: loadArchive(o.stateDir, o.storage.display), local: rawLocal.parse() };
     const rawRemote = await remoteListing;
+    trace('storage listed');
     checkCancelled();
     if (!early && rawRemote.exists && quiet?.remote === rawRemote.digest) {
       return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0, pendingLocal: 0 };
@@ -227,6 +231,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const remote = rawRemote.parse();
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
+    trace('planned');
     checkSafety(o, archive, local, remote, plan);
 
     const summary: SyncSummary = {
@@ -304,8 +309,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     fs.rmSync(tmpLocal, { recursive: true, force: true });
     fs.mkdirSync(tmpLocal, { recursive: true });
-    const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`]);
-    if (mk.code !== 0) throw listingFailure(o.storage, mk.code, mk.stderr);
+    const prepareRemoteTmp = async () => {
+      const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`]);
+      if (mk.code !== 0) throw listingFailure(o.storage, mk.code, mk.stderr);
+    };
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
@@ -344,6 +351,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const base = ['-a', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
       const files = [...copy, ...del.filter((p) => archive.tree.get(p)?.type !== 'd')].sort(parentsFirst);
       const folders = del.filter((p) => archive.tree.get(p)?.type === 'd');
+      if (!files.length && !folders.length) return;
+      if (phase === 'pushing') await prepareRemoteTmp();
       const done = new Set<string>();
       let ok = true;
       let lastResult: Awaited<RsyncRun['done']> | null = null;
@@ -364,19 +373,25 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const from = phase === 'pulling' ? remote.tree : local.tree;
       for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
       for (const p of del) if (completed(p)) tree.delete(p);
-      saveArchive(o.stateDir, o.storage.display, tree);
       // The summary speaks of files (and links), as a person counts them, not folders.
       const notFolder = (t: Tree) => (p: string) => t.get(p)?.type !== 'd';
       (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter(notFolder(from)));
       (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(completed).filter(notFolder(archive.tree)));
-      if (!ok && lastResult) throw failure(lastResult, o, cancelled);
+      if (!ok && lastResult) {
+        saveArchive(o.stateDir, o.storage.display, tree); // what did complete is not redone
+        throw failure(lastResult, o, cancelled);
+      }
     };
     await transfer('pulling', plan.pull, plan.deleteLocal);
+    trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
+    trace('pushed');
 
     for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
+    trace('archive saved');
     await pruneVersions(o);
+    trace('done');
     return summary;
   } finally {
     release();
@@ -442,8 +457,12 @@ async function writeSentinel(o: SyncOptions, at: Date) {
   if (result.code !== 0) throw describeRsyncFailure(result, { home: o.home.path, storage: o.storage.display, cancelled: false });
 }
 
-/** Versions older than the retention go, on the storage and locally. */
+/** Versions older than the retention go, on the storage and locally (checked at most once an hour). */
 async function pruneVersions(o: SyncOptions) {
+  const stampFile = path.join(o.stateDir, 'versions-pruned');
+  const last = fs.existsSync(stampFile) ? fs.statSync(stampFile).mtimeMs : 0;
+  if (Date.now() - last < 3600_000 && (o.versionsRetentionDays ?? 30) >= 1) return;
+  fs.writeFileSync(stampFile, '');
   const minutes = String(Math.round((o.versionsRetentionDays ?? 30) * 24 * 60));
   const script = 'cd -- "$1" 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +"$2" -exec rm -rf -- {} +';
   await Promise.all([o.storage.sh(script, [`${o.storage.path}/${STORAGE_AREA}/versions`, minutes]), o.home.sh(script, [path.join(o.stateDir, 'versions'), minutes])]);
