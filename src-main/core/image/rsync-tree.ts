@@ -1,0 +1,315 @@
+// The rsync-tree backend (oneSIS style): the server holds images/<version>/tree/ with a signed
+// manifest, and channels/<channel>.json (signed) names the current version. Runs as root inside
+// tabula-helper (or directly in tests with TABULA_ROOT). Layout under <root>/var/lib/tabula:
+//   deployments/<version>/{tree/,manifest.json,manifest.json.sig}   verified, never written again
+//   deployments/<version>.partial/                                   a pull in progress (resumable)
+//   next -> deployments/<version>                                    what the next boot starts
+//   reset-on-boot                                                    reimage: drop /etc and /var state
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import { TabulaError } from '../../common/errors';
+import { writeFileAtomic } from '../atomic-file';
+import { fetchFleetFile, type FleetSource } from '../fleet/source';
+import { requireSignature } from '../fleet/signing';
+import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
+import { describeRsyncFailure } from '../rsync-errors';
+import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
+import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
+import { checkTree, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
+
+export const channelSchema = z
+  .object({ format: z.literal('tabula-channel-1'), channel: z.string(), version: z.string().regex(versionPattern), publishedAt: z.string() })
+  .strict();
+export type ChannelFile = z.infer<typeof channelSchema>;
+
+export interface RsyncTreeOptions {
+  root: string;
+  source: FleetSource;
+  channel: string;
+  trustedKeys: string[];
+  bandwidthKBps?: number;
+  rsyncPath?: string;
+  onProgress?: (p: ImageUpdateProgress) => void;
+}
+
+export interface PullResult {
+  version: string;
+  bytesReceived: number;
+  filesHashed: number;
+  filesReused: number;
+}
+
+const PARTIAL_DIR = '.tabula-partial';
+
+export function createRsyncTreeBackend(opts: RsyncTreeOptions) {
+  const base = path.join(opts.root, 'var/lib/tabula');
+  const deploymentsDir = path.join(base, 'deployments');
+  const nextLink = path.join(base, 'next');
+  const resetMarker = path.join(base, 'reset-on-boot');
+  let running: RsyncRun | null = null;
+
+  const dirOf = (version: string) => path.join(deploymentsDir, version);
+  const nextVersion = (): string | null => {
+    const t = readSymlink(nextLink);
+    return t ? path.basename(t) : null;
+  };
+  const deployed = (): string[] => {
+    try {
+      return fs.readdirSync(deploymentsDir).filter((n) => versionPattern.test(n) && !n.endsWith('.partial') && !n.endsWith('.pristine') && fs.existsSync(path.join(deploymentsDir, n, 'manifest.json')));
+    } catch {
+      return [];
+    }
+  };
+  const deployedAt = (v: string) => fs.statSync(path.join(dirOf(v), 'manifest.json')).mtimeMs;
+  const describe = (v: string | null): ImageDeployment | null => {
+    if (!v || !fs.existsSync(path.join(dirOf(v), 'manifest.json'))) return v ? { version: v, checksum: null } : null;
+    return { version: v, checksum: crypto.createHash('sha256').update(fs.readFileSync(path.join(dirOf(v), 'manifest.json'))).digest('hex') };
+  };
+  const booted = (): string | null => readBootedMarker(opts.root);
+  const loadVerifiedManifest = (v: string): Manifest | null => {
+    try {
+      return parseManifest(fs.readFileSync(path.join(dirOf(v), 'manifest.json')));
+    } catch {
+      return null;
+    }
+  };
+
+  function rollbackTarget(): string | null {
+    const next = nextVersion();
+    const b = booted();
+    if (next && b && next !== b && deployed().includes(b)) return b;
+    const others = deployed()
+      .filter((v) => v !== next)
+      .sort((a, c) => deployedAt(c) - deployedAt(a));
+    return others[0] ?? null;
+  }
+
+  async function fetchSigned(rel: string, what: string): Promise<Buffer> {
+    const [data, sig] = await Promise.all([fetchFleetFile(opts.source, rel, { rsyncPath: opts.rsyncPath }), fetchFleetFile(opts.source, `${rel}.sig`, { rsyncPath: opts.rsyncPath, maxBytes: 4096 })]);
+    if (!data) throw new TabulaError('image-invalid', `${what} is missing on the fleet server (${rel}).`, { retryable: true });
+    requireSignature(data, sig ? sig.toString('utf8') : null, opts.trustedKeys, what);
+    return data;
+  }
+
+  /** The channel's current version, signature checked. */
+  async function check(): Promise<ImageDeployment> {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.channel)) throw new TabulaError('image-not-configured', `The channel name "${opts.channel}" is not valid.`);
+    const bytes = await fetchSigned(`channels/${opts.channel}.json`, `The channel file for "${opts.channel}"`);
+    const parsed = channelSchema.safeParse(safeJson(bytes));
+    if (!parsed.success || parsed.data.channel !== opts.channel) throw new TabulaError('image-invalid', `The channel file for "${opts.channel}" is malformed: refused.`);
+    return { version: parsed.data.version, checksum: null };
+  }
+
+  /** rsync the tree into <dest>/tree, then verify it against the signed manifest. */
+  async function fetchTree(version: string, dest: string, linkDest: string | null, previous: { dir: string; manifest: Manifest } | null): Promise<PullResult> {
+    // Manifest first: a bad signature costs no tree download.
+    const manifestBytes = await fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`);
+    const manifest = parseManifest(manifestBytes, version);
+    const sig = (await fetchFleetFile(opts.source, `images/${version}/manifest.json.sig`, { rsyncPath: opts.rsyncPath }))!;
+    fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
+    const total = manifest.entries.reduce((n, e) => n + e.size, 0);
+    const src = parseStorageUrl(opts.source.url);
+    const args = [
+      '-a',
+      '--hard-links',
+      '--numeric-ids',
+      '--delete',
+      '--no-D', // no device files from the network
+      `--partial-dir=${PARTIAL_DIR}`,
+      '--stats',
+      ...parseableOutput,
+      ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
+      ...(linkDest ? [`--link-dest=${linkDest}`] : []),
+      ...(src.kind === 'ssh' ? ['-e', sshCommand(src, opts.source.sshOptions, opts.source.connectTimeoutSeconds)] : []),
+      '--',
+      rsyncTarget(src, `images/${version}/tree`),
+      path.join(dest, 'tree') + '/',
+    ];
+    opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: total, percent: 0 });
+    const bytesReceived = await rsyncInto(version, args, total);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
+    const treeDir = path.join(dest, 'tree');
+    const checkOpts = { previous: previous && { dir: path.join(previous.dir, 'tree'), manifest: previous.manifest }, ignore: (rel: string) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) };
+    let v = checkTree(treeDir, manifest, checkOpts);
+    let repairBytes = 0;
+    // rsync's quick check (same size and mtime) can take a changed file for the old one and hard-link
+    // it, e.g. with reproducible builds that give every file the same mtime. Verification catches it;
+    // those files alone are fetched again in full, then everything is checked once more.
+    const linked = (rel: string) => !!linkDest && sameInode(path.join(linkDest, rel), path.join(treeDir, rel));
+    if (v.problems.length && v.problems.every((p) => p.kind === 'content' && linked(p.path))) {
+      const list = path.join(dest, '.tabula-refetch');
+      fs.writeFileSync(list, v.problems.map((p) => p.path).join('\n') + '\n');
+      for (const p of v.problems) fs.rmSync(path.join(treeDir, p.path));
+      const refetchArgs = args.filter((a) => !a.startsWith('--link-dest=') && a !== '--delete');
+      refetchArgs.splice(refetchArgs.indexOf('--'), 0, `--files-from=${list}`, '--ignore-times');
+      repairBytes = await rsyncInto(version, refetchArgs, total);
+      fs.rmSync(list);
+      v = checkTree(treeDir, manifest, checkOpts);
+    }
+    if (v.problems.length) throw treeMismatchError(v.problems);
+    writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
+    writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
+    return { version, bytesReceived: bytesReceived + repairBytes, filesHashed: v.hashed, filesReused: v.reused };
+  }
+
+  async function rsyncInto(version: string, args: string[], total: number): Promise<number> {
+    let bytesReceived = 0;
+    running = runRsync(
+      args,
+      {
+        progress: (p) => opts.onProgress?.({ phase: 'downloading', bytesDone: p.bytesDone, bytesTotal: total, percent: p.percent }),
+        other: (line) => {
+          const m = /^Total bytes received: ([\d,]+)/.exec(line);
+          if (m) bytesReceived = Number(m[1]!.replace(/,/g, ''));
+        },
+      },
+      { rsyncPath: opts.rsyncPath },
+    );
+    const r = await running.done;
+    running = null;
+    if (r.code !== 0) {
+      const e = describeRsyncFailure(r, { home: '/', storage: opts.source.url, cancelled: false });
+      const cancelled = e.code === 'cancelled';
+      throw new TabulaError(cancelled ? 'cancelled' : 'image-unreachable', cancelled ? 'The download was stopped; the next pull resumes where it stopped.' : `Downloading image ${version} failed: ${e.message} The part already downloaded is kept and the next pull resumes.`, {
+        retryable: true,
+        details: e.details,
+      });
+    }
+    return bytesReceived;
+  }
+
+  function prune() {
+    const keep = new Set([nextVersion(), booted()].filter((v): v is string => !!v));
+    const rb = rollbackTarget();
+    if (rb) keep.add(rb);
+    for (const v of deployed()) if (!keep.has(v)) fs.rmSync(dirOf(v), { recursive: true, force: true });
+    // Leftover partial downloads nobody wants any more, and trees a finished reimage replaced.
+    for (const n of safeReaddir(deploymentsDir)) {
+      const stalePartial = n.endsWith('.partial') && !keep.has(n.slice(0, -'.partial'.length));
+      const replaced = n.includes('.replaced-') && !fs.existsSync(resetMarker);
+      if (stalePartial || replaced) fs.rmSync(path.join(deploymentsDir, n), { recursive: true, force: true });
+    }
+  }
+
+  function linkReference(): { dir: string; manifest: Manifest } | null {
+    for (const v of [booted(), nextVersion()]) {
+      if (!v) continue;
+      const manifest = loadVerifiedManifest(v);
+      if (manifest) return { dir: dirOf(v), manifest };
+    }
+    return null;
+  }
+
+  return {
+    check,
+    status(): DeploymentsStatus {
+      const b = booted();
+      const next = nextVersion();
+      return {
+        backend: 'rsync-tree',
+        booted: describe(b ?? next),
+        staged: next && next !== b && b !== null ? describe(next) : null,
+        rollback: describe(rollbackTarget()),
+        reimagePending: fs.existsSync(resetMarker),
+      };
+    },
+    /** Pulls (or resumes) `version` (default: the channel's), verifies it and makes it the next boot. */
+    async stage(version?: string): Promise<PullResult> {
+      const v = version ?? (await check()).version;
+      if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
+      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      if (deployed().includes(v)) {
+        if (nextVersion() !== v) switchSymlink(nextLink, `deployments/${v}`);
+        prune();
+        return { version: v, bytesReceived: 0, filesHashed: 0, filesReused: 0 };
+      }
+      const partial = `${dirOf(v)}.partial`;
+      const reference = linkReference();
+      let result: PullResult;
+      try {
+        result = await fetchTree(v, partial, reference ? path.join(reference.dir, 'tree') : null, reference);
+      } catch (err) {
+        // Content that failed verification is hostile: never keep it for a resume.
+        if (err instanceof TabulaError && (err.code === 'image-invalid' || err.code === 'signature-invalid')) fs.rmSync(partial, { recursive: true, force: true });
+        throw err;
+      }
+      opts.onProgress?.({ phase: 'deploying', bytesDone: 0, bytesTotal: null, percent: 100 });
+      fs.renameSync(partial, dirOf(v));
+      switchSymlink(nextLink, `deployments/${v}`);
+      prune();
+      return result;
+    },
+    /** Switches the next boot back (to the booted version when one is staged, else to the previous one). */
+    rollback(): DeploymentsStatus {
+      const target = rollbackTarget();
+      if (!target) throw new TabulaError('image-invalid', 'There is no previous image version on this machine to go back to.');
+      switchSymlink(nextLink, `deployments/${target}`);
+      return this.status();
+    },
+    /**
+     * Factory reset: a fresh copy of the current version (no hard links to the running tree, so a
+     * file altered in place cannot survive), verified in full, made the next boot, and the marker
+     * that makes the next boot start with empty /etc and /var state. /home is not touched.
+     */
+    async reimage(): Promise<PullResult> {
+      const v = (await check()).version;
+      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      const fresh = `${dirOf(v)}.pristine`;
+      fs.rmSync(fresh, { recursive: true, force: true });
+      let result: PullResult;
+      try {
+        result = await fetchTree(v, fresh, null, null);
+      } catch (err) {
+        fs.rmSync(fresh, { recursive: true, force: true });
+        throw err;
+      }
+      // The old copy of v may be the booted tree: move it aside, keep it until the reboot.
+      const b = booted();
+      if (fs.existsSync(dirOf(v))) {
+        if (v === b) fs.renameSync(dirOf(v), path.join(deploymentsDir, `${v}.replaced-${Date.now()}`));
+        else fs.rmSync(dirOf(v), { recursive: true, force: true });
+      }
+      fs.renameSync(fresh, dirOf(v));
+      switchSymlink(nextLink, `deployments/${v}`);
+      writeFileAtomic(resetMarker, JSON.stringify({ version: v, requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
+      return result;
+    },
+    cancel() {
+      running?.cancel();
+    },
+    /** Reads a deployment's verified manifest (for tests and diagnostics). */
+    manifestOf: loadVerifiedManifest,
+    paths: { base, deploymentsDir, nextLink, resetMarker },
+  };
+}
+export type RsyncTreeBackend = ReturnType<typeof createRsyncTreeBackend>;
+
+function safeJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function sameInode(a: string, b: string): boolean {
+  try {
+    const x = fs.lstatSync(a);
+    const y = fs.lstatSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
