@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createHttpClient } from './common/clients';
 import type { AgentEvent, AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
+import { imageUsage, runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
 import { startHttpServer } from './core/http-server';
@@ -16,6 +17,7 @@ const usage = `Usage:
   tabula status [--json]         image version and backup state
   tabula backup now [--no-wait]  back up the home folder now, showing progress
   tabula events                  follow the agent's event stream (one JSON object a line)
+${imageUsage}
   tabula --version`;
 
 const paths = resolvePaths();
@@ -206,6 +208,10 @@ async function main(argv: string[]) {
       return;
     }
     default:
+      if (words[0] === 'image' || words.join(' ') === 'fleet poll') {
+        const code = await runImageCommand(await requireAgent(), words, flag('--json'));
+        if (code !== 64) return void (process.exitCode = code);
+      }
       console.error(usage);
       process.exit(flag('--help') || words.length === 0 ? 0 : 64);
   }

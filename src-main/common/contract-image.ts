@@ -121,7 +121,7 @@ export const imageMethods = {
   ),
   'helpdesk.cancelReimage': method<ReimageStatus>()(noArgs),
   'helpdesk.diagnostics': method<{ file: string }>()(noArgs),
-  'fleet.poll': method<FleetCommandRecord | null>()(noArgs),
+  'fleet.poll': method<{ record: FleetCommandRecord | null }>()(noArgs),
 };
 
 export interface ImageEventPayloads {

@@ -8,6 +8,14 @@ import { createBackupService } from './backup';
 import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
 import { resolvePaths, type Paths } from './paths';
+import { createFleetCommands } from './fleet/commands';
+import { createHelpdeskService } from './helpdesk/helpdesk-service';
+import { createRsyncDryRunHomeSafety, type HomeSafety } from './helpdesk/home-safety';
+import { readIdentity } from './helpdesk/identity';
+import { createHelperClient, type HelperClient } from './image/helper-client';
+import { createImageService } from './image/image-service';
+import { realProbes } from './image/probes';
+import type { Clock, Probes } from './image/scheduler';
 
 export const agentVersion = '0.1.0';
 
@@ -18,6 +26,12 @@ export interface AgentOptions {
   rsyncPath?: string;
   /** Where bugs (not expected failures) are reported. */
   logBug?: (err: unknown) => void;
+  /** Image updates: how tabula-helper is reached, power/network probes, the scheduler's clock. */
+  imageHelper?: HelperClient;
+  probes?: Probes;
+  clock?: Clock;
+  /** The reimage guard's question; the home-sync engine provides its own (issue 3). */
+  homeSafety?: HomeSafety;
 }
 
 export interface Agent {
@@ -51,6 +65,38 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
   });
 
+  const systemConfig = () => loadConfig(paths, { systemOnly: true }).config;
+  const reportProblem = (message: string) => ownProblems.push({ file: paths.stateDir, message });
+  const image = createImageService({ paths, getSystemConfig: systemConfig, events, helper: opts.imageHelper ?? createHelperClient({ env: opts.env }), probes: opts.probes ?? realProbes, clock: opts.clock, reportProblem });
+  const identity = () => readIdentity(paths.root, systemConfig().fleet.machineClass);
+  const homeSafety = opts.homeSafety ?? createRsyncDryRunHomeSafety({ paths, getConfig, backupRunning: () => backup.status().state === 'running', rsyncPath: opts.rsyncPath });
+  const helpdesk = createHelpdeskService({
+    paths,
+    events,
+    image,
+    homeSafety,
+    identity,
+    clock: opts.clock,
+    lastBackupAt: () => backup.status().lastSuccessAt,
+    countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
+    diagnostics: () => ({ status: status(), backupHistory: backup.history(20), deployments: image.deployments(), fleetCommands: fleet.history().slice(-20) }),
+  });
+  const fleet = createFleetCommands({
+    paths,
+    getSystemConfig: systemConfig,
+    identity,
+    events,
+    clock: opts.clock,
+    reportProblem,
+    actions: {
+      pull: async () => (image.pull(), 'Image check and pull started.'),
+      diagnostics: async () => `Diagnostics written to ${helpdesk.diagnostics().file}.`,
+      reimage: async (override) => (await helpdesk.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command')).reason,
+    },
+  });
+  void image.start();
+  fleet.start();
+
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
     return {
@@ -58,6 +104,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       agentVersion,
       image: readImageStatus(paths.osReleaseFiles),
       backup: backupStatus,
+      imageUpdate: image.status(),
       problems: [...configProblems, ...ownProblems],
     };
   };
@@ -68,6 +115,15 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'backup.cancel': () => backup.cancel(),
     'backup.history': ({ limit }) => backup.history(limit),
     'events.since': ({ after }) => events.since(after),
+    'image.status': () => image.status(),
+    'image.check': () => image.check(),
+    'image.pull': () => image.pull(),
+    'image.rollback': () => image.rollback(),
+    'helpdesk.plan': () => helpdesk.plan(),
+    'helpdesk.reimage': (args) => helpdesk.reimage(args),
+    'helpdesk.cancelReimage': () => helpdesk.cancel(),
+    'helpdesk.diagnostics': () => helpdesk.diagnostics(),
+    'fleet.poll': async () => ({ record: await fleet.poll() }),
   };
   const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
 
@@ -78,7 +134,10 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     status,
     async shutdown() {
       backup.cancel();
-      await backup.whenIdle();
+      image.stop();
+      fleet.stop();
+      helpdesk.stop();
+      await Promise.all([backup.whenIdle(), image.whenIdle()]);
     },
   };
 }

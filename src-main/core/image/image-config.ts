@@ -50,7 +50,9 @@ export const fleetConfigSchema = z.object({
   trustedKeys: z.array(z.string()),
   machineClass: z.string(),
   commandPollMinutes: z.number().min(0.05).max(24 * 60),
+  /** How long the person at the machine sees the reset coming (and can stop it). */
+  reimageCountdownSeconds: z.number().int().min(0).max(3600),
 });
 export type FleetConfig = z.infer<typeof fleetConfigSchema>;
 
-export const defaultFleetConfig: FleetConfig = { url: '', trustedKeys: [], machineClass: 'standard', commandPollMinutes: 15 };
+export const defaultFleetConfig: FleetConfig = { url: '', trustedKeys: [], machineClass: 'standard', commandPollMinutes: 15, reimageCountdownSeconds: 30 };
