@@ -2,7 +2,9 @@ import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { Stores } from '../stores/status-stores';
 import { BackupCard } from './BackupCard';
+import { HelpdeskPanel } from './HelpdeskPanel';
 import { ImageCard } from './ImageCard';
+import { ImageUpdateCard } from './ImageUpdateCard';
 
 /** A clock that re-renders "2 min ago" texts. */
 export function useNow(intervalMs = 15000): number {
@@ -37,7 +39,9 @@ export function App({ stores }: { stores: Stores }) {
         </p>
       ))}
       <ImageCard store={stores.image} />
+      <ImageUpdateCard store={stores.imageUpdate} />
       <BackupCard store={stores.backup} />
+      <HelpdeskPanel store={stores.helpdesk} />
     </main>
   );
 }

@@ -4,6 +4,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient, BackupStatus, ConfigProblem, ImageStatus } from '../../src-main/common/contract';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
+import { createHelpdeskStore, createImageUpdateStore, type HelpdeskState, type ImageUpdateState } from './image-store';
 
 export interface ImageState {
   image: ImageStatus | null;
@@ -29,6 +30,8 @@ export interface Stores {
   agent: StoreApi<AgentState>;
   image: StoreApi<ImageState>;
   backup: StoreApi<BackupState>;
+  imageUpdate: StoreApi<ImageUpdateState>;
+  helpdesk: StoreApi<HelpdeskState>;
   refresh(): Promise<void>;
   dispose(): void;
 }
@@ -64,6 +67,8 @@ export function createStores(client: ApiClient): Stores {
   const agent = createStore<AgentState>()(() => ({ connected: false, problems: [], error: null }));
   const image = createStore<ImageState>()(() => ({ image: null, hostname: '' }));
   const backup = createBackupStore(client);
+  const imageUpdate = createImageUpdateStore(client);
+  const helpdesk = createHelpdeskStore(client);
 
   async function refresh() {
     try {
@@ -71,10 +76,12 @@ export function createStores(client: ApiClient): Stores {
       agent.setState({ connected: true, problems: s.problems, error: null });
       image.setState({ image: s.image, hostname: s.hostname });
       backup.setState({ status: s.backup });
+      imageUpdate.setState({ status: s.imageUpdate });
     } catch (err) {
       agent.setState({ connected: false, error: asInfo(err) });
     }
   }
-  const unsubscribe = client.subscribe((e) => backup.getState().apply(e), () => void refresh());
-  return { agent, image, backup, refresh, dispose: unsubscribe };
+  const apply = (e: AgentEvent) => [backup, imageUpdate, helpdesk].forEach((s) => s.getState().apply(e));
+  const unsubscribe = client.subscribe(apply, () => void refresh());
+  return { agent, image, backup, imageUpdate, helpdesk, refresh, dispose: unsubscribe };
 }

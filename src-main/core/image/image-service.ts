@@ -58,8 +58,8 @@ export function createImageService(deps: ImageServiceDeps) {
   let status: ImageUpdateStatus = {
     backend: config().image.backend,
     channel: config().image.channel,
-    state: 'idle',
-    reason: 'Not checked yet.',
+    state: config().image.backend === 'none' ? 'disabled' : 'checking',
+    reason: config().image.backend === 'none' ? 'No image source is configured on this machine (image.backend in the image config).' : 'Reading the installed image versions…',
     since: iso(clock.now()),
     booted: null,
     staged: null,
