@@ -13,8 +13,12 @@ import { createImageFleet, fakeBootloaderBoot, type ImageFleet } from '../fixtur
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 
 let fleet: ImageFleet;
-const backendFor = (url: string, sshOptions: string[] = []) =>
-  createRsyncTreeBackend({ root: fleet.root, source: { url, sshOptions, connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] });
+const opened: { close(): void }[] = [];
+const backendFor = (url: string, sshOptions: string[] = []) => {
+  const b = createRsyncTreeBackend({ root: fleet.root, source: { url, sshOptions, connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] });
+  opened.push(b);
+  return b;
+};
 const publish = (version: string, tree: string) => publishRsyncTree({ treeDir: tree, outDir: fleet.serverDir, version, channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
 const nextTarget = () => readSymlink(path.join(fleet.root, 'var/lib/tabula/next'));
 const deployedFile = (version: string, rel: string) => path.join(fleet.root, 'var/lib/tabula/deployments', version, 'tree', rel);
@@ -59,7 +63,10 @@ function publishV2(changed = 3): number {
 beforeEach(() => {
   fleet = createImageFleet();
 });
-afterEach(() => fleet.dispose());
+afterEach(() => {
+  opened.splice(0).forEach((b) => b.close());
+  fleet.dispose();
+});
 
 describe('rsync-tree from a local folder', () => {
   it('first pull installs v1 and points the next boot at it', async () => {

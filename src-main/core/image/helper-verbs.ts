@@ -40,6 +40,7 @@ export interface ImageBackend {
   stage(): Promise<{ version: string; bytesReceived: number }>;
   rollback(): Promise<DeploymentsStatus>;
   reimage(): Promise<{ version: string; bytesReceived: number }>;
+  close?(): void;
 }
 
 /** The backend the system config names, rooted at `root`. Reads only root-owned config layers. */
@@ -74,6 +75,7 @@ export function backendFromSystemConfig(root: string, onProgress?: (p: ImageUpda
     stage: () => b.stage(),
     rollback: async () => b.rollback(),
     reimage: () => b.reimage(),
+    close: () => b.close(),
   };
 }
 
@@ -88,6 +90,14 @@ function fsExists(p: string): boolean {
 
 export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult> {
   const backend = backendFromSystemConfig(root, onProgress);
+  try {
+    return await runOn(backend, req);
+  } finally {
+    backend.close?.();
+  }
+}
+
+async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperResult> {
   switch (req.verb) {
     case 'status': {
       const deployments = await backend.status();

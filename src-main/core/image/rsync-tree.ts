@@ -7,6 +7,7 @@
 //   reset-on-boot                                                    reimage: drop /etc and /var state
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
@@ -44,7 +45,14 @@ export interface PullResult {
 
 const PARTIAL_DIR = '.tabula-partial';
 
-export function createRsyncTreeBackend(opts: RsyncTreeOptions) {
+export function createRsyncTreeBackend(options: RsyncTreeOptions) {
+  // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s).
+  let controlDir: string | null = null;
+  const viaSsh = options.source.url.startsWith('ssh://');
+  if (viaSsh) controlDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-ssh-'));
+  const opts: RsyncTreeOptions = viaSsh
+    ? { ...options, source: { ...options.source, sshOptions: [...options.source.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=15'] } }
+    : options;
   const base = path.join(opts.root, 'var/lib/tabula');
   const deploymentsDir = path.join(base, 'deployments');
   const nextLink = path.join(base, 'next');
@@ -279,6 +287,11 @@ export function createRsyncTreeBackend(opts: RsyncTreeOptions) {
     },
     cancel() {
       running?.cancel();
+    },
+    /** Ends the shared ssh connection. */
+    close() {
+      if (controlDir) fs.rmSync(controlDir, { recursive: true, force: true });
+      controlDir = null;
     },
     /** Reads a deployment's verified manifest (for tests and diagnostics). */
     manifestOf: loadVerifiedManifest,
