@@ -14,7 +14,7 @@ import { createRsyncDryRunHomeSafety, type HomeSafety } from './helpdesk/home-sa
 import { readIdentity } from './helpdesk/identity';
 import { createHelperClient, type HelperClient } from './image/helper-client';
 import { createImageService } from './image/image-service';
-import { realProbes } from './image/probes';
+import { realProbes, watchNetworkUp } from './image/probes';
 import type { Clock, Probes } from './image/scheduler';
 
 export const agentVersion = '0.1.0';
@@ -32,6 +32,8 @@ export interface AgentOptions {
   clock?: Clock;
   /** The reimage guard's question; the home-sync engine provides its own (issue 3). */
   homeSafety?: HomeSafety;
+  /** Reports network-up (default: `nmcli monitor`); returns a stop function. */
+  watchNetwork?: (onUp: () => void) => () => void;
 }
 
 export interface Agent {
@@ -96,6 +98,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
   });
   void image.start();
   fleet.start();
+  const stopNetworkWatch = (opts.watchNetwork ?? watchNetworkUp)(() => void image.networkUp());
 
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
@@ -136,6 +139,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       backup.cancel();
       image.stop();
       fleet.stop();
+      stopNetworkWatch();
       helpdesk.stop();
       await Promise.all([backup.whenIdle(), image.whenIdle()]);
     },

@@ -1,6 +1,7 @@
 // rsync-tree backend end to end with real rsync (local folder and over a real sshd): v1 → v2 moves
 // only the changed files, staged pointer and rollback behave, and every kind of bad image is refused
 // with the running deployment untouched.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -137,12 +138,19 @@ describe('rsync-tree from a local folder', () => {
     expect(nextTarget()).toBe('deployments/1.0');
   });
 
-  it('refuses an extra file the manifest does not list', async () => {
-    await bootedOnV1();
-    publishV2();
-    fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/etc/backdoor'), 'x');
+  it('refuses an extra file the manifest does not list on a first install, and never fetches it on an update', async () => {
+    publish('1.0', fleet.makeTree('v1', '1.0', 100));
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/1.0/tree/etc/backdoor'), 'x');
     const err = await rejection(backendFor(fleet.serverDir).stage());
     expect(err.details).toContain('etc/backdoor: not in the manifest');
+    expect(nextTarget()).toBeNull();
+    fs.rmSync(path.join(fleet.serverDir, 'images/1.0/tree/etc/backdoor'));
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    publishV2();
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/etc/backdoor'), 'x');
+    await backendFor(fleet.serverDir).stage();
+    expect(fs.existsSync(deployedFile('2.0', 'etc/backdoor'))).toBe(false);
   });
 
   it('refuses a manifest edited after signing, a missing signature, and another key', async () => {
@@ -253,8 +261,33 @@ describe('rsync-tree over a real sshd', () => {
   });
 });
 
+describe('rsync-tree interrupted pulls', () => {
+  it('an interrupted pull keeps what it got, reports it, and the next pull resumes instead of starting over', async () => {
+    await bootedOnV1();
+    const t = fleet.makeTree('v2', '2.0', 100);
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(t, `usr/share/big-${i}.bin`), crypto.randomBytes(512 * 1024));
+    publish('2.0', t);
+    const slow = createRsyncTreeBackend({ root: fleet.root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey], bandwidthKBps: 1000 });
+    const first = slow.stage();
+    setTimeout(() => slow.cancel(), 1200);
+    const err = await rejection(first);
+    expect(err.code).toBe('cancelled');
+    expect(err.message).toMatch(/resumes/);
+    expect(nextTarget()).toBe('deployments/1.0');
+    const kept = path.join(fleet.root, 'var/lib/tabula/deployments/2.0.partial/tree/usr/share');
+    const keptBytes = fs.readdirSync(kept).filter((n) => n.startsWith('big-')).reduce((n, f) => n + fs.statSync(path.join(kept, f)).size, 0);
+    expect(keptBytes).toBeGreaterThan(256 * 1024);
+
+    const r = await backendFor(fleet.serverDir).stage();
+    expect(r.version).toBe('2.0');
+    // Only what was missing crossed the wire the second time.
+    expect(r.bytesReceived).toBeLessThan(4 * 512 * 1024 - keptBytes + 64 * 1024);
+    expect(nextTarget()).toBe('deployments/2.0');
+  });
+});
+
 describe('rsync-tree with reproducible builds', () => {
-  it('fetches again a changed file that rsync took for the old one (same size and mtime)', async () => {
+  it('gets a changed file right even when size and mtime are the same as the old one (rsync quick check would miss it)', async () => {
     const epoch = new Date('2024-01-01T00:00:00Z');
     const stamp = (t: string) => {
       for (const f of fs.readdirSync(t, { recursive: true }) as string[]) fs.lutimesSync(path.join(t, f), epoch, epoch);

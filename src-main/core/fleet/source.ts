@@ -17,6 +17,37 @@ export interface FleetSource {
 
 const MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Several files at once (e.g. a file and its signature): over ssh in one rsync run, as each run
+ * costs a round trip and a remote process. Missing files come back as null.
+ */
+export async function fetchFleetFiles(source: FleetSource, rels: string[], opts: { rsyncPath?: string; maxBytes?: number } = {}): Promise<(Buffer | null)[]> {
+  if (/^https?:\/\//.test(source.url) || parseStorageUrl(source.url).kind === 'local') return Promise.all(rels.map((r) => fetchFleetFile(source, r, opts)));
+  const storage = parseStorageUrl(source.url);
+  const names = new Set(rels.map((r) => path.posix.basename(r)));
+  if (names.size !== rels.length) return Promise.all(rels.map((r) => fetchFleetFile(source, r, opts)));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-fetch-'));
+  try {
+    const base = rsyncTarget(storage).replace(/\/$/, '');
+    const run = runRsync(
+      ['--no-h', `--max-size=${opts.maxBytes ?? MAX_BYTES}`, '-e', sshCommand(storage, source.sshOptions, source.connectTimeoutSeconds), '--', ...rels.map((r) => `${base}/${r}`), tmp + '/'],
+      {},
+      { rsyncPath: opts.rsyncPath },
+    );
+    const r = await run.done;
+    if (r.code !== 0 && !(r.code === 23 && /No such file or directory/.test(r.stderr))) {
+      const e = describeRsyncFailure(r, { home: os.homedir(), storage: source.url, cancelled: false });
+      throw new TabulaError('image-unreachable', e.message, { retryable: e.retryable, details: e.details });
+    }
+    return rels.map((rel) => {
+      const f = path.join(tmp, path.posix.basename(rel));
+      return fs.existsSync(f) ? fs.readFileSync(f) : null;
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** The file's bytes, or null when the server says it does not exist. Throws image-unreachable otherwise. */
 export async function fetchFleetFile(source: FleetSource, rel: string, opts: { rsyncPath?: string; maxBytes?: number } = {}): Promise<Buffer | null> {
   const max = opts.maxBytes ?? MAX_BYTES;

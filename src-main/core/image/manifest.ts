@@ -137,9 +137,18 @@ export interface VerifyOptions {
    * same inode (rsync --link-dest hard-linked it) with an identical manifest entry needs no re-hash:
    * its bytes were checked when that deployment was made, and deployments are never written after.
    */
-  previous?: { dir: string; manifest: Manifest } | null;
+  previous?: { dir: string; manifest: Manifest; inodes?: Map<string, string> } | null;
   /** Files and folders rsync may leave that are not part of the image (e.g. its partial dir). */
   ignore?: (rel: string) => boolean;
+}
+
+/** path → "dev:ino" of every regular file in a tree: compared with a received tree to find hard links. */
+export function inodeIndex(treeDir: string): Map<string, string> {
+  const map = new Map<string, string>();
+  walk(treeDir, (rel, st) => {
+    if (st.isFile()) map.set(rel, `${st.dev}:${st.ino}`);
+  });
+  return map;
 }
 
 export interface TreeProblem {
@@ -171,14 +180,22 @@ export function checkTree(treeDir: string, manifest: Manifest, opts: VerifyOptio
     if (st.size !== e.size) return void add(rel, 'size', `${st.size} bytes, expected ${e.size} (truncated or altered)`);
     const prev = prevEntries?.get(rel);
     if (prev && prev.sha256 === e.sha256 && prev.mode === e.mode) {
-      try {
-        const pst = fs.lstatSync(path.join(opts.previous!.dir, rel));
-        if (pst.ino === st.ino && pst.dev === st.dev) {
+      const known = opts.previous!.inodes;
+      if (known) {
+        if (known.get(rel) === `${st.dev}:${st.ino}`) {
           reused++;
           return;
         }
-      } catch {
-        /* not there: hash it */
+      } else {
+        try {
+          const pst = fs.lstatSync(path.join(opts.previous!.dir, rel));
+          if (pst.ino === st.ino && pst.dev === st.dev) {
+            reused++;
+            return;
+          }
+        } catch {
+          /* not there: hash it */
+        }
       }
     }
     hashed++;

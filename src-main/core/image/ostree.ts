@@ -132,13 +132,14 @@ export function createOstreeBackend(opts: OstreeOptions) {
     return { backend: 'ostree', booted: dep(booted), staged: dep(staged), rollback: dep(rollback), reimagePending: fs.existsSync(resetMarker) };
   }
 
-  /** Keeps the next boot, the booted one and one previous; removes the rest (newest first in the list). */
-  async function prune() {
+  /** Keeps the next boot, the booted one and one previous; removes the rest. Returns what is left. */
+  async function prune(): Promise<OstreeDeployment[]> {
     const list = await deployments();
     const booted = bootedOf(list);
     const keep = new Set([list[0], booted, list.find((d) => d !== list[0] && d !== booted)]);
     // Undeploy from the end so indexes stay valid.
     for (let i = list.length - 1; i >= 0; i--) if (!keep.has(list[i])) await run(['admin', sysrootArg, 'undeploy', String(i)]);
+    return list.filter((d) => keep.has(d));
   }
 
   async function pull(): Promise<number> {
@@ -179,14 +180,14 @@ export function createOstreeBackend(opts: OstreeOptions) {
     },
     async stage(): Promise<{ version: string; bytesReceived: number }> {
       const bytesReceived = await pull();
-      const list = await deployments();
-      const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
+      const [list, rev] = await Promise.all([deployments(), run([repoArg, 'rev-parse', refspec])]);
+      const checksum = rev.stdout.trim();
+      let after = list;
       if (list[0]?.checksum !== checksum) {
         await deploy([]);
-        await prune();
+        after = await prune();
       }
-      const s = await statusNow();
-      return { version: (s.staged ?? s.booted)?.version ?? checksum.slice(0, 10), bytesReceived };
+      return { version: after[0]?.version ?? checksum.slice(0, 10), bytesReceived };
     },
     async rollback(): Promise<DeploymentsStatus> {
       const s = await statusNow();

@@ -1,6 +1,6 @@
 // Real probes for the scheduler: power from /sys/class/power_supply, metered from NetworkManager.
 // Tests use fakes (there is no battery or mobile modem here).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PowerState, Probes } from './scheduler';
@@ -46,3 +46,29 @@ export const realProbes: Probes = {
       execFile('nmcli', ['-t', '-f', 'GENERAL.METERED', 'dev', 'show'], { timeout: 5000 }, (err, stdout) => resolve(err ? null : parseNmcliMetered(stdout)));
     }),
 };
+
+/** True for the `nmcli monitor` lines that mean "the network just came up". */
+export function isNetworkUpLine(line: string): boolean {
+  return /Connectivity is now '(full|limited)'/.test(line) || /NetworkManager is now in the 'connected/i.test(line);
+}
+
+/**
+ * Calls onUp when NetworkManager reports connectivity (follows `nmcli monitor`). Without nmcli or
+ * NetworkManager it does nothing: the schedule still runs. Returns a stop function.
+ */
+export function watchNetworkUp(onUp: () => void): () => void {
+  let child: ReturnType<typeof spawn> | null = null;
+  try {
+    child = spawn('nmcli', ['monitor'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
+  } catch {
+    return () => {};
+  }
+  child.on('error', () => {});
+  let pending = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop()!;
+    if (lines.some(isNetworkUpLine)) onUp();
+  });
+  return () => child?.kill();
+}

@@ -13,13 +13,13 @@ import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
-import { fetchFleetFile, type FleetSource } from '../fleet/source';
+import { fetchFleetFiles, type FleetSource } from '../fleet/source';
 import { requireSignature } from '../fleet/signing';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
-import { checkTree, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
+import { checkTree, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
 
 export const channelSchema = z
   .object({ format: z.literal('tabula-channel-1'), channel: z.string(), version: z.string().regex(versionPattern), publishedAt: z.string() })
@@ -95,30 +95,112 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     return others[0] ?? null;
   }
 
-  async function fetchSigned(rel: string, what: string): Promise<Buffer> {
-    const [data, sig] = await Promise.all([fetchFleetFile(opts.source, rel, { rsyncPath: opts.rsyncPath }), fetchFleetFile(opts.source, `${rel}.sig`, { rsyncPath: opts.rsyncPath, maxBytes: 4096 })]);
+  async function fetchSigned(rel: string, what: string): Promise<{ data: Buffer; sig: Buffer }> {
+    const [data, sig] = await fetchFleetFiles(opts.source, [rel, `${rel}.sig`], { rsyncPath: opts.rsyncPath });
     if (!data) throw new TabulaError('image-invalid', `${what} is missing on the fleet server (${rel}).`, { retryable: true });
     requireSignature(data, sig ? sig.toString('utf8') : null, opts.trustedKeys, what);
-    return data;
+    return { data, sig: sig! };
   }
 
   /** The channel's current version, signature checked. */
   async function check(): Promise<ImageDeployment> {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.channel)) throw new TabulaError('image-not-configured', `The channel name "${opts.channel}" is not valid.`);
-    const bytes = await fetchSigned(`channels/${opts.channel}.json`, `The channel file for "${opts.channel}"`);
+    const { data: bytes } = await fetchSigned(`channels/${opts.channel}.json`, `The channel file for "${opts.channel}"`);
     const parsed = channelSchema.safeParse(safeJson(bytes));
     if (!parsed.success || parsed.data.channel !== opts.channel) throw new TabulaError('image-invalid', `The channel file for "${opts.channel}" is malformed: refused.`);
     return { version: parsed.data.version, checksum: null };
   }
 
   /** rsync the tree into <dest>/tree, then verify it against the signed manifest. */
-  async function fetchTree(version: string, dest: string, linkDest: string | null, previous: { dir: string; manifest: Manifest } | null): Promise<PullResult> {
-    // Manifest first: a bad signature costs no tree download.
-    const manifestBytes = await fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`);
+  /**
+   * The delta path, when a verified deployment is on the machine: the signed manifests of both
+   * versions say which files changed. Unchanged files are hard-linked from the previous deployment
+   * (no bytes, no disk), folders and links are made from the manifest, and rsync fetches only the
+   * changed files (`--files-from`), so not even the file list of the whole tree crosses the wire.
+   * Everything is then checked against the manifest as on the full path.
+   */
+  async function fetchChanged(version: string, dest: string, previous: { dir: string; manifest: Manifest }): Promise<PullResult> {
+    const { data: manifestBytes, sig } = await fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`);
     const manifest = parseManifest(manifestBytes, version);
-    const sig = (await fetchFleetFile(opts.source, `images/${version}/manifest.json.sig`, { rsyncPath: opts.rsyncPath }))!;
-    fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
+    const treeDir = path.join(dest, 'tree');
+    const prevTree = path.join(previous.dir, 'tree');
+    const prevEntries = new Map(previous.manifest.entries.map((e) => [e.path, e]));
+    fs.mkdirSync(treeDir, { recursive: true, mode: 0o755 });
+    const toFetch: string[] = [];
+    let changedBytes = 0;
+    // Parents come before their children in a parsed manifest, and every path was checked there.
+    for (const e of manifest.entries) {
+      const target = path.join(treeDir, e.path);
+      const existing = lstatOrNull(target);
+      if (e.type === 'dir') {
+        if (!existing) fs.mkdirSync(target);
+        else if (!existing.isDirectory()) throw new TabulaError('image-invalid', `${e.path} in the partial download is not a folder: starting over next time.`);
+        fs.chmodSync(target, e.mode);
+        continue;
+      }
+      if (e.type === 'symlink') {
+        if (!existing) fs.symlinkSync(e.target!, target);
+        continue;
+      }
+      const prev = prevEntries.get(e.path);
+      if (!existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode) {
+        try {
+          fs.linkSync(path.join(prevTree, e.path), target);
+          continue;
+        } catch {
+          /* not linkable (gone, another file system): fetch it */
+        }
+      }
+      if (!existing || existing.size !== e.size) {
+        toFetch.push(e.path);
+        changedBytes += e.size;
+      } else toFetch.push(e.path); // a file from an interrupted run: rsync checks it cheaply
+    }
+    let bytesReceived = 0;
+    let inodes: Map<string, string> | undefined;
+    if (toFetch.length) {
+      const list = path.join(dest, '.tabula-files-from');
+      // NUL-separated: a file name may hold any byte but NUL (the manifest refuses NUL).
+      fs.writeFileSync(list, toFetch.join('\0') + '\0');
+      const src = parseStorageUrl(opts.source.url);
+      const args = [
+        '-a',
+        '--numeric-ids',
+        '--no-D',
+        `--partial-dir=${PARTIAL_DIR}`,
+        '--stats',
+        ...parseableOutput,
+        ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
+        `--files-from=${list}`,
+        '--from0',
+        '--no-implied-dirs',
+        ...(src.kind === 'ssh' ? ['-e', sshCommand(src, opts.source.sshOptions, opts.source.connectTimeoutSeconds)] : []),
+        '--',
+        rsyncTarget(src, `images/${version}/tree`),
+        treeDir + '/',
+      ];
+      opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: changedBytes, percent: 0 });
+      const transfer = rsyncInto(version, args, changedBytes);
+      try {
+        inodes = inodeIndex(prevTree); // while rsync works in its own process
+      } catch {
+        inodes = undefined;
+      }
+      bytesReceived = await transfer;
+      fs.rmSync(list, { force: true });
+    } else inodes = inodeIndex(prevTree);
     const total = manifest.entries.reduce((n, e) => n + e.size, 0);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
+    const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes }, ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
+    if (v.problems.length) throw treeMismatchError(v.problems);
+    writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
+    writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
+    return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
+  }
+
+  /** The full path (first install, reimage): rsync the whole tree, then check it against the manifest. */
+  async function fetchTree(version: string, dest: string): Promise<PullResult> {
+    fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
     const src = parseStorageUrl(opts.source.url);
     const args = [
       '-a',
@@ -130,40 +212,35 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       '--stats',
       ...parseableOutput,
       ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
-      ...(linkDest ? [`--link-dest=${linkDest}`] : []),
       ...(src.kind === 'ssh' ? ['-e', sshCommand(src, opts.source.sshOptions, opts.source.connectTimeoutSeconds)] : []),
       '--',
       rsyncTarget(src, `images/${version}/tree`),
       path.join(dest, 'tree') + '/',
     ];
-    opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: total, percent: 0 });
-    const bytesReceived = await rsyncInto(version, args, total);
-    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
-    const treeDir = path.join(dest, 'tree');
-    const checkOpts = { previous: previous && { dir: path.join(previous.dir, 'tree'), manifest: previous.manifest }, ignore: (rel: string) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) };
-    let v = checkTree(treeDir, manifest, checkOpts);
-    let repairBytes = 0;
-    // rsync's quick check (same size and mtime) can take a changed file for the old one and hard-link
-    // it, e.g. with reproducible builds that give every file the same mtime. Verification catches it;
-    // those files alone are fetched again in full, then everything is checked once more.
-    const linked = (rel: string) => !!linkDest && sameInode(path.join(linkDest, rel), path.join(treeDir, rel));
-    if (v.problems.length && v.problems.every((p) => p.kind === 'content' && linked(p.path))) {
-      const list = path.join(dest, '.tabula-refetch');
-      fs.writeFileSync(list, v.problems.map((p) => p.path).join('\n') + '\n');
-      for (const p of v.problems) fs.rmSync(path.join(treeDir, p.path));
-      const refetchArgs = args.filter((a) => !a.startsWith('--link-dest=') && a !== '--delete');
-      refetchArgs.splice(refetchArgs.indexOf('--'), 0, `--files-from=${list}`, '--ignore-times');
-      repairBytes = await rsyncInto(version, refetchArgs, total);
-      fs.rmSync(list);
-      v = checkTree(treeDir, manifest, checkOpts);
+    opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
+    // The signed manifest is fetched while the tree transfers (it hides a round trip); nothing in the
+    // partial tree is used before the signature and every file are checked, and a bad signature
+    // deletes it.
+    const manifestP = fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`).then(({ data, sig }) => ({ data, sig, manifest: parseManifest(data, version) }));
+    manifestP.catch(() => {});
+    let bytesReceived: number;
+    try {
+      bytesReceived = await rsyncInto(version, args, null);
+    } catch (err) {
+      await manifestP.catch(() => {});
+      throw err;
     }
+    const { data: manifestBytes, sig, manifest } = await manifestP;
+    const total = manifest.entries.reduce((n, e) => n + e.size, 0);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
+    const v = checkTree(path.join(dest, 'tree'), manifest, { ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
     if (v.problems.length) throw treeMismatchError(v.problems);
     writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
     writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
-    return { version, bytesReceived: bytesReceived + repairBytes, filesHashed: v.hashed, filesReused: v.reused };
+    return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
   }
 
-  async function rsyncInto(version: string, args: string[], total: number): Promise<number> {
+  async function rsyncInto(version: string, args: string[], total: number | null): Promise<number> {
     let bytesReceived = 0;
     running = runRsync(
       args,
@@ -238,7 +315,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       const reference = linkReference();
       let result: PullResult;
       try {
-        result = await fetchTree(v, partial, reference ? path.join(reference.dir, 'tree') : null, reference);
+        result = reference ? await fetchChanged(v, partial, reference) : await fetchTree(v, partial);
       } catch (err) {
         // Content that failed verification is hostile: never keep it for a resume.
         if (err instanceof TabulaError && (err.code === 'image-invalid' || err.code === 'signature-invalid')) fs.rmSync(partial, { recursive: true, force: true });
@@ -269,7 +346,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       fs.rmSync(fresh, { recursive: true, force: true });
       let result: PullResult;
       try {
-        result = await fetchTree(v, fresh, null, null);
+        result = await fetchTree(v, fresh);
       } catch (err) {
         fs.rmSync(fresh, { recursive: true, force: true });
         throw err;
@@ -308,13 +385,11 @@ function safeJson(bytes: Buffer): unknown {
   }
 }
 
-function sameInode(a: string, b: string): boolean {
+function lstatOrNull(p: string): fs.Stats | null {
   try {
-    const x = fs.lstatSync(a);
-    const y = fs.lstatSync(b);
-    return x.ino === y.ino && x.dev === y.dev;
+    return fs.lstatSync(p);
   } catch {
-    return false;
+    return null;
   }
 }
 
