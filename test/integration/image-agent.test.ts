@@ -58,8 +58,10 @@ const call = async (agent: RunningAgent, method: string, body: object = {}) => {
 describe('tabula image (CLI against the headless agent)', () => {
   it('status → check → pull → "restart to update" → rollback', async () => {
     await startHeadlessAgent(sb);
+    // Right after start the agent is still reading the deployments through the helper, and says so.
     let s = (await json(['image', 'status'])).value;
-    expect(s.booted.version).toBe('1.0');
+    if (!s.booted) expect(s).toMatchObject({ state: 'checking', reason: 'Reading the installed image versions…' });
+    await expect.poll(async () => (s = (await json(['image', 'status'])).value).booted?.version, { timeout: 20_000 }).toBe('1.0');
     expect(s.staged).toBeNull();
     expect(s.channel).toBe('stable');
     expect(s.nextCheckAt).not.toBeNull();

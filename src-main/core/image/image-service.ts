@@ -163,9 +163,12 @@ export function createImageService(deps: ImageServiceDeps) {
     },
   });
 
+  // The first read of the deployments (start) must land before anything that changes them.
+  let ready: Promise<void> = Promise.resolve();
+
   function exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (busy) throw new TabulaError('already-running', 'An image check or update is already running.', { retryable: true });
-    const p = fn().finally(() => {
+    const p = ready.then(fn).finally(() => {
       busy = null;
     });
     busy = p;
@@ -181,12 +184,11 @@ export function createImageService(deps: ImageServiceDeps) {
         setState('disabled', 'No image source is configured on this machine (image.backend in the image config).');
         return;
       }
-      try {
-        await callHelper(['status']);
-        setState(...restingState());
-      } catch (err) {
-        fail(err);
-      }
+      ready = callHelper(['status']).then(
+        () => setState(...restingState()),
+        (err) => fail(err),
+      );
+      await ready;
       scheduler.start();
     },
     async check(): Promise<ImageUpdateStatus> {

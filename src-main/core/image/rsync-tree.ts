@@ -151,10 +151,9 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
           /* not linkable (gone, another file system): fetch it */
         }
       }
-      if (!existing || existing.size !== e.size) {
-        toFetch.push(e.path);
-        changedBytes += e.size;
-      } else toFetch.push(e.path); // a file from an interrupted run: rsync checks it cheaply
+      // A file left by an interrupted run is listed too: rsync skips it when it is complete.
+      toFetch.push(e.path);
+      if (!existing || existing.size !== e.size) changedBytes += e.size;
     }
     let bytesReceived = 0;
     let inodes: Map<string, string> | undefined;
