@@ -8,6 +8,7 @@ import type { ApiClient } from './common/contract';
 import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
 import { TabulaError } from './common/errors';
 import { runPrefsCommand, prefsUsage } from './cli-prefs';
+import { imageUsage, runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
 import { startHttpServer } from './core/http-server';
@@ -19,6 +20,7 @@ const usage = `Usage:
   tabula events                    follow the agent's event stream (one JSON object a line)
 ${syncUsage}
 ${prefsUsage}
+${imageUsage}
   tabula --version`;
 
 const paths = resolvePaths();
@@ -129,6 +131,10 @@ async function main(argv: string[]) {
   if (args.words[0] === 'prefs') {
     process.exitCode = await runPrefsCommand(argv, runningAgent);
     return;
+  }
+  if (args.words[0] === 'image' || args.words.join(' ') === 'fleet poll') {
+    const code = await runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
+    if (code !== 64) return void (process.exitCode = code);
   }
   const done = await runAgentCommand(args, requireAgent);
   if (!done) {

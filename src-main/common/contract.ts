@@ -2,6 +2,7 @@
 // Every method has an argument schema (validated at the boundary) and a result type; every event
 // has a type and a payload. A method added here is served by every transport.
 import { z } from 'zod';
+import { imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './contract-image';
 import type { ErrorInfo } from './errors';
 import { prefsMethods, type PrefsEventPayloads } from './contract-prefs';
 
@@ -106,13 +107,15 @@ export interface AgentStatus {
   agentVersion: string;
   image: ImageStatus;
   backup: BackupStatus;
+  /** OS image updates (contract-image.ts). */
+  imageUpdate: ImageUpdateStatus;
   /** Config files that were ignored (corrupt, invalid), and why. */
   problems: ConfigProblem[];
 }
 
 // ---- Events ---------------------------------------------------------------------------------
 
-export interface EventPayloads extends PrefsEventPayloads {
+export interface EventPayloads extends PrefsEventPayloads, ImageEventPayloads {
   /** Syncthing-style: entering a state always comes with its reason and how long the last one lasted. */
   'backup-state-changed': { from: BackupState; to: BackupState; reason: string; durationMs: number; status: BackupStatus };
   'backup-progress': BackupProgress;
@@ -152,6 +155,7 @@ export const methods = {
     z.object({ after: z.number().int().min(0) }).strict(),
   ),
   ...prefsMethods,
+  ...imageMethods,
 };
 
 export type MethodName = keyof typeof methods;

@@ -24,6 +24,14 @@ export const errorCodes = [
   'keyring-unavailable',
   'keyring-locked',
   'tool-missing',
+  // OS images and fleet commands (issue 4)
+  'image-not-configured',
+  'image-unreachable',
+  'image-invalid',
+  'signature-invalid',
+  'reimage-refused',
+  'helper-failed',
+  'command-rejected',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 

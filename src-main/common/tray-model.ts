@@ -2,7 +2,7 @@
 import type { AgentStatus } from './contract';
 
 export type TrayIcon = 'idle' | 'syncing' | 'offline' | 'attention' | 'error';
-export type TrayAction = 'open' | 'backup-now' | 'cancel-backup' | 'quit';
+export type TrayAction = 'open' | 'backup-now' | 'cancel-backup' | 'restart-to-update' | 'quit';
 
 export interface TrayMenuItem {
   id: TrayAction | 'image' | 'backup-state';
@@ -39,16 +39,22 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
         ? 'offline'
         : b.state === 'failed'
           ? 'error'
-          : b.state === 'idle' && !s.problems.length && !s.image.problem
+          : b.state === 'idle' && !s.problems.length && !s.image.problem && !s.imageUpdate.restartRequired
             ? 'idle'
             : 'attention';
   const image = `${s.image.name} ${s.image.version}`;
+  // A staged image (or reset) only takes effect at a restart: say so where the user looks.
+  const u = s.imageUpdate;
+  const restart: TrayMenuItem[] = u.restartRequired
+    ? [{ id: 'restart-to-update', label: u.reimagePending ? 'Restart to finish the reset' : `Restart to update (${u.staged?.version ?? 'new version'})`, enabled: true }]
+    : [];
   const line = backupLine(s, now);
   return {
     icon,
-    tooltip: `Tabula — ${image}\n${line}${s.problems.length ? `\n${s.problems.length} settings problem${s.problems.length > 1 ? 's' : ''}` : ''}`,
+    tooltip: `Tabula — ${image}\n${line}${u.restartRequired ? `\n${u.reason}` : ''}${s.problems.length ? `\n${s.problems.length} settings problem${s.problems.length > 1 ? 's' : ''}` : ''}`,
     menu: [
       { id: 'image', label: `Image: ${image}`, enabled: false },
+      ...restart,
       { id: 'backup-state', label: line, enabled: false },
       b.state === 'running'
         ? { id: 'cancel-backup', label: 'Stop backup', enabled: true }

@@ -9,6 +9,14 @@ import { readImageStatus } from './os-release';
 import { resolvePaths, type Paths } from './paths';
 import { createSyncService } from './sync/service';
 import { createPrefsService } from './prefs/prefs-service';
+import { createFleetCommands } from './fleet/commands';
+import { createHelpdeskService } from './helpdesk/helpdesk-service';
+import type { HomeSafety } from './helpdesk/home-safety';
+import { readIdentity } from './helpdesk/identity';
+import { createHelperClient, type HelperClient } from './image/helper-client';
+import { createImageService } from './image/image-service';
+import { realProbes, watchNetworkUp } from './image/probes';
+import type { Clock, Probes } from './image/scheduler';
 
 export const agentVersion = '0.1.0';
 
@@ -22,6 +30,14 @@ export interface AgentOptions {
   watchDisplays?: boolean;
   /** Where bugs (not expected failures) are reported. */
   logBug?: (err: unknown) => void;
+  /** Image updates: how tabula-helper is reached, power/network probes, the scheduler's clock. */
+  imageHelper?: HelperClient;
+  probes?: Probes;
+  clock?: Clock;
+  /** The reimage guard's question; the home-sync engine provides its own (issue 3). */
+  homeSafety?: HomeSafety;
+  /** Reports network-up (default: `nmcli monitor`); returns a stop function. */
+  watchNetwork?: (onUp: () => void) => () => void;
 }
 
 export interface Agent {
@@ -57,6 +73,38 @@ export function createAgent(opts: AgentOptions = {}): Agent {
 
   const prefs = createPrefsService({ paths, env: opts.env, events, now: opts.now });
   const stopWatchingDisplays = opts.watchDisplays ? prefs.watchDisplays() : () => undefined;
+  const systemConfig = () => loadConfig(paths, { systemOnly: true }).config;
+  const reportProblem = (message: string) => ownProblems.push({ file: paths.stateDir, message });
+  const image = createImageService({ paths, getSystemConfig: systemConfig, events, helper: opts.imageHelper ?? createHelperClient({ env: opts.env }), probes: opts.probes ?? realProbes, clock: opts.clock, reportProblem });
+  const identity = () => readIdentity(paths.root, systemConfig().fleet.machineClass);
+  const homeSafety = opts.homeSafety ?? backup;
+  const helpdesk = createHelpdeskService({
+    paths,
+    events,
+    image,
+    homeSafety,
+    identity,
+    clock: opts.clock,
+    lastBackupAt: () => backup.status().lastSuccessAt,
+    countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
+    diagnostics: () => ({ status: status(), backupHistory: backup.history(20), deployments: image.deployments(), fleetCommands: fleet.history().slice(-20) }),
+  });
+  const fleet = createFleetCommands({
+    paths,
+    getSystemConfig: systemConfig,
+    identity,
+    events,
+    clock: opts.clock,
+    reportProblem,
+    actions: {
+      pull: async () => (image.pull(), 'Image check and pull started.'),
+      diagnostics: async () => `Diagnostics written to ${helpdesk.diagnostics().file}.`,
+      reimage: async (override) => (await helpdesk.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command')).reason,
+    },
+  });
+  void image.start();
+  fleet.start();
+  const stopNetworkWatch = (opts.watchNetwork ?? watchNetworkUp)(() => void image.networkUp());
 
   const status = (): AgentStatus => {
     const backupStatus = backup.status(); // re-reads config
@@ -65,6 +113,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       agentVersion,
       image: readImageStatus(paths.osReleaseFiles),
       backup: backupStatus,
+      imageUpdate: image.status(),
       problems: [...configProblems, ...ownProblems],
     };
   };
@@ -89,6 +138,15 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'prefs.apply': ({ dryRun, areas }) => prefs.apply(dryRun, areas),
     'prefs.saveDisplayProfile': ({ profile }) => prefs.saveDisplayProfile(profile),
     'prefs.saveNetworkProfile': ({ profile, secret }) => prefs.saveNetworkProfile(profile, secret),
+    'image.status': () => image.status(),
+    'image.check': () => image.check(),
+    'image.pull': () => image.pull(),
+    'image.rollback': () => image.rollback(),
+    'helpdesk.plan': () => helpdesk.plan(),
+    'helpdesk.reimage': (args) => helpdesk.reimage(args),
+    'helpdesk.cancelReimage': () => helpdesk.cancel(),
+    'helpdesk.diagnostics': () => helpdesk.diagnostics(),
+    'fleet.poll': async () => ({ record: await fleet.poll() }),
   };
   const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
 
@@ -101,7 +159,11 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       backup.dispose();
       stopWatchingDisplays();
       backup.cancel();
-      await backup.whenIdle();
+      image.stop();
+      fleet.stop();
+      stopNetworkWatch();
+      helpdesk.stop();
+      await Promise.all([backup.whenIdle(), image.whenIdle()]);
     },
   };
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { ConfigProblem } from '../common/contract';
 import { readJsonFile } from './atomic-file';
+import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image/image-config';
 import type { Paths } from './paths';
 
 const configSchema = z.object({
@@ -31,6 +32,8 @@ const configSchema = z.object({
     /** 0: no limit. */
     bandwidthLimitKBps: z.number().int().min(0),
   }),
+  image: imageConfigSchema,
+  fleet: fleetConfigSchema,
 });
 export type TabulaConfig = z.infer<typeof configSchema>;
 
@@ -39,6 +42,8 @@ const layerSchema = z
   .object({
     storage: configSchema.shape.storage.partial().strict().optional(),
     backup: configSchema.shape.backup.partial().strict().optional(),
+    image: configSchema.shape.image.partial().strict().optional(),
+    fleet: configSchema.shape.fleet.partial().strict().optional(),
   })
   .strict();
 
@@ -57,6 +62,8 @@ export function embeddedDefaults(paths: Paths): TabulaConfig {
       versionsRetentionDays: 30,
       bandwidthLimitKBps: 0,
     },
+    image: defaultImageConfig,
+    fleet: defaultFleetConfig,
   };
 }
 
@@ -67,8 +74,13 @@ export interface LoadedConfig {
   layers: string[];
 }
 
-export function loadConfig(paths: Paths): LoadedConfig {
-  const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, paths.extraConfigFile].filter(
+/**
+ * `systemOnly`: only the image defaults and /etc, never a file the user can write. What decides
+ * trust (fleet keys, image source) is read this way, by the agent and by tabula-helper alike.
+ */
+export function loadConfig(paths: Paths, opts: { systemOnly?: boolean } = {}): LoadedConfig {
+  const all = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, paths.extraConfigFile];
+  const files = (opts.systemOnly ? all.slice(0, 2) : all).filter(
     (f): f is string => !!f,
   );
   let config = embeddedDefaults(paths);
@@ -84,6 +96,8 @@ export function loadConfig(paths: Paths): LoadedConfig {
     config = {
       storage: { ...config.storage, ...read.value.storage },
       backup: { ...config.backup, ...read.value.backup },
+      image: { ...config.image, ...read.value.image },
+      fleet: { ...config.fleet, ...read.value.fleet },
     };
     layers.push(file);
   }

@@ -72,7 +72,7 @@ export function parseRsyncLine(line: string): { item: RsyncItem } | { progress: 
 
 export function runRsync(
   args: string[],
-  on: { item?: (item: RsyncItem) => void; progress?: (p: RsyncProgressLine) => void } = {},
+  on: { item?: (item: RsyncItem) => void; progress?: (p: RsyncProgressLine) => void; /** Lines that are neither (e.g. --stats). */ other?: (line: string) => void } = {},
   opts: { rsyncPath?: string; env?: NodeJS.ProcessEnv; /** Written to stdin (a --files-from=- list). */ input?: Buffer } = {},
 ): RsyncRun {
   const child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
@@ -89,7 +89,7 @@ export function runRsync(
 
   const onLine = (line: string) => {
     const parsed = parseRsyncLine(line);
-    if (!parsed) return;
+    if (!parsed) return void on.other?.(line);
     if ('item' in parsed) {
       if (/^[<>]f/.test(parsed.item.change)) {
         filesTransferred++;

@@ -1,6 +1,7 @@
 // The Electron shell: one window, the tray, and the IPC transport around the plain-Node agent.
 // Every window is sandboxed, isolated, without Node, and may not navigate or open other windows.
 import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { trayModel } from '../common/tray-model';
 import { createAgent } from '../core/agent';
@@ -53,6 +54,7 @@ void app.whenReady().then(() => {
     if (action === 'open') openWindow();
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
+    else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
     else if (action === 'quit') void agent.shutdown().then(() => app.exit(0));
   });
   const refresh = () => tray.apply(trayModel(agent.status()));

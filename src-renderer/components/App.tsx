@@ -2,9 +2,11 @@ import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { Stores } from '../stores/status-stores';
 import { BackupCard } from './BackupCard';
+import { HelpdeskPanel } from './HelpdeskPanel';
 import { ImageCard } from './ImageCard';
 import { ConflictsInbox, RestoreBox, SyncSettings } from './SyncExtras';
 import { PreferencesCard } from './PreferencesCard';
+import { ImageUpdateCard } from './ImageUpdateCard';
 
 /** A clock that re-renders "2 min ago" texts. */
 export function useNow(intervalMs = 15000): number {
@@ -39,11 +41,13 @@ export function App({ stores }: { stores: Stores }) {
         </p>
       ))}
       <ImageCard store={stores.image} />
+      <ImageUpdateCard store={stores.imageUpdate} />
       <BackupCard store={stores.backup} />
       <ConflictsInbox store={stores.backup} />
       <RestoreBox store={stores.backup} />
       <SyncSettings store={stores.backup} />
       <PreferencesCard store={stores.prefs} />
+      <HelpdeskPanel store={stores.helpdesk} />
     </main>
   );
 }

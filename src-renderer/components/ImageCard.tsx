@@ -13,7 +13,7 @@ export function ImageCard({ store }: { store: StoreApi<ImageState> }) {
             {image.name} <strong>{image.version}</strong>
           </p>
           <p className="muted">
-            {image.problem ?? `Running image ${image.id ?? 'unknown'} ${image.version} on ${hostname}. No newer version is staged.`}
+            {image.problem ?? `Running image ${image.id ?? 'unknown'} ${image.version} on ${hostname}.`}
           </p>
         </>
       ) : (

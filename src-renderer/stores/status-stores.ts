@@ -5,6 +5,7 @@ import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient, BackupStatus, ConfigProblem, FileVersion, ImageStatus } from '../../src-main/common/contract';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
 import { createPrefsStore, type PrefsState } from './prefs-store';
+import { createHelpdeskStore, createImageUpdateStore, type HelpdeskState, type ImageUpdateState } from './image-store';
 
 export interface ImageState {
   image: ImageStatus | null;
@@ -41,6 +42,8 @@ export interface Stores {
   image: StoreApi<ImageState>;
   backup: StoreApi<BackupState>;
   prefs: StoreApi<PrefsState>;
+  imageUpdate: StoreApi<ImageUpdateState>;
+  helpdesk: StoreApi<HelpdeskState>;
   refresh(): Promise<void>;
   dispose(): void;
 }
@@ -100,6 +103,8 @@ export function createStores(client: ApiClient): Stores {
   const image = createStore<ImageState>()(() => ({ image: null, hostname: '' }));
   const backup = createBackupStore(client);
   const prefs = createPrefsStore(client);
+  const imageUpdate = createImageUpdateStore(client);
+  const helpdesk = createHelpdeskStore(client);
 
   async function refresh() {
     try {
@@ -107,17 +112,16 @@ export function createStores(client: ApiClient): Stores {
       agent.setState({ connected: true, problems: s.problems, error: null });
       image.setState({ image: s.image, hostname: s.hostname });
       backup.setState({ status: s.backup });
+      imageUpdate.setState({ status: s.imageUpdate });
       await prefs.getState().refresh();
     } catch (err) {
       agent.setState({ connected: false, error: asInfo(err) });
     }
   }
-  const unsubscribe = client.subscribe(
-    (e) => {
-      backup.getState().apply(e);
-      prefs.getState().applyEvent(e);
-    },
-    () => void refresh(),
-  );
-  return { agent, image, backup, prefs, refresh, dispose: unsubscribe };
+  const apply = (e: AgentEvent) => {
+    [backup, imageUpdate, helpdesk].forEach((s) => s.getState().apply(e));
+    prefs.getState().applyEvent(e);
+  };
+  const unsubscribe = client.subscribe(apply, () => void refresh());
+  return { agent, image, backup, prefs, imageUpdate, helpdesk, refresh, dispose: unsubscribe };
 }

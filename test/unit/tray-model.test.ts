@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentStatus, BackupStatus } from '../../src-main/common/contract';
+import type { ImageUpdateStatus } from '../../src-main/common/contract-image';
 import { trayModel } from '../../src-main/common/tray-model';
 
 const now = Date.parse('2026-11-22T10:00:00Z');
-function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems'] = []): AgentStatus {
+const idleImage: ImageUpdateStatus = {
+  backend: 'rsync-tree', channel: 'stable', state: 'idle', reason: 'Up to date: version 2026.11.3.', since: '', booted: { version: '2026.11.3', checksum: null },
+  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null,
+};
+function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems'] = [], imageUpdate: ImageUpdateStatus = idleImage): AgentStatus {
   return {
     hostname: 'lap-1',
     agentVersion: '0.1.0',
@@ -12,6 +17,7 @@ function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems']
       state: 'idle', reason: 'All backed up.', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null, storage: '/mnt/nas',
       paused: false, queuedChanges: 0, nextAttemptAt: null, conflicts: [], wouldDelete: [], excludes: [], bandwidthLimitKBps: 0, ...backup,
     },
+    imageUpdate,
     problems,
   };
 }
@@ -47,5 +53,14 @@ describe('tray model', () => {
     const withProblem = trayModel(status({}, [{ file: '/etc/tabula/config.json', message: 'bad' }]), now);
     expect(withProblem.icon).toBe('attention');
     expect(withProblem.tooltip).toContain('1 settings problem');
+  });
+
+  it('asks for a restart with the attention icon when a version is staged', () => {
+    const staged = { ...idleImage, state: 'staged' as const, staged: { version: '2026.12.1', checksum: null }, restartRequired: true, reason: 'Version 2026.12.1 is ready: restart to update.' };
+    const m = trayModel(status({}, [], staged), now);
+    expect(m.icon).toBe('attention');
+    expect(m.menu.find((i) => i.id === 'restart-to-update')).toEqual({ id: 'restart-to-update', label: 'Restart to update (2026.12.1)', enabled: true });
+    expect(m.tooltip).toContain('Version 2026.12.1 is ready: restart to update.');
+    expect(labels(trayModel(status({}), now))).not.toContain('Restart to update (2026.12.1)');
   });
 });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { BackupProgress, BackupRun, BackupState, BackupStatus, RunOutcome } from '../../common/contract';
+import type { HomeSafetyReport } from '../../common/contract-image';
 import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
@@ -375,6 +376,19 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (!version) throw new TabulaError('invalid-argument', `The storage keeps no ${at ? 'such ' : 'older '}version of ${displayPath(path.join(paths.home, rel), paths.home)}.`);
       const restoredTo = await restoreVersion({ storage: remote, home: paths.home, rel, version, to, localBackupDir: path.join(paths.stateDir, 'versions', `restore-${Date.now()}`) });
       return { restoredTo, version };
+    },
+    /** For the reimage guard: what in the home is not on the storage yet (a dry run of the sync). */
+    async unsyncedChanges(): Promise<HomeSafetyReport> {
+      const queued = journal.requests.length;
+      if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
+      try {
+        const { home, remote, excludes } = endpoints();
+        const s = await runSync({ home, storage: remote, excludes, stateDir: paths.stateDir, host: os.hostname(), dryRun: true, force: true });
+        const unsynced = [...s.pushed, ...s.conflicts.map((c) => c.path)];
+        return { count: unsynced.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
+      } catch (err) {
+        return { count: 0, paths: [], queued, unknownReason: `${toErrorInfo(err).message} Tabula cannot tell whether your files are safe.` };
+      }
     },
     async whenIdle(): Promise<void> {
       while (current) await current.done;

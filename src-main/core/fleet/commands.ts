@@ -1,0 +1,144 @@
+// Signed per-machine commands (reimage, pull, diagnostics) the agent polls next to the fleet
+// policy: commands/<machine-id>.json with a detached ed25519 signature. Verified against the keys
+// in the image config, bound to this machine (machine-id, and MAC when given), rejected when
+// expired or when its nonce was seen before (the nonce is recorded before anything runs).
+import path from 'node:path';
+import { z } from 'zod';
+import type { FleetCommandRecord, MachineIdentity } from '../../common/contract-image';
+import { TabulaError, toErrorInfo } from '../../common/errors';
+import type { EventLog } from '../../common/event-log';
+import { createJsonStore } from '../atomic-file';
+import type { TabulaConfig } from '../config';
+import { realClock, type Clock } from '../image/scheduler';
+import type { Paths } from '../paths';
+import { fetchFleetFile } from './source';
+import { requireSignature } from './signing';
+
+export const commandSchema = z
+  .object({
+    format: z.literal('tabula-command-1'),
+    machineId: z.string().regex(/^[0-9a-f]{32}$/),
+    mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/).optional(),
+    verb: z.enum(['reimage', 'pull', 'diagnostics']),
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+    issuedAt: z.string().datetime(),
+    expiresAt: z.string().datetime(),
+    /** reimage only: go ahead even with unsynced files in the home (the helpdesk took that decision). */
+    overrideUnsynced: z.boolean().optional(),
+  })
+  .strict();
+export type FleetCommand = z.infer<typeof commandSchema>;
+
+const SKEW_MS = 5 * 60_000;
+
+export interface CommandActions {
+  pull(): Promise<string>;
+  diagnostics(): Promise<string>;
+  reimage(override: boolean): Promise<string>;
+}
+
+export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () => TabulaConfig; identity: () => MachineIdentity; events: EventLog; actions: CommandActions; clock?: Clock; reportProblem?: (m: string) => void }) {
+  const clock = deps.clock ?? realClock;
+  const nonces = createJsonStore(path.join(deps.paths.stateDir, 'fleet-nonces.json'), z.record(z.string(), z.string()), (): Record<string, string> => ({}));
+  const log = createJsonStore(path.join(deps.paths.stateDir, 'fleet-commands.json'), z.array(z.object({ nonce: z.string(), verb: z.enum(['reimage', 'pull', 'diagnostics']), receivedAt: z.string(), outcome: z.enum(['done', 'refused', 'failed', 'rejected']), message: z.string() })), () => []);
+  for (const s of [nonces, log]) {
+    const p = s.load().problem;
+    if (p) deps.reportProblem?.(`Fleet commands: ${p}`);
+  }
+  let timer: unknown = null;
+
+  function record(r: FleetCommandRecord): FleetCommandRecord {
+    log.save([...log.load().value, r].slice(-200));
+    deps.events.publish('fleet-command-handled', r);
+    return r;
+  }
+
+  /** Checks everything about a command's bytes; returns it or throws command-rejected. */
+  function accept(bytes: Buffer, sig: Buffer | null): FleetCommand {
+    const config = deps.getSystemConfig();
+    try {
+      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.trustedKeys, 'The fleet command');
+    } catch (err) {
+      throw new TabulaError('command-rejected', (err as Error).message);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new TabulaError('command-rejected', 'The fleet command is not valid JSON: rejected.');
+    }
+    const parsed = commandSchema.safeParse(json);
+    if (!parsed.success) throw new TabulaError('command-rejected', `The fleet command is malformed (${parsed.error.issues[0]!.path.join('.')}): rejected.`);
+    const cmd = parsed.data;
+    const me = deps.identity();
+    if (cmd.machineId !== me.machineId) throw new TabulaError('command-rejected', 'The fleet command is for another machine: rejected.');
+    if (cmd.mac && cmd.mac !== me.primaryMac) throw new TabulaError('command-rejected', `The fleet command names MAC ${cmd.mac}, this machine has ${me.primaryMac ?? 'none'}: rejected.`);
+    const now = clock.now();
+    if (Date.parse(cmd.expiresAt) <= now) throw new TabulaError('command-rejected', `The fleet command expired at ${cmd.expiresAt}: rejected.`);
+    if (Date.parse(cmd.issuedAt) > now + SKEW_MS) throw new TabulaError('command-rejected', 'The fleet command is dated in the future: rejected (check the clocks).');
+    return cmd;
+  }
+
+  async function poll(): Promise<FleetCommandRecord | null> {
+    const config = deps.getSystemConfig();
+    const machineId = deps.identity().machineId;
+    if (!config.fleet.url || !machineId) return null;
+    const source = { url: config.fleet.url, sshOptions: config.image.sshOptions, connectTimeoutSeconds: config.image.connectTimeoutSeconds };
+    const rel = `commands/${machineId}.json`;
+    const bytes = await fetchFleetFile(source, rel, { maxBytes: 64 * 1024 });
+    if (!bytes) return null;
+    const sig = await fetchFleetFile(source, `${rel}.sig`, { maxBytes: 4096 });
+    const receivedAt = new Date(clock.now()).toISOString();
+    let cmd: FleetCommand;
+    try {
+      cmd = accept(bytes, sig);
+    } catch (err) {
+      const nonce = /"nonce"\s*:\s*"([0-9a-f]{32})"/.exec(bytes.toString('utf8'))?.[1] ?? 'unknown';
+      // A command that stays on the server is seen at every poll: log its rejection once.
+      const last = log.load().value.at(-1);
+      const r: FleetCommandRecord = { nonce, verb: 'pull', receivedAt, outcome: 'rejected', message: toErrorInfo(err).message };
+      if (last?.nonce === nonce && last.outcome === 'rejected' && last.message === r.message) return r;
+      return record(r);
+    }
+    const seen: Record<string, string> = nonces.load().value;
+    if (seen[cmd.nonce]) {
+      const r: FleetCommandRecord = { nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'rejected', message: `Replay: this command (nonce ${cmd.nonce.slice(0, 8)}…) was already handled at ${seen[cmd.nonce]}.` };
+      const last = log.load().value.at(-1);
+      if (last?.nonce === cmd.nonce && last.outcome === 'rejected') return r;
+      return record(r);
+    }
+    // Record the nonce first: a crash while running must not let the same command run twice.
+    const now = clock.now();
+    const kept = Object.fromEntries(Object.entries(seen).filter(([, at]) => now - Date.parse(at) < 90 * 24 * 3600_000));
+    nonces.save({ ...kept, [cmd.nonce]: receivedAt });
+    try {
+      const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true);
+      return record({ nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'done', message });
+    } catch (err) {
+      const info = toErrorInfo(err);
+      return record({ nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: info.code === 'reimage-refused' ? 'refused' : 'failed', message: info.message });
+    }
+  }
+
+  const arm = () => {
+    const minutes = deps.getSystemConfig().fleet.commandPollMinutes;
+    timer = clock.setTimeout(() => {
+      poll()
+        .catch(() => null)
+        .finally(arm);
+    }, minutes * 60_000);
+  };
+
+  return {
+    poll,
+    history: () => log.load().value,
+    start() {
+      if (deps.getSystemConfig().fleet.url) arm();
+    },
+    stop() {
+      if (timer !== null) clock.clearTimeout(timer);
+      timer = null;
+    },
+  };
+}
+export type FleetCommands = ReturnType<typeof createFleetCommands>;

@@ -1,0 +1,70 @@
+// ed25519 signatures for everything the fleet publishes (rsync-tree manifests, channel files,
+// per-machine commands), with Node's crypto: no extra dependency. A signature is detached
+// (`FILE.sig`, base64) and covers the exact bytes of FILE, so nothing is re-serialised before checking.
+import crypto from 'node:crypto';
+import { TabulaError } from '../../common/errors';
+
+export interface KeyPair {
+  /** PKCS#8 PEM: the secret the fleet admin keeps. */
+  privateKeyPem: string;
+  /** The raw 32-byte public key in base64: what the image config lists in `fleet.trustedKeys`. */
+  publicKey: string;
+}
+
+export function generateKeyPair(): KeyPair {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  return { privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKey: rawPublicKey(publicKey) };
+}
+
+function rawPublicKey(key: crypto.KeyObject): string {
+  // The SPKI DER of an ed25519 key ends with the 32 raw bytes.
+  return key.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64');
+}
+
+export function publicKeyOf(privateKeyPem: string): string {
+  return rawPublicKey(crypto.createPublicKey(privateKeyPem));
+}
+
+export function sign(data: Buffer | string, privateKeyPem: string): string {
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(privateKeyPem);
+  } catch {
+    throw new TabulaError('invalid-argument', 'The signing key could not be read: it is not a PEM private key (make one with `tabula-fleet keygen`).');
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new TabulaError('invalid-argument', `The signing key is ${key.asymmetricKeyType}, not ed25519.`);
+  return crypto.sign(null, Buffer.from(data), key).toString('base64');
+}
+
+const spkiPrefix = Buffer.from('302a300506032b6570032100', 'hex');
+
+function publicKeyObject(raw: string): crypto.KeyObject | null {
+  const bytes = Buffer.from(raw.trim(), 'base64');
+  if (bytes.length !== 32) return null;
+  try {
+    return crypto.createPublicKey({ key: Buffer.concat([spkiPrefix, bytes]), format: 'der', type: 'spki' });
+  } catch {
+    return null;
+  }
+}
+
+/** True when `signature` (base64) over `data` was made by one of `trustedKeys`. Never throws. */
+export function verify(data: Buffer | string, signature: string, trustedKeys: readonly string[]): boolean {
+  const sig = Buffer.from(signature.trim(), 'base64');
+  if (sig.length !== 64) return false;
+  return trustedKeys.some((raw) => {
+    const key = publicKeyObject(raw);
+    return !!key && crypto.verify(null, Buffer.from(data), key, sig);
+  });
+}
+
+/** Throws a person-readable error unless the detached signature is good. `what` names the file. */
+export function requireSignature(data: Buffer | string, signature: string | null, trustedKeys: readonly string[], what: string): void {
+  if (!trustedKeys.length) {
+    throw new TabulaError('signature-invalid', `No fleet key is configured in the image (fleet.trustedKeys), so ${what} cannot be trusted.`);
+  }
+  if (signature === null) throw new TabulaError('signature-invalid', `${what} has no signature: refused.`);
+  if (!verify(data, signature, trustedKeys)) {
+    throw new TabulaError('signature-invalid', `${what} is not signed by a fleet key this machine trusts (tampered, or signed with another key): refused.`);
+  }
+}

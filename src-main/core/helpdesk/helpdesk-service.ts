@@ -1,0 +1,120 @@
+// Helpdesk reimage: a factory reset to the pristine current image, /etc and /var reset, home
+// untouched. Refused while the home has changes that are not on the storage, unless the helpdesk
+// overrides after seeing exactly what would be lost. The person at the machine sees a countdown and
+// what will happen, and can stop it.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract-image';
+import { TabulaError, toErrorInfo } from '../../common/errors';
+import type { EventLog } from '../../common/event-log';
+import { writeFileAtomic } from '../atomic-file';
+import type { ImageService } from '../image/image-service';
+import { realClock, type Clock } from '../image/scheduler';
+import type { Paths } from '../paths';
+import type { HomeSafety } from './home-safety';
+
+export interface HelpdeskDeps {
+  paths: Paths;
+  events: EventLog;
+  image: ImageService;
+  homeSafety: HomeSafety;
+  identity: () => MachineIdentity;
+  lastBackupAt: () => string | null;
+  countdownSeconds: () => number;
+  /** Everything worth a look for the diagnostics bundle. */
+  diagnostics: () => object;
+  clock?: Clock;
+}
+
+export function createHelpdeskService(deps: HelpdeskDeps) {
+  const clock = deps.clock ?? realClock;
+  let status: ReimageStatus = { state: 'none', reason: 'No reset requested.', startsAt: null, origin: null };
+  let timer: unknown = null;
+
+  const set = (s: ReimageStatus) => {
+    status = s;
+    deps.events.publish('reimage-changed', s);
+  };
+
+  const steps = (version: string) => [
+    `Download a fresh, verified copy of the current image (version ${version}).`,
+    'Restart: the computer starts from the fresh image; system settings (/etc) and system data (/var) are reset.',
+    'Your home folder (documents, settings, mail) is not touched.',
+  ];
+
+  async function refusal(override: boolean, acknowledgedCount: number | undefined): Promise<string | null> {
+    const home = await deps.homeSafety.unsyncedChanges();
+    if (home.unknownReason && !override) return home.unknownReason;
+    const pending = home.count + home.queued;
+    if (pending === 0) return null;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is still running` : ''}: back them up first, or override after checking the list.`;
+    if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
+    return null;
+  }
+
+  async function plan(): Promise<ReimagePlan> {
+    const image = deps.image.status();
+    const home = await deps.homeSafety.unsyncedChanges();
+    const version = image.available?.version ?? image.booted?.version ?? 'current';
+    let refusedReason: string | null = null;
+    if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
+    else if (home.unknownReason) refusedReason = home.unknownReason;
+    else if (home.count + home.queued > 0) refusedReason = `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ' and a backup is still running' : ''}.`;
+    return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
+  }
+
+  async function execute(origin: ReimageStatus['origin'], override: boolean) {
+    // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
+    if (!override) {
+      const why = await refusal(false, undefined);
+      if (why) return set({ state: 'failed', reason: `Reset stopped: ${why}`, startsAt: null, origin });
+    }
+    set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
+    try {
+      await deps.image.reimage();
+      set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
+    } catch (err) {
+      set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
+    }
+  }
+
+  return {
+    status: () => status,
+    plan,
+    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk'): Promise<ReimageStatus> {
+      if (status.state === 'countdown' || status.state === 'running') throw new TabulaError('already-running', 'A reset is already under way.');
+      if (deps.image.status().backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine, so it cannot be reset.');
+      const why = await refusal(!!args.override, args.acknowledgedCount);
+      if (why) {
+        const home = await deps.homeSafety.unsyncedChanges();
+        throw new TabulaError('reimage-refused', `Reset refused: ${why}`, { details: home.paths.slice(0, 50) });
+      }
+      const seconds = deps.countdownSeconds();
+      const override = !!args.override;
+      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(clock.now() + seconds * 1000).toISOString(), origin });
+      timer = clock.setTimeout(() => {
+        timer = null;
+        void execute(origin, override);
+      }, seconds * 1000);
+      return status;
+    },
+    cancel(): ReimageStatus {
+      if (status.state !== 'countdown') return status;
+      if (timer !== null) clock.clearTimeout(timer);
+      timer = null;
+      set({ state: 'cancelled', reason: 'The reset was cancelled; nothing was changed.', startsAt: null, origin: status.origin });
+      return status;
+    },
+    /** A JSON bundle in ~/.local/state/tabula/diagnostics/ (no secrets), for the helpdesk. */
+    diagnostics(): { file: string } {
+      const file = path.join(deps.paths.stateDir, 'diagnostics', `diagnostics-${new Date(clock.now()).toISOString().replace(/[:.]/g, '-')}.json`);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      writeFileAtomic(file, JSON.stringify({ createdAt: new Date(clock.now()).toISOString(), identity: deps.identity(), reimage: status, ...deps.diagnostics() }, null, 1) + '\n', 0o600);
+      return { file };
+    },
+    stop() {
+      if (timer !== null) clock.clearTimeout(timer);
+    },
+  };
+}
+export type HelpdeskService = ReturnType<typeof createHelpdeskService>;

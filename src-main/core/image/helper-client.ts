@@ -1,0 +1,57 @@
+// How the agent reaches tabula-helper: as root (tests, a root session) it runs the helper directly;
+// otherwise through pkexec, so polkit decides (assets/polkit/org.tabula.helper.policy).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ImageUpdateProgress } from '../../common/contract-image';
+import { isErrorInfo, TabulaError } from '../../common/errors';
+import type { HelperResult } from './helper-verbs';
+
+export const installedHelper = '/usr/libexec/tabula/tabula-helper';
+
+export interface HelperClient {
+  run(args: string[], onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult>;
+}
+
+export function createHelperClient(opts: { env?: NodeJS.ProcessEnv; helperScript?: string } = {}): HelperClient {
+  const env = opts.env ?? process.env;
+  return {
+    run(args, onProgress) {
+      const asRoot = process.getuid?.() === 0;
+      const script = opts.helperScript ?? path.join(__dirname, 'helper.js');
+      const [cmd, argv] = asRoot ? [process.execPath, [script, ...args]] : ['pkexec', [installedHelper, ...args]];
+      if (asRoot && !fs.existsSync(script)) return Promise.reject(new TabulaError('helper-failed', `tabula-helper is not built (${script}).`));
+      return new Promise((resolve, reject) => {
+        const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let pending = '';
+        let stderr = '';
+        let outcome: { result?: HelperResult; error?: TabulaError } = {};
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          const lines = (pending + chunk).split('\n');
+          pending = lines.pop()!;
+          for (const line of lines) {
+            let msg: { type?: string; progress?: ImageUpdateProgress; result?: HelperResult; error?: unknown };
+            try {
+              msg = JSON.parse(line);
+            } catch {
+              continue;
+            }
+            if (msg.type === 'progress' && msg.progress) onProgress?.(msg.progress);
+            else if (msg.type === 'result') outcome = { result: msg.result };
+            else if (msg.type === 'error' && isErrorInfo(msg.error)) outcome = { error: TabulaError.fromInfo(msg.error) };
+          }
+        });
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
+        child.on('error', (err) => reject(new TabulaError('helper-failed', `tabula-helper could not be started (${err.message}).`)));
+        child.on('close', (code) => {
+          if (outcome.result && code === 0) return resolve(outcome.result);
+          if (outcome.error) return reject(outcome.error);
+          // pkexec: 126 = the person dismissed the authentication dialog, 127 = not authorised.
+          if (!asRoot && code === 126) return reject(new TabulaError('cancelled', 'The administrator authentication was cancelled; nothing was changed.', { retryable: true }));
+          if (!asRoot && code === 127) return reject(new TabulaError('unauthorized', 'You are not allowed to do this on this computer (polkit refused). Ask your helpdesk.'));
+          reject(new TabulaError('helper-failed', `tabula-helper stopped unexpectedly (exit ${code})${stderr ? `: ${stderr.trim().split('\n').at(-1)}` : ''}.`));
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// What tabula-helper does, as a function: the closed verb set (status, stage, rollback, reimage),
+// argument checking, and the backend built from the system config. helper.ts is its thin process
+// wrapper (pkexec); tests call the same code as root.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import { TabulaError } from '../../common/errors';
+import { loadConfig } from '../config';
+import { resolvePaths } from '../paths';
+import { createOstreeBackend } from './ostree';
+import { createRsyncTreeBackend } from './rsync-tree';
+
+export const helperVerbs = ['status', 'stage', 'rollback', 'reimage'] as const;
+export type HelperVerb = (typeof helperVerbs)[number];
+
+export interface HelperRequest {
+  verb: HelperVerb;
+  /** status only: also ask the fleet server what is available. */
+  check: boolean;
+}
+
+export type HelperResult =
+  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null }
+  | { verb: 'stage' | 'reimage'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
+  | { verb: 'rollback'; deployments: DeploymentsStatus };
+
+/** Parses argv strictly: one known verb, `--check` only after status, nothing else. */
+export function parseHelperArgs(argv: readonly string[]): HelperRequest {
+  const usage = () => new TabulaError('invalid-argument', `Usage: tabula-helper ${helperVerbs.join('|')} (status takes --check). Got: ${JSON.stringify(argv.slice(0, 4)).slice(0, 200)}`);
+  if (argv.length < 1 || argv.length > 2) throw usage();
+  const verb = argv[0]!;
+  if (!(helperVerbs as readonly string[]).includes(verb)) throw usage();
+  if (argv.length === 2 && !(verb === 'status' && argv[1] === '--check')) throw usage();
+  return { verb: verb as HelperVerb, check: argv[1] === '--check' };
+}
+
+export interface ImageBackend {
+  status(): Promise<DeploymentsStatus>;
+  check(): Promise<ImageDeployment>;
+  stage(): Promise<{ version: string; bytesReceived: number }>;
+  rollback(): Promise<DeploymentsStatus>;
+  reimage(): Promise<{ version: string; bytesReceived: number }>;
+  close?(): void;
+}
+
+/** The backend the system config names, rooted at `root`. Reads only root-owned config layers. */
+export function backendFromSystemConfig(root: string, onProgress?: (p: ImageUpdateProgress) => void): ImageBackend {
+  const paths = resolvePaths({ TABULA_ROOT: root, HOME: '/nonexistent' });
+  const { config } = loadConfig(paths, { systemOnly: true });
+  const img = config.image;
+  if (img.backend === 'none' || !img.url) throw new TabulaError('image-not-configured', 'This machine has no image source configured (image.backend and image.url in the image config).');
+  if (img.backend === 'ostree') {
+    const b = createOstreeBackend({
+      sysroot: root,
+      url: img.url,
+      ref: img.ostreeRef,
+      osName: img.ostreeOsName,
+      gpgKeyring: path.join(root, img.gpgKeyring),
+      booted: root === '/' && fsExists('/run/ostree-booted'),
+      onProgress,
+    });
+    return b;
+  }
+  const b = createRsyncTreeBackend({
+    root,
+    source: { url: img.url, sshOptions: img.sshOptions, connectTimeoutSeconds: img.connectTimeoutSeconds },
+    channel: img.channel,
+    trustedKeys: config.fleet.trustedKeys,
+    bandwidthKBps: img.bandwidthKBps,
+    onProgress,
+  });
+  return {
+    status: async () => b.status(),
+    check: () => b.check(),
+    stage: () => b.stage(),
+    rollback: async () => b.rollback(),
+    reimage: () => b.reimage(),
+    close: () => b.close(),
+  };
+}
+
+function fsExists(p: string): boolean {
+  try {
+    fs.accessSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult> {
+  const backend = backendFromSystemConfig(root, onProgress);
+  try {
+    return await runOn(backend, req);
+  } finally {
+    backend.close?.();
+  }
+}
+
+async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperResult> {
+  switch (req.verb) {
+    case 'status': {
+      const deployments = await backend.status();
+      return { verb: 'status', deployments, available: req.check ? await backend.check() : null };
+    }
+    case 'stage':
+    case 'reimage': {
+      const r = req.verb === 'stage' ? await backend.stage() : await backend.reimage();
+      return { verb: req.verb, ...r, deployments: await backend.status() };
+    }
+    case 'rollback':
+      return { verb: 'rollback', deployments: await backend.rollback() };
+  }
+}

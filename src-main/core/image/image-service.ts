@@ -1,0 +1,232 @@
+// The agent's image service: status for window, tray and CLI; check/pull/rollback on request and on
+// the scheduler's rhythm. All privileged work goes through tabula-helper; this side only keeps the
+// state, the reasons and the progress, and remembers the last check across restarts.
+import path from 'node:path';
+import { z } from 'zod';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress, ImageUpdateState, ImageUpdateStatus } from '../../common/contract-image';
+import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
+import type { EventLog } from '../../common/event-log';
+import { createJsonStore } from '../atomic-file';
+import type { TabulaConfig } from '../config';
+import type { Paths } from '../paths';
+import type { HelperClient } from './helper-client';
+import type { HelperResult } from './helper-verbs';
+import { createUpdateScheduler, realClock, type Clock, type Probes, type SchedulePolicy, type ScheduleTrigger } from './scheduler';
+
+const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
+const savedSchema = z.object({ lastCheckAt: z.string().nullable(), available: depSchema, lastPullBytes: z.number().nullable() });
+
+export interface ImageServiceDeps {
+  paths: Paths;
+  /** The system layers only (image defaults + /etc): they decide the source and the keys. */
+  getSystemConfig: () => TabulaConfig;
+  events: EventLog;
+  helper: HelperClient;
+  probes: Probes;
+  clock?: Clock;
+  random?: () => number;
+  reportProblem?: (message: string) => void;
+}
+
+export function policyFrom(config: TabulaConfig): SchedulePolicy {
+  const img = config.image;
+  return {
+    intervalMs: img.checkIntervalHours * 3600_000,
+    windowMs: img.windowMinutes * 60_000,
+    deferOnMetered: img.deferOnMetered,
+    minBatteryPercent: img.minBatteryPercent,
+    backoffBaseMs: 5 * 60_000,
+    backoffMaxMs: Math.max(5 * 60_000, img.checkIntervalHours * 3600_000),
+    deferRetryMs: 15 * 60_000,
+  };
+}
+
+const sameImage = (a: ImageDeployment | null, b: ImageDeployment | null) =>
+  !!a && !!b && (a.checksum && b.checksum ? a.checksum === b.checksum : a.version === b.version);
+
+export function createImageService(deps: ImageServiceDeps) {
+  const clock = deps.clock ?? realClock;
+  const iso = (t: number) => new Date(t).toISOString();
+  const store = createJsonStore(path.join(deps.paths.stateDir, 'image.json'), savedSchema, () => ({ lastCheckAt: null, available: null, lastPullBytes: null }));
+  const loaded = store.load();
+  if (loaded.problem) deps.reportProblem?.(`Image state: ${loaded.problem}`);
+  let saved = loaded.value;
+  let deployments: DeploymentsStatus | null = null;
+  let busy: Promise<unknown> | null = null;
+  const config = () => deps.getSystemConfig();
+
+  let status: ImageUpdateStatus = {
+    backend: config().image.backend,
+    channel: config().image.channel,
+    state: config().image.backend === 'none' ? 'disabled' : 'checking',
+    reason: config().image.backend === 'none' ? 'No image source is configured on this machine (image.backend in the image config).' : 'Reading the installed image versions…',
+    since: iso(clock.now()),
+    booted: null,
+    staged: null,
+    available: saved.available,
+    rollback: null,
+    lastCheckAt: saved.lastCheckAt,
+    nextCheckAt: null,
+    progress: null,
+    lastPullBytes: saved.lastPullBytes,
+    restartRequired: false,
+    reimagePending: false,
+    lastError: null,
+  };
+
+  function setState(to: ImageUpdateState, reason: string, patch: Partial<ImageUpdateStatus> = {}) {
+    const from = status.state;
+    const at = clock.now();
+    const durationMs = at - Date.parse(status.since);
+    status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : iso(at) };
+    deps.events.publish('image-state-changed', { from, to, reason, durationMs, status });
+  }
+
+  function applyDeployments(d: DeploymentsStatus) {
+    deployments = d;
+    status = { ...status, booted: d.booted, staged: d.staged, rollback: d.rollback, reimagePending: d.reimagePending, restartRequired: !!d.staged || d.reimagePending };
+  }
+
+  /** The state to rest in when nothing is running. */
+  function restingState(): [ImageUpdateState, string] {
+    if (status.reimagePending) return ['staged', 'A reset to the pristine image is ready: restart to finish it.'];
+    if (status.staged) return ['staged', `Version ${status.staged.version} is ready: restart to update.`];
+    const current = status.booted?.version ?? 'unknown';
+    if (status.available && !sameImage(status.available, status.booted)) return ['idle', `Version ${status.available.version} is available (running ${current}).`];
+    return ['idle', status.lastCheckAt ? `Up to date: version ${current}.` : `Running version ${current}; not checked yet.`];
+  }
+
+  function fail(err: unknown) {
+    const info: ErrorInfo = toErrorInfo(err);
+    const state: ImageUpdateState = info.code === 'image-unreachable' ? 'offline' : 'failed';
+    setState(state, info.message, { progress: null, lastError: info });
+  }
+
+  const onProgress = (p: ImageUpdateProgress) => {
+    const phaseState: ImageUpdateState = p.phase;
+    const reason = p.phase === 'downloading' ? `Downloading version ${status.available?.version ?? ''}…` : p.phase === 'verifying' ? 'Checking every file against the signed manifest…' : 'Preparing the new version for the next restart…';
+    if (status.state !== phaseState) setState(phaseState, reason, { progress: p });
+    else status = { ...status, progress: p };
+    deps.events.publish('image-progress', p);
+  };
+
+  async function callHelper(args: string[], progress = false): Promise<HelperResult> {
+    const r = await deps.helper.run(args, progress ? onProgress : undefined);
+    applyDeployments(r.deployments);
+    return r;
+  }
+
+  /** One scheduled or requested round: check; pull and stage when something new is there. */
+  async function checkAndMaybePull(trigger: ScheduleTrigger | 'pull'): Promise<boolean> {
+    if (config().image.backend === 'none') {
+      setState('disabled', 'No image source is configured on this machine (image.backend in the image config).');
+      return true;
+    }
+    try {
+      setState('checking', 'Asking the fleet server for the current version…', { lastError: null });
+      const r = await callHelper(['status', '--check']);
+      const available = r.verb === 'status' ? r.available : null;
+      saved = { ...saved, lastCheckAt: iso(clock.now()), available };
+      store.save(saved);
+      status = { ...status, available, lastCheckAt: saved.lastCheckAt };
+      const current = status.staged ?? status.booted;
+      const isNew = !!available && !sameImage(available, current);
+      if (isNew && (trigger === 'pull' || config().image.autoPull)) {
+        setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
+        const staged = await callHelper(['stage'], true);
+        const bytes = staged.verb === 'stage' ? staged.bytesReceived : null;
+        saved = { ...saved, lastPullBytes: bytes };
+        store.save(saved);
+        status = { ...status, lastPullBytes: bytes };
+      }
+      const [s, reason] = restingState();
+      setState(s, reason, { progress: null });
+      return true;
+    } catch (err) {
+      fail(err);
+      return false;
+    }
+  }
+
+  const scheduler = createUpdateScheduler({
+    clock,
+    random: deps.random,
+    policy: () => policyFrom(config()),
+    probes: deps.probes,
+    lastCheckAt: saved.lastCheckAt ? Date.parse(saved.lastCheckAt) : null,
+    run: (trigger) => exclusive(() => checkAndMaybePull(trigger)),
+    onChange: ({ nextCheckAt, deferred }) => {
+      status = { ...status, nextCheckAt: nextCheckAt === null ? null : iso(nextCheckAt) };
+      if (deferred && status.state !== 'deferred') setState('deferred', deferred);
+      else if (!deferred && status.state === 'deferred') setState(...restingState());
+      else deps.events.publish('image-state-changed', { from: status.state, to: status.state, reason: status.reason, durationMs: 0, status });
+    },
+  });
+
+  // The first read of the deployments (start) must land before anything that changes them.
+  let ready: Promise<void> = Promise.resolve();
+
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (busy) throw new TabulaError('already-running', 'An image check or update is already running.', { retryable: true });
+    const p = ready.then(fn).finally(() => {
+      busy = null;
+    });
+    busy = p;
+    return p;
+  }
+
+  return {
+    status: (): ImageUpdateStatus => ({ ...status, backend: config().image.backend, channel: config().image.channel }),
+    deployments: () => deployments,
+    /** Reads the deployments and arms the schedule. */
+    async start() {
+      if (config().image.backend === 'none') {
+        setState('disabled', 'No image source is configured on this machine (image.backend in the image config).');
+        return;
+      }
+      ready = callHelper(['status']).then(
+        () => setState(...restingState()),
+        (err) => fail(err),
+      );
+      await ready;
+      scheduler.start();
+    },
+    async check(): Promise<ImageUpdateStatus> {
+      if (busy) throw new TabulaError('already-running', 'An image check or update is already running.', { retryable: true });
+      await scheduler.requestNow();
+      return this.status();
+    },
+    pull(): { started: boolean } {
+      if (config().image.backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine.');
+      void exclusive(() => checkAndMaybePull('pull'));
+      return { started: true };
+    },
+    async rollback(): Promise<ImageUpdateStatus> {
+      await exclusive(async () => {
+        await callHelper(['rollback']);
+        setState(...restingState());
+      });
+      return this.status();
+    },
+    /** The helpdesk reimage (guarded by the caller): pristine deployment for the next boot. */
+    async reimage(): Promise<ImageUpdateStatus> {
+      await exclusive(async () => {
+        setState('downloading', 'Preparing a pristine copy of the current image…', { progress: null });
+        try {
+          await callHelper(['reimage'], true);
+        } catch (err) {
+          fail(err);
+          throw err;
+        }
+        setState(...restingState());
+      });
+      return this.status();
+    },
+    networkUp: () => scheduler.networkUp(saved.lastCheckAt ? Date.parse(saved.lastCheckAt) : null),
+    async whenIdle() {
+      while (busy) await busy.catch(() => {});
+    },
+    stop: () => scheduler.stop(),
+  };
+}
+export type ImageService = ReturnType<typeof createImageService>;

@@ -1,0 +1,212 @@
+// The ostree backend: the standard for image-based desktops. Runs as root inside tabula-helper (or
+// directly in tests against a sysroot in a temp folder). Every ostree call is execFile with an
+// argument array; the remote, ref and URL come from the image's own config, never from the user.
+// Signatures: Debian's ostree 2022.7 has no ed25519 `ostree sign`, so commits and the summary are
+// GPG-signed and the remote verifies both (gpg-verify, gpg-verify-summary): see README.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import { TabulaError } from '../../common/errors';
+import { writeFileAtomic } from '../atomic-file';
+import { readBootedMarker } from './deployments-dir';
+
+export const REMOTE = 'tabula';
+
+export interface OstreeOptions {
+  /** The sysroot: "/" on a real machine, a temp folder in tests. */
+  sysroot: string;
+  /** http(s):// URL of the fleet's ostree repo. */
+  url: string;
+  ref: string;
+  osName: string;
+  /** GPG public keyring (binary or armored) shipped in the image, imported for the remote. */
+  gpgKeyring: string;
+  /** Is this a booted ostree system? Then deployments are staged (`deploy --stage`). */
+  booted?: boolean;
+  onProgress?: (p: ImageUpdateProgress) => void;
+}
+
+interface OstreeDeployment {
+  osName: string;
+  checksum: string;
+  serial: number;
+  version: string | null;
+  booted: boolean;
+  staged: boolean;
+}
+
+function run(args: string[], timeoutMs = 30 * 60_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('ostree', args, { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr }));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/** ostree's error lines → a message for a person. */
+function describe(err: unknown, doing: string, url: string): TabulaError {
+  const e = err as NodeJS.ErrnoException & { stderr?: string };
+  if (e.code === 'ENOENT') return new TabulaError('image-not-configured', 'ostree is not installed on this machine, so the ostree image backend cannot work.');
+  const text = (e.stderr || e.message || '').trim();
+  const last = text.split('\n').filter(Boolean).at(-1) ?? text;
+  // Connection failures first: their message names the file being fetched (e.g. summary.sig).
+  if (/Couldn't connect|Connection refused|Could not resolve|Timeout|timed out|Server returned HTTP|Failed to connect/i.test(text)) {
+    return new TabulaError('image-unreachable', `The image server ${url} could not be reached (${last.replace(/^error: /, '')}).`, { retryable: true });
+  }
+  if (/GPG|signature|summary\.sig|No such key|gpg/i.test(text)) {
+    return new TabulaError('signature-invalid', `The image from ${url} is not signed by a key this machine trusts (${last.replace(/^error: /, '')}): refused.`);
+  }
+  if (/Corrupted|checksum|Invalid checksum|Couldn't find file object|corrupt/i.test(text)) {
+    return new TabulaError('image-invalid', `The image from ${url} is damaged or tampered with (${last.replace(/^error: /, '')}): refused.`);
+  }
+  return new TabulaError('helper-failed', `ostree could not ${doing}: ${last.replace(/^error: /, '')}`);
+}
+
+/** Parses `ostree admin status`; the first deployment is the one the next boot starts. */
+export function parseAdminStatus(text: string): OstreeDeployment[] {
+  const out: OstreeDeployment[] = [];
+  for (const line of text.split('\n')) {
+    const d = /^([* ]) (\S+) ([0-9a-f]{64})\.(\d+)(?: \((staged|pending|rollback)\))?/.exec(line);
+    if (d) {
+      out.push({ osName: d[2]!, checksum: d[3]!, serial: Number(d[4]), version: null, booted: d[1] === '*', staged: d[5] === 'staged' });
+      continue;
+    }
+    const v = /^\s+Version: (.+)$/.exec(line);
+    if (v && out.length) out.at(-1)!.version = v[1]!.trim();
+  }
+  return out;
+}
+
+function parseTransferred(text: string): number {
+  const m = /([\d.]+)\s*(B|kB|MB|GB) transferred/.exec(text);
+  if (!m) return 0;
+  const mult = { B: 1, kB: 1000, MB: 1e6, GB: 1e9 }[m[2] as 'B' | 'kB' | 'MB' | 'GB'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+export function createOstreeBackend(opts: OstreeOptions) {
+  const repo = path.join(opts.sysroot, 'ostree/repo');
+  const repoArg = `--repo=${repo}`;
+  const sysrootArg = `--sysroot=${opts.sysroot}`;
+  const refspec = `${REMOTE}:${opts.ref}`;
+  const resetMarker = path.join(opts.sysroot, 'var/lib/tabula/reset-on-boot');
+
+  /** The remote as the image config says: re-created when the URL changed, keys imported. */
+  async function ensureRemote() {
+    if (!fs.existsSync(path.join(repo, 'config'))) throw new TabulaError('image-not-configured', `There is no ostree system at ${opts.sysroot}.`);
+    const conf = fs.readFileSync(path.join(repo, 'config'), 'utf8');
+    const section = new RegExp(`\\[remote "${REMOTE}"\\][^[]*url=(\\S+)`).exec(conf);
+    if (section && section[1] === opts.url) return;
+    if (section) await run([repoArg, 'remote', 'delete', REMOTE]);
+    if (!fs.existsSync(opts.gpgKeyring)) throw new TabulaError('image-not-configured', `The fleet's GPG key (${opts.gpgKeyring}) is missing from the image, so no ostree image can be trusted.`);
+    await run([repoArg, 'remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', REMOTE, opts.url, opts.ref]);
+    await run([repoArg, 'remote', 'gpg-import', REMOTE, '-k', opts.gpgKeyring]);
+  }
+
+  async function deployments(): Promise<OstreeDeployment[]> {
+    try {
+      return parseAdminStatus((await run(['admin', sysrootArg, 'status'])).stdout).filter((d) => d.osName === opts.osName);
+    } catch (err) {
+      throw describe(err, 'read the deployments', opts.url);
+    }
+  }
+
+  function bootedOf(list: OstreeDeployment[]): OstreeDeployment | null {
+    const star = list.find((d) => d.booted);
+    if (star) return star;
+    // Not a booted ostree system (tests: a temp sysroot): the boot marker names the commit.
+    const marker = readBootedMarker(opts.sysroot);
+    return list.find((d) => d.checksum === marker) ?? null;
+  }
+
+  const dep = (d: OstreeDeployment | null | undefined): ImageDeployment | null => (d ? { version: d.version ?? d.checksum.slice(0, 10), checksum: d.checksum } : null);
+
+  async function statusNow(): Promise<DeploymentsStatus> {
+    const list = await deployments();
+    const booted = bootedOf(list) ?? list[0] ?? null;
+    const first = list[0] ?? null;
+    const staged = first && booted && first !== booted ? first : null;
+    const rollback = staged ? booted : list.find((d) => d !== booted) ?? null;
+    return { backend: 'ostree', booted: dep(booted), staged: dep(staged), rollback: dep(rollback), reimagePending: fs.existsSync(resetMarker) };
+  }
+
+  /** Keeps the next boot, the booted one and one previous; removes the rest. Returns what is left. */
+  async function prune(): Promise<OstreeDeployment[]> {
+    const list = await deployments();
+    const booted = bootedOf(list);
+    const keep = new Set([list[0], booted, list.find((d) => d !== list[0] && d !== booted)]);
+    // Undeploy from the end so indexes stay valid.
+    for (let i = list.length - 1; i >= 0; i--) if (!keep.has(list[i])) await run(['admin', sysrootArg, 'undeploy', String(i)]);
+    return list.filter((d) => keep.has(d));
+  }
+
+  async function pull(): Promise<number> {
+    await ensureRemote();
+    opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
+    try {
+      const r = await run([repoArg, 'pull', REMOTE, opts.ref]);
+      return parseTransferred(r.stdout + r.stderr);
+    } catch (err) {
+      throw describe(err, 'download the image', opts.url);
+    }
+  }
+
+  async function deploy(extra: string[], target = refspec) {
+    opts.onProgress?.({ phase: 'deploying', bytesDone: 0, bytesTotal: null, percent: 100 });
+    try {
+      // `--stage` needs a booted ostree system; a temp sysroot takes a plain deploy (ENV-FACTS).
+      await run(['admin', sysrootArg, 'deploy', `--os=${opts.osName}`, ...(opts.booted ? ['--stage'] : ['--retain']), ...extra, target]);
+    } catch (err) {
+      throw describe(err, 'deploy the image', opts.url);
+    }
+  }
+
+  return {
+    status: statusNow,
+    /** Commit metadata only: what the remote ref points at, signature checked. */
+    async check(): Promise<ImageDeployment> {
+      await ensureRemote();
+      try {
+        await run([repoArg, 'pull', '--commit-metadata-only', REMOTE, opts.ref]);
+        const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
+        const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
+        const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);
+        return { version, checksum };
+      } catch (err) {
+        throw describe(err, 'check for a new image', opts.url);
+      }
+    },
+    async stage(): Promise<{ version: string; bytesReceived: number }> {
+      const bytesReceived = await pull();
+      const [list, rev] = await Promise.all([deployments(), run([repoArg, 'rev-parse', refspec])]);
+      const checksum = rev.stdout.trim();
+      let after = list;
+      if (list[0]?.checksum !== checksum) {
+        await deploy([]);
+        after = await prune();
+      }
+      return { version: after[0]?.version ?? checksum.slice(0, 10), bytesReceived };
+    },
+    async rollback(): Promise<DeploymentsStatus> {
+      const s = await statusNow();
+      if (s.staged) await run(['admin', sysrootArg, 'undeploy', '0']);
+      else if (s.rollback?.checksum) {
+        await deploy([], s.rollback.checksum);
+        await prune();
+      } else throw new TabulaError('image-invalid', 'There is no previous image version on this machine to go back to.');
+      return statusNow();
+    },
+    /** Pristine deployment of the current image: `--no-merge` drops /etc changes; /var is reset at boot. */
+    async reimage(): Promise<{ version: string; bytesReceived: number }> {
+      const bytesReceived = await pull();
+      await deploy(['--no-merge']);
+      await prune();
+      writeFileAtomic(resetMarker, JSON.stringify({ requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
+      const s = await statusNow();
+      return { version: (s.staged ?? s.booted)?.version ?? '', bytesReceived };
+    },
+  };
+}
+export type OstreeBackend = ReturnType<typeof createOstreeBackend>;

@@ -1,0 +1,402 @@
+// The rsync-tree backend (oneSIS style): the server holds images/<version>/tree/ with a signed
+// manifest, and channels/<channel>.json (signed) names the current version. Runs as root inside
+// tabula-helper (or directly in tests with TABULA_ROOT). Layout under <root>/var/lib/tabula:
+//   deployments/<version>/{tree/,manifest.json,manifest.json.sig}   verified, never written again
+//   deployments/<version>.partial/                                   a pull in progress (resumable)
+//   next -> deployments/<version>                                    what the next boot starts
+//   reset-on-boot                                                    reimage: drop /etc and /var state
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import { TabulaError } from '../../common/errors';
+import { writeFileAtomic } from '../atomic-file';
+import { fetchFleetFiles, type FleetSource } from '../fleet/source';
+import { requireSignature } from '../fleet/signing';
+import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
+import { describeRsyncFailure } from '../rsync-errors';
+import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
+import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
+import { checkTree, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
+
+export const channelSchema = z
+  .object({ format: z.literal('tabula-channel-1'), channel: z.string(), version: z.string().regex(versionPattern), publishedAt: z.string() })
+  .strict();
+export type ChannelFile = z.infer<typeof channelSchema>;
+
+export interface RsyncTreeOptions {
+  root: string;
+  source: FleetSource;
+  channel: string;
+  trustedKeys: string[];
+  bandwidthKBps?: number;
+  rsyncPath?: string;
+  onProgress?: (p: ImageUpdateProgress) => void;
+}
+
+export interface PullResult {
+  version: string;
+  bytesReceived: number;
+  filesHashed: number;
+  filesReused: number;
+}
+
+const PARTIAL_DIR = '.tabula-partial';
+
+export function createRsyncTreeBackend(options: RsyncTreeOptions) {
+  // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s).
+  let controlDir: string | null = null;
+  const viaSsh = options.source.url.startsWith('ssh://');
+  if (viaSsh) controlDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-ssh-'));
+  const opts: RsyncTreeOptions = viaSsh
+    ? { ...options, source: { ...options.source, sshOptions: [...options.source.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=15'] } }
+    : options;
+  const base = path.join(opts.root, 'var/lib/tabula');
+  const deploymentsDir = path.join(base, 'deployments');
+  const nextLink = path.join(base, 'next');
+  const resetMarker = path.join(base, 'reset-on-boot');
+  let running: RsyncRun | null = null;
+
+  const dirOf = (version: string) => path.join(deploymentsDir, version);
+  const nextVersion = (): string | null => {
+    const t = readSymlink(nextLink);
+    return t ? path.basename(t) : null;
+  };
+  const deployed = (): string[] => {
+    try {
+      return fs.readdirSync(deploymentsDir).filter((n) => versionPattern.test(n) && !n.endsWith('.partial') && !n.endsWith('.pristine') && fs.existsSync(path.join(deploymentsDir, n, 'manifest.json')));
+    } catch {
+      return [];
+    }
+  };
+  const deployedAt = (v: string) => fs.statSync(path.join(dirOf(v), 'manifest.json')).mtimeMs;
+  const describe = (v: string | null): ImageDeployment | null => {
+    if (!v || !fs.existsSync(path.join(dirOf(v), 'manifest.json'))) return v ? { version: v, checksum: null } : null;
+    return { version: v, checksum: crypto.createHash('sha256').update(fs.readFileSync(path.join(dirOf(v), 'manifest.json'))).digest('hex') };
+  };
+  const booted = (): string | null => readBootedMarker(opts.root);
+  const loadVerifiedManifest = (v: string): Manifest | null => {
+    try {
+      return parseManifest(fs.readFileSync(path.join(dirOf(v), 'manifest.json')));
+    } catch {
+      return null;
+    }
+  };
+
+  function rollbackTarget(): string | null {
+    const next = nextVersion();
+    const b = booted();
+    if (next && b && next !== b && deployed().includes(b)) return b;
+    const others = deployed()
+      .filter((v) => v !== next)
+      .sort((a, c) => deployedAt(c) - deployedAt(a));
+    return others[0] ?? null;
+  }
+
+  async function fetchSigned(rel: string, what: string): Promise<{ data: Buffer; sig: Buffer }> {
+    const [data, sig] = await fetchFleetFiles(opts.source, [rel, `${rel}.sig`], { rsyncPath: opts.rsyncPath });
+    if (!data) throw new TabulaError('image-invalid', `${what} is missing on the fleet server (${rel}).`, { retryable: true });
+    requireSignature(data, sig ? sig.toString('utf8') : null, opts.trustedKeys, what);
+    return { data, sig: sig! };
+  }
+
+  /** The channel's current version, signature checked. */
+  async function check(): Promise<ImageDeployment> {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.channel)) throw new TabulaError('image-not-configured', `The channel name "${opts.channel}" is not valid.`);
+    const { data: bytes } = await fetchSigned(`channels/${opts.channel}.json`, `The channel file for "${opts.channel}"`);
+    const parsed = channelSchema.safeParse(safeJson(bytes));
+    if (!parsed.success || parsed.data.channel !== opts.channel) throw new TabulaError('image-invalid', `The channel file for "${opts.channel}" is malformed: refused.`);
+    return { version: parsed.data.version, checksum: null };
+  }
+
+  /** rsync the tree into <dest>/tree, then verify it against the signed manifest. */
+  /**
+   * The delta path, when a verified deployment is on the machine: the signed manifests of both
+   * versions say which files changed. Unchanged files are hard-linked from the previous deployment
+   * (no bytes, no disk), folders and links are made from the manifest, and rsync fetches only the
+   * changed files (`--files-from`), so not even the file list of the whole tree crosses the wire.
+   * Everything is then checked against the manifest as on the full path.
+   */
+  async function fetchChanged(version: string, dest: string, previous: { dir: string; manifest: Manifest }): Promise<PullResult> {
+    const { data: manifestBytes, sig } = await fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`);
+    const manifest = parseManifest(manifestBytes, version);
+    const treeDir = path.join(dest, 'tree');
+    const prevTree = path.join(previous.dir, 'tree');
+    const prevEntries = new Map(previous.manifest.entries.map((e) => [e.path, e]));
+    fs.mkdirSync(treeDir, { recursive: true, mode: 0o755 });
+    const toFetch: string[] = [];
+    let changedBytes = 0;
+    // Parents come before their children in a parsed manifest, and every path was checked there.
+    for (const e of manifest.entries) {
+      const target = path.join(treeDir, e.path);
+      const existing = lstatOrNull(target);
+      if (e.type === 'dir') {
+        if (!existing) fs.mkdirSync(target);
+        else if (!existing.isDirectory()) throw new TabulaError('image-invalid', `${e.path} in the partial download is not a folder: starting over next time.`);
+        fs.chmodSync(target, e.mode);
+        continue;
+      }
+      if (e.type === 'symlink') {
+        if (!existing) fs.symlinkSync(e.target!, target);
+        continue;
+      }
+      const prev = prevEntries.get(e.path);
+      if (!existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode) {
+        try {
+          fs.linkSync(path.join(prevTree, e.path), target);
+          continue;
+        } catch {
+          /* not linkable (gone, another file system): fetch it */
+        }
+      }
+      // A file left by an interrupted run is listed too: rsync skips it when it is complete.
+      toFetch.push(e.path);
+      if (!existing || existing.size !== e.size) changedBytes += e.size;
+    }
+    let bytesReceived = 0;
+    let inodes: Map<string, string> | undefined;
+    if (toFetch.length) {
+      const list = path.join(dest, '.tabula-files-from');
+      // NUL-separated: a file name may hold any byte but NUL (the manifest refuses NUL).
+      fs.writeFileSync(list, toFetch.join('\0') + '\0');
+      const src = parseStorageUrl(opts.source.url);
+      const args = [
+        '-a',
+        '--numeric-ids',
+        '--no-D',
+        `--partial-dir=${PARTIAL_DIR}`,
+        '--stats',
+        ...parseableOutput,
+        ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
+        `--files-from=${list}`,
+        '--from0',
+        '--no-implied-dirs',
+        ...(src.kind === 'ssh' ? ['-e', sshCommand(src, opts.source.sshOptions, opts.source.connectTimeoutSeconds)] : []),
+        '--',
+        rsyncTarget(src, `images/${version}/tree`),
+        treeDir + '/',
+      ];
+      opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: changedBytes, percent: 0 });
+      const transfer = rsyncInto(version, args, changedBytes);
+      try {
+        inodes = inodeIndex(prevTree); // while rsync works in its own process
+      } catch {
+        inodes = undefined;
+      }
+      bytesReceived = await transfer;
+      fs.rmSync(list, { force: true });
+    } else inodes = inodeIndex(prevTree);
+    const total = manifest.entries.reduce((n, e) => n + e.size, 0);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
+    const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes }, ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
+    if (v.problems.length) throw treeMismatchError(v.problems);
+    writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
+    writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
+    return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
+  }
+
+  /** The full path (first install, reimage): rsync the whole tree, then check it against the manifest. */
+  async function fetchTree(version: string, dest: string): Promise<PullResult> {
+    fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
+    const src = parseStorageUrl(opts.source.url);
+    const args = [
+      '-a',
+      '--hard-links',
+      '--numeric-ids',
+      '--delete',
+      '--no-D', // no device files from the network
+      `--partial-dir=${PARTIAL_DIR}`,
+      '--stats',
+      ...parseableOutput,
+      ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
+      ...(src.kind === 'ssh' ? ['-e', sshCommand(src, opts.source.sshOptions, opts.source.connectTimeoutSeconds)] : []),
+      '--',
+      rsyncTarget(src, `images/${version}/tree`),
+      path.join(dest, 'tree') + '/',
+    ];
+    opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
+    // The signed manifest is fetched while the tree transfers (it hides a round trip); nothing in the
+    // partial tree is used before the signature and every file are checked, and a bad signature
+    // deletes it.
+    const manifestP = fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`).then(({ data, sig }) => ({ data, sig, manifest: parseManifest(data, version) }));
+    manifestP.catch(() => {});
+    let bytesReceived: number;
+    try {
+      bytesReceived = await rsyncInto(version, args, null);
+    } catch (err) {
+      await manifestP.catch(() => {});
+      throw err;
+    }
+    const { data: manifestBytes, sig, manifest } = await manifestP;
+    const total = manifest.entries.reduce((n, e) => n + e.size, 0);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
+    const v = checkTree(path.join(dest, 'tree'), manifest, { ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
+    if (v.problems.length) throw treeMismatchError(v.problems);
+    writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
+    writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
+    return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
+  }
+
+  async function rsyncInto(version: string, args: string[], total: number | null): Promise<number> {
+    let bytesReceived = 0;
+    running = runRsync(
+      args,
+      {
+        progress: (p) => opts.onProgress?.({ phase: 'downloading', bytesDone: p.bytesDone, bytesTotal: total, percent: p.percent }),
+        other: (line) => {
+          const m = /^Total bytes received: ([\d,]+)/.exec(line);
+          if (m) bytesReceived = Number(m[1]!.replace(/,/g, ''));
+        },
+      },
+      { rsyncPath: opts.rsyncPath },
+    );
+    const r = await running.done;
+    running = null;
+    if (r.code !== 0) {
+      const e = describeRsyncFailure(r, { home: '/', storage: opts.source.url, cancelled: false });
+      const cancelled = e.code === 'cancelled';
+      throw new TabulaError(cancelled ? 'cancelled' : 'image-unreachable', cancelled ? 'The download was stopped; the next pull resumes where it stopped.' : `Downloading image ${version} failed: ${e.message} The part already downloaded is kept and the next pull resumes.`, {
+        retryable: true,
+        details: e.details,
+      });
+    }
+    return bytesReceived;
+  }
+
+  function prune() {
+    const keep = new Set([nextVersion(), booted()].filter((v): v is string => !!v));
+    const rb = rollbackTarget();
+    if (rb) keep.add(rb);
+    for (const v of deployed()) if (!keep.has(v)) fs.rmSync(dirOf(v), { recursive: true, force: true });
+    // Leftover partial downloads nobody wants any more, and trees a finished reimage replaced.
+    for (const n of safeReaddir(deploymentsDir)) {
+      const stalePartial = n.endsWith('.partial') && !keep.has(n.slice(0, -'.partial'.length));
+      const replaced = n.includes('.replaced-') && !fs.existsSync(resetMarker);
+      if (stalePartial || replaced) fs.rmSync(path.join(deploymentsDir, n), { recursive: true, force: true });
+    }
+  }
+
+  function linkReference(): { dir: string; manifest: Manifest } | null {
+    for (const v of [booted(), nextVersion()]) {
+      if (!v) continue;
+      const manifest = loadVerifiedManifest(v);
+      if (manifest) return { dir: dirOf(v), manifest };
+    }
+    return null;
+  }
+
+  return {
+    check,
+    status(): DeploymentsStatus {
+      const b = booted();
+      const next = nextVersion();
+      return {
+        backend: 'rsync-tree',
+        booted: describe(b ?? next),
+        staged: next && next !== b && b !== null ? describe(next) : null,
+        rollback: describe(rollbackTarget()),
+        reimagePending: fs.existsSync(resetMarker),
+      };
+    },
+    /** Pulls (or resumes) `version` (default: the channel's), verifies it and makes it the next boot. */
+    async stage(version?: string): Promise<PullResult> {
+      const v = version ?? (await check()).version;
+      if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
+      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      if (deployed().includes(v)) {
+        if (nextVersion() !== v) switchSymlink(nextLink, `deployments/${v}`);
+        prune();
+        return { version: v, bytesReceived: 0, filesHashed: 0, filesReused: 0 };
+      }
+      const partial = `${dirOf(v)}.partial`;
+      const reference = linkReference();
+      let result: PullResult;
+      try {
+        result = reference ? await fetchChanged(v, partial, reference) : await fetchTree(v, partial);
+      } catch (err) {
+        // Content that failed verification is hostile: never keep it for a resume.
+        if (err instanceof TabulaError && (err.code === 'image-invalid' || err.code === 'signature-invalid')) fs.rmSync(partial, { recursive: true, force: true });
+        throw err;
+      }
+      opts.onProgress?.({ phase: 'deploying', bytesDone: 0, bytesTotal: null, percent: 100 });
+      fs.renameSync(partial, dirOf(v));
+      switchSymlink(nextLink, `deployments/${v}`);
+      prune();
+      return result;
+    },
+    /** Switches the next boot back (to the booted version when one is staged, else to the previous one). */
+    rollback(): DeploymentsStatus {
+      const target = rollbackTarget();
+      if (!target) throw new TabulaError('image-invalid', 'There is no previous image version on this machine to go back to.');
+      switchSymlink(nextLink, `deployments/${target}`);
+      return this.status();
+    },
+    /**
+     * Factory reset: a fresh copy of the current version (no hard links to the running tree, so a
+     * file altered in place cannot survive), verified in full, made the next boot, and the marker
+     * that makes the next boot start with empty /etc and /var state. /home is not touched.
+     */
+    async reimage(): Promise<PullResult> {
+      const v = (await check()).version;
+      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      const fresh = `${dirOf(v)}.pristine`;
+      fs.rmSync(fresh, { recursive: true, force: true });
+      let result: PullResult;
+      try {
+        result = await fetchTree(v, fresh);
+      } catch (err) {
+        fs.rmSync(fresh, { recursive: true, force: true });
+        throw err;
+      }
+      // The old copy of v may be the booted tree: move it aside, keep it until the reboot.
+      const b = booted();
+      if (fs.existsSync(dirOf(v))) {
+        if (v === b) fs.renameSync(dirOf(v), path.join(deploymentsDir, `${v}.replaced-${Date.now()}`));
+        else fs.rmSync(dirOf(v), { recursive: true, force: true });
+      }
+      fs.renameSync(fresh, dirOf(v));
+      switchSymlink(nextLink, `deployments/${v}`);
+      writeFileAtomic(resetMarker, JSON.stringify({ version: v, requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
+      return result;
+    },
+    cancel() {
+      running?.cancel();
+    },
+    /** Ends the shared ssh connection. */
+    close() {
+      if (controlDir) fs.rmSync(controlDir, { recursive: true, force: true });
+      controlDir = null;
+    },
+    /** Reads a deployment's verified manifest (for tests and diagnostics). */
+    manifestOf: loadVerifiedManifest,
+    paths: { base, deploymentsDir, nextLink, resetMarker },
+  };
+}
+export type RsyncTreeBackend = ReturnType<typeof createRsyncTreeBackend>;
+
+function safeJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+

@@ -1,0 +1,90 @@
+// System updates and the helpdesk reset as a person sees them: a real headless agent, the real
+// tabula-helper (run directly as root), rsync-tree over real rsync, the window in Chromium.
+import { test as base, expect } from '@playwright/test';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { publishRsyncTree } from '../../src-main/core/fleet/publish';
+import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
+import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
+import { createImageFleet, fakeBootloaderBoot, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
+
+const test = base.extend<{ sandbox: AgentSandbox; fleet: ImageFleet; agent: RunningAgent }>({
+  // eslint-disable-next-line no-empty-pattern
+  sandbox: async ({}, use) => {
+    const sandbox = createSandbox();
+    fs.mkdirSync(path.join(sandbox.dir, 'nas'));
+    sandbox.writeUserConfig({ storage: { url: path.join(sandbox.dir, 'nas') } });
+    await use(sandbox);
+    await sandbox.dispose();
+  },
+  fleet: async ({ sandbox }, use) => {
+    const root = sandbox.env.TABULA_ROOT!;
+    const fleet = createImageFleet({ root });
+    writeMachineId(root);
+    // A bandwidth cap slows the download enough to watch its progress.
+    writeSystemConfig(root, {
+      image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', autoPull: false, bandwidthKBps: 3000 },
+      fleet: { trustedKeys: [fleet.key.publicKey], reimageCountdownSeconds: 30 },
+    });
+    publishRsyncTree({ treeDir: fleet.makeTree('v1', '1.0', 20), outDir: fleet.serverDir, version: '1.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+    await createRsyncTreeBackend({ root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] }).stage();
+    fakeBootloaderBoot(root);
+    await use(fleet);
+    fleet.dispose();
+  },
+  agent: async ({ sandbox, fleet: _fleet }, use) => {
+    const agent = await startHeadlessAgent(sandbox);
+    await use(agent);
+    await agent.stop();
+  },
+});
+
+test('an available update downloads with progress and ends in "Restart to update"', async ({ page, agent, fleet }) => {
+  await page.goto(agent.openUrl);
+  // The agent reads the installed versions through tabula-helper as it starts.
+  await expect(page.getByTestId('update-booted')).toHaveText('1.0', { timeout: 30_000 });
+  await expect(page.getByTestId('update-state')).toHaveText('Up to date');
+
+  const t = fleet.makeTree('v2', '2.0', 20);
+  fs.writeFileSync(path.join(t, 'usr/share/big.bin'), crypto.randomBytes(8 * 1024 * 1024));
+  publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+
+  await page.getByRole('button', { name: 'Check now' }).click();
+  await expect(page.getByTestId('update-state')).toHaveText('Update available');
+  await expect(page.getByTestId('update-reason')).toHaveText('Version 2.0 is available (running 1.0).');
+
+  await page.getByRole('button', { name: 'Download update' }).click();
+  await expect(page.getByTestId('update-state')).toHaveText('Downloading update');
+  await expect(page.getByRole('progressbar', { name: 'Update progress' })).toBeVisible();
+  await expect(page.getByTestId('update-progress')).toContainText(/Downloading · [1-9]\d*%/, { timeout: 15_000 });
+
+  await expect(page.getByTestId('update-state')).toHaveText('Restart to update', { timeout: 30_000 });
+  await expect(page.getByTestId('update-reason')).toHaveText('Version 2.0 is ready: restart to update.');
+  await expect(page.getByTestId('update-staged')).toHaveText('2.0');
+  await expect(page.getByRole('button', { name: 'Keep 1.0' })).toBeVisible();
+});
+
+test('the helpdesk reset is refused while files wait for the backup, and allowed once it completed', async ({ page, agent, sandbox }) => {
+  fs.writeFileSync(path.join(sandbox.home, 'Documents', 'thesis.odt'), 'chapter 1\n');
+  await page.goto(agent.openUrl);
+  await page.getByRole('button', { name: 'Helpdesk' }).click();
+  await expect(page.getByTestId('machine-identity')).toContainText('5c0ffee5c0ffee5c0ffee5c0ffee5c0f');
+  const refused = page.getByTestId('reimage-refused');
+  await expect(refused).toContainText('2 files in the home are not on the storage yet');
+  await expect(refused).toContainText('~/Documents/thesis.odt');
+  await expect(page.getByRole('button', { name: 'Reset this computer…' })).toBeDisabled();
+
+  await page.getByRole('button', { name: 'Back up now' }).click();
+  await expect(page.getByTestId('backup-state')).toContainText('Backed up');
+  await expect(refused).toBeHidden();
+  await expect(page.getByTestId('unsynced-count')).toHaveText('0 files');
+
+  await page.getByRole('button', { name: 'Reset this computer…' }).click();
+  const banner = page.getByTestId('reimage-status');
+  await expect(banner).toContainText(/Resetting this computer in \d+ s\./);
+  await expect(banner).toContainText('Your home folder is kept.');
+  await page.getByRole('button', { name: 'Stop the reset' }).click();
+  await expect(banner).toHaveText('The reset was cancelled; nothing was changed.');
+  expect(fs.existsSync(path.join(sandbox.env.TABULA_ROOT!, 'var/lib/tabula/reset-on-boot'))).toBe(false);
+});

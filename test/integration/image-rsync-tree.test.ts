@@ -1,0 +1,307 @@
+// rsync-tree backend end to end with real rsync (local folder and over a real sshd): v1 → v2 moves
+// only the changed files, staged pointer and rollback behave, and every kind of bad image is refused
+// with the running deployment untouched.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TabulaError } from '../../src-main/common/errors';
+import { publishRsyncTree, writeSigned } from '../../src-main/core/fleet/publish';
+import { generateKeyPair } from '../../src-main/core/fleet/signing';
+import { readSymlink } from '../../src-main/core/image/deployments-dir';
+import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
+import { createImageFleet, fakeBootloaderBoot, type ImageFleet } from '../fixtures/image-fleet';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+
+let fleet: ImageFleet;
+const opened: { close(): void }[] = [];
+const backendFor = (url: string, sshOptions: string[] = []) => {
+  const b = createRsyncTreeBackend({ root: fleet.root, source: { url, sshOptions, connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] });
+  opened.push(b);
+  return b;
+};
+const publish = (version: string, tree: string) => publishRsyncTree({ treeDir: tree, outDir: fleet.serverDir, version, channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+const nextTarget = () => readSymlink(path.join(fleet.root, 'var/lib/tabula/next'));
+const deployedFile = (version: string, rel: string) => path.join(fleet.root, 'var/lib/tabula/deployments', version, 'tree', rel);
+
+async function rejection(p: Promise<unknown>): Promise<TabulaError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TabulaError);
+  return err as TabulaError;
+}
+
+/** v1 published, pulled and booted: the state most tests start from. */
+async function bootedOnV1(url = fleet.serverDir) {
+  publish('1.0', fleet.makeTree('v1', '1.0', 100));
+  await backendFor(url).stage();
+  fakeBootloaderBoot(fleet.root);
+}
+
+/** v2 = v1 with `changed` files rewritten. Returns the changed content size. */
+function publishV2(changed = 3): number {
+  const t = fleet.makeTree('v2', '2.0', 100);
+  const later = new Date(Date.now() + 3600_000); // a rebuild happens later than the last one
+  for (let i = 0; i < changed; i++) {
+    const f = path.join(t, `usr/share/data/d${i % 10}/f${i}.bin`);
+    fs.writeFileSync(f, Buffer.alloc(8192, `v2 content ${i} `));
+    fs.utimesSync(f, later, later);
+  }
+  // makeTree gives every tree fresh mtimes: give the unchanged files v1's, as a build system keeping
+  // unchanged files would (rsync then has nothing to compare for them).
+  const v1 = path.join(fleet.serverDir, 'images/1.0/tree');
+  for (let i = changed; i < 100; i++) {
+    const rel = `usr/share/data/d${i % 10}/f${i}.bin`;
+    const st = fs.statSync(path.join(v1, rel));
+    fs.utimesSync(path.join(t, rel), st.atime, st.mtime);
+  }
+  publish('2.0', t);
+  return changed * 8192 + fs.statSync(path.join(t, 'usr/lib/os-release')).size;
+}
+
+beforeEach(() => {
+  fleet = createImageFleet();
+});
+afterEach(() => {
+  opened.splice(0).forEach((b) => b.close());
+  fleet.dispose();
+});
+
+describe('rsync-tree from a local folder', () => {
+  it('first pull installs v1 and points the next boot at it', async () => {
+    publish('1.0', fleet.makeTree('v1', '1.0', 20));
+    const r = await backendFor(fleet.serverDir).stage();
+    expect(r.version).toBe('1.0');
+    expect(nextTarget()).toBe('deployments/1.0');
+    expect(fs.readFileSync(deployedFile('1.0', 'usr/lib/os-release'), 'utf8')).toContain('VERSION_ID=1.0');
+    expect(fs.readlinkSync(deployedFile('1.0', 'etc/os-release'))).toBe('../usr/lib/os-release');
+  });
+
+  it('v1 → v2 transfers only the changed files, shares the rest on disk, stages v2, and rolls back', async () => {
+    await bootedOnV1();
+    const changedBytes = publishV2(3);
+    const backend = backendFor(fleet.serverDir);
+    expect((await backend.check()).version).toBe('2.0');
+    const r = await backend.stage();
+    // Local transfers report the bytes the receiver read; unchanged files were hard-linked, not sent.
+    expect(r.bytesReceived).toBeLessThan(changedBytes * 1.1 + 4096);
+    expect(r.filesReused).toBeGreaterThanOrEqual(96);
+    const unchanged = 'usr/share/data/d5/f55.bin';
+    expect(fs.statSync(deployedFile('2.0', unchanged)).ino).toBe(fs.statSync(deployedFile('1.0', unchanged)).ino);
+    expect(fs.readFileSync(deployedFile('2.0', 'usr/share/data/d0/f0.bin'), 'utf8')).toMatch(/^v2 content 0/);
+    const s = backend.status();
+    expect(s.booted?.version).toBe('1.0');
+    expect(s.staged?.version).toBe('2.0');
+    expect(s.rollback?.version).toBe('1.0');
+    expect(nextTarget()).toBe('deployments/2.0');
+
+    const after = backend.rollback();
+    expect(nextTarget()).toBe('deployments/1.0');
+    expect(after.staged).toBeNull();
+    expect(after.booted?.version).toBe('1.0');
+  });
+
+  it('keeps the booted and one previous deployment, no more', async () => {
+    await bootedOnV1();
+    publishV2();
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    publish('3.0', fleet.makeTree('v3', '3.0', 100));
+    await backendFor(fleet.serverDir).stage();
+    const left = fs.readdirSync(path.join(fleet.root, 'var/lib/tabula/deployments')).sort();
+    expect(left).toEqual(['2.0', '3.0']);
+    fakeBootloaderBoot(fleet.root);
+    // Booted 3.0: rollback goes to the one previous version.
+    expect(backendFor(fleet.serverDir).rollback().staged?.version).toBe('2.0');
+  });
+
+  it('refuses a tampered file (same size, other bytes) and leaves the running deployment alone', async () => {
+    await bootedOnV1();
+    publishV2();
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/usr/share/data/d1/f1.bin'), Buffer.alloc(8192, 'evil'));
+    const err = await rejection(backendFor(fleet.serverDir).stage());
+    expect(err.code).toBe('image-invalid');
+    expect(err.details?.join('\n')).toContain('usr/share/data/d1/f1.bin: content does not match its checksum');
+    expect(nextTarget()).toBe('deployments/1.0');
+    expect(fs.existsSync(path.join(fleet.root, 'var/lib/tabula/deployments/2.0'))).toBe(false);
+    expect(fs.existsSync(path.join(fleet.root, 'var/lib/tabula/deployments/2.0.partial'))).toBe(false);
+  });
+
+  it('refuses a truncated file with a reason saying so', async () => {
+    await bootedOnV1();
+    publishV2();
+    fs.truncateSync(path.join(fleet.serverDir, 'images/2.0/tree/usr/share/data/d2/f2.bin'), 100);
+    const err = await rejection(backendFor(fleet.serverDir).stage());
+    expect(err.details?.join('\n')).toMatch(/f2\.bin: 100 bytes, expected 8192 \(truncated/);
+    expect(nextTarget()).toBe('deployments/1.0');
+  });
+
+  it('refuses an extra file the manifest does not list on a first install, and never fetches it on an update', async () => {
+    publish('1.0', fleet.makeTree('v1', '1.0', 100));
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/1.0/tree/etc/backdoor'), 'x');
+    const err = await rejection(backendFor(fleet.serverDir).stage());
+    expect(err.details).toContain('etc/backdoor: not in the manifest');
+    expect(nextTarget()).toBeNull();
+    fs.rmSync(path.join(fleet.serverDir, 'images/1.0/tree/etc/backdoor'));
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    publishV2();
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/etc/backdoor'), 'x');
+    await backendFor(fleet.serverDir).stage();
+    expect(fs.existsSync(deployedFile('2.0', 'etc/backdoor'))).toBe(false);
+  });
+
+  it('refuses a manifest edited after signing, a missing signature, and another key', async () => {
+    await bootedOnV1();
+    publishV2();
+    const manifest = path.join(fleet.serverDir, 'images/2.0/manifest.json');
+    const original = fs.readFileSync(manifest);
+    fs.writeFileSync(manifest, original.toString().replace('"mode":420', '"mode":2541'));
+    expect((await rejection(backendFor(fleet.serverDir).stage())).message).toMatch(/not signed by a fleet key this machine trusts/);
+    fs.writeFileSync(manifest, original);
+    fs.rmSync(`${manifest}.sig`);
+    expect((await rejection(backendFor(fleet.serverDir).stage())).message).toMatch(/has no signature/);
+    writeSigned(manifest, original, generateKeyPair().privateKeyPem);
+    expect((await rejection(backendFor(fleet.serverDir).stage())).code).toBe('signature-invalid');
+    // And a channel file signed by a stranger.
+    writeSigned(path.join(fleet.serverDir, 'channels/stable.json'), fs.readFileSync(path.join(fleet.serverDir, 'channels/stable.json')), generateKeyPair().privateKeyPem);
+    expect((await rejection(backendFor(fleet.serverDir).check())).code).toBe('signature-invalid');
+    expect(nextTarget()).toBe('deployments/1.0');
+  });
+
+  it.each([
+    ['..', '../../../etc/shadow', /climbs out of the tree/],
+    ['an absolute path', '/etc/shadow', /is absolute/],
+    ['a duplicate path', 'etc/hostname', /twice/],
+  ])('refuses a validly signed manifest with %s', async (_what, bad, reason) => {
+    await bootedOnV1();
+    publishV2();
+    const manifest = path.join(fleet.serverDir, 'images/2.0/manifest.json');
+    const m = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    m.entries.push({ path: bad, type: 'file', mode: 0o644, size: 1, sha256: 'a'.repeat(64) });
+    writeSigned(manifest, JSON.stringify(m), fleet.key.privateKeyPem);
+    const err = await rejection(backendFor(fleet.serverDir).stage());
+    expect(err.code).toBe('image-invalid');
+    expect(err.message).toMatch(reason);
+    expect(nextTarget()).toBe('deployments/1.0');
+  });
+
+  it('refuses a signed manifest whose link points out of the image', async () => {
+    await bootedOnV1();
+    publishV2();
+    const manifest = path.join(fleet.serverDir, 'images/2.0/manifest.json');
+    const m = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    m.entries.push({ path: 'etc/escape', type: 'symlink', mode: 0o777, size: 0, target: '../../../../root' });
+    writeSigned(manifest, JSON.stringify(m), fleet.key.privateKeyPem);
+    expect((await rejection(backendFor(fleet.serverDir).stage())).message).toMatch(/pointing outside the image/);
+  });
+
+  it('says the server is unreachable when the folder is not there', async () => {
+    await bootedOnV1();
+    const err = await rejection(backendFor(path.join(fleet.dir, 'not-mounted')).check());
+    expect(err.code).toBe('image-unreachable');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('reimage lays down a fresh verified copy and resets /etc and /var state at the next boot', async () => {
+    await bootedOnV1();
+    const state = path.join(fleet.root, 'var/lib/tabula/state/etc');
+    fs.mkdirSync(state, { recursive: true });
+    fs.writeFileSync(path.join(state, 'local-change'), 'x');
+    const before = fs.statSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin')).ino;
+    const backend = backendFor(fleet.serverDir);
+    await backend.reimage();
+    expect(backend.status().reimagePending).toBe(true);
+    expect(fs.statSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin')).ino).not.toBe(before);
+    fakeBootloaderBoot(fleet.root);
+    expect(fs.existsSync(state)).toBe(false);
+    expect(backendFor(fleet.serverDir).status().reimagePending).toBe(false);
+  });
+});
+
+describe('rsync-tree over a real sshd', () => {
+  let sshd: SshServer;
+  beforeAll(async () => {
+    sshd = await startSshServer();
+  });
+  afterAll(async () => {
+    await sshd?.dispose();
+  });
+
+  it('pulls v1 → v2 over ssh sending about the changed bytes only', async () => {
+    const url = sshd.url(fleet.serverDir);
+    publish('1.0', fleet.makeTree('v1', '1.0', 100));
+    await backendFor(url, sshd.sshOptions).stage();
+    fakeBootloaderBoot(fleet.root);
+    const changedBytes = publishV2(3);
+    const r = await backendFor(url, sshd.sshOptions).stage();
+    expect(r.version).toBe('2.0');
+    // Over the wire: the changed content plus rsync's file list (~100 entries) and protocol overhead.
+    expect(r.bytesReceived).toBeLessThan(changedBytes + 16 * 1024);
+    expect(r.bytesReceived).toBeGreaterThan(changedBytes / 4); // it did transfer something (compressible content)
+    expect(nextTarget()).toBe('deployments/2.0');
+  });
+
+  it('an unreachable server fails with a clear reason and the running deployment untouched', async () => {
+    const url = sshd.url(fleet.serverDir);
+    publish('1.0', fleet.makeTree('v1', '1.0', 10));
+    await backendFor(url, sshd.sshOptions).stage();
+    fakeBootloaderBoot(fleet.root);
+    await sshd.stop();
+    try {
+      const err = await rejection(backendFor(url, sshd.sshOptions).stage());
+      expect(err.code).toBe('image-unreachable');
+      expect(err.message).toMatch(/could not be reached|connect|refused/i);
+      expect(nextTarget()).toBe('deployments/1.0');
+    } finally {
+      await sshd.start();
+    }
+  });
+});
+
+describe('rsync-tree interrupted pulls', () => {
+  it('an interrupted pull keeps what it got, reports it, and the next pull resumes instead of starting over', async () => {
+    await bootedOnV1();
+    const t = fleet.makeTree('v2', '2.0', 100);
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(t, `usr/share/big-${i}.bin`), crypto.randomBytes(512 * 1024));
+    publish('2.0', t);
+    const slow = createRsyncTreeBackend({ root: fleet.root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey], bandwidthKBps: 1000 });
+    const first = slow.stage();
+    setTimeout(() => slow.cancel(), 1200);
+    const err = await rejection(first);
+    expect(err.code).toBe('cancelled');
+    expect(err.message).toMatch(/resumes/);
+    expect(nextTarget()).toBe('deployments/1.0');
+    const kept = path.join(fleet.root, 'var/lib/tabula/deployments/2.0.partial/tree/usr/share');
+    const keptBytes = fs.readdirSync(kept).filter((n) => n.startsWith('big-')).reduce((n, f) => n + fs.statSync(path.join(kept, f)).size, 0);
+    expect(keptBytes).toBeGreaterThan(256 * 1024);
+
+    const r = await backendFor(fleet.serverDir).stage();
+    expect(r.version).toBe('2.0');
+    // Only what was missing crossed the wire the second time.
+    expect(r.bytesReceived).toBeLessThan(4 * 512 * 1024 - keptBytes + 64 * 1024);
+    expect(nextTarget()).toBe('deployments/2.0');
+  });
+});
+
+describe('rsync-tree with reproducible builds', () => {
+  it('gets a changed file right even when size and mtime are the same as the old one (rsync quick check would miss it)', async () => {
+    const epoch = new Date('2024-01-01T00:00:00Z');
+    const stamp = (t: string) => {
+      for (const f of fs.readdirSync(t, { recursive: true }) as string[]) fs.lutimesSync(path.join(t, f), epoch, epoch);
+      return t;
+    };
+    publish('1.0', stamp(fleet.makeTree('v1', '1.0', 20)));
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    const t = fleet.makeTree('v2', '2.0', 20);
+    fs.writeFileSync(path.join(t, 'usr/share/data/d3/f3.bin'), Buffer.alloc(8192, 'same size, new bytes'));
+    publish('2.0', stamp(t));
+    const r = await backendFor(fleet.serverDir).stage();
+    expect(r.version).toBe('2.0');
+    expect(fs.readFileSync(deployedFile('2.0', 'usr/share/data/d3/f3.bin'), 'utf8')).toMatch(/^same size, new bytes/);
+    expect(fs.readFileSync(deployedFile('2.0', 'usr/lib/os-release'), 'utf8')).toContain('VERSION_ID=2.0');
+  });
+});
