@@ -24,9 +24,10 @@ export interface ImageStatus {
 /**
  * never: no sync has run yet; idle: all synced; running; failed: the last run failed (reason says
  * why); offline: the storage cannot be reached and requests wait in the queue; paused: by the person;
- * attention: conflicts to settle, or a sync refused for safety.
+ * attention: conflicts to settle, or a sync refused for safety; deferred: automatic runs wait for an
+ * unmetered network or enough battery ("Back up now" still runs).
  */
-export type BackupState = 'never' | 'idle' | 'running' | 'failed' | 'offline' | 'paused' | 'attention';
+export type BackupState = 'never' | 'idle' | 'running' | 'failed' | 'offline' | 'paused' | 'attention' | 'deferred';
 
 export interface ConflictInfo {
   path: string;

@@ -68,6 +68,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     events,
     now: opts.now,
     autoStart: opts.autoStart,
+    probes: opts.probes ?? realProbes,
     reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
   });
 

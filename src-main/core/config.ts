@@ -31,6 +31,9 @@ const configSchema = z.object({
     versionsRetentionDays: z.number().min(0).max(3650),
     /** 0: no limit. */
     bandwidthLimitKBps: z.number().int().min(0),
+    /** Automatic runs wait while the connection is metered, or on battery below this (unless charging). */
+    deferOnMetered: z.boolean(),
+    minBatteryPercent: z.number().min(0).max(100),
   }),
   image: imageConfigSchema,
   fleet: fleetConfigSchema,
@@ -61,6 +64,8 @@ export function embeddedDefaults(paths: Paths): TabulaConfig {
       maxDeletePercent: 50,
       versionsRetentionDays: 30,
       bandwidthLimitKBps: 0,
+      deferOnMetered: true,
+      minBatteryPercent: 20,
     },
     image: defaultImageConfig,
     fleet: defaultFleetConfig,

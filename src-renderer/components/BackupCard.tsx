@@ -3,7 +3,7 @@ import type { BackupState as Store } from '../stores/status-stores';
 import { useNow } from './App';
 import { formatBytes, formatDuration, timeAgo } from './format';
 
-const labels = { never: 'Not synced yet', idle: 'Backed up', running: 'Syncing', failed: 'Sync failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you' } as const;
+const labels = { never: 'Not synced yet', idle: 'Backed up', running: 'Syncing', failed: 'Sync failed', offline: 'Offline', paused: 'Paused', attention: 'Needs you', deferred: 'Waiting' } as const;
 const phases = { listing: 'Looking for changes', comparing: 'Comparing', pulling: 'Bringing in changes', pushing: 'Backing up' } as const;
 
 export function BackupCard({ store }: { store: StoreApi<Store> }) {

@@ -117,6 +117,35 @@ describe('offline queue', () => {
   });
 });
 
+describe('deferral', () => {
+  it('automatic runs wait on low battery or a metered network, saying why; "Back up now" still runs', async () => {
+    // A fake: there is no battery or mobile modem here.
+    const fakeProbes = { power: async () => ({ batteryPercent: 12, charging: false }), metered: async () => false as boolean | null };
+    const stateDir = path.join(sb.env.XDG_STATE_HOME!, 'tabula');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.writeFileSync(path.join(stateDir, 'queue.json'), JSON.stringify({ paused: false, requests: [{ at: new Date().toISOString(), reason: 'change' }] }));
+    const agent = createAgent({ paths: resolvePaths(sb.env), probes: fakeProbes });
+    agents.push(agent);
+    await waitState(agent, 'deferred');
+    expect(agent.status().backup.reason).toBe('The battery is at 12%: automatic syncs wait until it is charging or above 20%. “Back up now” still runs.');
+    expect(fs.existsSync(remote())).toBe(false);
+
+    const client = createInProcessClient(agent.router, agent.events);
+    const done = nextFinished(client);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    expect(fs.readFileSync(path.join(remote(), 'Documents/notes.txt'), 'utf8')).toBe('Remember the milk.\n');
+
+    fakeProbes.metered = async () => true;
+    fakeProbes.power = async () => ({ batteryPercent: 12, charging: true });
+    fs.writeFileSync(path.join(stateDir, 'queue.json'), JSON.stringify({ paused: false, requests: [{ at: new Date().toISOString(), reason: 'schedule' }] }));
+    const second = createAgent({ paths: resolvePaths(sb.env), probes: fakeProbes });
+    agents.push(second);
+    await waitState(second, 'deferred');
+    expect(second.status().backup.reason).toMatch(/^The connection is metered/);
+  });
+});
+
 describe('conflicts and versions through the agent', () => {
   /** Another laptop of the same person, syncing with the same storage. */
   async function otherLaptop(edit: (home: string) => void) {

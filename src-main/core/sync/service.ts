@@ -17,6 +17,7 @@ import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
+import type { Probes } from '../image/scheduler';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 
 const runSchema: z.ZodType<BackupRun> = z.object({
@@ -62,11 +63,13 @@ export interface SyncServiceDeps {
   reportProblem?: (message: string) => void;
   /** Off in tests that drive runs by hand. */
   autoStart?: boolean;
+  /** Battery and metered network (the image scheduler's probes); tests pass a fake. */
+  probes?: Probes;
 }
 
 export type SyncService = ReturnType<typeof createSyncService>;
 
-export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true }: SyncServiceDeps) {
+export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true, probes }: SyncServiceDeps) {
   const history = createJsonStore(path.join(paths.stateDir, 'history.json'), z.array(runSchema), () => []);
   const journalFile = createJsonStore<Journal>(path.join(paths.stateDir, 'queue.json'), journalSchema, () => ({ paused: false, requests: [] }));
   const conflicts = conflictStore(paths.stateDir);
@@ -255,7 +258,33 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     events.publish('backup-finished', run);
   }
 
+  /** Why automatic runs should wait now (metered network, low battery), or null. */
+  async function deferral(): Promise<string | null> {
+    if (!probes) return null;
+    const cfg = config().backup;
+    const [power, metered] = await Promise.all([probes.power().catch(() => null), probes.metered().catch(() => null)]);
+    if (cfg.deferOnMetered && metered) return 'The connection is metered: automatic syncs wait for another network. “Back up now” still runs.';
+    if (power && power.batteryPercent !== null && !power.charging && power.batteryPercent < cfg.minBatteryPercent) {
+      return `The battery is at ${power.batteryPercent}%: automatic syncs wait until it is charging or above ${cfg.minBatteryPercent}%. “Back up now” still runs.`;
+    }
+    return null;
+  }
+
+  let checking = false;
   function kick() {
+    if (current || checking || journal.paused || disposed || journal.requests.length === 0) return;
+    const asked = journal.requests.some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
+    if (asked || !probes) return begin();
+    checking = true;
+    void deferral().then((why) => {
+      checking = false;
+      if (!why) return begin();
+      setState('deferred', why, { nextAttemptAt: null });
+      schedule(5 * 60_000); // look again in five minutes
+    });
+  }
+
+  function begin() {
     if (current || journal.paused || disposed || journal.requests.length === 0) return;
     const force = journal.requests.some((r) => r.force);
     const id = crypto.randomUUID();
