@@ -41,9 +41,10 @@ export function parsePolicy(bytes: Buffer): FleetPolicy {
 /** The config with the policy applied (fleet-wide, then the machine's class). */
 export function applyPolicy(config: TabulaConfig, policy: FleetPolicy | null): TabulaConfig {
   if (!policy) return config;
-  const { classes, format: _format, ...fleetWide } = policy;
-  const forClass = classes?.[config.fleet.machineClass] ?? {};
-  return { ...config, image: { ...config.image, ...fleetWide, ...forClass } };
+  const fleetWide = { channel: policy.channel, ostreeRef: policy.ostreeRef, checkIntervalHours: policy.checkIntervalHours, windowMinutes: policy.windowMinutes };
+  const forClass = policy.classes?.[config.fleet.machineClass] ?? {};
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  return { ...config, image: { ...config.image, ...defined(fleetWide), ...defined(forClass) } };
 }
 
 /** Fetches and verifies the policy. null when the fleet publishes none; throws when it cannot be trusted. */
