@@ -23,6 +23,7 @@ export function formatImageStatus(s: ImageUpdateStatus): string {
   ];
   if (s.progress) lines.push(`  ${s.progress.phase} ${s.progress.percent}% (${s.progress.bytesDone}${s.progress.bytesTotal ? `/${s.progress.bytesTotal}` : ''} bytes)`);
   if (s.lastPullBytes !== null) lines.push(`  last pull fetched ${s.lastPullBytes} bytes`);
+  if (s.policyProblem) lines.push(`  fleet policy ignored: ${s.policyProblem}`);
   if (s.lastError) lines.push(`  last error: ${s.lastError.message}`, ...(s.lastError.details ?? []).map((d) => `    ${d}`));
   return lines.join('\n');
 }

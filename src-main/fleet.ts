@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from './common/errors';
 import { writeFileAtomic } from './core/atomic-file';
+import { parsePolicy } from './core/fleet/policy';
 import { newNonce, publishOstree, publishRsyncTree, writeSigned } from './core/fleet/publish';
 import { generateKeyPair, publicKeyOf } from './core/fleet/signing';
 
@@ -15,6 +16,8 @@ const usage = `Usage:
                        --gpg-key KEYID [--gpg-homedir DIR] [--ref tabula/stable/x86_64]
       (ostree commits and summary are GPG-signed: Debian's ostree has no ed25519 \`ostree sign\`)
   tabula-fleet sign-policy --policy FILE --key NAME.key --out SERVERDIR
+      FILE: {"format":"tabula-policy-1","channel":"stable","checkIntervalHours":6,"windowMinutes":60,
+             "classes":{"lab":{"channel":"beta"}}}
   tabula-fleet command reimage|pull|diagnostics --machine MACHINE-ID [--mac MAC] --expires DURATION
                        --key NAME.key --out SERVERDIR [--override-unsynced]
       DURATION: 30m, 2h, 1d. Writes commands/MACHINE-ID.json(.sig); a new command replaces the old.`;
@@ -86,9 +89,9 @@ export function runFleet(argv: string[], now = () => new Date()): string {
       const file = need('policy');
       const text = fs.readFileSync(file);
       try {
-        JSON.parse(text.toString('utf8'));
-      } catch {
-        throw new TabulaError('invalid-argument', `${file} is not valid JSON; nothing was signed.`);
+        parsePolicy(text);
+      } catch (err) {
+        throw new TabulaError('invalid-argument', `${file}: ${(err as Error).message} Nothing was signed.`);
       }
       writeSigned(path.join(path.resolve(need('out')), 'policy.json'), text, readKey(need('key')));
       return 'Wrote policy.json and policy.json.sig.';

@@ -57,6 +57,8 @@ export interface ImageUpdateStatus {
   restartRequired: boolean;
   reimagePending: boolean;
   lastError: ErrorInfo | null;
+  /** The fleet policy was published but could not be trusted (it is ignored), and why. */
+  policyProblem: string | null;
 }
 
 export interface MachineIdentity {

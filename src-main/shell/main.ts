@@ -59,7 +59,7 @@ void app.whenReady().then(() => {
   });
   const refresh = () => tray.apply(trayModel(agent.status()));
   refresh();
-  agent.events.subscribe((e) => e.type !== 'backup-progress' && refresh());
+  agent.events.subscribe((e) => e.type !== 'backup-progress' && e.type !== 'image-progress' && refresh());
   setInterval(refresh, 60_000); // "backed up N min ago" ages
   openWindow();
 });

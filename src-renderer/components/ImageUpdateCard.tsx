@@ -80,6 +80,11 @@ export function ImageUpdateCard({ store }: { store: StoreApi<Store> }) {
           )}
         </dl>
       )}
+      {s.policyProblem && (
+        <p className="banner warning" role="alert">
+          Fleet policy ignored: {s.policyProblem}
+        </p>
+      )}
       {actionError && (
         <p className="banner error" role="alert">
           {actionError.message}

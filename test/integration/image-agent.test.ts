@@ -116,6 +116,44 @@ describe('tabula image (CLI against the headless agent)', () => {
   });
 });
 
+describe('signed fleet policy', () => {
+  it("follows the policy's channel for the machine's class, and ignores a policy that does not verify", async () => {
+    writeSystemConfig(root, {
+      image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', autoPull: false },
+      fleet: { url: fleet.serverDir, trustedKeys: [fleet.key.publicKey], machineClass: 'lab' },
+    });
+    const t = fleet.makeTree('v2', '2.0-beta', 30);
+    publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0-beta', channel: 'beta', privateKeyPem: fleet.key.privateKeyPem });
+    const policyFile = path.join(fleet.dir, 'policy.json');
+    fs.writeFileSync(policyFile, JSON.stringify({ format: 'tabula-policy-1', channel: 'stable', checkIntervalHours: 12, classes: { lab: { channel: 'beta' } } }));
+    runFleet(['sign-policy', '--policy', policyFile, '--key', keyFile(), '--out', fleet.serverDir]);
+    await startHeadlessAgent(sb);
+
+    const checked = (await json(['image', 'check'])).value;
+    expect(checked.channel).toBe('beta');
+    expect(checked.available.version).toBe('2.0-beta');
+    expect(checked.policyProblem).toBeNull();
+    // The helper reads the same policy: it installs the beta version.
+    const pulled = (await json(['image', 'pull'])).value;
+    expect(pulled.staged.version).toBe('2.0-beta');
+
+    const served = path.join(fleet.serverDir, 'policy.json');
+    fs.writeFileSync(served, fs.readFileSync(served, 'utf8').replace('"beta"', '"stable"'));
+    const tampered = (await json(['image', 'check'])).value;
+    expect(tampered.policyProblem).toMatch(/fleet policy is not signed by a fleet key this machine trusts/);
+    expect(tampered.channel).toBe('stable');
+    expect(tampered.available.version).toBe('1.0');
+    expect((await sb.cli(['image', 'status'])).stdout).toContain('fleet policy ignored');
+  });
+
+  it('tabula-fleet refuses to sign a policy with unknown keys', () => {
+    const policyFile = path.join(fleet.dir, 'bad-policy.json');
+    fs.writeFileSync(policyFile, JSON.stringify({ format: 'tabula-policy-1', chanel: 'beta' }));
+    expect(() => runFleet(['sign-policy', '--policy', policyFile, '--key', keyFile(), '--out', fleet.serverDir])).toThrow(/Nothing was signed/);
+    expect(fs.existsSync(path.join(fleet.serverDir, 'policy.json'))).toBe(false);
+  });
+});
+
 describe('signed fleet commands', () => {
   const command = (verb: string, extra: string[] = [], key = keyFile()) =>
     runFleet(['command', verb, '--machine', testMachineId, '--expires', '1h', '--key', key, '--out', fleet.serverDir, ...extra]);

@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { publishOstree } from '../../src-main/core/fleet/publish';
 import { createOstreeBackend } from '../../src-main/core/image/ostree';
-import { createImageFleet, fakeBootloaderBoot, startCountingHttpServer, type CountingHttpServer, type ImageFleet } from '../fixtures/image-fleet';
+import { createImageFleet, fakeBootloaderBoot, startCountingHttpServer, writeSystemConfig, type CountingHttpServer, type ImageFleet } from '../fixtures/image-fleet';
+import { createSandbox, startHeadlessAgent } from '../fixtures/headless-agent';
 
 let fleet: ImageFleet;
 let http: CountingHttpServer;
@@ -148,5 +149,37 @@ describe('ostree backend', () => {
     const fresh = list.find((n) => n !== `${v1}.0`)!;
     expect(fs.existsSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy', fresh, 'etc/local-admin-change'))).toBe(false);
     expect(fs.existsSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy', fresh, 'etc/hostname'))).toBe(true);
+  });
+});
+
+describe('ostree through the agent and tabula-helper', () => {
+  it('`tabula image check` and `pull` stage the signed new commit for the next boot', async () => {
+    const sb = createSandbox();
+    const machine = createImageFleet({ root: sb.env.TABULA_ROOT! });
+    try {
+      machine.initOstreeSysroot();
+      // The machine trusts this test's fleet key: the keyring ships in the image.
+      const keyring = path.join(machine.root, 'usr/share/defaults/tabula/fleet.gpg');
+      fs.mkdirSync(path.dirname(keyring), { recursive: true });
+      fs.copyFileSync(fleet.gpgKey().keyring, keyring);
+      writeSystemConfig(machine.root, { image: { backend: 'ostree', url: `${http.url}/repo`, ostreeRef: REF, autoPull: false } });
+      const { commit: v1 } = publish('1.0', fleet.makeTree('v1', '1.0', 10, 'ostree'));
+      await createOstreeBackend({ sysroot: machine.root, url: `${http.url}/repo`, ref: REF, osName: 'tabula', gpgKeyring: keyring }).stage();
+      fakeBootloaderBoot(machine.root, v1);
+      const { commit: v2 } = publish('2.0', fleet.makeTree('v2', '2.0', 10, 'ostree'));
+
+      await startHeadlessAgent(sb);
+      const check = JSON.parse((await sb.cli(['image', 'check', '--json'])).stdout);
+      expect(check.available).toEqual({ version: '2.0', checksum: v2 });
+      expect(check.booted.version).toBe('1.0');
+      const pulled = await sb.cli(['image', 'pull', '--json']);
+      const s = JSON.parse(pulled.stdout);
+      expect(s.state).toBe('staged');
+      expect(s.reason).toBe('Version 2.0 is ready: restart to update.');
+      expect(s.staged).toEqual({ version: '2.0', checksum: v2 });
+    } finally {
+      machine.dispose(); // clears the immutable flag ostree puts on deployments inside the sandbox root
+      await sb.dispose();
+    }
   });
 });

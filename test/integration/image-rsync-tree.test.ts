@@ -129,6 +129,30 @@ describe('rsync-tree from a local folder', () => {
     expect(fs.existsSync(path.join(fleet.root, 'var/lib/tabula/deployments/2.0.partial'))).toBe(false);
   });
 
+  it('refuses a file whose owner differs from the signed manifest', async () => {
+    publish('1.0', fleet.makeTree('v1', '1.0', 10));
+    fs.chownSync(path.join(fleet.serverDir, 'images/1.0/tree/usr/share/data/d1/f1.bin'), 4242, 4242);
+    const err = await rejection(backendFor(fleet.serverDir).stage());
+    expect(err.details).toContain('usr/share/data/d1/f1.bin: owned by 4242:4242, expected 0:0');
+    expect(nextTarget()).toBeNull();
+  });
+
+  it('keeps the owners the manifest names (system users in a root tree)', async () => {
+    const t = fleet.makeTree('v1', '1.0', 10);
+    fs.chownSync(path.join(t, 'usr/share/data'), 101, 102);
+    fs.lchownSync(path.join(t, 'etc/os-release'), 103, 104);
+    publish('1.0', t);
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    const t2 = fleet.makeTree('v2', '2.0', 10);
+    fs.chownSync(path.join(t2, 'usr/share/data'), 101, 102);
+    fs.lchownSync(path.join(t2, 'etc/os-release'), 103, 104);
+    publish('2.0', t2);
+    await backendFor(fleet.serverDir).stage();
+    expect(fs.statSync(deployedFile('2.0', 'usr/share/data'))).toMatchObject({ uid: 101, gid: 102 });
+    expect(fs.lstatSync(deployedFile('2.0', 'etc/os-release'))).toMatchObject({ uid: 103, gid: 104 });
+  });
+
   it('refuses a truncated file with a reason saying so', async () => {
     await bootedOnV1();
     publishV2();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
 import { TabulaError } from '../../common/errors';
 import { loadConfig } from '../config';
+import { applyPolicy, fetchPolicy } from '../fleet/policy';
 import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
@@ -43,10 +44,14 @@ export interface ImageBackend {
   close?(): void;
 }
 
-/** The backend the system config names, rooted at `root`. Reads only root-owned config layers. */
-export function backendFromSystemConfig(root: string, onProgress?: (p: ImageUpdateProgress) => void): ImageBackend {
+/**
+ * The backend the system config names, rooted at `root`: only root-owned config layers, plus the
+ * fleet policy when one is published and verifies (a policy that does not verify is not used).
+ */
+export async function backendFromSystemConfig(root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<ImageBackend> {
   const paths = resolvePaths({ TABULA_ROOT: root, HOME: '/nonexistent' });
-  const { config } = loadConfig(paths, { systemOnly: true });
+  const base = loadConfig(paths, { systemOnly: true }).config;
+  const config = applyPolicy(base, await fetchPolicy(base).catch(() => null));
   const img = config.image;
   if (img.backend === 'none' || !img.url) throw new TabulaError('image-not-configured', 'This machine has no image source configured (image.backend and image.url in the image config).');
   if (img.backend === 'ostree') {
@@ -89,7 +94,7 @@ function fsExists(p: string): boolean {
 }
 
 export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult> {
-  const backend = backendFromSystemConfig(root, onProgress);
+  const backend = await backendFromSystemConfig(root, onProgress);
   try {
     return await runOn(backend, req);
   } finally {

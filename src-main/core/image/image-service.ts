@@ -8,6 +8,7 @@ import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore } from '../atomic-file';
 import type { TabulaConfig } from '../config';
+import { applyPolicy, fetchPolicy, type FleetPolicy } from '../fleet/policy';
 import type { Paths } from '../paths';
 import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
@@ -53,7 +54,22 @@ export function createImageService(deps: ImageServiceDeps) {
   let saved = loaded.value;
   let deployments: DeploymentsStatus | null = null;
   let busy: Promise<unknown> | null = null;
-  const config = () => deps.getSystemConfig();
+  // The signed fleet policy, refreshed before every check; it can set the channel and the schedule.
+  let policy: FleetPolicy | null = null;
+  let policyProblem: string | null = null;
+  const config = () => applyPolicy(deps.getSystemConfig(), policy);
+  async function refreshPolicy() {
+    try {
+      policy = await fetchPolicy(deps.getSystemConfig());
+      policyProblem = null;
+    } catch (err) {
+      const info = toErrorInfo(err);
+      // Offline: keep the last good policy. Anything else: it cannot be trusted, so none applies.
+      if (info.code !== 'image-unreachable') policy = null;
+      policyProblem = info.code === 'image-unreachable' ? null : info.message;
+    }
+    status = { ...status, policyProblem };
+  }
 
   let status: ImageUpdateStatus = {
     backend: config().image.backend,
@@ -72,6 +88,7 @@ export function createImageService(deps: ImageServiceDeps) {
     restartRequired: false,
     reimagePending: false,
     lastError: null,
+    policyProblem: null,
   };
 
   function setState(to: ImageUpdateState, reason: string, patch: Partial<ImageUpdateStatus> = {}) {
@@ -124,6 +141,7 @@ export function createImageService(deps: ImageServiceDeps) {
     }
     try {
       setState('checking', 'Asking the fleet server for the current version…', { lastError: null });
+      await refreshPolicy();
       const r = await callHelper(['status', '--check']);
       const available = r.verb === 'status' ? r.available : null;
       saved = { ...saved, lastCheckAt: iso(clock.now()), available };

@@ -14,6 +14,9 @@ export const entrySchema = z
     type: z.enum(['file', 'dir', 'symlink']),
     /** Permission bits including setuid/setgid/sticky (0o7777). */
     mode: z.number().int().min(0).max(0o7777),
+    /** Numeric owner and group (a root tree has files owned by system users); absent = not checked. */
+    uid: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+    gid: z.number().int().min(0).max(2 ** 32 - 1).optional(),
     size: z.number().int().min(0),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     target: z.string().min(1).max(4096).optional(),
@@ -120,12 +123,13 @@ export function buildManifest(treeDir: string, version: string, now = new Date()
   const entries: ManifestEntry[] = [];
   walk(treeDir, (rel, st) => {
     const mode = st.mode & 0o7777;
-    if (st.isDirectory()) entries.push({ path: rel, type: 'dir', mode, size: 0 });
+    const owner = { uid: st.uid, gid: st.gid };
+    if (st.isDirectory()) entries.push({ path: rel, type: 'dir', mode, ...owner, size: 0 });
     else if (st.isSymbolicLink()) {
       const target = fs.readlinkSync(path.join(treeDir, rel));
       if (symlinkEscapes(rel, target)) throw new TabulaError('invalid-argument', `The link ${rel} → ${target} points outside the tree; fix it before publishing.`);
-      entries.push({ path: rel, type: 'symlink', mode: 0o777, size: 0, target });
-    } else if (st.isFile()) entries.push({ path: rel, type: 'file', mode, size: st.size, sha256: hashFile(path.join(treeDir, rel)) });
+      entries.push({ path: rel, type: 'symlink', mode: 0o777, ...owner, size: 0, target });
+    } else if (st.isFile()) entries.push({ path: rel, type: 'file', mode, ...owner, size: st.size, sha256: hashFile(path.join(treeDir, rel)) });
     else throw new TabulaError('invalid-argument', `${rel} is a device, fifo or socket; an image tree holds only files, folders and links.`);
   });
   return { format: 'tabula-manifest-1', version, createdAt: now.toISOString(), entries };
@@ -154,7 +158,7 @@ export function inodeIndex(treeDir: string): Map<string, string> {
 export interface TreeProblem {
   path: string;
   /** content: right size, wrong bytes (also what a same-size, same-mtime rsync quick-check miss looks like). */
-  kind: 'extra' | 'type' | 'mode' | 'target' | 'size' | 'content' | 'missing';
+  kind: 'extra' | 'type' | 'mode' | 'owner' | 'target' | 'size' | 'content' | 'missing';
   text: string;
 }
 
@@ -175,11 +179,12 @@ export function checkTree(treeDir: string, manifest: Manifest, opts: VerifyOptio
     if (!e) return void add(rel, 'extra', 'not in the manifest');
     if (e.type !== type) return void add(rel, 'type', `is a ${type}, the manifest says ${e.type}`);
     if (type !== 'symlink' && (st.mode & 0o7777) !== e.mode) add(rel, 'mode', `mode ${(st.mode & 0o7777).toString(8)}, expected ${e.mode.toString(8)}`);
+    if ((e.uid !== undefined && st.uid !== e.uid) || (e.gid !== undefined && st.gid !== e.gid)) add(rel, 'owner', `owned by ${st.uid}:${st.gid}, expected ${e.uid ?? st.uid}:${e.gid ?? st.gid}`);
     if (type === 'symlink' && fs.readlinkSync(path.join(treeDir, rel)) !== e.target) add(rel, 'target', 'link target differs from the manifest');
     if (type !== 'file') return;
     if (st.size !== e.size) return void add(rel, 'size', `${st.size} bytes, expected ${e.size} (truncated or altered)`);
     const prev = prevEntries?.get(rel);
-    if (prev && prev.sha256 === e.sha256 && prev.mode === e.mode) {
+    if (prev && prev.sha256 === e.sha256 && prev.mode === e.mode && prev.uid === e.uid && prev.gid === e.gid) {
       const known = opts.previous!.inodes;
       if (known) {
         if (known.get(rel) === `${st.dev}:${st.ino}`) {

@@ -136,14 +136,16 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
         if (!existing) fs.mkdirSync(target);
         else if (!existing.isDirectory()) throw new TabulaError('image-invalid', `${e.path} in the partial download is not a folder: starting over next time.`);
         fs.chmodSync(target, e.mode);
+        if (e.uid !== undefined && e.gid !== undefined) fs.lchownSync(target, e.uid, e.gid);
         continue;
       }
       if (e.type === 'symlink') {
         if (!existing) fs.symlinkSync(e.target!, target);
+        if (e.uid !== undefined && e.gid !== undefined) fs.lchownSync(target, e.uid, e.gid);
         continue;
       }
       const prev = prevEntries.get(e.path);
-      if (!existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode) {
+      if (!existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode && prev.uid === e.uid && prev.gid === e.gid) {
         try {
           fs.linkSync(path.join(prevTree, e.path), target);
           continue;

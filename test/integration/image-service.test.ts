@@ -1,0 +1,102 @@
+// The agent's image service on a fake clock with fake power and network probes (no battery or
+// metered modem exists here), and the real helper code and rsync underneath (run in-process as
+// root): the schedule, deferral with its reason, the automatic pull and "Restart to update".
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AgentEvent } from '../../src-main/common/contract';
+import { createEventLog } from '../../src-main/common/event-log';
+import { loadConfig } from '../../src-main/core/config';
+import { publishRsyncTree } from '../../src-main/core/fleet/publish';
+import type { HelperClient } from '../../src-main/core/image/helper-client';
+import { parseHelperArgs, runHelperVerb } from '../../src-main/core/image/helper-verbs';
+import { createImageService } from '../../src-main/core/image/image-service';
+import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
+import type { PowerState } from '../../src-main/core/image/scheduler';
+import { resolvePaths } from '../../src-main/core/paths';
+import { createFakeClock } from '../fixtures/fake-clock';
+import { createImageFleet, fakeBootloaderBoot, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
+
+let fleet: ImageFleet;
+beforeEach(async () => {
+  fleet = createImageFleet();
+  writeSystemConfig(fleet.root, { image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', minBatteryPercent: 30 }, fleet: { trustedKeys: [fleet.key.publicKey] } });
+  publishRsyncTree({ treeDir: fleet.makeTree('v1', '1.0', 20), outDir: fleet.serverDir, version: '1.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+  await createRsyncTreeBackend({ root: fleet.root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] }).stage();
+  fakeBootloaderBoot(fleet.root);
+});
+afterEach(() => fleet.dispose());
+
+/** The helper's own code, called in-process (this test runs as root, as the helper does). */
+const inProcessHelper = (root: string): HelperClient => ({ run: (args, onProgress) => runHelperVerb(parseHelperArgs(args), root, onProgress) });
+
+function setup() {
+  const clock = createFakeClock();
+  const fakePower: PowerState = { batteryPercent: 12, charging: false };
+  const paths = resolvePaths({ HOME: path.join(fleet.dir, 'home'), TABULA_ROOT: fleet.root });
+  const events = createEventLog(1000, () => new Date(clock.now()));
+  const seen: AgentEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const service = createImageService({
+    paths,
+    getSystemConfig: () => loadConfig(paths, { systemOnly: true }).config,
+    events,
+    helper: inProcessHelper(fleet.root),
+    probes: { power: async () => ({ ...fakePower }), metered: async () => false },
+    clock,
+    random: () => 0.5,
+  });
+  return { clock, fakePower, service, seen };
+}
+
+async function until(cond: () => boolean, what: string) {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('image service on a schedule', () => {
+  it('waits on low battery with the reason and next check, then pulls by itself once charging', async () => {
+    const { clock, fakePower, service, seen } = setup();
+    await service.start();
+    expect(service.status()).toMatchObject({ state: 'idle', booted: { version: '1.0' } });
+    // First check: a random point in the first hour (random 0.5 → 30 min).
+    expect(Date.parse(service.status().nextCheckAt!) - clock.now()).toBe(30 * 60_000);
+
+    const t = fleet.makeTree('v2', '2.0', 20);
+    fs.writeFileSync(path.join(t, 'usr/share/data/d0/f0.bin'), 'new\n');
+    publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+
+    await clock.advance(30 * 60_000);
+    expect(service.status().state).toBe('deferred');
+    expect(service.status().reason).toBe('Waiting for power: the battery is at 12% (below 30%) and not charging.');
+    expect(Date.parse(service.status().nextCheckAt!) - clock.now()).toBe(15 * 60_000);
+
+    fakePower.charging = true;
+    await clock.advance(15 * 60_000);
+    await until(() => service.status().state === 'staged', 'the automatic pull');
+    expect(service.status()).toMatchObject({ state: 'staged', reason: 'Version 2.0 is ready: restart to update.', restartRequired: true, staged: { version: '2.0' } });
+    // Progress reached the clients with bytes, and every state change carried its reason.
+    expect(seen.some((e) => e.type === 'image-progress' && e.data.phase === 'verifying')).toBe(true);
+    const changes = seen.filter((e): e is Extract<AgentEvent, { type: 'image-state-changed' }> => e.type === 'image-state-changed');
+    expect(changes.map((e) => e.data.to)).toEqual(expect.arrayContaining(['deferred', 'checking', 'downloading', 'staged']));
+    expect(changes.every((e) => e.data.reason.length > 0)).toBe(true);
+    // Next check 6 h plus the machine's offset inside the window.
+    expect(Date.parse(service.status().nextCheckAt!) - clock.now()).toBe(6.5 * 3600_000);
+    service.stop();
+  });
+
+  it('a failed check shows the reason and backs off instead of waiting 6 hours', async () => {
+    const { clock, fakePower, service } = setup();
+    fakePower.batteryPercent = null;
+    await service.start();
+    fs.rmSync(path.join(fleet.serverDir, 'channels/stable.json.sig'));
+    await clock.advance(30 * 60_000);
+    await until(() => service.status().state === 'failed', 'the failed check');
+    expect(service.status().reason).toMatch(/has no signature: refused/);
+    expect(service.status().lastError?.code).toBe('signature-invalid');
+    const backoff = Date.parse(service.status().nextCheckAt!) - clock.now();
+    expect(backoff).toBeGreaterThanOrEqual(2.5 * 60_000);
+    expect(backoff).toBeLessThanOrEqual(5 * 60_000);
+    service.stop();
+  });
+});
