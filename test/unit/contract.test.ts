@@ -40,7 +40,7 @@ let server: HeadlessServer;
 beforeAll(async () => {
   sb = createSandbox();
   sb.writeOsRelease({ NAME: 'Tabula Workstation', IMAGE_ID: 'tabula-ws', IMAGE_VERSION: '2026.11.3' });
-  // Big enough that a backup is still running when the second start arrives.
+  // Big enough that the run is visible in events before it finishes.
   fs.writeFileSync(path.join(sb.home, 'big.bin'), Buffer.alloc(64 << 20, 7));
   agent = createAgent({ paths: resolvePaths(sb.env), autoStart: false });
   server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: path.join(sb.dir, 'no-ui') });

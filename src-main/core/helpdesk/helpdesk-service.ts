@@ -47,7 +47,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     if (home.unknownReason && !override) return home.unknownReason;
     const pending = home.count + home.queued;
     if (pending === 0) return null;
-    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is still running` : ''}: back them up first, or override after checking the list.`;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back them up first, or override after checking the list.`;
     if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
     return null;
   }
@@ -59,7 +59,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     let refusedReason: string | null = null;
     if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
     else if (home.unknownReason) refusedReason = home.unknownReason;
-    else if (home.count + home.queued > 0) refusedReason = `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ' and a backup is still running' : ''}.`;
+    else if (home.count + home.queued > 0) refusedReason = `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ' and a backup is waiting to run' : ''}.`;
     return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
   }
 
