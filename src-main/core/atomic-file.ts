@@ -16,11 +16,15 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
   }
   fs.renameSync(tmp, file);
   // The rename must reach the disk too, or a power cut can bring back the old file.
-  const dirFd = fs.openSync(path.dirname(file), 'r');
+  fsyncDir(path.dirname(file));
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    fs.fsyncSync(dirFd);
+    fs.fsyncSync(fd);
   } finally {
-    fs.closeSync(dirFd);
+    fs.closeSync(fd);
   }
 }
 

@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fsyncDir } from '../atomic-file';
 
 export function readBootedMarker(root: string): string | null {
   try {
@@ -19,12 +20,7 @@ export function switchSymlink(link: string, target: string): void {
   const tmp = `${link}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   fs.symlinkSync(target, tmp);
   fs.renameSync(tmp, link);
-  const fd = fs.openSync(path.dirname(link), 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fsyncDir(path.dirname(link));
 }
 
 export function readSymlink(link: string): string | null {
