@@ -141,3 +141,39 @@ describe('tabula sync (foreground, no agent)', () => {
     expect(away.stderr).toMatch(/cannot be reached right now \(connection refused\)/);
   });
 });
+
+describe('change detection', () => {
+  let w2: World;
+  beforeEach(() => {
+    w2 = createWorld();
+  });
+  afterEach(() => w2.dispose());
+
+  it('sees an edit made in the same second as the last sync, with the same size', async () => {
+    const a = w2.laptop('a');
+    const b = w2.laptop('b');
+    const t = new Date('2026-03-01T10:00:00.100Z');
+    a.write('config.ini', 'mode=A', t);
+    await a.sync();
+    await b.sync();
+    a.write('config.ini', 'mode=B', new Date('2026-03-01T10:00:00.700Z')); // same size, same second
+    const s = await a.sync();
+    expect(s.pushed).toEqual(['config.ini']);
+    await b.sync();
+    expect(b.read('config.ini')).toBe('mode=B');
+  });
+
+  it('two different same-size edits in the same second are a conflict, not silently equal', async () => {
+    const a = w2.laptop('a');
+    const b = w2.laptop('b');
+    a.write('n.txt', 'base', new Date('2026-03-01T09:00:00Z'));
+    await a.sync();
+    await b.sync();
+    a.write('n.txt', 'AAAA', new Date('2026-03-01T10:00:00.200Z'));
+    b.write('n.txt', 'BBBB', new Date('2026-03-01T10:00:00.600Z'));
+    await a.sync();
+    const s = await b.sync();
+    expect(s.conflicts.map((c) => c.path)).toEqual(['n.txt']);
+    expect(Object.values(b.files()).sort()).toEqual(['AAAA', 'BBBB']);
+  });
+});

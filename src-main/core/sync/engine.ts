@@ -348,7 +348,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const localVersions = path.join(o.stateDir, 'versions', stamp);
     const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
       const [src, dst, backupDir, tmp] = phase === 'pulling' ? [o.storage, o.home, localVersions, tmpLocal] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
-      const base = ['-a', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
+      // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
+      // second) would skip a same-size edit made within the second. Its delta transfer still sends
+      // only what differs.
+      const base = ['-a', '--ignore-times', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
       const files = [...copy, ...del.filter((p) => archive.tree.get(p)?.type !== 'd')].sort(parentsFirst);
       const folders = del.filter((p) => archive.tree.get(p)?.type === 'd');
       if (!files.length && !folders.length) return;
@@ -414,7 +417,7 @@ function entryAfterCopy(p: string, from: Tree, o: SyncOptions): Entry {
   if (e) return e;
   // A conflict copy made during this run: read it from the home.
   const st = fs.lstatSync(path.join(o.home.path, p));
-  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : st.size, mtime: Math.floor(st.mtimeMs / 1000) };
+  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : st.size, mtime: st.mtimeMs / 1000 };
 }
 
 function checkSafety(o: SyncOptions, archive: ReturnType<typeof loadArchive>, local: Listing, remote: Listing, plan: SyncPlan) {

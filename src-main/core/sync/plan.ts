@@ -24,11 +24,22 @@ export interface SyncPlan {
   agreed: string[];
 }
 
-export function sameEntry(a: Entry | undefined, b: Entry | undefined): boolean {
+/**
+ * How times compare: `exact` to the fraction (the home against its own record); `stored` for the
+ * storage against the record: exact, unless the storage keeps whole seconds only (then the second must
+ * match); `seconds` across the two sides.
+ */
+export type TimeMatch = 'exact' | 'stored' | 'seconds';
+
+export function sameEntry(a: Entry | undefined, b: Entry | undefined, match: TimeMatch = 'seconds'): boolean {
   if (!a || !b) return a === b;
   if (a.type !== b.type) return false;
   if (a.type === 'd') return true;
-  return a.size === b.size && a.mtime === b.mtime;
+  if (a.size !== b.size) return false;
+  if (a.mtime === b.mtime) return true;
+  if (match === 'exact') return false;
+  if (match === 'stored') return Number.isInteger(a.mtime) && a.mtime === Math.floor(b.mtime);
+  return Math.floor(a.mtime) === Math.floor(b.mtime);
 }
 
 export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
@@ -38,8 +49,10 @@ export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
     const a = archive.get(p);
     const l = local.get(p);
     const r = remote.get(p);
-    const localChanged = !sameEntry(l, a);
-    const remoteChanged = !sameEntry(r, a);
+    // The archive holds what was listed here (or copied here with its time): an edit in the same
+    // second as the last sync still counts, on both sides.
+    const localChanged = !sameEntry(l, a, 'exact');
+    const remoteChanged = !sameEntry(r, a, 'stored');
     if (!localChanged && !remoteChanged) continue;
     if (localChanged && !remoteChanged) {
       (l ? plan.push : plan.deleteRemote).push(p);
@@ -51,10 +64,11 @@ export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
       plan.push.push(p); // deleted there, modified here: keep the modified one
     } else if (!l) {
       plan.pull.push(p);
-    } else if (sameEntry(l, r)) {
-      plan.agreed.push(p);
     } else if (l.type === 'f' && r.type === 'f' && l.size === r.size) {
-      plan.compare.push(p);
+      // Same size: the very same time means one copy of the other; otherwise the content decides.
+      (l.mtime === r.mtime ? plan.agreed : plan.compare).push(p);
+    } else if (sameEntry(l, r)) {
+      plan.agreed.push(p); // folders, or links with the same target length and time
     } else {
       plan.conflicts.push({ path: p, keep: keepSide(l, r) });
     }

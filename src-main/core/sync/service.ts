@@ -163,7 +163,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       const { home, remote, excludes } = endpoints();
       const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, remote.display)];
       let n = 0;
-      for (const [p, e] of listing.tree) if (e.type !== 'd' && !sameEntry(e, archive.tree.get(p))) n++;
+      for (const [p, e] of listing.tree) if (e.type !== 'd' && !sameEntry(e, archive.tree.get(p), 'exact')) n++;
       for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
       return n;
     } catch {

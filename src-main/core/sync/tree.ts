@@ -7,7 +7,11 @@ export type EntryType = 'f' | 'd' | 'l';
 export interface Entry {
   type: EntryType;
   size: number;
-  /** Whole seconds: some storage keeps no finer times, and rsync -t carries seconds everywhere. */
+  /**
+   * Seconds, with the fraction find prints. The home is compared with its own past to the fraction (an
+   * edit in the same second as the last sync is still an edit); across sides only whole seconds count,
+   * as some storage keeps no finer times.
+   */
   mtime: number;
 }
 
@@ -75,7 +79,7 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
     // Children of an excluded folder are excluded too (find lists a folder before its contents).
     const slash = name.lastIndexOf('/');
     if (slash > 0 && !tree.has(name.slice(0, slash))) continue;
-    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: Math.floor(Number(mtime)) });
+    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: Number(mtime) });
   }
   return { tree, hasSentinel, skipped };
 }
