@@ -13,7 +13,7 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { conflictName, deletionShare, planSync, type Side, type SyncPlan } from './plan';
+import { conflictName, deletionShare, keepSide, planSync, type Side, type SyncPlan } from './plan';
 import { listScript, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
@@ -64,8 +64,6 @@ export interface SyncSummary {
   conflicts: ConflictRecord[];
   skipped: Listing['skipped'];
   bytesTransferred: number;
-  /** Files on this laptop that differ from the storage after the run (0 when it succeeded). */
-  pendingLocal: number;
 }
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
@@ -223,7 +221,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     trace('storage listed');
     checkCancelled();
     if (!early && rawRemote.exists && quiet?.remote === rawRemote.digest) {
-      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0, pendingLocal: 0 };
+      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
     const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
@@ -244,7 +242,6 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       conflicts: [],
       skipped: [...local.skipped, ...remote.skipped],
       bytesTransferred: 0,
-      pendingLocal: 0,
     };
     const tree = new Map(archive.tree);
     const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
@@ -278,9 +275,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
-      const differing = sent;
       for (const p of plan.compare) {
-        if (differing.has(p)) plan.conflicts.push({ path: p, keep: local.tree.get(p)!.mtime >= remote.tree.get(p)!.mtime ? 'local' : 'remote' });
+        if (sent.has(p)) plan.conflicts.push({ path: p, keep: keepSide(local.tree.get(p)!, remote.tree.get(p)!) });
         else plan.push.push(p); // same content: only the times differ
       }
     }
