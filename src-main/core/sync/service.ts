@@ -86,7 +86,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   let disposed = false;
 
   const config = () => getConfig();
-  const storageDisplay = () => safe(() => parseStorageUrl(config().storage.url).display, config().storage.url);
+  const displayOf = (url: string) => safe(() => parseStorageUrl(url).display, url);
+  const storageDisplay = () => displayOf(config().storage.url);
   let status: BackupStatus = initialStatus();
 
   function initialStatus(): BackupStatus {
@@ -338,7 +339,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   return {
-    status: (): BackupStatus => (current ? status : { ...status, storage: storageDisplay(), excludes: config().backup.excludes, bandwidthLimitKBps: config().backup.bandwidthLimitKBps }),
+    status(): BackupStatus {
+      if (current) return status;
+      // One read of the layered config per call: status is asked on every refresh of the window and tray.
+      const cfg = config();
+      return { ...status, storage: displayOf(cfg.storage.url), excludes: cfg.backup.excludes, bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps };
+    },
     history: (limit = 50): BackupRun[] => runs.slice(-limit).reverse(),
     start(force = false): { queued: boolean; requestedAt: string } {
       if (journal.paused) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
@@ -373,7 +379,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         if (s.bandwidthLimitKBps !== undefined) backup.bandwidthLimitKBps = s.bandwidthLimitKBps;
         c.backup = backup;
       });
-      status = { ...status, excludes: config().backup.excludes, bandwidthLimitKBps: config().backup.bandwidthLimitKBps };
+      const { backup } = config();
+      status = { ...status, excludes: backup.excludes, bandwidthLimitKBps: backup.bandwidthLimitKBps };
       return status;
     },
     resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
