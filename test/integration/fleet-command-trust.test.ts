@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { publishRsyncTree, writeSigned } from '../../src-main/core/fleet/publish';
-import { generateKeyPair, type KeyPair } from '../../src-main/core/fleet/signing';
+import { publishRsyncTree, writeSigned } from '../../src-main/fleet-publish';
+import { generateKeyPair, type KeyPair } from '../../src-main/core/signing';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { runFleet } from '../../src-main/fleet';
 import { createSandbox, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';

@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { publishRsyncTree } from '../../src-main/core/fleet/publish';
-import { fetchFleetFile } from '../../src-main/core/fleet/source';
+import { publishRsyncTree } from '../../src-main/fleet-publish';
+import { fetchFleetFile } from '../../src-main/core/fleet-source';
 import { createImageFleet, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
 import { repoRoot } from '../fixtures/headless-agent';
 

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { generateKeyPair, requireSignature, sign, verify } from '../../src-main/core/fleet/signing';
+import { generateKeyPair, requireSignature, sign, verify } from '../../src-main/core/signing';
 import { parseManifest, symlinkEscapes, unsafePathReason } from '../../src-main/core/image/manifest';
 
 const manifest = (entries: object[]) => Buffer.from(JSON.stringify({ format: 'tabula-manifest-1', version: '1.0', createdAt: '2026-01-01T00:00:00Z', entries }));
@@ -71,7 +71,7 @@ describe('ed25519 signatures', () => {
     expect(verify('payload', sig, [other.publicKey])).toBe(false);
     expect(verify('payload', 'garbage', [k.publicKey])).toBe(false);
     expect(verify('payload', sig, ['not a key'])).toBe(false);
-    expect(() => requireSignature('payload', sig, [], 'The channel file')).toThrow(/No fleet key is configured/);
+    expect(() => requireSignature('payload', sig, [], 'The channel file')).toThrow(/No fleet key for images, channels and the policy is configured/);
     expect(() => sign('x', 'not pem')).toThrow(/not a PEM private key/);
   });
 });
