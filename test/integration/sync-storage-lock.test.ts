@@ -3,7 +3,7 @@
 // the generation skip, which must never hide a change another laptop made.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { parseStorageUrl } from '../../src-main/core/storage-url';
 import { storageEndpoint, type Endpoint } from '../../src-main/core/sync/endpoint';
@@ -49,11 +49,14 @@ describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_
   it('the loser waits, saying why, and goes on once the holder releases', async () => {
     const first = await acquireStorageLock(ep, { host: 'lap1' });
     const said: string[] = [];
-    const second = acquireStorageLock(ep, { host: 'lap2', waitSeconds: 30, onWaiting: (r) => said.push(r) });
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(said).toEqual([expect.stringMatching(/busy: lap1 .* Waiting for it to finish/)]);
+    let got = false;
+    const second = acquireStorageLock(ep, { host: 'lap2', waitSeconds: 60, onWaiting: (r) => said.push(r) }).then((l) => ((got = true), l));
+    await vi.waitFor(() => expect(said).toEqual([expect.stringMatching(/busy: lap1 .* Waiting for it to finish/)]), { timeout: 30_000, interval: 100 });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(got).toBe(false);
     await first.release();
     await (await second).release();
+    expect(said).toHaveLength(1);
   });
 
   it('takes over a holder whose lease ran out, and a dead process on this same machine at once', async () => {
