@@ -6,7 +6,7 @@ import { trayModel } from '../../src-main/common/tray-model';
 const now = Date.parse('2026-11-22T10:00:00Z');
 const idleImage: ImageUpdateStatus = {
   backend: 'rsync-tree', channel: 'stable', state: 'idle', reason: 'Up to date: version 2026.11.3.', since: '', booted: { version: '2026.11.3', checksum: null },
-  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null, policyProblem: null,
+  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null, policyProblem: null, serverData: null,
 };
 function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems'] = [], imageUpdate: ImageUpdateStatus = idleImage): AgentStatus {
   return {
