@@ -43,7 +43,9 @@ export const commands: CommandSpec[] = [
   { name: 'image rollback', usage: 'tabula image rollback [--json]         make the previous version the next boot', flags: json },
   { name: 'fleet poll', usage: 'tabula fleet poll [--json]             fetch and run this machine’s signed fleet command now', flags: json },
   { name: 'help', usage: 'tabula help [COMMAND]                  this list, or one command’s usage', args: [0, 2] },
-  { name: '--headless', usage: 'tabula --headless [--port N]           run the agent and serve the window on http://127.0.0.1', values: ['--port'] },
+  { name: 'agent', usage: 'tabula agent [--port N]                run the agent in the foreground (what the user service runs)', values: ['--port'] },
+  { name: '--headless', usage: 'tabula --headless [--port N]           print the window’s address, starting an agent when none runs', values: ['--port'] },
+  { name: 'tray', usage: 'tabula tray                            the tray icon and window (needs the Electron runtime)' },
   { name: '--launch', usage: 'tabula --launch [--port N]             start the tray app (headless where Electron is missing)', values: ['--port'] },
   { name: '--version', usage: 'tabula --version' },
 ];
