@@ -362,7 +362,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       let ignored = ignore();
       watcher = fs.watch(paths.home, { recursive: true, persistent: false }, (_type, name) => {
         const rel = String(name ?? '');
-        if (ignored.some((i) => (rel + '/').startsWith(i))) return;
+        // Inside an ignored folder, or one of its parents (made when the storage folder was created).
+        if (ignored.some((i) => (rel + '/').startsWith(i) || i.startsWith(rel + '/'))) return;
         if (debounce) clearTimeout(debounce);
         debounce = setTimeout(() => {
           ignored = ignore();
