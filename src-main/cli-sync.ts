@@ -191,6 +191,8 @@ export async function syncForeground(args: Args, paths: Paths) {
   const home = path.resolve(args.values.get('--home') ?? paths.home);
   const storage = parseStorageUrl(args.values.get('--storage') ?? config.storage.url);
   const json = args.flags.has('--json');
+  // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
+  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
   try {
     const summary = await runSync({
       home: localEndpoint(home),
@@ -203,6 +205,9 @@ export async function syncForeground(args: Args, paths: Paths) {
       maxDeleteShare: config.backup.maxDeletePercent / 100,
       bandwidthLimitKBps: config.backup.bandwidthLimitKBps || undefined,
       versionsRetentionDays: config.backup.versionsRetentionDays,
+      verify: args.flags.has('--verify'),
+      verifyIntervalHours: config.backup.verifyHours,
+      onWaiting: (reason) => console.error(reason),
       onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),
     });
     if (process.stderr.isTTY) process.stderr.write('\n');

@@ -4,7 +4,7 @@
 // actions report in that tab ("printers", "displays", "network").
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient } from '../../src-main/common/contract';
-import type { ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../src-main/common/contract-prefs';
+import type { ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../src-main/common/contract/prefs';
 import type { DisplayProfile, NetworkProfile } from '../../src-main/common/prefs-schema';
 import { createActionRunner, errorFeedback, initialActionState, type ActionState } from '../shared/action';
 import { plural } from '../shared/format';

@@ -1,6 +1,6 @@
 // The display layout the window starts from: the saved one for exactly these monitors, or what the
 // monitors show now. One place, used by the Displays tab (and its tests).
-import type { MonitorState } from '../../src-main/common/contract-prefs';
+import type { MonitorState } from '../../src-main/common/contract/prefs';
 import { profileKey, type DisplayOutput, type DisplayProfile } from '../../src-main/common/prefs-schema';
 
 export function outputFromMonitor(m: MonitorState): DisplayOutput {

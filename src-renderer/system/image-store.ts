@@ -1,7 +1,7 @@
 // The system updates store, built from the injected API client.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient } from '../../src-main/common/contract';
-import type { ImageUpdateStatus } from '../../src-main/common/contract-image';
+import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
 import { createActionRunner, initialActionState, type ActionState } from '../shared/action';
 
 export interface ImageUpdateState extends ActionState {

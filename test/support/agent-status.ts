@@ -1,7 +1,7 @@
 // A complete AgentStatus for pure-function tests (safety line, tray model): an idle, backed-up laptop
 // on network storage, with whatever the test changes on top.
 import type { AgentStatus, BackupStatus } from '../../src-main/common/contract';
-import type { ImageUpdateStatus } from '../../src-main/common/contract-image';
+import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
 
 export const idleImage: ImageUpdateStatus = {
   backend: 'rsync-tree', channel: 'stable', state: 'idle', reason: 'Up to date: version 2026.11.3.', since: '', booted: { version: '2026.11.3', checksum: null },
