@@ -108,8 +108,14 @@ export function settleFolders(plan: SyncPlan, local: Tree, remote: Tree): SyncPl
   const fromRemote = new Set<string>();
   const fromLocal = new Set<string>();
   for (const p of [...plan.compare, ...plan.conflicts.map((c) => c.path)]) for (const f of parentsOf(p)) keptFolders.add(f);
-  for (const p of plan.pull) for (const f of parentsOf(p)) (keptFolders.add(f), fromRemote.add(f));
-  for (const p of plan.push) for (const f of parentsOf(p)) (keptFolders.add(f), fromLocal.add(f));
+  for (const [list, from] of [[plan.pull, fromRemote], [plan.push, fromLocal]] as const) {
+    for (const p of list) {
+      for (const f of parentsOf(p)) {
+        keptFolders.add(f);
+        from.add(f);
+      }
+    }
+  }
   const clash = (p: string, t: Tree, needed: Set<string>) => needed.has(p) && t.get(p)?.type !== 'd';
   const turned: PlannedConflict[] = [];
   plan.push = plan.push.filter((p) => !(clash(p, local, fromRemote) && turned.push({ path: p, keep: 'remote' })));
