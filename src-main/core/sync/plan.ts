@@ -126,11 +126,15 @@ export function settleFolders(plan: SyncPlan, local: Tree, remote: Tree): SyncPl
   return plan;
 }
 
-/** Newer keeps the name; a folder always keeps it over a file or link (its contents sync on their own). */
+/**
+ * Newer keeps the name; a folder always keeps it over a file or link (its contents sync on their own).
+ * On a tie the storage's version keeps it: other laptops already have it, and one with the same size and
+ * time put in its place would look unchanged to them.
+ */
 export function keepSide(l: Entry, r: Entry): Side {
   if (l.type === 'd') return 'local';
   if (r.type === 'd') return 'remote';
-  return l.mtime >= r.mtime ? 'local' : 'remote';
+  return l.mtime > r.mtime ? 'local' : 'remote';
 }
 
 /** `dir/report.odt` → `dir/report.conflict-20261122-101500-lap1.odt` (hidden files keep their leading dot). */

@@ -21,11 +21,9 @@ const NS = 1_000_000_000n;
 export function parseFindTime(t: string): bigint {
   const dot = t.indexOf('.');
   if (dot < 0) return BigInt(t) * NS;
-  const negative = t.startsWith('-');
-  const frac = BigInt((t.slice(dot + 1) + '000000000').slice(0, 9));
-  const sec = BigInt(t.slice(0, dot));
-  // "-5.25" is 5.25 s before 1970: the fraction carries the sign of the seconds.
-  return negative ? sec * NS - frac : sec * NS + frac;
+  // find prints tv_sec "." tv_nsec: before 1970 the seconds are negative and the fraction still counts
+  // up from them (0.25 s before 1970 is "-1.7500000000").
+  return BigInt(t.slice(0, dot)) * NS + BigInt((t.slice(dot + 1) + '000000000').slice(0, 9));
 }
 
 /** Whole seconds, rounded down (also before 1970), for comparing with a storage that keeps only seconds. */
