@@ -82,7 +82,7 @@ it('an archive written with float seconds (version 1) is read without taking eve
   execFileSync('touch', ['-m', '-d', '@1796138765.790197967', path.join(root, 'a.txt')]);
   const listed = await listEndpoint(localEndpoint(root), []);
   const stateDir = path.join(dir, 'state-v1');
-  archiveStore(stateDir).save({ version: 1, storage: 's', entries: [['a.txt', 'f', 1, 1796138765.790197967]] });
+  archiveStore(stateDir).save({ version: 1, storage: 's', entries: [['a.txt', 'f', 1, 1796138765.790198]] });
   const loaded = loadArchive(stateDir, 's');
   expect(loaded.roundedTimes).toBe(true);
   adoptListedTimes(loaded.tree, listed.tree);
