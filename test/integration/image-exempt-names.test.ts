@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { publishRsyncTree } from '../../src-main/core/fleet/publish';
+import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { readSymlink } from '../../src-main/core/image/deployments-dir';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createImageFleet, fakeBootloaderBoot, type ImageFleet } from '../fixtures/image-fleet';
