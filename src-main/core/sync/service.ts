@@ -191,6 +191,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         maxDeleteShare: cfg.backup.maxDeletePercent / 100,
         bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps || undefined,
         versionsRetentionDays: cfg.backup.versionsRetentionDays,
+        verifyIntervalHours: cfg.backup.verifyHours,
+        onWaiting: (reason) => setState('running', reason, {}),
         now,
         onCancelable: (cancel) => {
           current!.cancel = cancel;
