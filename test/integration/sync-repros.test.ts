@@ -56,7 +56,7 @@ describe.each(['folder', 'ssh'])('folders and types with a %s storage', (kind) =
     fs.rmSync(path.join(w.storageDir, 'p'), { recursive: true });
     fs.writeFileSync(path.join(w.storageDir, 'p'), 'f');
     a.write('report.txt', 'new');
-    await a.sync();
+    await a.sync({ verify: true }); // changed by hand, not by a laptop: list the storage in full
     expect(a.read('p')).toBe('f');
     expect(fs.readFileSync(path.join(w.storageDir, 'report.txt'), 'utf8')).toBe('new');
     expect(Object.values(localVersionsOf(a.stateDir))).toEqual(['x']); // the replaced folder's file is kept
