@@ -176,7 +176,8 @@ export interface ApiClient {
   call<M extends MethodName>(method: M, args: MethodArgs<M>): Promise<MethodResult<M>>;
   /**
    * Follows the event stream. `onReset` is called when events may have been missed (first connect,
-   * reconnect after a gap): the subscriber should refetch the whole state.
+   * reconnect after a gap): the subscriber should refetch the whole state. `onLost` is called when
+   * the connection to the agent drops (transports that can lose it); a reset follows once it is back.
    */
-  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void): () => void;
+  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void, onLost?: (error: ErrorInfo) => void): () => void;
 }

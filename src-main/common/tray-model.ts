@@ -65,3 +65,16 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
     ],
   };
 }
+
+/** While the agent is away (stopped, restarting, crashed): the tray says so and offers only the window. */
+export function disconnectedTrayModel(reason: string): TrayModel {
+  return {
+    icon: 'error',
+    tooltip: `Tabula — not connected to the agent\n${reason}`,
+    menu: [
+      { id: 'backup-state', label: 'Not connected to the Tabula agent', enabled: false },
+      { id: 'open', label: 'Open Tabula', enabled: true },
+      { id: 'quit', label: 'Quit', enabled: true },
+    ],
+  };
+}

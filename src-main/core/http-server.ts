@@ -28,6 +28,12 @@ export interface HttpServerOptions {
   staticDir: string;
   port?: number;
   token?: string;
+  /**
+   * Listen on this unix socket instead of 127.0.0.1 (the agent's socket for the CLI and the tray).
+   * The socket's folder (the user's own, 0700) is its access control: no browser can reach it, so
+   * neither the token nor the Host check applies there.
+   */
+  socketPath?: string;
 }
 
 export interface HeadlessServer {
@@ -37,7 +43,7 @@ export interface HeadlessServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url') }: HttpServerOptions): Promise<HeadlessServer> {
+export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url'), socketPath }: HttpServerOptions): Promise<HeadlessServer> {
   const expected = Buffer.from(`Bearer ${token}`);
   const streams = new Set<http.ServerResponse>();
   let origins: string[] = [];
@@ -52,7 +58,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('referrer-policy', 'no-referrer');
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (!origins.includes(`http://${req.headers.host ?? ''}`)) {
+    if (!socketPath && !origins.includes(`http://${req.headers.host ?? ''}`)) {
       return refuse(res, 421, { code: 'unauthorized', message: 'Tabula only answers on 127.0.0.1.', retryable: false });
     }
     const origin = req.headers.origin;
@@ -62,7 +68,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     if (!url.pathname.startsWith('/api/')) return serveStatic(url.pathname, req, res);
 
     const auth = Buffer.from(req.headers.authorization ?? '');
-    if (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected)) {
+    if (!socketPath && (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected))) {
       return refuse(res, 401, { code: 'unauthorized', message: 'The Tabula token is missing or wrong. Open the address Tabula printed, or use the token file.', retryable: false });
     }
     if (req.method === 'POST' && url.pathname.startsWith('/api/call/')) return handleCall(decodeURIComponent(url.pathname.slice(10)), req, res);
@@ -130,9 +136,10 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
+    if (socketPath) server.listen(socketPath, resolve);
+    else server.listen(port, '127.0.0.1', resolve);
   });
-  const actualPort = (server.address() as { port: number }).port;
+  const actualPort = socketPath ? 0 : (server.address() as { port: number }).port;
   origins = [`http://127.0.0.1:${actualPort}`, `http://localhost:${actualPort}`];
   return {
     url: origins[0]!,

@@ -122,6 +122,7 @@ export function createStores(client: ApiClient): Stores {
     [backup, imageUpdate, helpdesk].forEach((s) => s.getState().apply(e));
     prefs.getState().applyEvent(e);
   };
-  const unsubscribe = client.subscribe(apply, () => void refresh());
+  // Lost: "Not connected" with the reason until the stream is back (then a reset refetches).
+  const unsubscribe = client.subscribe(apply, () => void refresh(), (error) => agent.setState({ connected: false, error }));
   return { agent, image, backup, prefs, imageUpdate, helpdesk, refresh, dispose: unsubscribe };
 }

@@ -80,7 +80,7 @@ describe('tabula CLI', () => {
   it('explains how to start the agent when none runs', async () => {
     const r = await sb.cli(['status']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('Tabula is not running. Start it with `tabula --headless`');
+    expect(r.stderr).toContain('Tabula is not running: no agent answers on its socket. It runs as your user service: `systemctl --user start tabula-agent` (or `tabula agent`');
   });
 
   it('shows the image version and backup state, in words and as JSON', async () => {
