@@ -3,7 +3,7 @@
 // the work in-process: `tabula prefs apply` from the XDG autostart entry runs before any agent.
 import fs from 'node:fs';
 import type { ApiClient } from './common/contract';
-import type { ApplyReport, PrefArea } from './common/contract-prefs';
+import type { ApplyReport, PrefArea } from './common/contract/prefs';
 import { createInProcessClient } from './common/clients';
 import { TabulaError } from './common/errors';
 import { createAgent } from './core/agent';

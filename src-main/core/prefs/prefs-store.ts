@@ -18,7 +18,7 @@ import {
   type UserPrefsFile,
   userPrefsFileSchema as userFileSchema,
 } from '../../common/prefs-schema';
-import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract-prefs';
+import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract/prefs';
 import { TabulaError } from '../../common/errors';
 import { readSmallRegularFile, writeFileAtomic } from '../atomic-file';
 import type { Paths } from '../paths';
