@@ -10,10 +10,10 @@ import { TabulaError } from './common/errors';
 import { runPrefsCommand, prefsUsage } from './cli-prefs';
 import { imageUsage, runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
-import { agentSocketPath, connectAgentSocket, serveAgentSocket } from './core/agent-socket';
-import { writeFileAtomic } from './core/atomic-file';
+import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
+import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
-import { resolvePaths } from './core/paths';
+import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
 const usage = `Usage:
   tabula agent [--port N]          run the agent in the foreground (what the user service runs)
@@ -27,13 +27,11 @@ ${imageUsage}
   tabula --version`;
 
 const paths = resolvePaths();
-const tokenFile = path.join(paths.runtimeDir, 'token');
-const endpointFile = path.join(paths.runtimeDir, 'endpoint');
 const socketPath = agentSocketPath(paths);
 const rendererDir = path.join(__dirname, '..', 'renderer');
 
 function connect(): ApiClient | null {
-  return connectAgentSocket(socketPath);
+  return connectAgent(paths);
 }
 
 async function runningAgent(): Promise<ApiClient | null> {
@@ -69,22 +67,18 @@ async function headless(port: number, asService = false): Promise<boolean> {
       console.error(`Another Tabula agent is already running for this user (${socketPath}); this one exits.`);
       return false;
     }
-    try {
-      console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
-    } catch {
-      console.log(`Tabula is already running (${socketPath}), without a window address.`);
-    }
+    const address = readAgentAddress(paths);
+    console.log(address ? `Tabula is already running: ${address.baseUrl}/#token=${address.token}` : `Tabula is already running (${socketPath}), without a window address.`);
     return false;
   }
-  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  ensureRuntimeDir(paths); // before anything starts: an unsafe folder means no agent at all
   const agent = createAgent({ watchDisplays: true });
   const socket = await serveAgentSocket({ router: agent.router, events: agent.events, socketPath, staticDir: rendererDir }).catch(async (err) => {
     await agent.shutdown();
     throw err;
   });
-  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port });
-  writeFileAtomic(tokenFile, server.token + '\n', 0o600);
-  writeFileAtomic(endpointFile, server.url + '\n', 0o600);
+  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
+  writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -92,11 +86,7 @@ async function headless(port: number, asService = false): Promise<boolean> {
     await agent.shutdown();
     await socket.close();
     await server.close();
-    // Only remove the files if they are still ours (another agent may have started since).
-    if (fs.readFileSync(tokenFile, 'utf8').trim() === server.token) {
-      fs.rmSync(tokenFile, { force: true });
-      fs.rmSync(endpointFile, { force: true });
-    }
+    forgetAgentAddress(paths, server.url);
     process.exit(0);
   };
   process.on('SIGINT', stop);
@@ -105,7 +95,7 @@ async function headless(port: number, asService = false): Promise<boolean> {
   const status = agent.status();
   if (asService) {
     console.log(`Tabula agent ${status.agentVersion} running — ${status.image.name} ${status.image.version}.`);
-    console.log(`Clients connect to ${socketPath}; the window is at ${server.url} (token in ${tokenFile}).`);
+    console.log(`Clients connect to ${socketPath}; the window is at ${server.url} (token in ${path.join(paths.runtimeDir, 'token')}).`);
   } else {
     console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
     console.log(`Open ${server.url}/#token=${server.token}`);
@@ -193,6 +183,9 @@ async function main(argv: string[]) {
   }
 }
 
+// Whatever Tabula creates (state naming the user's files, runtime files, temp folders) is the
+// user's alone; files that must keep a mode (rsync -a, restores) carry it explicitly.
+process.umask(0o077);
 main(process.argv.slice(2)).catch((err) => {
   console.error(err instanceof TabulaError ? err.message : `tabula: ${err instanceof Error ? err.stack : String(err)}`);
   process.exit(1);

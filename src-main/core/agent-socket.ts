@@ -13,7 +13,7 @@ import { TabulaError } from '../common/errors';
 import type { EventLog } from '../common/event-log';
 import type { Router } from '../common/router';
 import { startHttpServer } from './http-server';
-import type { Paths } from './paths';
+import { ensureRuntimeDir, type Paths } from './paths';
 
 export const agentSocketPath = (paths: Paths) => path.join(paths.runtimeDir, 'agent.sock');
 
@@ -44,7 +44,7 @@ export async function serveAgentSocket(opts: { router: Router; events: EventLog;
   const st = lstatOrNull(socketPath);
   if (st) {
     if (!st.isSocket() || st.uid !== process.getuid!()) {
-      throw new TabulaError('internal', `${socketPath} is not this user's agent socket; Tabula leaves it alone and does not start. Remove it, then start Tabula again.`);
+      throw new TabulaError('unsafe-folder', `${socketPath} is not this user's agent socket; Tabula leaves it alone and does not start. Remove it, then start Tabula again.`);
     }
     if (await answers(socketPath)) throw new TabulaError('already-running', 'Another Tabula agent is already running for this user.');
     fs.rmSync(socketPath);
@@ -75,6 +75,16 @@ function lstatOrNull(p: string): fs.Stats | null {
 }
 
 /**
+ * A client of the running agent, or null when none is recorded. Nothing is sent before the runtime
+ * folder (the user's own, 0700, not a link) and the socket in it check out.
+ */
+export function connectAgent(paths: Paths, opts: { retryMs?: number } = {}): ApiClient | null {
+  if (!lstatOrNull(paths.runtimeDir)) return null;
+  ensureRuntimeDir(paths);
+  return connectAgentSocket(agentSocketPath(paths), opts);
+}
+
+/**
  * A client of the agent over its socket, or null when no socket of this user is there. The socket
  * is checked first (a socket, owned by this user): nothing is sent to anything else.
  */
@@ -82,7 +92,7 @@ export function connectAgentSocket(socketPath: string, opts: { retryMs?: number 
   const st = lstatOrNull(socketPath);
   if (!st) return null;
   if (!st.isSocket() || st.uid !== process.getuid!()) {
-    throw new TabulaError('unauthorized', `${socketPath} is not this user's agent socket; Tabula sends nothing to it. Remove it and start Tabula again.`);
+    throw new TabulaError('unsafe-folder', `${socketPath} is not this user's agent socket; Tabula sends nothing to it. Remove it and start Tabula again.`);
   }
   return createSocketClient(socketPath, opts);
 }
@@ -96,6 +106,12 @@ export function createSocketClient(socketPath: string, opts: { retryMs?: number 
 export function createSocketFetch(socketPath: string): typeof fetch {
   const socketFetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> =>
     new Promise((resolve, reject) => {
+      // Checked at every request: a client that lives long (the tray) must not follow a socket
+      // someone else put there after the agent went away.
+      const st = lstatOrNull(socketPath);
+      if (st && (!st.isSocket() || st.uid !== process.getuid!())) {
+        return reject(new TabulaError('unsafe-folder', `${socketPath} is not this user's agent socket; Tabula sends nothing to it. Remove it and start Tabula again.`));
+      }
       const url = new URL(String(input));
       const headers = { ...(init.headers as Record<string, string> | undefined), host: 'localhost' };
       const req = http.request({ socketPath, method: init.method ?? 'GET', path: url.pathname + url.search, headers }, (res) => {

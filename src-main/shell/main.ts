@@ -46,7 +46,7 @@ app.on('window-all-closed', () => {
 });
 
 void app.whenReady().then(() => {
-  process.umask(0o077);
+  process.umask(0o077); // what Tabula creates is the user's alone (as in the CLI)
   const agent = createRemoteAgent(agentSocketPath(resolvePaths()));
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });
