@@ -5,26 +5,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ApiClient } from './common/contract';
-import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
+import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
+import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
-import { runPrefsCommand, prefsUsage } from './cli-prefs';
-import { imageUsage, runImageCommand } from './cli-image';
+import { runPrefsCommand } from './cli-prefs';
+import { runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
 import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
 import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
 import { ensureRuntimeDir, resolvePaths } from './core/paths';
-
-const usage = `Usage:
-  tabula agent [--port N]          run the agent in the foreground (what the user service runs)
-  tabula --headless [--port N]     print the window's address, starting an agent when none runs
-  tabula tray                      the tray icon and window (needs the Electron runtime)
-  tabula status [--json]           image version and sync state
-  tabula events                    follow the agent's event stream (one JSON object a line)
-${syncUsage}
-${prefsUsage}
-${imageUsage}
-  tabula --version`;
 
 const paths = resolvePaths();
 const socketPath = agentSocketPath(paths);
@@ -152,6 +142,9 @@ function startTray(electron: string, hostingAgent = false) {
   });
 }
 
+/** Exit code for a command line that is wrong (sysexits EX_USAGE). */
+const EX_USAGE = 64;
+
 function tray() {
   const electron = findElectron();
   if (electron) return startTray(electron);
@@ -159,6 +152,19 @@ function tray() {
 }
 
 async function main(argv: string[]) {
+  if (argv.length === 0) return console.log(usageText());
+  if (argv[0] === 'help' || argv.includes('--help')) {
+    const words = argv.filter((a) => !a.startsWith('-') && a !== 'help');
+    const text = helpFor(words);
+    if (text) return console.log(text);
+    console.error(`No command "${words.join(' ')}". Try \`tabula help\`.`);
+    return void (process.exitCode = EX_USAGE);
+  }
+  const matched = matchCommand(argv);
+  if ('error' in matched) {
+    console.error(matched.error);
+    return void (process.exitCode = EX_USAGE);
+  }
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
@@ -176,10 +182,10 @@ async function main(argv: string[]) {
     const code = await runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
     if (code !== 64) return void (process.exitCode = code);
   }
-  const done = await runAgentCommand(args, requireAgent);
+  const done = await runAgentCommand(args, requireAgent, paths.home);
   if (!done) {
-    console.error(usage);
-    process.exit(args.flags.has('--help') || args.words.length === 0 ? 0 : 64);
+    console.error(`Unknown command. Try \`tabula help\`.`);
+    process.exitCode = EX_USAGE;
   }
 }
 

@@ -98,16 +98,14 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
     return unwrap((await res.json()) as Reply) as never;
   }
 
-  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void, onLost?: (error: ErrorInfo) => void) {
+  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void, onDrop?: (error: ErrorInfo) => void) {
     const abort = new AbortController();
     let after = -1; // -1: we know nothing yet, the server answers with a reset
-    let lost = false;
     void (async () => {
       while (!abort.signal.aborted) {
         try {
           const res = await doFetch(`${baseUrl}/api/events?after=${after}`, { headers, signal: abort.signal });
           if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-          lost = false;
           await readSse(res.body, (type, data) => {
             if (type === 'reset') {
               after = Number(JSON.parse(data).lastId);
@@ -120,12 +118,11 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
           });
           throw new Error('the agent closed the connection');
         } catch (err) {
-          // Dropped or refused: say so once, and after reconnecting start from a reset (a refetch),
-          // so the subscriber knows it is connected again and has the whole state.
-          if (!abort.signal.aborted && !lost) {
-            lost = true;
+          // Dropped or refused: say so, and after reconnecting start from a reset (a refetch), so
+          // the subscriber knows it is connected again and has the whole state.
+          if (!abort.signal.aborted) {
             after = -1;
-            onLost?.(unreachable(err).toInfo());
+            onDrop?.(unreachable(err).toInfo());
           }
         }
         if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, retryMs));

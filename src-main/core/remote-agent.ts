@@ -37,8 +37,10 @@ export function createRemoteAgent(socketPath: string, opts: { retryMs?: number }
       changed('connected');
     },
     (error) => {
+      // Called at every failed reconnect: 'lost' only once per loss.
+      const was = state.connected;
       state = { connected: false, error };
-      changed('lost');
+      if (was) changed('lost');
     },
   );
 

@@ -28,6 +28,10 @@ export function parseStorageUrl(url: string): Storage {
     const port = u.port ? Number(u.port) : 22;
     return { kind: 'ssh', user, host: u.hostname, port, path: path.posix.normalize(p), display: url };
   }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1];
+  if (scheme && scheme.toLowerCase() !== 'file') {
+    throw invalid(`${scheme}: is not supported; use ssh://user@host[:port]/path (any sshd or NAS with rsync), file:///path or an absolute path`);
+  }
   const local = url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
   if (!path.isAbsolute(local)) throw invalid('a folder must be given as an absolute path or a URL');
   return { kind: 'local', path: path.normalize(local), display: local };

@@ -2,9 +2,10 @@
 // service (over $XDG_RUNTIME_DIR/tabula/agent.sock). Closing the window, quitting or crashing the
 // tray stops nothing: the agent keeps syncing and queueing. Every window is sandboxed, isolated,
 // without Node, and may not navigate or open other windows.
-import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { app, BrowserWindow, ipcMain, Notification, session } from 'electron';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { emptyNotifyMemory, nextNotification } from '../common/safety-line';
 import { disconnectedTrayModel, trayModel } from '../common/tray-model';
 import { agentSocketPath } from '../core/agent-socket';
 import { contentSecurityPolicy } from '../core/http-server';
@@ -59,12 +60,23 @@ void app.whenReady().then(() => {
     if (action === 'open') openWindow();
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
+    else if (action === 'resume') void agent.router.handle('backup.resume', {});
     else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
     else if (action === 'quit') app.exit(0); // the tray only: the agent is the user's service
   });
+  // Desktop notifications: once a day while backups are stale, once per new decision (common/safety-line.ts).
+  let notified = emptyNotifyMemory;
   const refresh = async () => {
     try {
-      tray.apply(trayModel(await agent.status()));
+      const status = await agent.status();
+      tray.apply(trayModel(status));
+      const next = nextNotification(status, notified, Date.now());
+      notified = next.memory;
+      if (next.notify && Notification.isSupported()) {
+        const n = new Notification({ title: next.notify.title, body: next.notify.body });
+        n.on('click', openWindow);
+        n.show();
+      }
     } catch (err) {
       tray.apply(disconnectedTrayModel(agent.connection().error?.message ?? (err instanceof Error ? err.message : String(err))));
     }
