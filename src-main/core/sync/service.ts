@@ -61,6 +61,8 @@ export function defaultExcludes(paths: Paths, storage: Storage | null): string[]
       '/.local/share/Trash/',
       ...inHome(paths.stateDir),
       ...inHome(paths.runtimeDir),
+      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
+      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
       ...inHome(builtInStorage(paths)),
       ...(storage?.kind === 'local' ? inHome(storage.path) : []),
     ]),
