@@ -9,7 +9,7 @@ import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-syn
 import { TabulaError } from './common/errors';
 import { runPrefsCommand, prefsUsage } from './cli-prefs';
 import { imageUsage, runImageCommand } from './cli-image';
-import { createAgent } from './core/agent';
+import { agentVersion, createAgent } from './core/agent';
 import { writeFileAtomic } from './core/atomic-file';
 import { startHttpServer } from './core/http-server';
 import { resolvePaths } from './core/paths';
@@ -153,7 +153,7 @@ async function main(argv: string[]) {
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
-  if (args.flags.has('--version')) return console.log('tabula 0.1.0');
+  if (args.flags.has('--version')) return console.log(`tabula ${agentVersion}`);
   if (args.flags.has('--headless')) return headless(port);
   if (args.words.join(' ') === 'agent') return headless(port, true);
   if (args.words.join(' ') === 'tray') return tray();

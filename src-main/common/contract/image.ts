@@ -1,6 +1,7 @@
 // Contract for OS images (issue 4): update status, check/pull/rollback, helpdesk reimage and the
 // signed fleet commands. Spread into `methods` and `EventPayloads` in contract/index.ts.
 import { z } from 'zod';
+import { method, noArgs } from './method';
 import type { ErrorInfo } from '../errors';
 
 export type ImageBackendKind = 'none' | 'ostree' | 'rsync-tree';
@@ -106,8 +107,6 @@ export interface FleetCommandRecord {
   message: string;
 }
 
-const method = <R>() => <A extends z.ZodType>(args: A): { args: A; result?: R } => ({ args });
-const noArgs = z.object({}).strict();
 
 export const imageMethods = {
   'image.status': method<ImageUpdateStatus>()(noArgs),
@@ -116,6 +115,9 @@ export const imageMethods = {
   /** Downloads, verifies and stages the available version; resolves when it started. */
   'image.pull': method<{ started: boolean }>()(noArgs),
   'image.rollback': method<ImageUpdateStatus>()(noArgs),
+};
+
+export const helpdeskMethods = {
   'helpdesk.plan': method<ReimagePlan>()(noArgs),
   /** Starts the countdown. `override` only with `acknowledgedCount` = the number of unsynced files shown. */
   'helpdesk.reimage': method<ReimageStatus>()(
@@ -123,6 +125,9 @@ export const imageMethods = {
   ),
   'helpdesk.cancelReimage': method<ReimageStatus>()(noArgs),
   'helpdesk.diagnostics': method<{ file: string }>()(noArgs),
+};
+
+export const fleetMethods = {
   'fleet.poll': method<{ record: FleetCommandRecord | null }>()(noArgs),
 };
 

@@ -17,6 +17,7 @@ import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
+import { createJournal, type RunEnd } from '../runtime/journal';
 import type { Probes } from '../runtime/probes';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 
@@ -36,11 +37,6 @@ const runSchema: z.ZodType<BackupRun> = z.object({
 }) as z.ZodType<BackupRun>;
 const HISTORY_LIMIT = 500;
 
-const journalSchema = z.object({
-  paused: z.boolean(),
-  requests: z.array(z.object({ at: z.string(), reason: z.string(), force: z.boolean().optional() })),
-});
-type Journal = z.infer<typeof journalSchema>;
 
 /** Never synced: caches, trash, and Tabula's own machine-local state. */
 export function defaultExcludes(paths: Paths, storage: Storage): string[] {
@@ -71,13 +67,11 @@ export type SyncService = ReturnType<typeof createSyncService>;
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true, probes }: SyncServiceDeps) {
   const history = createJsonStore(path.join(paths.stateDir, 'history.json'), z.array(runSchema), () => []);
-  const journalFile = createJsonStore<Journal>(path.join(paths.stateDir, 'queue.json'), journalSchema, () => ({ paused: false, requests: [] }));
   const conflicts = conflictStore(paths.stateDir);
   const loadedHistory = history.load();
-  const loadedJournal = journalFile.load();
-  for (const p of [loadedHistory.problem, loadedJournal.problem]) if (p) reportProblem?.(p);
+  if (loadedHistory.problem) reportProblem?.(loadedHistory.problem);
+  const journal = createJournal({ file: path.join(paths.stateDir, 'queue.json'), now, reportProblem });
   let runs = loadedHistory.value;
-  const journal = loadedJournal.value;
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<void> } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let failures = 0;
@@ -101,7 +95,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       lastRun,
       progress: null,
       storage: storageDisplay(),
-      paused: journal.paused,
+      paused: journal.paused(),
       queuedChanges: 0,
       nextAttemptAt: null,
       conflicts: conflicts.load().value,
@@ -109,7 +103,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       excludes: config().backup.excludes,
       bandwidthLimitKBps: config().backup.bandwidthLimitKBps,
     };
-    if (journal.paused) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
+    if (journal.paused()) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
     if (!lastRun) return base;
     return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
   }
@@ -122,14 +116,6 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     events.publish('backup-state-changed', { from, to, reason, durationMs, status });
   }
 
-  function saveJournal() {
-    try {
-      journalFile.save(journal);
-    } catch (err) {
-      reportProblem?.(`Could not save the sync queue: ${(err as Error).message}`);
-    }
-  }
-
   function schedule(delayMs: number) {
     if (timer) clearTimeout(timer);
     timer = null;
@@ -137,7 +123,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     status = { ...status, nextAttemptAt: new Date(now().getTime() + delayMs).toISOString() };
     timer = setTimeout(() => {
       timer = null;
-      if (journal.requests.length === 0) journal.requests.push({ at: now().toISOString(), reason: 'schedule' });
+      if (journal.pending() === 0) journal.add('schedule', { persist: false });
       kick();
     }, delayMs);
     timer.unref?.();
@@ -231,10 +217,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     } catch (err) {
       reportProblem?.(`Could not save the sync history: ${(err as Error).message}`);
     }
-    // Requests made before this run started are answered by it (or by its refusal, or a cancel).
-    const settled = outcome === 'success' || outcome === 'cancelled' || error?.code === 'sync-refused' || !error?.retryable;
-    if (settled) journal.requests = journal.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
-    saveJournal();
+    // Requests made before this run started are answered by it when it completed (or was refused,
+    // or cannot succeed by retrying); a cancelled or interrupted run leaves them for the next one.
+    const end: RunEnd = outcome === 'cancelled' ? 'cancelled' : outcome === 'success' || error?.code === 'sync-refused' || !error?.retryable ? 'completed' : 'failed-will-retry';
+    journal.finished(startedAt, end);
     const open = conflicts.load().value;
     const next = stateAfter(run, open.length);
     const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
@@ -273,8 +259,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
 
   let checking = false;
   function kick() {
-    if (current || checking || journal.paused || disposed || journal.requests.length === 0) return;
-    const asked = journal.requests.some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
+    if (current || checking || journal.paused() || disposed || journal.pending() === 0) return;
+    const asked = journal.requests().some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
     if (asked || !probes) return begin();
     checking = true;
     void deferral().then((why) => {
@@ -286,8 +272,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   function begin() {
-    if (current || journal.paused || disposed || journal.requests.length === 0) return;
-    const force = journal.requests.some((r) => r.force);
+    if (current || journal.paused() || disposed || journal.pending() === 0) return;
+    const force = journal.requests().some((r) => r.force);
     const id = crypto.randomUUID();
     const startedAt = now();
     current = { cancel: null, cancelled: false, done: Promise.resolve() };
@@ -295,7 +281,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     current.done = execute(id, startedAt, force).finally(() => {
       current = null;
       // Requests that arrived during the run go now; older ones wait for the scheduled retry.
-      if (journal.requests.some((r) => Date.parse(r.at) > startedAt.getTime())) kick();
+      if (journal.since(startedAt).length) kick();
     });
   }
 
@@ -317,8 +303,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   function request(reason: string, force = false) {
-    journal.requests.push({ at: now().toISOString(), reason, ...(force ? { force } : {}) });
-    saveJournal();
+    journal.add(reason, { force });
     kick();
   }
 
@@ -331,14 +316,14 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
   }
 
-  // Pending requests from before a restart or reboot run as soon as the agent is up.
-  if (autoStart) {
-    watchHome();
-    if (journal.requests.length) setImmediate(kick);
-    else schedule(config().backup.intervalMinutes * 60_000);
-  }
-
   return {
+    /** Watches the home, arms the schedule, and runs what is queued from before a restart or reboot. */
+    startAutomatic() {
+      if (!autoStart || disposed) return;
+      watchHome();
+      if (journal.pending()) setImmediate(kick);
+      else schedule(config().backup.intervalMinutes * 60_000);
+    },
     status(): BackupStatus {
       if (current) return status;
       // One read of the layered config per call: status is asked on every refresh of the window and tray.
@@ -347,7 +332,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
     history: (limit = 50): BackupRun[] => runs.slice(-limit).reverse(),
     start(force = false): { queued: boolean; requestedAt: string } {
-      if (journal.paused) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
+      if (journal.paused()) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
       const requestedAt = now().toISOString();
       request('manual', force);
       return { queued: true, requestedAt };
@@ -359,15 +344,13 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       return { cancelled: true };
     },
     pause(): BackupStatus {
-      journal.paused = true;
-      saveJournal();
+      journal.setPaused(true);
       if (!current) setState('paused', 'Sync is paused. Changes wait until you resume.', { paused: true, nextAttemptAt: null });
       else status = { ...status, paused: true };
       return status;
     },
     resume(): BackupStatus {
-      journal.paused = false;
-      saveJournal();
+      journal.setPaused(false);
       status = { ...status, paused: false };
       request('resume');
       return status;
@@ -399,7 +382,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       }
       conflicts.save(list.filter((x) => x !== c));
       status = { ...status, conflicts: conflicts.load().value };
-      if (!journal.paused) request('conflict-resolved');
+      if (!journal.paused()) request('conflict-resolved');
       return { resolved: c.path };
     },
     async versions(p: string) {
@@ -415,7 +398,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
     /** For the reimage guard: what in the home is not on the storage yet (a dry run of the sync). */
     async unsyncedChanges(): Promise<HomeSafetyReport> {
-      const queued = journal.requests.length;
+      const queued = journal.pending();
       if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
       try {
         const { home, remote, excludes } = endpoints();
