@@ -1,18 +1,20 @@
 // The sync commands of `tabula`: one foreground sync without the agent, and the commands that ask the
 // running agent (back up now, pause, resume, conflicts, versions and restore).
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { loadConfig } from './core/config';
-import type { Paths } from './core/paths';
+import { ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { parseStorageUrl } from './core/storage-url';
 import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
 import { runSync } from './core/sync/engine';
 import { defaultExcludes } from './core/sync/service';
 
-export const syncUsage = `  tabula sync [--dry-run] [--force] [--home DIR] [--storage URL] [--json]
+export const syncUsage = `  tabula sync [--dry-run] [--force] [--verify] [--home DIR] [--storage URL] [--json]
                                    one two-way sync in the foreground, without the agent
+                                   (--verify: list the storage in full even if its generation is unchanged)
                                    (exit 0 synced, 2 refused for safety, 1 other failure)
   tabula backup now [--force] [--no-wait]   sync now through the agent, following progress
   tabula backup pause|resume|status
@@ -177,9 +179,13 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
 export async function syncForeground(args: Args, paths: Paths) {
   const { config, problems } = loadConfig(paths);
   for (const p of problems) console.error(`Warning: ${p.message}`);
+  ensureStateDir(paths);
+  ensureRuntimeDir(paths);
   const home = path.resolve(args.values.get('--home') ?? paths.home);
   const storage = parseStorageUrl(args.values.get('--storage') ?? config.storage.url);
   const json = args.flags.has('--json');
+  // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
+  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
   try {
     const summary = await runSync({
       home: localEndpoint(home),
@@ -192,6 +198,9 @@ export async function syncForeground(args: Args, paths: Paths) {
       maxDeleteShare: config.backup.maxDeletePercent / 100,
       bandwidthLimitKBps: config.backup.bandwidthLimitKBps || undefined,
       versionsRetentionDays: config.backup.versionsRetentionDays,
+      verify: args.flags.has('--verify'),
+      verifyIntervalHours: config.backup.verifyHours,
+      onWaiting: (reason) => console.error(reason),
       onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),
     });
     if (process.stderr.isTTY) process.stderr.write('\n');

@@ -14,7 +14,7 @@ import { createHelpdeskPlugin } from './helpdesk/plugin';
 import { createHelperClient, type HelperClient } from './image/helper-client';
 import { createImagePlugin } from './image/plugin';
 import { readImageStatus } from './os-release';
-import { resolvePaths, type Paths } from './paths';
+import { ensureRuntimeDir, ensureStateDir, resolvePaths, type Paths } from './paths';
 import { createPrefsPlugin } from './prefs/plugin';
 import type { Clock } from './runtime/clock';
 import { allFeatures, type FeatureName } from './runtime/plugin';
@@ -76,6 +76,9 @@ export interface Agent {
 
 export function createAgent(opts: AgentOptions = {}): Agent {
   const paths = opts.paths ?? resolvePaths(opts.env);
+  // Refuse to start on folders another user could read or plant files in (throws with the reason).
+  ensureStateDir(paths);
+  ensureRuntimeDir(paths);
   const events = createEventLog(1000, opts.now);
   const ownProblems: ConfigProblem[] = [];
   // Config is re-read on every use: an edit takes effect at the next backup, with no restart.

@@ -34,6 +34,8 @@ const configSchema = z.object({
     /** Automatic runs wait while the connection is metered, or on battery below this (unless charging). */
     deferOnMetered: z.boolean(),
     minBatteryPercent: z.number().min(0).max(100),
+    /** The storage is listed in full at least this often, even when its generation is unchanged. */
+    verifyHours: z.number().min(0).max(24 * 365),
   }),
   image: imageConfigSchema,
   fleet: fleetConfigSchema,
@@ -66,6 +68,7 @@ export function embeddedDefaults(paths: Paths): TabulaConfig {
       bandwidthLimitKBps: 0,
       deferOnMetered: true,
       minBatteryPercent: 20,
+      verifyHours: 24,
     },
     image: defaultImageConfig,
     fleet: defaultFleetConfig,

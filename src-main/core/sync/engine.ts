@@ -14,6 +14,7 @@ import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
 import { conflictName, deletionShare, keepSide, planSync, type Side, type SyncPlan } from './plan';
+import { acquireStorageLock, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
 import { listScript, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
@@ -52,6 +53,13 @@ export interface SyncOptions {
   onProgress?: (p: SyncProgress) => void;
   /** Receives a function that cancels the run (kills rsync and ssh). */
   onCancelable?: (cancel: () => void) => void;
+  /** Told (once) when another laptop holds the storage and this run waits for it. */
+  onWaiting?: (reason: string) => void;
+  /** How long to wait for another laptop's run on the same storage (default 120 s). */
+  lockWaitSeconds?: number;
+  /** List the storage in full even when its generation says nothing changed (default: once a day). */
+  verify?: boolean;
+  verifyIntervalHours?: number;
 }
 
 export interface SyncSummary {
@@ -196,6 +204,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
+  let storageLock: StorageLock | null = null;
   let current: RsyncRun | null = null;
   let cancelled = false;
   o.onCancelable?.(() => {
@@ -203,14 +212,27 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     current?.cancel();
   });
   const checkCancelled = () => {
+    const lost = storageLock?.lost();
+    if (lost) throw new TabulaError('already-running', lost, { retryable: true });
     if (cancelled) throw new TabulaError('cancelled', 'The sync was stopped before it finished. What was copied is kept; the next sync continues from there.', { retryable: true });
   };
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    const remoteListing = listRaw(o.storage, o.excludes);
-    remoteListing.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
-    const rawLocal = await listRaw(o.home, o.excludes);
+    // The home is listed while the storage lock is taken: the lock is one small round trip.
+    const localListing = listRaw(o.home, o.excludes);
+    localListing.catch(() => {}); // awaited below
+    // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
+    trace('storage locked');
+    // The storage is as this laptop left it when its generation is the one our last sync ended at:
+    // its listing would equal the archive, so it is not walked (but in full at least once a day).
+    const seen = readGenerationState(o.stateDir, o.storage.display);
+    const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
+    const skipRemote = !o.verify && !!seen && seen.generation === storageLock.generation && Date.now() - seen.verifiedAt < verifyMs;
+    const remoteListing = skipRemote ? null : listRaw(o.storage, o.excludes);
+    remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
+    const rawLocal = await localListing;
     trace('home listed');
     const quiet = readQuiet(o.stateDir, o.storage.display);
     // The storage answers over the network more slowly than the home: when the home has changed, read
@@ -218,15 +240,22 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     let early: { archive: ReturnType<typeof loadArchive>; local: Listing } | null = null;
     if (quiet?.local !== rawLocal.digest) early = { archive: loadArchive(o.stateDir, o.storage.display), local: rawLocal.parse() };
     const rawRemote = await remoteListing;
-    trace('storage listed');
+    trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
     checkCancelled();
-    if (!early && rawRemote.exists && quiet?.remote === rawRemote.digest) {
+    if (!early && (rawRemote ? rawRemote.exists && quiet?.remote === rawRemote.digest : quiet)) {
+      // Listed and found as this laptop left it: the generation it reads now stands for this state.
+      if (rawRemote && !o.dryRun) {
+        if (!storageLock.generation) await storageLock.bump();
+        writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock.generation, verifiedAt: Date.now() });
+      }
       return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
     const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
     const local = early?.local ?? rawLocal.parse();
-    const remote = rawRemote.parse();
+    // Without an archive the generation says nothing: list after all.
+    const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
+    const remote: Listing = listed ? listed.parse() : { tree: archive.tree, exists: true, hasSentinel: true, skipped: [] };
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     trace('planned');
@@ -287,6 +316,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     }
 
     const stamp = stampOf(now(), o.host);
+    // Where this run leaves the storage, recorded once the archive says the same.
+    const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
+    const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
+    const writesStorage = !remote.hasSentinel || plan.push.length + plan.deleteRemote.length + plan.conflicts.length > 0;
+    // Every writer changes the generation before its first write: any laptop that reads it afterwards
+    // lists the storage. A storage without one gets one, so that the next quiet run can skip.
+    if (writesStorage || !storageLock.generation) {
+      writeGenerationState(o.stateDir, null);
+      await storageLock.bump();
+    }
     if (!remote.hasSentinel) await writeSentinel(o, now());
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
@@ -295,9 +334,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
-      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: rawRemote.digest }));
+      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed' }));
+      settled();
       return summary;
     }
+    writeGenerationState(o.stateDir, null);
     // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
     // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
@@ -388,11 +429,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
+    settled();
     trace('archive saved');
     await pruneVersions(o);
     trace('done');
     return summary;
   } finally {
+    await storageLock?.release();
     release();
   }
 
