@@ -24,7 +24,7 @@ function backupLine(s: AgentStatus, now: number): string {
     return min < 1 ? 'All backed up just now' : min < 120 ? `All backed up ${min} min ago` : `All backed up ${Math.round(min / 60)} h ago`;
   }
   if (b.state === 'never') return 'Not backed up yet';
-  if (b.state === 'offline') return `Offline — ${b.queuedChanges} ${b.queuedChanges === 1 ? 'change' : 'changes'} waiting`;
+  if (b.state === 'offline') return b.queuedChanges === null ? 'Offline — changes waiting' : `Offline — ${b.queuedChanges} ${b.queuedChanges === 1 ? 'change' : 'changes'} waiting`;
   if (b.state === 'paused') return 'Sync paused';
   if (b.state === 'deferred') return `Sync waiting: ${b.reason}`;
   if (b.state === 'attention') return b.conflicts.length ? `${b.conflicts.length} ${b.conflicts.length === 1 ? 'conflict' : 'conflicts'} to settle` : `Sync needs you: ${b.reason}`;

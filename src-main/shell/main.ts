@@ -1,6 +1,6 @@
 // The Electron shell: one window, the tray, and the IPC transport around the plain-Node agent.
 // Every window is sandboxed, isolated, without Node, and may not navigate or open other windows.
-import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, session } from 'electron';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { trayModel } from '../common/tray-model';
@@ -55,7 +55,11 @@ void app.whenReady().then(() => {
     if (action === 'open') openWindow();
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
-    else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
+    else if (action === 'restart-to-update')
+      // logind asks polkit; when the request fails (refused, no logind), the person is told, not left waiting.
+      execFile('systemctl', ['reboot'], (err, _stdout, stderr) => {
+        if (err) dialog.showErrorBox('The computer did not restart', `${String(stderr).trim().split('\n')[0] || err.message}\n\nThe update is staged: restart from the system menu to finish it.`);
+      });
     else if (action === 'quit') void agent.shutdown().then(() => app.exit(0));
   });
   const refresh = () => tray.apply(trayModel(agent.status()));

@@ -42,6 +42,10 @@ describe('tray model', () => {
     const offline = trayModel(status({ state: 'offline', reason: 'unreachable', queuedChanges: 12 }), now);
     expect(offline.icon).toBe('offline');
     expect(offline.tooltip).toContain('Offline — 12 changes waiting');
+    // Changes that could not be counted are not "0 changes".
+    const uncounted = trayModel(status({ state: 'offline', reason: 'unreachable', queuedChanges: null }), now);
+    expect(uncounted.tooltip).toContain('Offline — changes waiting');
+    expect(uncounted.tooltip).not.toMatch(/\b0 changes/);
     const conflicts = trayModel(status({ state: 'attention', conflicts: [{ path: 'a', conflictPath: 'b', kept: 'local', at: '' }] }), now);
     expect(conflicts).toMatchObject({ icon: 'attention', tooltip: expect.stringContaining('1 conflict to settle') });
     const paused = trayModel(status({ state: 'paused', paused: true }), now);

@@ -101,7 +101,8 @@ export interface ReimageStatus {
 
 export interface FleetCommandRecord {
   nonce: string;
-  verb: 'reimage' | 'pull' | 'diagnostics';
+  /** What the command said it was; 'unknown' for a rejected one that did not say (or said nonsense). */
+  verb: 'reimage' | 'pull' | 'diagnostics' | 'unknown';
   receivedAt: string;
   outcome: 'done' | 'refused' | 'failed' | 'rejected';
   message: string;

@@ -89,7 +89,8 @@ export interface BackupStatus {
   storage: string;
   paused: boolean;
   /** Changes in the home not yet on the storage (known when offline or after a failed run). */
-  queuedChanges: number;
+  /** Changes in the home not on the storage yet; null when they could not be counted (not zero). */
+  queuedChanges: number | null;
   /** When the next attempt runs by itself (offline retry or schedule). */
   nextAttemptAt: string | null;
   conflicts: ConflictInfo[];

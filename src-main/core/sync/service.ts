@@ -144,8 +144,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     };
   }
 
-  /** Changes in the home the storage does not have yet, from a local listing against the archive. */
-  async function countLocalChanges(): Promise<number> {
+  /** Changes in the home the storage does not have yet, from a local listing against the archive; null when that cannot be told. */
+  async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, remote, excludes } = endpoints();
       const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, remote.display)];
@@ -154,7 +154,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
       return n;
     } catch {
-      return 0;
+      return null;
     }
   }
 
@@ -233,7 +233,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     let reason = next.reason;
     if (next.state === 'offline') {
       const when = status.nextAttemptAt ? ` Next try at ${new Date(status.nextAttemptAt).toLocaleTimeString()}.` : '';
-      reason = `Waiting for storage — ${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued. ${error!.message}${when}`;
+      const queued = queuedChanges === null ? 'changes queued (how many cannot be told now)' : `${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued`;
+      reason = `Waiting for storage — ${queued}. ${error!.message}${when}`;
     }
     setState(next.state, reason, {
       lastRun: run,
