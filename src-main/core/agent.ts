@@ -1,5 +1,6 @@
 // The composition root: builds the agent from injected parts. Electron's main process, headless mode,
 // the CLI and the tests all get their agent from here.
+import fs from 'node:fs';
 import os from 'node:os';
 import { version } from '../../package.json';
 import { methods, type AgentStatus, type ConfigProblem, type Handlers, type MethodName } from '../common/contract';
@@ -7,6 +8,7 @@ import { TabulaError } from '../common/errors';
 import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
 import { loadConfig } from './config';
+import { createDesktopOpener, type DesktopOpener } from './desktop-open';
 import { createFleetPlugin } from './fleet/plugin';
 import type { HomeSafety } from './helpdesk/home-safety';
 import { readIdentity } from './helpdesk/identity';
@@ -54,6 +56,8 @@ export interface AgentOptions {
   clock?: Clock;
   /** The reimage guard's question; the home-sync engine provides its own (issue 3). */
   homeSafety?: HomeSafety;
+  /** Opens files and folders for the window (default: xdg-open). */
+  opener?: DesktopOpener;
   /** Reports network-up (default: `nmcli monitor`); returns a stop function. */
   watchNetwork?: (onUp: () => void) => () => void;
   /**
@@ -94,8 +98,9 @@ export function createAgent(opts: AgentOptions = {}): Agent {
   const reportProblem = (message: string) => ownProblems.push({ file: paths.stateDir, message });
   const systemConfig = () => loadConfig(paths, { systemOnly: true }).config;
   const probes = opts.probes ?? realProbes;
+  const opener = opts.opener ?? createDesktopOpener(opts.env);
 
-  const sync = want.has('sync') ? createSyncPlugin({ paths, getConfig, events, now: opts.now, autoStart: opts.autoStart, probes, reportProblem }) : null;
+  const sync = want.has('sync') ? createSyncPlugin({ opener, paths, getConfig, events, now: opts.now, autoStart: opts.autoStart, probes, reportProblem }) : null;
   const prefs = want.has('prefs') ? createPrefsPlugin({ paths, env: opts.env, events, now: opts.now, watchDisplays: opts.watchDisplays }) : null;
   const image = want.has('image')
     ? createImagePlugin({
@@ -122,7 +127,28 @@ export function createAgent(opts: AgentOptions = {}): Agent {
           clock: opts.clock,
           lastBackupAt: () => sync?.status().lastSuccessAt ?? null,
           countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
-          diagnostics: (): object => ({ status: status(), backupHistory: sync?.service.history(20) ?? [], deployments: image.service.deployments(), fleetCommands: fleet?.service.history().slice(-20) ?? [] }),
+          opener,
+          // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
+          diagnostics: (): object => {
+            const loaded = loadConfig(paths);
+            const layer = (file: string) => {
+              try {
+                return { file, content: JSON.parse(fs.readFileSync(file, 'utf8')) as unknown };
+              } catch (err) {
+                return { file, problem: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message };
+              }
+            };
+            const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, ...(paths.extraConfigFile ? [paths.extraConfigFile] : [])];
+            return {
+              status: safeCall(() => status()),
+              config: { effective: loaded.config, layers: files.map(layer), problems: loaded.problems },
+              prefs: prefs ? safeCall(() => prefs.service.exportDoc()) : { problem: 'The preferences feature is not running here.' },
+              backupHistory: sync?.service.history(20) ?? [],
+              recentEvents: events.since(Math.max(0, events.lastId() - 100)).events.filter((e) => e.type !== 'backup-progress' && e.type !== 'image-progress'),
+              deployments: image.service.deployments(),
+              fleetCommands: fleet?.service.history().slice(-20) ?? [],
+            };
+          },
         })
       : null;
   const fleet =
@@ -181,4 +207,12 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       await Promise.all(plugins.map((p) => p.stop()));
     },
   };
+}
+
+function safeCall<T>(fn: () => T): T | { problem: string } {
+  try {
+    return fn();
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
 }

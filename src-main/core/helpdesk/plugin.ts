@@ -15,6 +15,7 @@ export function createHelpdeskPlugin(deps: HelpdeskDeps): FeaturePlugin<typeof h
       'helpdesk.reimage': (args) => helpdesk.reimage(args),
       'helpdesk.cancelReimage': () => helpdesk.cancel(),
       'helpdesk.diagnostics': () => helpdesk.diagnostics(),
+      'helpdesk.showDiagnostics': () => helpdesk.showDiagnostics(),
     },
     status: () => helpdesk.status(),
     start: () => undefined,

@@ -17,6 +17,7 @@ export function createSyncPlugin(deps: SyncServiceDeps): FeaturePlugin<typeof sy
       'backup.resume': () => backup.resume(),
       'backup.settings': (s) => backup.settings(s),
       'conflicts.resolve': ({ path, keep }) => backup.resolveConflict(path, keep),
+      'conflicts.open': ({ path, side, reveal }) => backup.openConflict(path, side, reveal),
       'versions.list': ({ path }) => backup.versions(path),
       'versions.restore': ({ path, at, to }) => backup.restore(path, at, to),
       'backup.history': ({ limit }) => backup.history(limit),
