@@ -263,7 +263,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     const end: RunEnd = outcome === 'cancelled' ? 'cancelled' : outcome === 'success' || error?.code === 'sync-refused' || !error?.retryable ? 'completed' : 'failed-will-retry';
     journal.finished(startedAt, end);
     const open = conflicts.load().value;
-    const next = stateAfter(run, open.length);
+    // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
+    const next = journal.paused() && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: 'Sync is paused. Changes wait until you resume.' } : stateAfter(run, open.length);
     const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
     failures = error?.retryable && error.code !== 'cancelled' ? failures + 1 : 0;
     const cfg = config();
@@ -385,10 +386,16 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
   }
 
-  return {
-    /** Watches the home, arms the schedule, and runs what is queued from before a restart or reboot. */
+  // storage.url may change in a config file at any time (the user, the fleet): look every few
+  // seconds, so the window and tray stop describing the old storage without waiting for a client.
+  let configCheck: NodeJS.Timeout | null = null;
+
+  const api = {
+    /** Watches the home and the config, arms the schedule, and runs what is queued from before a restart or reboot. */
     startAutomatic() {
       if (!autoStart || disposed) return;
+      configCheck = setInterval(() => void api.status(), 5000);
+      configCheck.unref?.();
       watchHome();
       if (journal.pending()) setImmediate(kick);
       else schedule(config().backup.intervalMinutes * 60_000);
@@ -511,9 +518,11 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (timer) clearTimeout(timer);
       if (debounce) clearTimeout(debounce);
       if (counting) clearTimeout(counting);
+      if (configCheck) clearInterval(configCheck);
       watcher?.close();
     },
   };
+  return api;
 }
 
 function safe<T>(fn: () => T, fallback: T): T {
