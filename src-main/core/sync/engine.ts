@@ -13,9 +13,9 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { conflictName, deletionShare, keepSide, planSync, type Side, type SyncPlan } from './plan';
+import { conflictName, deletionShare, keepSide, planSync, sameEntry, type Side, type SyncPlan } from './plan';
 import { acquireStorageLock, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { listScript, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
+import { listScript, parseListing, parseStamps, stampScript, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
   path: string;
@@ -75,9 +75,16 @@ export interface SyncSummary {
 }
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
-type ArchiveEntry = [string, Entry['type'], number, number];
+// The fifth and sixth fields, when present, are the inode and change time of the home's copy and of the
+// storage's (see Entry.stamp; '' when not known yet).
+type ArchiveEntry = [string, Entry['type'], number, number] | [string, Entry['type'], number, number, string, string];
 const isEntry = (e: unknown): e is ArchiveEntry =>
-  Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') && typeof e[2] === 'number' && typeof e[3] === 'number';
+  Array.isArray(e) &&
+  (e.length === 4 || (e.length === 6 && typeof e[4] === 'string' && typeof e[5] === 'string')) &&
+  typeof e[0] === 'string' &&
+  (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') &&
+  typeof e[2] === 'number' &&
+  typeof e[3] === 'number';
 const archiveSchema = z.object({
   version: z.literal(1),
   storage: z.string(),
@@ -96,12 +103,13 @@ export function loadArchive(stateDir: string, storage: string): { tree: Tree; fi
   const { value, problem } = archiveStore(stateDir).load();
   // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
   if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem };
-  return { tree: new Map(value.entries.map(([p, type, size, mtime]) => [p, { type, size, mtime }])), first: false, problem };
+  const entry = ([, type, size, mtime, stamp, remoteStamp]: ArchiveEntry): Entry => ({ type, size, mtime, ...(stamp ? { stamp } : {}), ...(remoteStamp ? { remoteStamp } : {}) });
+  return { tree: new Map(value.entries.map((e) => [e[0], entry(e)])), first: false, problem };
 }
 
 function saveArchive(stateDir: string, storage: string, tree: Tree) {
   const entries: ArchiveFile['entries'] = [];
-  for (const [p, e] of tree) entries.push([p, e.type, e.size, e.mtime]);
+  for (const [p, e] of tree) entries.push(e.stamp || e.remoteStamp ? [p, e.type, e.size, e.mtime, e.stamp ?? '', e.remoteStamp ?? ''] : [p, e.type, e.size, e.mtime]);
   archiveStore(stateDir).save({ version: 1, storage, entries });
 }
 
@@ -255,7 +263,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const local = early?.local ?? rawLocal.parse();
     // Without an archive the generation says nothing: list after all.
     const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
-    const remote: Listing = listed ? listed.parse() : { tree: archive.tree, exists: true, hasSentinel: true, skipped: [] };
+    const remote: Listing = listed ? listed.parse() : { tree: asStorageSaw(archive.tree), exists: true, hasSentinel: true, skipped: [] };
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     trace('planned');
@@ -273,6 +281,19 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       bytesTransferred: 0,
     };
     const tree = new Map(archive.tree);
+    // A copy received (or sent) gets its inode and change time on that side only then: they are
+    // learned from the next listing that shows the copy as it was made, so that a later edit there
+    // restoring size and time (touch -r) is seen.
+    let learned = 0;
+    for (const [t, key, match] of [[local.tree, 'stamp', 'exact'], [listed ? remote.tree : null, 'remoteStamp', 'stored']] as const) {
+      for (const [p, e] of t ?? []) {
+        const a = tree.get(p);
+        if (a && a.type !== 'd' && a[key] === undefined && e.stamp !== undefined && sameEntry(e, a, match)) {
+          tree.set(p, { ...a, [key]: e.stamp });
+          learned++;
+        }
+      }
+    }
     const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
       checkCancelled();
       // What completed (for an archive that advances only for finished paths), and which items rsync
@@ -330,8 +351,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
       // Nothing moved: the common case, kept to two listings and (when needed) one small write.
-      if (plan.agreed.length || archive.first) {
-        for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
+      if (plan.agreed.length || archive.first || learned) {
+        for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
       if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed' }));
@@ -371,7 +392,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
         fs.renameSync(path.join(staging, c.path), path.join(o.home.path, conflictPath));
-        tree.set(c.path, r); // theirs is now kept locally: the name is ours to push
+        tree.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
         saveArchive(o.stateDir, o.storage.display, tree);
         plan.push.push(c.path);
       }
@@ -411,7 +432,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       }
       const completed = (p: string) => ok || done.has(p);
       const from = phase === 'pulling' ? remote.tree : local.tree;
-      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
+      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o, phase === 'pushing'));
+      if (phase === 'pushing') await learnStorageStamps(o.storage, copy.filter(completed), tree);
       for (const p of del) if (completed(p)) tree.delete(p);
       // The summary speaks of files (and links), as a person counts them, not folders.
       const notFolder = (t: Tree) => (p: string) => t.get(p)?.type !== 'd';
@@ -427,7 +449,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pushing', plan.push, plan.deleteRemote);
     trace('pushed');
 
-    for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
+    for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
     settled();
     trace('archive saved');
@@ -444,16 +466,39 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   }
 }
 
-function updateAgreed(tree: Tree, p: string, local: Tree) {
+function updateAgreed(tree: Tree, p: string, local: Tree, remote: Tree) {
   const l = local.get(p);
-  if (l) tree.set(p, l);
+  const r = remote.get(p);
+  if (l) tree.set(p, r?.stamp ? { ...l, remoteStamp: r.stamp } : l);
   else tree.delete(p);
 }
 
+/** An entry received from the storage: its stamp there is the storage's; the home's comes with the next listing. */
+const received = (r: Entry): Entry => ({ type: r.type, size: r.size, mtime: r.mtime, ...(r.stamp ? { remoteStamp: r.stamp } : {}) });
+
+/** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
+function asStorageSaw(archive: Tree): Tree {
+  const t: Tree = new Map();
+  for (const [p, a] of archive) t.set(p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) });
+  return t;
+}
+
+/** The storage's inode and change time of what was just sent (one short round trip), so that its next edit there is seen. */
+async function learnStorageStamps(storage: Endpoint, sent: string[], tree: Tree) {
+  const files = sent.filter((p) => tree.get(p)?.type !== 'd');
+  if (!files.length) return;
+  const r = await storage.sh(stampScript, [storage.path], nul(files));
+  if (r.code !== 0) return; // unknown stamps fall back to size and time until learned
+  for (const [p, stamp] of parseStamps(r.stdout)) {
+    const e = tree.get(p);
+    if (e) tree.set(p, { ...e, remoteStamp: stamp });
+  }
+}
+
 /** What the archive should remember for a path just copied: the source's entry (rsync -a keeps size and time). */
-function entryAfterCopy(p: string, from: Tree, o: SyncOptions): Entry {
+function entryAfterCopy(p: string, from: Tree, o: SyncOptions, fromHome: boolean): Entry {
   const e = from.get(p);
-  if (e) return e;
+  if (e) return fromHome ? e : received(e);
   // A conflict copy made during this run: read it from the home.
   const st = fs.lstatSync(path.join(o.home.path, p));
   return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : st.size, mtime: st.mtimeMs / 1000 };
