@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { loadConfig } from './core/config';
-import type { Paths } from './core/paths';
+import { ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { parseStorageUrl } from './core/storage-url';
 import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
 import { runSync } from './core/sync/engine';
@@ -179,6 +179,8 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
 export async function syncForeground(args: Args, paths: Paths) {
   const { config, problems } = loadConfig(paths);
   for (const p of problems) console.error(`Warning: ${p.message}`);
+  ensureStateDir(paths);
+  ensureRuntimeDir(paths);
   const home = path.resolve(args.values.get('--home') ?? paths.home);
   const storage = parseStorageUrl(args.values.get('--storage') ?? config.storage.url);
   const json = args.flags.has('--json');

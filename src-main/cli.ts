@@ -10,9 +10,9 @@ import { TabulaError } from './common/errors';
 import { runPrefsCommand, prefsUsage } from './cli-prefs';
 import { imageUsage, runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
-import { writeFileAtomic } from './core/atomic-file';
+import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
-import { resolvePaths } from './core/paths';
+import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
 const usage = `Usage:
   tabula agent [--port N]          run the agent in the foreground (what the user service runs)
@@ -26,18 +26,11 @@ ${imageUsage}
   tabula --version`;
 
 const paths = resolvePaths();
-const tokenFile = path.join(paths.runtimeDir, 'token');
-const endpointFile = path.join(paths.runtimeDir, 'endpoint');
 const rendererDir = path.join(__dirname, '..', 'renderer');
 
 function connect(): ApiClient | null {
-  try {
-    const baseUrl = fs.readFileSync(endpointFile, 'utf8').trim();
-    const token = fs.readFileSync(tokenFile, 'utf8').trim();
-    return createHttpClient({ baseUrl, token });
-  } catch {
-    return null;
-  }
+  const address = readAgentAddress(paths);
+  return address && createHttpClient(address);
 }
 
 async function runningAgent(): Promise<ApiClient | null> {
@@ -69,17 +62,17 @@ async function headless(port: number, asService = false) {
       console.error('Another Tabula agent is already running for this user; this one exits.');
       process.exit(0);
     }
-    console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
+    const { baseUrl, token } = readAgentAddress(paths)!;
+    console.log(`Tabula is already running: ${baseUrl}/#token=${token}`);
     return;
   }
+  ensureRuntimeDir(paths); // before anything starts: an unsafe folder means no agent at all
   const agent = createAgent({ watchDisplays: true });
-  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port });
-  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
-  writeFileAtomic(tokenFile, server.token + '\n', 0o600);
-  writeFileAtomic(endpointFile, server.url + '\n', 0o600);
+  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
+  writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
   const status = agent.status();
   console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
-  if (asService) console.log(`Window: ${server.url} (token in ${tokenFile})`);
+  if (asService) console.log(`Window: ${server.url} (token in ${path.join(paths.runtimeDir, 'token')})`);
   else console.log(`Open ${server.url}/#token=${server.token}`);
   for (const p of status.problems) console.log(`Warning: ${p.message}`);
 
@@ -89,11 +82,7 @@ async function headless(port: number, asService = false) {
     stopping = true;
     await agent.shutdown();
     await server.close();
-    // Only remove the files if they are still ours (another agent may have started since).
-    if (fs.readFileSync(tokenFile, 'utf8').trim() === server.token) {
-      fs.rmSync(tokenFile, { force: true });
-      fs.rmSync(endpointFile, { force: true });
-    }
+    forgetAgentAddress(paths, server.url);
     process.exit(0);
   };
   process.on('SIGINT', stop);
@@ -174,6 +163,9 @@ async function main(argv: string[]) {
   }
 }
 
+// Whatever Tabula creates (state naming the user's files, runtime files, temp folders) is the
+// user's alone; files that must keep a mode (rsync -a, restores) carry it explicitly.
+process.umask(0o077);
 main(process.argv.slice(2)).catch((err) => {
   console.error(err instanceof TabulaError ? err.message : `tabula: ${err instanceof Error ? err.stack : String(err)}`);
   process.exit(1);

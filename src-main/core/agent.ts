@@ -6,7 +6,7 @@ import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
 import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
-import { resolvePaths, type Paths } from './paths';
+import { ensureRuntimeDir, ensureStateDir, resolvePaths, type Paths } from './paths';
 import { createSyncService } from './sync/service';
 import { createPrefsService } from './prefs/prefs-service';
 import { createFleetCommands } from './fleet/commands';
@@ -51,6 +51,9 @@ export interface Agent {
 
 export function createAgent(opts: AgentOptions = {}): Agent {
   const paths = opts.paths ?? resolvePaths(opts.env);
+  // Refuse to start on folders another user could read or plant files in (throws with the reason).
+  ensureStateDir(paths);
+  ensureRuntimeDir(paths);
   const events = createEventLog(1000, opts.now);
   const ownProblems: ConfigProblem[] = [];
   // Config is re-read on every use: an edit takes effect at the next backup, with no restart.

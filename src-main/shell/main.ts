@@ -42,6 +42,7 @@ app.on('window-all-closed', () => {
 });
 
 void app.whenReady().then(() => {
+  process.umask(0o077); // what the agent creates is the user's alone (as in the CLI)
   const agent = createAgent({ watchDisplays: true });
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });

@@ -12,7 +12,7 @@ import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../comm
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
-import { displayPath, type Paths } from '../paths';
+import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
 import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
@@ -146,7 +146,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   function endpoints() {
     const cfg = config();
     const storage = parseStorageUrl(cfg.storage.url);
-    fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+    ensureRuntimeDir(paths); // ssh's connection sockets live there
     const embeddedDefault = storage.kind === 'local' && storage.path === path.join(paths.dataDir, 'storage');
     if (embeddedDefault) fs.mkdirSync(storage.path, { recursive: true });
     return {
