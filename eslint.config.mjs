@@ -17,5 +17,5 @@ export default tseslint.config(
   // The layer rule (STYLE.md): electron only in the shell, no Node in the renderer or in shared code.
   { files: ['src-main/core/**', 'src-main/*.ts', 'test/**'], rules: { 'no-restricted-imports': ['error', { paths: [noElectron] }] } },
   { files: ['src-main/common/**', 'src-renderer/**'], rules: { 'no-restricted-imports': ['error', { paths: [noElectron, ...noNode] }] } },
-  { files: ['bin/**', 'scripts/**'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  { files: ['bin/**', 'scripts/**', 'test/lab/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
 );
