@@ -1,5 +1,5 @@
 // `tabula image status [--json] | check | pull | rollback` and `tabula helpdesk plan|diagnostics`.
-import type { ImageUpdateStatus } from './common/contract-image';
+import type { ImageUpdateStatus } from './common/contract/image';
 import type { ApiClient } from './common/contract';
 
 export const imageUsage = `  tabula image status [--json]    booted, staged, available and rollback versions, next check

@@ -3,11 +3,11 @@
 // the work in-process: `tabula prefs apply` from the XDG autostart entry runs before any agent.
 import fs from 'node:fs';
 import type { ApiClient } from './common/contract';
-import type { ApplyReport, PrefArea } from './common/contract-prefs';
+import type { ApplyReport, PrefArea } from './common/contract/prefs';
 import { createInProcessClient } from './common/clients';
 import { TabulaError } from './common/errors';
 import { createAgent } from './core/agent';
-import { writeFileAtomic } from './core/atomic-file';
+import { readSmallRegularFile, writeFileAtomic } from './core/atomic-file';
 
 export const prefsUsage = `  tabula prefs get [KEY]                 show preferences (KEY: printers.default, printers.options,
                                          displays.profiles, network.profiles, or a section)
@@ -29,6 +29,19 @@ const statusWord: Record<ApplyReport['items'][number]['status'], string> = {
 export function formatReport(report: ApplyReport): string {
   if (!report.items.length) return 'Nothing to apply: no printer, display or network preferences are saved.';
   return report.items.map((i) => `${statusWord[i.status].padEnd(12)} ${i.item}: ${i.action}${i.reason ? `\n${' '.repeat(13)}${i.reason}` : ''}`).join('\n');
+}
+
+/** The file the person named (a link they chose is followed), read like any other: capped, regular only. */
+function readImportFile(file: string): string {
+  let real = file;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    /* reported by the read below */
+  }
+  const read = readSmallRegularFile(real);
+  if (read.status === 'ok') return read.data.toString('utf8');
+  throw new TabulaError('invalid-argument', `${file} ${read.status === 'missing' ? 'does not exist' : read.problem}. Nothing was changed.`);
 }
 
 function readStdin(): string {
@@ -104,12 +117,7 @@ export async function runPrefsCommand(argv: string[], runningAgent: () => Promis
       }
       case 'import': {
         if (!rest[0]) throw new TabulaError('invalid-argument', 'Usage: tabula prefs import FILE (or - for stdin)');
-        let text: string;
-        try {
-          text = rest[0] === '-' ? readStdin() : fs.readFileSync(rest[0], 'utf8');
-        } catch (err) {
-          throw new TabulaError('invalid-argument', `${rest[0]} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}). Nothing was changed.`);
-        }
+        const text = rest[0] === '-' ? readStdin() : readImportFile(rest[0]);
         let doc: unknown;
         try {
           doc = JSON.parse(text);

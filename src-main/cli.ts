@@ -15,7 +15,9 @@ import { startHttpServer } from './core/http-server';
 import { resolvePaths } from './core/paths';
 
 const usage = `Usage:
-  tabula --headless [--port N]     run the agent and serve the window on http://127.0.0.1
+  tabula agent [--port N]          run the agent in the foreground (what the user service runs)
+  tabula --headless [--port N]     print the window's address, starting an agent when none runs
+  tabula tray                      the tray icon and window (needs the Electron runtime)
   tabula status [--json]           image version and sync state
   tabula events                    follow the agent's event stream (one JSON object a line)
 ${syncUsage}
@@ -56,9 +58,17 @@ async function requireAgent(): Promise<ApiClient> {
   process.exit(3);
 }
 
-async function headless(port: number) {
+/**
+ * `--headless` (a person at a terminal) prints the window's address with its token; `agent` (the user
+ * service, whose output goes to the journal) never prints the token.
+ */
+async function headless(port: number, asService = false) {
   const existing = await runningAgent();
   if (existing) {
+    if (asService) {
+      console.error('Another Tabula agent is already running for this user; this one exits.');
+      process.exit(0);
+    }
     console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
     return;
   }
@@ -69,7 +79,8 @@ async function headless(port: number) {
   writeFileAtomic(endpointFile, server.url + '\n', 0o600);
   const status = agent.status();
   console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
-  console.log(`Open ${server.url}/#token=${server.token}`);
+  if (asService) console.log(`Window: ${server.url} (token in ${tokenFile})`);
+  else console.log(`Open ${server.url}/#token=${server.token}`);
   for (const p of status.problems) console.log(`Warning: ${p.message}`);
 
   let stopping = false;
@@ -89,8 +100,13 @@ async function headless(port: number) {
   process.on('SIGTERM', stop);
 }
 
-/** The Electron binary, fetched on first use where the registry can provide it; null when it cannot. */
+/**
+ * The Electron binary: the one shipped in the Debian package (/usr/lib/tabula/electron), else the
+ * npm package's, fetched on first use where the registry can provide it; null when there is none.
+ */
 function findElectron(): string | null {
+  const packaged = path.join(__dirname, '..', '..', 'electron', 'electron');
+  if (fs.existsSync(packaged)) return packaged;
   let dir: string;
   try {
     dir = path.dirname(require.resolve('electron/package.json'));
@@ -115,9 +131,22 @@ async function launch(port: number) {
     console.log('The Electron runtime is missing (it could not be downloaded here), so Tabula starts in headless mode instead.');
     return headless(port);
   }
+  startTray(electron);
+}
+
+function startTray(electron: string) {
   const args = [path.join(__dirname, 'shell.js'), ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])];
-  const child = spawn(electron, args, { stdio: 'inherit' });
+  // The CLI itself may run on Electron as Node (the packaged launcher); the tray must not.
+  const env = { ...process.env };
+  delete env.ELECTRON_RUN_AS_NODE;
+  const child = spawn(electron, args, { stdio: 'inherit', env });
   child.on('exit', (code) => process.exit(code ?? 0));
+}
+
+function tray() {
+  const electron = findElectron();
+  if (electron) return startTray(electron);
+  console.log('The tray needs the Electron runtime, which is not installed here. The agent runs without it: see `tabula status` and `tabula --headless`.');
 }
 
 async function main(argv: string[]) {
@@ -126,6 +155,8 @@ async function main(argv: string[]) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
   if (args.flags.has('--version')) return console.log('tabula 0.1.0');
   if (args.flags.has('--headless')) return headless(port);
+  if (args.words.join(' ') === 'agent') return headless(port, true);
+  if (args.words.join(' ') === 'tray') return tray();
   if (args.flags.has('--launch')) return launch(port);
   if (args.words[0] === 'sync') return syncForeground(args, paths);
   if (args.words[0] === 'prefs') {

@@ -1,12 +1,12 @@
 // tabula-fleet: the publisher side. Everything it writes is static files that any web server,
-// rsync module or CDN can serve (see core/fleet/publish.ts for the layout).
+// rsync module or CDN can serve (see fleet-publish.ts for the layout).
 import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from './common/errors';
 import { writeFileAtomic } from './core/atomic-file';
-import { parsePolicy } from './core/fleet/policy';
-import { newNonce, publishOstree, publishRsyncTree, writeSigned } from './core/fleet/publish';
-import { generateKeyPair, publicKeyOf } from './core/fleet/signing';
+import { parsePolicy } from './core/image/policy';
+import { newNonce, publishOstree, publishRsyncTree, writeSigned } from './fleet-publish';
+import { generateKeyPair, publicKeyOf } from './core/signing';
 
 const usage = `Usage:
   tabula-fleet keygen --out NAME

@@ -15,8 +15,8 @@ import type { HomeSafety } from './helpdesk/home-safety';
 import { readIdentity } from './helpdesk/identity';
 import { createHelperClient, type HelperClient } from './image/helper-client';
 import { createImageService } from './image/image-service';
-import { realProbes, watchNetworkUp } from './image/probes';
-import type { Clock, Probes } from './image/scheduler';
+import type { Clock } from './runtime/clock';
+import { realProbes, watchNetworkUp, type Probes } from './runtime/probes';
 
 export const agentVersion = '0.1.0';
 

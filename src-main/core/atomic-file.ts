@@ -1,19 +1,30 @@
 // Every file Tabula writes is written atomically (temp file, fsync, rename) and read defensively:
 // a damaged file gives a clear problem and the last good copy (`.bak`), never a crash.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
+// (libuv opens every file with O_CLOEXEC already.)
+
+/**
+ * The temp file has a random name and is created exclusively without following links: in a folder
+ * another user can write to, a planted file or symlink at a predictable name cannot catch the data.
+ */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', mode);
+  const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
   try {
     fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
-  } finally {
+  } catch (err) {
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
+  fs.closeSync(fd);
   fs.renameSync(tmp, file);
   // The rename must reach the disk too, or a power cut can bring back the old file.
   fsyncDir(path.dirname(file));
@@ -28,6 +39,73 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** Files Tabula parses (config, preferences, manifests, policies, commands) are this small or refused. */
+export const SMALL_FILE_MAX_BYTES = 1 << 20;
+
+export type SmallFileRead = { status: 'missing' } | { status: 'ok'; data: Buffer } | { status: 'invalid'; problem: string };
+
+export interface SmallFileOptions {
+  /** Default SMALL_FILE_MAX_BYTES. */
+  maxBytes?: number;
+  /** Also require the file to be owned by this user with no group or other access (token, endpoint). */
+  privateTo?: number;
+}
+
+// st_rdev of /dev/null on Linux (major 1, minor 3): "no file" said the Unix way.
+const DEV_NULL_RDEV = (1 << 8) | 3;
+
+/**
+ * The one way Tabula reads a file someone else may have put there. Never follows a symlink at the
+ * last component (O_NOFOLLOW), never blocks on a FIFO (O_NONBLOCK), accepts regular files only,
+ * and reads at most maxBytes (a device like /dev/zero or a growing file cannot exhaust memory).
+ * `/dev/null` reads as missing, so `TABULA_CONFIG=/dev/null` means "no extra config". Never throws.
+ */
+export function readSmallRegularFile(file: string, opts: SmallFileOptions = {}): SmallFileRead {
+  const max = opts.maxBytes ?? SMALL_FILE_MAX_BYTES;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { status: 'missing' };
+    if (code === 'ELOOP') return { status: 'invalid', problem: 'is a symbolic link, which Tabula does not follow here' };
+    if (code === 'EACCES') return { status: 'invalid', problem: 'cannot be read (permission denied)' };
+    return { status: 'invalid', problem: `cannot be read (${code ?? String(err)})` };
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isCharacterDevice() && st.rdev === DEV_NULL_RDEV) return { status: 'missing' };
+    if (!st.isFile()) return { status: 'invalid', problem: `is not a regular file (${kindOf(st)})` };
+    if (opts.privateTo !== undefined) {
+      if (st.uid !== opts.privateTo) return { status: 'invalid', problem: `belongs to another user (uid ${st.uid})` };
+      if (st.mode & 0o077) return { status: 'invalid', problem: `can be read or changed by other users (mode ${(st.mode & 0o777).toString(8)})` };
+    }
+    if (st.size > max) return { status: 'invalid', problem: `is too large (${st.size} bytes; the limit is ${max})` };
+    // Read one byte past the limit: a file that grew (or lies about its size) is still refused.
+    const buf = Buffer.alloc(max + 1);
+    let got = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, got, buf.length - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got > max) return { status: 'invalid', problem: `is too large (more than ${max} bytes)` };
+    }
+    return { status: 'ok', data: buf.subarray(0, got) };
+  } catch (err) {
+    return { status: 'invalid', problem: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a file';
+}
+
 export type JsonRead<T> =
   | { status: 'missing' }
   | { status: 'ok'; value: T }
@@ -35,17 +113,11 @@ export type JsonRead<T> =
 
 /** Reads and validates one JSON file. Never throws for missing, unreadable, corrupt or invalid files. */
 export function readJsonFile<T>(file: string, schema: z.ZodType<T>): JsonRead<T> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { status: 'missing' };
-    return { status: 'invalid', problem: `cannot be read (${code ?? String(err)})` };
-  }
+  const read = readSmallRegularFile(file);
+  if (read.status !== 'ok') return read;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(read.data.toString('utf8'));
   } catch (err) {
     return { status: 'invalid', problem: `is not valid JSON (${(err as Error).message})` };
   }
@@ -80,7 +152,8 @@ export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: ()
     },
     save(value: T): void {
       if (fs.existsSync(file)) fs.copyFileSync(file, `${file}.bak`);
-      writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n');
+      // Agent state names the user's files: private to the user.
+      writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n', 0o600);
     },
   };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { ConfigProblem } from '../common/contract';
 import { readJsonFile } from './atomic-file';
-import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image/image-config';
+import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image-config';
 import type { Paths } from './paths';
 
 const configSchema = z.object({

@@ -3,7 +3,7 @@
 // fleet's reason, and shows per item "Applied" or the reason it was not.
 import { useState } from 'react';
 import { useStore, type StoreApi } from 'zustand';
-import type { ApplyItem, MonitorState, PrefArea, PrefLeaf } from '../../src-main/common/contract-prefs';
+import type { ApplyItem, MonitorState, PrefArea, PrefLeaf } from '../../src-main/common/contract/prefs';
 import {
   displayProfileSchema,
   networkProfileSchema,

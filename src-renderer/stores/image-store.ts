@@ -1,7 +1,7 @@
 // Stores for the image update card and the helpdesk panel, built from the injected API client.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient } from '../../src-main/common/contract';
-import type { ImageUpdateStatus, ReimagePlan, ReimageStatus } from '../../src-main/common/contract-image';
+import type { ImageUpdateStatus, ReimagePlan, ReimageStatus } from '../../src-main/common/contract/image';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
 
 const asInfo = (err: unknown): ErrorInfo => (err instanceof TabulaError ? err.toInfo() : { code: 'internal', message: String(err), retryable: false });

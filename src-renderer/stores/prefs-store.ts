@@ -3,7 +3,7 @@
 // API client like the status stores; refreshed from a full snapshot after a (re)connect.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient } from '../../src-main/common/contract';
-import type { ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../src-main/common/contract-prefs';
+import type { ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../src-main/common/contract/prefs';
 import { TabulaError, type ErrorInfo } from '../../src-main/common/errors';
 import type { DisplayProfile, NetworkProfile } from '../../src-main/common/prefs-schema';
 

@@ -4,7 +4,7 @@ import { test as base, expect } from '@playwright/test';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { publishRsyncTree } from '../../src-main/core/fleet/publish';
+import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
 import { createImageFleet, fakeBootloaderBoot, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';

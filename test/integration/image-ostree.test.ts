@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { publishOstree } from '../../src-main/core/fleet/publish';
+import { publishOstree } from '../../src-main/fleet-publish';
 import { createOstreeBackend } from '../../src-main/core/image/ostree';
 import { createImageFleet, fakeBootloaderBoot, startCountingHttpServer, writeSystemConfig, type CountingHttpServer, type ImageFleet } from '../fixtures/image-fleet';
 import { createSandbox, startHeadlessAgent } from '../fixtures/headless-agent';

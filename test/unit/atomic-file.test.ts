@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createJsonStore } from '../../src-main/core/atomic-file';
+import { createJsonStore, readSmallRegularFile, SMALL_FILE_MAX_BYTES, writeFileAtomic } from '../../src-main/core/atomic-file';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-atomic-'));
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -27,4 +28,72 @@ it('starts empty, saying so, when neither copy is usable', () => {
   const loaded = createJsonStore(file, z.array(z.number()), () => []).load();
   expect(loaded.value).toEqual([]);
   expect(loaded.problem).toMatch(/invalid value.*starting afresh/);
+});
+
+describe('readSmallRegularFile: what someone else may have put at a config or prefs path', () => {
+  it('reads a regular file', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'a.json'), '{}');
+    const r = readSmallRegularFile(path.join(dir, 'a.json'));
+    expect(r.status === 'ok' && r.data.toString()).toBe('{}');
+  });
+
+  it('refuses a symlink instead of following it', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'real'), '{}');
+    fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+    expect(readSmallRegularFile(path.join(dir, 'link'))).toEqual({ status: 'invalid', problem: expect.stringMatching(/symbolic link/) });
+  });
+
+  it('refuses a FIFO at once instead of waiting for a writer', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    const started = Date.now();
+    expect(readSmallRegularFile(path.join(dir, 'fifo'))).toEqual({ status: 'invalid', problem: 'is not a regular file (a pipe)' });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('refuses /dev/zero and a folder, and reads /dev/null as no file', () => {
+    expect(readSmallRegularFile('/dev/zero')).toEqual({ status: 'invalid', problem: 'is not a regular file (a device)' });
+    expect(readSmallRegularFile(os.tmpdir()).status).toBe('invalid');
+    expect(readSmallRegularFile('/dev/null')).toEqual({ status: 'missing' });
+  });
+
+  it('refuses a file over 1 MiB, and reads one of exactly 1 MiB', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'big'), Buffer.alloc(SMALL_FILE_MAX_BYTES + 1, 32));
+    fs.writeFileSync(path.join(dir, 'max'), Buffer.alloc(SMALL_FILE_MAX_BYTES, 32));
+    expect(readSmallRegularFile(path.join(dir, 'big'))).toEqual({ status: 'invalid', problem: expect.stringMatching(/too large/) });
+    expect(readSmallRegularFile(path.join(dir, 'max')).status).toBe('ok');
+  });
+
+  it('with privateTo, refuses a file of another user or readable by others', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    const f = path.join(dir, 'token');
+    fs.writeFileSync(f, 'secret', { mode: 0o644 });
+    fs.chmodSync(f, 0o644);
+    expect(readSmallRegularFile(f, { privateTo: process.getuid!() })).toEqual({ status: 'invalid', problem: expect.stringMatching(/other users \(mode 644\)/) });
+    fs.chmodSync(f, 0o600);
+    expect(readSmallRegularFile(f, { privateTo: process.getuid!() }).status).toBe('ok');
+    expect(readSmallRegularFile(f, { privateTo: process.getuid!() + 1 })).toEqual({ status: 'invalid', problem: expect.stringMatching(/another user/) });
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('does not write through a symlink planted at the old predictable temp name', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    const target = path.join(dir, 'victim');
+    fs.writeFileSync(target, 'untouched');
+    for (const name of [`data.tmp-${process.pid}`, 'data.tmp']) fs.symlinkSync(target, path.join(dir, name));
+    writeFileAtomic(path.join(dir, 'data'), 'new', 0o600);
+    expect(fs.readFileSync(target, 'utf8')).toBe('untouched');
+    expect(fs.readFileSync(path.join(dir, 'data'), 'utf8')).toBe('new');
+    expect(fs.statSync(path.join(dir, 'data')).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps agent state private (0600)', () => {
+    const store = createJsonStore(path.join(dir, 'history.json'), z.array(z.number()), () => []);
+    store.save([1]);
+    expect(fs.statSync(path.join(dir, 'history.json')).mode & 0o777).toBe(0o600);
+  });
 });

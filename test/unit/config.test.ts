@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,5 +53,31 @@ describe('layered config', () => {
     expect(problems.map((p) => p.message).join('\n')).toMatch(/storage\.url|storage/);
     expect(problems).toHaveLength(2);
     expect(config.storage.url).toMatch(/storage$/);
+  });
+});
+
+describe('config files that are not plain files', () => {
+  it('TABULA_CONFIG=/dev/zero is refused at once with a clear problem, not read forever', () => {
+    const p = resolvePaths({ HOME: path.join(dir, 'home'), TABULA_ROOT: path.join(dir, 'root'), TABULA_CONFIG: '/dev/zero' });
+    const { problems } = loadConfig(p);
+    expect(problems.map((x) => x.message)).toEqual(['/dev/zero is not a regular file (a device). Its settings are ignored until it is fixed.']);
+  });
+
+  it('TABULA_CONFIG=/dev/null is an empty config: fine and silent', () => {
+    const p = resolvePaths({ HOME: path.join(dir, 'home'), TABULA_ROOT: path.join(dir, 'root'), TABULA_CONFIG: '/dev/null' });
+    expect(loadConfig(p).problems).toEqual([]);
+  });
+
+  it('a config.json that is a symlink to a FIFO is refused without hanging', () => {
+    fs.mkdirSync(path.dirname(paths.userConfigFile), { recursive: true });
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    fs.symlinkSync(path.join(dir, 'fifo'), paths.userConfigFile);
+    const { problems } = loadConfig(paths);
+    expect(problems[0]!.message).toMatch(/config\.json is a symbolic link/);
+  });
+
+  it('a config.json over 1 MiB is refused', () => {
+    write(paths.userConfigFile, `{"backup":{"excludes":[${'"x",'.repeat(300_000)}"y"]}}`);
+    expect(loadConfig(paths).problems[0]!.message).toMatch(/too large/);
   });
 });

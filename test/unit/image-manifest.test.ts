@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { generateKeyPair, requireSignature, sign, verify } from '../../src-main/core/fleet/signing';
+import { generateKeyPair, requireSignature, sign, verify } from '../../src-main/core/signing';
 import { parseManifest, symlinkEscapes, unsafePathReason } from '../../src-main/core/image/manifest';
 
 const manifest = (entries: object[]) => Buffer.from(JSON.stringify({ format: 'tabula-manifest-1', version: '1.0', createdAt: '2026-01-01T00:00:00Z', entries }));

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isNetworkUpLine, parseNmcliMetered, readPowerSupply } from '../../src-main/core/image/probes';
+import { isNetworkUpLine, parseNmcliMetered, readPowerSupply } from '../../src-main/core/runtime/probes';
 
 function sysfs(entries: Record<string, Record<string, string>>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-power-'));

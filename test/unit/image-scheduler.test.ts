@@ -1,7 +1,8 @@
 // The update scheduler driven by a fake clock and fake power/network probes (no battery or metered
 // modem exists here): rhythm with a random offset, network-up, deferral with a reason, back-off.
 import { describe, expect, it } from 'vitest';
-import { createUpdateScheduler, deferReason, nextCheckDelay, type PowerState, type SchedulePolicy } from '../../src-main/core/image/scheduler';
+import type { PowerState } from '../../src-main/core/runtime/probes';
+import { createUpdateScheduler, deferReason, nextCheckDelay, type SchedulePolicy } from '../../src-main/core/runtime/schedule';
 import { createFakeClock } from '../fixtures/fake-clock';
 
 const H = 3600_000;

@@ -1,7 +1,7 @@
 // The pure planners and parsers behind the appliers: printers (lpoptions), displays (xrandr), network
 // (NetworkManager settings). Integration tests run them against the real tools.
 import { describe, expect, it } from 'vitest';
-import type { MonitorState, PrinterDest } from '../../src-main/common/contract-prefs';
+import type { MonitorState, PrinterDest } from '../../src-main/common/contract/prefs';
 import { pskProblem, wifiProfileSchema, type DisplayProfile } from '../../src-main/common/prefs-schema';
 import { monitorIdentity, parseEdid, parseXrandrVerbose, planDisplays, renderMonitorsXml } from '../../src-main/core/prefs/displays';
 import { networkSettings, profileUuid, renderGVariant, renderKeyfile, uuidV5 } from '../../src-main/core/prefs/network';

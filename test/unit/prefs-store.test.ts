@@ -1,4 +1,5 @@
 // The preferences store on a real temp filesystem: layering, fleet locks, migrations, damaged files.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -123,5 +124,17 @@ describe('prefs store', () => {
     const r = store.importDoc({ ...exported, printers: { default: { uri: 'ipp://elsewhere/ipp' }, options: [] } });
     expect(r.skippedLocked).toEqual(['printers.default']);
     expect(store.view().user.printers?.default).toEqual(office);
+  });
+});
+
+describe('prefs files that are not plain files', () => {
+  it('a prefs.json symlinked to a FIFO, and a FIFO as the fleet file, are refused without hanging', () => {
+    fs.mkdirSync(path.dirname(store.file), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'root/etc/tabula'), { recursive: true });
+    execFileSync('mkfifo', [path.join(dir, 'fifo'), path.join(dir, 'root/etc/tabula/prefs.json')]);
+    fs.symlinkSync(path.join(dir, 'fifo'), store.file);
+    const problems = store.view().problems.join('\n');
+    expect(problems).toMatch(/prefs\.json is a symbolic link/);
+    expect(problems).toMatch(/etc\/tabula\/prefs\.json is not a regular file \(a pipe\)/);
   });
 });

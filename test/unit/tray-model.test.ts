@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentStatus, BackupStatus } from '../../src-main/common/contract';
-import type { ImageUpdateStatus } from '../../src-main/common/contract-image';
+import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
 import { trayModel } from '../../src-main/common/tray-model';
 
 const now = Date.parse('2026-11-22T10:00:00Z');

@@ -4,15 +4,15 @@
 // expired or when its nonce was seen before (the nonce is recorded before anything runs).
 import path from 'node:path';
 import { z } from 'zod';
-import type { FleetCommandRecord, MachineIdentity } from '../../common/contract-image';
+import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore } from '../atomic-file';
 import type { TabulaConfig } from '../config';
-import { realClock, type Clock } from '../image/scheduler';
+import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
-import { fetchFleetFile } from './source';
-import { requireSignature } from './signing';
+import { fetchFleetFile } from '../fleet-source';
+import { requireSignature } from '../signing';
 
 export const commandSchema = z
   .object({

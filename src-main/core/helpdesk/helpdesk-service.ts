@@ -4,19 +4,25 @@
 // what will happen, and can stop it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract-image';
+import type { ImageUpdateStatus, MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { writeFileAtomic } from '../atomic-file';
-import type { ImageService } from '../image/image-service';
-import { realClock, type Clock } from '../image/scheduler';
+import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
+
+/** What the helpdesk needs of the image feature; the agent passes the image plug-in's service. */
+export interface ImagePort {
+  status(): ImageUpdateStatus;
+  /** Stages a pristine copy of the current image for the next boot. */
+  reimage(): Promise<ImageUpdateStatus>;
+}
 
 export interface HelpdeskDeps {
   paths: Paths;
   events: EventLog;
-  image: ImageService;
+  image: ImagePort;
   homeSafety: HomeSafety;
   identity: () => MachineIdentity;
   lastBackupAt: () => string | null;

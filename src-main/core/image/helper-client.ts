@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ImageUpdateProgress } from '../../common/contract-image';
+import type { ImageUpdateProgress } from '../../common/contract/image';
 import { isErrorInfo, TabulaError } from '../../common/errors';
 import type { HelperResult } from './helper-verbs';
 

@@ -3,10 +3,10 @@
 // wrapper (pkexec); tests call the same code as root.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { loadConfig } from '../config';
-import { applyPolicy, fetchPolicy } from '../fleet/policy';
+import { applyPolicy, fetchPolicy } from './policy';
 import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';

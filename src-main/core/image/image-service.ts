@@ -3,16 +3,18 @@
 // state, the reasons and the progress, and remembers the last check across restarts.
 import path from 'node:path';
 import { z } from 'zod';
-import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress, ImageUpdateState, ImageUpdateStatus } from '../../common/contract-image';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress, ImageUpdateState, ImageUpdateStatus } from '../../common/contract/image';
 import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore } from '../atomic-file';
 import type { TabulaConfig } from '../config';
-import { applyPolicy, fetchPolicy, type FleetPolicy } from '../fleet/policy';
+import { applyPolicy, fetchPolicy, type FleetPolicy } from './policy';
 import type { Paths } from '../paths';
 import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
-import { createUpdateScheduler, realClock, type Clock, type Probes, type SchedulePolicy, type ScheduleTrigger } from './scheduler';
+import { realClock, type Clock } from '../runtime/clock';
+import type { Probes } from '../runtime/probes';
+import { createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
 
 const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
 const savedSchema = z.object({ lastCheckAt: z.string().nullable(), available: depSchema, lastPullBytes: z.number().nullable() });

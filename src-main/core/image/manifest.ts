@@ -142,8 +142,6 @@ export interface VerifyOptions {
    * its bytes were checked when that deployment was made, and deployments are never written after.
    */
   previous?: { dir: string; manifest: Manifest; inodes?: Map<string, string> } | null;
-  /** Files and folders rsync may leave that are not part of the image (e.g. its partial dir). */
-  ignore?: (rel: string) => boolean;
 }
 
 /** path → "dev:ino" of every regular file in a tree: compared with a received tree to find hard links. */
@@ -171,8 +169,8 @@ export function checkTree(treeDir: string, manifest: Manifest, opts: VerifyOptio
   let hashed = 0;
   let reused = 0;
   const seen = new Set<string>();
+  // No name is skipped: whatever is in the tree and not in the signed manifest refuses the image.
   walk(treeDir, (rel, st) => {
-    if (opts.ignore?.(rel)) return;
     seen.add(rel);
     const e = expected.get(rel);
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special';
@@ -211,7 +209,9 @@ export function checkTree(treeDir: string, manifest: Manifest, opts: VerifyOptio
 }
 
 export function treeMismatchError(problems: TreeProblem[]): TabulaError {
-  return new TabulaError('image-invalid', `The downloaded image does not match its signed manifest (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}): it was not installed.`, {
+  const first = problems[0]!.text;
+  const more = problems.length > 1 ? ` and ${problems.length - 1} more` : '';
+  return new TabulaError('image-invalid', `The downloaded image does not match its signed manifest (${first}${more}): it was not installed, and the download was deleted.`, {
     details: problems.slice(0, 20).map((p) => p.text),
   });
 }

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { readBootedMarker } from './deployments-dir';

@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract-image';
+import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
-import { fetchFleetFiles, type FleetSource } from '../fleet/source';
-import { requireSignature } from '../fleet/signing';
+import { fetchFleetFiles, type FleetSource } from '../fleet-source';
+import { requireSignature } from '../signing';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
@@ -43,7 +43,13 @@ export interface PullResult {
   filesReused: number;
 }
 
-const PARTIAL_DIR = '.tabula-partial';
+/**
+ * rsync keeps an interrupted file's data here: a folder beside the tree, never inside it, given to
+ * rsync as an absolute path. A relative `--partial-dir` would be a name inside the tree that the
+ * check has to skip, and a server could plant a file (a setuid binary, a link) under that name.
+ * No name in the tree is exempt from the manifest.
+ */
+const partialDataDir = (dest: string) => path.join(dest, 'rsync-partial');
 
 export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s).
@@ -168,7 +174,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
         '-a',
         '--numeric-ids',
         '--no-D',
-        `--partial-dir=${PARTIAL_DIR}`,
+        `--partial-dir=${partialDataDir(dest)}`,
         '--stats',
         ...parseableOutput,
         ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
@@ -192,7 +198,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     } else inodes = inodeIndex(prevTree);
     const total = manifest.entries.reduce((n, e) => n + e.size, 0);
     opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
-    const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes }, ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
+    const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes } });
     if (v.problems.length) throw treeMismatchError(v.problems);
     writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
     writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
@@ -209,7 +215,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       '--numeric-ids',
       '--delete',
       '--no-D', // no device files from the network
-      `--partial-dir=${PARTIAL_DIR}`,
+      `--partial-dir=${partialDataDir(dest)}`,
       '--stats',
       ...parseableOutput,
       ...(opts.bandwidthKBps ? [`--bwlimit=${opts.bandwidthKBps}`] : []),
@@ -234,7 +240,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     const { data: manifestBytes, sig, manifest } = await manifestP;
     const total = manifest.entries.reduce((n, e) => n + e.size, 0);
     opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
-    const v = checkTree(path.join(dest, 'tree'), manifest, { ignore: (rel) => rel === PARTIAL_DIR || rel.endsWith(`/${PARTIAL_DIR}`) });
+    const v = checkTree(path.join(dest, 'tree'), manifest);
     if (v.problems.length) throw treeMismatchError(v.problems);
     writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
     writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);

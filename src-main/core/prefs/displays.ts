@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ApplyItem, MonitorState } from '../../common/contract-prefs';
+import type { ApplyItem, MonitorState } from '../../common/contract/prefs';
 import { profileKey, type DisplayOutput, type DisplayProfile, type DisplaysPrefs } from '../../common/prefs-schema';
 import { writeFileAtomic } from '../atomic-file';
 import { firstLine, runTool } from './run-tool';

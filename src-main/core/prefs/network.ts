@@ -9,7 +9,7 @@
 // format, which `nmcli --offline` validates without a daemon. nmcli 1.42 cannot set WireGuard peers,
 // which is why profiles go over D-Bus (gdbus) rather than `nmcli connection add`.
 import crypto from 'node:crypto';
-import type { ApplyItem, NetworkProfileState } from '../../common/contract-prefs';
+import type { ApplyItem, NetworkProfileState } from '../../common/contract/prefs';
 import type { NetworkProfile } from '../../common/prefs-schema';
 import { TabulaError } from '../../common/errors';
 import { firstLine, runTool } from './run-tool';

@@ -3,7 +3,7 @@
 // agent runs); the agent builds one for the window.
 import os from 'node:os';
 import path from 'node:path';
-import type { ApplyItem, ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../common/contract-prefs';
+import type { ApplyItem, ApplyReport, PrefArea, PrefsCurrentState, PrefsView } from '../../common/contract/prefs';
 import type { EventLog } from '../../common/event-log';
 import { TabulaError } from '../../common/errors';
 import { profileKey, pskProblem, type DisplayProfile, type NetworkProfile } from '../../common/prefs-schema';

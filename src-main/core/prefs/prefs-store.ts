@@ -18,9 +18,9 @@ import {
   type UserPrefsFile,
   userPrefsFileSchema as userFileSchema,
 } from '../../common/prefs-schema';
-import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract-prefs';
+import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract/prefs';
 import { TabulaError } from '../../common/errors';
-import { writeFileAtomic } from '../atomic-file';
+import { readSmallRegularFile, writeFileAtomic } from '../atomic-file';
 import type { Paths } from '../paths';
 
 /** The values a key can hold, one schema per leaf. */
@@ -81,17 +81,12 @@ function describeIssue(err: z.ZodError): string {
 type Read = { status: 'missing' } | { status: 'ok'; value: UserPrefsFile; migratedFrom: number | null } | { status: 'invalid'; problem: string; tooNew: boolean };
 
 function readUserFile(file: string): Read {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { status: 'missing' };
-    return { status: 'invalid', problem: `cannot be read (${code ?? String(err)})`, tooNew: false };
-  }
+  const read = readSmallRegularFile(file);
+  if (read.status === 'missing') return read;
+  if (read.status === 'invalid') return { ...read, tooNew: false };
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(read.data.toString('utf8'));
   } catch (err) {
     return { status: 'invalid', problem: `is not valid JSON (${(err as Error).message})`, tooNew: false };
   }
@@ -124,16 +119,14 @@ export function createPrefsStore({ paths }: PrefsStoreOptions) {
   function readLayer(layerFile: string, problems: string[]) {
     const defaults: Partial<Record<PrefLeaf, unknown>> = {};
     const locked: Partial<Record<PrefLeaf, string>> = {};
-    let text: string;
-    try {
-      text = fs.readFileSync(layerFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`${layerFile} cannot be read; its defaults and locks are ignored.`);
+    const read = readSmallRegularFile(layerFile);
+    if (read.status !== 'ok') {
+      if (read.status === 'invalid') problems.push(`${layerFile} ${read.problem}; its defaults and locks are ignored.`);
       return { defaults, locked };
     }
     let parsed;
     try {
-      parsed = fleetFileSchema.safeParse(JSON.parse(text));
+      parsed = fleetFileSchema.safeParse(JSON.parse(read.data.toString('utf8')));
     } catch (err) {
       problems.push(`${layerFile} is not valid JSON (${(err as Error).message}); its defaults and locks are ignored.`);
       return { defaults, locked };

@@ -3,7 +3,7 @@
 // remembered by device URI or DNS-SD name and matched to whatever queue this laptop has for them.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ApplyItem, PrinterDest } from '../../common/contract-prefs';
+import type { ApplyItem, PrinterDest } from '../../common/contract/prefs';
 import type { PrinterOptions, PrinterRef, PrintersPrefs } from '../../common/prefs-schema';
 import { writeFileAtomic } from '../atomic-file';
 import { firstLine, runTool } from './run-tool';

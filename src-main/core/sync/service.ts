@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { BackupProgress, BackupRun, BackupState, BackupStatus, RunOutcome } from '../../common/contract';
-import type { HomeSafetyReport } from '../../common/contract-image';
+import type { HomeSafetyReport } from '../../common/contract/image';
 import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
@@ -17,7 +17,7 @@ import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
-import type { Probes } from '../image/scheduler';
+import type { Probes } from '../runtime/probes';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 
 const runSchema: z.ZodType<BackupRun> = z.object({

@@ -2,9 +2,9 @@
 // Every method has an argument schema (validated at the boundary) and a result type; every event
 // has a type and a payload. A method added here is served by every transport.
 import { z } from 'zod';
-import { imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './contract-image';
-import type { ErrorInfo } from './errors';
-import { prefsMethods, type PrefsEventPayloads } from './contract-prefs';
+import { imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './image';
+import type { ErrorInfo } from '../errors';
+import { prefsMethods, type PrefsEventPayloads } from './prefs';
 
 // ---- Domain types ---------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ export interface AgentStatus {
   agentVersion: string;
   image: ImageStatus;
   backup: BackupStatus;
-  /** OS image updates (contract-image.ts). */
+  /** OS image updates (contract/image.ts). */
   imageUpdate: ImageUpdateStatus;
   /** Config files that were ignored (corrupt, invalid), and why. */
   problems: ConfigProblem[];

@@ -3,7 +3,18 @@
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PowerState, Probes } from './scheduler';
+
+export interface PowerState {
+  /** null when the machine has no battery. */
+  batteryPercent: number | null;
+  charging: boolean;
+}
+
+export interface Probes {
+  power(): Promise<PowerState>;
+  /** null when unknown (no NetworkManager). */
+  metered(): Promise<boolean | null>;
+}
 
 export function readPowerSupply(dir = '/sys/class/power_supply'): PowerState {
   let batteryPercent: number | null = null;

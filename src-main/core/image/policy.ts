@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
 import type { TabulaConfig } from '../config';
-import { fetchFleetFiles } from './source';
-import { requireSignature } from './signing';
+import { fetchFleetFiles } from '../fleet-source';
+import { requireSignature } from '../signing';
 
 const settingsSchema = z
   .object({

@@ -6,10 +6,10 @@ import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TabulaError } from '../../common/errors';
-import { writeFileAtomic } from '../atomic-file';
-import { buildManifest, versionPattern } from '../image/manifest';
-import { sign } from './signing';
+import { TabulaError } from './common/errors';
+import { writeFileAtomic } from './core/atomic-file';
+import { buildManifest, versionPattern } from './core/image/manifest';
+import { sign } from './core/signing';
 
 export function writeSigned(file: string, bytes: Buffer | string, privateKeyPem: string): void {
   writeFileAtomic(file, bytes);

@@ -4,10 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TabulaError } from '../../common/errors';
-import { runRsync } from '../rsync';
-import { describeRsyncFailure } from '../rsync-errors';
-import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
+import { TabulaError } from '../common/errors';
+import { runRsync } from './rsync';
+import { describeRsyncFailure } from './rsync-errors';
+import { parseStorageUrl, rsyncTarget, sshCommand } from './storage-url';
 
 export interface FleetSource {
   url: string;

@@ -1,7 +1,7 @@
 // Contract for OS images (issue 4): update status, check/pull/rollback, helpdesk reimage and the
-// signed fleet commands. Spread into `methods` and `EventPayloads` in contract.ts.
+// signed fleet commands. Spread into `methods` and `EventPayloads` in contract/index.ts.
 import { z } from 'zod';
-import type { ErrorInfo } from './errors';
+import type { ErrorInfo } from '../errors';
 
 export type ImageBackendKind = 'none' | 'ostree' | 'rsync-tree';
 

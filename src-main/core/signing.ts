@@ -2,7 +2,7 @@
 // per-machine commands), with Node's crypto: no extra dependency. A signature is detached
 // (`FILE.sig`, base64) and covers the exact bytes of FILE, so nothing is re-serialised before checking.
 import crypto from 'node:crypto';
-import { TabulaError } from '../../common/errors';
+import { TabulaError } from '../common/errors';
 
 export interface KeyPair {
   /** PKCS#8 PEM: the secret the fleet admin keeps. */

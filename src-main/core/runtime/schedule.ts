@@ -4,34 +4,8 @@
 // off after failures. Pure logic plus a clock and probes that are injected: the tests drive it with
 // a fake clock and fake probes, the agent with real timers, /sys/class/power_supply and nmcli.
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    // Node timers overflow above ~24.8 days; a check that far away is re-armed on the way.
-    const t = setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
-    t.unref?.();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
-export interface PowerState {
-  /** null when the machine has no battery. */
-  batteryPercent: number | null;
-  charging: boolean;
-}
-
-export interface Probes {
-  power(): Promise<PowerState>;
-  /** null when unknown (no NetworkManager). */
-  metered(): Promise<boolean | null>;
-}
+import type { Clock } from './clock';
+import type { PowerState, Probes } from './probes';
 
 export interface SchedulePolicy {
   intervalMs: number;
