@@ -16,15 +16,16 @@ packages=(
   nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup and image transport
   polkitd pkexec                              # the agent reaches tabula-helper through pkexec
   procps iproute2
+  libsecret-1-0                               # keytar in the Tabula package links it
 )
-key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"
+key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"
 out="$cache/base-$key"
 if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
-rm -rf "$out.tmp"
+rm -rf --one-file-system "$out.tmp"
 # Older bases are superseded by this recipe.
-find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key*" -exec rm -rf {} + 2>/dev/null || true
+find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --customize-hook="\"$here/customize-base.sh\" \"\$1\" \"$repo\"" \

@@ -7,7 +7,7 @@ root="$1"; repo="$2"
 boot="$repo/assets/boot"
 
 # The initramfs hook (what the Debian package ships too; its units are added per run by the lab).
-install -D -m 0755 "$boot/initramfs-tools/scripts/local-bottom/tabula" "$root/usr/share/initramfs-tools/scripts/local-bottom/tabula"
+install -D -m 0755 "$boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" "$root/usr/share/initramfs-tools/scripts/local-bottom/tabula"
 
 # The machine's identity is made on the laptop, never shipped in the image.
 rm -f "$root"/etc/ssh/ssh_host_*

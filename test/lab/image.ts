@@ -33,11 +33,11 @@ export interface LabImageSettings {
 }
 
 /**
- * A version of the image: a copy of the base with Tabula installed (the Debian package when
- * `deb` is given, else the build output and launchers, as the package lays them out) and the lab's
+ * A version of the image: a copy of the base with Tabula installed (the Debian package; without
+ * one, the build output and launchers where the package puts them) and the lab's
  * user, autologin and keys. `mutate` may change the tree (a broken image, a changed file).
  */
-export function makeImageTree(base: string, dest: string, version: string, s: LabImageSettings, mutate?: (tree: string) => void): string {
+export function makeImageTree(base: string, dest: string, version: string, s: LabImageSettings & { deb: string | null }, mutate?: (tree: string) => void): string {
   fs.rmSync(dest, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   sh('cp', ['-a', base, dest]);
@@ -52,8 +52,7 @@ export function makeImageTree(base: string, dest: string, version: string, s: La
     fs.writeFileSync(f, text, { mode });
     fs.chmodSync(f, mode);
   };
-  installTabula(dest);
-  installBootIntegration(dest);
+  installTabula(dest, s.deb);
 
   // The image's identity: what `tabula status` shows as the running version.
   const osr = fs.readFileSync(path.join(dest, 'usr/lib/os-release'), 'utf8').split('\n').filter((l) => l && !/^(IMAGE_ID|IMAGE_VERSION)=/.test(l));
@@ -78,12 +77,16 @@ export function makeImageTree(base: string, dest: string, version: string, s: La
   return dest;
 }
 
-/** Until the Debian package lands: the build output and launchers, where the package puts them. */
-function installTabula(tree: string) {
-  const deb = findDeb();
+/** Tabula as the package installs it (or, without a package, its build output where the package puts it). */
+function installTabula(tree: string, deb: string | null) {
   if (deb) {
     fs.copyFileSync(deb, path.join(tree, 'tmp/tabula.deb'));
+    // The base's initramfs already holds this checkout's hook (its cache key): skip rebuilding it.
+    const conf = path.join(tree, 'etc/initramfs-tools/update-initramfs.conf');
+    const saved = fs.readFileSync(conf, 'utf8');
+    fs.writeFileSync(conf, saved.replace(/^update_initramfs=.*$/m, 'update_initramfs=no'));
     chroot(tree, 'dpkg', ['-i', '/tmp/tabula.deb']);
+    fs.writeFileSync(conf, saved);
     fs.rmSync(path.join(tree, 'tmp/tabula.deb'));
     return;
   }
@@ -98,25 +101,27 @@ function installTabula(tree: string) {
   fs.mkdirSync(path.join(tree, 'usr/lib/systemd/user'), { recursive: true });
   fs.writeFileSync(
     path.join(tree, 'usr/lib/systemd/user/tabula-agent.service'),
-    '[Unit]\nDescription=Tabula agent\n\n[Service]\nExecStart=/usr/bin/tabula --headless\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n',
+    '[Unit]\nDescription=Tabula agent\n\n[Service]\nExecStart=/usr/bin/tabula agent\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n',
   );
   chroot(tree, 'systemctl', ['--global', 'enable', 'tabula-agent.service']);
+  installBootIntegration(tree);
 }
 
-/** The boot integration's units and scripts from assets/boot (the initramfs hook is in the base). */
+/** Without the package: the boot integration as the package installs it (assets/boot mirrors the tree). */
 function installBootIntegration(tree: string) {
-  const boot = path.join(repo, 'assets/boot');
-  fs.mkdirSync(path.join(tree, 'usr/libexec/tabula'), { recursive: true });
-  fs.copyFileSync(path.join(boot, 'tabula-identity'), path.join(tree, 'usr/libexec/tabula/tabula-identity'));
-  fs.chmodSync(path.join(tree, 'usr/libexec/tabula/tabula-identity'), 0o755);
-  sh('cp', ['-r', path.join(boot, 'systemd/.'), path.join(tree, 'usr/lib/systemd/system/')]);
-  chroot(tree, 'systemctl', ['enable', 'tabula-identity.service']);
+  sh('cp', ['-r', path.join(repo, 'assets/boot/usr'), tree]);
 }
 
-function findDeb(): string | null {
-  const dist = path.join(repo, 'dist');
-  const debs = fs.existsSync(dist) ? fs.readdirSync(dist).filter((f) => /^tabula_.*_amd64\.deb$/.test(f)) : [];
-  return debs.length ? path.join(dist, debs.sort().at(-1)!) : null;
+/** `npm run package:deb` (from the already built bundle) into `outDir`; null where the packager is absent. */
+export function buildDeb(outDir: string): string | null {
+  const script = path.join(repo, 'scripts/package-deb.mjs');
+  if (!fs.existsSync(script)) return null;
+  if (!fs.existsSync(path.join(repo, 'build/main/cli.js'))) sh('npm', ['run', '-s', 'build'], { cwd: repo });
+  const r = spawnSync(process.execPath, [script, '--out', outDir], { cwd: repo, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`npm run package:deb failed: ${(r.stderr || r.stdout).trim()}`);
+  const debs = fs.readdirSync(outDir).filter((f) => /^tabula_.*\.deb$/.test(f));
+  if (!debs.length) throw new Error(`npm run package:deb made no .deb in ${outDir}`);
+  return path.join(outDir, debs[0]!);
 }
 
 function chroot(tree: string, cmd: string, args: string[]) {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
-import { buildBase, makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
+import { buildBase, buildDeb, makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
 import { createVm, qemuUnavailable, type Vm } from './vm';
 
 const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 900) * 1000;
@@ -56,7 +56,10 @@ async function main() {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(work, 'lab-key')]);
     const nasHostKey = fs.readFileSync(path.join(path.dirname(nas.identityFile), 'host_ed25519.pub'), 'utf8').trim();
     const sshOptions = ['-i', '/usr/share/defaults/tabula/lab/fleet-key', '-o', 'UserKnownHostsFile=/usr/share/defaults/tabula/lab/known_hosts', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'];
-    const settings: LabImageSettings = {
+    const deb = buildDeb(path.join(work, 'dist'));
+    log(deb ? `installing ${path.basename(deb)}` : 'no Debian package script: installing the build output');
+    const settings: LabImageSettings & { deb: string | null } = {
+      deb,
       user: USER,
       sshPublicKey: fs.readFileSync(path.join(work, 'lab-key.pub'), 'utf8'),
       fleetPrivateKey: fs.readFileSync(nas.identityFile, 'utf8'),
