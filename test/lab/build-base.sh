@@ -28,7 +28,8 @@ rm -rf --one-file-system "$out.tmp"
 find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
-  --customize-hook="\"$here/customize-base.sh\" \"\$1\" \"$repo\"" \
+  --essential-hook="install -D -m 0755 \"$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula\" \"\$1/usr/share/initramfs-tools/scripts/local-bottom/tabula\"" \
+  --customize-hook="\"$here/customize-base.sh\" \"\$1\"" \
   trixie "$out.tmp" >&2
 touch "$out.tmp/.complete"
 mv "$out.tmp" "$out"

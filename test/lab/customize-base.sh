@@ -3,11 +3,9 @@
 # into a Tabula laptop image, the way a fleet admin would. Nothing lab-specific (users, keys) here:
 # that is added per run by the lab (test/lab/image.ts).
 set -euo pipefail
-root="$1"; repo="$2"
-boot="$repo/assets/boot"
-
-# The initramfs hook (what the Debian package ships too; its units are added per run by the lab).
-install -D -m 0755 "$boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" "$root/usr/share/initramfs-tools/scripts/local-bottom/tabula"
+# Tabula's initramfs hook was put in place before the kernel was installed (build-base.sh's
+# essential hook), so the kernel's own initramfs holds it; the package ships the same file.
+root="$1"
 
 # The machine's identity is made on the laptop, never shipped in the image.
 rm -f "$root"/etc/ssh/ssh_host_*
@@ -16,5 +14,8 @@ rm -f "$root"/etc/ssh/ssh_host_*
 mkdir -p "$root/efi"
 # The ESP is mounted when Tabula's helper writes a boot entry (automount: a boot never waits for it).
 printf 'PARTLABEL=esp /efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n' > "$root/etc/fstab"
-
-chroot "$root" update-initramfs -u -k all
+# The hook needs busybox (cp, mv) in the initramfs: rebuild it only if apt configured the kernel first.
+contents="$(chroot "$root" sh -c 'lsinitramfs /boot/initrd.img-*')"
+if ! grep -q 'local-bottom/tabula$' <<<"$contents" || ! grep -q 'bin/busybox$' <<<"$contents"; then
+  chroot "$root" update-initramfs -u -k all
+fi

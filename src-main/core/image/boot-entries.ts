@@ -11,8 +11,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { DeploymentsStatus } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { fsyncDir, writeFileAtomic } from '../atomic-file';
+import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
+import type { RsyncTreeBackend } from './rsync-tree';
 
 export const BOOT_TRIES = 3;
 /** The persistent disk is found by its file-system label (the initramfs hook mounts it as the root first). */
@@ -162,6 +165,89 @@ export function failedBoot(esp: string, next: string | null, booted: string | nu
   if (!next || !booted || next === booted) return null;
   const e = readBootEntries(esp).find((x) => x.version === next);
   return e && e.triesLeft === 0 ? next : null;
+}
+
+interface FailedBootRecord {
+  version: string;
+  bootedInstead: string;
+  at: string;
+}
+
+/**
+ * The rsync-tree backend with its boot path: after every stage, rollback and reimage the ESP holds
+ * an entry for each kept deployment (`next` first); at every status read, a staged version that
+ * systemd-boot gave up on is recorded, `next` goes back to what booted, and that version is never
+ * staged again (a newer one is). Without an ESP at <root>/efi (no boot path installed, as in
+ * tests with a temporary root) the backend runs unchanged.
+ */
+export function withBootEntries(root: string, b: RsyncTreeBackend) {
+  const esp = path.join(root, 'efi');
+  const failedFile = path.join(b.paths.base, 'failed-boots.json');
+  const installed = () => isBootPathInstalled(esp);
+  const nextVersion = () => {
+    const t = readSymlink(b.paths.nextLink);
+    return t ? path.basename(t) : null;
+  };
+  const readFailed = (): FailedBootRecord[] => {
+    try {
+      const v = JSON.parse(fs.readFileSync(failedFile, 'utf8')) as unknown;
+      return Array.isArray(v) ? v.filter((x): x is FailedBootRecord => !!x && typeof x.version === 'string' && typeof x.bootedInstead === 'string') : [];
+    } catch {
+      return [];
+    }
+  };
+  function sync() {
+    if (!installed()) {
+      // A machine started by this boot path must be able to change its boot entries.
+      if (root === '/' && readBootedMarker(root)) throw new TabulaError('image-invalid', `The boot partition (ESP) is not mounted at ${esp}: the new version cannot be made bootable.`);
+      return;
+    }
+    const s = b.status();
+    const versions = [...new Set([nextVersion(), s.booted?.version, s.rollback?.version].filter((v): v is string => !!v))];
+    writeBootEntries({ esp, deploymentsDir: b.paths.deploymentsDir, versions });
+  }
+  function assess(): DeploymentsStatus['failedBoot'] {
+    const booted = readBootedMarker(root);
+    if (installed()) {
+      const failed = failedBoot(esp, nextVersion(), booted);
+      if (failed && booted) {
+        const records = readFailed().filter((r) => r.version !== failed);
+        writeFileAtomic(failedFile, JSON.stringify([...records, { version: failed, bootedInstead: booted, at: new Date().toISOString() }].slice(-20), null, 2) + '\n', 0o644);
+        switchSymlink(b.paths.nextLink, `deployments/${booted}`);
+        sync();
+      }
+    }
+    const last = readFailed().at(-1);
+    return last && last.bootedInstead === booted ? { version: last.version, bootedInstead: last.bootedInstead } : null;
+  }
+  return {
+    status: (): DeploymentsStatus => {
+      const failed = assess();
+      return { ...b.status(), failedBoot: failed };
+    },
+    check: () => b.check(),
+    async stage() {
+      assess();
+      const v = (await b.check()).version;
+      if (readFailed().some((r) => r.version === v)) {
+        throw new TabulaError('image-invalid', `Version ${v} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
+      }
+      const r = await b.stage(v);
+      sync();
+      return r;
+    },
+    rollback(): DeploymentsStatus {
+      const s = b.rollback();
+      sync();
+      return s;
+    },
+    async reimage() {
+      const r = await b.reimage();
+      sync();
+      return r;
+    },
+    close: () => b.close(),
+  };
 }
 
 function safeReaddir(dir: string): string[] {

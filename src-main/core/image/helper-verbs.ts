@@ -10,6 +10,7 @@ import { applyPolicy, fetchPolicy } from './policy';
 import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
+import { withBootEntries } from './boot-entries';
 
 export const helperVerbs = ['status', 'stage', 'rollback', 'reimage'] as const;
 export type HelperVerb = (typeof helperVerbs)[number];
@@ -66,14 +67,15 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
     });
     return b;
   }
-  const b = createRsyncTreeBackend({
+  // The boot path (src-main/core/image/boot-entries.ts): one boot entry per kept deployment.
+  const b = withBootEntries(root, createRsyncTreeBackend({
     root,
     source: { url: img.url, sshOptions: img.sshOptions, connectTimeoutSeconds: img.connectTimeoutSeconds },
     channel: img.channel,
     trustedKeys: config.fleet.trustedKeys,
     bandwidthKBps: img.bandwidthKBps,
     onProgress,
-  });
+  }));
   return {
     status: async () => b.status(),
     check: () => b.check(),

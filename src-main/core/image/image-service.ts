@@ -111,6 +111,8 @@ export function createImageService(deps: ImageServiceDeps) {
     if (status.reimagePending) return ['staged', 'A reset to the pristine image is ready: restart to finish it.'];
     if (status.staged) return ['staged', `Version ${status.staged.version} is ready: restart to update.`];
     const current = status.booted?.version ?? 'unknown';
+    const failed = deployments?.failedBoot;
+    if (failed) return ['idle', `Version ${failed.version} failed to start; you're back on ${failed.bootedInstead}.`];
     if (status.available && !sameImage(status.available, status.booted)) return ['idle', `Version ${status.available.version} is available (running ${current}).`];
     return ['idle', status.lastCheckAt ? `Up to date: version ${current}.` : `Running version ${current}; not checked yet.`];
   }
@@ -150,7 +152,8 @@ export function createImageService(deps: ImageServiceDeps) {
       store.save(saved);
       status = { ...status, available, lastCheckAt: saved.lastCheckAt };
       const current = status.staged ?? status.booted;
-      const isNew = !!available && !sameImage(available, current);
+      // A version that failed to start here is not staged again (a newer one is).
+      const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
       if (isNew && (trigger === 'pull' || config().image.autoPull)) {
         setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
         const staged = await callHelper(['stage'], true);
