@@ -23,8 +23,8 @@ export function buildBase(log: (s: string) => void): string {
 export interface LabImageSettings {
   /** The lab's ssh public key (root and the test user log in with it). */
   sshPublicKey: string;
-  /** Private key the laptop uses for the NAS and the fleet server (an image-wide key, lab only). */
-  fleetPrivateKey: string;
+  /** Private keys the laptop uses for the NAS and the fleet server, by file name (image-wide, lab only). */
+  keys: Record<string, string>;
   /** known_hosts line(s) for the NAS/fleet server as the guest sees it. */
   knownHosts: string;
   /** The Tabula config the image ships (/usr/share/defaults/tabula/config.json). */
@@ -60,7 +60,9 @@ export function makeImageTree(base: string, dest: string, version: string, s: La
   w('etc/hostname', 'laptop\n');
   w('etc/kernel/cmdline', 'console=ttyS0,115200 panic=10\n');
   w('usr/share/defaults/tabula/config.json', JSON.stringify(s.config, null, 2) + '\n');
-  w('usr/share/defaults/tabula/lab/fleet-key', s.fleetPrivateKey, 0o644);
+  // ssh refuses a key its own user could share: root's (the helper's fleet key) is 0600; the
+  // person's NAS key is root's file that they may read (lab only; a real fleet uses per-user keys).
+  for (const [name, key] of Object.entries(s.keys)) w(`usr/share/defaults/tabula/lab/${name}`, key, name.startsWith('fleet') ? 0o600 : 0o644);
   w('usr/share/defaults/tabula/lab/known_hosts', s.knownHosts, 0o644);
 
   // The lab's person: logged in on the console (an active local session, as polkit wants it).
