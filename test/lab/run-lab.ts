@@ -175,7 +175,14 @@ async function main() {
       await laptop.ssh('root', 'systemctl is-system-running --wait', { timeoutMs: 300_000 });
       return Date.now() - t0;
     };
-    const agentUp = () => waitFor(() => status().catch(() => null), 240_000, 'tabula status as the logged-in user never answered');
+    const agentUp = async () => {
+      try {
+        return await waitFor(() => status(), 420_000, 'tabula status as the logged-in user never answered');
+      } catch (err) {
+        const diag = await laptop.ssh(USER, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
+        throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);
+      }
+    };
 
     let tPowerOn = 0;
     const booted = await scenario('a', laptop, async () => {
