@@ -5,39 +5,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHttpClient } from './common/clients';
 import type { ApiClient } from './common/contract';
-import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
+import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
+import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
-import { runPrefsCommand, prefsUsage } from './cli-prefs';
-import { imageUsage, runImageCommand } from './cli-image';
+import { runPrefsCommand } from './cli-prefs';
+import { runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
-import { writeFileAtomic } from './core/atomic-file';
+import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
-import { resolvePaths } from './core/paths';
-
-const usage = `Usage:
-  tabula agent [--port N]          run the agent in the foreground (what the user service runs)
-  tabula --headless [--port N]     print the window's address, starting an agent when none runs
-  tabula tray                      the tray icon and window (needs the Electron runtime)
-  tabula status [--json]           image version and sync state
-  tabula events                    follow the agent's event stream (one JSON object a line)
-${syncUsage}
-${prefsUsage}
-${imageUsage}
-  tabula --version`;
+import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
 const paths = resolvePaths();
-const tokenFile = path.join(paths.runtimeDir, 'token');
-const endpointFile = path.join(paths.runtimeDir, 'endpoint');
 const rendererDir = path.join(__dirname, '..', 'renderer');
 
 function connect(): ApiClient | null {
-  try {
-    const baseUrl = fs.readFileSync(endpointFile, 'utf8').trim();
-    const token = fs.readFileSync(tokenFile, 'utf8').trim();
-    return createHttpClient({ baseUrl, token });
-  } catch {
-    return null;
-  }
+  const address = readAgentAddress(paths);
+  return address && createHttpClient(address);
 }
 
 async function runningAgent(): Promise<ApiClient | null> {
@@ -69,17 +52,17 @@ async function headless(port: number, asService = false) {
       console.error('Another Tabula agent is already running for this user; this one exits.');
       process.exit(0);
     }
-    console.log(`Tabula is already running: ${fs.readFileSync(endpointFile, 'utf8').trim()}/#token=${fs.readFileSync(tokenFile, 'utf8').trim()}`);
+    const { baseUrl, token } = readAgentAddress(paths)!;
+    console.log(`Tabula is already running: ${baseUrl}/#token=${token}`);
     return;
   }
+  ensureRuntimeDir(paths); // before anything starts: an unsafe folder means no agent at all
   const agent = createAgent({ watchDisplays: true });
-  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port });
-  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
-  writeFileAtomic(tokenFile, server.token + '\n', 0o600);
-  writeFileAtomic(endpointFile, server.url + '\n', 0o600);
+  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
+  writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
   const status = agent.status();
   console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
-  if (asService) console.log(`Window: ${server.url} (token in ${tokenFile})`);
+  if (asService) console.log(`Window: ${server.url} (token in ${path.join(paths.runtimeDir, 'token')})`);
   else console.log(`Open ${server.url}/#token=${server.token}`);
   for (const p of status.problems) console.log(`Warning: ${p.message}`);
 
@@ -89,11 +72,7 @@ async function headless(port: number, asService = false) {
     stopping = true;
     await agent.shutdown();
     await server.close();
-    // Only remove the files if they are still ours (another agent may have started since).
-    if (fs.readFileSync(tokenFile, 'utf8').trim() === server.token) {
-      fs.rmSync(tokenFile, { force: true });
-      fs.rmSync(endpointFile, { force: true });
-    }
+    forgetAgentAddress(paths, server.url);
     process.exit(0);
   };
   process.on('SIGINT', stop);
@@ -143,6 +122,9 @@ function startTray(electron: string) {
   child.on('exit', (code) => process.exit(code ?? 0));
 }
 
+/** Exit code for a command line that is wrong (sysexits EX_USAGE). */
+const EX_USAGE = 64;
+
 function tray() {
   const electron = findElectron();
   if (electron) return startTray(electron);
@@ -150,6 +132,19 @@ function tray() {
 }
 
 async function main(argv: string[]) {
+  if (argv.length === 0) return console.log(usageText());
+  if (argv[0] === 'help' || argv.includes('--help')) {
+    const words = argv.filter((a) => !a.startsWith('-') && a !== 'help');
+    const text = helpFor(words);
+    if (text) return console.log(text);
+    console.error(`No command "${words.join(' ')}". Try \`tabula help\`.`);
+    return void (process.exitCode = EX_USAGE);
+  }
+  const matched = matchCommand(argv);
+  if ('error' in matched) {
+    console.error(matched.error);
+    return void (process.exitCode = EX_USAGE);
+  }
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
@@ -167,13 +162,16 @@ async function main(argv: string[]) {
     const code = await runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
     if (code !== 64) return void (process.exitCode = code);
   }
-  const done = await runAgentCommand(args, requireAgent);
+  const done = await runAgentCommand(args, requireAgent, paths.home);
   if (!done) {
-    console.error(usage);
-    process.exit(args.flags.has('--help') || args.words.length === 0 ? 0 : 64);
+    console.error(`Unknown command. Try \`tabula help\`.`);
+    process.exitCode = EX_USAGE;
   }
 }
 
+// Whatever Tabula creates (state naming the user's files, runtime files, temp folders) is the
+// user's alone; files that must keep a mode (rsync -a, restores) carry it explicitly.
+process.umask(0o077);
 main(process.argv.slice(2)).catch((err) => {
   console.error(err instanceof TabulaError ? err.message : `tabula: ${err instanceof Error ? err.stack : String(err)}`);
   process.exit(1);

@@ -96,7 +96,7 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
     return unwrap((await res.json()) as Reply) as never;
   }
 
-  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void) {
+  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void, onDrop?: () => void) {
     const abort = new AbortController();
     let after = -1; // -1: we know nothing yet, the server answers with a reset
     void (async () => {
@@ -117,6 +117,7 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
         } catch {
           /* dropped or refused: retry below */
         }
+        if (!abort.signal.aborted) onDrop?.();
         if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, retryMs));
       }
     })();

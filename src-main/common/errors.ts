@@ -18,6 +18,7 @@ export const errorCodes = [
   'sync-refused',
   'agent-unreachable',
   'internal',
+  'unsafe-folder',
   // Preferences (issue 5)
   'pref-locked',
   'prefs-invalid',

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TabulaError } from '../common/errors';
+import { readSmallRegularFile } from './atomic-file';
 import { runRsync } from './rsync';
 import { describeRsyncFailure } from './rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from './storage-url';
@@ -16,13 +17,17 @@ export interface FleetSource {
 }
 
 const MAX_BYTES = 64 * 1024 * 1024;
+/** A detached signature is 88 bytes of base64. */
+const SIGNATURE_MAX_BYTES = 4096;
 
 /**
  * Several files at once (e.g. a file and its signature): over ssh in one rsync run, as each run
  * costs a round trip and a remote process. Missing files come back as null.
  */
 export async function fetchFleetFiles(source: FleetSource, rels: string[], opts: { rsyncPath?: string; maxBytes?: number } = {}): Promise<(Buffer | null)[]> {
-  if (/^https?:\/\//.test(source.url) || parseStorageUrl(source.url).kind === 'local') return Promise.all(rels.map((r) => fetchFleetFile(source, r, opts)));
+  if (/^https?:\/\//.test(source.url) || parseStorageUrl(source.url).kind === 'local') {
+    return Promise.all(rels.map((r) => fetchFleetFile(source, r, r.endsWith('.sig') ? { ...opts, maxBytes: SIGNATURE_MAX_BYTES } : opts)));
+  }
   const storage = parseStorageUrl(source.url);
   const names = new Set(rels.map((r) => path.posix.basename(r)));
   if (names.size !== rels.length) return Promise.all(rels.map((r) => fetchFleetFile(source, r, opts)));
@@ -59,24 +64,26 @@ export async function fetchFleetFile(source: FleetSource, rel: string, opts: { r
     } catch (err) {
       throw unreachable((err as Error).cause ? String(((err as Error).cause as Error).message ?? (err as Error).cause) : (err as Error).message);
     }
-    if (res.status === 404) return null;
-    if (!res.ok) throw unreachable(`HTTP ${res.status}`);
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length > max) throw new TabulaError('image-invalid', `${rel} on the fleet server is larger than ${max} bytes: refused.`);
-    return body;
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw unreachable(`HTTP ${res.status}`);
+    }
+    return readCapped(res, max, () => tooLarge(rel, max));
   }
   const storage = parseStorageUrl(source.url);
   if (storage.kind === 'local') {
     if (!fs.existsSync(storage.path)) throw unreachable(`the folder ${storage.path} does not exist or is not mounted`);
-    const file = path.join(storage.path, rel);
-    try {
-      const st = fs.statSync(file);
-      if (st.size > max) throw new TabulaError('image-invalid', `${rel} on the fleet server is larger than ${max} bytes: refused.`);
-      return fs.readFileSync(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    // A mounted fleet folder is as hostile as a web server: a FIFO there must not hang the root
+    // helper, a device must not be read, a link must not lead to a file of this machine.
+    const r = readSmallRegularFile(path.join(storage.path, rel), { maxBytes: max });
+    if (r.status === 'missing') return null;
+    if (r.status === 'ok') return r.data;
+    if (/too large/.test(r.problem)) throw tooLarge(rel, max);
+    throw new TabulaError('image-invalid', `${rel} on the fleet server ${r.problem}: refused.`);
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-fetch-'));
   try {
@@ -96,4 +103,33 @@ export async function fetchFleetFile(source: FleetSource, rel: string, opts: { r
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+const tooLarge = (rel: string, max: number) => new TabulaError('image-invalid', `${rel} on the fleet server is larger than ${max} bytes: refused.`);
+
+/**
+ * The body, read chunk by chunk and abandoned as soon as it passes `max`: a server that sends
+ * (or claims) more is refused without the bytes ever being held in memory.
+ */
+async function readCapped(res: Response, max: number, tooBig: () => Error): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel();
+    throw tooBig();
+  }
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let got = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    got += value.byteLength;
+    if (got > max) {
+      await reader.cancel();
+      throw tooBig();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, got);
 }

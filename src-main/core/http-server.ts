@@ -28,6 +28,8 @@ export interface HttpServerOptions {
   staticDir: string;
   port?: number;
   token?: string;
+  /** Where a bug in a request handler is reported (the agent keeps serving). */
+  logBug?: (err: unknown) => void;
 }
 
 export interface HeadlessServer {
@@ -37,7 +39,17 @@ export interface HeadlessServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url') }: HttpServerOptions): Promise<HeadlessServer> {
+/** The request target as a URL with its path decoded, or null when it is malformed (a 400, never a throw). */
+function parseTarget(raw: string | undefined): { url: URL; path: string } | null {
+  try {
+    const url = new URL(raw ?? '/', 'http://127.0.0.1');
+    return { url, path: decodeURIComponent(url.pathname) };
+  } catch {
+    return null;
+  }
+}
+
+export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url'), logBug = (err) => console.error('Bug in the HTTP API:', err) }: HttpServerOptions): Promise<HeadlessServer> {
   const expected = Buffer.from(`Bearer ${token}`);
   const streams = new Set<http.ServerResponse>();
   let origins: string[] = [];
@@ -48,10 +60,30 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
   };
   const refuse = (res: http.ServerResponse, status: number, error: ErrorInfo) => sendJson(res, status, { ok: false, error });
 
+  /** Whatever a handler throws ends that request (500, logged), never the agent. */
+  const failed = (res: http.ServerResponse, err: unknown) => {
+    logBug(err);
+    if (!res.headersSent) refuse(res, 500, { code: 'internal', message: 'Tabula hit a bug answering this request; it keeps running.', retryable: false });
+    else res.destroy();
+  };
+
   const server = http.createServer((req, res) => {
+    // A client that goes away mid-request must not become an unhandled 'error' event.
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
+    try {
+      route(req, res);
+    } catch (err) {
+      failed(res, err);
+    }
+  });
+
+  function route(req: http.IncomingMessage, res: http.ServerResponse) {
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('referrer-policy', 'no-referrer');
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const target = parseTarget(req.url);
+    if (!target) return refuse(res, 400, { code: 'invalid-argument', message: 'The request address is malformed.', retryable: false });
+    const { url } = target;
     if (!origins.includes(`http://${req.headers.host ?? ''}`)) {
       return refuse(res, 421, { code: 'unauthorized', message: 'Tabula only answers on 127.0.0.1.', retryable: false });
     }
@@ -59,16 +91,16 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     if (origin !== undefined && !origins.includes(origin)) {
       return refuse(res, 403, { code: 'unauthorized', message: 'Requests from other web sites are refused.', retryable: false });
     }
-    if (!url.pathname.startsWith('/api/')) return serveStatic(url.pathname, req, res);
+    if (!url.pathname.startsWith('/api/')) return serveStatic(url.pathname === '/' ? '/' : target.path, req, res);
 
     const auth = Buffer.from(req.headers.authorization ?? '');
     if (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected)) {
       return refuse(res, 401, { code: 'unauthorized', message: 'The Tabula token is missing or wrong. Open the address Tabula printed, or use the token file.', retryable: false });
     }
-    if (req.method === 'POST' && url.pathname.startsWith('/api/call/')) return handleCall(decodeURIComponent(url.pathname.slice(10)), req, res);
+    if (req.method === 'POST' && url.pathname.startsWith('/api/call/')) return handleCall(target.path.slice(10), req, res);
     if (req.method === 'GET' && url.pathname === '/api/events') return handleEvents(url, req, res);
-    return refuse(res, 404, { code: 'unknown-method', message: `No such endpoint: ${req.method} ${url.pathname}`, retryable: false });
-  });
+    return refuse(res, 404, { code: 'unknown-method', message: `No such endpoint: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 200)}`, retryable: false });
+  }
 
   function handleCall(method: string, req: http.IncomingMessage, res: http.ServerResponse) {
     const chunks: Buffer[] = [];
@@ -78,14 +110,17 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
       if (size > 1 << 20) req.destroy();
       else chunks.push(c);
     });
-    req.on('end', async () => {
+    req.on('end', () => {
       let args: unknown;
       try {
         args = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
       } catch {
         return refuse(res, 400, { code: 'invalid-argument', message: 'The request body is not valid JSON.', retryable: false });
       }
-      sendJson(res, 200, await router.handle(method, args));
+      router.handle(method, args).then(
+        (reply) => sendJson(res, 200, reply),
+        (err: unknown) => failed(res, err),
+      );
     });
   }
 
@@ -110,7 +145,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
   function serveStatic(pathname: string, req: http.IncomingMessage, res: http.ServerResponse) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, { code: 'invalid-argument', message: 'Method not allowed.', retryable: false });
     const root = path.resolve(staticDir);
-    const file = path.resolve(root, '.' + (pathname === '/' ? '/index.html' : decodeURIComponent(pathname)));
+    const file = path.resolve(root, '.' + (pathname === '/' ? '/index.html' : pathname));
     if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       if (pathname === '/') {
         res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
@@ -125,7 +160,9 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
       'cache-control': 'no-cache',
     });
     if (req.method === 'HEAD') return res.end();
-    fs.createReadStream(file).pipe(res);
+    fs.createReadStream(file)
+      .on('error', () => res.destroy())
+      .pipe(res);
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -46,8 +46,16 @@ export const defaultImageConfig: ImageConfig = {
 export const fleetConfigSchema = z.object({
   /** Where policy and per-machine commands are served: http(s)://, ssh:// or a folder. Empty: none. */
   url: z.string(),
-  /** ed25519 public keys (base64, from `tabula-fleet keygen`) trusted for manifests, channels and commands. */
+  /**
+   * Image role: ed25519 public keys (base64, from `tabula-fleet keygen`) trusted for manifests,
+   * channel files and the fleet policy. Never for commands.
+   */
   trustedKeys: z.array(z.string()),
+  /**
+   * Command role: keys trusted for per-machine commands (reimage, pull, diagnostics) and nothing
+   * else. Kept apart so that a leaked image-signing key cannot order a reimage. Empty: no commands.
+   */
+  commandKeys: z.array(z.string()),
   machineClass: z.string(),
   commandPollMinutes: z.number().min(0.05).max(24 * 60),
   /** How long the person at the machine sees the reset coming (and can stop it). */
@@ -55,4 +63,4 @@ export const fleetConfigSchema = z.object({
 });
 export type FleetConfig = z.infer<typeof fleetConfigSchema>;
 
-export const defaultFleetConfig: FleetConfig = { url: '', trustedKeys: [], machineClass: 'standard', commandPollMinutes: 15, reimageCountdownSeconds: 30 };
+export const defaultFleetConfig: FleetConfig = { url: '', trustedKeys: [], commandKeys: [], machineClass: 'standard', commandPollMinutes: 15, reimageCountdownSeconds: 30 };

@@ -58,13 +58,23 @@ export function verify(data: Buffer | string, signature: string, trustedKeys: re
   });
 }
 
-/** Throws a person-readable error unless the detached signature is good. `what` names the file. */
-export function requireSignature(data: Buffer | string, signature: string | null, trustedKeys: readonly string[], what: string): void {
+export type KeyRole = 'image' | 'command';
+const roleKeys: Record<KeyRole, { setting: string; what: string }> = {
+  image: { setting: 'fleet.trustedKeys', what: 'images, channels and the policy' },
+  command: { setting: 'fleet.commandKeys', what: 'fleet commands' },
+};
+
+/**
+ * Throws a person-readable error unless the detached signature is good. `what` names the file;
+ * `role` says which of the configured key sets may sign it (keys have roles, as in TUF).
+ */
+export function requireSignature(data: Buffer | string, signature: string | null, trustedKeys: readonly string[], what: string, role: KeyRole = 'image'): void {
+  const r = roleKeys[role];
   if (!trustedKeys.length) {
-    throw new TabulaError('signature-invalid', `No fleet key is configured in the image (fleet.trustedKeys), so ${what} cannot be trusted.`);
+    throw new TabulaError('signature-invalid', `No fleet key for ${r.what} is configured in the image (${r.setting}), so ${what} cannot be trusted.`);
   }
   if (signature === null) throw new TabulaError('signature-invalid', `${what} has no signature: refused.`);
   if (!verify(data, signature, trustedKeys)) {
-    throw new TabulaError('signature-invalid', `${what} is not signed by a fleet key this machine trusts (tampered, or signed with another key): refused.`);
+    throw new TabulaError('signature-invalid', `${what} is not signed by a fleet key this machine trusts for ${r.what} (tampered, or signed with another key): refused.`);
   }
 }

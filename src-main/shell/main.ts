@@ -1,8 +1,9 @@
 // The Electron shell: one window, the tray, and the IPC transport around the plain-Node agent.
 // Every window is sandboxed, isolated, without Node, and may not navigate or open other windows.
-import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { app, BrowserWindow, ipcMain, Notification, session } from 'electron';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { emptyNotifyMemory, nextNotification } from '../common/safety-line';
 import { trayModel } from '../common/tray-model';
 import { createAgent } from '../core/agent';
 import { contentSecurityPolicy } from '../core/http-server';
@@ -42,6 +43,7 @@ app.on('window-all-closed', () => {
 });
 
 void app.whenReady().then(() => {
+  process.umask(0o077); // what the agent creates is the user's alone (as in the CLI)
   const agent = createAgent({ watchDisplays: true });
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });
@@ -54,10 +56,23 @@ void app.whenReady().then(() => {
     if (action === 'open') openWindow();
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
+    else if (action === 'resume') void agent.router.handle('backup.resume', {});
     else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
     else if (action === 'quit') void agent.shutdown().then(() => app.exit(0));
   });
-  const refresh = () => tray.apply(trayModel(agent.status()));
+  // Desktop notifications: once a day while backups are stale, once per new decision (common/safety-line.ts).
+  let notified = emptyNotifyMemory;
+  const refresh = () => {
+    const status = agent.status();
+    tray.apply(trayModel(status));
+    const next = nextNotification(status, notified, Date.now());
+    notified = next.memory;
+    if (next.notify && Notification.isSupported()) {
+      const n = new Notification({ title: next.notify.title, body: next.notify.body });
+      n.on('click', openWindow);
+      n.show();
+    }
+  };
   refresh();
   agent.events.subscribe((e) => e.type !== 'backup-progress' && e.type !== 'image-progress' && refresh());
   setInterval(refresh, 60_000); // "backed up N min ago" ages

@@ -67,12 +67,14 @@ describe('headless agent', () => {
     expect(status.backup.storage).toBe(path.join(sb.dir, 'nas'));
   });
 
-  it('says so when started twice, and removes its token on a clean stop', async () => {
+  it('says so when started twice; a restart keeps the private token, so an open window still works', async () => {
     const agent = await startHeadlessAgent(sb);
     const second = await sb.cli(['--headless']);
     expect(second.stdout).toContain(`Tabula is already running: ${agent.url}/#token=${agent.token}`);
     await agent.stop();
-    expect(fs.existsSync(runtimeFile('token'))).toBe(false);
+    expect(fs.existsSync(runtimeFile('endpoint'))).toBe(false);
+    const again = await startHeadlessAgent(sb);
+    expect(again.token).toBe(agent.token);
   });
 });
 

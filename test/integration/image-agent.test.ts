@@ -29,7 +29,7 @@ beforeEach(async () => {
   writeMachineId(root);
   writeSystemConfig(root, {
     image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', autoPull: false },
-    fleet: { url: fleet.serverDir, trustedKeys: [fleet.key.publicKey], reimageCountdownSeconds: 1 },
+    fleet: { url: fleet.serverDir, trustedKeys: [fleet.key.publicKey], commandKeys: [fleet.key.publicKey], reimageCountdownSeconds: 1 },
   });
   // The machine runs v1 (installed and booted before the agent starts).
   publishRsyncTree({ treeDir: fleet.makeTree('v1', '1.0', 30), outDir: fleet.serverDir, version: '1.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });

@@ -115,7 +115,7 @@ describe('printer preferences with a real cupsd', () => {
   });
 
   it('with no printing service it says so instead of failing', () => {
-    const r = spawnSync(process.execPath, [tabula, 'prefs', 'apply'], { env: { ...b.env, CUPS_SERVER: '127.0.0.1:1' }, encoding: 'utf8' });
+    const r = tabulaAs(b, { ...cupsB, env: { CUPS_SERVER: '127.0.0.1:1' } }, 'prefs', 'apply');
     expect(r.stdout).toMatch(/Not applied +Printers.*\n.*The printing service \(CUPS\) is not running/);
   });
 });

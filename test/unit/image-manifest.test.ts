@@ -71,7 +71,7 @@ describe('ed25519 signatures', () => {
     expect(verify('payload', sig, [other.publicKey])).toBe(false);
     expect(verify('payload', 'garbage', [k.publicKey])).toBe(false);
     expect(verify('payload', sig, ['not a key'])).toBe(false);
-    expect(() => requireSignature('payload', sig, [], 'The channel file')).toThrow(/No fleet key is configured/);
+    expect(() => requireSignature('payload', sig, [], 'The channel file')).toThrow(/No fleet key for images, channels and the policy is configured/);
     expect(() => sign('x', 'not pem')).toThrow(/not a PEM private key/);
   });
 });

@@ -1,13 +1,15 @@
 // Signed per-machine commands (reimage, pull, diagnostics) the agent polls next to the fleet
 // policy: commands/<machine-id>.json with a detached ed25519 signature. Verified against the keys
-// in the image config, bound to this machine (machine-id, and MAC when given), rejected when
-// expired or when its nonce was seen before (the nonce is recorded before anything runs).
+// of the command role in the image config (fleet.commandKeys: an image-signing key cannot order a
+// reimage), bound to this machine (machine-id, and MAC when given), rejected when expired, older
+// than 30 days whatever it says, or when its nonce was seen before (the nonce is recorded before
+// anything runs, and no command runs while that record cannot be read).
 import path from 'node:path';
 import { z } from 'zod';
 import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
-import { createJsonStore } from '../atomic-file';
+import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
@@ -30,6 +32,11 @@ export const commandSchema = z
 export type FleetCommand = z.infer<typeof commandSchema>;
 
 const SKEW_MS = 5 * 60_000;
+/** However long a command says it is valid, the agent never runs one issued longer ago than this. */
+export const MAX_COMMAND_LIFETIME_MS = 30 * 24 * 3600_000;
+/** Nonces are remembered well past the longest lifetime a command can have. */
+const NONCE_MEMORY_MS = 90 * 24 * 3600_000;
+const nonceSchema = z.record(z.string(), z.string());
 
 export interface CommandActions {
   pull(): Promise<string>;
@@ -39,11 +46,30 @@ export interface CommandActions {
 
 export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () => TabulaConfig; identity: () => MachineIdentity; events: EventLog; actions: CommandActions; clock?: Clock; reportProblem?: (m: string) => void }) {
   const clock = deps.clock ?? realClock;
-  const nonces = createJsonStore(path.join(deps.paths.stateDir, 'fleet-nonces.json'), z.record(z.string(), z.string()), (): Record<string, string> => ({}));
+  const noncesFile = path.join(deps.paths.stateDir, 'fleet-nonces.json');
+  /**
+   * The nonces of every command handled. Unlike other state there is no falling back to an older
+   * copy: that copy lacks the latest nonce, and the latest command would run again. A record that
+   * cannot be read refuses every command until a person repairs it.
+   */
+  const nonces = {
+    load(): Record<string, string> {
+      const r = readJsonFile(noncesFile, nonceSchema);
+      if (r.status === 'ok') return r.value;
+      if (r.status === 'missing') return {};
+      throw new TabulaError('command-rejected', `The record of fleet commands already run (${noncesFile}) ${r.problem}: every fleet command is refused until it is repaired, so that none can run twice.`);
+    },
+    save(value: Record<string, string>) {
+      writeFileAtomic(noncesFile, JSON.stringify(value, null, 1) + '\n', 0o600);
+    },
+  };
   const log = createJsonStore(path.join(deps.paths.stateDir, 'fleet-commands.json'), z.array(z.object({ nonce: z.string(), verb: z.enum(['reimage', 'pull', 'diagnostics']), receivedAt: z.string(), outcome: z.enum(['done', 'refused', 'failed', 'rejected']), message: z.string() })), () => []);
-  for (const s of [nonces, log]) {
-    const p = s.load().problem;
-    if (p) deps.reportProblem?.(`Fleet commands: ${p}`);
+  const logProblem = log.load().problem;
+  if (logProblem) deps.reportProblem?.(`Fleet commands: ${logProblem}`);
+  try {
+    nonces.load();
+  } catch (err) {
+    deps.reportProblem?.(`Fleet commands: ${(err as Error).message}`);
   }
   let timer: unknown = null;
 
@@ -53,11 +79,19 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     return r;
   }
 
+  /** A command that stays on the server is seen at every poll: its rejection is logged once. */
+  function recordRejection(nonce: string, verb: FleetCommandRecord['verb'], receivedAt: string, message: string): FleetCommandRecord {
+    const r: FleetCommandRecord = { nonce, verb, receivedAt, outcome: 'rejected', message };
+    const last = log.load().value.at(-1);
+    if (last?.nonce === nonce && last.outcome === 'rejected' && last.message === message) return r;
+    return record(r);
+  }
+
   /** Checks everything about a command's bytes; returns it or throws command-rejected. */
   function accept(bytes: Buffer, sig: Buffer | null): FleetCommand {
     const config = deps.getSystemConfig();
     try {
-      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.trustedKeys, 'The fleet command');
+      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.commandKeys, 'The fleet command', 'command');
     } catch (err) {
       throw new TabulaError('command-rejected', (err as Error).message);
     }
@@ -76,6 +110,9 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     const now = clock.now();
     if (Date.parse(cmd.expiresAt) <= now) throw new TabulaError('command-rejected', `The fleet command expired at ${cmd.expiresAt}: rejected.`);
     if (Date.parse(cmd.issuedAt) > now + SKEW_MS) throw new TabulaError('command-rejected', 'The fleet command is dated in the future: rejected (check the clocks).');
+    if (now - Date.parse(cmd.issuedAt) > MAX_COMMAND_LIFETIME_MS) {
+      throw new TabulaError('command-rejected', `The fleet command was issued at ${cmd.issuedAt}, more than 30 days ago: rejected (a command lives at most 30 days, whatever its expiry says).`);
+    }
     return cmd;
   }
 
@@ -94,23 +131,23 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
       cmd = accept(bytes, sig);
     } catch (err) {
       const nonce = /"nonce"\s*:\s*"([0-9a-f]{32})"/.exec(bytes.toString('utf8'))?.[1] ?? 'unknown';
-      // A command that stays on the server is seen at every poll: log its rejection once.
-      const last = log.load().value.at(-1);
-      const r: FleetCommandRecord = { nonce, verb: 'pull', receivedAt, outcome: 'rejected', message: toErrorInfo(err).message };
-      if (last?.nonce === nonce && last.outcome === 'rejected' && last.message === r.message) return r;
-      return record(r);
+      return recordRejection(nonce, 'pull', receivedAt, toErrorInfo(err).message);
     }
-    const seen: Record<string, string> = nonces.load().value;
-    if (seen[cmd.nonce]) {
-      const r: FleetCommandRecord = { nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'rejected', message: `Replay: this command (nonce ${cmd.nonce.slice(0, 8)}…) was already handled at ${seen[cmd.nonce]}.` };
-      const last = log.load().value.at(-1);
-      if (last?.nonce === cmd.nonce && last.outcome === 'rejected') return r;
-      return record(r);
+    let seen: Record<string, string>;
+    try {
+      seen = nonces.load();
+    } catch (err) {
+      return recordRejection(cmd.nonce, cmd.verb, receivedAt, toErrorInfo(err).message);
     }
+    if (seen[cmd.nonce]) return recordRejection(cmd.nonce, cmd.verb, receivedAt, `Replay: this command (nonce ${cmd.nonce.slice(0, 8)}…) was already handled at ${seen[cmd.nonce]}.`);
     // Record the nonce first: a crash while running must not let the same command run twice.
     const now = clock.now();
-    const kept = Object.fromEntries(Object.entries(seen).filter(([, at]) => now - Date.parse(at) < 90 * 24 * 3600_000));
-    nonces.save({ ...kept, [cmd.nonce]: receivedAt });
+    const kept = Object.fromEntries(Object.entries(seen).filter(([, at]) => now - Date.parse(at) < NONCE_MEMORY_MS));
+    try {
+      nonces.save({ ...kept, [cmd.nonce]: receivedAt });
+    } catch (err) {
+      return recordRejection(cmd.nonce, cmd.verb, receivedAt, `The record of fleet commands already run could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the command was not run.`);
+    }
     try {
       const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true);
       return record({ nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'done', message });

@@ -14,7 +14,8 @@ import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
 import { conflictName, deletionShare, keepSide, planSync, type Side, type SyncPlan } from './plan';
-import { listScript, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
+import { acquireStorageLock, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
+import { listScript, nsToDate, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
   path: string;
@@ -52,6 +53,13 @@ export interface SyncOptions {
   onProgress?: (p: SyncProgress) => void;
   /** Receives a function that cancels the run (kills rsync and ssh). */
   onCancelable?: (cancel: () => void) => void;
+  /** Told (once) when another laptop holds the storage and this run waits for it. */
+  onWaiting?: (reason: string) => void;
+  /** How long to wait for another laptop's run on the same storage (default 120 s). */
+  lockWaitSeconds?: number;
+  /** List the storage in full even when its generation says nothing changed (default: once a day). */
+  verify?: boolean;
+  verifyIntervalHours?: number;
 }
 
 export interface SyncSummary {
@@ -67,34 +75,65 @@ export interface SyncSummary {
 }
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
-type ArchiveEntry = [string, Entry['type'], number, number];
+// Version 2 keeps each time as a string of whole nanoseconds (exact); version 1 kept float seconds.
+type ArchiveEntry = [string, Entry['type'], number, string | number];
 const isEntry = (e: unknown): e is ArchiveEntry =>
-  Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') && typeof e[2] === 'number' && typeof e[3] === 'number';
+  Array.isArray(e) &&
+  e.length === 4 &&
+  typeof e[0] === 'string' &&
+  (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') &&
+  typeof e[2] === 'number' &&
+  (typeof e[3] === 'number' || (typeof e[3] === 'string' && /^-?\d{1,30}$/.test(e[3])));
 const archiveSchema = z.object({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   storage: z.string(),
   entries: z.custom<ArchiveEntry[]>((v) => Array.isArray(v) && v.every(isEntry), 'an archive entry is damaged'),
 });
 type ArchiveFile = z.infer<typeof archiveSchema>;
 
-/** Below this many archived files the share rule does not apply (deleting 2 of 3 files is ordinary). */
-const MIN_FILES_FOR_SHARE_RULE = 10;
-
 export function archiveStore(stateDir: string) {
   return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null);
 }
 
-export function loadArchive(stateDir: string, storage: string): { tree: Tree; first: boolean; problem: string | null } {
+export interface LoadedArchive {
+  tree: Tree;
+  first: boolean;
+  problem: string | null;
+  /** Written by an older Tabula with times rounded to about a microsecond: see {@link adoptListedTimes}. */
+  roundedTimes: boolean;
+}
+
+export function loadArchive(stateDir: string, storage: string): LoadedArchive {
   const { value, problem } = archiveStore(stateDir).load();
   // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
-  if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem };
-  return { tree: new Map(value.entries.map(([p, type, size, mtime]) => [p, { type, size, mtime }])), first: false, problem };
+  if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem, roundedTimes: false };
+  const ns = (t: string | number) => (typeof t === 'string' ? BigInt(t) : BigInt(Math.round(t * 1e6)) * 1000n);
+  return { tree: new Map(value.entries.map(([p, type, size, mtime]) => [p, { type, size, mtime: ns(mtime) }])), first: false, problem, roundedTimes: value.version === 1 };
+}
+
+/**
+ * An archive of float seconds (version 1) could not hold a time to the nanosecond. Where a listing
+ * shows the same entry within 2 µs, that listing's exact time is what the archive meant; without this
+ * step the first run after an update would take every file for an edit.
+ */
+export function adoptListedTimes(archive: Tree, ...listings: Tree[]) {
+  for (const [p, a] of archive) {
+    if (a.type === 'd') continue;
+    for (const t of listings) {
+      const e = t.get(p);
+      const diff = e ? e.mtime - a.mtime : 0n;
+      if (e && e.type === a.type && e.size === a.size && diff > -2000n && diff < 2000n) {
+        archive.set(p, { ...a, mtime: e.mtime });
+        break;
+      }
+    }
+  }
 }
 
 function saveArchive(stateDir: string, storage: string, tree: Tree) {
   const entries: ArchiveFile['entries'] = [];
-  for (const [p, e] of tree) entries.push([p, e.type, e.size, e.mtime]);
-  archiveStore(stateDir).save({ version: 1, storage, entries });
+  for (const [p, e] of tree) entries.push([p, e.type, e.size, e.mtime.toString()]);
+  archiveStore(stateDir).save({ version: 2, storage, entries });
 }
 
 /** A side's listing as find printed it: parsed only when something may have changed. */
@@ -191,11 +230,59 @@ const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '
 const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
 const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** The paths not inside another one of the list: removing a folder removes what it holds. */
+export function topmost(paths: string[]): string[] {
+  const set = new Set(paths);
+  return [...set].filter((p) => {
+    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) if (set.has(p.slice(0, i))) return false;
+    return true;
+  });
+}
+
+const exists = (p: string) => {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A conflict name no file has: the time of the renamed version to the second and its laptop, then
+ * "-2", "-3"… when that is taken (two conflicts on one path within a second, or a copy kept from before).
+ */
+export function freeConflictName(p: string, when: Date, host: string, taken: (p: string) => boolean): string {
+  const first = conflictName(p, when, host);
+  if (!taken(first)) return first;
+  for (let n = 2; ; n++) {
+    const next = conflictName(p, when, `${host}-${n}`);
+    if (!taken(next)) return next;
+  }
+}
+
+/**
+ * Renames a file or link without ever replacing what is at the destination: link(2) fails with EEXIST
+ * where rename(2) would silently overwrite (a person's edited conflict copy, say).
+ */
+export function moveNoClobber(from: string, to: string) {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  try {
+    fs.linkSync(from, to);
+  } catch (err) {
+    // Another file system (state kept apart from the home): an exclusive copy refuses an existing name too.
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV' || fs.lstatSync(from).isSymbolicLink()) throw err;
+    fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+  }
+  fs.unlinkSync(from);
+}
+
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
   const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
+  let storageLock: StorageLock | null = null;
   let current: RsyncRun | null = null;
   let cancelled = false;
   o.onCancelable?.(() => {
@@ -203,30 +290,51 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     current?.cancel();
   });
   const checkCancelled = () => {
+    const lost = storageLock?.lost();
+    if (lost) throw new TabulaError('already-running', lost, { retryable: true });
     if (cancelled) throw new TabulaError('cancelled', 'The sync was stopped before it finished. What was copied is kept; the next sync continues from there.', { retryable: true });
   };
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    const remoteListing = listRaw(o.storage, o.excludes);
-    remoteListing.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
-    const rawLocal = await listRaw(o.home, o.excludes);
+    // The home is listed while the storage lock is taken: the lock is one small round trip.
+    const localListing = listRaw(o.home, o.excludes);
+    localListing.catch(() => {}); // awaited below
+    // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
+    trace('storage locked');
+    // The storage is as this laptop left it when its generation is the one our last sync ended at:
+    // its listing would equal the archive, so it is not walked (but in full at least once a day).
+    const seen = readGenerationState(o.stateDir, o.storage.display);
+    const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
+    const skipRemote = !o.verify && !!seen && seen.generation === storageLock.generation && Date.now() - seen.verifiedAt < verifyMs;
+    const remoteListing = skipRemote ? null : listRaw(o.storage, o.excludes);
+    remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
+    const rawLocal = await localListing;
     trace('home listed');
     const quiet = readQuiet(o.stateDir, o.storage.display);
     // The storage answers over the network more slowly than the home: when the home has changed, read
     // the archive and parse the home while waiting for it.
-    let early: { archive: ReturnType<typeof loadArchive>; local: Listing } | null = null;
+    let early: { archive: LoadedArchive; local: Listing } | null = null;
     if (quiet?.local !== rawLocal.digest) early = { archive: loadArchive(o.stateDir, o.storage.display), local: rawLocal.parse() };
     const rawRemote = await remoteListing;
-    trace('storage listed');
+    trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
     checkCancelled();
-    if (!early && rawRemote.exists && quiet?.remote === rawRemote.digest) {
+    if (!early && (rawRemote ? rawRemote.exists && quiet?.remote === rawRemote.digest : quiet)) {
+      // Listed and found as this laptop left it: the generation it reads now stands for this state.
+      if (rawRemote && !o.dryRun) {
+        if (!storageLock.generation) await storageLock.bump();
+        writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock.generation, verifiedAt: Date.now() });
+      }
       return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
     const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
     const local = early?.local ?? rawLocal.parse();
-    const remote = rawRemote.parse();
+    // Without an archive the generation says nothing: list after all.
+    const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
+    const remote: Listing = listed ? listed.parse() : { tree: archive.tree, exists: true, hasSentinel: true, skipped: [] };
+    if (archive.roundedTimes) adoptListedTimes(archive.tree, local.tree, remote.tree);
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
     trace('planned');
@@ -276,7 +384,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
       for (const p of plan.compare) {
-        if (sent.has(p)) plan.conflicts.push({ path: p, keep: keepSide(local.tree.get(p)!, remote.tree.get(p)!) });
+        const [l, r] = [local.tree.get(p)!, remote.tree.get(p)!];
+        if (sent.has(p)) plan.conflicts.push({ path: p, keep: keepSide(l, r) });
+        else if (l.mtime === r.mtime) plan.agreed.push(p);
         else plan.push.push(p); // same content: only the times differ
       }
     }
@@ -287,6 +397,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     }
 
     const stamp = stampOf(now(), o.host);
+    // Where this run leaves the storage, recorded once the archive says the same.
+    const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
+    const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
+    const writesStorage = !remote.hasSentinel || plan.push.length + plan.deleteRemote.length + plan.conflicts.length > 0;
+    // Every writer changes the generation before its first write: any laptop that reads it afterwards
+    // lists the storage. A storage without one gets one, so that the next quiet run can skip.
+    if (writesStorage || !storageLock.generation) {
+      writeGenerationState(o.stateDir, null);
+      await storageLock.bump();
+    }
     if (!remote.hasSentinel) await writeSentinel(o, now());
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
@@ -295,9 +415,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
-      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: rawRemote.digest }));
+      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed' }));
+      settled();
       return summary;
     }
+    writeGenerationState(o.stateDir, null);
     // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
     // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
@@ -312,15 +434,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
+    const taken = (p: string) => local.tree.has(p) || remote.tree.has(p) || archive.tree.has(p) || exists(path.join(o.home.path, p));
     for (const c of plan.conflicts) {
       checkCancelled();
       const l = local.tree.get(c.path)!;
       const r = remote.tree.get(c.path)!;
       const older = c.keep === 'local' ? r : l;
-      const conflictPath = conflictName(c.path, new Date(older.mtime * 1000), o.host);
+      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), o.host, taken);
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
-        fs.renameSync(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
+        moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
         plan.pull.push(c.path);
       } else {
         // Ours is newer: bring theirs in under the conflict name, then both go up.
@@ -329,7 +452,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         fs.mkdirSync(staging, { recursive: true });
         const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
-        fs.renameSync(path.join(staging, c.path), path.join(o.home.path, conflictPath));
+        moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
         tree.set(c.path, r); // theirs is now kept locally: the name is ours to push
         saveArchive(o.stateDir, o.storage.display, tree);
         plan.push.push(c.path);
@@ -339,46 +462,49 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     }
     if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
 
-    // Phase 1: storage → home. Files this laptop replaces or deletes are kept in a local versions folder:
-    // a person may have edited one after the listing.
+    // Phase 1: storage → home, then phase 2: home → storage. Each removes first, then copies:
+    // deletions, and whatever stands where a path changes type (a folder that became a file, or the
+    // reverse), go in one rsync run from an empty folder with --delete-missing-args and --force, so
+    // a deleted folder with contents goes in one run, whole, into the versions area. Files this laptop
+    // replaces or deletes are kept in a local versions folder: a person may have edited one after the listing.
     const localVersions = path.join(o.stateDir, 'versions', stamp);
+    const emptyRoot = path.join(o.stateDir, 'empty');
     const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
       const [src, dst, backupDir, tmp] = phase === 'pulling' ? [o.storage, o.home, localVersions, tmpLocal] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
+      const [from, there] = phase === 'pulling' ? [remote.tree, local.tree] : [local.tree, remote.tree];
+      const typeChanged = copy.filter((p) => there.has(p) && from.has(p) && there.get(p)!.type !== from.get(p)!.type);
+      const removals = topmost([...del, ...typeChanged]);
+      if (!copy.length && !removals.length) return;
+      if (phase === 'pushing') await prepareRemoteTmp();
+      const backup = ['--backup', `--backup-dir=${backupDir}`];
+      if (removals.length) {
+        // The empty source holds the parent folders of what goes (rsync reads a listed name's parents
+        // even with --no-implied-dirs, and would call them vanished); their own times are not sent.
+        fs.rmSync(emptyRoot, { recursive: true, force: true });
+        for (const p of removals) fs.mkdirSync(path.join(emptyRoot, path.dirname(p)), { recursive: true });
+        const r = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals);
+        if (!r.ok) {
+          saveArchive(o.stateDir, o.storage.display, tree); // what did complete is not redone
+          throw failure(r.result, o, cancelled);
+        }
+        for (const p of del) tree.delete(p);
+        const notFolder = (p: string) => archive.tree.get(p)?.type !== 'd';
+        (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(notFolder));
+      }
+      if (!copy.length) return;
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
       // second) would skip a same-size edit made within the second. Its delta transfer still sends
       // only what differs.
-      const base = ['-a', '--ignore-times', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, '--backup', `--backup-dir=${backupDir}`, ...o.storage.rsyncOptions];
-      const files = [...copy, ...del.filter((p) => archive.tree.get(p)?.type !== 'd')].sort(parentsFirst);
-      const folders = del.filter((p) => archive.tree.get(p)?.type === 'd');
-      if (!files.length && !folders.length) return;
-      if (phase === 'pushing') await prepareRemoteTmp();
-      const done = new Set<string>();
-      let ok = true;
-      let lastResult: Awaited<RsyncRun['done']> | null = null;
-      if (files.length) {
-        const r = await rsync(phase, [...base, '--delete-missing-args', src.rsyncRoot, dst.rsyncRoot], files);
-        r.done.forEach((p) => done.add(p));
-        ok = r.ok;
-        lastResult = r.result;
-      }
-      // Deleted folders last, once their contents are gone (--force: anything left is backed up too).
-      if (ok && folders.length) {
-        const r = await rsync(phase, [...base, '--delete-missing-args', '--force', src.rsyncRoot, dst.rsyncRoot], folders);
-        r.done.forEach((p) => done.add(p));
-        ok = r.ok;
-        lastResult = r.result;
-      }
-      const completed = (p: string) => ok || done.has(p);
-      const from = phase === 'pulling' ? remote.tree : local.tree;
+      const r = await rsync(phase, ['-a', '--ignore-times', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(parentsFirst));
+      // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
+      const partial = r.result.code === 24;
+      const completed = (p: string) => r.ok || r.done.has(p);
       for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
-      for (const p of del) if (completed(p)) tree.delete(p);
       // The summary speaks of files (and links), as a person counts them, not folders.
-      const notFolder = (t: Tree) => (p: string) => t.get(p)?.type !== 'd';
-      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter(notFolder(from)));
-      (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(completed).filter(notFolder(archive.tree)));
-      if (!ok && lastResult) {
-        saveArchive(o.stateDir, o.storage.display, tree); // what did complete is not redone
-        throw failure(lastResult, o, cancelled);
+      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter((p) => from.get(p)?.type !== 'd'));
+      if (!r.ok && !partial) {
+        saveArchive(o.stateDir, o.storage.display, tree);
+        throw failure(r.result, o, cancelled);
       }
     };
     await transfer('pulling', plan.pull, plan.deleteLocal);
@@ -388,11 +514,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
+    settled();
     trace('archive saved');
     await pruneVersions(o);
     trace('done');
     return summary;
   } finally {
+    await storageLock?.release();
     release();
   }
 
@@ -412,38 +540,40 @@ function entryAfterCopy(p: string, from: Tree, o: SyncOptions): Entry {
   const e = from.get(p);
   if (e) return e;
   // A conflict copy made during this run: read it from the home.
-  const st = fs.lstatSync(path.join(o.home.path, p));
-  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : st.size, mtime: st.mtimeMs / 1000 };
+  // The very integer a later listing reads (find prints the same nanoseconds lstat gives).
+  const st = fs.lstatSync(path.join(o.home.path, p), { bigint: true });
+  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : Number(st.size), mtime: st.mtimeNs };
 }
 
-function checkSafety(o: SyncOptions, archive: ReturnType<typeof loadArchive>, local: Listing, remote: Listing, plan: SyncPlan) {
+function checkSafety(o: SyncOptions, archive: LoadedArchive, local: Listing, remote: Listing, plan: SyncPlan) {
+  // The message says what was found and that nothing changed; how to go ahead anyway is for the CLI
+  // and the window to say in their own terms. The files it would delete are the details.
   const refuse = (why: string, deletions: string[]) => {
     const wouldDelete = deletions.filter((p) => archive.tree.get(p)?.type !== 'd');
     const list = wouldDelete.slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
-    return new TabulaError('sync-refused', `${why} Nothing was changed.${wouldDelete.length ? ` It would have deleted ${wouldDelete.length} ${wouldDelete.length === 1 ? 'file' : 'files'}.` : ''} Check the storage, then sync with --force to go ahead.`, {
-      details: list,
-    });
+    return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list });
   };
   if (!remote.exists && !o.storage.isRemote) {
     throw new TabulaError('storage-unreachable', `The storage folder ${o.storage.display} does not exist or is not mounted.`, { retryable: true });
   }
   if (archive.first || o.force) return;
-  if (!remote.exists || !remote.hasSentinel) {
-    throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.`, plan.deleteLocal);
-  }
-  const archived = [...archive.tree.values()].filter((e) => e.type !== 'd').length;
   const filesIn = (t: Tree) => [...t.values()].some((e) => e.type !== 'd');
-  if (archived > 0 && !filesIn(remote.tree)) throw refuse(`The storage ${o.storage.display} is empty.`, plan.deleteLocal);
-  if (archived > 0 && !filesIn(local.tree)) throw refuse(`Your home folder is empty.`, plan.deleteRemote);
+  const deletes = (n: number) => (n ? ` It would delete ${n} ${n === 1 ? 'file' : 'files'}.` : '');
+  if (!remote.exists || !remote.hasSentinel) {
+    throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.${deletes(deletionShare(plan, archive.tree).local)}`, plan.deleteLocal);
+  }
   const share = deletionShare(plan, archive.tree);
+  if (share.archived > 0 && !filesIn(remote.tree)) throw refuse(`The storage ${o.storage.display} is empty.${deletes(share.local)}`, plan.deleteLocal);
+  if (share.archived > 0 && !filesIn(local.tree)) throw refuse(`Your home folder is empty.${deletes(share.remote)}`, plan.deleteRemote);
+  // The share applies at any size, as in rclone bisync: in a small home a few deleted files are most
+  // of it, and an emptied folder of 6 files deserves the same question as one of 6,000.
   const max = o.maxDeleteShare ?? 0.5;
-  if (share.archived >= MIN_FILES_FOR_SHARE_RULE) {
-    if (share.local / share.archived > max) {
-      throw refuse(`This sync would delete ${share.local} of ${share.archived} files in your home (more than ${Math.round(max * 100)}%).`, plan.deleteLocal);
-    }
-    if (share.remote / share.archived > max) {
-      throw refuse(`This sync would delete ${share.remote} of ${share.archived} files on the storage (more than ${Math.round(max * 100)}%).`, plan.deleteRemote);
-    }
+  const limit = `more than ${Math.round(max * 100)}%`;
+  if (share.local / share.archived > max) {
+    throw refuse(`This sync would delete ${share.local} of ${share.archived} files in your home (${limit}).`, plan.deleteLocal);
+  }
+  if (share.remote / share.archived > max) {
+    throw refuse(`This sync would delete ${share.remote} of ${share.archived} files on the storage (${limit}).`, plan.deleteRemote);
   }
 }
 
@@ -470,7 +600,8 @@ async function pruneVersions(o: SyncOptions) {
 export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
   const store = conflictStore(stateDir);
   const { value } = store.load();
-  store.save([...value.filter((c) => !added.some((a) => a.path === c.path)), ...added]);
+  // Every conflict stays listed (two on one path are two copies to look at), each once.
+  store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
 }
 
 const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));

@@ -2,7 +2,7 @@
 // they were after the last successful sync), the home now, and the storage now. A change on one side
 // propagates; a deletion propagates only over an unchanged copy; delete-versus-modify keeps the
 // modified file; both changed to different content is a conflict that keeps both.
-import type { Entry, Tree } from './tree';
+import { wholeSeconds, type Entry, type Tree } from './tree';
 
 export type Side = 'local' | 'remote';
 
@@ -25,7 +25,7 @@ export interface SyncPlan {
 }
 
 /**
- * How times compare: `exact` to the fraction (the home against its own record); `stored` for the
+ * How times compare: `exact` to the nanosecond (the home against its own record); `stored` for the
  * storage against the record: exact, unless the storage keeps whole seconds only (then the second must
  * match); `seconds` across the two sides.
  */
@@ -38,56 +38,103 @@ export function sameEntry(a: Entry | undefined, b: Entry | undefined, match: Tim
   if (a.size !== b.size) return false;
   if (a.mtime === b.mtime) return true;
   if (match === 'exact') return false;
-  if (match === 'stored') return Number.isInteger(a.mtime) && a.mtime === Math.floor(b.mtime);
-  return Math.floor(a.mtime) === Math.floor(b.mtime);
+  if (match === 'stored') return a.mtime % 1_000_000_000n === 0n && wholeSeconds(a.mtime) === wholeSeconds(b.mtime);
+  return wholeSeconds(a.mtime) === wholeSeconds(b.mtime);
 }
+
+/** What one path needs, decided from its three entries alone. */
+export type PathAction =
+  | { do: 'nothing' }
+  | { do: 'push' }
+  | { do: 'pull' }
+  | { do: 'delete-remote' }
+  | { do: 'delete-local' }
+  /** Both sides changed the same way (or both deleted): only the archive learns it. */
+  | { do: 'agreed' }
+  /** Both changed to files of one size: the content decides (same → agreed on times, else a conflict). */
+  | { do: 'compare' }
+  | { do: 'conflict'; keep: Side };
+
+/**
+ * The per-path decision, shared by every planner (the whole-tree one below and a streaming merge): the
+ * archive entry (both sides at the last sync), the home's entry and the storage's entry → the action.
+ */
+export function decidePath(a: Entry | undefined, l: Entry | undefined, r: Entry | undefined): PathAction {
+  // The archive holds what was listed here (or copied here with its time): an edit in the same
+  // second as the last sync still counts, on both sides.
+  const localChanged = !sameEntry(l, a, 'exact');
+  const remoteChanged = !sameEntry(r, a, 'stored');
+  if (!localChanged && !remoteChanged) return { do: 'nothing' };
+  if (localChanged && !remoteChanged) return { do: l ? 'push' : 'delete-remote' };
+  if (!localChanged) return { do: r ? 'pull' : 'delete-local' };
+  if (!l && !r) return { do: 'agreed' };
+  if (!r) return { do: 'push' }; // deleted there, modified here: keep the modified one
+  if (!l) return { do: 'pull' };
+  // Same size on both sides: even the very same time can hide different content (two edits in one
+  // second, or a time set by hand), so the content decides.
+  if (l.type === 'f' && r.type === 'f' && l.size === r.size) return { do: 'compare' };
+  if (l.type === 'd' && r.type === 'd') return { do: 'agreed' };
+  if (l.type === 'l' && r.type === 'l' && l.size === r.size && l.mtime === r.mtime) return { do: 'agreed' }; // one copied from the other
+  return { do: 'conflict', keep: keepSide(l, r) };
+}
+
+const parentsOf = function* (p: string) {
+  for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) yield p.slice(0, i);
+};
 
 export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
   const plan: SyncPlan = { push: [], pull: [], deleteRemote: [], deleteLocal: [], conflicts: [], compare: [], agreed: [] };
   const paths = new Set([...archive.keys(), ...local.keys(), ...remote.keys()]);
   for (const p of paths) {
-    const a = archive.get(p);
-    const l = local.get(p);
-    const r = remote.get(p);
-    // The archive holds what was listed here (or copied here with its time): an edit in the same
-    // second as the last sync still counts, on both sides.
-    const localChanged = !sameEntry(l, a, 'exact');
-    const remoteChanged = !sameEntry(r, a, 'stored');
-    if (!localChanged && !remoteChanged) continue;
-    if (localChanged && !remoteChanged) {
-      (l ? plan.push : plan.deleteRemote).push(p);
-    } else if (!localChanged && remoteChanged) {
-      (r ? plan.pull : plan.deleteLocal).push(p);
-    } else if (!l && !r) {
-      plan.agreed.push(p);
-    } else if (!r) {
-      plan.push.push(p); // deleted there, modified here: keep the modified one
-    } else if (!l) {
-      plan.pull.push(p);
-    } else if (l.type === 'f' && r.type === 'f' && l.size === r.size) {
-      // Same size: the very same time means one copy of the other; otherwise the content decides.
-      (l.mtime === r.mtime ? plan.agreed : plan.compare).push(p);
-    } else if (sameEntry(l, r)) {
-      plan.agreed.push(p); // folders, or links with the same target length and time
-    } else {
-      plan.conflicts.push({ path: p, keep: keepSide(l, r) });
+    const d = decidePath(archive.get(p), local.get(p), remote.get(p));
+    if (d.do === 'push') plan.push.push(p);
+    else if (d.do === 'pull') plan.pull.push(p);
+    else if (d.do === 'delete-remote') plan.deleteRemote.push(p);
+    else if (d.do === 'delete-local') plan.deleteLocal.push(p);
+    else if (d.do === 'agreed') plan.agreed.push(p);
+    else if (d.do === 'compare') plan.compare.push(p);
+    else if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
+  }
+  return settleFolders(plan, local, remote);
+}
+
+/**
+ * What a single path cannot see: a folder deleted (or turned into a file) on one side while something
+ * inside it comes from the other side. A deleted folder then stays; a folder replaced by a file becomes
+ * a conflict in which the folder keeps the name and the file gets the conflict name.
+ */
+export function settleFolders(plan: SyncPlan, local: Tree, remote: Tree): SyncPlan {
+  const keptFolders = new Set<string>();
+  const fromRemote = new Set<string>();
+  const fromLocal = new Set<string>();
+  for (const p of [...plan.compare, ...plan.conflicts.map((c) => c.path)]) for (const f of parentsOf(p)) keptFolders.add(f);
+  for (const [list, from] of [[plan.pull, fromRemote], [plan.push, fromLocal]] as const) {
+    for (const p of list) {
+      for (const f of parentsOf(p)) {
+        keptFolders.add(f);
+        from.add(f);
+      }
     }
   }
-  // A folder deleted on one side stays if anything inside it survives (e.g. a file modified there).
-  const keptFolders = new Set<string>();
-  for (const p of [...plan.push, ...plan.pull, ...plan.compare, ...plan.conflicts.map((c) => c.path)]) {
-    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) keptFolders.add(p.slice(0, i));
-  }
+  const clash = (p: string, t: Tree, needed: Set<string>) => needed.has(p) && t.get(p)?.type !== 'd';
+  const turned: PlannedConflict[] = [];
+  plan.push = plan.push.filter((p) => !(clash(p, local, fromRemote) && turned.push({ path: p, keep: 'remote' })));
+  plan.pull = plan.pull.filter((p) => !(clash(p, remote, fromLocal) && turned.push({ path: p, keep: 'local' })));
+  plan.conflicts.push(...turned);
   plan.deleteRemote = plan.deleteRemote.filter((p) => !keptFolders.has(p));
   plan.deleteLocal = plan.deleteLocal.filter((p) => !keptFolders.has(p));
   return plan;
 }
 
-/** Newer keeps the name; a folder always keeps it over a file or link (its contents sync on their own). */
+/**
+ * Newer keeps the name; a folder always keeps it over a file or link (its contents sync on their own).
+ * On a tie the storage's version keeps it: other laptops already have it, and one with the same size and
+ * time put in its place would look unchanged to them.
+ */
 export function keepSide(l: Entry, r: Entry): Side {
   if (l.type === 'd') return 'local';
   if (r.type === 'd') return 'remote';
-  return l.mtime >= r.mtime ? 'local' : 'remote';
+  return l.mtime > r.mtime ? 'local' : 'remote';
 }
 
 /** `dir/report.odt` → `dir/report.conflict-20261122-101500-lap1.odt` (hidden files keep their leading dot). */

@@ -8,12 +8,31 @@ export interface Entry {
   type: EntryType;
   size: number;
   /**
-   * Seconds, with the fraction find prints. The home is compared with its own past to the fraction (an
-   * edit in the same second as the last sync is still an edit); across sides only whole seconds count,
-   * as some storage keeps no finer times.
+   * Nanoseconds since 1970, exactly as the file system keeps them (whole seconds × 10⁹ on a storage that
+   * keeps only seconds). One integer from the listing through the archive to every comparison: a time
+   * read back by a later listing is equal to the one recorded, never off by a rounding.
    */
-  mtime: number;
+  mtime: bigint;
 }
+
+const NS = 1_000_000_000n;
+
+/** find's `%T@` (`1796138765.7901979670`: seconds, a dot, 10 digits of which the 10th is always 0) → ns. */
+export function parseFindTime(t: string): bigint {
+  const dot = t.indexOf('.');
+  if (dot < 0) return BigInt(t) * NS;
+  // find prints tv_sec "." tv_nsec: before 1970 the seconds are negative and the fraction still counts
+  // up from them (0.25 s before 1970 is "-1.7500000000").
+  return BigInt(t.slice(0, dot)) * NS + BigInt((t.slice(dot + 1) + '000000000').slice(0, 9));
+}
+
+/** Whole seconds, rounded down (also before 1970), for comparing with a storage that keeps only seconds. */
+export function wholeSeconds(ns: bigint): bigint {
+  const s = ns / NS;
+  return ns < 0n && s * NS !== ns ? s - 1n : s;
+}
+
+export const nsToDate = (ns: bigint) => new Date(Number(ns / 1_000_000n));
 
 export type Tree = Map<string, Entry>;
 
@@ -33,6 +52,8 @@ export const PARTIAL_DIR = '.tabula-partial';
 
 /** A POSIX sh script: $1 the folder, then folders to prune (relative). Prints NOROOT on stderr when $1 is missing. */
 export const listScript = [
+  // find's messages and its %T@ decimal point follow the locale: parse only what the C locale prints.
+  'LC_ALL=C; export LC_ALL',
   'root=$1; shift',
   'cd -- "$root" 2>/dev/null || { echo NOROOT >&2; exit 3; }',
   'prune=""',
@@ -79,7 +100,7 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
     // Children of an excluded folder are excluded too (find lists a folder before its contents).
     const slash = name.lastIndexOf('/');
     if (slash > 0 && !tree.has(name.slice(0, slash))) continue;
-    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: Number(mtime) });
+    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: parseFindTime(mtime) });
   }
   return { tree, hasSentinel, skipped };
 }

@@ -1,0 +1,216 @@
+// The storage-side lock and generation record. Two laptops of one person may sync against one storage
+// at the same moment; each run holds a lease on the storage (host, pid, token, expiry by the storage's
+// own clock) so that their listings and transfers never interleave. `mkdir` is the atomic step: it is
+// atomic on a local filesystem, on NFS and over ssh alike, and needs nothing but a POSIX shell.
+//
+// The generation record (.tabula/generation) changes before any run writes to the storage, under the
+// lock; a laptop whose last sync ended at the generation it reads now knows that the storage is as it
+// left it, and skips listing it (a read of one small file instead of a walk of the whole tree).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TabulaError } from '../../common/errors';
+import { writeFileAtomic } from '../atomic-file';
+import { describeRsyncFailure } from '../rsync-errors';
+import type { Endpoint } from './endpoint';
+
+export interface LockOwner {
+  host: string;
+  pid: number;
+  /** Seconds by the storage's clock. */
+  expires: number;
+}
+
+export interface StorageLock {
+  /** The generation record read under the lock ('' when the storage has none yet). */
+  generation: string;
+  /** Writes a new generation (before the first write to the storage); returns it. */
+  bump(): Promise<string>;
+  /** Non-null once the lease was lost (e.g. the laptop slept past it and another took over). */
+  lost(): string | null;
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  host: string;
+  pid?: number;
+  /** How long a holder that stopped renewing keeps the lock (default 120 s). */
+  leaseSeconds?: number;
+  /** How often the lease is renewed while held (default a quarter of the lease). */
+  renewSeconds?: number;
+  /** How long to wait for another laptop's run before giving up (default 120 s). */
+  waitSeconds?: number;
+  /** Said once while waiting, for a person. */
+  onWaiting?: (reason: string) => void;
+  /** Whether a missing storage folder is created (over ssh, as rsync --mkpath would). */
+  createRoot?: boolean;
+  /** The pid check for holders on this same host (a dead one is taken over at once). */
+  isAlive?: (pid: number) => boolean;
+}
+
+// $1 root, $2 "host pid token", $3 lease seconds, $4 an owner line known to be dead (or ''), $5 create root.
+// Prints ACQUIRED/TOOKOVER and then the generation; or HELD, the storage's time and the owner line.
+const acquireScript = `
+root=$1 me=$2 lease=$3 dead=$4
+[ "$5" = 1 ] && mkdir -p -- "$root" 2>/dev/null
+cd -- "$root" 2>/dev/null || { echo NOROOT >&2; exit 3; }
+mkdir -p .tabula || exit 5
+lock=.tabula/lock now=$(date +%s)
+gen() { head -c 200 .tabula/generation 2>/dev/null; echo; }
+if mkdir "$lock" 2>/dev/null; then
+  printf '%s %s\\n' "$me" $((now + lease)) > "$lock/owner" || exit 5
+  echo ACQUIRED; gen; exit 0
+fi
+owner=$(head -c 300 "$lock/owner" 2>/dev/null)
+exp=\${owner##* }
+case $exp in ''|*[!0-9]*) exp=$(( $(stat -c %Y "$lock" 2>/dev/null || echo "$now") + lease ));; esac
+if [ "$now" -ge "$exp" ] || { [ -n "$dead" ] && [ "$owner" = "$dead" ]; }; then
+  find .tabula -maxdepth 1 -name lock.takeover -mmin +1 -exec rmdir {} + 2>/dev/null
+  if mkdir "$lock.takeover" 2>/dev/null; then
+    if [ "$(head -c 300 "$lock/owner" 2>/dev/null)" = "$owner" ]; then
+      printf '%s %s\\n' "$me" $((now + lease)) > "$lock/owner.new" && mv -f "$lock/owner.new" "$lock/owner"
+      rmdir "$lock.takeover"; echo TOOKOVER; gen; exit 0
+    fi
+    rmdir "$lock.takeover"
+  fi
+fi
+echo HELD; echo "$now"; printf '%s\\n' "$owner"; exit 4
+`;
+
+// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN | release.
+const holdScript = `
+cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }
+lock=.tabula/lock owner=$(head -c 300 .tabula/lock/owner 2>/dev/null)
+[ "\${owner% *}" = "$2" ] || { echo LOST; printf '%s\\n' "$owner"; exit 4; }
+case $4 in
+release) rm -f "$lock/owner" && rmdir "$lock"; exit ;;
+bump) printf '%s\\n' "$5" > .tabula/generation.new && mv -f .tabula/generation.new .tabula/generation || exit 5 ;;
+esac
+printf '%s %s\\n' "$2" $(( $(date +%s) + $3 )) > "$lock/owner.new" && mv -f "$lock/owner.new" "$lock/owner"
+`;
+
+/** "host pid token expires" as the storage holds it; hostile content gives null. */
+export function parseOwner(line: string): LockOwner | null {
+  const m = /^([A-Za-z0-9_.-]{1,64}) (\d{1,10}) [0-9a-f]{16} (\d{1,12})$/.exec(line.trim());
+  return m ? { host: m[1]!, pid: Number(m[2]), expires: Number(m[3]) } : null;
+}
+
+const safeHost = (host: string) => host.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'host';
+
+function defaultIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function heldReason(owner: LockOwner | null, storageNow: number, display: string): string {
+  if (!owner) return `Another sync is starting on the storage ${display}.`;
+  const left = Math.max(0, owner.expires - storageNow);
+  return `The storage ${display} is busy: ${owner.host} (process ${owner.pid}) is syncing with it (its lease runs ${left} s more unless renewed).`;
+}
+
+export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<StorageLock> {
+  const me = `${safeHost(o.host)} ${o.pid ?? process.pid} ${crypto.randomBytes(8).toString('hex')}`;
+  const lease = o.leaseSeconds ?? 120;
+  const deadline = Date.now() + (o.waitSeconds ?? 120) * 1000;
+  const isAlive = o.isAlive ?? defaultIsAlive;
+  let dead = '';
+  let told = false;
+  for (;;) {
+    const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0']);
+    const lines = r.stdout.toString('utf8').split('\n');
+    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''));
+    if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-unreachable', `The storage folder ${ep.display} does not exist or is not mounted.`, { retryable: true });
+    if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r.code, r.stderr);
+    const ownerLine = lines[2] ?? '';
+    const owner = parseOwner(ownerLine);
+    // A holder on this very machine whose process is gone is taken over at once, not after its lease.
+    if (owner && owner.host === safeHost(o.host) && !isAlive(owner.pid) && dead !== ownerLine) {
+      dead = ownerLine;
+      continue;
+    }
+    const reason = heldReason(owner, Number(lines[1]), ep.display);
+    if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} Try again when it has finished.`, { retryable: true });
+    if (!told) o.onWaiting?.(`${reason} Waiting for it to finish…`);
+    told = true;
+    await new Promise((res) => setTimeout(res, 500 + Math.random() * 1000));
+  }
+}
+
+function cleanGeneration(line: string): string {
+  return /^[A-Za-z0-9_.-]{1,200}$/.test(line) ? line : '';
+}
+
+function lockFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
+  const first = stderr.trim().split('\n')[0];
+  // ssh's failures (refused, unknown host key, key not accepted) read as rsync's would.
+  if (ep.isRemote && code === 255) return describeRsyncFailure({ code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null }, { home: '', storage: ep.display, cancelled: false });
+  return new TabulaError('storage-permission', `Could not take the sync lock on ${ep.display}${first ? `: ${first}` : ` (exit ${code})`}.`, { retryable: true });
+}
+
+function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string): StorageLock {
+  let lost: string | null = null;
+  let released = false;
+  const act = async (action: string, extra: string[] = []) => {
+    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra]);
+    const out = r.stdout.toString('utf8').split('\n');
+    if (r.code === 4 && out[0] === 'LOST') {
+      const owner = parseOwner(out[1] ?? '');
+      lost ??= `The lock on the storage ${ep.display} was taken over${owner ? ` by ${owner.host} (process ${owner.pid})` : ''} while this sync was paused; it stopped so that the two runs do not mix. The next sync starts over.`;
+      return false;
+    }
+    if (r.code !== 0) throw lockFailure(ep, r.code, r.stderr);
+    return true;
+  };
+  // Renewed well inside the lease; a renewal that fails for the network is retried on the next tick.
+  const timer = setInterval(() => void act('renew').catch(() => {}), renewSeconds * 1000);
+  timer.unref();
+  const lock: StorageLock = {
+    generation,
+    async bump() {
+      const next = `${Date.now().toString(36)}-${crypto.randomBytes(8).toString('hex')}`;
+      if (!(await act('bump', [next]))) throw new TabulaError('already-running', lost!, { retryable: true });
+      lock.generation = next;
+      return next;
+    },
+    lost: () => lost,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      await act('release').catch(() => {}); // an unreleased lock expires with its lease
+    },
+  };
+  return lock;
+}
+
+/**
+ * This laptop's record of where its last successful sync left the storage: the generation then, and
+ * when the storage was last listed in full (the verification that catches writes made without
+ * Tabula: a helpdesk, a restore tool, an admin).
+ */
+export interface GenerationState {
+  storage: string;
+  generation: string;
+  verifiedAt: number;
+}
+
+const stateFile = (stateDir: string) => path.join(stateDir, 'sync-generation.json');
+
+export function readGenerationState(stateDir: string, storage: string): GenerationState | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(stateFile(stateDir), 'utf8')) as Partial<GenerationState>;
+    if (v.storage !== storage || typeof v.generation !== 'string' || !v.generation || typeof v.verifiedAt !== 'number') return null;
+    return { storage, generation: v.generation, verifiedAt: v.verifiedAt };
+  } catch {
+    return null;
+  }
+}
+
+export function writeGenerationState(stateDir: string, state: GenerationState | null) {
+  if (state) writeFileAtomic(stateFile(stateDir), JSON.stringify(state) + '\n');
+  else fs.rmSync(stateFile(stateDir), { force: true });
+}

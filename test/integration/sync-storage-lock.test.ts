@@ -1,0 +1,229 @@
+// The storage-side lock and generation record, on a mounted folder and over a real sshd: one holder at
+// a time even when many ask at the same instant, a dead holder taken over, a lost lease noticed; and
+// the generation skip, which must never hide a change another laptop made.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { TabulaError } from '../../src-main/common/errors';
+import { parseStorageUrl } from '../../src-main/core/storage-url';
+import { storageEndpoint, type Endpoint } from '../../src-main/core/sync/endpoint';
+import { acquireStorageLock } from '../../src-main/core/sync/storage-lock';
+import { createSandbox, type AgentSandbox } from '../fixtures/headless-agent';
+import { createWorld, readTree, type World } from '../fixtures/laptops';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+
+// Over ssh every step is a real connection; on a loaded two-core machine a run takes seconds.
+const SSH_TIMEOUT = 120_000;
+
+describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_TIMEOUT }, (kind) => {
+  let sshd: SshServer | undefined;
+  let w: World;
+  let ep: Endpoint;
+  beforeAll(async () => {
+    if (kind === 'ssh') sshd = await startSshServer();
+  });
+  afterAll(() => sshd?.dispose());
+  beforeEach(() => {
+    w = createWorld(sshd);
+    ep = storageEndpoint(parseStorageUrl(sshd ? sshd.url(w.storageDir) : w.storageDir), sshd?.sshOptions ?? [], 5);
+  });
+  afterEach(() => w.dispose());
+
+  it('gives the lock to exactly one of many asking at once; the others are told who holds it', async () => {
+    const tries = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => acquireStorageLock(ep, { host: `lap${i}`, waitSeconds: 0 })));
+    const won = tries.filter((t) => t.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    const refusals = tries.flatMap((t) => (t.status === 'rejected' ? [t.reason as TabulaError] : []));
+    expect(refusals).toHaveLength(7);
+    for (const e of refusals) {
+      expect(e.code).toBe('already-running');
+      expect(e.retryable).toBe(true);
+      expect(e.message).toMatch(/is busy: lap\d \(process \d+\) is syncing with it/);
+    }
+    await won[0]!.value.release();
+    const next = await acquireStorageLock(ep, { host: 'later', waitSeconds: 0 });
+    await next.release();
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/lock'))).toBe(false);
+  });
+
+  it('the loser waits, saying why, and goes on once the holder releases', async () => {
+    const first = await acquireStorageLock(ep, { host: 'lap1' });
+    const said: string[] = [];
+    let got = false;
+    const second = acquireStorageLock(ep, { host: 'lap2', waitSeconds: 60, onWaiting: (r) => said.push(r) }).then((l) => ((got = true), l));
+    await vi.waitFor(() => expect(said).toEqual([expect.stringMatching(/busy: lap1 .* Waiting for it to finish/)]), { timeout: 30_000, interval: 100 });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(got).toBe(false);
+    await first.release();
+    await (await second).release();
+    expect(said).toHaveLength(1);
+  });
+
+  it('takes over a holder whose lease ran out, and a dead process on this same machine at once', async () => {
+    // A laptop that went to sleep holding the lock: it renews no more.
+    const stale = await acquireStorageLock(ep, { host: 'gone', leaseSeconds: 1, renewSeconds: 3600 });
+    await new Promise((r) => setTimeout(r, 2100));
+    const taker = await acquireStorageLock(ep, { host: 'lap2', waitSeconds: 0 });
+    // The old holder notices on its next renewal or write, and stops.
+    await expect(stale.bump()).rejects.toThrow(/was taken over by lap2/);
+    expect(stale.lost()).toMatch(/taken over/);
+    await taker.release();
+
+    const dead = await acquireStorageLock(ep, { host: 'here', pid: 999_999, leaseSeconds: 3600 });
+    const again = await acquireStorageLock(ep, { host: 'here', waitSeconds: 0, isAlive: (pid) => pid !== 999_999 });
+    await again.release();
+    void dead; // never released: its process "died"
+  });
+
+  it('treats a hostile lock owner on the storage as a holder with no name, never as input', async () => {
+    fs.mkdirSync(path.join(w.storageDir, '.tabula/lock'), { recursive: true });
+    fs.writeFileSync(path.join(w.storageDir, '.tabula/lock/owner'), `$(touch ${w.dir}/pwned) \`id\` 1 9999999999\n`);
+    const err = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 0 }).catch((e: TabulaError) => e);
+    expect(err).toBeInstanceOf(TabulaError);
+    expect((err as TabulaError).message).toMatch(/Another sync is starting/);
+    expect(fs.existsSync(path.join(w.dir, 'pwned'))).toBe(false);
+  });
+});
+
+describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: SSH_TIMEOUT }, (kind) => {
+  let sshd: SshServer | undefined;
+  let w: World;
+  beforeAll(async () => {
+    if (kind === 'ssh') sshd = await startSshServer();
+  });
+  afterAll(() => sshd?.dispose());
+  beforeEach(() => {
+    w = createWorld(sshd);
+  });
+  afterEach(() => w.dispose());
+
+  /** Runs a sync and tells whether it walked the storage (the listing is what the skip saves). */
+  async function syncWatching(l: ReturnType<World['laptop']>, opts = {}) {
+    const lines: string[] = [];
+    const orig = console.error;
+    process.env.TABULA_SYNC_TRACE = '1';
+    console.error = (s: string) => void lines.push(String(s));
+    try {
+      const summary = await l.sync(opts);
+      return { summary, listedStorage: lines.some((x) => x.includes('storage listed')) };
+    } finally {
+      console.error = orig;
+      delete process.env.TABULA_SYNC_TRACE;
+    }
+  }
+
+  it('a quiet run reads only the generation; a change by another laptop is always seen', async () => {
+    const a = w.laptop('a');
+    const b = w.laptop('b');
+    a.write('notes.txt', 'v1');
+    await a.sync();
+    await b.sync();
+    expect((await syncWatching(a)).listedStorage).toBe(false);
+    expect((await syncWatching(b)).listedStorage).toBe(false);
+
+    b.write('notes.txt', 'v2 from b, longer');
+    b.write('new.txt', 'new from b');
+    await b.sync();
+    const seen = await syncWatching(a);
+    expect(seen.listedStorage).toBe(true);
+    expect(a.files()).toEqual({ 'notes.txt': 'v2 from b, longer', 'new.txt': 'new from b' });
+    expect((await syncWatching(a)).listedStorage).toBe(false);
+    // b's own write does not hide a's later one from b.
+    a.rm('new.txt');
+    await a.sync();
+    await b.sync();
+    expect(b.files()).toEqual({ 'notes.txt': 'v2 from b, longer' });
+  });
+
+  it('both laptops syncing at the same moment: every edit reaches both, a clash becomes a conflict', async () => {
+    const a = w.laptop('a');
+    const b = w.laptop('b');
+    for (let i = 0; i < 300; i++) a.write(`bulk/${i}.txt`, `bulk ${i}`);
+    a.write('shared.txt', 'original');
+    await a.sync();
+    await b.sync();
+    a.write('shared.txt', 'edited on a', new Date('2026-03-01T10:00:00Z'));
+    b.write('shared.txt', 'edited on b, longer', new Date('2026-03-01T11:00:00Z'));
+    for (let i = 0; i < 300; i++) a.write(`from-a/${i}.txt`, `a ${i}`);
+    for (let i = 0; i < 300; i++) b.write(`from-b/${i}.txt`, `b ${i}`);
+    const [sa, sb] = await Promise.all([a.sync(), b.sync()]);
+    await a.sync();
+    await b.sync();
+    // The one that ran second saw the other's edit of shared.txt: exactly one conflict, nothing overwritten silently.
+    expect(sa.conflicts.length + sb.conflicts.length).toBe(1);
+    const af = a.files();
+    expect(af).toEqual(b.files());
+    expect(w.storageFiles()).toEqual(af);
+    expect(af['shared.txt']).toBe('edited on b, longer');
+    expect(Object.entries(af).filter(([p]) => p.startsWith('shared.conflict-')).map(([, c]) => c)).toEqual(['edited on a']);
+    expect(Object.keys(af).filter((p) => p.startsWith('from-a/') || p.startsWith('from-b/'))).toHaveLength(600);
+  });
+
+  it('the verification catches a change made on the storage without Tabula', async () => {
+    const a = w.laptop('a');
+    a.write('notes.txt', 'v1');
+    await a.sync();
+    expect((await syncWatching(a)).listedStorage).toBe(false);
+    // The helpdesk puts a file back directly on the storage: the generation does not move.
+    fs.writeFileSync(path.join(w.storageDir, 'restored.txt'), 'from the helpdesk');
+    const quiet = await syncWatching(a);
+    expect(quiet.listedStorage).toBe(false);
+    expect(a.read('restored.txt')).toBeNull();
+    // On request…
+    const asked = await syncWatching(a, { verify: true });
+    expect(asked.listedStorage).toBe(true);
+    expect(a.read('restored.txt')).toBe('from the helpdesk');
+    // …and once the interval has passed.
+    fs.writeFileSync(path.join(w.storageDir, 'second.txt'), 'also out of band');
+    expect((await syncWatching(a, { verifyIntervalHours: 1 })).listedStorage).toBe(false);
+    expect((await syncWatching(a, { verifyIntervalHours: 0 })).listedStorage).toBe(true);
+    expect(a.read('second.txt')).toBe('also out of band');
+  });
+});
+
+describe.each(['folder', 'ssh'])('two `tabula sync` processes, two homes, one %s storage, at the same moment', { timeout: SSH_TIMEOUT }, (kind) => {
+  let sshd: SshServer | undefined;
+  let laptops: AgentSandbox[] = [];
+  beforeAll(async () => {
+    if (kind === 'ssh') sshd = await startSshServer();
+  });
+  afterAll(() => sshd?.dispose());
+  afterEach(async () => {
+    await Promise.all(laptops.map((l) => l.dispose()));
+    laptops = [];
+  });
+
+  it('never interleave: both exit 0, every file reaches both, the clash is one conflict', async () => {
+    laptops = [createSandbox(), createSandbox()];
+    const [a, b] = laptops as [AgentSandbox, AgentSandbox];
+    const storageDir = path.join(a.dir, 'nas');
+    fs.mkdirSync(storageDir);
+    for (const l of laptops) l.writeUserConfig({ storage: { url: sshd ? sshd.url(storageDir) : storageDir, sshOptions: sshd?.sshOptions ?? [] } });
+    const write = (l: AgentSandbox, rel: string, content: string, at?: Date) => {
+      fs.mkdirSync(path.dirname(path.join(l.home, rel)), { recursive: true });
+      fs.writeFileSync(path.join(l.home, rel), content);
+      if (at) fs.utimesSync(path.join(l.home, rel), at, at);
+    };
+    write(a, 'shared.txt', 'original');
+    for (const l of laptops) {
+      const r = await l.cli(['sync']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    write(a, 'shared.txt', 'edited on a', new Date('2026-03-01T10:00:00Z'));
+    write(b, 'shared.txt', 'edited on b, longer', new Date('2026-03-01T11:00:00Z'));
+    for (let i = 0; i < 200; i++) write(a, `from-a/${i}.txt`, `a ${i}`);
+    for (let i = 0; i < 200; i++) write(b, `from-b/${i}.txt`, `b ${i}`);
+    const both = await Promise.all([a.cli(['sync']), b.cli(['sync'])]);
+    for (const r of both) expect(r.code, r.stderr).toBe(0);
+    // Whoever waited said why, in words.
+    for (const r of both) if (r.stderr) expect(r.stderr).toMatch(/^The storage .* is busy: .* is syncing with it .*Waiting for it to finish/m);
+    expect(both.filter((r) => /^Conflict: shared\.txt/m.test(r.stdout))).toHaveLength(1);
+    for (const l of laptops) expect((await l.cli(['sync'])).code).toBe(0);
+    const mine = (l: AgentSandbox) => readTree(l.home, (rel) => !['shared.txt', 'from-a', 'from-b', 'Documents'].some((k) => rel === k || rel.startsWith(k)) && !rel.startsWith('shared.'));
+    const fa = mine(a);
+    expect(fa).toEqual(mine(b));
+    expect(fa['shared.txt']).toBe('edited on b, longer');
+    expect(Object.entries(fa).filter(([p]) => p.startsWith('shared.conflict-')).map(([, c]) => c)).toEqual(['edited on a']);
+    expect(Object.keys(fa).filter((p) => p.startsWith('from-'))).toHaveLength(400);
+  });
+});
