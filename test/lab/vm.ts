@@ -10,6 +10,9 @@ import path from 'node:path';
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const GUESTFWD = path.join(__dirname, 'guestfwd.cjs');
+// Generous: under TCG on 2 busy shared cores one `tabula status` (Node starting a 1 MB bundle) took
+// 90 s of guest time in a measured run; on an idle machine it is a few seconds.
+const DEFAULT_SSH_TIMEOUT_MS = 600_000;
 
 export interface GuestForward {
   /** Address and port the guest connects to (10.0.2.x inside the user-mode network). */
@@ -130,9 +133,9 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
         c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
         c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
         const timer = setTimeout(() => {
-          stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? 120_000) / 1000)} s)`;
+          stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS) / 1000)} s)`;
           c.kill('SIGKILL');
-        }, o.timeoutMs ?? 120_000);
+        }, o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS);
         c.stdin.end(o.input ?? '');
         c.on('close', (code) => {
           clearTimeout(timer);
