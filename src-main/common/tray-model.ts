@@ -3,7 +3,7 @@
 import type { AgentStatus } from './contract';
 import { safetyLine, type SafetyIcon } from './safety-line';
 
-/** One icon per safety state (assets/icons/tray-<icon>.svg); the tray is in-process, never disconnected. */
+/** One icon per safety state (assets/icons/tray-<icon>.svg); a tray without its agent shows 'error' (disconnectedTrayModel). */
 export type TrayIcon = Exclude<SafetyIcon, 'disconnected'>;
 export const trayIcons: readonly TrayIcon[] = ['safe', 'syncing', 'pending', 'queued', 'local-only', 'paused', 'decision', 'update', 'error', 'stale'];
 export type TrayAction = 'open' | 'backup-now' | 'cancel-backup' | 'resume' | 'restart-to-update' | 'quit';
@@ -46,6 +46,22 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
       main,
       ...restart,
       { id: 'image', label: `Image ${s.image.version}`, enabled: false },
+      { id: 'open', label: 'Open Tabula', enabled: true },
+      { id: 'quit', label: 'Quit', enabled: true },
+    ],
+  };
+}
+
+/**
+ * While the agent (the user's service) is away — stopped, restarting, crashed — the tray says so in
+ * the safety line's words and offers only the window; it reconnects by itself.
+ */
+export function disconnectedTrayModel(reason: string): TrayModel {
+  return {
+    icon: 'error',
+    tooltip: `Tabula — Not connected — retrying\n${reason}`,
+    menu: [
+      { id: 'backup-state', label: 'Not connected — retrying', enabled: false },
       { id: 'open', label: 'Open Tabula', enabled: true },
       { id: 'quit', label: 'Quit', enabled: true },
     ],

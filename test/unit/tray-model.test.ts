@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { trayIcons, trayModel } from '../../src-main/common/tray-model';
+import { disconnectedTrayModel, trayIcons, trayModel } from '../../src-main/common/tray-model';
 import { agentStatus as status, stagedImage } from '../support/agent-status';
 
 const now = Date.parse('2026-11-22T10:00:00Z');
@@ -63,5 +63,13 @@ describe('tray model', () => {
       expect(fs.existsSync(`assets/icons/tray-${icon}.svg`), icon).toBe(true);
       for (const size of [16, 22, 24, 32, 48]) expect(fs.existsSync(`assets/icons/png/tray-${icon}-${size}.png`), `${icon}-${size}`).toBe(true);
     }
+  });
+
+  it('without its agent the tray says Not connected with the reason, and offers only the window', () => {
+    const m = disconnectedTrayModel('Not connected to the Tabula agent: nothing answers at /run/user/1000/tabula/agent.sock (connect ECONNREFUSED).');
+    expect(m.icon).toBe('error');
+    expect(m.tooltip).toBe('Tabula — Not connected — retrying\nNot connected to the Tabula agent: nothing answers at /run/user/1000/tabula/agent.sock (connect ECONNREFUSED).');
+    expect(m.menu.filter((i) => i.enabled).map((i) => i.id)).toEqual(['open', 'quit']);
+    expect(m.menu[0]).toEqual({ id: 'backup-state', label: 'Not connected — retrying', enabled: false });
   });
 });

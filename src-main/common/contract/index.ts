@@ -197,7 +197,8 @@ export interface ApiClient {
   /**
    * Follows the event stream. `onReset` is called when events may have been missed (first connect,
    * reconnect after a gap): the subscriber should refetch the whole state. `onDrop` is called when the
-   * stream is lost (agent stopped, restarted, or refusing us); reconnecting goes on by itself.
+   * stream is lost (agent stopped, restarted, or refusing us), with the reason; reconnecting goes on
+   * by itself, and a reset follows once it is back.
    */
-  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void, onDrop?: () => void): () => void;
+  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void, onDrop?: (error: ErrorInfo) => void): () => void;
 }

@@ -226,6 +226,7 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
       return { ...b.status(), failedBoot: failed };
     },
     check: () => b.check(),
+    serverData: () => b.serverData(),
     async stage() {
       assess();
       const v = (await b.check()).version;

@@ -277,7 +277,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     if (settled) journal.requests = journal.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
     saveJournal();
     const open = conflicts.load().value;
-    const next = stateAfter(run, open.length);
+    // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
+    const next = journal.paused && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: 'Sync is paused. Changes wait until you resume.' } : stateAfter(run, open.length);
     const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
     failures = error?.retryable && error.code !== 'cancelled' ? failures + 1 : 0;
     const cfg = config();
@@ -398,13 +399,18 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   // Pending requests from before a restart or reboot run as soon as the agent is up.
+  // storage.url may change in a config file at any time (the user, the fleet): look every few
+  // seconds, so the window and tray stop describing the old storage without waiting for a client.
+  let configCheck: NodeJS.Timeout | null = null;
   if (autoStart) {
+    configCheck = setInterval(() => void api.status(), 5000);
+    configCheck.unref?.();
     watchHome();
     if (journal.requests.length) setImmediate(kick);
     else schedule(config().backup.intervalMinutes * 60_000);
   }
 
-  return {
+  const api = {
     status(): BackupStatus {
       if (current) return status;
       // One read of the layered config per call: status is asked on every refresh of the window and tray.
@@ -525,9 +531,11 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (timer) clearTimeout(timer);
       if (debounce) clearTimeout(debounce);
       if (counting) clearTimeout(counting);
+      if (configCheck) clearInterval(configCheck);
       watcher?.close();
     },
   };
+  return api;
 }
 
 function safe<T>(fn: () => T, fallback: T): T {
