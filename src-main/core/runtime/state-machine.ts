@@ -19,7 +19,7 @@ export interface Transition<S extends string> {
 }
 
 /** `status` moved to `to` at `at` (ms), with `patch` applied; throws on a missing reason (a bug, not a user error). */
-export function transition<S extends string, T extends Stateful<S>>(status: T, to: S, reason: string, at: number, patch: Partial<T> = {}): { status: T; change: Transition<S> } {
+export function transition<T extends Stateful<string>>(status: T, to: T['state'], reason: string, at: number, patch: Partial<T> = {}): { status: T; change: Transition<T['state']> } {
   if (!reason.trim()) throw new Error(`State ${to} entered without a reason`);
   const from = status.state;
   const durationMs = Math.max(0, at - Date.parse(status.since));
