@@ -11,7 +11,7 @@ const noNode = nodeBuiltins.map((name) => ({ name, message: 'This code runs in t
 // imports only core/runtime/, the shared files at the core's root and src-main/common/; never another
 // feature, and never the floor above (the agent and its transports). What two features need moves down.
 const features = ['sync', 'image', 'fleet', 'helpdesk', 'prefs'];
-const upperFloor = ['agent', 'http-server', 'ipc-adapter'];
+const upperFloor = ['agent', 'http-server', 'ipc-adapter', 'agent-socket', 'remote-agent'];
 const coreDir = path.resolve('src-main/core');
 function placeOf(file) {
   const rel = path.relative(coreDir, file).replace(/\.(ts|tsx)$/, '');

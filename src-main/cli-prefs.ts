@@ -104,7 +104,8 @@ export async function runPrefsCommand(argv: string[], runningAgent: () => Promis
         const areas = onlyIdx >= 0 ? (argv[onlyIdx + 1] ?? '').split(',').filter(Boolean) : undefined;
         const report = await client.call('prefs.apply', { dryRun: flag('--dry-run'), areas: areas as PrefArea[] | undefined });
         console.log(flag('--json') ? JSON.stringify(report, null, 2) : formatReport(report));
-        return report.items.some((i) => i.status === 'failed') ? 1 : 0;
+        // "Not applied" (no such printer here, no display…) is not success either: scripts must see it.
+        return report.items.some((i) => i.status === 'failed' || i.status === 'skipped') ? 1 : 0;
       }
       case 'export': {
         const doc = await client.call('prefs.export', {});

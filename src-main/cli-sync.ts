@@ -6,22 +6,11 @@ import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { loadConfig } from './core/config';
-import { ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
+import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { parseStorageUrl } from './core/storage-url';
 import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
 import { runSync } from './core/sync/engine';
 import { defaultExcludes } from './core/sync/service';
-
-export const syncUsage = `  tabula sync [--dry-run] [--force] [--verify] [--home DIR] [--storage URL] [--json]
-                                   one two-way sync in the foreground, without the agent
-                                   (--verify: list the storage in full even if its generation is unchanged)
-                                   (exit 0 synced, 2 refused for safety, 1 other failure)
-  tabula backup now [--force] [--no-wait]   sync now through the agent, following progress
-  tabula backup pause|resume|status
-  tabula conflicts [--json]        conflicts waiting for a choice
-  tabula conflicts resolve PATH --keep mine|theirs|both
-  tabula versions PATH             older versions of a file or folder kept on the storage
-  tabula restore PATH [--at TIME] [--to DIR]   bring back an older version`;
 
 export interface Args {
   words: string[];
@@ -111,19 +100,32 @@ async function backupNow(client: ApiClient, args: Args) {
   }
   console.error(run.error?.message ?? 'The sync did not finish.');
   for (const d of run.error?.details ?? []) console.error(`  ${d}`);
+  if (run.error?.code === 'sync-refused' && !run.error.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula backup now --force');
   if (run.error?.code === 'storage-unreachable') console.error('Your request is queued and runs by itself when the storage is reachable again.');
   process.exitCode = run.error?.code === 'sync-refused' ? 2 : 1;
 }
 
 /** Commands answered by the running agent; false when the words are not one of them. */
-export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient>): Promise<boolean> {
+/**
+ * A path given on the command line: absolute or ~/ as it is; a relative one from the current folder
+ * when it exists there, else from the home, so the home-relative paths `tabula conflicts` and
+ * `tabula versions` print are accepted back from anywhere.
+ */
+export function homePath(p: string, home: string): string {
+  if (path.isAbsolute(p)) return p;
+  if (p === '~' || p.startsWith('~/')) return path.join(home, p.slice(1));
+  const here = path.resolve(p);
+  return fs.existsSync(here) && (here === home || here.startsWith(home + '/')) ? here : path.join(home, p);
+}
+
+export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient>, home: string): Promise<boolean> {
   const json = args.flags.has('--json');
   const out = (value: unknown, text: string) => console.log(json ? JSON.stringify(value, null, 2) : text);
   const [w0, w1, w2] = args.words;
   const cmd = w0 === 'versions' || w0 === 'restore' ? w0 : w0 === 'conflicts' && w1 === 'resolve' ? 'conflicts resolve' : [w0, w1].filter(Boolean).join(' ');
   const needPath = () => {
     if (!w1) throw new TabulaError('invalid-argument', `Usage: tabula ${w0} PATH`);
-    return path.resolve(w1);
+    return homePath(w1, home);
   };
   switch (cmd) {
     case 'status':
@@ -152,13 +154,20 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
     case 'conflicts resolve': {
       const keep = args.values.get('--keep');
       if (!w2 || (keep !== 'mine' && keep !== 'theirs' && keep !== 'both')) throw new TabulaError('invalid-argument', 'Usage: tabula conflicts resolve PATH --keep mine|theirs|both');
-      const r = await (await agent()).call('conflicts.resolve', { path: path.resolve(w2), keep });
+      const r = await (await agent()).call('conflicts.resolve', { path: homePath(w2, home), keep });
       out(r, `Settled ${r.resolved}: kept ${keep === 'both' ? 'both versions' : keep === 'mine' ? 'this laptop’s version' : 'the storage’s version'}.`);
       return true;
     }
     case 'versions': {
-      const list = await (await agent()).call('versions.list', { path: needPath() });
-      out(list, list.length ? list.map((v) => (v.replacedAt ? `${new Date(v.replacedAt).toLocaleString()}  (replaced then)` : 'current copy on the storage')).join('\n') : 'The storage keeps no version of it.');
+      const target = needPath();
+      const list = await (await agent()).call('versions.list', { path: target });
+      if (!list.length) {
+        if (json) console.log('[]');
+        console.error(`The storage keeps no version of ${displayPath(target, home)}.`);
+        process.exitCode = 1;
+        return true;
+      }
+      out(list, list.map((v) => (v.replacedAt ? `${new Date(v.replacedAt).toLocaleString()}  (replaced then)` : 'current copy on the storage')).join('\n'));
       return true;
     }
     case 'restore': {
@@ -222,6 +231,7 @@ export async function syncForeground(args: Args, paths: Paths) {
     if (json) console.log(JSON.stringify({ error: err.toInfo() }, null, 2));
     console.error(err.message);
     for (const d of err.details ?? []) console.error(`  ${d}`);
+    if (err.code === 'sync-refused' && !err.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula sync --force');
     process.exitCode = err.code === 'sync-refused' ? 2 : 1;
   }
 }

@@ -1,36 +1,27 @@
-// `tabula`: the headless agent (`--headless`), the launcher behind `npm start` (`--launch`), and the
-// commands that talk to a running agent through the token file in $XDG_RUNTIME_DIR/tabula.
+// `tabula`: the agent (`agent`, what the user service runs; `--headless` for a person at a
+// terminal), the tray (`tray`), the launcher behind `npm start` (`--launch`), and the commands that
+// talk to the running agent over its socket, $XDG_RUNTIME_DIR/tabula/agent.sock.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHttpClient } from './common/clients';
 import type { ApiClient } from './common/contract';
-import { parseArgs, runAgentCommand, syncForeground, syncUsage } from './cli-sync';
+import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
+import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
-import { runPrefsCommand, prefsUsage } from './cli-prefs';
-import { imageUsage, runImageCommand } from './cli-image';
+import { runPrefsCommand } from './cli-prefs';
+import { runImageCommand } from './cli-image';
 import { createAgent } from './core/agent';
+import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
 import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
 import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
-const usage = `Usage:
-  tabula agent [--port N]          run the agent in the foreground (what the user service runs)
-  tabula --headless [--port N]     print the window's address, starting an agent when none runs
-  tabula tray                      the tray icon and window (needs the Electron runtime)
-  tabula status [--json]           image version and sync state
-  tabula events                    follow the agent's event stream (one JSON object a line)
-${syncUsage}
-${prefsUsage}
-${imageUsage}
-  tabula --version`;
-
 const paths = resolvePaths();
+const socketPath = agentSocketPath(paths);
 const rendererDir = path.join(__dirname, '..', 'renderer');
 
 function connect(): ApiClient | null {
-  const address = readAgentAddress(paths);
-  return address && createHttpClient(address);
+  return connectAgent(paths);
 }
 
 async function runningAgent(): Promise<ApiClient | null> {
@@ -47,46 +38,60 @@ async function runningAgent(): Promise<ApiClient | null> {
 async function requireAgent(): Promise<ApiClient> {
   const client = await runningAgent();
   if (client) return client;
-  console.error('Tabula is not running. Start it with `tabula --headless` (or `npm start` from a checkout), then try again.');
+  console.error(
+    'Tabula is not running: no agent answers on its socket. It runs as your user service: `systemctl --user start tabula-agent` (or `tabula agent`, or `npm start` from a checkout), then try again.',
+  );
   process.exit(3);
 }
 
 /**
- * `--headless` (a person at a terminal) prints the window's address with its token; `agent` (the user
- * service, whose output goes to the journal) never prints the token.
+ * Runs the agent in this process: the socket for the CLI and the tray, and the window on 127.0.0.1
+ * behind a token. `--headless` (a person at a terminal) prints the window's address with its token;
+ * `agent` (the user service, whose output goes to the journal) never prints the token.
+ * Resolves once the agent serves; false when another agent already runs for this user.
  */
-async function headless(port: number, asService = false) {
+async function headless(port: number, asService = false): Promise<boolean> {
   const existing = await runningAgent();
   if (existing) {
     if (asService) {
-      console.error('Another Tabula agent is already running for this user; this one exits.');
-      process.exit(0);
+      console.error(`Another Tabula agent is already running for this user (${socketPath}); this one exits.`);
+      return false;
     }
-    const { baseUrl, token } = readAgentAddress(paths)!;
-    console.log(`Tabula is already running: ${baseUrl}/#token=${token}`);
-    return;
+    const address = readAgentAddress(paths);
+    console.log(address ? `Tabula is already running: ${address.baseUrl}/#token=${address.token}` : `Tabula is already running (${socketPath}), without a window address.`);
+    return false;
   }
   ensureRuntimeDir(paths); // before anything starts: an unsafe folder means no agent at all
   const agent = createAgent({ watchDisplays: true });
+  const socket = await serveAgentSocket({ router: agent.router, events: agent.events, socketPath, staticDir: rendererDir }).catch(async (err) => {
+    await agent.shutdown();
+    throw err;
+  });
   const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
   writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
-  const status = agent.status();
-  console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
-  if (asService) console.log(`Window: ${server.url} (token in ${path.join(paths.runtimeDir, 'token')})`);
-  else console.log(`Open ${server.url}/#token=${server.token}`);
-  for (const p of status.problems) console.log(`Warning: ${p.message}`);
-
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     await agent.shutdown();
+    await socket.close();
     await server.close();
     forgetAgentAddress(paths, server.url);
     process.exit(0);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // Ready only now that a stop is handled: whoever waits for these lines may stop it at once.
+  const status = agent.status();
+  if (asService) {
+    console.log(`Tabula agent ${status.agentVersion} running — ${status.image.name} ${status.image.version}.`);
+    console.log(`Clients connect to ${socketPath}; the window is at ${server.url} (token in ${path.join(paths.runtimeDir, 'token')}).`);
+  } else {
+    console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
+    console.log(`Open ${server.url}/#token=${server.token}`);
+  }
+  for (const p of status.problems) console.log(`Warning: ${p.message}`);
+  return true;
 }
 
 /**
@@ -114,23 +119,31 @@ function findElectron(): string | null {
   return binary();
 }
 
+/** `npm start`: the tray as a client, with an agent in this process when none runs yet. */
 async function launch(port: number) {
   const electron = findElectron();
   if (!electron) {
     console.log('The Electron runtime is missing (it could not be downloaded here), so Tabula starts in headless mode instead.');
-    return headless(port);
+    return void (await headless(port));
   }
-  startTray(electron);
+  const hosting = await headless(port);
+  startTray(electron, hosting);
 }
 
-function startTray(electron: string) {
+function startTray(electron: string, hostingAgent = false) {
   const args = [path.join(__dirname, 'shell.js'), ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])];
   // The CLI itself may run on Electron as Node (the packaged launcher); the tray must not.
   const env = { ...process.env };
   delete env.ELECTRON_RUN_AS_NODE;
   const child = spawn(electron, args, { stdio: 'inherit', env });
-  child.on('exit', (code) => process.exit(code ?? 0));
+  child.on('exit', (code) => {
+    if (hostingAgent) console.log('The tray closed; the agent keeps running here (Ctrl-C stops it).');
+    else process.exit(code ?? 0);
+  });
 }
+
+/** Exit code for a command line that is wrong (sysexits EX_USAGE). */
+const EX_USAGE = 64;
 
 function tray() {
   const electron = findElectron();
@@ -139,12 +152,25 @@ function tray() {
 }
 
 async function main(argv: string[]) {
+  if (argv.length === 0) return console.log(usageText());
+  if (argv[0] === 'help' || argv.includes('--help')) {
+    const words = argv.filter((a) => !a.startsWith('-') && a !== 'help');
+    const text = helpFor(words);
+    if (text) return console.log(text);
+    console.error(`No command "${words.join(' ')}". Try \`tabula help\`.`);
+    return void (process.exitCode = EX_USAGE);
+  }
+  const matched = matchCommand(argv);
+  if ('error' in matched) {
+    console.error(matched.error);
+    return void (process.exitCode = EX_USAGE);
+  }
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
   if (args.flags.has('--version')) return console.log('tabula 0.1.0');
-  if (args.flags.has('--headless')) return headless(port);
-  if (args.words.join(' ') === 'agent') return headless(port, true);
+  if (args.flags.has('--headless')) return void (await headless(port));
+  if (args.words.join(' ') === 'agent') return void (await headless(port, true));
   if (args.words.join(' ') === 'tray') return tray();
   if (args.flags.has('--launch')) return launch(port);
   if (args.words[0] === 'sync') return syncForeground(args, paths);
@@ -156,10 +182,10 @@ async function main(argv: string[]) {
     const code = await runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
     if (code !== 64) return void (process.exitCode = code);
   }
-  const done = await runAgentCommand(args, requireAgent);
+  const done = await runAgentCommand(args, requireAgent, paths.home);
   if (!done) {
-    console.error(usage);
-    process.exit(args.flags.has('--help') || args.words.length === 0 ? 0 : 64);
+    console.error(`Unknown command. Try \`tabula help\`.`);
+    process.exitCode = EX_USAGE;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createRoot } from 'react-dom/client';
 import { createClient } from './api';
-import { App, NoToken } from './components/App';
-import { createStores } from './stores/status-stores';
+import { App, NoToken } from './app/App';
+import { createStores } from './app/stores';
 
 const client = createClient();
 const root = createRoot(document.getElementById('root')!);

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p png
 
-TRAY_ICONS=(tray-idle tray-syncing tray-offline tray-attention tray-error)
+TRAY_ICONS=(tray-safe tray-syncing tray-pending tray-queued tray-local-only tray-paused tray-decision tray-update tray-error tray-stale)
 TRAY_SIZES=(16 22 24 32 48)
 APP_SIZES=(64 128 256 512)
 

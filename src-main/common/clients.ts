@@ -1,7 +1,7 @@
 // ApiClient implementations for each transport. They share the contract types and unwrap replies
 // the same way, so a TabulaError thrown in the agent is the same TabulaError in every client.
 import type { AgentEvent, ApiClient, MethodName, Reply } from './contract';
-import { TabulaError } from './errors';
+import { TabulaError, type ErrorInfo } from './errors';
 import type { EventLog } from './event-log';
 import type { Router } from './router';
 import { unwrap } from './router';
@@ -73,12 +73,14 @@ export interface HttpClientOptions {
   fetch?: typeof fetch;
   /** Delay before reconnecting the event stream after it dropped. */
   retryMs?: number;
+  /** Where the agent is, for messages (baseUrl unless the fetch goes elsewhere, e.g. a unix socket). */
+  where?: string;
 }
 
-export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retryMs = 1000 }: HttpClientOptions): ApiClient {
+export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retryMs = 1000, where = baseUrl }: HttpClientOptions): ApiClient {
   const headers = { authorization: `Bearer ${token}` };
   const unreachable = (err: unknown) =>
-    new TabulaError('agent-unreachable', `Cannot reach the Tabula agent at ${baseUrl} (${err instanceof Error ? err.message : String(err)}).`, {
+    new TabulaError('agent-unreachable', `Not connected to the Tabula agent: nothing answers at ${where} (${err instanceof Error ? err.message : String(err)}).`, {
       retryable: true,
     });
 
@@ -96,7 +98,7 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
     return unwrap((await res.json()) as Reply) as never;
   }
 
-  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void) {
+  function subscribe(onEvent: (e: AgentEvent) => void, onReset?: () => void, onDrop?: (error: ErrorInfo) => void) {
     const abort = new AbortController();
     let after = -1; // -1: we know nothing yet, the server answers with a reset
     void (async () => {
@@ -114,8 +116,14 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
               onEvent(event);
             }
           });
-        } catch {
-          /* dropped or refused: retry below */
+          throw new Error('the agent closed the connection');
+        } catch (err) {
+          // Dropped or refused: say so, and after reconnecting start from a reset (a refetch), so
+          // the subscriber knows it is connected again and has the whole state.
+          if (!abort.signal.aborted) {
+            after = -1;
+            onDrop?.(unreachable(err).toInfo());
+          }
         }
         if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, retryMs));
       }

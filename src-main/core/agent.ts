@@ -1,5 +1,6 @@
 // The composition root: builds the agent from injected parts. Electron's main process, headless mode,
 // the CLI and the tests all get their agent from here.
+import fs from 'node:fs';
 import os from 'node:os';
 import type { AgentStatus, ConfigProblem, Handlers } from '../common/contract';
 import { createEventLog, type EventLog } from '../common/event-log';
@@ -8,6 +9,7 @@ import { loadConfig } from './config';
 import { readImageStatus } from './os-release';
 import { ensureRuntimeDir, ensureStateDir, resolvePaths, type Paths } from './paths';
 import { createSyncService } from './sync/service';
+import { createDesktopOpener, type DesktopOpener } from './desktop-open';
 import { createPrefsService } from './prefs/prefs-service';
 import { createFleetCommands } from './fleet/commands';
 import { createHelpdeskService } from './helpdesk/helpdesk-service';
@@ -36,6 +38,8 @@ export interface AgentOptions {
   clock?: Clock;
   /** The reimage guard's question; the home-sync engine provides its own (issue 3). */
   homeSafety?: HomeSafety;
+  /** Opens files and folders for the window (default: xdg-open). */
+  opener?: DesktopOpener;
   /** Reports network-up (default: `nmcli monitor`); returns a stop function. */
   watchNetwork?: (onUp: () => void) => () => void;
 }
@@ -64,8 +68,10 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     return loaded.config;
   };
   getConfig();
+  const opener = opts.opener ?? createDesktopOpener(opts.env);
 
   const backup = createSyncService({
+    opener,
     paths,
     getConfig,
     events,
@@ -91,7 +97,28 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     clock: opts.clock,
     lastBackupAt: () => backup.status().lastSuccessAt,
     countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
-    diagnostics: () => ({ status: status(), backupHistory: backup.history(20), deployments: image.deployments(), fleetCommands: fleet.history().slice(-20) }),
+    opener,
+    // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
+    diagnostics: () => {
+      const loaded = loadConfig(paths);
+      const layer = (file: string) => {
+        try {
+          return { file, content: JSON.parse(fs.readFileSync(file, 'utf8')) as unknown };
+        } catch (err) {
+          return { file, problem: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message };
+        }
+      };
+      const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, ...(paths.extraConfigFile ? [paths.extraConfigFile] : [])];
+      return {
+        status: status(),
+        config: { effective: loaded.config, layers: files.map(layer), problems: loaded.problems },
+        prefs: safeCall(() => prefs.exportDoc()),
+        backupHistory: backup.history(20),
+        recentEvents: events.since(Math.max(0, events.lastId() - 100)).events.filter((e) => e.type !== 'backup-progress' && e.type !== 'image-progress'),
+        deployments: image.deployments(),
+        fleetCommands: fleet.history().slice(-20),
+      };
+    },
   });
   const fleet = createFleetCommands({
     paths,
@@ -130,6 +157,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'backup.resume': () => backup.resume(),
     'backup.settings': (s) => backup.settings(s),
     'conflicts.resolve': ({ path, keep }) => backup.resolveConflict(path, keep),
+    'conflicts.open': ({ path, side, reveal }) => backup.openConflict(path, side, reveal),
     'versions.list': ({ path }) => backup.versions(path),
     'versions.restore': ({ path, at, to }) => backup.restore(path, at, to),
     'backup.history': ({ limit }) => backup.history(limit),
@@ -150,6 +178,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     'helpdesk.reimage': (args) => helpdesk.reimage(args),
     'helpdesk.cancelReimage': () => helpdesk.cancel(),
     'helpdesk.diagnostics': () => helpdesk.diagnostics(),
+    'helpdesk.showDiagnostics': () => helpdesk.showDiagnostics(),
     'fleet.poll': async () => ({ record: await fleet.poll() }),
   };
   const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
@@ -170,4 +199,12 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       await Promise.all([backup.whenIdle(), image.whenIdle()]);
     },
   };
+}
+
+function safeCall<T>(fn: () => T): T | { problem: string } {
+  try {
+    return fn();
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
 }

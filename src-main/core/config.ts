@@ -6,14 +6,15 @@ import { z } from 'zod';
 import type { ConfigProblem } from '../common/contract';
 import { readJsonFile } from './atomic-file';
 import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image-config';
-import type { Paths } from './paths';
+import { symlinkOnTheWay, type Paths } from './paths';
+import { sshOptionsSchema } from './storage-url';
 
 const configSchema = z.object({
   storage: z.object({
     /** ssh://user@host[:port]/path, file:///path or /path. */
     url: z.string().min(1),
-    /** Extra ssh arguments (identity file, known hosts…), passed as separate arguments. */
-    sshOptions: z.array(z.string()),
+    /** Extra ssh arguments (identity file, known hosts…), passed as separate arguments; an allow-list. */
+    sshOptions: sshOptionsSchema,
     connectTimeoutSeconds: z.number().int().min(1).max(300),
   }),
   backup: z.object({
@@ -47,7 +48,8 @@ const layerSchema = z
   .object({
     storage: configSchema.shape.storage.partial().strict().optional(),
     backup: configSchema.shape.backup.partial().strict().optional(),
-    image: configSchema.shape.image.partial().strict().optional(),
+    // The image source's ssh options pass the same allow-list as the storage's.
+    image: configSchema.shape.image.extend({ sshOptions: sshOptionsSchema }).partial().strict().optional(),
     fleet: configSchema.shape.fleet.partial().strict().optional(),
   })
   .strict();
@@ -95,6 +97,13 @@ export function loadConfig(paths: Paths, opts: { systemOnly?: boolean } = {}): L
   const problems: ConfigProblem[] = [];
   const layers: string[] = [];
   for (const file of files) {
+    // The user's folder lives in the synced home: a link there (one that arrived from the storage)
+    // must not lead Tabula to a config somewhere else.
+    const link = file === paths.userConfigFile ? symlinkOnTheWay(paths.home, path.dirname(file)) : null;
+    if (link) {
+      problems.push({ file, message: `${file} is not read: ${link} is a symbolic link, and Tabula reads its own settings only from a real folder. Its settings are ignored until it is fixed.` });
+      continue;
+    }
     const read = readJsonFile(file, layerSchema);
     if (read.status === 'missing') continue;
     if (read.status === 'invalid') {

@@ -30,6 +30,12 @@ export interface HttpServerOptions {
   token?: string;
   /** Where a bug in a request handler is reported (the agent keeps serving). */
   logBug?: (err: unknown) => void;
+  /**
+   * Listen on this unix socket instead of 127.0.0.1 (the agent's socket for the CLI and the tray).
+   * The socket's folder (the user's own, 0700) is its access control: no browser can reach it, so
+   * neither the token nor the Host check applies there.
+   */
+  socketPath?: string;
 }
 
 export interface HeadlessServer {
@@ -49,7 +55,7 @@ function parseTarget(raw: string | undefined): { url: URL; path: string } | null
   }
 }
 
-export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url'), logBug = (err) => console.error('Bug in the HTTP API:', err) }: HttpServerOptions): Promise<HeadlessServer> {
+export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url'), logBug = (err) => console.error('Bug in the HTTP API:', err), socketPath }: HttpServerOptions): Promise<HeadlessServer> {
   const expected = Buffer.from(`Bearer ${token}`);
   const streams = new Set<http.ServerResponse>();
   let origins: string[] = [];
@@ -84,7 +90,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     const target = parseTarget(req.url);
     if (!target) return refuse(res, 400, { code: 'invalid-argument', message: 'The request address is malformed.', retryable: false });
     const { url } = target;
-    if (!origins.includes(`http://${req.headers.host ?? ''}`)) {
+    if (!socketPath && !origins.includes(`http://${req.headers.host ?? ''}`)) {
       return refuse(res, 421, { code: 'unauthorized', message: 'Tabula only answers on 127.0.0.1.', retryable: false });
     }
     const origin = req.headers.origin;
@@ -94,7 +100,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     if (!url.pathname.startsWith('/api/')) return serveStatic(url.pathname === '/' ? '/' : target.path, req, res);
 
     const auth = Buffer.from(req.headers.authorization ?? '');
-    if (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected)) {
+    if (!socketPath && (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected))) {
       return refuse(res, 401, { code: 'unauthorized', message: 'The Tabula token is missing or wrong. Open the address Tabula printed, or use the token file.', retryable: false });
     }
     if (req.method === 'POST' && url.pathname.startsWith('/api/call/')) return handleCall(target.path.slice(10), req, res);
@@ -167,9 +173,10 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
+    if (socketPath) server.listen(socketPath, resolve);
+    else server.listen(port, '127.0.0.1', resolve);
   });
-  const actualPort = (server.address() as { port: number }).port;
+  const actualPort = socketPath ? 0 : (server.address() as { port: number }).port;
   origins = [`http://127.0.0.1:${actualPort}`, `http://localhost:${actualPort}`];
   return {
     url: origins[0]!,

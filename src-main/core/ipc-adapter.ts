@@ -25,7 +25,7 @@ export interface IpcMainLike {
  * `isTrustedSender` checks where a call comes from (our own window and page, never a navigated or
  * foreign frame); untrusted calls are refused before any argument is looked at.
  */
-export function serveIpc(ipc: IpcMainLike, router: Router, events: EventLog, isTrustedSender: (e: IpcMainEventLike) => boolean) {
+export function serveIpc(ipc: IpcMainLike, router: Router, events: Pick<EventLog, 'since' | 'subscribe'>, isTrustedSender: (e: IpcMainEventLike) => boolean) {
   const refused = { ok: false, error: { code: 'unauthorized', message: 'This window may not talk to Tabula.', retryable: false } };
   const subscribers = new Map<number, () => void>();
 

@@ -119,3 +119,23 @@ export function ensureStateDir(paths: Paths): void {
     else if (e.isFile() && fs.lstatSync(p).mode & 0o077) fs.chmodSync(p, 0o600);
   }
 }
+
+/**
+ * The first folder on the way from `base` (not included) down to `target` (included) that is a
+ * symbolic link, or null. A file the home sync can reach must not be read or written through a
+ * link that arrived with it (O_NOFOLLOW guards the last component only).
+ */
+export function symlinkOnTheWay(base: string, target: string): string | null {
+  const rel = path.relative(base, target);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return null;
+  let p = base;
+  for (const part of rel.split(path.sep).filter(Boolean)) {
+    p = path.join(p, part);
+    try {
+      if (fs.lstatSync(p).isSymbolicLink()) return p;
+    } catch {
+      return null; // missing: nothing further down exists either
+    }
+  }
+  return null;
+}

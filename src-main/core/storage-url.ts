@@ -1,5 +1,6 @@
 // Storage is a URL: ssh://user@host[:port]/path, or a plain path / file:// URL (a mounted NAS).
 import path from 'node:path';
+import { z } from 'zod';
 import { TabulaError } from '../common/errors';
 
 export type Storage =
@@ -27,6 +28,10 @@ export function parseStorageUrl(url: string): Storage {
     if (!p || p === '/') throw invalid('it names no folder on the server');
     const port = u.port ? Number(u.port) : 22;
     return { kind: 'ssh', user, host: u.hostname, port, path: path.posix.normalize(p), display: url };
+  }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1];
+  if (scheme && scheme.toLowerCase() !== 'file') {
+    throw invalid(`${scheme}: is not supported; use ssh://user@host[:port]/path (any sshd or NAS with rsync), file:///path or an absolute path`);
   }
   const local = url.startsWith('file://') ? decodeURIComponent(new URL(url).pathname) : url;
   if (!path.isAbsolute(local)) throw invalid('a folder must be given as an absolute path or a URL');
@@ -74,3 +79,69 @@ export function sshCommand(storage: Storage, options: string[], connectTimeoutSe
 export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
+
+// ssh options from the config, read the way ssh's getopt reads them. Only what says how to reach
+// and trust the storage is allowed; anything that can run a command (ProxyCommand, LocalCommand,
+// PermitLocalCommand, Match exec, KnownHostsCommand), read another config (-F FILE, Include) or
+// forward ports is refused, whatever its spelling: `-oX=Y`, `-o X=Y`, `-o "X Y"`, any case,
+// grouped flags (`-4oProxyCommand=…`), or an option hidden in the value of another.
+const sshFlagsAlone = new Set(['4', '6', 'C', 'q']);
+const sshFlagsWithValue = new Set(['i', 'p', 'o', 'F']);
+const sshAllowedKeys = new Set(
+  [
+    'IdentityFile', 'IdentitiesOnly', 'CertificateFile', 'Port', 'UserKnownHostsFile', 'GlobalKnownHostsFile',
+    'StrictHostKeyChecking', 'HostKeyAlias', 'HostKeyAlgorithms', 'CheckHostIP', 'UpdateHostKeys', 'VerifyHostKeyDNS',
+    'HashKnownHosts', 'FingerprintHash', 'ConnectTimeout', 'ConnectionAttempts', 'ServerAliveInterval',
+    'ServerAliveCountMax', 'TCPKeepAlive', 'Compression', 'AddressFamily', 'IPQoS', 'RekeyLimit', 'BatchMode',
+    'LogLevel', 'PreferredAuthentications', 'PubkeyAuthentication', 'PubkeyAcceptedAlgorithms',
+    'PubkeyAcceptedKeyTypes', 'KexAlgorithms', 'Ciphers', 'MACs',
+  ].map((k) => k.toLowerCase()),
+);
+// A value is one word of plain characters: no whitespace, quotes, control characters or shell syntax.
+const sshValue = /^[A-Za-z0-9_.,:@%~/+=^-]{1,512}$/;
+
+function sshOptionProblem(flag: string, value: string): string | null {
+  if (!sshValue.test(value) || value.startsWith('-')) return `the value ${JSON.stringify(value.slice(0, 80))} of -${flag} is not one plain word`;
+  if (flag === 'p') return /^\d{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535 ? null : '-p needs a port number';
+  // -F only to say "no config file": another file could hold any option.
+  if (flag === 'F') return value === '/dev/null' || value === 'none' ? null : '-F may only be /dev/null or none';
+  if (flag === 'o') {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(value);
+    if (!m) return `-o ${value.slice(0, 80)} is not Key=Value`;
+    if (!sshAllowedKeys.has(m[1]!.toLowerCase())) return `-o ${m[1]} is not allowed`;
+    if (m[2]!.includes('=') && /^[A-Za-z]+=/.test(m[2]!)) return `-o ${m[1]} carries another option in its value`;
+  }
+  return null;
+}
+
+/**
+ * Why these ssh options are refused (null: they are fine). `-o "Key Value"` (ssh's other spelling)
+ * is read as Key=Value; everything else that is not in the allow-list is refused by name.
+ */
+export function checkSshOptions(options: string[]): string | null {
+  for (let i = 0; i < options.length; i++) {
+    const arg = options[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg.startsWith('--')) return `"${arg.slice(0, 80)}" is not an ssh option (ssh would take it as the host or a command)`;
+    for (let j = 1; j < arg.length; j++) {
+      const flag = arg[j]!;
+      if (sshFlagsAlone.has(flag)) continue;
+      if (!sshFlagsWithValue.has(flag)) return `the ssh option -${flag} is not allowed (allowed: -i, -p, -o with ${[...sshAllowedKeys].length} known keys, -F /dev/null, -4, -6, -C, -q)`;
+      let value = arg.slice(j + 1);
+      if (!value) {
+        if (i + 1 >= options.length) return `-${flag} needs a value`;
+        value = options[++i]!;
+      }
+      if (flag === 'o') value = value.replace(/^([A-Za-z]+) (?=\S)/, '$1=');
+      const problem = sshOptionProblem(flag, value);
+      if (problem) return problem;
+      break; // the rest of this argument was the value
+    }
+  }
+  return null;
+}
+
+/** The config's `sshOptions`: refused by name when ssh could be made to run or read something else. */
+export const sshOptionsSchema = z.array(z.string()).superRefine((options, ctx) => {
+  const problem = checkSshOptions(options);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});

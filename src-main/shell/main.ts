@@ -1,12 +1,17 @@
-// The Electron shell: one window, the tray, and the IPC transport around the plain-Node agent.
-// Every window is sandboxed, isolated, without Node, and may not navigate or open other windows.
-import { app, BrowserWindow, ipcMain, session } from 'electron';
+// The Electron shell: one window and the tray, both clients of the agent that runs as the user's
+// service (over $XDG_RUNTIME_DIR/tabula/agent.sock). Closing the window, quitting or crashing the
+// tray stops nothing: the agent keeps syncing and queueing. Every window is sandboxed, isolated,
+// without Node, and may not navigate or open other windows.
+import { app, BrowserWindow, ipcMain, Notification, session } from 'electron';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { trayModel } from '../common/tray-model';
-import { createAgent } from '../core/agent';
+import { emptyNotifyMemory, nextNotification } from '../common/safety-line';
+import { disconnectedTrayModel, trayModel } from '../common/tray-model';
+import { agentSocketPath } from '../core/agent-socket';
 import { contentSecurityPolicy } from '../core/http-server';
 import { serveIpc } from '../core/ipc-adapter';
+import { resolvePaths } from '../core/paths';
+import { createRemoteAgent } from '../core/remote-agent';
 import { createTray } from './tray';
 
 const rendererIndex = path.join(__dirname, '..', 'renderer', 'index.html');
@@ -42,8 +47,8 @@ app.on('window-all-closed', () => {
 });
 
 void app.whenReady().then(() => {
-  process.umask(0o077); // what the agent creates is the user's alone (as in the CLI)
-  const agent = createAgent({ watchDisplays: true });
+  process.umask(0o077); // what Tabula creates is the user's alone (as in the CLI)
+  const agent = createRemoteAgent(agentSocketPath(resolvePaths()));
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy] } });
   });
@@ -55,12 +60,38 @@ void app.whenReady().then(() => {
     if (action === 'open') openWindow();
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
+    else if (action === 'resume') void agent.router.handle('backup.resume', {});
     else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
-    else if (action === 'quit') void agent.shutdown().then(() => app.exit(0));
+    else if (action === 'quit') app.exit(0); // the tray only: the agent is the user's service
   });
-  const refresh = () => tray.apply(trayModel(agent.status()));
-  refresh();
-  agent.events.subscribe((e) => e.type !== 'backup-progress' && e.type !== 'image-progress' && refresh());
-  setInterval(refresh, 60_000); // "backed up N min ago" ages
+  // Desktop notifications: once a day while backups are stale, once per new decision (common/safety-line.ts).
+  let notified = emptyNotifyMemory;
+  const refresh = async () => {
+    try {
+      const status = await agent.status();
+      tray.apply(trayModel(status));
+      const next = nextNotification(status, notified, Date.now());
+      notified = next.memory;
+      if (next.notify && Notification.isSupported()) {
+        const n = new Notification({ title: next.notify.title, body: next.notify.body });
+        n.on('click', openWindow);
+        n.show();
+      }
+    } catch (err) {
+      tray.apply(disconnectedTrayModel(agent.connection().error?.message ?? (err instanceof Error ? err.message : String(err))));
+    }
+  };
+  void refresh();
+  agent.events.subscribe((e) => e.type !== 'backup-progress' && e.type !== 'image-progress' && void refresh());
+  // Lost, or back (perhaps a restarted agent with new state): the page refetches everything by
+  // reloading, and shows "Not connected" while the agent is away.
+  let connectedBefore = false;
+  agent.onChange((change) => {
+    void refresh();
+    const first = change === 'connected' && !connectedBefore;
+    if (change === 'connected') connectedBefore = true;
+    if (!first && window && !window.isDestroyed()) window.webContents.reload();
+  });
+  setInterval(() => void refresh(), 60_000); // "backed up N min ago" ages
   openWindow();
 });

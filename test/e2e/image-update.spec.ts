@@ -7,6 +7,7 @@ import path from 'node:path';
 import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
+import { goTo, openWindow, sentence } from './window';
 import { createImageFleet, fakeBootloaderBoot, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
 
 const test = base.extend<{ sandbox: AgentSandbox; fleet: ImageFleet; agent: RunningAgent }>({
@@ -41,7 +42,8 @@ const test = base.extend<{ sandbox: AgentSandbox; fleet: ImageFleet; agent: Runn
 });
 
 test('an available update downloads with progress and ends in "Restart to update"', async ({ page, agent, fleet }) => {
-  await page.goto(agent.openUrl);
+  await openWindow(page, agent);
+  await goTo(page, 'System');
   // The agent reads the installed versions through tabula-helper as it starts.
   await expect(page.getByTestId('update-booted')).toHaveText('1.0', { timeout: 30_000 });
   await expect(page.getByTestId('update-state')).toHaveText('Up to date');
@@ -63,20 +65,26 @@ test('an available update downloads with progress and ends in "Restart to update
   await expect(page.getByTestId('update-reason')).toHaveText('Version 2.0 is ready: restart to update.');
   await expect(page.getByTestId('update-staged')).toHaveText('2.0');
   await expect(page.getByRole('button', { name: 'Keep 1.0' })).toBeVisible();
+  // Nothing else is wrong (the home is backed up first), so the top line says it.
+  await goTo(page, 'Home');
+  await page.getByRole('button', { name: 'Back up now' }).first().click();
+  await expect(sentence(page)).toHaveText('Restart to update to 2.0');
+  await page.getByTestId('safety-action').click();
+  await expect(page.getByRole('tab', { name: 'System' })).toHaveAttribute('aria-selected', 'true');
 });
 
 test('the helpdesk reset is refused while files wait for the backup, and allowed once it completed', async ({ page, agent, sandbox }) => {
   fs.writeFileSync(path.join(sandbox.home, 'Documents', 'thesis.odt'), 'chapter 1\n');
-  await page.goto(agent.openUrl);
-  await page.getByRole('button', { name: 'Helpdesk' }).click();
+  await openWindow(page, agent);
+  await goTo(page, 'Helpdesk');
   await expect(page.getByTestId('machine-identity')).toContainText('5c0ffee5c0ffee5c0ffee5c0ffee5c0f');
   const refused = page.getByTestId('reimage-refused');
   await expect(refused).toContainText('2 files in the home are not on the storage yet');
   await expect(refused).toContainText('~/Documents/thesis.odt');
   await expect(page.getByRole('button', { name: 'Reset this computer…' })).toBeDisabled();
 
-  await page.getByRole('button', { name: 'Back up now' }).click();
-  await expect(page.getByTestId('backup-state')).toContainText('Backed up');
+  await page.getByTestId('safety-action').click();
+  await expect(sentence(page)).toContainText('backed up just now');
   await expect(refused).toBeHidden();
   await expect(page.getByTestId('unsynced-count')).toHaveText('0 files');
 

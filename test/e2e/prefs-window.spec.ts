@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCupsd, type CupsdFixture } from '../fixtures/cupsd';
+import { goTo, openWindow } from './window';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
 import { startXorgDummy, type XorgFixture } from '../fixtures/xorg-dummy';
 
@@ -40,8 +41,8 @@ const test = base.extend<{ cups: CupsdFixture; xorg: XorgFixture; sandbox: Agent
 });
 
 async function openPreferences(page: Page, agent: RunningAgent, tab: 'Printers' | 'Displays' | 'Network') {
-  await page.goto(agent.openUrl);
-  await expect(page.getByRole('status')).toHaveText('Connected');
+  await openWindow(page, agent);
+  await goTo(page, 'Preferences');
   await page.getByRole('tab', { name: tab }).click();
 }
 

@@ -4,7 +4,8 @@ import { test as base, expect, type Page } from '@playwright/test';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSandbox, repoRoot, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
+import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
+import { openWindow, sentence } from './window';
 
 const test = base.extend<{ sandbox: AgentSandbox; storage: string; agent: RunningAgent }>({
   // eslint-disable-next-line no-empty-pattern
@@ -27,11 +28,6 @@ const test = base.extend<{ sandbox: AgentSandbox; storage: string; agent: Runnin
     await agent.stop();
   },
 });
-
-async function openWindow(page: Page, agent: RunningAgent) {
-  await page.goto(agent.openUrl);
-  await expect(page.getByRole('status')).toHaveText('Connected');
-}
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
@@ -62,7 +58,7 @@ async function recordBackupCard(page: Page) {
     (window as unknown as { seen: typeof seen }).seen = seen;
     const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? null;
     new MutationObserver(() => {
-      const frame = { state: text('backup-state') ?? '', progress: text('backup-progress'), bar: document.querySelector('progress')?.value ?? null };
+      const frame = { state: text('safety-sentence') ?? '', progress: text('backup-progress'), bar: document.querySelector('progress')?.value ?? null };
       const last = seen.at(-1);
       if (!last || last.state !== frame.state || last.progress !== frame.progress || last.bar !== frame.bar) seen.push(frame);
     }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
@@ -72,8 +68,8 @@ async function recordBackupCard(page: Page) {
 
 test('shows the image version from os-release', async ({ page, agent }) => {
   await openWindow(page, agent);
-  await expect(page.getByTestId('image-version')).toHaveText('Tabula Workstation 2026.11.3');
-  await expect(page.getByTestId('backup-state')).toHaveText('Not synced yet');
+  await expect(page.getByTestId('image-version')).toHaveText(/^Tabula Workstation 2026\.11\.3 · /);
+  await expect(sentence(page)).toHaveText(/^Not backed up to .*storage yet$/);
 });
 
 test('"Back up now" shows progress, ends backed up, and the files are in storage', async ({ page, sandbox, storage, agent }) => {
@@ -81,40 +77,36 @@ test('"Back up now" shows progress, ends backed up, and the files are in storage
   await openWindow(page, agent);
   const seen = await recordBackupCard(page);
 
-  await page.getByRole('button', { name: 'Back up now' }).click();
+  await page.getByTestId('safety-action').click();
 
-  const state = page.getByTestId('backup-state');
-  await expect(state).toHaveText('Backed up just now', { timeout: 30_000 });
-  await expect(page.getByTestId('backup-reason')).toHaveText('All synced (305 files backed up).');
+  await expect(sentence(page)).toHaveText(/^Safe on .*storage — backed up just now$/, { timeout: 30_000 });
+  // The same word and count as the run: files, not "items" of a listing.
+  await expect(page.getByTestId('last-run')).toHaveText('305 files backed up.');
   const frames = await seen();
-  expect(frames, 'the card showed "Backing up" with a percent and a file count').toContainEqual(
-    expect.objectContaining({ state: 'Syncing', progress: expect.stringMatching(/^Backing up · \d{1,3}% · \d+ of \d+ items/) }),
+  expect(frames, 'the top line said "Backing up…" with a percent, and the panel the phase').toContainEqual(
+    expect.objectContaining({ state: expect.stringMatching(/^Backing up to .*storage…( \d{1,3}%)?$/), progress: expect.stringMatching(/^Backing up · \d{1,3}%/) }),
   );
+  expect(frames.every((f) => !/items/.test(f.progress ?? '')), 'no "N of N items" count next to a "files" count').toBe(true);
   expect(frames.some((f) => f.bar !== null), 'the progress bar was shown').toBe(true);
   await expect(page.getByRole('progressbar')).toHaveCount(0);
 
   for (const rel of [...files, 'Documents/notes.txt']) {
     expect(sha256(path.join(storage, rel)), rel).toBe(sha256(path.join(sandbox.home, rel)));
   }
-
-  fs.mkdirSync(path.join(repoRoot, 'docs'), { recursive: true });
-  await page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshot.png') });
 });
 
 test('the backed-up state survives a reload and an agent restart', async ({ page, sandbox, agent }) => {
   await openWindow(page, agent);
-  await page.getByRole('button', { name: 'Back up now' }).click();
-  await expect(page.getByTestId('backup-state')).toHaveText('Backed up just now');
+  await page.getByRole('button', { name: 'Back up now' }).first().click();
+  await expect(sentence(page)).toHaveText(/backed up just now$/);
 
   await page.reload();
-  await expect(page.getByRole('status')).toHaveText('Connected');
-  await expect(page.getByTestId('backup-state')).toHaveText('Backed up just now');
+  await expect(sentence(page)).toHaveText(/backed up just now$/);
 
   await agent.stop();
   const restarted = await startHeadlessAgent(sandbox);
   await openWindow(page, restarted);
-  await expect(page.getByTestId('backup-state')).toHaveText('Backed up just now');
-  await expect(page.getByTestId('backup-reason')).toContainText('All synced');
+  await expect(sentence(page)).toHaveText(/^Safe on .* — backed up just now$/);
 });
 
 test('the API refuses callers without the token and other web sites', async ({ request, agent }) => {
@@ -127,13 +119,13 @@ test('the API refuses callers without the token and other web sites', async ({ r
 
 test('keyboard: Tab reaches "Back up now" with a visible focus ring, Enter starts a backup', async ({ page, agent }) => {
   await openWindow(page, agent);
-  const button = page.getByRole('button', { name: 'Back up now' });
+  const button = page.getByRole('button', { name: 'Back up now' }).first();
   for (let i = 0; i < 10 && !(await button.evaluate((b) => b === document.activeElement)); i++) await page.keyboard.press('Tab');
   await expect(button).toBeFocused();
   await expect(button).toHaveCSS('outline-style', 'solid');
 
   await page.keyboard.press('Enter');
-  await expect(page.getByTestId('backup-state')).toHaveText('Backed up just now');
+  await expect(sentence(page)).toHaveText(/backed up just now$/);
 });
 
 test.describe('dark theme', () => {

@@ -9,6 +9,7 @@ import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoin
 import { runSync } from '../../src-main/core/sync/engine';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { openWindow, sentence } from './window';
 
 const test = base.extend<{ sandbox: AgentSandbox; agent: RunningAgent }, { sshd: SshServer }>({
   sshd: [
@@ -37,28 +38,26 @@ const test = base.extend<{ sandbox: AgentSandbox; agent: RunningAgent }, { sshd:
   },
 });
 
-async function open(page: Page, agent: RunningAgent) {
-  await page.goto(agent.openUrl);
-  await expect(page.getByRole('status').first()).toHaveText('Connected');
-}
+const open = openWindow;
 
 async function backUpNow(page: Page) {
-  await page.getByRole('button', { name: 'Back up now' }).click();
-  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up|^Needs you/, { timeout: 20_000 });
+  await page.getByRole('button', { name: 'Back up now' }).first().click();
+  await expect(sentence(page)).toHaveText(/^Safe on|need.? your decision$/, { timeout: 20_000 });
 }
 
 test('offline: "Back up now" is queued, and runs by itself when the storage is back', async ({ page, sandbox, sshd, agent }) => {
   await sshd.stop();
   fs.writeFileSync(path.join(sandbox.home, 'offline-work.txt'), 'written on the train');
   await open(page, agent);
-  await page.getByRole('button', { name: 'Back up now' }).click();
-  await expect(page.getByTestId('backup-state')).toHaveText('Offline');
-  await expect(page.getByTestId('backup-reason')).toContainText(/Waiting for storage — 2 changes queued/);
-  await expect(page.getByTestId('next-attempt')).toContainText('Next try at');
-  
+  await page.getByRole('button', { name: 'Back up now' }).first().click();
+  // The cause is "connection refused": the window says what it is waiting for, never "Offline".
+  await expect(sentence(page)).toHaveText(/^Waiting for storage — 2 changes queued, next try \d\d:\d\d/);
+  await expect(page.getByTestId('safety-detail')).toContainText('connection refused');
+  await expect(page.getByText('Offline')).toHaveCount(0);
+  await expect(page.getByText(/Next try/i)).toHaveCount(0);
 
   await sshd.start();
-  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });
+  await expect(sentence(page)).toHaveText(/^Safe on 127\.0\.0\.1 — backed up/, { timeout: 20_000 });
   expect(fs.readFileSync(path.join(sandbox.dir, 'nas/ann/offline-work.txt'), 'utf8')).toBe('written on the train');
 });
 
@@ -78,11 +77,10 @@ test('a conflict shows in the inbox and "Keep theirs" settles it', async ({ page
   await backUpNow(page);
   const inbox = page.getByTestId('conflicts');
   await expect(inbox).toContainText('Documents/notes.txt');
-  await expect(page.getByTestId('backup-state')).toHaveText('Needs you');
-  await page.screenshot({ path: 'docs/sync-conflict.png', fullPage: true });
-  await page.getByRole('button', { name: 'Keep theirs: Documents/notes.txt' }).click();
+  await expect(sentence(page)).toHaveText('1 file needs your decision');
+  await page.getByRole('button', { name: 'Keep the storage’s version of Documents/notes.txt' }).click();
   await expect(inbox).toHaveCount(0);
-  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/, { timeout: 20_000 });
+  await expect(sentence(page)).toHaveText(/^Safe on/, { timeout: 20_000 });
   expect(fs.readFileSync(file, 'utf8')).toBe('Remember the milk and the bread (laptop B).\n');
   expect(fs.readdirSync(path.dirname(file))).toEqual(['notes.txt']);
 });
@@ -92,16 +90,16 @@ test('restore an older version of a file', async ({ page, sandbox, agent }) => {
   await open(page, agent);
   await backUpNow(page);
   fs.writeFileSync(file, 'overwritten by mistake\n');
-  await page.getByRole('button', { name: 'Back up now' }).click();
+  await page.getByRole('button', { name: 'Back up now' }).first().click();
   const onStorage = path.join(sandbox.dir, 'nas/ann/Documents/notes.txt');
   await expect.poll(() => fs.readFileSync(onStorage, 'utf8'), { timeout: 20_000 }).toBe('overwritten by mistake\n');
-  await expect(page.getByTestId('backup-state')).toHaveText(/^Backed up/);
+  await expect(sentence(page)).toHaveText(/^Safe on/);
   await page.getByLabel('Path in your home').fill('Documents/notes.txt');
   await page.getByRole('button', { name: 'Show versions' }).click();
   const versions = page.getByTestId('versions');
   await expect(versions.getByRole('listitem')).toHaveCount(2);
   await expect(versions.getByRole('listitem').nth(1)).toContainText('Version replaced');
-  await versions.getByRole('button', { name: 'Restore' }).nth(1).click();
+  await versions.getByRole('button', { name: /^Restore version replaced/ }).click();
   await expect(page.getByText(/^Restored Documents\/notes\.txt/)).toBeVisible();
   expect(fs.readFileSync(file, 'utf8')).toBe('Remember the milk.\n');
 });

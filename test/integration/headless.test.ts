@@ -82,7 +82,7 @@ describe('tabula CLI', () => {
   it('explains how to start the agent when none runs', async () => {
     const r = await sb.cli(['status']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('Tabula is not running. Start it with `tabula --headless`');
+    expect(r.stderr).toContain('Tabula is not running: no agent answers on its socket. It runs as your user service: `systemctl --user start tabula-agent` (or `tabula agent`');
   });
 
   it('shows the image version and backup state, in words and as JSON', async () => {
@@ -101,7 +101,11 @@ describe('tabula CLI', () => {
     let lines = '';
     follower.stdout.on('data', (c: Buffer) => (lines += c.toString()));
     try {
-      await new Promise((r) => setTimeout(r, 500)); // let it connect
+      // Connected once it shows an event of ours (a fixed wait is too short on a loaded machine).
+      await expect
+        .poll(async () => (await sb.cli(['prefs', 'set', 'printers.default', 'ipp://print.example/ipp/print'])).code === 0 && lines.includes('"type"'), { timeout: 20_000 })
+        .toBe(true);
+      lines = '';
       const r = await sb.cli(['backup', 'now']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Synced with .*nas: 1 file backed up, 0 files brought in, 0 deleted\./);

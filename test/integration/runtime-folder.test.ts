@@ -26,6 +26,7 @@ function run(u: User, cmd: string, args: string[], opts: { input?: string; env?:
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c));
   child.stderr.on('data', (c: Buffer) => (stderr += c));
+  child.stdin.on('error', () => undefined); // a command that exits before reading its input (EPIPE)
   child.stdin.end(opts.input ?? '');
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout ?? 30_000);
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
@@ -136,8 +137,8 @@ describe('runtime folder without XDG_RUNTIME_DIR: another user got there first',
   });
 });
 
-describe("the CLI checks the victim's own endpoint and token files before sending anything", () => {
-  it('refuses an endpoint file others can change, and one that is not http on 127.0.0.1', async () => {
+describe("the CLI talks only to the victim's own agent socket, never to an address in a file", () => {
+  it('a planted endpoint file (loose, or not http on 127.0.0.1) receives nothing: the CLI reports no agent', async () => {
     const evil = await attackerServer();
     try {
       const runtime = path.join(sb.dir, 'runtime');
@@ -147,12 +148,10 @@ describe("the CLI checks the victim's own endpoint and token files before sendin
         run(VICTIM, 'sh', ['-c', `mkdir -p -m 700 ${dir} && echo ${endpoint} > ${dir}/endpoint && echo t > ${dir}/token && chmod 600 ${dir}/token && chmod ${mode} ${dir}/endpoint`], { env: ownEnv });
       expect((await plant(evil.url, '666')).code).toBe(0);
       const loose = await tabulaAs(VICTIM, ['status'], { env: ownEnv });
-      expect(loose.code).toBe(1);
-      expect(loose.stderr).toContain(`${dir}/endpoint can be read or changed by other users (mode 666). Tabula sends nothing`);
+      expect(loose.code).toBe(3);
+      expect(loose.stderr).toContain('Tabula is not running: no agent answers on its socket.');
       expect((await plant(`https://127.0.0.1:${new URL(evil.url).port}`, '600')).code).toBe(0);
-      const notHttp = await tabulaAs(VICTIM, ['status'], { env: ownEnv });
-      expect(notHttp.code).toBe(1);
-      expect(notHttp.stderr).toContain('which is not an http address on this computer (127.0.0.1). Tabula sends nothing there.');
+      expect((await tabulaAs(VICTIM, ['status'], { env: ownEnv })).code).toBe(3);
       expect(evil.received).toEqual([]);
     } finally {
       await evil.close();

@@ -1,66 +1,75 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentStatus, BackupStatus } from '../../src-main/common/contract';
-import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
-import { trayModel } from '../../src-main/common/tray-model';
+import { disconnectedTrayModel, trayIcons, trayModel } from '../../src-main/common/tray-model';
+import { agentStatus as status, stagedImage } from '../support/agent-status';
 
 const now = Date.parse('2026-11-22T10:00:00Z');
-const idleImage: ImageUpdateStatus = {
-  backend: 'rsync-tree', channel: 'stable', state: 'idle', reason: 'Up to date: version 2026.11.3.', since: '', booted: { version: '2026.11.3', checksum: null },
-  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null, policyProblem: null,
-};
-function status(backup: Partial<BackupStatus>, problems: AgentStatus['problems'] = [], imageUpdate: ImageUpdateStatus = idleImage): AgentStatus {
-  return {
-    hostname: 'lap-1',
-    agentVersion: '0.1.0',
-    image: { name: 'Tabula Workstation', id: 'tabula-ws', version: '2026.11.3', source: '/etc/os-release', problem: null },
-    backup: {
-      state: 'idle', reason: 'All backed up.', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null, storage: '/mnt/nas',
-      paused: false, queuedChanges: 0, nextAttemptAt: null, conflicts: [], wouldDelete: [], excludes: [], bandwidthLimitKBps: 0, ...backup,
-    },
-    imageUpdate,
-    problems,
-  };
-}
 const labels = (m: ReturnType<typeof trayModel>) => m.menu.map((i) => i.label);
+const conflict = { path: 'a.txt', conflictPath: 'a (conflict).txt', kept: 'local' as const, at: '' };
 
 describe('tray model', () => {
-  it('shows the image and how long ago the home was backed up', () => {
+  it('backed up: the check icon, the safety sentence first, Back up now', () => {
     const m = trayModel(status({}), now);
-    expect(m.icon).toBe('idle');
-    expect(m.tooltip).toBe('Tabula — Tabula Workstation 2026.11.3\nAll backed up 2 min ago');
-    expect(labels(m)).toContain('Back up now');
+    expect(m.icon).toBe('safe');
+    expect(m.tooltip).toBe('Tabula — Safe on nas.example — backed up 2 min ago\nTabula Workstation 2026.11.3');
+    expect(labels(m)).toEqual(['Safe on nas.example — backed up 2 min ago', 'Back up now', 'Image 2026.11.3', 'Open Tabula', 'Quit']);
   });
 
-  it('offers Stop while syncing and shows the percentage', () => {
+  it('syncing: Stop instead of Back up now, and the percentage', () => {
     const m = trayModel(status({ state: 'running', progress: { phase: 'pushing', percent: 40, etaSeconds: 5, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
     expect(m.icon).toBe('syncing');
-    expect(labels(m)).toEqual(expect.arrayContaining(['Backing up… 40%', 'Stop backup']));
+    expect(labels(m)).toEqual(expect.arrayContaining(['Backing up to nas.example… 40%', 'Stop backup']));
     expect(labels(m)).not.toContain('Back up now');
   });
 
-  it('distinguishes offline, failed and needs-attention states', () => {
-    const offline = trayModel(status({ state: 'offline', reason: 'unreachable', queuedChanges: 12 }), now);
-    expect(offline.icon).toBe('offline');
-    expect(offline.tooltip).toContain('Offline — 12 changes waiting');
-    const conflicts = trayModel(status({ state: 'attention', conflicts: [{ path: 'a', conflictPath: 'b', kept: 'local', at: '' }] }), now);
-    expect(conflicts).toMatchObject({ icon: 'attention', tooltip: expect.stringContaining('1 conflict to settle') });
-    const paused = trayModel(status({ state: 'paused', paused: true }), now);
-    expect(paused.menu.find((i) => i.id === 'backup-now')).toMatchObject({ enabled: false });
-    const failed = trayModel(status({ state: 'failed', reason: 'The storage is full.' }), now);
-    expect(failed.icon).toBe('error');
-    expect(failed.tooltip).toContain('Backup failed: The storage is full.');
-    expect(trayModel(status({ state: 'never', lastSuccessAt: null }), now).icon).toBe('attention');
-    const withProblem = trayModel(status({}, [{ file: '/etc/tabula/config.json', message: 'bad' }]), now);
-    expect(withProblem.icon).toBe('attention');
-    expect(withProblem.tooltip).toContain('1 settings problem');
+  it('queued/offline, paused (with Resume), decision, error, stale, update: each has its own icon', () => {
+    const cases = {
+      queued: status({ state: 'offline', reason: 'Waiting for storage — 12 changes queued. The storage nas cannot be reached right now (connection refused).', queuedChanges: 12 }),
+      paused: status({ state: 'paused', paused: true }),
+      decision: status({ state: 'attention', conflicts: [conflict] }),
+      error: status({ state: 'failed', reason: 'The storage is full.' }),
+      stale: status({ lastSuccessAt: '2026-11-19T10:00:00Z' }),
+      update: status({}, [], stagedImage),
+      'local-only': status({ localOnly: true, storage: '/home/ann/.local/share/tabula/storage' }),
+      pending: status({ queuedChanges: 3 }),
+    } as const;
+    const icons = Object.entries(cases).map(([want, s]) => [want, trayModel(s, now).icon]);
+    expect(icons).toEqual(Object.keys(cases).map((k) => [k, k]));
+    expect(new Set(icons.map(([, i]) => i)).size).toBe(Object.keys(cases).length);
+    const paused = trayModel(cases.paused, now);
+    expect(paused.menu.find((i) => i.id === 'resume')).toEqual({ id: 'resume', label: 'Resume backup', enabled: true });
+    expect(labels(paused)).not.toContain('Back up now');
+    expect(labels(trayModel(cases.decision, now))).toContain('Review…');
   });
 
-  it('asks for a restart with the attention icon when a version is staged', () => {
-    const staged = { ...idleImage, state: 'staged' as const, staged: { version: '2026.12.1', checksum: null }, restartRequired: true, reason: 'Version 2026.12.1 is ready: restart to update.' };
-    const m = trayModel(status({}, [], staged), now);
-    expect(m.icon).toBe('attention');
-    expect(m.menu.find((i) => i.id === 'restart-to-update')).toEqual({ id: 'restart-to-update', label: 'Restart to update (2026.12.1)', enabled: true });
-    expect(m.tooltip).toContain('Version 2026.12.1 is ready: restart to update.');
-    expect(labels(trayModel(status({}), now))).not.toContain('Restart to update (2026.12.1)');
+  it('menu items are short labels, never a whole error sentence', () => {
+    const long = 'The storage ann@nas.example:/srv/homes/ann cannot be reached right now (connection refused). Tabula tries again by itself.';
+    for (const s of [status({ state: 'failed', reason: long }), status({ state: 'offline', reason: long, queuedChanges: 2 })]) {
+      for (const label of labels(trayModel(s, now))) {
+        expect(label).not.toContain(long);
+        expect(label.length).toBeLessThanOrEqual(60);
+      }
+    }
+  });
+
+  it('a staged version: Restart to update to V in the menu', () => {
+    const m = trayModel(status({}, [], stagedImage), now);
+    expect(m.menu.find((i) => i.id === 'restart-to-update')).toEqual({ id: 'restart-to-update', label: 'Restart to update to 2026.12.1', enabled: true });
+    expect(labels(trayModel(status({}), now))).not.toContain('Restart to update to 2026.12.1');
+  });
+
+  it('every icon the model can show has an SVG and PNGs', async () => {
+    const fs = await import('node:fs');
+    for (const icon of trayIcons) {
+      expect(fs.existsSync(`assets/icons/tray-${icon}.svg`), icon).toBe(true);
+      for (const size of [16, 22, 24, 32, 48]) expect(fs.existsSync(`assets/icons/png/tray-${icon}-${size}.png`), `${icon}-${size}`).toBe(true);
+    }
+  });
+
+  it('without its agent the tray says Not connected with the reason, and offers only the window', () => {
+    const m = disconnectedTrayModel('Not connected to the Tabula agent: nothing answers at /run/user/1000/tabula/agent.sock (connect ECONNREFUSED).');
+    expect(m.icon).toBe('error');
+    expect(m.tooltip).toBe('Tabula — Not connected — retrying\nNot connected to the Tabula agent: nothing answers at /run/user/1000/tabula/agent.sock (connect ECONNREFUSED).');
+    expect(m.menu.filter((i) => i.enabled).map((i) => i.id)).toEqual(['open', 'quit']);
+    expect(m.menu[0]).toEqual({ id: 'backup-state', label: 'Not connected — retrying', enabled: false });
   });
 });

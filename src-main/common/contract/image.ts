@@ -122,7 +122,10 @@ export const imageMethods = {
     z.object({ override: z.boolean().optional(), acknowledgedCount: z.number().int().min(0).optional() }).strict(),
   ),
   'helpdesk.cancelReimage': method<ReimageStatus>()(noArgs),
-  'helpdesk.diagnostics': method<{ file: string }>()(noArgs),
+  /** Writes the bundle; `text` is its content, for the window's Copy button. */
+  'helpdesk.diagnostics': method<{ file: string; text: string }>()(noArgs),
+  /** Opens the diagnostics folder in the file manager (the window has no file access of its own). */
+  'helpdesk.showDiagnostics': method<{ opened: string }>()(noArgs),
   'fleet.poll': method<{ record: FleetCommandRecord | null }>()(noArgs),
 };
 

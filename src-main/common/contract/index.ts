@@ -36,6 +36,17 @@ export interface ConflictInfo {
   /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
   kept: 'local' | 'remote';
   at: string;
+  /** Both versions as they are in the home now (added by the agent's status; absent when a file is gone). */
+  versions?: { thisLaptop: ConflictVersion | null; storage: ConflictVersion | null };
+}
+
+export interface ConflictVersion {
+  /** Home-relative path of this version now. */
+  path: string;
+  size: number;
+  modifiedAt: string;
+  /** The laptop it came from, when known. */
+  host: string | null;
 }
 
 export interface FileVersion {
@@ -86,6 +97,11 @@ export interface BackupStatus {
   progress: BackupProgress | null;
   /** The configured storage, for display (no secrets). */
   storage: string;
+  /**
+   * The storage is Tabula's built-in folder on this laptop's own disk (nothing configured): a copy,
+   * not a backup. The window and tray say "Local copy only", never "Safe".
+   */
+  localOnly: boolean;
   paused: boolean;
   /** Changes in the home not yet on the storage (known when offline or after a failed run). */
   queuedChanges: number;
@@ -145,6 +161,10 @@ export const methods = {
   'backup.settings': method<BackupStatus>()(
     z.object({ excludes: z.array(z.string().min(1).max(500)).max(500).optional(), bandwidthLimitKBps: z.number().int().min(0).max(10_000_000).optional() }).strict(),
   ),
+  /** Opens one version of a conflict with the desktop's default app, or shows it in the file manager. */
+  'conflicts.open': method<{ opened: string }>()(
+    z.object({ path: z.string().min(1).max(4096), side: z.enum(['this-laptop', 'storage']), reveal: z.boolean() }).strict(),
+  ),
   'conflicts.resolve': method<{ resolved: string }>()(z.object({ path: z.string().min(1), keep: z.enum(['mine', 'theirs', 'both']) }).strict()),
   'versions.list': method<FileVersion[]>()(z.object({ path: z.string().min(1) }).strict()),
   'versions.restore': method<{ restoredTo: string; version: FileVersion }>()(
@@ -176,7 +196,9 @@ export interface ApiClient {
   call<M extends MethodName>(method: M, args: MethodArgs<M>): Promise<MethodResult<M>>;
   /**
    * Follows the event stream. `onReset` is called when events may have been missed (first connect,
-   * reconnect after a gap): the subscriber should refetch the whole state.
+   * reconnect after a gap): the subscriber should refetch the whole state. `onDrop` is called when the
+   * stream is lost (agent stopped, restarted, or refusing us), with the reason; reconnecting goes on
+   * by itself, and a reset follows once it is back.
    */
-  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void): () => void;
+  subscribe(onEvent: (event: AgentEvent) => void, onReset?: () => void, onDrop?: (error: ErrorInfo) => void): () => void;
 }

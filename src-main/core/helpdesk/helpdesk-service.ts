@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../atomic-file';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
+import type { DesktopOpener } from '../desktop-open';
 
 /** What the helpdesk needs of the image feature; the agent passes the image plug-in's service. */
 export interface ImagePort {
@@ -29,11 +30,24 @@ export interface HelpdeskDeps {
   countdownSeconds: () => number;
   /** Everything worth a look for the diagnostics bundle. */
   diagnostics: () => object;
+  /** Shows the diagnostics folder in the file manager. */
+  opener?: DesktopOpener;
   clock?: Clock;
+}
+
+/** Keys whose values never go into a bundle, at any depth (the keyring holds the real secrets anyway). */
+const secretKey = /pass(word|phrase)?|secret|token|psk|private.?key|credential/i;
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, secretKey.test(k) ? '(removed)' : redactSecrets(v)]));
+  }
+  return value;
 }
 
 export function createHelpdeskService(deps: HelpdeskDeps) {
   const clock = deps.clock ?? realClock;
+  const diagnosticsDir = path.join(deps.paths.stateDir, 'diagnostics');
   let status: ReimageStatus = { state: 'none', reason: 'No reset requested.', startsAt: null, origin: null };
   let timer: unknown = null;
 
@@ -42,8 +56,8 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     deps.events.publish('reimage-changed', s);
   };
 
-  const steps = (version: string) => [
-    `Download a fresh, verified copy of the current image (version ${version}).`,
+  const steps = (version: string | null) => [
+    `Download a fresh, verified copy of the current image${version ? ` (version ${version})` : ''}.`,
     'Restart: the computer starts from the fresh image; system settings (/etc) and system data (/var) are reset.',
     'Your home folder (documents, settings, mail) is not touched.',
   ];
@@ -61,7 +75,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   async function plan(): Promise<ReimagePlan> {
     const image = deps.image.status();
     const home = await deps.homeSafety.unsyncedChanges();
-    const version = image.available?.version ?? image.booted?.version ?? 'current';
+    const version = image.available?.version ?? image.booted?.version ?? null;
     let refusedReason: string | null = null;
     if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
     else if (home.unknownReason) refusedReason = home.unknownReason;
@@ -112,11 +126,19 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       return status;
     },
     /** A JSON bundle in ~/.local/state/tabula/diagnostics/ (no secrets), for the helpdesk. */
-    diagnostics(): { file: string } {
-      const file = path.join(deps.paths.stateDir, 'diagnostics', `diagnostics-${new Date(clock.now()).toISOString().replace(/[:.]/g, '-')}.json`);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      writeFileAtomic(file, JSON.stringify({ createdAt: new Date(clock.now()).toISOString(), identity: deps.identity(), reimage: status, ...deps.diagnostics() }, null, 1) + '\n', 0o600);
-      return { file };
+    diagnostics(): { file: string; text: string } {
+      const file = path.join(diagnosticsDir, `diagnostics-${new Date(clock.now()).toISOString().replace(/[:.]/g, '-')}.json`);
+      fs.mkdirSync(diagnosticsDir, { recursive: true, mode: 0o700 });
+      const text = JSON.stringify(redactSecrets({ createdAt: new Date(clock.now()).toISOString(), identity: deps.identity(), reimage: status, ...deps.diagnostics() }), null, 1) + '\n';
+      writeFileAtomic(file, text, 0o600);
+      return { file, text };
+    },
+    /** Shows the diagnostics folder in the file manager (made if it is not there yet). */
+    async showDiagnostics(): Promise<{ opened: string }> {
+      if (!deps.opener) throw new TabulaError('tool-missing', 'Opening folders is not available here.');
+      fs.mkdirSync(diagnosticsDir, { recursive: true, mode: 0o700 });
+      await deps.opener.open(diagnosticsDir);
+      return { opened: diagnosticsDir };
     },
     stop() {
       if (timer !== null) clock.clearTimeout(timer);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { BackupProgress, BackupRun, BackupState, BackupStatus, RunOutcome } from '../../common/contract';
+import type { BackupProgress, BackupRun, BackupState, BackupStatus, ConflictInfo, ConflictVersion, RunOutcome } from '../../common/contract';
 import type { HomeSafetyReport } from '../../common/contract/image';
 import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
@@ -19,6 +19,7 @@ import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } f
 import { sameEntry } from './plan';
 import type { Probes } from '../runtime/probes';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
+import type { DesktopOpener } from '../desktop-open';
 
 const runSchema: z.ZodType<BackupRun> = z.object({
   id: z.string(),
@@ -42,16 +43,29 @@ const journalSchema = z.object({
 });
 type Journal = z.infer<typeof journalSchema>;
 
-/** Never synced: caches, trash, and Tabula's own machine-local state. */
-export function defaultExcludes(paths: Paths, storage: Storage): string[] {
+/** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
+export function builtInStorage(paths: Paths): string {
+  return path.join(paths.dataDir, 'storage');
+}
+
+/**
+ * Never synced: caches, trash, Tabula's own machine-local state, and the built-in local copy (also
+ * after switching to a real storage: the old local copy and its versions are not the user's files).
+ */
+export function defaultExcludes(paths: Paths, storage: Storage | null): string[] {
   const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
   return [
-    '/.cache/',
-    '/.thumbnails/',
-    '/.local/share/Trash/',
-    ...inHome(paths.stateDir),
-    ...inHome(paths.runtimeDir),
-    ...(storage.kind === 'local' ? inHome(storage.path) : []),
+    ...new Set([
+      '/.cache/',
+      '/.thumbnails/',
+      '/.local/share/Trash/',
+      ...inHome(paths.stateDir),
+      ...inHome(paths.runtimeDir),
+      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
+      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
+      ...inHome(builtInStorage(paths)),
+      ...(storage?.kind === 'local' ? inHome(storage.path) : []),
+    ]),
   ];
 }
 
@@ -65,11 +79,13 @@ export interface SyncServiceDeps {
   autoStart?: boolean;
   /** Battery and metered network (the image scheduler's probes); tests pass a fake. */
   probes?: Probes;
+  /** Opens a conflict's version for the window (xdg-open). */
+  opener?: DesktopOpener;
 }
 
 export type SyncService = ReturnType<typeof createSyncService>;
 
-export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true, probes }: SyncServiceDeps) {
+export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createJsonStore(path.join(paths.stateDir, 'history.json'), z.array(runSchema), () => []);
   const journalFile = createJsonStore<Journal>(path.join(paths.stateDir, 'queue.json'), journalSchema, () => ({ paused: false, requests: [] }));
   const conflicts = conflictStore(paths.stateDir);
@@ -88,11 +104,18 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   const config = () => getConfig();
   const displayOf = (url: string) => safe(() => parseStorageUrl(url).display, url);
   const storageDisplay = () => displayOf(config().storage.url);
+  const isLocalOnly = (url: string) => safe(() => {
+    const s = parseStorageUrl(url);
+    return s.kind === 'local' && s.path === builtInStorage(paths);
+  }, false);
+  // State, last success and queued count belong to the storage in use: a new storage.url starts over.
+  let statusFor = storageDisplay();
   let status: BackupStatus = initialStatus();
 
   function initialStatus(): BackupStatus {
-    const lastRun = runs.at(-1) ?? null;
-    const lastSuccessAt = runs.findLast((r) => r.outcome === 'success')?.finishedAt ?? null;
+    const mine = runs.filter((r) => r.storage === statusFor);
+    const lastRun = mine.at(-1) ?? null;
+    const lastSuccessAt = mine.findLast((r) => r.outcome === 'success')?.finishedAt ?? null;
     const base: BackupStatus = {
       state: 'never',
       reason: `Not synced yet. “Back up now” brings your home and ${storageDisplay()} together.`,
@@ -100,7 +123,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       lastSuccessAt,
       lastRun,
       progress: null,
-      storage: storageDisplay(),
+      storage: statusFor,
+      localOnly: isLocalOnly(config().storage.url),
       paused: journal.paused,
       queuedChanges: 0,
       nextAttemptAt: null,
@@ -114,12 +138,27 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
   }
 
+  /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
+  const sides = (c: ConflictInfo) => (c.kept === 'local' ? { mine: c.path, theirs: c.conflictPath } : { mine: c.conflictPath, theirs: c.path });
+
+  /** Each conflict with both versions as they are now: size, time, and where each came from. */
+  function describeConflicts(list: ConflictInfo[]): ConflictInfo[] {
+    const version = (rel: string, host: string | null): ConflictVersion | null => {
+      const st = fs.lstatSync(path.join(paths.home, rel), { throwIfNoEntry: false });
+      return st ? { path: rel, size: st.size, modifiedAt: st.mtime.toISOString(), host } : null;
+    };
+    return list.map((c) => {
+      const { mine, theirs } = sides(c);
+      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
+    });
+  }
+
   function setState(to: BackupState, reason: string, patch: Partial<BackupStatus> = {}) {
     const at = now();
     const from = status.state;
     const durationMs = at.getTime() - Date.parse(status.since);
     status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : at.toISOString() };
-    events.publish('backup-state-changed', { from, to, reason, durationMs, status });
+    events.publish('backup-state-changed', { from, to, reason, durationMs, status: { ...status, conflicts: describeConflicts(status.conflicts) } });
   }
 
   function saveJournal() {
@@ -238,17 +277,16 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     if (settled) journal.requests = journal.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
     saveJournal();
     const open = conflicts.load().value;
-    const next = stateAfter(run, open.length);
+    // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
+    const next = journal.paused && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: 'Sync is paused. Changes wait until you resume.' } : stateAfter(run, open.length);
     const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
     failures = error?.retryable && error.code !== 'cancelled' ? failures + 1 : 0;
     const cfg = config();
     const delay = failures ? Math.min(cfg.backup.retryMinSeconds * 2 ** (failures - 1), cfg.backup.retryMaxSeconds) * 1000 : cfg.backup.intervalMinutes * 60_000;
     schedule(delay);
     let reason = next.reason;
-    if (next.state === 'offline') {
-      const when = status.nextAttemptAt ? ` Next try at ${new Date(status.nextAttemptAt).toLocaleTimeString()}.` : '';
-      reason = `Waiting for storage — ${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued. ${error!.message}${when}`;
-    }
+    // The next try is its own field (nextAttemptAt): the window and CLI show it once, not in the reason.
+    if (next.state === 'offline') reason = `Waiting for storage — ${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued. ${error!.message}`;
     setState(next.state, reason, {
       lastRun: run,
       lastSuccessAt: outcome === 'success' ? run.finishedAt : status.lastSuccessAt,
@@ -301,16 +339,43 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     });
   }
 
+  /** After a change in the home: how many changes are only on this laptop now (the safety line says so). */
+  let counting: NodeJS.Timeout | null = null;
+  function recount() {
+    if (counting) clearTimeout(counting);
+    counting = setTimeout(() => {
+      counting = null;
+      if (current || disposed) return;
+      void countLocalChanges().then((n) => {
+        if (current || disposed || n === status.queuedChanges) return;
+        setState(status.state, status.reason, { queuedChanges: n });
+      });
+    }, 2000);
+    counting.unref?.();
+  }
+
   function watchHome() {
     if (!autoStart || !config().backup.watchHome) return;
     try {
-      const ignore = [paths.stateDir, paths.runtimeDir, path.join(paths.home, '.cache')].map((p) => path.relative(paths.home, p) + '/');
+      // Never react to what is never synced: without this, a run writing into the built-in storage
+      // (~/.local/share/tabula/storage, inside the home) woke the watcher, which started a second run
+      // 30 s after every run, and so on for ever.
+      const ignore = () =>
+        [...defaultExcludes(paths, safe(() => parseStorageUrl(config().storage.url), null)), `/${path.relative(paths.home, paths.dataDir)}/`]
+          .filter((e) => e.startsWith('/') && e.endsWith('/') && !e.startsWith('/..'))
+          .map((e) => e.slice(1));
+      let ignored = ignore();
       watcher = fs.watch(paths.home, { recursive: true, persistent: false }, (_type, name) => {
         const rel = String(name ?? '');
-        if (ignore.some((i) => (rel + '/').startsWith(i))) return;
+        // Inside an ignored folder, or one of its parents (made when the storage folder was created).
+        if (ignored.some((i) => (rel + '/').startsWith(i) || i.startsWith(rel + '/'))) return;
         if (debounce) clearTimeout(debounce);
-        debounce = setTimeout(() => request('change'), config().backup.debounceSeconds * 1000);
+        debounce = setTimeout(() => {
+          ignored = ignore();
+          request('change');
+        }, config().backup.debounceSeconds * 1000);
         debounce.unref?.();
+        recount();
       });
       watcher.on('error', () => watcher?.close());
     } catch (err) {
@@ -334,18 +399,38 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   // Pending requests from before a restart or reboot run as soon as the agent is up.
+  // storage.url may change in a config file at any time (the user, the fleet): look every few
+  // seconds, so the window and tray stop describing the old storage without waiting for a client.
+  let configCheck: NodeJS.Timeout | null = null;
   if (autoStart) {
+    configCheck = setInterval(() => void api.status(), 5000);
+    configCheck.unref?.();
     watchHome();
     if (journal.requests.length) setImmediate(kick);
     else schedule(config().backup.intervalMinutes * 60_000);
   }
 
-  return {
+  const api = {
     status(): BackupStatus {
       if (current) return status;
       // One read of the layered config per call: status is asked on every refresh of the window and tray.
       const cfg = config();
-      return { ...status, storage: displayOf(cfg.storage.url), excludes: cfg.backup.excludes, bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps };
+      const storage = displayOf(cfg.storage.url);
+      if (storage !== statusFor) {
+        // Another storage: what was true of the old one (backed up, queued, last success) is not of this one.
+        statusFor = storage;
+        const fresh = initialStatus();
+        setState(fresh.state, fresh.reason, { ...fresh, since: now().toISOString() });
+        if (!fresh.lastRun) void countLocalChanges().then((n) => statusFor === storage && !current && setState(status.state, status.reason, { queuedChanges: n }));
+      }
+      return {
+        ...status,
+        storage,
+        localOnly: isLocalOnly(cfg.storage.url),
+        conflicts: describeConflicts(status.conflicts),
+        excludes: cfg.backup.excludes,
+        bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps,
+      };
     },
     history: (limit = 50): BackupRun[] => runs.slice(-limit).reverse(),
     start(force = false): { queued: boolean; requestedAt: string } {
@@ -391,8 +476,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       const c = list.find((x) => x.path === rel || x.conflictPath === rel);
       if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
       const abs = (r: string) => path.join(paths.home, r);
-      // Ours sits under the name when we kept it, else under the conflict name.
-      const [mine, theirs] = c.kept === 'local' ? [c.path, c.conflictPath] : [c.conflictPath, c.path];
+      const { mine, theirs } = sides(c);
       if (keep !== 'both') {
         const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
         // The loser is not lost: the sync moves its storage copy into the versions area.
@@ -403,6 +487,17 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       status = { ...status, conflicts: conflicts.load().value };
       if (!journal.paused) request('conflict-resolved');
       return { resolved: c.path };
+    },
+    /** Opens one version of a conflict (only those: the window cannot name any other file). */
+    async openConflict(p: string, side: 'this-laptop' | 'storage', reveal: boolean): Promise<{ opened: string }> {
+      const rel = homeRelative(p, paths.home);
+      const c = conflicts.load().value.find((x) => x.path === rel || x.conflictPath === rel);
+      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      if (!opener) throw new TabulaError('tool-missing', 'Opening files is not available here.');
+      const { mine, theirs } = sides(c);
+      const target = side === 'this-laptop' ? mine : theirs;
+      await opener.open(path.join(paths.home, target), { reveal });
+      return { opened: target };
     },
     async versions(p: string) {
       return listVersions(endpoints().remote, homeRelative(p, paths.home));
@@ -435,9 +530,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       disposed = true;
       if (timer) clearTimeout(timer);
       if (debounce) clearTimeout(debounce);
+      if (counting) clearTimeout(counting);
+      if (configCheck) clearInterval(configCheck);
       watcher?.close();
     },
   };
+  return api;
 }
 
 function safe<T>(fn: () => T, fallback: T): T {

@@ -14,9 +14,9 @@ export interface FileVersion {
   stamp: string | null;
 }
 
+// No versions area yet (nothing replaced so far) still lists the storage's current copy.
 const listVersionsScript = [
-  'cd -- "$1" 2>/dev/null || exit 0',
-  'for d in */; do d=${d%/}; if [ -e "$d/$2" ] || [ -L "$d/$2" ]; then printf "%s\\0" "$d"; fi; done',
+  'if cd -- "$1" 2>/dev/null; then for d in */; do d=${d%/}; if [ -e "$d/$2" ] || [ -L "$d/$2" ]; then printf "%s\\0" "$d"; fi; done; fi',
   'if [ -e "$3" ] || [ -L "$3" ]; then printf "current\\0"; fi',
 ].join('\n');
 

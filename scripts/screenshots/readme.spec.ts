@@ -1,0 +1,57 @@
+// Takes docs/*.png for the README from the real window: the tray-popup size (400×600) people see
+// first, in light and dark, a conflict waiting for a decision, and the wide window.
+import { test, expect, type Page } from '@playwright/test';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseStorageUrl } from '../../src-main/core/storage-url';
+import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
+import { runSync } from '../../src-main/core/sync/engine';
+import { createSandbox, repoRoot, startHeadlessAgent } from '../../test/fixtures/headless-agent';
+import { goTo, openWindow, sentence } from '../../test/e2e/window';
+
+const docs = path.join(repoRoot, 'docs');
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(docs, name) });
+
+test('README screenshots', async ({ page }) => {
+  fs.mkdirSync(docs, { recursive: true });
+  const sb = createSandbox();
+  sb.writeOsRelease({ PRETTY_NAME: 'Tabula Workstation 2026.11.3', NAME: 'Tabula Workstation', IMAGE_ID: 'tabula-workstation', IMAGE_VERSION: '2026.11.3' });
+  const nas = path.join(sb.dir, 'mnt', 'nas', 'ann');
+  fs.mkdirSync(nas, { recursive: true });
+  for (const f of ['Documents/thesis.odt', 'Documents/budget.ods', 'Pictures/holiday.jpg']) {
+    fs.mkdirSync(path.dirname(path.join(sb.home, f)), { recursive: true });
+    fs.writeFileSync(path.join(sb.home, f), `${f}\n`.repeat(200));
+  }
+  sb.writeUserConfig({ storage: { url: nas }, backup: { watchHome: false } });
+  const agent = await startHeadlessAgent(sb);
+  try {
+    await page.setViewportSize({ width: 400, height: 600 });
+    await openWindow(page, agent);
+    await page.getByRole('button', { name: 'Back up now' }).first().click();
+    await expect(sentence(page)).toHaveText(/^Safe on nas\/ann/);
+    await shot(page, 'screenshot.png');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'screenshot-dark.png');
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    // The same file edited on another laptop and here: the decision the window asks for.
+    const other = path.join(sb.dir, 'laptop-b');
+    fs.mkdirSync(other);
+    const b = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(nas), [], 5), excludes: [], stateDir: path.join(sb.dir, 'b-state'), host: 'laptop-b' };
+    await runSync(b);
+    fs.writeFileSync(path.join(other, 'Documents/budget.ods'), 'budget, edited on laptop B\n');
+    await runSync(b);
+    fs.writeFileSync(path.join(sb.home, 'Documents/budget.ods'), 'budget, edited here with the new figures\n');
+    await page.getByRole('button', { name: 'Back up now' }).first().click();
+    await expect(sentence(page)).toHaveText('1 file needs your decision');
+    await shot(page, 'sync-conflict.png');
+
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await goTo(page, 'Helpdesk');
+    await expect(page.getByTestId('machine-identity')).toBeVisible();
+    await shot(page, 'helpdesk-wide.png');
+  } finally {
+    await agent.stop();
+    await sb.dispose();
+  }
+});

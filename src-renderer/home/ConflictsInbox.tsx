@@ -1,0 +1,82 @@
+// Conflicts: the same file changed here and elsewhere. Each version with its time, size and laptop,
+// Open and Show in folder (through the agent), and three choices; "Keep both" is the neutral default.
+import { useStore, type StoreApi } from 'zustand';
+import type { ConflictInfo, ConflictVersion } from '../../src-main/common/contract';
+import { FeedbackLine } from '../shared/FeedbackLine';
+import { formatBytes } from '../shared/format';
+import type { BackupState } from './backup-store';
+
+// Selectors must return stable values: a fresh [] on every call would re-render forever.
+const none: never[] = [];
+
+function Version({ title, v, side, conflict, store }: { title: string; v: ConflictVersion | null; side: 'this-laptop' | 'storage'; conflict: ConflictInfo; store: StoreApi<BackupState> }) {
+  const open = store.getState().open;
+  const name = `${title} version of ${conflict.path}`;
+  return (
+    <div className="version" data-testid={`version-${side}`}>
+      <h4>{title}</h4>
+      {v ? (
+        <>
+          <p className="small">
+            {new Date(v.modifiedAt).toLocaleString()} · {formatBytes(v.size)}
+            <br />
+            <span className="muted">{v.host ? `from ${v.host}` : 'from the storage (another laptop)'}</span>
+          </p>
+          <div className="actions compact">
+            <button type="button" className="secondary" aria-label={`Open ${name}`} onClick={() => void open(conflict.path, side, false)}>
+              Open
+            </button>
+            <button type="button" className="secondary" aria-label={`Show ${name} in folder`} onClick={() => void open(conflict.path, side, true)}>
+              Show in folder
+            </button>
+          </div>
+        </>
+      ) : (
+        <p className="muted small">Not in your home any more.</p>
+      )}
+    </div>
+  );
+}
+
+export function ConflictsInbox({ store }: { store: StoreApi<BackupState> }) {
+  const conflicts = useStore(store, (s): ConflictInfo[] => s.status?.conflicts ?? none);
+  const busy = useStore(store, (s) => s.busy);
+  const resolve = store.getState().resolve;
+  return (
+    <>
+      {conflicts.length > 0 && (
+        <section className="card attention" aria-labelledby="conflicts-title" data-testid="conflicts">
+          <h2 id="conflicts-title" tabIndex={-1}>
+            {conflicts.length === 1 ? '1 file needs your decision' : `${conflicts.length} files need your decision`}
+          </h2>
+          <p className="muted">Changed on this laptop and elsewhere. Both versions are kept until you choose.</p>
+          <ul className="conflicts">
+            {conflicts.map((c) => (
+              <li key={c.path}>
+                <p className="path">
+                  <strong>{c.path}</strong>
+                </p>
+                <div className="versions-pair">
+                  <Version title="This laptop" v={c.versions?.thisLaptop ?? null} side="this-laptop" conflict={c} store={store} />
+                  <Version title="Storage" v={c.versions?.storage ?? null} side="storage" conflict={c} store={store} />
+                </div>
+                <div className="actions">
+                  <button type="button" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'both')} aria-label={`Keep both versions of ${c.path}`}>
+                    Keep both
+                  </button>
+                  <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'mine')} aria-label={`Keep this laptop’s version of ${c.path}`}>
+                    Keep this laptop’s
+                  </button>
+                  <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'theirs')} aria-label={`Keep the storage’s version of ${c.path}`}>
+                    Keep the storage’s
+                  </button>
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <FeedbackLine store={store} place="conflicts" />
+    </>
+  );
+}
