@@ -97,13 +97,16 @@ it('never loses a change, never fails unless killed, and converges when edits st
               const up = path.join(l.home, ...parts.slice(0, i));
               if (fs.existsSync(up) && !fs.lstatSync(up).isDirectory()) fs.rmSync(up);
             }
-            l.write(c.file, content, new Date(clock));
+            // Time only moves forward for one file: an edit is never older than what it replaces (two
+            // laptops may still write the very same time, the case a quick check by size and time misses).
+            const before = fs.existsSync(abs) ? fs.lstatSync(abs).mtimeMs : -Infinity;
+            l.write(c.file, content, new Date(Math.max(clock, Math.floor(before) + 1)));
           } else if (c.op === 'rm') {
             // rm -r; nothing to do where a file stands in the way of the path.
             if (fs.existsSync(path.join(l.home, c.file))) l.rm(c.file);
           } else if (c.op === 'edit-copy') {
             const copies = Object.keys(l.files()).filter((f) => f.includes('.conflict-'));
-            if (copies.length) l.write(copies[c.pick % copies.length]!, `v${++n}`.padEnd(8, '.'), new Date((clock += 1000)));
+            if (copies.length) l.write(copies[c.pick % copies.length]!, `v${++n}`.padEnd(8, '.'), new Date((clock = Math.max(clock + 1000, Date.parse('2026-01-01') + 1000 * n))));
           } else if (c.op === 'sync') {
             await syncOk(l);
           } else {
