@@ -117,7 +117,7 @@ try {
     `#!/bin/sh
 # Tabula's agent and command line. Runs on the Electron runtime shipped with Tabula (as plain Node)
 # where there is one, else on Debian's nodejs.
-app="$(dirname "$(readlink -f "$0")")/../lib/tabula"
+app="$(readlink -f "$(dirname "$(readlink -f "$0")")/../lib/tabula")"
 if [ -x "$app/electron/electron" ]; then
 	ELECTRON_RUN_AS_NODE=1 exec "$app/electron/electron" "$app/bin/tabula.js" "$@"
 fi
@@ -129,7 +129,7 @@ exec node "$app/bin/tabula.js" "$@"
     'usr/bin/tabula-fleet',
     `#!/bin/sh
 # Publishes images, policies and signed commands for a Tabula fleet.
-app="$(dirname "$(readlink -f "$0")")/../lib/tabula"
+app="$(readlink -f "$(dirname "$(readlink -f "$0")")/../lib/tabula")"
 exec node "$app/bin/tabula-fleet.js" "$@"
 `,
     { executable: true },
@@ -141,7 +141,7 @@ exec node "$app/bin/tabula-fleet.js" "$@"
     `#!/bin/sh
 # tabula-helper: the only part of Tabula that runs as root, reached through pkexec (see
 # /usr/share/polkit-1/actions/org.tabula.helper.policy). A closed set of verbs; no paths from the caller.
-app="$(dirname "$(readlink -f "$0")")/../../lib/tabula"
+app="$(readlink -f "$(dirname "$(readlink -f "$0")")/../../lib/tabula")"
 exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" "$@"
 `,
     { executable: true },

@@ -21,6 +21,7 @@ export function formatImageStatus(s: ImageUpdateStatus): string {
     `  rollback:  ${dep(s.rollback)}`,
     `  last check ${when(s.lastCheckAt)}; next check ${when(s.nextCheckAt)}`,
   ];
+  if (s.serverData) lines.push(`  update server data: serial ${s.serverData.serial}, valid until ${when(s.serverData.expires)}`);
   if (s.progress) lines.push(`  ${s.progress.phase} ${s.progress.percent}% (${s.progress.bytesDone}${s.progress.bytesTotal ? `/${s.progress.bytesTotal}` : ''} bytes)`);
   if (s.lastPullBytes !== null) lines.push(`  last pull fetched ${s.lastPullBytes} bytes`);
   if (s.policyProblem) lines.push(`  fleet policy ignored: ${s.policyProblem}`);
@@ -41,7 +42,7 @@ export async function runImageCommand(client: ApiClient, words: string[], json: 
   if (sub === 'image check') {
     const s = await client.call('image.check', {});
     console.log(json ? JSON.stringify(s, null, 2) : formatImageStatus(s));
-    return s.state === 'failed' || s.state === 'offline' ? 1 : 0;
+    return s.state === 'failed' || s.state === 'offline' || s.state === 'stale' ? 1 : 0;
   }
   if (sub === 'image pull') {
     await client.call('image.pull', {});
@@ -54,7 +55,7 @@ export async function runImageCommand(client: ApiClient, words: string[], json: 
     }
     if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(json ? JSON.stringify(s, null, 2) : formatImageStatus(s));
-    return s.state === 'failed' || s.state === 'offline' ? 1 : 0;
+    return s.state === 'failed' || s.state === 'offline' || s.state === 'stale' ? 1 : 0;
   }
   if (sub === 'image rollback') {
     const s = await client.call('image.rollback', {});

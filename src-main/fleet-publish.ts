@@ -21,12 +21,71 @@ function checkNames(version: string, channel: string) {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(channel)) throw new TabulaError('invalid-argument', `"${channel}" is not a valid channel name.`);
 }
 
-export function writeChannel(outDir: string, channel: string, version: string, privateKeyPem: string): void {
-  const body = JSON.stringify({ format: 'tabula-channel-1', channel, version, publishedAt: new Date().toISOString() }, null, 1) + '\n';
-  writeSigned(path.join(outDir, 'channels', `${channel}.json`), body, privateKeyPem);
+/** How long published channel files, policies and summaries stay valid unless told otherwise. */
+export const DEFAULT_VALIDITY_MS = 7 * 86_400_000;
+
+export interface Freshness {
+  /** Default: one more than the last published, and at least the current Unix time in seconds. */
+  serial?: number;
+  /** How long machines accept it (ms); past that they report the server's data as out of date. */
+  validForMs?: number;
+  now?: Date;
 }
 
-export function publishRsyncTree(o: { treeDir: string; outDir: string; version: string; channel: string; privateKeyPem: string }): { files: number; bytes: number } {
+/**
+ * The next serial: larger than the previous one, and at least the time in seconds, so that it
+ * keeps growing even when the publisher's output folder is lost and rebuilt.
+ */
+export function nextSerial(previous: number | null, now: Date): number {
+  return Math.max((previous ?? 0) + 1, Math.floor(now.getTime() / 1000));
+}
+
+function stamp(previous: number | null, f: Freshness): { serial: number; expires: string } {
+  const now = f.now ?? new Date();
+  const serial = f.serial ?? nextSerial(previous, now);
+  if (previous !== null && serial <= previous) throw new TabulaError('invalid-argument', `The serial ${serial} is not larger than the published ${previous}; machines would refuse it.`);
+  return { serial, expires: new Date(now.getTime() + (f.validForMs ?? DEFAULT_VALIDITY_MS)).toISOString() };
+}
+
+function previousSerial(file: string): number | null {
+  try {
+    const v = (JSON.parse(fs.readFileSync(file, 'utf8')) as { serial?: unknown }).serial;
+    return typeof v === 'number' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeChannel(outDir: string, channel: string, version: string, privateKeyPem: string, f: Freshness = {}): { serial: number; expires: string } {
+  const file = path.join(outDir, 'channels', `${channel}.json`);
+  const fresh = stamp(previousSerial(file), f);
+  const body = JSON.stringify({ format: 'tabula-channel-1', channel, version, publishedAt: (f.now ?? new Date()).toISOString(), ...fresh }, null, 1) + '\n';
+  writeSigned(file, body, privateKeyPem);
+  return fresh;
+}
+
+/** Re-signs a channel's current version with a new serial and expiry (run it before it expires). */
+export function refreshChannel(outDir: string, channel: string, privateKeyPem: string, f: Freshness = {}): { version: string; serial: number; expires: string } {
+  const file = path.join(outDir, 'channels', `${channel}.json`);
+  let version: unknown;
+  try {
+    version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version;
+  } catch {
+    version = undefined;
+  }
+  if (typeof version !== 'string') throw new TabulaError('invalid-argument', `${file} cannot be read: publish a version on channel ${channel} first.`);
+  return { version, ...writeChannel(outDir, channel, version, privateKeyPem, f) };
+}
+
+/** Signs a policy, adding its serial and expiry. */
+export function writePolicy(outDir: string, policy: Record<string, unknown>, privateKeyPem: string, f: Freshness = {}): { serial: number; expires: string } {
+  const file = path.join(outDir, 'policy.json');
+  const fresh = stamp(previousSerial(file), f);
+  writeSigned(file, JSON.stringify({ ...policy, ...fresh }, null, 1) + '\n', privateKeyPem);
+  return fresh;
+}
+
+export function publishRsyncTree(o: { treeDir: string; outDir: string; version: string; channel: string; privateKeyPem: string } & Freshness): { files: number; bytes: number } {
   checkNames(o.version, o.channel);
   const imageDir = path.join(o.outDir, 'images', o.version);
   const dest = path.join(imageDir, 'tree');
@@ -39,7 +98,7 @@ export function publishRsyncTree(o: { treeDir: string; outDir: string; version: 
   execFileSync('rsync', ['-a', '--checksum', '--hard-links', '--delete', ...earlier.slice(-5).map((v) => `--link-dest=${path.join(o.outDir, 'images', v, 'tree')}`), '--', o.treeDir.replace(/\/?$/, '/'), dest + '/']);
   const manifest = buildManifest(dest, o.version);
   writeSigned(path.join(imageDir, 'manifest.json'), JSON.stringify(manifest) + '\n', o.privateKeyPem);
-  writeChannel(o.outDir, o.channel, o.version, o.privateKeyPem);
+  writeChannel(o.outDir, o.channel, o.version, o.privateKeyPem, o);
   const files = manifest.entries.filter((e) => e.type === 'file');
   return { files: files.length, bytes: files.reduce((n, e) => n + e.size, 0) };
 }
@@ -49,7 +108,7 @@ export interface GpgKey {
   keyId: string;
 }
 
-export function publishOstree(o: { treeDir: string; outDir: string; version: string; channel: string; ref: string; gpg: GpgKey; privateKeyPem?: string }): { commit: string } {
+export function publishOstree(o: { treeDir: string; outDir: string; version: string; channel: string; ref: string; gpg: GpgKey; privateKeyPem?: string } & Freshness): { commit: string } {
   checkNames(o.version, o.channel);
   const repo = path.join(o.outDir, 'repo');
   if (!fs.existsSync(path.join(repo, 'config'))) {
@@ -58,10 +117,34 @@ export function publishOstree(o: { treeDir: string; outDir: string; version: str
   }
   const gpgArgs = [`--gpg-sign=${o.gpg.keyId}`, `--gpg-homedir=${o.gpg.homedir}`];
   const commit = execFileSync('ostree', [`--repo=${repo}`, 'commit', `--branch=${o.ref}`, `--subject=Tabula ${o.version}`, `--add-metadata-string=version=${o.version}`, ...gpgArgs, `--tree=dir=${o.treeDir}`], { encoding: 'utf8' }).trim();
-  // The summary lists refs (a client checks it before pulling); it is signed too.
-  execFileSync('ostree', [`--repo=${repo}`, 'summary', '-u', ...gpgArgs]);
-  if (o.privateKeyPem) writeChannel(o.outDir, o.channel, o.version, o.privateKeyPem);
+  writeSummary(repo, o.gpg, o);
+  if (o.privateKeyPem) writeChannel(o.outDir, o.channel, o.version, o.privateKeyPem, o);
   return { commit };
+}
+
+/**
+ * The summary lists refs (a client checks it before pulling); it is GPG-signed and carries a serial
+ * and an expiry as summary metadata, checked by the client (a replayed or frozen summary is refused).
+ */
+export function writeSummary(repo: string, gpg: GpgKey, f: Freshness = {}): { serial: number; expires: string } {
+  let previous: number | null = null;
+  try {
+    const m = /^tabula\.serial: (\d+)$/m.exec(execFileSync('ostree', [`--repo=${repo}`, 'summary', '--view'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    previous = m ? Number(m[1]) : null;
+  } catch {
+    previous = null; // no summary yet
+  }
+  const fresh = stamp(previous, f);
+  execFileSync('ostree', [
+    `--repo=${repo}`,
+    'summary',
+    '-u',
+    `--add-metadata=tabula.serial=uint64 ${fresh.serial}`,
+    `--add-metadata=tabula.expires='${fresh.expires}'`,
+    `--gpg-sign=${gpg.keyId}`,
+    `--gpg-homedir=${gpg.homedir}`,
+  ]);
+  return fresh;
 }
 
 export function newNonce(): string {

@@ -5,19 +5,28 @@ import path from 'node:path';
 import { TabulaError } from './common/errors';
 import { writeFileAtomic } from './core/atomic-file';
 import { parsePolicy } from './core/image/policy';
-import { newNonce, publishOstree, publishRsyncTree, writeSigned } from './fleet-publish';
+import { newNonce, publishOstree, publishRsyncTree, refreshChannel, writePolicy, writeSigned, writeSummary } from './fleet-publish';
 import { generateKeyPair, publicKeyOf } from './core/signing';
 
 const usage = `Usage:
   tabula-fleet keygen --out NAME
-      writes NAME.key (secret, mode 600) and NAME.pub (goes into the image config: fleet.trustedKeys)
+      writes NAME.key (secret, mode 600) and NAME.pub. Keys have roles: the image key's .pub goes
+      into the image config under fleet.trustedKeys (manifests, channels, policy), the command
+      key's under fleet.commandKeys (reimage, pull, diagnostics). Use two keys.
   tabula-fleet publish --backend rsync-tree --tree DIR --version V --channel C --key NAME.key --out SERVERDIR
+                       [--valid-for 7d]
   tabula-fleet publish --backend ostree --tree DIR --version V --channel C --key NAME.key --out SERVERDIR
-                       --gpg-key KEYID [--gpg-homedir DIR] [--ref tabula/stable/x86_64]
+                       --gpg-key KEYID [--gpg-homedir DIR] [--ref tabula/stable/x86_64] [--valid-for 7d]
       (ostree commits and summary are GPG-signed: Debian's ostree has no ed25519 \`ostree sign\`)
-  tabula-fleet sign-policy --policy FILE --key NAME.key --out SERVERDIR
+  tabula-fleet refresh --channel C --key NAME.key --out SERVERDIR [--valid-for 7d]
+                       [--gpg-key KEYID [--gpg-homedir DIR]]   (also the ostree summary)
+      re-signs the channel (and summary) with a new serial and expiry: run it well before
+      --valid-for runs out, or machines report "Update server data is out of date".
+  tabula-fleet sign-policy --policy FILE --key NAME.key --out SERVERDIR [--valid-for 7d]
       FILE: {"format":"tabula-policy-1","channel":"stable","checkIntervalHours":6,"windowMinutes":60,
-             "classes":{"lab":{"channel":"beta"}}}
+             "classes":{"lab":{"channel":"beta","pin":"2.3"}}}
+      serial and expires are added when signing. "pin" names the version to install, even an
+      older one: the only way machines go back.
   tabula-fleet command reimage|pull|diagnostics --machine MACHINE-ID [--mac MAC] --expires DURATION
                        --key NAME.key --out SERVERDIR [--override-unsynced]
       DURATION: 30m, 2h, 1d. Writes commands/MACHINE-ID.json(.sig); a new command replaces the old.`;
@@ -27,6 +36,15 @@ export function parseDuration(text: string): number {
   if (!m) throw new TabulaError('invalid-argument', `"${text}" is not a duration (examples: 30m, 2h, 1d).`);
   const ms = Number(m[1]) * { m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as 'm' | 'h' | 'd'];
   if (ms <= 0 || ms > 30 * 86_400_000) throw new TabulaError('invalid-argument', 'A command may be valid for 1 minute to 30 days.');
+  return ms;
+}
+
+/** How long published data stays valid: 1 hour to a year (default 7 days). */
+export function parseValidity(text: string | undefined): number {
+  if (text === undefined) return 7 * 86_400_000;
+  const m = /^(\d+)(h|d)$/.exec(text);
+  const ms = m ? Number(m[1]) * { h: 3600_000, d: 86_400_000 }[m[2] as 'h' | 'd'] : 0;
+  if (ms < 3600_000 || ms > 366 * 86_400_000) throw new TabulaError('invalid-argument', `"${text}" is not a validity between 1h and 366d (examples: 12h, 7d).`);
   return ms;
 }
 
@@ -72,7 +90,7 @@ export function runFleet(argv: string[], now = () => new Date()): string {
     }
     case 'publish': {
       const backend = need('backend');
-      const base = { treeDir: path.resolve(need('tree')), outDir: path.resolve(need('out')), version: need('version'), channel: need('channel'), privateKeyPem: readKey(need('key')) };
+      const base = { treeDir: path.resolve(need('tree')), outDir: path.resolve(need('out')), version: need('version'), channel: need('channel'), privateKeyPem: readKey(need('key')), validForMs: parseValidity(opts.get('valid-for')), now: now() };
       if (!fs.statSync(base.treeDir, { throwIfNoEntry: false })?.isDirectory()) throw new TabulaError('invalid-argument', `${base.treeDir} is not a folder.`);
       fs.mkdirSync(path.join(base.outDir, 'images'), { recursive: true });
       if (backend === 'rsync-tree') {
@@ -85,16 +103,34 @@ export function runFleet(argv: string[], now = () => new Date()): string {
       }
       throw new TabulaError('invalid-argument', `--backend must be ostree or rsync-tree, not "${backend}".`);
     }
+    case 'refresh': {
+      const outDir = path.resolve(need('out'));
+      const f = { validForMs: parseValidity(opts.get('valid-for')), now: now() };
+      const r = refreshChannel(outDir, need('channel'), readKey(need('key')), f);
+      const lines = [`Channel ${need('channel')} re-signed: version ${r.version}, serial ${r.serial}, valid until ${r.expires}.`];
+      const gpgKey = opts.get('gpg-key');
+      if (gpgKey) {
+        const s = writeSummary(path.join(outDir, 'repo'), { keyId: gpgKey, homedir: opts.get('gpg-homedir') ?? path.join(process.env.HOME ?? '/root', '.gnupg') }, f);
+        lines.push(`ostree summary re-signed: serial ${s.serial}, valid until ${s.expires}.`);
+      }
+      return lines.join('\n');
+    }
     case 'sign-policy': {
       const file = need('policy');
-      const text = fs.readFileSync(file);
+      const f = { validForMs: parseValidity(opts.get('valid-for')), now: now() };
+      let json: Record<string, unknown>;
       try {
-        parsePolicy(text);
+        json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+        if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error('not an object');
+        // serial and expires are the publisher's to set: a stale copy of them is not carried over.
+        delete json.serial;
+        delete json.expires;
+        parsePolicy(Buffer.from(JSON.stringify({ ...json, serial: 1, expires: new Date(f.now.getTime() + f.validForMs).toISOString() })));
       } catch (err) {
         throw new TabulaError('invalid-argument', `${file}: ${(err as Error).message} Nothing was signed.`);
       }
-      writeSigned(path.join(path.resolve(need('out')), 'policy.json'), text, readKey(need('key')));
-      return 'Wrote policy.json and policy.json.sig.';
+      const r = writePolicy(path.resolve(need('out')), json, readKey(need('key')), f);
+      return `Wrote policy.json and policy.json.sig (serial ${r.serial}, valid until ${r.expires}).`;
     }
     case 'command': {
       const verb = words[1];

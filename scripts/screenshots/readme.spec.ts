@@ -10,7 +10,10 @@ import { createSandbox, repoRoot, startHeadlessAgent } from '../../test/fixtures
 import { goTo, openWindow, sentence } from '../../test/e2e/window';
 
 const docs = path.join(repoRoot, 'docs');
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(docs, name) });
+async function shot(page: Page, name: string) {
+  await page.mouse.move(0, 0); // no hover highlight left where the last click was
+  await page.screenshot({ path: path.join(docs, name) });
+}
 
 test('README screenshots', async ({ page }) => {
   fs.mkdirSync(docs, { recursive: true });
@@ -23,6 +26,8 @@ test('README screenshots', async ({ page }) => {
     fs.writeFileSync(path.join(sb.home, f), `${f}\n`.repeat(200));
   }
   sb.writeUserConfig({ storage: { url: nas }, backup: { watchHome: false } });
+  fs.mkdirSync(path.join(sb.env.TABULA_ROOT!, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(sb.env.TABULA_ROOT!, 'etc/machine-id'), '5c0ffee5c0ffee5c0ffee5c0ffee5c0f\n');
   const agent = await startHeadlessAgent(sb);
   try {
     await page.setViewportSize({ width: 400, height: 600 });

@@ -33,6 +33,8 @@ export const errorCodes = [
   'reimage-refused',
   'helper-failed',
   'command-rejected',
+  // The update server's data is older than what was accepted before, or has expired (issue 12).
+  'image-stale',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 

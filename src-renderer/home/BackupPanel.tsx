@@ -1,7 +1,7 @@
 import { useStore, type StoreApi } from 'zustand';
 import type { BackupRun } from '../../src-main/common/contract';
 import { FeedbackLine } from '../shared/FeedbackLine';
-import { formatBytes, formatDuration, plural, timeAgo } from '../shared/format';
+import { formatBytes, formatDuration, formatWhen, plural, timeAgo } from '../shared/format';
 import { useNow } from '../shared/use-now';
 import type { BackupState } from './backup-store';
 
@@ -36,7 +36,7 @@ export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
           {status.localOnly && <span className="tag warn">this laptop’s own disk</span>}
         </dd>
         <dt>Last backup</dt>
-        <dd data-testid="last-backup">{status.lastSuccessAt ? `${timeAgo(status.lastSuccessAt, now)} (${new Date(status.lastSuccessAt).toLocaleString()})` : 'never'}</dd>
+        <dd data-testid="last-backup">{status.lastSuccessAt ? `${timeAgo(status.lastSuccessAt, now)} (${formatWhen(status.lastSuccessAt)})` : 'never'}</dd>
         {status.lastRun && (
           <>
             <dt>Last run</dt>

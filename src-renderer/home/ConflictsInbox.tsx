@@ -3,7 +3,7 @@
 import { useStore, type StoreApi } from 'zustand';
 import type { ConflictInfo, ConflictVersion } from '../../src-main/common/contract';
 import { FeedbackLine } from '../shared/FeedbackLine';
-import { formatBytes } from '../shared/format';
+import { formatBytes, formatWhen } from '../shared/format';
 import type { BackupState } from './backup-store';
 
 // Selectors must return stable values: a fresh [] on every call would re-render forever.
@@ -18,9 +18,11 @@ function Version({ title, v, side, conflict, store }: { title: string; v: Confli
       {v ? (
         <>
           <p className="small">
-            {new Date(v.modifiedAt).toLocaleString()} · {formatBytes(v.size)}
+            {formatWhen(v.modifiedAt)}
             <br />
-            <span className="muted">{v.host ? `from ${v.host}` : 'from the storage (another laptop)'}</span>
+            {formatBytes(v.size)}
+            <br />
+            <span className="muted">{side === 'this-laptop' ? `made on this laptop${v.host ? ` (${v.host})` : ''}` : v.host ? `made on ${v.host}` : 'from another laptop, via the storage'}</span>
           </p>
           <div className="actions compact">
             <button type="button" className="secondary" aria-label={`Open ${name}`} onClick={() => void open(conflict.path, side, false)}>
@@ -47,9 +49,9 @@ export function ConflictsInbox({ store }: { store: StoreApi<BackupState> }) {
       {conflicts.length > 0 && (
         <section className="card attention" aria-labelledby="conflicts-title" data-testid="conflicts">
           <h2 id="conflicts-title" tabIndex={-1}>
-            {conflicts.length === 1 ? '1 file needs your decision' : `${conflicts.length} files need your decision`}
+            Which version stays?
           </h2>
-          <p className="muted">Changed on this laptop and elsewhere. Both versions are kept until you choose.</p>
+          <p className="muted">Changed on this laptop and on another one. Both versions are kept until you choose.</p>
           <ul className="conflicts">
             {conflicts.map((c) => (
               <li key={c.path}>

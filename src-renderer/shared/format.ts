@@ -25,3 +25,8 @@ export function imageLabel(image: { name: string; version: string }): string {
   if (image.version === 'unknown' || image.name.includes(image.version)) return image.name;
   return `${image.name} ${image.version}`;
 }
+
+/** "1 Dec 2026, 16:39" in the person's locale: a moment a person can compare at a glance. */
+export function formatWhen(iso: string): string {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}

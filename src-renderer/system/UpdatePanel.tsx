@@ -15,6 +15,7 @@ const labels = {
   deferred: 'Update waiting',
   offline: 'Update server offline',
   failed: 'Update failed',
+  stale: 'Update server data out of date',
 } as const;
 
 export function UpdatePanel({ store }: { store: StoreApi<Store> }) {

@@ -144,3 +144,36 @@ test('buttons have unique accessible names on every page', async ({ page, agent 
     expect(dupes.filter((n) => n !== 'Back up now'), name).toEqual([]);
   }
 });
+
+test('focus rings and input borders stand out at least 3:1 from what is behind them, light and dark', async ({ page, agent }) => {
+  await openWindow(page, agent);
+  const input = page.getByLabel('Path in your home');
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const border = await input.evaluate((el) => {
+      const card = el.closest('.card')!;
+      return { line: getComputedStyle(el).borderTopColor, behind: getComputedStyle(card).backgroundColor };
+    });
+    expect(contrast(border.line, border.behind), `input border, ${scheme}`).toBeGreaterThanOrEqual(3);
+    await input.focus();
+    await page.keyboard.press('Tab'); // keyboard focus: :focus-visible on the next button
+    const ring = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      return { ring: getComputedStyle(el).outlineColor, style: getComputedStyle(el).outlineStyle, behind: getComputedStyle(el.closest('.card')!).backgroundColor };
+    });
+    expect(ring.style, scheme).toBe('solid');
+    expect(contrast(ring.ring, ring.behind), `focus ring, ${scheme}`).toBeGreaterThanOrEqual(3);
+  }
+});
+
+function contrast(a: string, b: string): number {
+  const lum = (css: string) => {
+    const [r, g, bl] = (css.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    }) as [number, number, number];
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x) as [number, number];
+  return (hi + 0.05) / (lo + 0.05);
+}

@@ -203,15 +203,16 @@ test('a conflict: "1 file needs your decision", each version with time, size and
 
   await lookAt(page, 'decision', { sentence: '1 file needs your decision', tone: 'warn' });
   await page.getByTestId('safety-action').click();
-  await expect(page.getByRole('heading', { name: '1 file needs your decision' })).toBeFocused();
+  await expect(page.getByRole('heading', { name: 'Which version stays?' })).toBeFocused();
   const inbox = page.getByTestId('conflicts');
   const mine = inbox.getByTestId('version-this-laptop');
   const theirs = inbox.getByTestId('version-storage');
   await expect(mine).toContainText('This laptop');
   await expect(mine).toContainText('61 B');
-  await expect(mine).toContainText(/from \S+/);
+  await expect(mine).toContainText('made on this laptop');
   await expect(theirs).toContainText('Storage');
   await expect(theirs).toContainText('44 B');
+  await expect(theirs).toContainText('from another laptop, via the storage');
   await expect(inbox.getByRole('button').filter({ hasText: /^Keep/ }).first()).toHaveText('Keep both');
 
   await mine.getByRole('button', { name: 'Open This laptop version of Documents/notes.txt' }).click();

@@ -142,7 +142,11 @@ describe('signed fleet policy', () => {
     const tampered = (await json(['image', 'check'])).value;
     expect(tampered.policyProblem).toMatch(/fleet policy is not signed by a fleet key this machine trusts/);
     expect(tampered.channel).toBe('stable');
-    expect(tampered.available.version).toBe('1.0');
+    // Without the policy the machine would follow stable (1.0): older than the 2.0-beta it took,
+    // so it is refused rather than installed (going back needs a signed pin).
+    expect(tampered.state).toBe('stale');
+    expect(tampered.reason).toMatch(/offers version 1\.0, older than 2\.0-beta already accepted; ignored/);
+    expect(tampered.staged.version).toBe('2.0-beta');
     expect((await sb.cli(['image', 'status'])).stdout).toContain('fleet policy ignored');
   });
 

@@ -131,6 +131,34 @@ describe('npm run package:deb', () => {
   });
 });
 
+describe('where the Electron runtime ships in the package', () => {
+  it('the agent and CLI run on it as Node (ELECTRON_RUN_AS_NODE), the tray as Electron', () => {
+    // A fake Electron (the real runtime cannot be downloaded here): it records how it was started
+    // and runs the script on Node when asked to be Node, as Electron does.
+    const fake = path.join(dir, 'fake-electron');
+    fs.mkdirSync(fake);
+    const log = path.join(dir, 'fake-electron.log');
+    fs.writeFileSync(path.join(fake, 'electron'), `#!/bin/sh\necho "ELECTRON_RUN_AS_NODE=\${ELECTRON_RUN_AS_NODE:-unset} $*" >> ${log}\n[ "$ELECTRON_RUN_AS_NODE" = 1 ] && exec node "$@"\nexit 0\n`, { mode: 0o755 });
+    const out = path.join(dir, 'with-electron');
+    const built = execFileSync(process.execPath, [path.join(repo, 'scripts/package-deb.mjs'), '--out', out, '--electron', fake], { cwd: repo, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tree = path.join(out, 'unpacked');
+    execFileSync('dpkg-deb', ['-x', built, tree]);
+    const app = path.join(tree, 'usr/lib/tabula');
+
+    expect(sh(path.join(tree, 'usr/bin/tabula'), ['--version']).stdout.trim()).toBe(`tabula ${version}`);
+    const tray = sh(path.join(tree, 'usr/bin/tabula'), ['tray']);
+    expect(tray.status, tray.stderr).toBe(0);
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toEqual([
+      `ELECTRON_RUN_AS_NODE=1 ${app}/bin/tabula.js --version`,
+      `ELECTRON_RUN_AS_NODE=1 ${app}/bin/tabula.js tray`,
+      // The tray itself is Electron proper, never Node.
+      `ELECTRON_RUN_AS_NODE=unset ${app}/build/main/shell.js${process.getuid?.() === 0 ? ' --no-sandbox' : ''}`,
+    ]);
+    // The login entry starts the tray only where the runtime is installed.
+    expect(fs.readFileSync(path.join(tree, 'etc/xdg/autostart/tabula.desktop'), 'utf8')).toContain('TryExec=/usr/lib/tabula/electron/electron\n');
+  }, 60_000);
+});
+
 describe('maintainer scripts', () => {
   /**
    * Runs a maintainer script in a private mount namespace where /run/systemd/system exists (a booted

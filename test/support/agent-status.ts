@@ -5,7 +5,7 @@ import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
 
 export const idleImage: ImageUpdateStatus = {
   backend: 'rsync-tree', channel: 'stable', state: 'idle', reason: 'Up to date: version 2026.11.3.', since: '', booted: { version: '2026.11.3', checksum: null },
-  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null, policyProblem: null,
+  staged: null, available: null, rollback: null, lastCheckAt: null, nextCheckAt: null, progress: null, lastPullBytes: null, restartRequired: false, reimagePending: false, lastError: null, policyProblem: null, serverData: null,
 };
 
 export const stagedImage: ImageUpdateStatus = {

@@ -26,9 +26,17 @@ export interface DeploymentsStatus {
 /**
  * disabled: no image backend configured; idle: up to date; checking; downloading; verifying;
  * deploying; staged: a new version boots at the next restart; deferred: a check/pull waits (metered,
- * battery…); offline: the fleet server could not be reached; failed: the last check or pull failed.
+ * battery…); offline: the fleet server could not be reached; failed: the last check or pull failed;
+ * stale: the update server's data has expired or is older than what this machine accepted before
+ * (a frozen or replaying server): not "up to date", whatever the versions say.
  */
-export type ImageUpdateState = 'disabled' | 'idle' | 'checking' | 'downloading' | 'verifying' | 'deploying' | 'staged' | 'deferred' | 'offline' | 'failed';
+export type ImageUpdateState = 'disabled' | 'idle' | 'checking' | 'downloading' | 'verifying' | 'deploying' | 'staged' | 'deferred' | 'offline' | 'failed' | 'stale';
+
+/** The serial and expiry of the update server's data this machine last accepted (channel or summary). */
+export interface ImageServerData {
+  serial: number;
+  expires: string;
+}
 
 export interface ImageUpdateProgress {
   phase: 'downloading' | 'verifying' | 'deploying';
@@ -59,6 +67,8 @@ export interface ImageUpdateStatus {
   lastError: ErrorInfo | null;
   /** The fleet policy was published but could not be trusted (it is ignored), and why. */
   policyProblem: string | null;
+  /** What the update server last sent that this machine accepted; past `expires` the state is stale. */
+  serverData: ImageServerData | null;
 }
 
 export interface MachineIdentity {

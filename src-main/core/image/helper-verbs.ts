@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { loadConfig } from '../config';
-import { applyPolicy, fetchPolicy } from './policy';
+import { createTrustStore, type ServerData } from './freshness';
+import { applyPolicy, fetchPolicy, pinOf } from './policy';
 import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
@@ -21,7 +22,7 @@ export interface HelperRequest {
 }
 
 export type HelperResult =
-  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null }
+  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null; serverData: ServerData | null }
   | { verb: 'stage' | 'reimage'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
   | { verb: 'rollback'; deployments: DeploymentsStatus };
 
@@ -38,6 +39,8 @@ export function parseHelperArgs(argv: readonly string[]): HelperRequest {
 export interface ImageBackend {
   status(): Promise<DeploymentsStatus>;
   check(): Promise<ImageDeployment>;
+  /** The serial and expiry of the update server's data last accepted. */
+  serverData(): Promise<ServerData | null>;
   stage(): Promise<{ version: string; bytesReceived: number }>;
   rollback(): Promise<DeploymentsStatus>;
   reimage(): Promise<{ version: string; bytesReceived: number }>;
@@ -46,12 +49,16 @@ export interface ImageBackend {
 
 /**
  * The backend the system config names, rooted at `root`: only root-owned config layers, plus the
- * fleet policy when one is published and verifies (a policy that does not verify is not used).
+ * fleet policy when one is published, verifies and is fresh (otherwise it is not used). The
+ * root-owned trust record keeps the highest serials and version accepted.
  */
 export async function backendFromSystemConfig(root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<ImageBackend> {
   const paths = resolvePaths({ TABULA_ROOT: root, HOME: '/nonexistent' });
   const base = loadConfig(paths, { systemOnly: true }).config;
-  const config = applyPolicy(base, await fetchPolicy(base).catch(() => null));
+  const trust = createTrustStore(path.join(root, 'var/lib/tabula/trust.json'));
+  const policy = await fetchPolicy(base, trust).catch(() => null);
+  const config = applyPolicy(base, policy);
+  const pin = pinOf(base, policy);
   const img = config.image;
   if (img.backend === 'none' || !img.url) throw new TabulaError('image-not-configured', 'This machine has no image source configured (image.backend and image.url in the image config).');
   if (img.backend === 'ostree') {
@@ -62,6 +69,7 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
       osName: img.ostreeOsName,
       gpgKeyring: path.join(root, img.gpgKeyring),
       booted: root === '/' && fsExists('/run/ostree-booted'),
+      trust,
       onProgress,
     });
     return b;
@@ -71,12 +79,15 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
     source: { url: img.url, sshOptions: img.sshOptions, connectTimeoutSeconds: img.connectTimeoutSeconds },
     channel: img.channel,
     trustedKeys: config.fleet.trustedKeys,
+    pin,
+    trust,
     bandwidthKBps: img.bandwidthKBps,
     onProgress,
   });
   return {
     status: async () => b.status(),
     check: () => b.check(),
+    serverData: async () => b.serverData(),
     stage: () => b.stage(),
     rollback: async () => b.rollback(),
     reimage: () => b.reimage(),
@@ -106,7 +117,8 @@ async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperR
   switch (req.verb) {
     case 'status': {
       const deployments = await backend.status();
-      return { verb: 'status', deployments, available: req.check ? await backend.check() : null };
+      const available = req.check ? await backend.check() : null;
+      return { verb: 'status', deployments, available, serverData: await backend.serverData() };
     }
     case 'stage':
     case 'reimage': {

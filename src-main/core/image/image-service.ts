@@ -8,6 +8,7 @@ import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore } from '../atomic-file';
 import type { TabulaConfig } from '../config';
+import { createTrustStore, staleReason } from './freshness';
 import { applyPolicy, fetchPolicy, type FleetPolicy } from './policy';
 import type { Paths } from '../paths';
 import type { HelperClient } from './helper-client';
@@ -59,15 +60,19 @@ export function createImageService(deps: ImageServiceDeps) {
   // The signed fleet policy, refreshed before every check; it can set the channel and the schedule.
   let policy: FleetPolicy | null = null;
   let policyProblem: string | null = null;
+  // The agent's own record of the newest policy it accepted (the helper keeps a root-owned one).
+  const policyTrust = createTrustStore(path.join(deps.paths.stateDir, 'image-trust.json'), () => clock.now(), 0o600);
   const config = () => applyPolicy(deps.getSystemConfig(), policy);
   async function refreshPolicy() {
     try {
-      policy = await fetchPolicy(deps.getSystemConfig());
+      policy = await fetchPolicy(deps.getSystemConfig(), policyTrust);
       policyProblem = null;
     } catch (err) {
       const info = toErrorInfo(err);
-      // Offline: keep the last good policy. Anything else: it cannot be trusted, so none applies.
-      if (info.code !== 'image-unreachable') policy = null;
+      // Offline: keep the last good policy. Older or expired: keep the last good one too (a replay
+      // must not take the fleet's newer decisions away), and say so. Anything else: it cannot be
+      // trusted, so none applies.
+      if (info.code !== 'image-unreachable' && info.code !== 'image-stale') policy = null;
       policyProblem = info.code === 'image-unreachable' ? null : info.message;
     }
     status = { ...status, policyProblem };
@@ -91,6 +96,7 @@ export function createImageService(deps: ImageServiceDeps) {
     reimagePending: false,
     lastError: null,
     policyProblem: null,
+    serverData: null,
   };
 
   function setState(to: ImageUpdateState, reason: string, patch: Partial<ImageUpdateStatus> = {}) {
@@ -110,6 +116,8 @@ export function createImageService(deps: ImageServiceDeps) {
   function restingState(): [ImageUpdateState, string] {
     if (status.reimagePending) return ['staged', 'A reset to the pristine image is ready: restart to finish it.'];
     if (status.staged) return ['staged', `Version ${status.staged.version} is ready: restart to update.`];
+    // A frozen server (its data expired) is never "up to date", whatever the versions say.
+    if (status.serverData && Date.parse(status.serverData.expires) <= clock.now()) return ['stale', staleReason(status.serverData.expires)];
     const current = status.booted?.version ?? 'unknown';
     if (status.available && !sameImage(status.available, status.booted)) return ['idle', `Version ${status.available.version} is available (running ${current}).`];
     return ['idle', status.lastCheckAt ? `Up to date: version ${current}.` : `Running version ${current}; not checked yet.`];
@@ -117,7 +125,7 @@ export function createImageService(deps: ImageServiceDeps) {
 
   function fail(err: unknown) {
     const info: ErrorInfo = toErrorInfo(err);
-    const state: ImageUpdateState = info.code === 'image-unreachable' ? 'offline' : 'failed';
+    const state: ImageUpdateState = info.code === 'image-unreachable' ? 'offline' : info.code === 'image-stale' ? 'stale' : 'failed';
     setState(state, info.message, { progress: null, lastError: info });
   }
 
@@ -132,6 +140,7 @@ export function createImageService(deps: ImageServiceDeps) {
   async function callHelper(args: string[], progress = false): Promise<HelperResult> {
     const r = await deps.helper.run(args, progress ? onProgress : undefined);
     applyDeployments(r.deployments);
+    if (r.verb === 'status') status = { ...status, serverData: r.serverData };
     return r;
   }
 
@@ -196,7 +205,12 @@ export function createImageService(deps: ImageServiceDeps) {
   }
 
   return {
-    status: (): ImageUpdateStatus => ({ ...status, backend: config().image.backend, channel: config().image.channel }),
+    status(): ImageUpdateStatus {
+      const s = { ...status, backend: config().image.backend, channel: config().image.channel };
+      // Data that expired while resting: shown as stale at once, not at the next check.
+      if (s.state === 'idle' && s.serverData && Date.parse(s.serverData.expires) <= clock.now()) return { ...s, state: 'stale', reason: staleReason(s.serverData.expires) };
+      return s;
+    },
     deployments: () => deployments,
     /** Reads the deployments and arms the schedule. */
     async start() {

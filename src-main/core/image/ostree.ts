@@ -10,6 +10,7 @@ import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '..
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { readBootedMarker } from './deployments-dir';
+import { createTrustStore, type ServerData, type TrustStore } from './freshness';
 
 export const REMOTE = 'tabula';
 
@@ -24,6 +25,8 @@ export interface OstreeOptions {
   gpgKeyring: string;
   /** Is this a booted ostree system? Then deployments are staged (`deploy --stage`). */
   booted?: boolean;
+  /** Highest summary serial and version accepted; default <sysroot>/var/lib/tabula/trust.json. */
+  trust?: TrustStore;
   onProgress?: (p: ImageUpdateProgress) => void;
 }
 
@@ -64,6 +67,13 @@ function describe(err: unknown, doing: string, url: string): TabulaError {
   return new TabulaError('helper-failed', `ostree could not ${doing}: ${last.replace(/^error: /, '')}`);
 }
 
+/** `pull --timestamp-check` refusing an older commit: the server offers a downgrade. */
+function describeDowngrade(err: unknown): TabulaError | null {
+  const text = ((err as { stderr?: string }).stderr ?? '').trim();
+  if (!/timestamp/i.test(text) || !/older|newer/i.test(text)) return null;
+  return new TabulaError('image-stale', `The update server offers an older image than this machine already has (${text.split('\n').at(-1)!.replace(/^error: /, '')}); ignored.`, { retryable: true });
+}
+
 /** Parses `ostree admin status`; the first deployment is the one the next boot starts. */
 export function parseAdminStatus(text: string): OstreeDeployment[] {
   const out: OstreeDeployment[] = [];
@@ -92,6 +102,27 @@ export function createOstreeBackend(opts: OstreeOptions) {
   const sysrootArg = `--sysroot=${opts.sysroot}`;
   const refspec = `${REMOTE}:${opts.ref}`;
   const resetMarker = path.join(opts.sysroot, 'var/lib/tabula/reset-on-boot');
+  const trust = opts.trust ?? createTrustStore(path.join(opts.sysroot, 'var/lib/tabula/trust.json'));
+
+  /**
+   * The signed summary's serial and expiry (tabula-fleet adds them as summary metadata), checked
+   * against what was accepted before: a replayed or frozen summary is refused before any pull.
+   * `remote summary` verifies the summary's GPG signature (gpg-verify-summary=true).
+   */
+  async function verifySummary(): Promise<void> {
+    let text: string;
+    try {
+      text = (await run([repoArg, 'remote', 'summary', REMOTE])).stdout;
+    } catch (err) {
+      throw describe(err, 'read the update summary', opts.url);
+    }
+    const serial = /^tabula\.serial: (\d+)$/m.exec(text)?.[1];
+    const expires = /^tabula\.expires: '([^']+)'$/m.exec(text)?.[1];
+    if (!serial || !expires || Number.isNaN(Date.parse(expires))) {
+      throw new TabulaError('image-invalid', `The update summary from ${opts.url} has no serial or expiry (published by an older tabula-fleet?): refused. Publish again.`);
+    }
+    trust.accept('summary', 'update summary', Buffer.from(text), { serial: Number(serial), expires: new Date(expires).toISOString() });
+  }
 
   /** The remote as the image config says: re-created when the URL changed, keys imported. */
   async function ensureRemote() {
@@ -144,12 +175,14 @@ export function createOstreeBackend(opts: OstreeOptions) {
 
   async function pull(): Promise<number> {
     await ensureRemote();
+    await verifySummary();
     opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
     try {
-      const r = await run([repoArg, 'pull', REMOTE, opts.ref]);
+      // --timestamp-check: a commit older than the one the remote ref holds is a downgrade.
+      const r = await run([repoArg, 'pull', '--timestamp-check', REMOTE, opts.ref]);
       return parseTransferred(r.stdout + r.stderr);
     } catch (err) {
-      throw describe(err, 'download the image', opts.url);
+      throw describeDowngrade(err) ?? describe(err, 'download the image', opts.url);
     }
   }
 
@@ -168,14 +201,26 @@ export function createOstreeBackend(opts: OstreeOptions) {
     /** Commit metadata only: what the remote ref points at, signature checked. */
     async check(): Promise<ImageDeployment> {
       await ensureRemote();
+      await verifySummary();
+      let found: ImageDeployment;
       try {
-        await run([repoArg, 'pull', '--commit-metadata-only', REMOTE, opts.ref]);
+        await run([repoArg, 'pull', '--commit-metadata-only', '--timestamp-check', REMOTE, opts.ref]);
         const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
         const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
         const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);
-        return { version, checksum };
+        found = { version, checksum };
       } catch (err) {
-        throw describe(err, 'check for a new image', opts.url);
+        throw describeDowngrade(err) ?? describe(err, 'check for a new image', opts.url);
+      }
+      trust.acceptVersion(found.version, null);
+      return found;
+    },
+    async serverData(): Promise<ServerData | null> {
+      try {
+        const r = trust.load().accepted.summary;
+        return r ? { serial: r.serial, expires: r.expires } : null;
+      } catch {
+        return null;
       }
     },
     async stage(): Promise<{ version: string; bytesReceived: number }> {

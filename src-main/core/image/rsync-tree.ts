@@ -19,10 +19,20 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
+import { createTrustStore, expiresSchema, serialSchema, type ServerData, type TrustStore } from './freshness';
 import { checkTree, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
 
 export const channelSchema = z
-  .object({ format: z.literal('tabula-channel-1'), channel: z.string(), version: z.string().regex(versionPattern), publishedAt: z.string() })
+  .object({
+    format: z.literal('tabula-channel-1'),
+    channel: z.string(),
+    version: z.string().regex(versionPattern),
+    publishedAt: z.string(),
+    /** Grows with every publication: an older channel file is a replay. */
+    serial: serialSchema,
+    /** Past this the file is stale, even if the server keeps sending it. */
+    expires: expiresSchema,
+  })
   .strict();
 export type ChannelFile = z.infer<typeof channelSchema>;
 
@@ -31,6 +41,10 @@ export interface RsyncTreeOptions {
   source: FleetSource;
   channel: string;
   trustedKeys: string[];
+  /** The version the signed fleet policy pins (the one way to go back to an older version). */
+  pin?: string | null;
+  /** Highest serial and version accepted; default <root>/var/lib/tabula/trust.json. */
+  trust?: TrustStore;
   bandwidthKBps?: number;
   rsyncPath?: string;
   onProgress?: (p: ImageUpdateProgress) => void;
@@ -63,6 +77,8 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   const deploymentsDir = path.join(base, 'deployments');
   const nextLink = path.join(base, 'next');
   const resetMarker = path.join(base, 'reset-on-boot');
+  const trust = opts.trust ?? createTrustStore(path.join(base, 'trust.json'));
+  const channelKey = `channel:${opts.channel}`;
   let running: RsyncRun | null = null;
 
   const dirOf = (version: string) => path.join(deploymentsDir, version);
@@ -108,13 +124,34 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     return { data, sig: sig! };
   }
 
-  /** The channel's current version, signature checked. */
+  /**
+   * The version to install: the channel's (signature, serial, expiry and version checked against
+   * what was accepted before), or the policy's pin.
+   */
   async function check(): Promise<ImageDeployment> {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.channel)) throw new TabulaError('image-not-configured', `The channel name "${opts.channel}" is not valid.`);
-    const { data: bytes } = await fetchSigned(`channels/${opts.channel}.json`, `The channel file for "${opts.channel}"`);
+    const what = `The channel file for "${opts.channel}"`;
+    const { data: bytes } = await fetchSigned(`channels/${opts.channel}.json`, what);
     const parsed = channelSchema.safeParse(safeJson(bytes));
-    if (!parsed.success || parsed.data.channel !== opts.channel) throw new TabulaError('image-invalid', `The channel file for "${opts.channel}" is malformed: refused.`);
-    return { version: parsed.data.version, checksum: null };
+    if (!parsed.success || parsed.data.channel !== opts.channel) {
+      const missing = parsed.success ? null : parsed.error.issues.find((i) => i.path[0] === 'serial' || i.path[0] === 'expires');
+      throw new TabulaError('image-invalid', missing ? `${what} has no valid serial or expiry (published by an older tabula-fleet?): refused. Publish again.` : `${what} is malformed: refused.`);
+    }
+    const ch = parsed.data;
+    trust.accept(channelKey, 'channel', bytes, { serial: ch.serial, expires: ch.expires });
+    const version = opts.pin ?? ch.version;
+    trust.acceptVersion(version, opts.pin ?? null);
+    return { version, checksum: null };
+  }
+
+  /** The serial and expiry of the channel file last accepted. */
+  function serverData(): ServerData | null {
+    try {
+      const r = trust.load().accepted[channelKey];
+      return r ? { serial: r.serial, expires: r.expires } : null;
+    } catch {
+      return null;
+    }
   }
 
   /** rsync the tree into <dest>/tree, then verify it against the signed manifest. */
@@ -297,6 +334,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
 
   return {
     check,
+    serverData,
     status(): DeploymentsStatus {
       const b = booted();
       const next = nextVersion();
@@ -312,6 +350,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     async stage(version?: string): Promise<PullResult> {
       const v = version ?? (await check()).version;
       if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
+      if (version !== undefined) trust.acceptVersion(v, opts.pin ?? null);
       fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
       if (deployed().includes(v)) {
         if (nextVersion() !== v) switchSymlink(nextLink, `deployments/${v}`);
