@@ -15,7 +15,7 @@ const at = (s: number) => new Date(t0.getTime() + s * 1000);
 const versionsOf = (w: World) => readTree(path.join(w.storageDir, '.tabula/versions'));
 const localVersionsOf = (dir: string) => readTree(path.join(dir, 'versions'));
 
-describe.each(['folder', 'ssh'])('folders and types with a %s storage', (kind) => {
+describe.each(['folder', 'ssh'])('folders and types with a %s storage', { timeout: 120_000 }, (kind) => {
   let sshd: SshServer | undefined;
   let w: World;
   beforeAll(async () => {
