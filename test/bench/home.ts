@@ -59,7 +59,7 @@ const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 const repoRoot = process.cwd(); // npm runs scripts from the package root
 
 /** What the storage side does while `run` runs: strace on sshd and every process it starts. */
-function storageWork(sshdPid: number, run: () => void): { dirReads: number; dirBytes: number; opens: number } {
+function storageWork(sshdPid: number, root: string, run: () => void): { dirReads: number; dirBytes: number; opens: number } {
   const log = path.join(os.tmpdir(), `tabula-bench-strace-${process.pid}`);
   // sshd and the sessions it already runs (ssh's shared connection), and what they start from now on.
   const pids = [sshdPid];
@@ -74,7 +74,7 @@ function storageWork(sshdPid: number, run: () => void): { dirReads: number; dirB
     }
   }
   for (const p of pids) pids.push(...(parents.get(p) ?? []));
-  const tracer = spawn('strace', ['-f', '-qq', '-e', 'trace=getdents64,openat', '-o', log, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
+  const tracer = spawn('strace', ['-f', '-qq', '-y', '-e', 'trace=getdents64,openat', '-o', log, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
   spawnSync('sleep', ['1']); // attached
   run();
   spawnSync('sleep', ['0.5']);
@@ -83,7 +83,8 @@ function storageWork(sshdPid: number, run: () => void): { dirReads: number; dirB
   let dirReads = 0;
   let dirBytes = 0;
   let opens = 0;
-  for (const line of fs.readFileSync(log, 'utf8').split('\n')) {
+  // Only what concerns the storage folder (-y names each descriptor's file), not ssh's own start-up.
+  for (const line of fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(root))) {
     const m = /getdents64\(.*\) = (\d+)/.exec(line);
     if (m) {
       dirReads++;
@@ -119,8 +120,8 @@ async function main() {
     const noChangePlain = med(Array.from({ length: RUNS }, () => rsync()));
     const noChangeTabula = med(Array.from({ length: RUNS }, () => tabula()));
     const sshdPid = Number(fs.readFileSync(path.join(path.dirname(sshd.identityFile), 'sshd.pid'), 'utf8'));
-    const idleTabula = storageWork(sshdPid, () => void tabula());
-    const idlePlain = storageWork(sshdPid, () => void rsync());
+    const idleTabula = storageWork(sshdPid, `${work}/tabula`, () => void tabula());
+    const idlePlain = storageWork(sshdPid, `${work}/plain`, () => void rsync());
     const changedPlain: Measured[] = [];
     const changedTabula: Measured[] = [];
     for (let i = 0; i < RUNS; i++) {
