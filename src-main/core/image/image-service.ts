@@ -15,6 +15,7 @@ import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
+import { transition } from '../runtime/state-machine';
 import { createExclusive, createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
 
 const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
@@ -99,11 +100,9 @@ export function createImageService(deps: ImageServiceDeps) {
   };
 
   function setState(to: ImageUpdateState, reason: string, patch: Partial<ImageUpdateStatus> = {}) {
-    const from = status.state;
-    const at = clock.now();
-    const durationMs = at - Date.parse(status.since);
-    status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : iso(at) };
-    deps.events.publish('image-state-changed', { from, to, reason, durationMs, status });
+    const t = transition(status, to, reason, clock.now(), patch);
+    status = t.status;
+    deps.events.publish('image-state-changed', { ...t.change, status });
   }
 
   function applyDeployments(d: DeploymentsStatus) {
