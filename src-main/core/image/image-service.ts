@@ -117,6 +117,8 @@ export function createImageService(deps: ImageServiceDeps) {
     // A frozen server (its data expired) is never "up to date", whatever the versions say.
     if (status.serverData && Date.parse(status.serverData.expires) <= clock.now()) return ['stale', staleReason(status.serverData.expires)];
     const current = status.booted?.version ?? 'unknown';
+    const failed = deployments?.failedBoot;
+    if (failed) return ['idle', `Version ${failed.version} failed to start; you're back on ${failed.bootedInstead}.`];
     if (status.available && !sameImage(status.available, status.booted)) return ['idle', `Version ${status.available.version} is available (running ${current}).`];
     return ['idle', status.lastCheckAt ? `Up to date: version ${current}.` : `Running version ${current}; not checked yet.`];
   }
@@ -157,7 +159,8 @@ export function createImageService(deps: ImageServiceDeps) {
       store.save(saved);
       status = { ...status, available, lastCheckAt: saved.lastCheckAt };
       const current = status.staged ?? status.booted;
-      const isNew = !!available && !sameImage(available, current);
+      // A version that failed to start here is not staged again (a newer one is).
+      const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
       if (isNew && (trigger === 'pull' || config().image.autoPull)) {
         setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
         const staged = await callHelper(['stage'], true);
