@@ -119,6 +119,20 @@ function findElectron(): string | null {
   return binary();
 }
 
+/**
+ * `tabula agent`, the user service. An unsafe runtime folder or socket will not fix itself: exit 78
+ * (EX_CONFIG), which the unit lists in RestartPreventExitStatus, instead of a restart every 5 s.
+ */
+async function runService(port: number) {
+  try {
+    await headless(port, true);
+  } catch (err) {
+    if (!(err instanceof TabulaError && err.code === 'unsafe-folder')) throw err;
+    console.error(`${err.message}\nThe Tabula agent does not start until this is fixed.`);
+    process.exit(78);
+  }
+}
+
 /** `npm start`: the tray as a client, with an agent in this process when none runs yet. */
 async function launch(port: number) {
   const electron = findElectron();
@@ -170,7 +184,7 @@ async function main(argv: string[]) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
   if (args.flags.has('--version')) return console.log('tabula 0.1.0');
   if (args.flags.has('--headless')) return void (await headless(port));
-  if (args.words.join(' ') === 'agent') return void (await headless(port, true));
+  if (args.words.join(' ') === 'agent') return runService(port);
   if (args.words.join(' ') === 'tray') return tray();
   if (args.flags.has('--launch')) return launch(port);
   if (args.words[0] === 'sync') return syncForeground(args, paths);

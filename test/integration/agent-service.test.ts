@@ -148,7 +148,7 @@ describe('tabula agent (the user service)', () => {
     let out = '';
     agent.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     const code = await new Promise((resolve) => agent.on('close', resolve));
-    expect(code).toBe(1);
+    expect(code).toBe(78); // the unit's RestartPreventExitStatus: restarting cannot fix this
     expect(out).toContain(`${socketPath()} is not this user's agent socket`);
     expect(fs.readFileSync(socketPath(), 'utf8')).toBe('not a socket');
 
@@ -163,5 +163,17 @@ describe('tabula agent (the user service)', () => {
     expect(r.stderr).toContain("is not this user's agent socket; Tabula sends nothing to it");
     expect(r.code).toBe(1);
     expect(received).toBe('');
+  });
+
+  it('does not start in a runtime folder others can write to, and says why (exit 78: systemd does not retry)', async () => {
+    fs.mkdirSync(path.dirname(socketPath()), { recursive: true });
+    fs.chmodSync(path.dirname(socketPath()), 0o777);
+    const agent = spawn(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'agent'], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    agent.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    expect(await new Promise((resolve) => agent.on('close', resolve))).toBe(78);
+    expect(out).toContain(`Tabula will not use ${path.dirname(socketPath())}: other users can write to it`);
+    expect(out).toContain('The Tabula agent does not start until this is fixed.');
+    expect(fs.existsSync(socketPath())).toBe(false);
   });
 });

@@ -110,6 +110,8 @@ describe('npm run package:deb', () => {
     const unit = fs.readFileSync(path.join(unpacked, 'usr/lib/systemd/user/tabula-agent.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\/usr\/bin\/tabula agent$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
+    // What `tabula agent` exits with when its runtime folder or socket is unsafe (agent-service.test.ts).
+    expect(unit).toMatch(/^RestartPreventExitStatus=78$/m);
     expect(unit).toMatch(/^WantedBy=default.target$/m);
     // No NoNewPrivileges: the agent reaches tabula-helper through pkexec, which is setuid.
     expect(unit).not.toMatch(/NoNewPrivileges|PrivateUsers/);
