@@ -72,7 +72,7 @@ export async function runPrefsCommand(argv: string[], runningAgent: () => Promis
   const client =
     (await runningAgent()) ??
     (() => {
-      agent = createAgent();
+      agent = createAgent({ features: ['prefs'] });
       return createInProcessClient(agent.router, agent.events);
     })();
   try {

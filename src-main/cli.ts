@@ -10,7 +10,7 @@ import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
 import { runPrefsCommand } from './cli-prefs';
 import { runImageCommand } from './cli-image';
-import { createAgent } from './core/agent';
+import { agentVersion, createAgent } from './core/agent';
 import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
 import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
@@ -182,7 +182,7 @@ async function main(argv: string[]) {
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
-  if (args.flags.has('--version')) return console.log('tabula 0.1.0');
+  if (args.flags.has('--version')) return console.log(`tabula ${agentVersion}`);
   if (args.flags.has('--headless')) return void (await headless(port));
   if (args.words.join(' ') === 'agent') return runService(port);
   if (args.words.join(' ') === 'tray') return tray();

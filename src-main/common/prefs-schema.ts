@@ -100,8 +100,13 @@ export const wifiProfileSchema = z.strictObject({
   security: z.enum(['open', 'wpa2-personal', 'wpa3-personal', 'wpa2-enterprise-peap']),
   /** PEAP/MSCHAPv2 identity; the password lives in the keyring. */
   identity: printable(255).optional(),
-  /** Absolute path to the CA certificate for enterprise networks. */
-  caCert: z.string().startsWith('/').max(4096).optional(),
+  /** Absolute path to the CA certificate for enterprise networks (it goes into NetworkManager's settings: one line). */
+  caCert: printable(4096).refine((v) => v.startsWith('/'), 'must be an absolute path').optional(),
+  /**
+   * PEAP without a CA certificate: the server is not checked, so anyone nearby can pose as the
+   * network and collect the password. Only by this explicit choice (GNOME: "No CA certificate is required").
+   */
+  noCaCertificate: z.literal(true).optional(),
   hidden: z.boolean().optional(),
   autoconnect: z.boolean(),
 });
@@ -122,6 +127,12 @@ export const wireguardProfileSchema = z.strictObject({
 export const networkProfileSchema = z.discriminatedUnion('kind', [wifiProfileSchema, wireguardProfileSchema]).superRefine((p, ctx) => {
   if (p.kind === 'wifi' && p.security === 'wpa2-enterprise-peap' && !p.identity) {
     ctx.addIssue({ code: 'custom', message: 'needs an identity (user name) for WPA2-Enterprise', path: ['identity'] });
+  }
+  if (p.kind === 'wifi' && p.security === 'wpa2-enterprise-peap' && !p.caCert && !p.noCaCertificate) {
+    ctx.addIssue({ code: 'custom', message: "needs a CA certificate to check the network's server, or the explicit choice not to check it (noCaCertificate)", path: ['caCert'] });
+  }
+  if (p.kind === 'wifi' && p.caCert && p.noCaCertificate) {
+    ctx.addIssue({ code: 'custom', message: 'names a CA certificate and also says not to check the server: choose one', path: ['noCaCertificate'] });
   }
 });
 export type NetworkProfile = z.infer<typeof networkProfileSchema>;

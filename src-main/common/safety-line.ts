@@ -81,7 +81,8 @@ export function safetyLine(s: AgentStatus, now: number, connected = true): Safet
   const staleTone: SafetyTone | null = age === null ? null : age > STALE_RED_MS ? 'danger' : age > STALE_AMBER_MS ? 'warn' : null;
   const last = b.lastSuccessAt ? `Last backup ${timeAgo(b.lastSuccessAt, now)}.` : 'Never backed up to this storage.';
   const backUp = { id: 'backup-now' as const, label: 'Back up now' };
-  const changes = (n: number) => plural(n, 'change');
+  // null: they could not be counted, which is not zero.
+  const changes = (n: number | null) => (n === null ? 'changes' : plural(n, 'change'));
 
   if (b.state === 'running') {
     const pct = b.progress ? ` ${b.progress.percent}%` : '';
@@ -148,7 +149,7 @@ export function safetyLine(s: AgentStatus, now: number, connected = true): Safet
       action: backUp,
     };
   }
-  if (b.queuedChanges > 0 && b.lastSuccessAt) {
+  if (b.queuedChanges !== null && b.queuedChanges > 0 && b.lastSuccessAt) {
     return {
       tone: 'info',
       icon: 'pending',

@@ -2,25 +2,43 @@
 // the CLI and the tests all get their agent from here.
 import fs from 'node:fs';
 import os from 'node:os';
-import type { AgentStatus, ConfigProblem, Handlers } from '../common/contract';
+import { version } from '../../package.json';
+import { methods, type AgentStatus, type ConfigProblem, type Handlers, type MethodName } from '../common/contract';
+import { TabulaError } from '../common/errors';
 import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
 import { loadConfig } from './config';
-import { readImageStatus } from './os-release';
-import { ensureRuntimeDir, ensureStateDir, resolvePaths, type Paths } from './paths';
-import { createSyncService } from './sync/service';
 import { createDesktopOpener, type DesktopOpener } from './desktop-open';
-import { createPrefsService } from './prefs/prefs-service';
-import { createFleetCommands } from './fleet/commands';
-import { createHelpdeskService } from './helpdesk/helpdesk-service';
+import { createFleetPlugin } from './fleet/plugin';
 import type { HomeSafety } from './helpdesk/home-safety';
 import { readIdentity } from './helpdesk/identity';
+import { createHelpdeskPlugin } from './helpdesk/plugin';
 import { createHelperClient, type HelperClient } from './image/helper-client';
-import { createImageService } from './image/image-service';
+import { createImagePlugin } from './image/plugin';
+import { readImageStatus } from './os-release';
+import { ensureRuntimeDir, ensureStateDir, resolvePaths, type Paths } from './paths';
+import { createPrefsPlugin } from './prefs/plugin';
 import type { Clock } from './runtime/clock';
+import { allFeatures, type FeatureName } from './runtime/plugin';
 import { realProbes, watchNetworkUp, type Probes } from './runtime/probes';
+import { createSyncPlugin } from './sync/plugin';
 
-export const agentVersion = '0.1.0';
+/** The one version: package.json's. */
+export const agentVersion: string = version;
+
+/** What a feature needs built beside it (the agent hands it ports onto these). */
+const needs: Record<FeatureName, FeatureName[]> = { sync: [], prefs: [], image: [], helpdesk: ['image', 'sync'], fleet: ['image', 'helpdesk'] };
+
+function withNeeds(wanted: readonly FeatureName[]): Set<FeatureName> {
+  const out = new Set<FeatureName>();
+  const add = (f: FeatureName) => {
+    if (out.has(f)) return;
+    out.add(f);
+    needs[f].forEach(add);
+  };
+  wanted.forEach(add);
+  return out;
+}
 
 export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
@@ -42,6 +60,11 @@ export interface AgentOptions {
   opener?: DesktopOpener;
   /** Reports network-up (default: `nmcli monitor`); returns a stop function. */
   watchNetwork?: (onUp: () => void) => () => void;
+  /**
+   * The features to build (default: all), with what they need. A command builds only its own:
+   * `tabula prefs` builds prefs alone, so it never starts a queued sync, pkexec or nmcli.
+   */
+  features?: readonly FeatureName[];
 }
 
 export interface Agent {
@@ -49,6 +72,8 @@ export interface Agent {
   router: Router;
   events: EventLog;
   status(): AgentStatus;
+  /** The features this agent was built with. */
+  features: ReadonlySet<FeatureName>;
   /** Cancels work in progress and waits for it to stop. */
   shutdown(): Promise<void>;
 }
@@ -68,77 +93,86 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     return loaded.config;
   };
   getConfig();
+
+  const want = withNeeds(opts.features ?? allFeatures);
+  const reportProblem = (message: string) => ownProblems.push({ file: paths.stateDir, message });
+  const systemConfig = () => loadConfig(paths, { systemOnly: true }).config;
+  const probes = opts.probes ?? realProbes;
   const opener = opts.opener ?? createDesktopOpener(opts.env);
 
-  const backup = createSyncService({
-    opener,
-    paths,
-    getConfig,
-    events,
-    now: opts.now,
-    autoStart: opts.autoStart,
-    probes: opts.probes ?? realProbes,
-    reportProblem: (message) => ownProblems.push({ file: paths.stateDir, message }),
-  });
-
-  const prefs = createPrefsService({ paths, env: opts.env, events, now: opts.now });
-  const stopWatchingDisplays = opts.watchDisplays ? prefs.watchDisplays() : () => undefined;
-  const systemConfig = () => loadConfig(paths, { systemOnly: true }).config;
-  const reportProblem = (message: string) => ownProblems.push({ file: paths.stateDir, message });
-  const image = createImageService({ paths, getSystemConfig: systemConfig, events, helper: opts.imageHelper ?? createHelperClient({ env: opts.env }), probes: opts.probes ?? realProbes, clock: opts.clock, reportProblem });
+  const sync = want.has('sync') ? createSyncPlugin({ opener, paths, getConfig, events, now: opts.now, autoStart: opts.autoStart, probes, reportProblem }) : null;
+  const prefs = want.has('prefs') ? createPrefsPlugin({ paths, env: opts.env, events, now: opts.now, watchDisplays: opts.watchDisplays }) : null;
+  const image = want.has('image')
+    ? createImagePlugin({
+        paths,
+        getSystemConfig: systemConfig,
+        events,
+        helper: opts.imageHelper ?? createHelperClient({ env: opts.env }),
+        probes,
+        clock: opts.clock,
+        reportProblem,
+        watchNetwork: opts.watchNetwork ?? watchNetworkUp,
+      })
+    : null;
   const identity = () => readIdentity(paths.root, systemConfig().fleet.machineClass);
-  const homeSafety = opts.homeSafety ?? backup;
-  const helpdesk = createHelpdeskService({
-    paths,
-    events,
-    image,
-    homeSafety,
-    identity,
-    clock: opts.clock,
-    lastBackupAt: () => backup.status().lastSuccessAt,
-    countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
-    opener,
-    // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
-    diagnostics: () => {
-      const loaded = loadConfig(paths);
-      const layer = (file: string) => {
-        try {
-          return { file, content: JSON.parse(fs.readFileSync(file, 'utf8')) as unknown };
-        } catch (err) {
-          return { file, problem: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message };
-        }
-      };
-      const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, ...(paths.extraConfigFile ? [paths.extraConfigFile] : [])];
-      return {
-        status: status(),
-        config: { effective: loaded.config, layers: files.map(layer), problems: loaded.problems },
-        prefs: safeCall(() => prefs.exportDoc()),
-        backupHistory: backup.history(20),
-        recentEvents: events.since(Math.max(0, events.lastId() - 100)).events.filter((e) => e.type !== 'backup-progress' && e.type !== 'image-progress'),
-        deployments: image.deployments(),
-        fleetCommands: fleet.history().slice(-20),
-      };
-    },
-  });
-  const fleet = createFleetCommands({
-    paths,
-    getSystemConfig: systemConfig,
-    identity,
-    events,
-    clock: opts.clock,
-    reportProblem,
-    actions: {
-      pull: async () => (image.pull(), 'Image check and pull started.'),
-      diagnostics: async () => `Diagnostics written to ${helpdesk.diagnostics().file}.`,
-      reimage: async (override) => (await helpdesk.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command')).reason,
-    },
-  });
-  void image.start();
-  fleet.start();
-  const stopNetworkWatch = (opts.watchNetwork ?? watchNetworkUp)(() => void image.networkUp());
+  const homeSafety: HomeSafety | null = opts.homeSafety ?? sync?.service ?? null;
+  const helpdesk =
+    want.has('helpdesk') && image && homeSafety
+      ? createHelpdeskPlugin({
+          paths,
+          events,
+          image: image.service,
+          homeSafety,
+          identity,
+          clock: opts.clock,
+          lastBackupAt: () => sync?.status().lastSuccessAt ?? null,
+          countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
+          opener,
+          // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
+          diagnostics: (): object => {
+            const loaded = loadConfig(paths);
+            const layer = (file: string) => {
+              try {
+                return { file, content: JSON.parse(fs.readFileSync(file, 'utf8')) as unknown };
+              } catch (err) {
+                return { file, problem: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message };
+              }
+            };
+            const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, ...(paths.extraConfigFile ? [paths.extraConfigFile] : [])];
+            return {
+              status: safeCall(() => status()),
+              config: { effective: loaded.config, layers: files.map(layer), problems: loaded.problems },
+              prefs: prefs ? safeCall(() => prefs.service.exportDoc()) : { problem: 'The preferences feature is not running here.' },
+              backupHistory: sync?.service.history(20) ?? [],
+              recentEvents: events.since(Math.max(0, events.lastId() - 100)).events.filter((e) => e.type !== 'backup-progress' && e.type !== 'image-progress'),
+              deployments: image.service.deployments(),
+              fleetCommands: fleet?.service.history().slice(-20) ?? [],
+            };
+          },
+        })
+      : null;
+  const fleet =
+    want.has('fleet') && image && helpdesk && homeSafety
+      ? createFleetPlugin({
+          paths,
+          getSystemConfig: systemConfig,
+          identity,
+          events,
+          clock: opts.clock,
+          reportProblem,
+          actions: {
+            pull: async () => (image.service.pull(), 'Image check and pull started.'),
+            diagnostics: async () => `Diagnostics written to ${helpdesk.service.diagnostics().file}.`,
+            reimage: async (override) =>
+              (await helpdesk.service.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command')).reason,
+          },
+        })
+      : null;
+  const plugins = [sync, prefs, image, helpdesk, fleet].filter((p) => p !== null);
 
   const status = (): AgentStatus => {
-    const backupStatus = backup.status(); // re-reads config
+    if (!sync || !image) throw new TabulaError('not-running', 'The whole status needs the sync and image features, which this command did not start.');
+    const backupStatus = sync.status(); // re-reads config
     return {
       hostname: os.hostname(),
       agentVersion,
@@ -149,54 +183,28 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     };
   };
 
-  const handlers: Handlers = {
+  const served: Partial<Record<MethodName, unknown>> = {
     'status.get': () => status(),
-    'backup.start': ({ force }) => backup.start(force),
-    'backup.cancel': () => backup.cancel(),
-    'backup.pause': () => backup.pause(),
-    'backup.resume': () => backup.resume(),
-    'backup.settings': (s) => backup.settings(s),
-    'conflicts.resolve': ({ path, keep }) => backup.resolveConflict(path, keep),
-    'conflicts.open': ({ path, side, reveal }) => backup.openConflict(path, side, reveal),
-    'versions.list': ({ path }) => backup.versions(path),
-    'versions.restore': ({ path, at, to }) => backup.restore(path, at, to),
-    'backup.history': ({ limit }) => backup.history(limit),
-    'events.since': ({ after }) => events.since(after),
-    'prefs.get': () => prefs.get(),
-    'prefs.set': ({ key, value }) => prefs.set(key, value),
-    'prefs.export': () => prefs.exportDoc(),
-    'prefs.import': ({ doc }) => prefs.importDoc(doc),
-    'prefs.state': () => prefs.state(),
-    'prefs.apply': ({ dryRun, areas }) => prefs.apply(dryRun, areas),
-    'prefs.saveDisplayProfile': ({ profile }) => prefs.saveDisplayProfile(profile),
-    'prefs.saveNetworkProfile': ({ profile, secret }) => prefs.saveNetworkProfile(profile, secret),
-    'image.status': () => image.status(),
-    'image.check': () => image.check(),
-    'image.pull': () => image.pull(),
-    'image.rollback': () => image.rollback(),
-    'helpdesk.plan': () => helpdesk.plan(),
-    'helpdesk.reimage': (args) => helpdesk.reimage(args),
-    'helpdesk.cancelReimage': () => helpdesk.cancel(),
-    'helpdesk.diagnostics': () => helpdesk.diagnostics(),
-    'helpdesk.showDiagnostics': () => helpdesk.showDiagnostics(),
-    'fleet.poll': async () => ({ record: await fleet.poll() }),
+    'events.since': ({ after }: { after: number }) => events.since(after),
   };
-  const router = createRouter(handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
+  for (const p of plugins) Object.assign(served, p.handlers);
+  // A method of a feature this agent was not built with answers so, by name.
+  for (const m of Object.keys(methods) as MethodName[]) {
+    served[m] ??= () => {
+      throw new TabulaError('not-running', `${m} is not served here: this command started only ${[...want].join(', ')}.`);
+    };
+  }
+  const router = createRouter(served as Handlers, opts.logBug ?? ((err) => console.error('tabula: internal error:', err)));
+  for (const p of plugins) p.start();
 
   return {
     paths,
     router,
     events,
     status,
+    features: want,
     async shutdown() {
-      backup.dispose();
-      stopWatchingDisplays();
-      backup.cancel();
-      image.stop();
-      fleet.stop();
-      stopNetworkWatch();
-      helpdesk.stop();
-      await Promise.all([backup.whenIdle(), image.whenIdle()]);
+      await Promise.all(plugins.map((p) => p.stop()));
     },
   };
 }

@@ -2,7 +2,7 @@
 // service (over $XDG_RUNTIME_DIR/tabula/agent.sock). Closing the window, quitting or crashing the
 // tray stops nothing: the agent keeps syncing and queueing. Every window is sandboxed, isolated,
 // without Node, and may not navigate or open other windows.
-import { app, BrowserWindow, ipcMain, Notification, session } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Notification, session } from 'electron';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { emptyNotifyMemory, nextNotification } from '../common/safety-line';
@@ -61,7 +61,11 @@ void app.whenReady().then(() => {
     else if (action === 'backup-now') void agent.router.handle('backup.start', {});
     else if (action === 'cancel-backup') void agent.router.handle('backup.cancel', {});
     else if (action === 'resume') void agent.router.handle('backup.resume', {});
-    else if (action === 'restart-to-update') execFile('systemctl', ['reboot'], () => {}); // logind asks polkit
+    else if (action === 'restart-to-update')
+      // logind asks polkit; when the request fails (refused, no logind), the person is told, not left waiting.
+      execFile('systemctl', ['reboot'], (err, _stdout, stderr) => {
+        if (err) dialog.showErrorBox('The computer did not restart', `${String(stderr).trim().split('\n')[0] || err.message}\n\nThe update is staged: restart from the system menu to finish it.`);
+      });
     else if (action === 'quit') app.exit(0); // the tray only: the agent is the user's service
   });
   // Desktop notifications: once a day while backups are stale, once per new decision (common/safety-line.ts).

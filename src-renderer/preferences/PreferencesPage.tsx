@@ -229,7 +229,7 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
   const view = useStore(store, (s) => s.view);
   const busy = useStore(store, (s) => s.busy !== null);
   const saved = view?.effective.network.profiles ?? [];
-  const [form, setForm] = useState({ name: '', ssid: '', security: 'wpa2-personal', identity: '', password: '' });
+  const [form, setForm] = useState({ name: '', ssid: '', security: 'wpa2-personal', identity: '', caCert: '', noCaCertificate: false, password: '' });
   const locked = !!view?.locks['network.profiles'];
   const candidate = {
     kind: 'wifi',
@@ -237,11 +237,11 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
     ssid: form.ssid,
     security: form.security,
     autoconnect: true,
-    ...(form.security === 'wpa2-enterprise-peap' ? { identity: form.identity } : {}),
+    ...(form.security === 'wpa2-enterprise-peap' ? { identity: form.identity, ...(form.caCert ? { caCert: form.caCert } : {}), ...(form.noCaCertificate ? { noCaCertificate: true } : {}) } : {}),
   };
   const parsed = networkProfileSchema.safeParse(candidate);
   const issue = parsed.error?.issues[0];
-  let problem = form.ssid && issue ? `${issue.path.join('.') === 'ssid' ? 'The network name' : issue.path.join('.') || 'The profile'} ${issue.message}.` : null;
+  let problem = form.ssid && issue ? `${issue.path.join('.') === 'ssid' ? 'The network name' : issue.path.join('.') === 'caCert' ? 'WPA2 Enterprise' : issue.path.join('.') || 'The profile'} ${issue.message}.` : null;
   if (!problem && form.security !== 'open' && form.password) {
     problem = form.security === 'wpa2-enterprise-peap' ? null : pskProblem(form.password);
   }
@@ -281,9 +281,19 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
           </select>
         </label>{' '}
         {form.security === 'wpa2-enterprise-peap' && (
-          <label>
-            User name <input aria-label="User name" value={form.identity} onChange={(e) => setForm({ ...form, identity: e.target.value })} />
-          </label>
+          <>
+            <label>
+              User name <input aria-label="User name" value={form.identity} onChange={(e) => setForm({ ...form, identity: e.target.value })} />
+            </label>{' '}
+            <label>
+              CA certificate{' '}
+              <input aria-label="CA certificate" placeholder="/etc/ssl/certs/…" value={form.caCert} disabled={form.noCaCertificate} onChange={(e) => setForm({ ...form, caCert: e.target.value })} />
+            </label>{' '}
+            <label>
+              <input type="checkbox" checked={form.noCaCertificate} onChange={(e) => setForm({ ...form, noCaCertificate: e.target.checked, caCert: '' })} /> No CA certificate is required (the network
+              is not checked: anyone nearby could pose as it)
+            </label>
+          </>
         )}{' '}
         {form.security !== 'open' && (
           <label>
@@ -297,7 +307,7 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
         <button
           disabled={busy || locked || !ready}
           onClick={async () => {
-            if (await store.getState().saveNetworkProfile(parsed.data!, form.security === 'open' ? undefined : form.password)) setForm({ name: '', ssid: '', security: form.security, identity: '', password: '' });
+            if (await store.getState().saveNetworkProfile(parsed.data!, form.security === 'open' ? undefined : form.password)) setForm({ name: '', ssid: '', security: form.security, identity: '', caCert: '', noCaCertificate: false, password: '' });
           }}
         >
           Save network

@@ -97,6 +97,23 @@ test('a Wi-Fi password that is too short is caught in the form; nothing is saved
   expect(fs.existsSync(path.join(sandbox.env.XDG_CONFIG_HOME!, 'tabula/prefs.json'))).toBe(false);
 });
 
+test('WPA2 Enterprise without a CA certificate needs the explicit "not checked" choice in the form', async ({ page, agent }) => {
+  await openPreferences(page, agent, 'Network');
+  const panel = page.getByRole('tabpanel', { name: 'Network' });
+  await panel.getByLabel('Network name (SSID)').fill('CorpNet');
+  await panel.getByLabel('Security').selectOption('wpa2-enterprise-peap');
+  await panel.getByLabel('User name').fill('ann');
+  await panel.getByLabel('Password').fill('a password');
+  await expect(panel).toContainText("WPA2 Enterprise needs a CA certificate to check the network's server");
+  await expect(panel.getByRole('button', { name: 'Save network' })).toBeDisabled();
+  await panel.getByLabel(/No CA certificate is required/).check();
+  await expect(panel.getByLabel('CA certificate', { exact: true })).toBeDisabled();
+  await expect(panel.getByRole('button', { name: 'Save network' })).toBeEnabled();
+  await panel.getByLabel(/No CA certificate is required/).uncheck();
+  await panel.getByLabel('CA certificate', { exact: true }).fill('/etc/ssl/certs/ca-certificates.crt');
+  await expect(panel.getByRole('button', { name: 'Save network' })).toBeEnabled();
+});
+
 test('a key locked by the fleet is shown locked with the reason', async ({ page, sandbox }) => {
   fs.mkdirSync(path.join(sandbox.env.TABULA_ROOT!, 'etc/tabula'), { recursive: true });
   fs.writeFileSync(path.join(sandbox.env.TABULA_ROOT!, 'etc/tabula/prefs.json'), JSON.stringify({ locked: { 'printers.default': 'All printing goes through the secure queue.' } }));

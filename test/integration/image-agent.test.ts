@@ -191,7 +191,8 @@ describe('signed fleet commands', () => {
     command('diagnostics');
     const cmdFile = path.join(fleet.serverDir, 'commands', `${testMachineId}.json`);
     fs.writeFileSync(cmdFile, fs.readFileSync(cmdFile, 'utf8').replace('"diagnostics"', '"reimage"'));
-    expect((await json(['fleet', 'poll'])).value.outcome).toBe('rejected');
+    // Logged as what it claimed to be: a rejected reimage, not a pull.
+    expect((await json(['fleet', 'poll'])).value).toMatchObject({ outcome: 'rejected', verb: 'reimage' });
   });
 
   it('a remote reimage is refused while the home has files not on the storage', async () => {

@@ -30,8 +30,21 @@ afterEach(() => fleet.dispose());
 /** The helper's own code, called in-process (this test runs as root, as the helper does). */
 const inProcessHelper = (root: string): HelperClient => ({ run: (args, onProgress) => runHelperVerb(parseHelperArgs(args), root, onProgress) });
 
-function setup() {
+function setup(opts: { checkGate?: Promise<void>; calls?: string[][] } = {}) {
   const clock = createFakeClock();
+  const real = inProcessHelper(fleet.root);
+  // The real helper, with the first `status --check` held at a gate when the test gives one.
+  const helper: HelperClient = {
+    run: async (args, onProgress) => {
+      opts.calls?.push(args);
+      if (args.includes('--check') && opts.checkGate) {
+        const gate = opts.checkGate;
+        opts.checkGate = undefined;
+        await gate;
+      }
+      return real.run(args, onProgress);
+    },
+  };
   const fakePower: PowerState = { batteryPercent: 12, charging: false };
   const paths = resolvePaths({ HOME: path.join(fleet.dir, 'home'), TABULA_ROOT: fleet.root });
   const events = createEventLog(1000, () => new Date(clock.now()));
@@ -41,7 +54,7 @@ function setup() {
     paths,
     getSystemConfig: () => loadConfig(paths, { systemOnly: true }).config,
     events,
-    helper: inProcessHelper(fleet.root),
+    helper,
     probes: { power: async () => ({ ...fakePower }), metered: async () => false },
     clock,
     random: () => 0.5,
@@ -97,6 +110,30 @@ describe('image service on a schedule', () => {
     const backoff = Date.parse(service.status().nextCheckAt!) - clock.now();
     expect(backoff).toBeGreaterThanOrEqual(2.5 * 60_000);
     expect(backoff).toBeLessThanOrEqual(5 * 60_000);
+    service.stop();
+  });
+
+  it('a scheduled check that comes due during a pull waits for it, and the schedule keeps going', async () => {
+    let open!: () => void;
+    const calls: string[][] = [];
+    const { clock, fakePower, service } = setup({ checkGate: new Promise<void>((r) => (open = r)), calls });
+    fakePower.batteryPercent = null;
+    await service.start();
+    const t = fleet.makeTree('v2', '2.0', 20);
+    fs.writeFileSync(path.join(t, 'usr/share/data/d0/f0.bin'), 'new\n');
+    publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+
+    expect(service.pull()).toEqual({ started: true });
+    await until(() => calls.some((c) => c.includes('--check')), 'the pull to ask for the current version');
+    // The scheduled check comes due while the pull still waits on the server.
+    await clock.advance(30 * 60_000);
+    open();
+    await until(() => calls.filter((c) => c.includes('--check')).length === 2, 'the scheduled check after the pull');
+    await service.whenIdle();
+    expect(service.status()).toMatchObject({ state: 'staged', staged: { version: '2.0' } });
+    // The schedule is still armed: the next check is 6 h plus the offset away, not in the past.
+    expect(clock.pending()).toBe(1);
+    expect(Date.parse(service.status().nextCheckAt!) - clock.now()).toBe(6.5 * 3600_000);
     service.stop();
   });
 });

@@ -8,6 +8,7 @@ import { createInProcessClient } from '../../src-main/common/clients';
 import type { ApiClient, BackupRun, BackupState } from '../../src-main/common/contract';
 import { createAgent, type Agent } from '../../src-main/core/agent';
 import { resolvePaths } from '../../src-main/core/paths';
+import { startCupsd } from '../fixtures/cupsd';
 import { createSandbox, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
 import { readTree } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
@@ -94,6 +95,75 @@ describe('offline queue', () => {
     const second = agentWith();
     await waitState(second.agent, 'idle');
     expect(fs.readFileSync(path.join(remote(), 'notes.txt'), 'utf8')).toBe('offline work');
+  });
+
+  it('`tabula prefs apply` with no agent running (the login autostart) leaves a queued backup queued', async () => {
+    await sshd.stop();
+    write('draft.txt', 'written offline');
+    const first = agentWith();
+    const failed = nextFinished(first.client);
+    await first.client.call('backup.start', {});
+    expect((await failed).error?.code).toBe('storage-unreachable');
+    await first.agent.shutdown();
+    const queueFile = path.join(first.agent.paths.stateDir, 'queue.json');
+    const historyFile = path.join(first.agent.paths.stateDir, 'history.json');
+    expect(JSON.parse(fs.readFileSync(queueFile, 'utf8')).requests).toEqual([expect.objectContaining({ reason: 'manual' })]);
+
+    // The storage answers again; then the session's autostart runs the command before any agent.
+    await sshd.start();
+    // RECORDING shims (they log and fail): the command must not ask tabula-helper or follow NetworkManager.
+    const shims = path.join(sb.dir, 'shims');
+    fs.mkdirSync(shims);
+    const calls = path.join(sb.dir, 'shim-calls.log');
+    for (const tool of ['pkexec', 'nmcli']) fs.writeFileSync(path.join(shims, tool), `#!/bin/sh\necho "${tool} $*" >> '${calls}'\nexit 1\n`, { mode: 0o755 });
+    sb.env.PATH = `${shims}:${process.env.PATH}`;
+    // A real cupsd, and a saved default printer: the login applies it, as it does every day.
+    const cups = await startCupsd();
+    try {
+      cups.addQueue('front-desk', 'ipp://10.77.0.20/ipp/print');
+      Object.assign(sb.env, cups.env);
+      expect((await sb.cli(['prefs', 'set', 'printers.default', 'ipp://10.77.0.20/ipp/print'])).code).toBe(0);
+      const login = await sb.cli(['prefs', 'apply']);
+      expect(login.stdout).toMatch(/Applied +Default printer/);
+      expect(login.code).toBe(0);
+    } finally {
+      await cups.stop();
+    }
+
+    expect(JSON.parse(fs.readFileSync(queueFile, 'utf8')).requests).toEqual([expect.objectContaining({ reason: 'manual' })]);
+    expect(JSON.parse(fs.readFileSync(historyFile, 'utf8'))).toHaveLength(1); // only the offline attempt: the command synced nothing
+    const called = fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : '';
+    expect(called).not.toMatch(/^pkexec/m);
+    expect(called).not.toMatch(/^nmcli monitor/m);
+
+    // The queued backup is still there for the agent, which runs it by itself.
+    const second = agentWith();
+    await waitState(second.agent, 'idle');
+    expect(fs.readFileSync(path.join(remote(), 'draft.txt'), 'utf8')).toBe('written offline');
+  });
+
+  it('a cancelled run leaves its request queued; only a completed run answers it', async () => {
+    await sshd.stop();
+    write('a.txt', 'a');
+    const { agent, client } = agentWith(false);
+    const failed = nextFinished(client);
+    await client.call('backup.start', {});
+    await failed;
+    const queueFile = path.join(agent.paths.stateDir, 'queue.json');
+    await sshd.start();
+    // Stop the next run at once, as a shutdown does.
+    const cancelled = nextFinished(client);
+    const off = client.subscribe((e) => {
+      if (e.type === 'backup-state-changed' && e.data.to === 'running') void client.call('backup.cancel', {});
+    });
+    await client.call('backup.start', {});
+    expect((await cancelled).outcome).toBe('cancelled');
+    off();
+    expect(JSON.parse(fs.readFileSync(queueFile, 'utf8')).requests.map((r: { reason: string }) => r.reason)).toEqual(['manual', 'manual']);
+    const done = nextFinished(client);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    expect(JSON.parse(fs.readFileSync(queueFile, 'utf8')).requests).toEqual([]);
   });
 
   it('finishes the job after the agent is killed mid-run (SIGKILL), with no stale lock', async () => {

@@ -111,4 +111,26 @@ describe('update scheduler', () => {
   it('the back-off never exceeds its cap', () => {
     expect(nextCheckDelay(policy, 30, () => 1)).toBe(6 * H);
   });
+
+  it('re-arms even when the run throws before it returns a promise (an exclusive run refused at once)', async () => {
+    const clock = createFakeClock();
+    const s = createUpdateScheduler({
+      clock,
+      random: () => 0.5,
+      policy: () => policy,
+      probes: { power: async () => ({ batteryPercent: null, charging: false }), metered: async () => false },
+      run: () => {
+        throw new Error('refused synchronously');
+      },
+    });
+    s.start();
+    await clock.advance(30 * 60_000);
+    expect(s.state().failures).toBe(1);
+    expect(clock.pending()).toBe(1);
+    // Backing off (5 min, jittered to 3.75 with random 0.5), then again, longer.
+    expect(s.state().nextCheckAt).toBe(clock.now() + 3.75 * 60_000);
+    await clock.advance(3.75 * 60_000);
+    expect(s.state()).toMatchObject({ failures: 2, nextCheckAt: clock.now() + 7.5 * 60_000 });
+    s.stop();
+  });
 });

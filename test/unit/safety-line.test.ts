@@ -31,6 +31,12 @@ describe('safety line', () => {
     expect(l.sentence + l.detail).not.toContain('Offline');
   });
 
+  it('waiting for storage with changes that could not be counted says so, never "0 changes"', () => {
+    const l = safetyLine(status({ state: 'offline', queuedChanges: null, reason: 'Waiting for storage — changes queued (how many cannot be told now). The storage nas.example cannot be reached right now (connection refused).' }), now);
+    expect(l.sentence).toBe('Waiting for storage — changes queued');
+    expect(l.detail).toBe('The storage nas.example cannot be reached right now (connection refused). Last backup 2 min ago.');
+  });
+
   it('local copy only: the built-in folder on the same disk is amber, never "Safe"', () => {
     const l = safetyLine(status({ localOnly: true, storage: '/home/ann/.local/share/tabula/storage' }), now);
     expect(l).toMatchObject({ tone: 'warn', icon: 'local-only', sentence: 'Local copy only — no network storage configured' });

@@ -1,6 +1,7 @@
 // Contract for OS images (issue 4): update status, check/pull/rollback, helpdesk reimage and the
 // signed fleet commands. Spread into `methods` and `EventPayloads` in contract/index.ts.
 import { z } from 'zod';
+import { method, noArgs } from './method';
 import type { ErrorInfo } from '../errors';
 
 export type ImageBackendKind = 'none' | 'ostree' | 'rsync-tree';
@@ -110,14 +111,13 @@ export interface ReimageStatus {
 
 export interface FleetCommandRecord {
   nonce: string;
-  verb: 'reimage' | 'pull' | 'diagnostics';
+  /** What the command said it was; 'unknown' for a rejected one that did not say (or said nonsense). */
+  verb: 'reimage' | 'pull' | 'diagnostics' | 'unknown';
   receivedAt: string;
   outcome: 'done' | 'refused' | 'failed' | 'rejected';
   message: string;
 }
 
-const method = <R>() => <A extends z.ZodType>(args: A): { args: A; result?: R } => ({ args });
-const noArgs = z.object({}).strict();
 
 export const imageMethods = {
   'image.status': method<ImageUpdateStatus>()(noArgs),
@@ -126,6 +126,9 @@ export const imageMethods = {
   /** Downloads, verifies and stages the available version; resolves when it started. */
   'image.pull': method<{ started: boolean }>()(noArgs),
   'image.rollback': method<ImageUpdateStatus>()(noArgs),
+};
+
+export const helpdeskMethods = {
   'helpdesk.plan': method<ReimagePlan>()(noArgs),
   /** Starts the countdown. `override` only with `acknowledgedCount` = the number of unsynced files shown. */
   'helpdesk.reimage': method<ReimageStatus>()(
@@ -136,6 +139,9 @@ export const imageMethods = {
   'helpdesk.diagnostics': method<{ file: string; text: string }>()(noArgs),
   /** Opens the diagnostics folder in the file manager (the window has no file access of its own). */
   'helpdesk.showDiagnostics': method<{ opened: string }>()(noArgs),
+};
+
+export const fleetMethods = {
   'fleet.poll': method<{ record: FleetCommandRecord | null }>()(noArgs),
 };
 

@@ -2,8 +2,9 @@
 // Every method has an argument schema (validated at the boundary) and a result type; every event
 // has a type and a payload. A method added here is served by every transport.
 import { z } from 'zod';
-import { imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './image';
+import { fleetMethods, helpdeskMethods, imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './image';
 import type { ErrorInfo } from '../errors';
+import { method, noArgs } from './method';
 import { prefsMethods, type PrefsEventPayloads } from './prefs';
 
 // ---- Domain types ---------------------------------------------------------------------------
@@ -104,7 +105,8 @@ export interface BackupStatus {
   localOnly: boolean;
   paused: boolean;
   /** Changes in the home not yet on the storage (known when offline or after a failed run). */
-  queuedChanges: number;
+  /** Changes in the home not on the storage yet; null when they could not be counted (not zero). */
+  queuedChanges: number | null;
   /** When the next attempt runs by itself (offline retry or schedule). */
   nextAttemptAt: string | null;
   conflicts: ConflictInfo[];
@@ -143,16 +145,8 @@ export type AgentEvent = { [T in EventType]: { id: number; at: string; type: T; 
 
 // ---- Methods --------------------------------------------------------------------------------
 
-interface MethodSpec<A extends z.ZodType, R> {
-  args: A;
-  /** Phantom: carries the result type only. */
-  result?: R;
-}
-const method = <R>() => <A extends z.ZodType>(args: A): MethodSpec<A, R> => ({ args });
-const noArgs = z.object({}).strict();
-
-export const methods = {
-  'status.get': method<AgentStatus>()(noArgs),
+/** The home sync's part of the contract. */
+export const syncMethods = {
   /** Queues a sync and starts it when the storage is reachable; `force` overrides the safety refusals. */
   'backup.start': method<{ queued: boolean; requestedAt: string }>()(z.object({ force: z.boolean().optional() }).strict()),
   'backup.cancel': method<{ cancelled: boolean }>()(noArgs),
@@ -171,12 +165,24 @@ export const methods = {
     z.object({ path: z.string().min(1), at: z.string().datetime({ offset: true }).optional(), to: z.string().min(1).optional() }).strict(),
   ),
   'backup.history': method<BackupRun[]>()(z.object({ limit: z.number().int().min(1).max(1000).optional() }).strict()),
+};
+
+/** The agent's own methods: the whole status, and the event stream. */
+export const agentMethods = {
+  'status.get': method<AgentStatus>()(noArgs),
   /** Events after id `after`; `complete: false` means some were dropped: refetch the whole state. */
   'events.since': method<{ events: AgentEvent[]; complete: boolean }>()(
     z.object({ after: z.number().int().min(0) }).strict(),
   ),
+};
+
+export const methods = {
+  ...agentMethods,
+  ...syncMethods,
   ...prefsMethods,
   ...imageMethods,
+  ...helpdeskMethods,
+  ...fleetMethods,
 };
 
 export type MethodName = keyof typeof methods;

@@ -1,11 +1,9 @@
 // Preferences in the contract: the stored view (with sources and fleet locks), the current state
 // of printers, displays and network next to it, and per-item apply reports.
 import { z } from 'zod';
+import { method } from './method';
 import { displayProfileSchema, networkProfileSchema, type PrefKey, type Prefs, type PrinterOptions, type UserPrefsFile } from '../prefs-schema';
 
-// The same phantom-typed helper as contract/index.ts, repeated so this file does not import it
-// (which spreads prefsMethods: a cycle would leave one of them undefined at load time).
-const method = <R>() => <A extends z.ZodType>(args: A): { args: A; result?: R } => ({ args });
 
 export type PrefLeaf = Extract<PrefKey, `${string}.${string}`>;
 /** Where the value in use came from. */

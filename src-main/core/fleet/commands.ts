@@ -63,7 +63,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
       writeFileAtomic(noncesFile, JSON.stringify(value, null, 1) + '\n', 0o600);
     },
   };
-  const log = createJsonStore(path.join(deps.paths.stateDir, 'fleet-commands.json'), z.array(z.object({ nonce: z.string(), verb: z.enum(['reimage', 'pull', 'diagnostics']), receivedAt: z.string(), outcome: z.enum(['done', 'refused', 'failed', 'rejected']), message: z.string() })), () => []);
+  const log = createJsonStore(path.join(deps.paths.stateDir, 'fleet-commands.json'), z.array(z.object({ nonce: z.string(), verb: z.enum(['reimage', 'pull', 'diagnostics', 'unknown']), receivedAt: z.string(), outcome: z.enum(['done', 'refused', 'failed', 'rejected']), message: z.string() })), () => []);
   const logProblem = log.load().problem;
   if (logProblem) deps.reportProblem?.(`Fleet commands: ${logProblem}`);
   try {
@@ -72,6 +72,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     deps.reportProblem?.(`Fleet commands: ${(err as Error).message}`);
   }
   let timer: unknown = null;
+  let stopped = true;
 
   function record(r: FleetCommandRecord): FleetCommandRecord {
     log.save([...log.load().value, r].slice(-200));
@@ -130,8 +131,11 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     try {
       cmd = accept(bytes, sig);
     } catch (err) {
-      const nonce = /"nonce"\s*:\s*"([0-9a-f]{32})"/.exec(bytes.toString('utf8'))?.[1] ?? 'unknown';
-      return recordRejection(nonce, 'pull', receivedAt, toErrorInfo(err).message);
+      const text = bytes.toString('utf8');
+      const nonce = /"nonce"\s*:\s*"([0-9a-f]{32})"/.exec(text)?.[1] ?? 'unknown';
+      // Logged as what it claimed to be (untrusted, so nothing ran), never as a pull it was not.
+      const verb = (/"verb"\s*:\s*"(reimage|pull|diagnostics)"/.exec(text)?.[1] ?? 'unknown') as FleetCommandRecord['verb'];
+      return recordRejection(nonce, verb, receivedAt, toErrorInfo(err).message);
     }
     let seen: Record<string, string>;
     try {
@@ -158,6 +162,8 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   }
 
   const arm = () => {
+    // A poll that was under way when the feature stopped must not start the timer again.
+    if (stopped) return;
     const minutes = deps.getSystemConfig().fleet.commandPollMinutes;
     timer = clock.setTimeout(() => {
       poll()
@@ -170,9 +176,11 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     poll,
     history: () => log.load().value,
     start() {
+      stopped = false;
       if (deps.getSystemConfig().fleet.url) arm();
     },
     stop() {
+      stopped = true;
       if (timer !== null) clock.clearTimeout(timer);
       timer = null;
     },

@@ -15,7 +15,7 @@ import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
-import { createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
+import { createExclusive, createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
 
 const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
 const savedSchema = z.object({ lastCheckAt: z.string().nullable(), available: depSchema, lastPullBytes: z.number().nullable() });
@@ -56,7 +56,6 @@ export function createImageService(deps: ImageServiceDeps) {
   if (loaded.problem) deps.reportProblem?.(`Image state: ${loaded.problem}`);
   let saved = loaded.value;
   let deployments: DeploymentsStatus | null = null;
-  let busy: Promise<unknown> | null = null;
   // The signed fleet policy, refreshed before every check; it can set the channel and the schedule.
   let policy: FleetPolicy | null = null;
   let policyProblem: string | null = null;
@@ -195,14 +194,9 @@ export function createImageService(deps: ImageServiceDeps) {
   // The first read of the deployments (start) must land before anything that changes them.
   let ready: Promise<void> = Promise.resolve();
 
-  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (busy) throw new TabulaError('already-running', 'An image check or update is already running.', { retryable: true });
-    const p = ready.then(fn).finally(() => {
-      busy = null;
-    });
-    busy = p;
-    return p;
-  }
+  // Check, pull, rollback and reimage run one at a time; one asked for meanwhile waits its turn.
+  const queue = createExclusive();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => queue.run(() => ready.then(fn));
 
   return {
     status(): ImageUpdateStatus {
@@ -226,7 +220,6 @@ export function createImageService(deps: ImageServiceDeps) {
       scheduler.start();
     },
     async check(): Promise<ImageUpdateStatus> {
-      if (busy) throw new TabulaError('already-running', 'An image check or update is already running.', { retryable: true });
       await scheduler.requestNow();
       return this.status();
     },
@@ -257,9 +250,7 @@ export function createImageService(deps: ImageServiceDeps) {
       return this.status();
     },
     networkUp: () => scheduler.networkUp(saved.lastCheckAt ? Date.parse(saved.lastCheckAt) : null),
-    async whenIdle() {
-      while (busy) await busy.catch(() => {});
-    },
+    whenIdle: () => queue.whenIdle(),
     stop: () => scheduler.stop(),
   };
 }

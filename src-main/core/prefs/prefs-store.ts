@@ -52,6 +52,9 @@ const fleetFileSchema = z.strictObject({
 const migrations: Record<number, (doc: Record<string, unknown>) => Record<string, unknown>> = {
   1: (doc) => {
     const { defaultPrinterUri, printerOptions, ...rest } = doc;
+    // Version 1 had no "printers": left as it is, so the version 2 schema checks it (and refuses
+    // whatever does not fit) instead of it being replaced without a word.
+    if ('printers' in rest) return { ...doc, version: 2 };
     const options = Object.entries((printerOptions as Record<string, unknown> | undefined) ?? {}).map(([uri, options]) => ({ printer: { uri }, options }));
     return {
       ...rest,
@@ -254,6 +257,12 @@ export function createPrefsStore({ paths }: PrefsStoreOptions) {
       const k = requireKey(key);
       const current = view();
       let doc = current.user;
+      if (leavesOf(k)[0] !== k && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        // A whole section: every field must be one of its keys, or it would be dropped without a word.
+        const fields = leavesOf(k).map((l) => l.split('.')[1]!);
+        const unknown = Object.keys(value).find((f) => !fields.includes(f));
+        if (unknown !== undefined) throw new TabulaError('invalid-argument', `"${k}" has no field "${unknown.slice(0, 80)}" (it has ${fields.join(', ')}). Nothing was changed.`);
+      }
       for (const leaf of leavesOf(k)) {
         const lock = current.locks[leaf];
         if (lock) throw new TabulaError('pref-locked', `"${leaf}" is set by your organisation and cannot be changed here: ${lock}`);

@@ -37,6 +37,32 @@ export function nextCheckDelay(policy: SchedulePolicy, failures: number, random:
   return Math.round(policy.intervalMs + random() * policy.windowMs);
 }
 
+const noBattery: PowerState = { batteryPercent: null, charging: false };
+
+export interface Exclusive {
+  /** Runs fn after every run asked for before it: a run that comes while another runs waits its turn, it is never refused. */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+  busy(): boolean;
+  whenIdle(): Promise<void>;
+}
+
+export function createExclusive(): Exclusive {
+  let tail: Promise<unknown> = Promise.resolve();
+  let waiting = 0;
+  return {
+    run<T>(fn: () => Promise<T>): Promise<T> {
+      waiting++;
+      const p = tail.then(fn).finally(() => waiting--);
+      tail = p.catch(() => undefined);
+      return p;
+    },
+    busy: () => waiting > 0,
+    async whenIdle() {
+      while (waiting > 0) await tail;
+    },
+  };
+}
+
 export type ScheduleTrigger = 'timer' | 'network-up' | 'request' | 'start';
 
 export interface SchedulerDeps {
@@ -78,19 +104,27 @@ export function createUpdateScheduler(deps: SchedulerDeps) {
     if (running) return running;
     running = (async () => {
       const policy = deps.policy();
-      if (!force) {
-        const [power, metered] = await Promise.all([deps.probes.power(), deps.probes.metered()]);
-        const why = deferReason(power, metered, policy);
-        if (why) {
-          deferred = why;
-          arm(policy.deferRetryMs);
-          return;
+      // Whatever happens below, the timer is armed again: a schedule that stops is a silent failure.
+      let delay = policy.deferRetryMs;
+      try {
+        if (!force) {
+          const [power, metered] = await Promise.all([deps.probes.power().catch(() => noBattery), deps.probes.metered().catch(() => null)]);
+          const why = deferReason(power, metered, policy);
+          if (why) {
+            deferred = why;
+            return;
+          }
         }
+        deferred = null;
+        // Through a promise, so that a run refused synchronously counts as a failure too.
+        const ok = await Promise.resolve()
+          .then(() => deps.run(trigger))
+          .catch(() => false);
+        failures = ok ? 0 : failures + 1;
+        delay = nextCheckDelay(policy, failures, random);
+      } finally {
+        arm(delay);
       }
-      deferred = null;
-      const ok = await deps.run(trigger).catch(() => false);
-      failures = ok ? 0 : failures + 1;
-      arm(nextCheckDelay(policy, failures, random));
     })().finally(() => {
       running = null;
     });

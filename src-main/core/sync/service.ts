@@ -17,6 +17,7 @@ import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
+import { createJournal, type RunEnd } from '../runtime/journal';
 import type { Probes } from '../runtime/probes';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 import type { DesktopOpener } from '../desktop-open';
@@ -37,11 +38,6 @@ const runSchema: z.ZodType<BackupRun> = z.object({
 }) as z.ZodType<BackupRun>;
 const HISTORY_LIMIT = 500;
 
-const journalSchema = z.object({
-  paused: z.boolean(),
-  requests: z.array(z.object({ at: z.string(), reason: z.string(), force: z.boolean().optional() })),
-});
-type Journal = z.infer<typeof journalSchema>;
 
 /** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
 export function builtInStorage(paths: Paths): string {
@@ -87,13 +83,11 @@ export type SyncService = ReturnType<typeof createSyncService>;
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createJsonStore(path.join(paths.stateDir, 'history.json'), z.array(runSchema), () => []);
-  const journalFile = createJsonStore<Journal>(path.join(paths.stateDir, 'queue.json'), journalSchema, () => ({ paused: false, requests: [] }));
   const conflicts = conflictStore(paths.stateDir);
   const loadedHistory = history.load();
-  const loadedJournal = journalFile.load();
-  for (const p of [loadedHistory.problem, loadedJournal.problem]) if (p) reportProblem?.(p);
+  if (loadedHistory.problem) reportProblem?.(loadedHistory.problem);
+  const journal = createJournal({ file: path.join(paths.stateDir, 'queue.json'), now, reportProblem });
   let runs = loadedHistory.value;
-  const journal = loadedJournal.value;
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<void> } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let failures = 0;
@@ -125,7 +119,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       progress: null,
       storage: statusFor,
       localOnly: isLocalOnly(config().storage.url),
-      paused: journal.paused,
+      paused: journal.paused(),
       queuedChanges: 0,
       nextAttemptAt: null,
       conflicts: conflicts.load().value,
@@ -133,7 +127,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       excludes: config().backup.excludes,
       bandwidthLimitKBps: config().backup.bandwidthLimitKBps,
     };
-    if (journal.paused) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
+    if (journal.paused()) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
     if (!lastRun) return base;
     return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
   }
@@ -161,14 +155,6 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     events.publish('backup-state-changed', { from, to, reason, durationMs, status: { ...status, conflicts: describeConflicts(status.conflicts) } });
   }
 
-  function saveJournal() {
-    try {
-      journalFile.save(journal);
-    } catch (err) {
-      reportProblem?.(`Could not save the sync queue: ${(err as Error).message}`);
-    }
-  }
-
   function schedule(delayMs: number) {
     if (timer) clearTimeout(timer);
     timer = null;
@@ -176,7 +162,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     status = { ...status, nextAttemptAt: new Date(now().getTime() + delayMs).toISOString() };
     timer = setTimeout(() => {
       timer = null;
-      if (journal.requests.length === 0) journal.requests.push({ at: now().toISOString(), reason: 'schedule' });
+      if (journal.pending() === 0) journal.add('schedule', { persist: false });
       kick();
     }, delayMs);
     timer.unref?.();
@@ -197,8 +183,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     };
   }
 
-  /** Changes in the home the storage does not have yet, from a local listing against the archive. */
-  async function countLocalChanges(): Promise<number> {
+  /** Changes in the home the storage does not have yet, from a local listing against the archive; null when that cannot be told. */
+  async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, remote, excludes } = endpoints();
       const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, remote.display)];
@@ -207,7 +193,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
       return n;
     } catch {
-      return 0;
+      return null;
     }
   }
 
@@ -272,13 +258,13 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     } catch (err) {
       reportProblem?.(`Could not save the sync history: ${(err as Error).message}`);
     }
-    // Requests made before this run started are answered by it (or by its refusal, or a cancel).
-    const settled = outcome === 'success' || outcome === 'cancelled' || error?.code === 'sync-refused' || !error?.retryable;
-    if (settled) journal.requests = journal.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
-    saveJournal();
+    // Requests made before this run started are answered by it when it completed (or was refused,
+    // or cannot succeed by retrying); a cancelled or interrupted run leaves them for the next one.
+    const end: RunEnd = outcome === 'cancelled' ? 'cancelled' : outcome === 'success' || error?.code === 'sync-refused' || !error?.retryable ? 'completed' : 'failed-will-retry';
+    journal.finished(startedAt, end);
     const open = conflicts.load().value;
     // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
-    const next = journal.paused && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: 'Sync is paused. Changes wait until you resume.' } : stateAfter(run, open.length);
+    const next = journal.paused() && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: 'Sync is paused. Changes wait until you resume.' } : stateAfter(run, open.length);
     const queuedChanges = outcome === 'success' ? 0 : await countLocalChanges();
     failures = error?.retryable && error.code !== 'cancelled' ? failures + 1 : 0;
     const cfg = config();
@@ -286,7 +272,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     schedule(delay);
     let reason = next.reason;
     // The next try is its own field (nextAttemptAt): the window and CLI show it once, not in the reason.
-    if (next.state === 'offline') reason = `Waiting for storage — ${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued. ${error!.message}`;
+    if (next.state === 'offline') {
+      const queued = queuedChanges === null ? 'changes queued (how many cannot be told now)' : `${queuedChanges} ${queuedChanges === 1 ? 'change' : 'changes'} queued`;
+      reason = `Waiting for storage — ${queued}. ${error!.message}`;
+    }
     setState(next.state, reason, {
       lastRun: run,
       lastSuccessAt: outcome === 'success' ? run.finishedAt : status.lastSuccessAt,
@@ -313,8 +302,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
 
   let checking = false;
   function kick() {
-    if (current || checking || journal.paused || disposed || journal.requests.length === 0) return;
-    const asked = journal.requests.some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
+    if (current || checking || journal.paused() || disposed || journal.pending() === 0) return;
+    const asked = journal.requests().some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
     if (asked || !probes) return begin();
     checking = true;
     void deferral().then((why) => {
@@ -326,8 +315,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   function begin() {
-    if (current || journal.paused || disposed || journal.requests.length === 0) return;
-    const force = journal.requests.some((r) => r.force);
+    if (current || journal.paused() || disposed || journal.pending() === 0) return;
+    const force = journal.requests().some((r) => r.force);
     const id = crypto.randomUUID();
     const startedAt = now();
     current = { cancel: null, cancelled: false, done: Promise.resolve() };
@@ -335,7 +324,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     current.done = execute(id, startedAt, force).finally(() => {
       current = null;
       // Requests that arrived during the run go now; older ones wait for the scheduled retry.
-      if (journal.requests.some((r) => Date.parse(r.at) > startedAt.getTime())) kick();
+      if (journal.since(startedAt).length) kick();
     });
   }
 
@@ -384,8 +373,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   function request(reason: string, force = false) {
-    journal.requests.push({ at: now().toISOString(), reason, ...(force ? { force } : {}) });
-    saveJournal();
+    journal.add(reason, { force });
     kick();
   }
 
@@ -398,19 +386,20 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
   }
 
-  // Pending requests from before a restart or reboot run as soon as the agent is up.
   // storage.url may change in a config file at any time (the user, the fleet): look every few
   // seconds, so the window and tray stop describing the old storage without waiting for a client.
   let configCheck: NodeJS.Timeout | null = null;
-  if (autoStart) {
-    configCheck = setInterval(() => void api.status(), 5000);
-    configCheck.unref?.();
-    watchHome();
-    if (journal.requests.length) setImmediate(kick);
-    else schedule(config().backup.intervalMinutes * 60_000);
-  }
 
   const api = {
+    /** Watches the home and the config, arms the schedule, and runs what is queued from before a restart or reboot. */
+    startAutomatic() {
+      if (!autoStart || disposed) return;
+      configCheck = setInterval(() => void api.status(), 5000);
+      configCheck.unref?.();
+      watchHome();
+      if (journal.pending()) setImmediate(kick);
+      else schedule(config().backup.intervalMinutes * 60_000);
+    },
     status(): BackupStatus {
       if (current) return status;
       // One read of the layered config per call: status is asked on every refresh of the window and tray.
@@ -434,7 +423,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
     history: (limit = 50): BackupRun[] => runs.slice(-limit).reverse(),
     start(force = false): { queued: boolean; requestedAt: string } {
-      if (journal.paused) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
+      if (journal.paused()) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
       const requestedAt = now().toISOString();
       request('manual', force);
       return { queued: true, requestedAt };
@@ -446,15 +435,13 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       return { cancelled: true };
     },
     pause(): BackupStatus {
-      journal.paused = true;
-      saveJournal();
+      journal.setPaused(true);
       if (!current) setState('paused', 'Sync is paused. Changes wait until you resume.', { paused: true, nextAttemptAt: null });
       else status = { ...status, paused: true };
       return status;
     },
     resume(): BackupStatus {
-      journal.paused = false;
-      saveJournal();
+      journal.setPaused(false);
       status = { ...status, paused: false };
       request('resume');
       return status;
@@ -485,7 +472,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       }
       conflicts.save(list.filter((x) => x !== c));
       status = { ...status, conflicts: conflicts.load().value };
-      if (!journal.paused) request('conflict-resolved');
+      if (!journal.paused()) request('conflict-resolved');
       return { resolved: c.path };
     },
     /** Opens one version of a conflict (only those: the window cannot name any other file). */
@@ -512,7 +499,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
     /** For the reimage guard: what in the home is not on the storage yet (a dry run of the sync). */
     async unsyncedChanges(): Promise<HomeSafetyReport> {
-      const queued = journal.requests.length;
+      const queued = journal.pending();
       if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
       try {
         const { home, remote, excludes } = endpoints();
