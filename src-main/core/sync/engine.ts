@@ -13,8 +13,8 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { conflictName, deletionShare, keepSide, planSync, type Side, type SyncPlan } from './plan';
-import { acquireStorageLock, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
+import { conflictName, deletionShare, keepSide, planSync, sameEntry, type Side, type SyncPlan } from './plan';
+import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
 import { listScript, nsToDate, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
@@ -76,10 +76,12 @@ export interface SyncSummary {
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
 // Version 2 keeps each time as a string of whole nanoseconds (exact); version 1 kept float seconds.
-type ArchiveEntry = [string, Entry['type'], number, string | number];
+// The fifth and sixth fields, when present, are the inode and change time of the home's copy and of the
+// storage's (see Entry.stamp; '' when not known yet).
+type ArchiveEntry = [string, Entry['type'], number, string | number] | [string, Entry['type'], number, string | number, string, string];
 const isEntry = (e: unknown): e is ArchiveEntry =>
   Array.isArray(e) &&
-  e.length === 4 &&
+  (e.length === 4 || (e.length === 6 && typeof e[4] === 'string' && typeof e[5] === 'string')) &&
   typeof e[0] === 'string' &&
   (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') &&
   typeof e[2] === 'number' &&
@@ -108,7 +110,8 @@ export function loadArchive(stateDir: string, storage: string): LoadedArchive {
   // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
   if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem, roundedTimes: false };
   const ns = (t: string | number) => (typeof t === 'string' ? BigInt(t) : BigInt(Math.round(t * 1e6)) * 1000n);
-  return { tree: new Map(value.entries.map(([p, type, size, mtime]) => [p, { type, size, mtime: ns(mtime) }])), first: false, problem, roundedTimes: value.version === 1 };
+  const entry = ([, type, size, mtime, stamp, remoteStamp]: ArchiveEntry): Entry => ({ type, size, mtime: ns(mtime), ...(stamp ? { stamp } : {}), ...(remoteStamp ? { remoteStamp } : {}) });
+  return { tree: new Map(value.entries.map((e) => [e[0], entry(e)])), first: false, problem, roundedTimes: value.version === 1 };
 }
 
 /**
@@ -132,7 +135,10 @@ export function adoptListedTimes(archive: Tree, ...listings: Tree[]) {
 
 function saveArchive(stateDir: string, storage: string, tree: Tree) {
   const entries: ArchiveFile['entries'] = [];
-  for (const [p, e] of tree) entries.push([p, e.type, e.size, e.mtime.toString()]);
+  for (const [p, e] of tree) {
+    const t = e.mtime.toString();
+    entries.push(e.stamp || e.remoteStamp ? [p, e.type, e.size, t, e.stamp ?? '', e.remoteStamp ?? ''] : [p, e.type, e.size, t]);
+  }
   archiveStore(stateDir).save({ version: 2, storage, entries });
 }
 
@@ -300,14 +306,26 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // The home is listed while the storage lock is taken: the lock is one small round trip.
     const localListing = listRaw(o.home, o.excludes);
     localListing.catch(() => {}); // awaited below
+    const seen = readGenerationState(o.stateDir, o.storage.display);
+    const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
+    const verifyDue = o.verify || !seen || Date.now() - seen.verifiedAt >= verifyMs;
+    // The idle case: the home as the last quiet run left it, and the storage's generation where this
+    // laptop's last sync ended it. Every writer changes the generation before its first write, so this
+    // one small read needs no lock; there is nothing to write.
+    const lastQuiet = readQuiet(o.stateDir, o.storage.display);
+    if (!verifyDue && lastQuiet) {
+      const [generation, home] = await Promise.all([readGeneration(o.storage), localListing]);
+      if (generation === seen.generation && home.digest === lastQuiet.local) {
+        trace('nothing changed (generation and home)');
+        return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
+      }
+    }
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
     trace('storage locked');
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
-    const seen = readGenerationState(o.stateDir, o.storage.display);
-    const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
-    const skipRemote = !o.verify && !!seen && seen.generation === storageLock.generation && Date.now() - seen.verifiedAt < verifyMs;
+    const skipRemote = !verifyDue && seen.generation === storageLock.generation;
     const remoteListing = skipRemote ? null : listRaw(o.storage, o.excludes);
     remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
     const rawLocal = await localListing;
@@ -333,7 +351,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const local = early?.local ?? rawLocal.parse();
     // Without an archive the generation says nothing: list after all.
     const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
-    const remote: Listing = listed ? listed.parse() : { tree: archive.tree, exists: true, hasSentinel: true, skipped: [] };
+    const remote: Listing = listed ? listed.parse() : { tree: asStorageSaw(archive.tree), exists: true, hasSentinel: true, skipped: [] };
     if (archive.roundedTimes) adoptListedTimes(archive.tree, local.tree, remote.tree);
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     const plan = planSync(archive.tree, local.tree, remote.tree);
@@ -352,6 +370,19 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       bytesTransferred: 0,
     };
     const tree = new Map(archive.tree);
+    // A copy received (or sent) gets its inode and change time on that side only then: they are
+    // learned from the next listing that shows the copy as it was made, so that a later edit there
+    // restoring size and time (touch -r) is seen.
+    let learned = 0;
+    for (const [t, key, match] of [[local.tree, 'stamp', 'exact'], [listed ? remote.tree : null, 'remoteStamp', 'stored']] as const) {
+      for (const [p, e] of t ?? []) {
+        const a = tree.get(p);
+        if (a && a.type !== 'd' && a[key] === undefined && e.stamp !== undefined && sameEntry(e, a, match)) {
+          tree.set(p, { ...a, [key]: e.stamp });
+          learned++;
+        }
+      }
+    }
     const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
       checkCancelled();
       // What completed (for an archive that advances only for finished paths), and which items rsync
@@ -400,19 +431,26 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // Where this run leaves the storage, recorded once the archive says the same.
     const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
     const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
-    const writesStorage = !remote.hasSentinel || plan.push.length + plan.deleteRemote.length + plan.conflicts.length > 0;
+    const pushes = plan.push.length + plan.deleteRemote.length + plan.conflicts.length > 0;
+    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
+    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
+    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
+    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    let remoteTmpReady = false;
     // Every writer changes the generation before its first write: any laptop that reads it afterwards
-    // lists the storage. A storage without one gets one, so that the next quiet run can skip.
-    if (writesStorage || !storageLock.generation) {
+    // lists the storage. A storage without one gets one, so that the next quiet run can skip. The
+    // same round trip empties the temporary folder when this run sends files.
+    if (pushes || !remote.hasSentinel || !storageLock.generation) {
       writeGenerationState(o.stateDir, null);
-      await storageLock.bump();
+      await storageLock.bump(pushes ? tmpRemote : undefined);
+      remoteTmpReady = pushes;
     }
     if (!remote.hasSentinel) await writeSentinel(o, now());
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
       // Nothing moved: the common case, kept to two listings and (when needed) one small write.
-      if (plan.agreed.length || archive.first) {
-        for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
+      if (plan.agreed.length || archive.first || learned) {
+        for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
       if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed' }));
@@ -420,14 +458,12 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return summary;
     }
     writeGenerationState(o.stateDir, null);
-    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
-    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
-    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
     const tmpLocal = path.join(o.stateDir, 'tmp');
-    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     fs.rmSync(tmpLocal, { recursive: true, force: true });
     fs.mkdirSync(tmpLocal, { recursive: true });
     const prepareRemoteTmp = async () => {
+      if (remoteTmpReady) return;
+      remoteTmpReady = true;
       const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`]);
       if (mk.code !== 0) throw listingFailure(o.storage, mk.code, mk.stderr);
     };
@@ -453,7 +489,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
         moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
-        tree.set(c.path, r); // theirs is now kept locally: the name is ours to push
+        tree.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
         saveArchive(o.stateDir, o.storage.display, tree);
         plan.push.push(c.path);
       }
@@ -499,7 +535,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       const completed = (p: string) => r.ok || r.done.has(p);
-      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o));
+      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o, phase === 'pushing'));
+      if (phase === 'pushing') sent.push(...copy.filter((p) => completed(p) && from.get(p)?.type !== 'd'));
       // The summary speaks of files (and links), as a person counts them, not folders.
       (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter((p) => from.get(p)?.type !== 'd'));
       if (!r.ok && !partial) {
@@ -507,12 +544,19 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         throw failure(r.result, o, cancelled);
       }
     };
+    const sent: string[] = [];
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
     trace('pushed');
 
-    for (const p of plan.agreed) updateAgreed(tree, p, local.tree);
+    // Done with the storage: the release also reads its inode and change time of what was sent, so
+    // that the next edit there, even one restoring size and time, is seen.
+    for (const [p, st] of await storageLock.release(sent)) {
+      const e = tree.get(p);
+      if (e) tree.set(p, { ...e, remoteStamp: st });
+    }
+    for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
     saveArchive(o.stateDir, o.storage.display, tree);
     settled();
     trace('archive saved');
@@ -529,16 +573,28 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   }
 }
 
-function updateAgreed(tree: Tree, p: string, local: Tree) {
+function updateAgreed(tree: Tree, p: string, local: Tree, remote: Tree) {
   const l = local.get(p);
-  if (l) tree.set(p, l);
+  const r = remote.get(p);
+  if (l) tree.set(p, r?.stamp ? { ...l, remoteStamp: r.stamp } : l);
   else tree.delete(p);
 }
 
+/** An entry received from the storage: its stamp there is the storage's; the home's comes with the next listing. */
+const received = (r: Entry): Entry => ({ type: r.type, size: r.size, mtime: r.mtime, ...(r.stamp ? { remoteStamp: r.stamp } : {}) });
+
+/** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
+function asStorageSaw(archive: Tree): Tree {
+  const t: Tree = new Map();
+  for (const [p, a] of archive) t.set(p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) });
+  return t;
+}
+
+
 /** What the archive should remember for a path just copied: the source's entry (rsync -a keeps size and time). */
-function entryAfterCopy(p: string, from: Tree, o: SyncOptions): Entry {
+function entryAfterCopy(p: string, from: Tree, o: SyncOptions, fromHome: boolean): Entry {
   const e = from.get(p);
-  if (e) return e;
+  if (e) return fromHome ? e : received(e);
   // A conflict copy made during this run: read it from the home.
   // The very integer a later listing reads (find prints the same nanoseconds lstat gives).
   const st = fs.lstatSync(path.join(o.home.path, p), { bigint: true });

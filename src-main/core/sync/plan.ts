@@ -36,6 +36,10 @@ export function sameEntry(a: Entry | undefined, b: Entry | undefined, match: Tim
   if (a.type !== b.type) return false;
   if (a.type === 'd') return true;
   if (a.size !== b.size) return false;
+  // The home against its own record: a new inode or change time is an edit, whatever size and time say.
+  if (match === 'exact' && a.stamp !== undefined && b.stamp !== undefined && a.stamp !== b.stamp) return false;
+  // The storage's listing against the storage's own record, likewise.
+  if (match === 'stored' && a.stamp !== undefined && b.remoteStamp !== undefined && a.stamp !== b.remoteStamp) return false;
   if (a.mtime === b.mtime) return true;
   if (match === 'exact') return false;
   if (match === 'stored') return a.mtime % 1_000_000_000n === 0n && wholeSeconds(a.mtime) === wholeSeconds(b.mtime);

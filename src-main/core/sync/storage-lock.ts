@@ -13,6 +13,7 @@ import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
+import { parseStamps } from './tree';
 
 export interface LockOwner {
   host: string;
@@ -24,11 +25,12 @@ export interface LockOwner {
 export interface StorageLock {
   /** The generation record read under the lock ('' when the storage has none yet). */
   generation: string;
-  /** Writes a new generation (before the first write to the storage); returns it. */
-  bump(): Promise<string>;
+  /** Writes a new generation (before the first write to the storage), and empties `tmp` there if given. */
+  bump(tmp?: string): Promise<string>;
   /** Non-null once the lease was lost (e.g. the laptop slept past it and another took over). */
   lost(): string | null;
-  release(): Promise<void>;
+  /** Releases the lock; first reads the storage's inode and change time of `stamped` (see Entry.stamp). */
+  release(stamped?: string[]): Promise<Map<string, string>>;
 }
 
 export interface LockOptions {
@@ -62,6 +64,8 @@ if mkdir "$lock" 2>/dev/null; then
   echo ACQUIRED; gen; exit 0
 fi
 owner=$(head -c 300 "$lock/owner" 2>/dev/null)
+# The winner writes its name right after its mkdir: give it a moment before calling it nameless.
+[ -n "$owner" ] || { sleep 1; owner=$(head -c 300 "$lock/owner" 2>/dev/null); }
 exp=\${owner##* }
 case $exp in ''|*[!0-9]*) exp=$(( $(stat -c %Y "$lock" 2>/dev/null || echo "$now") + lease ));; esac
 if [ "$now" -ge "$exp" ] || { [ -n "$dead" ] && [ "$owner" = "$dead" ]; }; then
@@ -77,14 +81,21 @@ fi
 echo HELD; echo "$now"; printf '%s\\n' "$owner"; exit 4
 `;
 
-// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN | release.
+// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] | release [1]. Each step
+// that can share the round trip does: a bump also empties this laptop's temporary folder on the storage,
+// and a release first prints the inode and change time of the names on stdin (what was just sent).
 const holdScript = `
+LC_ALL=C; export LC_ALL
 cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }
 lock=.tabula/lock owner=$(head -c 300 .tabula/lock/owner 2>/dev/null)
 [ "\${owner% *}" = "$2" ] || { echo LOST; printf '%s\\n' "$owner"; exit 4; }
 case $4 in
-release) rm -f "$lock/owner" && rmdir "$lock"; exit ;;
-bump) printf '%s\\n' "$5" > .tabula/generation.new && mv -f .tabula/generation.new .tabula/generation || exit 5 ;;
+release)
+  [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
+  rm -f "$lock/owner" && rmdir "$lock"; exit ;;
+bump)
+  printf '%s\\n' "$5" > .tabula/generation.new && mv -f .tabula/generation.new .tabula/generation || exit 5
+  [ -z "$6" ] || { rm -rf -- "$6" && mkdir -p -- "$6"; } || exit 5 ;;
 esac
 printf '%s %s\\n' "$2" $(( $(date +%s) + $3 )) > "$lock/owner.new" && mv -f "$lock/owner.new" "$lock/owner"
 `;
@@ -140,6 +151,15 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
   }
 }
 
+/**
+ * The generation alone, without the lock: enough to know that nothing was written since this laptop's
+ * last sync, as every writer changes it before its first write. One small read on the storage.
+ */
+export async function readGeneration(ep: Endpoint): Promise<string> {
+  const r = await ep.sh('head -c 200 -- "$1/.tabula/generation" 2>/dev/null; echo', [ep.path]);
+  return r.code === 0 ? cleanGeneration(r.stdout.toString('utf8').split('\n')[0] ?? '') : '';
+}
+
 function cleanGeneration(line: string): string {
   return /^[A-Za-z0-9_.-]{1,200}$/.test(line) ? line : '';
 }
@@ -154,8 +174,8 @@ function lockFailure(ep: Endpoint, code: number | null, stderr: string): TabulaE
 function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string): StorageLock {
   let lost: string | null = null;
   let released = false;
-  const act = async (action: string, extra: string[] = []) => {
-    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra]);
+  const act = async (action: string, extra: string[] = [], input?: Buffer) => {
+    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra], input);
     const out = r.stdout.toString('utf8').split('\n');
     if (r.code === 4 && out[0] === 'LOST') {
       const owner = parseOwner(out[1] ?? '');
@@ -163,25 +183,30 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       return false;
     }
     if (r.code !== 0) throw lockFailure(ep, r.code, r.stderr);
+    stdout = r.stdout;
     return true;
   };
+  let stdout: Buffer = Buffer.alloc(0);
   // Renewed well inside the lease; a renewal that fails for the network is retried on the next tick.
   const timer = setInterval(() => void act('renew').catch(() => {}), renewSeconds * 1000);
   timer.unref();
   const lock: StorageLock = {
     generation,
-    async bump() {
+    async bump(tmp) {
       const next = `${Date.now().toString(36)}-${crypto.randomBytes(8).toString('hex')}`;
-      if (!(await act('bump', [next]))) throw new TabulaError('already-running', lost!, { retryable: true });
+      if (!(await act('bump', [next, tmp ?? '']))) throw new TabulaError('already-running', lost!, { retryable: true });
       lock.generation = next;
       return next;
     },
     lost: () => lost,
-    async release() {
-      if (released) return;
+    async release(stamped = []) {
+      if (released) return new Map();
       released = true;
       clearInterval(timer);
-      await act('release').catch(() => {}); // an unreleased lock expires with its lease
+      const input = stamped.length ? Buffer.from(stamped.map((p) => `./${p}\0`).join('')) : undefined;
+      // An unreleased lock expires with its lease; unknown stamps fall back to size and time.
+      const ok = await act('release', [input ? '1' : '0'], input).catch(() => false);
+      return ok ? parseStamps(stdout) : new Map<string, string>();
     },
   };
   return lock;

@@ -13,6 +13,15 @@ export interface Entry {
    * read back by a later listing is equal to the one recorded, never off by a rounding.
    */
   mtime: bigint;
+  /**
+   * Inode and change time ("ino:ctime", verbatim from find), compared only with this same side's own
+   * record: an edit that puts size and time back (`touch -r`, `rsync -t`, some editors) still moves
+   * the change time, and a file replaced by another gets a new inode. Unknown (absent) for a file this
+   * laptop received, until the next listing of the home records it.
+   */
+  stamp?: string;
+  /** In the archive only: the storage's inode and change time for this path, compared with the storage's listing. */
+  remoteStamp?: string;
 }
 
 const NS = 1_000_000_000n;
@@ -60,8 +69,18 @@ export const listScript = [
   'for p in "$@"; do prune="$prune -path ./$p -prune -o"; done',
   // $prune is split on purpose; the names come from config and never contain spaces we did not expect
   // (they are matched literally by find -path).
-  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o -printf '%y %s %T@ %P\\0'`,
+  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
 ].join('\n');
+
+/** Records "<inode>:<ctime> ./<name>\0" (find -printf '%i:%C@ %p\0' on ./names) → name → stamp. */
+export function parseStamps(out: Buffer): Map<string, string> {
+  const stamps = new Map<string, string>();
+  for (const rec of out.toString('utf8').split('\0')) {
+    const sp = rec.indexOf(' ');
+    if (sp > 0 && rec.startsWith('./', sp + 1)) stamps.set(rec.slice(sp + 3), rec.slice(0, sp));
+  }
+  return stamps;
+}
 
 export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exists'> {
   const tree: Tree = new Map();
@@ -73,16 +92,18 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
   while (start < text.length) {
     let end = text.indexOf('\0', start);
     if (end < 0) end = text.length;
-    // "<type> <size> <mtime> <name>"
+    // "<type> <size> <mtime> <inode>:<ctime> <name>"
     const s1 = text.indexOf(' ', start);
     const s2 = text.indexOf(' ', s1 + 1);
     const s3 = text.indexOf(' ', s2 + 1);
+    const s4 = text.indexOf(' ', s3 + 1);
     const type = text.slice(start, s1);
-    const name = text.slice(s3 + 1, end);
+    const name = text.slice(s4 + 1, end);
     const size = text.slice(s1 + 1, s2);
     const mtime = text.slice(s2 + 1, s3);
+    const stamp = text.slice(s3 + 1, s4);
     start = end + 1;
-    if (s3 < 0 || s3 >= end || !name) continue;
+    if (s4 < 0 || s4 >= end || !name) continue;
     if (name === SENTINEL) {
       hasSentinel = true;
       continue;
@@ -100,7 +121,7 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
     // Children of an excluded folder are excluded too (find lists a folder before its contents).
     const slash = name.lastIndexOf('/');
     if (slash > 0 && !tree.has(name.slice(0, slash))) continue;
-    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: parseFindTime(mtime) });
+    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: parseFindTime(mtime), stamp });
   }
   return { tree, hasSentinel, skipped };
 }
