@@ -112,7 +112,8 @@ describe('npm run package:deb', () => {
     expect(unit).toMatch(/^Restart=on-failure$/m);
     // What `tabula agent` exits with when its runtime folder or socket is unsafe (agent-service.test.ts).
     expect(unit).toMatch(/^RestartPreventExitStatus=78$/m);
-    expect(unit).toMatch(/^WantedBy=default.target$/m);
+    // Enabled by the package's link (asserted above), so "static", as Debian's ssh-agent.service.
+    expect(unit).not.toMatch(/^\[Install\]/m);
     // No NoNewPrivileges: the agent reaches tabula-helper through pkexec, which is setuid.
     expect(unit).not.toMatch(/NoNewPrivileges|PrivateUsers/);
     for (const entry of ['tabula.desktop', 'tabula-prefs.desktop']) {
