@@ -53,5 +53,5 @@ export default tseslint.config(
   { files: ['src-main/core/**', 'src-main/*.ts', 'test/**'], rules: { 'no-restricted-imports': ['error', { paths: [noElectron] }] } },
   { files: ['src-main/common/**', 'src-renderer/**'], rules: { 'no-restricted-imports': ['error', { paths: [noElectron, ...noNode] }] } },
   { files: ['src-main/core/**'], plugins: { tabula: { rules: { 'feature-boundaries': featureBoundaries } } }, rules: { 'tabula/feature-boundaries': 'error' } },
-  { files: ['bin/**', 'scripts/**'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  { files: ['bin/**', 'scripts/**', 'test/lab/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
 );

@@ -41,6 +41,19 @@ if (fs.existsSync(pwJson)) {
   if (s.expected + s.unexpected + s.flaky === 0) totals.failed++; // a suite that ran nothing is broken
 } else totals.failed++;
 
+// The lab: virtual laptops booted in qemu (test/lab/). Where qemu cannot run it says so and its
+// scenarios count as skipped, never as passed.
+console.log('\n== lab (virtual laptops in qemu)');
+const labJson = 'test-results/lab.json';
+fs.rmSync(labJson, { force: true });
+run('npx', ['vite-node', 'test/lab/run-lab.ts']);
+if (fs.existsSync(labJson)) {
+  const r = JSON.parse(fs.readFileSync(labJson, 'utf8'));
+  totals.passed += r.passed;
+  totals.failed += r.failed;
+  totals.skipped += r.skipped;
+} else totals.failed++;
+
 const line = `${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`;
 fs.writeFileSync('test-results/summary.txt', line + '\n');
 console.log(`\n${line}`);

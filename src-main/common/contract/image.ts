@@ -22,6 +22,8 @@ export interface DeploymentsStatus {
   rollback: ImageDeployment | null;
   /** A reimage is waiting for the next boot (/etc and /var will be reset). */
   reimagePending: boolean;
+  /** The last staged version that never finished booting: the boot loader went back to `bootedInstead`. */
+  failedBoot?: { version: string; bootedInstead: string } | null;
 }
 
 /**

@@ -11,6 +11,7 @@ import { applyPolicy, fetchPolicy, pinOf } from './policy';
 import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
+import { withBootEntries } from './boot-entries';
 
 export const helperVerbs = ['status', 'stage', 'rollback', 'reimage'] as const;
 export type HelperVerb = (typeof helperVerbs)[number];
@@ -74,7 +75,8 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
     });
     return b;
   }
-  const b = createRsyncTreeBackend({
+  // The boot path (src-main/core/image/boot-entries.ts): one boot entry per kept deployment.
+  const b = withBootEntries(root, createRsyncTreeBackend({
     root,
     source: { url: img.url, sshOptions: img.sshOptions, connectTimeoutSeconds: img.connectTimeoutSeconds },
     channel: img.channel,
@@ -83,7 +85,7 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
     trust,
     bandwidthKBps: img.bandwidthKBps,
     onProgress,
-  });
+  }));
   return {
     status: async () => b.status(),
     check: () => b.check(),

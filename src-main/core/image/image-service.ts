@@ -15,6 +15,7 @@ import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
+import { transition } from '../runtime/state-machine';
 import { createExclusive, createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
 
 const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
@@ -99,11 +100,9 @@ export function createImageService(deps: ImageServiceDeps) {
   };
 
   function setState(to: ImageUpdateState, reason: string, patch: Partial<ImageUpdateStatus> = {}) {
-    const from = status.state;
-    const at = clock.now();
-    const durationMs = at - Date.parse(status.since);
-    status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : iso(at) };
-    deps.events.publish('image-state-changed', { from, to, reason, durationMs, status });
+    const t = transition(status, to, reason, clock.now(), patch);
+    status = t.status;
+    deps.events.publish('image-state-changed', { ...t.change, status });
   }
 
   function applyDeployments(d: DeploymentsStatus) {
@@ -118,6 +117,8 @@ export function createImageService(deps: ImageServiceDeps) {
     // A frozen server (its data expired) is never "up to date", whatever the versions say.
     if (status.serverData && Date.parse(status.serverData.expires) <= clock.now()) return ['stale', staleReason(status.serverData.expires)];
     const current = status.booted?.version ?? 'unknown';
+    const failed = deployments?.failedBoot;
+    if (failed) return ['idle', `Version ${failed.version} failed to start; you're back on ${failed.bootedInstead}.`];
     if (status.available && !sameImage(status.available, status.booted)) return ['idle', `Version ${status.available.version} is available (running ${current}).`];
     return ['idle', status.lastCheckAt ? `Up to date: version ${current}.` : `Running version ${current}; not checked yet.`];
   }
@@ -158,7 +159,8 @@ export function createImageService(deps: ImageServiceDeps) {
       store.save(saved);
       status = { ...status, available, lastCheckAt: saved.lastCheckAt };
       const current = status.staged ?? status.booted;
-      const isNew = !!available && !sameImage(available, current);
+      // A version that failed to start here is not staged again (a newer one is).
+      const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
       if (isNew && (trigger === 'pull' || config().image.autoPull)) {
         setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
         const staged = await callHelper(['stage'], true);

@@ -18,6 +18,7 @@ import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
 import { createJournal, type RunEnd } from '../runtime/journal';
+import { transition } from '../runtime/state-machine';
 import type { Probes } from '../runtime/probes';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 import type { DesktopOpener } from '../desktop-open';
@@ -148,11 +149,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   }
 
   function setState(to: BackupState, reason: string, patch: Partial<BackupStatus> = {}) {
-    const at = now();
-    const from = status.state;
-    const durationMs = at.getTime() - Date.parse(status.since);
-    status = { ...status, ...patch, state: to, reason, since: from === to ? status.since : at.toISOString() };
-    events.publish('backup-state-changed', { from, to, reason, durationMs, status: { ...status, conflicts: describeConflicts(status.conflicts) } });
+    const t = transition(status, to, reason, now().getTime(), patch);
+    status = t.status;
+    events.publish('backup-state-changed', { ...t.change, status: { ...status, conflicts: describeConflicts(status.conflicts) } });
   }
 
   function schedule(delayMs: number) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The lab's base image: Debian 13 (trixie) minbase with systemd, a kernel, nodejs and what a Tabula
+# laptop needs, plus Tabula's initramfs hook (assets/boot), built into the initramfs. Cached in
+# $TABULA_LAB_CACHE (default /var/cache/tabula-lab) under a hash of this recipe and the hook, so it
+# is rebuilt only when one of them changes (or the cache is missing).
+# Usage: build-base.sh  -> prints the cached tree's path on the last line.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache="${TABULA_LAB_CACHE:-/var/cache/tabula-lab}"
+
+packages=(
+  systemd systemd-sysv udev kmod dbus libpam-systemd login
+  linux-image-amd64 initramfs-tools busybox   # busybox: cp/mv/rm for the initramfs hook
+  systemd-boot systemd-boot-efi               # the EFI loader the lab puts on the ESP, and systemd-bless-boot
+  nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup and image transport
+  polkitd pkexec                              # the agent reaches tabula-helper through pkexec
+  procps iproute2
+  libsecret-1-0                               # keytar in the Tabula package links it
+)
+key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"
+out="$cache/base-$key"
+if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
+
+mkdir -p "$cache"
+rm -rf --one-file-system "$out.tmp"
+# Older bases are superseded by this recipe.
+find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
+mmdebstrap --variant=minbase --mode=root --quiet \
+  --include="$(IFS=,; echo "${packages[*]}")" \
+  --essential-hook="install -D -m 0755 \"$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula\" \"\$1/usr/share/initramfs-tools/scripts/local-bottom/tabula\"" \
+  --customize-hook="\"$here/customize-base.sh\" \"\$1\"" \
+  trixie "$out.tmp" >&2
+touch "$out.tmp/.complete"
+mv "$out.tmp" "$out"
+echo "$out"

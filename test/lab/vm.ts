@@ -1,0 +1,191 @@
+// A virtual laptop: qemu (TCG; KVM hangs on this kind of machine, see ENV-FACTS) with OVMF, booting
+// its GPT disk through systemd-boot. Networking is qemu's user mode with restrict=on: the guest
+// reaches nothing but the guestfwd rules (each a connection to a port on the host's 127.0.0.1),
+// and the lab reaches the guest's sshd through one hostfwd bound to 127.0.0.1.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+const GUESTFWD = path.join(__dirname, 'guestfwd.cjs');
+// Generous: under TCG on 2 busy shared cores one `tabula status` (Node starting a 1 MB bundle) took
+// 90 s of guest time in a measured run; on an idle machine it is a few seconds.
+const DEFAULT_SSH_TIMEOUT_MS = 600_000;
+
+export interface GuestForward {
+  /** Address and port the guest connects to (10.0.2.x inside the user-mode network). */
+  guest: string;
+  guestPort: number;
+  /** Port on the host's 127.0.0.1. */
+  hostPort: number;
+}
+
+export interface VmOptions {
+  dir: string;
+  disk: string;
+  sshKey: string;
+  forwards: GuestForward[];
+  memoryMiB?: number;
+}
+
+export interface SshResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Vm {
+  sshPort: number;
+  consoleLog: string;
+  /** Starts qemu (power on). */
+  start(): Promise<void>;
+  /** Waits until the guest's sshd answers a command; throws with the console's tail. */
+  waitForSsh(timeoutMs: number): Promise<number>;
+  ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<SshResult>;
+  /** ssh that must succeed: throws with the command's output otherwise. */
+  run(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<string>;
+  consoleTail(lines?: number): string;
+  /** Power off (kills qemu). */
+  stop(): Promise<void>;
+  running(): boolean;
+}
+
+export async function createVm(opts: VmOptions): Promise<Vm> {
+  const sshPort = await freePort();
+  const consoleLog = path.join(opts.dir, 'console.log');
+  const vars = path.join(opts.dir, 'OVMF_VARS.fd');
+  if (!fs.existsSync(vars)) fs.copyFileSync(OVMF_VARS, vars);
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const killOnExit = () => child?.kill('SIGKILL');
+
+  const fwd = opts.forwards.map((f) => `,guestfwd=tcp:${f.guest}:${f.guestPort}-cmd:${process.execPath} ${GUESTFWD} 127.0.0.1 ${f.hostPort}`).join('');
+  const args = [
+    '-machine', 'q35',
+    '-accel', 'tcg,thread=multi',
+    '-smp', '2',
+    '-m', String(opts.memoryMiB ?? 1536),
+    '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    '-drive', `if=pflash,format=raw,file=${vars}`,
+    '-drive', `file=${opts.disk},format=raw,if=virtio,cache=unsafe`,
+    '-nic', `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
+    '-display', 'none',
+    '-vga', 'std',
+    '-serial', `file:${consoleLog}`,
+    '-monitor', 'none',
+  ];
+
+  const sshArgs = (user: string) => [
+    '-p', String(sshPort),
+    '-i', opts.sshKey,
+    '-o', 'BatchMode=yes',
+    '-o', 'IdentitiesOnly=yes',
+    // The guest is our own VM on loopback, and its host key is made on its first boot.
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'LogLevel=ERROR',
+    '-o', 'ConnectTimeout=10',
+    '-F', '/dev/null',
+    `${user}@127.0.0.1`,
+  ];
+
+  const vm: Vm = {
+    sshPort,
+    consoleLog,
+    async start() {
+      if (child) return;
+      fs.appendFileSync(consoleLog, `\n==== power on ${new Date().toISOString()}\n`);
+      const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+      child = c;
+      process.on('exit', killOnExit);
+      exited = new Promise((resolve) =>
+        c.once('exit', (code, signal) => {
+          if (child === c) child = null;
+          process.off('exit', killOnExit);
+          if (code) fs.appendFileSync(consoleLog, `\n==== qemu exited ${code ?? signal}: ${stderr}\n`);
+          resolve();
+        }),
+      );
+      await new Promise<void>((resolve, reject) => {
+        c.once('spawn', resolve);
+        c.once('error', reject);
+      });
+    },
+    async waitForSsh(timeoutMs) {
+      const t0 = Date.now();
+      while (Date.now() - t0 < timeoutMs) {
+        if (!child) throw new Error(`the virtual laptop powered off while booting.\n${vm.consoleTail()}`);
+        const r = await vm.ssh('root', 'systemctl is-system-running --wait >/dev/null 2>&1; true', { timeoutMs: 60_000 }).catch(() => null);
+        if (r && r.code === 0) return Date.now() - t0;
+        await sleep(3000);
+      }
+      throw new Error(`the virtual laptop did not answer ssh within ${Math.round(timeoutMs / 1000)} s. Serial console (last lines):\n${vm.consoleTail()}`);
+    },
+    ssh(user, command, o = {}) {
+      return new Promise((resolve) => {
+        const c = spawn('ssh', [...sshArgs(user), command], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const timer = setTimeout(() => {
+          stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS) / 1000)} s)`;
+          c.kill('SIGKILL');
+        }, o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS);
+        c.stdin.end(o.input ?? '');
+        c.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? 255, stdout, stderr });
+        });
+      });
+    },
+    async run(user, command, o) {
+      const r = await vm.ssh(user, command, o);
+      if (r.code !== 0) throw new Error(`\`${command}\` as ${user} on the laptop exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(-1500)}`);
+      return r.stdout;
+    },
+    consoleTail(lines = 40) {
+      try {
+        return fs.readFileSync(consoleLog, 'utf8').split('\n').slice(-lines).join('\n');
+      } catch {
+        return '(no console output)';
+      }
+    },
+    async stop() {
+      const c = child;
+      if (!c) return;
+      c.kill('SIGKILL');
+      await exited;
+    },
+    running: () => child !== null,
+  };
+  return vm;
+}
+
+/** Is TCG usable here at all (qemu, firmware)? A one-line reason when not. */
+export function qemuUnavailable(): string | null {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (process.getuid?.() !== 0) return 'the lab builds images with mmdebstrap and needs root';
+  for (const tool of ['qemu-system-x86_64', 'mmdebstrap', 'mkfs.vfat', 'mcopy', 'sgdisk', 'mkfs.ext4']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (.ci/setup installs it)`;
+  }
+  for (const f of [OVMF_CODE, OVMF_VARS]) if (!fs.existsSync(f)) return `${f} is missing (package ovmf)`;
+  return null;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,82 @@
+// The runtime's lifecycle parts, once, on the FAKE clock (time moves only when the test says so):
+// state transitions with reason and duration, exclusive runs that queue, the request journal.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createJournal } from '../../src-main/core/runtime/journal';
+import { createExclusive } from '../../src-main/core/runtime/schedule';
+import { transition, type Stateful } from '../../src-main/core/runtime/state-machine';
+import { createFakeClock } from '../fixtures/fake-clock';
+
+type S = Stateful<'idle' | 'running' | 'failed'> & { progress: number | null };
+
+describe('state machine', () => {
+  it('records from → to, the reason and how long the state lasted; the same state keeps its start', async () => {
+    const clock = createFakeClock();
+    let s: S = { state: 'idle', reason: 'All synced.', since: new Date(clock.now()).toISOString(), progress: null };
+    await clock.advance(90_000);
+    const r = transition(s, 'running', 'Syncing…', clock.now(), { progress: 0 });
+    expect(r.change).toEqual({ from: 'idle', to: 'running', reason: 'Syncing…', durationMs: 90_000 });
+    expect(r.status).toMatchObject({ state: 'running', progress: 0, since: new Date(clock.now()).toISOString() });
+    s = r.status;
+    await clock.advance(5_000);
+    const again = transition(s, 'running', 'Syncing… 40%', clock.now());
+    expect(again.status.since).toBe(s.since);
+    expect(again.change.durationMs).toBe(5_000);
+  });
+
+  it('refuses a state without a reason', () => {
+    const s: S = { state: 'idle', reason: 'ok', since: new Date(0).toISOString(), progress: null };
+    expect(() => transition(s, 'failed', ' ', 1000)).toThrow(/without a reason/);
+  });
+});
+
+describe('exclusive runs', () => {
+  it('queue in order instead of refusing; a failing run does not block the next', async () => {
+    const q = createExclusive();
+    const order: string[] = [];
+    let release!: () => void;
+    const first = q.run(() => new Promise<void>((r) => (release = r)).then(() => void order.push('first')));
+    const second = q.run(async () => {
+      order.push('second');
+      throw new Error('failed');
+    });
+    const third = q.run(async () => void order.push('third'));
+    expect(q.busy()).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([]);
+    release();
+    await first;
+    await expect(second).rejects.toThrow('failed');
+    await third;
+    expect(order).toEqual(['first', 'second', 'third']);
+    await q.whenIdle();
+    expect(q.busy()).toBe(false);
+  });
+});
+
+describe('request journal', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+  it('keeps requests on disk until a completed run answers them; cancelled and interrupted runs leave them', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-journal-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'queue.json');
+    const clock = createFakeClock();
+    const now = () => new Date(clock.now());
+    const j = createJournal({ file, now });
+    j.add('manual');
+    await clock.advance(1000);
+    const started = now();
+    for (const end of ['cancelled', 'interrupted', 'failed-will-retry'] as const) {
+      j.finished(started, end);
+      expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['manual']);
+    }
+    await clock.advance(1000);
+    j.add('change'); // arrives during the run
+    j.finished(started, 'completed');
+    expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['change']);
+  });
+});
