@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DisplayProfile } from '../../src-main/common/prefs-schema';
 import { resolvePaths } from '../../src-main/core/paths';
-import { profileFromMonitors } from '../../src-main/core/prefs/displays';
+import { profileFromMonitors } from '../../src-main/common/display-profile';
 import { createPrefsService, type PrefsService } from '../../src-main/core/prefs/prefs-service';
 import { createSandbox, repoRoot, type AgentSandbox } from '../fixtures/headless-agent';
 import { startXorgDummy, type XorgFixture } from '../fixtures/xorg-dummy';

@@ -13,7 +13,7 @@ import { startSshServer, type SshServer } from '../fixtures/sshd';
 import { buildBase, buildDeb, makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
 import { createVm, qemuUnavailable, sleep, type Vm } from './vm';
 
-const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 900) * 1000;
+const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
 const USER = 'ann';
 const NAS_ADDR = '10.0.2.100';
 const FLEET_ADDR = '10.0.2.101';
@@ -181,7 +181,7 @@ async function main() {
     };
     const agentUp = async () => {
       try {
-        return await waitFor(() => status(), 420_000, 'tabula status as the logged-in user never answered');
+        return await waitFor(() => status(), 900_000, 'tabula status as the logged-in user never answered');
       } catch (err) {
         const diag = await laptop.ssh(USER, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
         throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);

@@ -188,26 +188,6 @@ export function planDisplays(prefs: DisplaysPrefs, monitors: readonly MonitorSta
   return { key, profile, xrandrArgs: args, items: [item(`"${profile.name}": ${changes.join('; ')}`, 'planned')] };
 }
 
-/** The layout on screen now, as a profile for these monitors (what "Save current layout" stores). */
-export function profileFromMonitors(name: string, monitors: readonly MonitorState[]): DisplayProfile {
-  return {
-    name,
-    outputs: monitors.map((m) => ({
-      monitor: m.monitor,
-      label: m.label,
-      enabled: m.enabled,
-      width: m.width || m.modes[0]?.width || 1024,
-      height: m.height || m.modes[0]?.height || 768,
-      refresh: m.refresh,
-      x: m.x,
-      y: m.y,
-      scale: 1,
-      rotation: m.rotation,
-      primary: m.primary,
-    })),
-  };
-}
-
 // ---- GNOME/Wayland: monitors.xml ------------------------------------------------------------
 
 export interface DrmConnector {
