@@ -13,13 +13,15 @@ import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
 import { withBootEntries } from './boot-entries';
 
-export const helperVerbs = ['status', 'stage', 'rollback', 'reimage'] as const;
+/**
+ * One word each, always argv[1]: polkit tells pkexec'd actions apart by argv1 only, so `check`
+ * (root contacts the fleet server) is its own verb with its own rule, not an option of `status`.
+ */
+export const helperVerbs = ['status', 'check', 'stage', 'rollback', 'reimage'] as const;
 export type HelperVerb = (typeof helperVerbs)[number];
 
 export interface HelperRequest {
   verb: HelperVerb;
-  /** status only: also ask the fleet server what is available. */
-  check: boolean;
 }
 
 export type HelperResult =
@@ -27,14 +29,13 @@ export type HelperResult =
   | { verb: 'stage' | 'reimage'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
   | { verb: 'rollback'; deployments: DeploymentsStatus };
 
-/** Parses argv strictly: one known verb, `--check` only after status, nothing else. */
+/** Parses argv strictly: exactly one known verb, nothing else. */
 export function parseHelperArgs(argv: readonly string[]): HelperRequest {
-  const usage = () => new TabulaError('invalid-argument', `Usage: tabula-helper ${helperVerbs.join('|')} (status takes --check). Got: ${JSON.stringify(argv.slice(0, 4)).slice(0, 200)}`);
-  if (argv.length < 1 || argv.length > 2) throw usage();
+  const usage = () => new TabulaError('invalid-argument', `Usage: tabula-helper ${helperVerbs.join('|')}. Got: ${JSON.stringify(argv.slice(0, 4)).slice(0, 200)}`);
+  if (argv.length !== 1) throw usage();
   const verb = argv[0]!;
   if (!(helperVerbs as readonly string[]).includes(verb)) throw usage();
-  if (argv.length === 2 && !(verb === 'status' && argv[1] === '--check')) throw usage();
-  return { verb: verb as HelperVerb, check: argv[1] === '--check' };
+  return { verb: verb as HelperVerb };
 }
 
 export interface ImageBackend {
@@ -117,9 +118,10 @@ export async function runHelperVerb(req: HelperRequest, root: string, onProgress
 
 async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperResult> {
   switch (req.verb) {
-    case 'status': {
+    case 'status':
+    case 'check': {
       const deployments = await backend.status();
-      const available = req.check ? await backend.check() : null;
+      const available = req.verb === 'check' ? await backend.check() : null;
       return { verb: 'status', deployments, available, serverData: await backend.serverData() };
     }
     case 'stage':

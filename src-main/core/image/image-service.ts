@@ -153,7 +153,7 @@ export function createImageService(deps: ImageServiceDeps) {
     try {
       setState('checking', 'Asking the fleet server for the current version…', { lastError: null });
       await refreshPolicy();
-      const r = await callHelper(['status', '--check']);
+      const r = await callHelper(['check']);
       const available = r.verb === 'status' ? r.available : null;
       saved = { ...saved, lastCheckAt: iso(clock.now()), available };
       store.save(saved);
