@@ -1,15 +1,13 @@
-// npm run bench:home — Tabula's two-way sync against plain rsync (and Unison, when installed), side by
-// side in one run, over a real sshd on 127.0.0.1, on a synthetic home (default 100,000 files; set
-// TABULA_BENCH_FILES). Prints times, ratios and the engine's peak memory. The home is built once and
-// reused (creating 100k files is slow on this kind of machine).
-import { execFileSync, spawnSync } from 'node:child_process';
+// npm run bench:home — `tabula sync` as a whole process against plain rsync (and Unison, when installed),
+// side by side in one run, over a real sshd on 127.0.0.1, on a synthetic home (default 100,000 files; set
+// TABULA_BENCH_FILES). Prints wall time and peak RSS of each process (/usr/bin/time), ratios, and the
+// storage-side work of an idle run (directory entries read, files opened, traced on sshd and its
+// children with strace). The home is built once and reused (creating 100k files is slow here).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseStorageUrl } from '../../src-main/core/storage-url';
-import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
-import { runSync } from '../../src-main/core/sync/engine';
 import { startSshServer } from '../fixtures/sshd';
 
 const FILES = Number(process.env.TABULA_BENCH_FILES ?? 100_000);
@@ -41,62 +39,97 @@ function changeOnePercent(round: number) {
   for (let i = 50; i < all.length; i += 1000) fs.rmSync(all[i]!);
 }
 
-function timed<T>(fn: () => T): { ms: number; value: T } {
-  const t = performance.now();
-  const value = fn();
-  return { ms: performance.now() - t, value };
+interface Measured {
+  ms: number;
+  /** Peak resident memory of the process, KiB. */
+  rssKiB: number;
 }
-async function timedAsync<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const t = performance.now();
-  const value = await fn();
-  return { ms: performance.now() - t, value };
+
+/** Runs a command to the end under /usr/bin/time: wall time and peak RSS of the whole process. */
+function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Measured {
+  const out = path.join(os.tmpdir(), `tabula-bench-time-${process.pid}`);
+  const r = spawnSync('/usr/bin/time', ['-o', out, '-f', '%e %M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
+  const [secs, kib] = fs.readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return { ms: secs! * 1000, rssKiB: kib! };
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
+const repoRoot = process.cwd(); // npm runs scripts from the package root
+
+/** What the storage side does while `run` runs: strace on sshd and every process it starts. */
+function storageWork(sshdPid: number, root: string, run: () => void): { dirReads: number; dirBytes: number; opens: number } {
+  const log = path.join(os.tmpdir(), `tabula-bench-strace-${process.pid}`);
+  // sshd and the sessions it already runs (ssh's shared connection), and what they start from now on.
+  const pids = [sshdPid];
+  const parents = new Map<number, number[]>();
+  for (const e of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(e)]);
+    } catch {
+      // gone
+    }
+  }
+  for (const p of pids) pids.push(...(parents.get(p) ?? []));
+  const tracer = spawn('strace', ['-f', '-qq', '-y', '-e', 'trace=getdents64,openat', '-o', log, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
+  spawnSync('sleep', ['1']); // attached
+  run();
+  spawnSync('sleep', ['0.5']);
+  tracer.kill('SIGINT');
+  spawnSync('sleep', ['0.5']);
+  let dirReads = 0;
+  let dirBytes = 0;
+  let opens = 0;
+  // Only what concerns the storage folder (-y names each descriptor's file), not ssh's own start-up.
+  for (const line of fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(root))) {
+    const m = /getdents64\(.*\) = (\d+)/.exec(line);
+    if (m) {
+      dirReads++;
+      dirBytes += Number(m[1]);
+    } else if (/openat\(.*\) = \d+/.test(line)) opens++;
+  }
+  fs.rmSync(log, { force: true });
+  return { dirReads, dirBytes, opens };
+}
 
 async function main() {
   console.log(`Synthetic home: ${FILES} files (building if needed, in ${home})…`);
   buildHome();
+  npmBuild();
   const sshd = await startSshServer();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-bench-run-'));
   const ctl = fs.mkdtempSync('/tmp/tb-');
   try {
     const sshE = ['ssh', '-p', String(sshd.port), ...sshd.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${ctl}/cm-%C`, '-o', 'ControlPersist=30'].join(' ');
     const plainDest = `${sshd.user}@127.0.0.1:${work}/plain/`;
-    const rsync = (...extra: string[]) => {
-      const r = spawnSync('rsync', ['-a', ...extra, '-e', sshE, `${home}/`, plainDest], { stdio: ['ignore', 'ignore', 'inherit'] });
-      if (r.status !== 0) throw new Error(`rsync exited ${r.status}`);
-    };
-    const storage = storageEndpoint(parseStorageUrl(sshd.url(`${work}/tabula`)), sshd.sshOptions, 10, ctl);
-    const stateDir = path.join(work, 'state');
-    let peakRss = 0;
-    let peakHeap = 0;
-    const sync = async () => {
-      const baseline = process.memoryUsage().rss;
-      const sampler = setInterval(() => {
-        const m = process.memoryUsage();
-        peakRss = Math.max(peakRss, m.rss - baseline);
-        peakHeap = Math.max(peakHeap, m.heapUsed);
-      }, 20);
-      try {
-        return await runSync({ home: localEndpoint(home), storage, excludes: [], stateDir, host: 'bench', maxDeleteShare: 1 });
-      } finally {
-        clearInterval(sampler);
-      }
-    };
+    const rsync = (...extra: string[]) => measure('rsync', ['-a', ...extra, '-e', sshE, `${home}/`, plainDest]);
+    // The CLI as a person runs it: its own config (the storage, the ssh key), state and runtime folders.
+    const user = path.join(work, 'user');
+    for (const d of ['config/tabula', 'state']) fs.mkdirSync(path.join(user, d), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: sshd.url(`${work}/tabula`), sshOptions: sshd.sshOptions } }));
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(user, 'config'), XDG_STATE_HOME: path.join(user, 'state'), XDG_DATA_HOME: path.join(user, 'data'), XDG_CACHE_HOME: path.join(user, 'cache'), XDG_RUNTIME_DIR: ctl }; // short: ssh's control socket path has a 108-byte limit
+    delete env.TABULA_CONFIG;
+    const tabula = (...extra: string[]) => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', ...extra], env);
+    const med = (xs: Measured[]) => ({ ms: median(xs.map((x) => x.ms)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)) });
 
-    const firstPlain = timed(() => rsync());
-    const firstTabula = await timedAsync(sync);
-    const noChangePlain = median(Array.from({ length: RUNS }, () => timed(() => rsync()).ms));
-    const noChangeTabula: number[] = [];
-    for (let i = 0; i < RUNS; i++) noChangeTabula.push((await timedAsync(sync)).ms);
-    const changedPlain: number[] = [];
-    const changedTabula: number[] = [];
+    const firstPlain = rsync();
+    const firstTabula = tabula();
+    const noChangePlain = med(Array.from({ length: RUNS }, () => rsync()));
+    const noChangeTabula = med(Array.from({ length: RUNS }, () => tabula()));
+    const sshdPid = Number(fs.readFileSync(path.join(path.dirname(sshd.identityFile), 'sshd.pid'), 'utf8'));
+    const idleTabula = storageWork(sshdPid, `${work}/tabula`, () => void tabula());
+    const idlePlain = storageWork(sshdPid, `${work}/plain`, () => void rsync());
+    const changedPlain: Measured[] = [];
+    const changedTabula: Measured[] = [];
     for (let i = 0; i < RUNS; i++) {
       changeOnePercent(i);
-      changedPlain.push(timed(() => rsync('--delete')).ms);
-      changedTabula.push((await timedAsync(sync)).ms);
+      changedPlain.push(rsync('--delete'));
+      changedTabula.push(tabula());
     }
+    const verify = tabula('--verify');
 
     let unison = 'not installed (apt-get install unison to compare)';
     if (spawnSync('unison', ['-version']).status === 0) {
@@ -104,28 +137,38 @@ async function main() {
       else {
         const uRoot = path.join(work, 'unison');
         fs.mkdirSync(uRoot);
-        const u = () => spawnSync('unison', [home, `ssh://${sshd.user}@127.0.0.1/${uRoot}`, '-batch', '-silent', '-sshargs', `-p ${sshd.port} ${sshd.sshOptions.join(' ')}`], { stdio: 'ignore', env: { ...process.env, UNISON: path.join(work, '.unison') } });
-        u();
-        const noChange = median(Array.from({ length: RUNS }, () => timed(u).ms));
+        const u = () => measure('unison', [home, `ssh://${sshd.user}@127.0.0.1/${uRoot}`, '-batch', '-silent', '-sshargs', `-p ${sshd.port} ${sshd.sshOptions.join(' ')}`], { ...process.env, UNISON: path.join(work, '.unison') });
+        const first = u();
+        const noChange = med(Array.from({ length: RUNS }, u));
         changeOnePercent(99);
-        const changed = timed(u).ms;
-        changedTabula.push((await timedAsync(sync)).ms);
-        unison = `no change ${s(noChange)} (Tabula ${(median(noChangeTabula) / noChange).toFixed(2)}×), 1% changed ${s(changed)}`;
+        const changed = u();
+        changedTabula.push(tabula());
+        unison = `first ${s(first.ms)} ${mib(first.rssKiB)}, no change ${s(noChange.ms)} ${mib(noChange.rssKiB)}, 1% changed ${s(changed.ms)} ${mib(changed.rssKiB)}`;
       }
     }
 
-    const ratio = (a: number, b: number, target: number) => `${(a / b).toFixed(2)}× plain rsync (target ≤ ${target}×) ${a / b <= target ? 'OK' : 'MISSED'}`;
-    console.log(`\nTabula two-way sync vs plain one-way rsync over ssh on 127.0.0.1, ${FILES} files, median of ${RUNS}`);
-    console.log(`first full sync   Tabula ${s(firstTabula.ms)}   rsync -a ${s(firstPlain.ms)}   ${(firstTabula.ms / firstPlain.ms).toFixed(2)}×`);
-    console.log(`nothing changed   Tabula ${s(median(noChangeTabula))}   rsync -a ${s(noChangePlain)}   ${ratio(median(noChangeTabula), noChangePlain, 1.2)}`);
-    console.log(`1% changed        Tabula ${s(median(changedTabula))}   rsync -a --delete ${s(median(changedPlain))}   ${ratio(median(changedTabula), median(changedPlain), 1.3)}`);
-    console.log(`Unison            ${unison}`);
-    console.log(`engine memory     peak RSS +${(peakRss / 2 ** 20).toFixed(0)} MiB, heap ${(peakHeap / 2 ** 20).toFixed(0)} MiB (${Math.round(peakRss / FILES)} bytes a file)`);
+    const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+    const ch = med(changedTabula);
+    const cp = med(changedPlain);
+    console.log(`\n\`tabula sync\` (whole process) vs plain rsync over ssh on 127.0.0.1, ${FILES} files, median of ${RUNS}; load average ${load} on ${os.cpus().length} cores`);
+    console.log(`| job | Tabula | rsync | ratio |`);
+    console.log(`|---|---|---|---|`);
+    console.log(`| first full sync | ${s(firstTabula.ms)}, ${mib(firstTabula.rssKiB)} | ${s(firstPlain.ms)}, ${mib(firstPlain.rssKiB)} | ${(firstTabula.ms / firstPlain.ms).toFixed(2)}× |`);
+    console.log(`| nothing changed | ${s(noChangeTabula.ms)}, ${mib(noChangeTabula.rssKiB)} | ${s(noChangePlain.ms)}, ${mib(noChangePlain.rssKiB)} | ${(noChangeTabula.ms / noChangePlain.ms).toFixed(2)}× |`);
+    console.log(`| 1% changed | ${s(ch.ms)}, ${mib(ch.rssKiB)} | ${s(cp.ms)} (--delete), ${mib(cp.rssKiB)} | ${(ch.ms / cp.ms).toFixed(2)}× |`);
+    console.log(`| nothing changed, full storage listing (--verify) | ${s(verify.ms)}, ${mib(verify.rssKiB)} | | |`);
+    console.log(`| storage side of an idle run | ${idleTabula.dirReads} directory reads (${idleTabula.dirBytes} bytes of entries), ${idleTabula.opens} files opened | ${idlePlain.dirReads} directory reads (${idlePlain.dirBytes} bytes), ${idlePlain.opens} opened | |`);
+    console.log(`Unison: ${unison}`);
   } finally {
     await sshd.dispose();
     fs.rmSync(work, { recursive: true, force: true });
     fs.rmSync(ctl, { recursive: true, force: true });
   }
+}
+
+function npmBuild() {
+  const r = spawnSync('npm', ['run', '-s', 'build:main'], { cwd: repoRoot, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('npm run build:main failed');
 }
 
 void main();

@@ -217,7 +217,7 @@ describe('deferral', () => {
   });
 });
 
-describe('conflicts and versions through the agent', () => {
+describe('conflicts and versions through the agent', { timeout: 90_000 }, () => {
   /** Another laptop of the same person, syncing with the same storage. */
   async function otherLaptop(edit: (home: string) => void) {
     const home = path.join(sb.dir, 'laptop-b');

@@ -15,7 +15,7 @@ const at = (s: number) => new Date(t0.getTime() + s * 1000);
 const versionsOf = (w: World) => readTree(path.join(w.storageDir, '.tabula/versions'));
 const localVersionsOf = (dir: string) => readTree(path.join(dir, 'versions'));
 
-describe.each(['folder', 'ssh'])('folders and types with a %s storage', (kind) => {
+describe.each(['folder', 'ssh'])('folders and types with a %s storage', { timeout: 120_000 }, (kind) => {
   let sshd: SshServer | undefined;
   let w: World;
   beforeAll(async () => {
@@ -166,6 +166,27 @@ describe('conflicts and content', () => {
     expect(s.conflicts).toHaveLength(1);
     await a.sync();
     for (const files of [a.files(), b.files(), w.storageFiles()]) expect(Object.values(files).sort()).toEqual(['BBBB', 'CCCC']);
+  });
+
+  it('"keep theirs" on a conflict where the storage was newer leaves exactly one file, everywhere', async () => {
+    const a = w.laptop('a');
+    const b = w.laptop('b');
+    a.write('r.txt', 'base');
+    await a.sync();
+    await b.sync();
+    // Times as the kernel sets them, to the nanosecond (not rounded to a millisecond by a test).
+    a.write('r.txt', 'older edit on a');
+    await new Promise((r) => setTimeout(r, 50));
+    b.write('r.txt', 'newer edit on b');
+    await b.sync();
+    const s = await a.sync();
+    expect(s.conflicts).toEqual([expect.objectContaining({ path: 'r.txt', kept: 'remote' })]);
+    // What "Keep theirs" does in the home (service.resolveConflict): our copy goes; the sync carries it out.
+    a.rm(s.conflicts[0]!.conflictPath);
+    await a.sync();
+    await b.sync();
+    await a.sync();
+    for (const files of [a.files(), b.files(), w.storageFiles()]) expect(files).toEqual({ 'r.txt': 'newer edit on b' });
   });
 
   it('5. the delete limit holds in a small home: deleting 5 of 9 files is refused until confirmed', async () => {

@@ -15,7 +15,7 @@ import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
 import { conflictName, deletionShare, keepSide, planSync, sameEntry, type Side, type SyncPlan } from './plan';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { listScript, nsToDate, parseListing, PARTIAL_DIR, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
+import { listScript, nsToDate, parseListing, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
 export interface ConflictRecord {
   path: string;
@@ -167,7 +167,7 @@ export async function listRaw(ep: Endpoint, excludes: string[]): Promise<RawList
     digest,
     parse() {
       const listing = parseListing(r.stdout, matcher);
-      return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: 'permission denied' }))] };
+      return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: PERMISSION_DENIED }))] };
     },
   };
 }
@@ -181,10 +181,12 @@ export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Li
  * two listings, nothing has changed anywhere: it is done without parsing 100k entries or reading the archive.
  */
 const quietFile = (stateDir: string) => path.join(stateDir, 'sync-quiet.json');
-function readQuiet(stateDir: string, storage: string): { local: string; remote: string } | null {
+function readQuiet(stateDir: string, storage: string): { local: string; remote: string; skipped: Listing['skipped'] } | null {
   try {
-    const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; remote?: string };
-    return q.storage === storage && q.local && q.remote ? { local: q.local, remote: q.remote } : null;
+    const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; remote?: string; skipped?: unknown };
+    // What was skipped stays skipped while nothing changes: it is said on every run, not only the first.
+    const skipped = Array.isArray(q.skipped) ? q.skipped.filter((x): x is Listing['skipped'][number] => typeof x?.path === 'string' && typeof x?.why === 'string') : [];
+    return q.storage === storage && q.local && q.remote ? { local: q.local, remote: q.remote, skipped } : null;
   } catch {
     return null;
   }
@@ -235,6 +237,12 @@ const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '
 // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
 const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
 const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * What arrives from the storage never runs with another user's or group's rights: whoever can write
+ * the storage could otherwise plant a setuid program in this home.
+ */
+const NO_SET_ID = ['--chmod=ug-s'];
 
 /** The paths not inside another one of the list: removing a folder removes what it holds. */
 export function topmost(paths: string[]): string[] {
@@ -344,7 +352,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         if (!storageLock.generation) await storageLock.bump();
         writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock.generation, verifiedAt: Date.now() });
       }
-      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
+      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet?.skipped ?? [], bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
     const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
@@ -354,7 +362,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const remote: Listing = listed ? listed.parse() : { tree: asStorageSaw(archive.tree), exists: true, hasSentinel: true, skipped: [] };
     if (archive.roundedTimes) adoptListedTimes(archive.tree, local.tree, remote.tree);
     if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
-    const plan = planSync(archive.tree, local.tree, remote.tree);
+    // What this user may not read, on either side, is neither copied nor deleted: the archive keeps
+    // what it knew of it, and the rest syncs.
+    const blind = [...local.skipped, ...remote.skipped].filter((x) => x.why === PERMISSION_DENIED).map((x) => x.path);
+    const plan = blind.length ? planSync(...[archive.tree, local.tree, remote.tree].map((t) => withoutPaths(t, blind)) as [Tree, Tree, Tree]) : planSync(archive.tree, local.tree, remote.tree);
     trace('planned');
     checkSafety(o, archive, local, remote, plan);
 
@@ -366,7 +377,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       deletedLocal: [],
       deletedRemote: [],
       conflicts: [],
-      skipped: [...local.skipped, ...remote.skipped],
+      skipped: [...local.skipped, ...remote.skipped, ...reservedInHome(local)],
       bytesTransferred: 0,
     };
     const tree = new Map(archive.tree);
@@ -453,7 +464,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
         saveArchive(o.stateDir, o.storage.display, tree);
       }
-      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed' }));
+      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed', skipped: summary.skipped }));
       settled();
       return summary;
     }
@@ -486,7 +497,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const staging = path.join(o.stateDir, 'staging');
         fs.rmSync(staging, { recursive: true, force: true });
         fs.mkdirSync(staging, { recursive: true });
-        const { result } = await rsync('pulling', ['-a', '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
+        const { result } = await rsync('pulling', ['-a', ...NO_SET_ID, '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
         moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
         tree.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
@@ -531,7 +542,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
       // second) would skip a same-size edit made within the second. Its delta transfer still sends
       // only what differs.
-      const r = await rsync(phase, ['-a', '--ignore-times', '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(parentsFirst));
+      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(parentsFirst));
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       const completed = (p: string) => r.ok || r.done.has(p);
@@ -571,6 +582,27 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   function failure(result: Awaited<RsyncRun['done']>, opts: SyncOptions, wasCancelled: boolean) {
     return describeRsyncFailure(result, { home: opts.home.path, storage: opts.storage.display, cancelled: wasCancelled });
   }
+}
+
+/** A tree without the given paths and whatever is inside them. */
+function withoutPaths(t: Tree, paths: string[]): Tree {
+  const out: Tree = new Map();
+  const set = new Set(paths);
+  const hidden = (p: string) => {
+    if (set.has(p)) return true;
+    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) if (set.has(p.slice(0, i))) return true;
+    return false;
+  };
+  for (const [p, e] of t) if (!hidden(p)) out.set(p, e);
+  return out;
+}
+
+/** Names in the home that belong to Tabula on the storage: never synced, and said so rather than left out silently. */
+function reservedInHome(local: Listing): Listing['skipped'] {
+  const why = "the name is Tabula's own on the storage";
+  const out: Listing['skipped'] = (local.reserved ?? []).filter((p) => p === STORAGE_AREA).map((p) => ({ path: p, why }));
+  if (local.hasSentinel) out.push({ path: SENTINEL, why });
+  return out;
 }
 
 function updateAgreed(tree: Tree, p: string, local: Tree, remote: Tree) {

@@ -130,6 +130,7 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
   const isAlive = o.isAlive ?? defaultIsAlive;
   let dead = '';
   let told = false;
+  let nameless = 0;
   for (;;) {
     const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0']);
     const lines = r.stdout.toString('utf8').split('\n');
@@ -143,6 +144,8 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
       dead = ownerLine;
       continue;
     }
+    // A nameless lock is one being made or removed this very moment: look again before saying so.
+    if (!owner && !nameless++) continue;
     const reason = heldReason(owner, Number(lines[1]), ep.display);
     if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} Try again when it has finished.`, { retryable: true });
     if (!told) o.onWaiting?.(`${reason} Waiting for it to finish…`);

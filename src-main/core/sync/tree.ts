@@ -50,9 +50,13 @@ export interface Listing {
   /** False when the folder itself does not exist (an unmounted NAS, a wrong path). */
   exists: boolean;
   hasSentinel: boolean;
-  /** Entries left out and why: special files, names that are not UTF-8. */
+  /** Entries left out and why: special files, names that are not UTF-8, what this user may not read. */
   skipped: { path: string; why: string }[];
+  /** Tabula's own names found here (its storage area and rsync's partial folders), never synced. */
+  reserved?: string[];
 }
+
+export const PERMISSION_DENIED = 'permission denied';
 
 export const SENTINEL = '.tabula-storage';
 /** Tabula's own area on the storage (versions); never synced. */
@@ -69,7 +73,9 @@ export const listScript = [
   'for p in "$@"; do prune="$prune -path ./$p -prune -o"; done',
   // $prune is split on purpose; the names come from config and never contain spaces we did not expect
   // (they are matched literally by find -path).
-  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
+  // Tabula's own names are printed as R (the home must say it leaves them out); files this user may
+  // not read as U (rsync could not send them: one skipped item, not a failed run).
+  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
 ].join('\n');
 
 /** Records "<inode>:<ctime> ./<name>\0" (find -printf '%i:%C@ %p\0' on ./names) → name → stamp. */
@@ -85,6 +91,7 @@ export function parseStamps(out: Buffer): Map<string, string> {
 export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exists'> {
   const tree: Tree = new Map();
   const skipped: Listing['skipped'] = [];
+  const reserved: string[] = [];
   let hasSentinel = false;
   // One decode for the whole listing (100k records): per-record Buffer work costs several times more.
   const text = out.toString('utf8');
@@ -113,7 +120,11 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
       skipped.push({ path: name, why: 'the name is not valid UTF-8' });
       continue;
     }
-    if (type !== 'f' && type !== 'd' && type !== 'l') {
+    if (type === 'R') {
+      reserved.push(name);
+      continue;
+    }
+    if (type !== 'f' && type !== 'd' && type !== 'l' && type !== 'U') {
       skipped.push({ path: name, why: 'special file (device, socket or pipe)' });
       continue;
     }
@@ -121,7 +132,11 @@ export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exis
     // Children of an excluded folder are excluded too (find lists a folder before its contents).
     const slash = name.lastIndexOf('/');
     if (slash > 0 && !tree.has(name.slice(0, slash))) continue;
+    if (type === 'U') {
+      skipped.push({ path: name, why: PERMISSION_DENIED });
+      continue;
+    }
     tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: parseFindTime(mtime), stamp });
   }
-  return { tree, hasSentinel, skipped };
+  return { tree, hasSentinel, skipped, reserved };
 }
