@@ -2,7 +2,7 @@
 // `npm run package:deb` runs after the build), checked with lintian, unpacked and run, and its
 // maintainer scripts run for install, upgrade and removal. Installing it into a booted image is the
 // lab's job (test/lab).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,14 +16,25 @@ let unpacked: string;
 
 const sh = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) =>
   spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
+/** For the long runs (the build, lintian): async, so the test worker keeps answering vitest meanwhile. */
+const runAsync = (cmd: string, args: string[]) =>
+  new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+    execFile(cmd, args, { cwd: repo, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+const buildDeb = async (args: string[]) => {
+  const r = await runAsync(process.execPath, [path.join(repo, 'scripts/package-deb.mjs'), ...args]);
+  if (r.status !== 0) throw new Error(`package-deb.mjs failed:\n${r.stderr}`);
+  return r.stdout.trim().split('\n').pop()!;
+};
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!fs.existsSync(path.join(repo, 'build/main/cli.js')) || !fs.existsSync(path.join(repo, 'build/renderer/index.html'))) {
-    execFileSync('npm', ['run', '-s', 'build'], { cwd: repo, stdio: 'inherit' });
+    await runAsync('npm', ['run', '-s', 'build']);
   }
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-deb-test-'));
-  const out = execFileSync(process.execPath, [path.join(repo, 'scripts/package-deb.mjs'), '--out', dir], { cwd: repo, encoding: 'utf8' });
-  deb = out.trim().split('\n').pop()!;
+  deb = await buildDeb(['--out', dir]);
   unpacked = path.join(dir, 'unpacked');
   execFileSync('dpkg-deb', ['-x', deb, unpacked]);
 }, 120_000);
@@ -41,10 +52,10 @@ function contents(): Map<string, { mode: string; owner: string; target?: string 
 const field = (name: string) => execFileSync('dpkg-deb', ['-f', deb, name], { encoding: 'utf8' }).trim();
 
 describe('npm run package:deb', () => {
-  it('builds tabula_<version>_<arch>.deb that lintian passes without errors or warnings', () => {
+  it('builds tabula_<version>_<arch>.deb that lintian passes without errors or warnings', async () => {
     const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
     expect(path.basename(deb)).toBe(`tabula_${version}_${arch}.deb`);
-    const lintian = sh('lintian', ['--fail-on', 'error,warning', '--no-tag-display-limit', deb]);
+    const lintian = await runAsync('lintian', ['--fail-on', 'error,warning', '--no-tag-display-limit', deb]);
     // The tags lintian printed are the message when it fails.
     expect({ status: lintian.status, tags: lintian.stdout.split('\n').filter((l) => /^[EW]: /.test(l)) }).toEqual({ status: 0, tags: [] });
   }, 120_000);
@@ -135,7 +146,7 @@ describe('npm run package:deb', () => {
 });
 
 describe('where the Electron runtime ships in the package', () => {
-  it('the agent and CLI run on it as Node (ELECTRON_RUN_AS_NODE), the tray as Electron', () => {
+  it('the agent and CLI run on it as Node (ELECTRON_RUN_AS_NODE), the tray as Electron', async () => {
     // A fake Electron (the real runtime cannot be downloaded here): it records how it was started
     // and runs the script on Node when asked to be Node, as Electron does.
     const fake = path.join(dir, 'fake-electron');
@@ -143,7 +154,7 @@ describe('where the Electron runtime ships in the package', () => {
     const log = path.join(dir, 'fake-electron.log');
     fs.writeFileSync(path.join(fake, 'electron'), `#!/bin/sh\necho "ELECTRON_RUN_AS_NODE=\${ELECTRON_RUN_AS_NODE:-unset} $*" >> ${log}\n[ "$ELECTRON_RUN_AS_NODE" = 1 ] && exec node "$@"\nexit 0\n`, { mode: 0o755 });
     const out = path.join(dir, 'with-electron');
-    const built = execFileSync(process.execPath, [path.join(repo, 'scripts/package-deb.mjs'), '--out', out, '--electron', fake], { cwd: repo, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const built = await buildDeb(['--out', out, '--electron', fake]);
     const tree = path.join(out, 'unpacked');
     execFileSync('dpkg-deb', ['-x', built, tree]);
     const app = path.join(tree, 'usr/lib/tabula');
