@@ -179,7 +179,7 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
       const at = args.values.get('--at');
       if (at && Number.isNaN(Date.parse(at))) throw new TabulaError('invalid-argument', `--at needs a date and time, e.g. 2026-11-22T09:30:00Z (got "${at}").`);
       const to = args.values.get('--to');
-      const r = await (await agent()).call('versions.restore', { path: target, ...(at ? { at: new Date(at).toISOString() } : {}), ...(to ? { to: path.resolve(to) } : {}) });
+      const r = await (await agent()).call('versions.restore', { path: target, ...(at ? { at: new Date(at).toISOString() } : {}), ...(to ? { to } : {}) /* a relative one is inside the home */ });
       out(r, `Restored ${r.version.replacedAt ? `the version replaced at ${new Date(r.version.replacedAt).toLocaleString()}` : 'the storage’s current copy'} to ${r.restoredTo}.`);
       return true;
     }

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
+import { displayPath } from '../paths';
 import { runRsync } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
@@ -56,6 +57,36 @@ export function pickVersion(versions: FileVersion[], at?: Date): FileVersion | n
   return after.at(-1) ?? versions.find((v) => v.stamp === null) ?? null;
 }
 
+/**
+ * A restore into the home never writes through a symlink that leads out of it: a link that arrived
+ * with the sync (`~/Documents` → `/somewhere/else`) must not turn a restore into a write elsewhere.
+ */
+function refuseLinkOutOfHome(home: string, dest: string) {
+  const rel = path.relative(home, dest);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return; // a folder outside the home, named by the person
+  const realHome = fs.realpathSync(home);
+  let p = home;
+  for (const part of rel.split(path.sep)) {
+    p = path.join(p, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return; // does not exist yet: created below, as a real folder
+    }
+    if (!st.isSymbolicLink()) continue;
+    let target: string;
+    try {
+      target = fs.realpathSync(p);
+    } catch {
+      target = p; // a dangling link: rsync replaces it, nothing is written through it
+    }
+    if (target !== realHome && !target.startsWith(realHome + path.sep)) {
+      throw new TabulaError('invalid-argument', `Not restored: ${displayPath(p, home)} is a link to ${target}, outside your home folder. Remove the link or restore with --to a folder of your choice.`);
+    }
+  }
+}
+
 export async function restoreVersion(opts: {
   storage: Endpoint;
   home: string;
@@ -69,7 +100,9 @@ export async function restoreVersion(opts: {
   const { storage, rel, version } = opts;
   const srcPath = version.stamp ? `${STORAGE_AREA}/versions/${version.stamp}/${rel}` : rel;
   const src = storage.rsyncRoot + srcPath;
-  const dest = opts.to ? path.join(path.resolve(opts.to), path.basename(rel)) : path.join(opts.home, rel);
+  // A relative --to is inside the home (the agent's working folder means nothing to the person).
+  const dest = opts.to ? path.join(path.resolve(opts.home, opts.to), path.basename(rel)) : path.join(opts.home, rel);
+  refuseLinkOutOfHome(opts.home, dest);
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   // A trailing slash on both copies a folder's contents onto the folder; a file is copied as itself.
   const isDir = (await storage.sh('[ -d "$1" ]', [`${storage.path}/${srcPath}`])).code === 0;
