@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
+import { safetyLine } from './common/safety-line';
 import { loadConfig } from './core/config';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { parseStorageUrl } from './core/storage-url';
@@ -41,7 +42,10 @@ export function ago(iso: string | null): string {
 
 export function formatStatus(s: AgentStatus): string {
   const b = s.backup;
+  const safe = safetyLine(s, Date.now());
   const lines = [
+    // The window's and the tray's first line, word for word: one answer to "is my work safe?".
+    `Safety:  ${safe.sentence}${safe.detail ? `\n         ${safe.detail}` : ''}`,
     `Image:   ${s.image.name} — version ${s.image.version}${s.image.problem ? ` (${s.image.problem})` : ''}`,
     `Backup:  ${b.state} — ${b.reason}`,
     `         last success: ${ago(b.lastSuccessAt)}`,

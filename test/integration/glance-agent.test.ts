@@ -138,6 +138,7 @@ describe('the command line', () => {
     const agent = await startHeadlessAgent(sb);
     try {
       expect((await sb.cli(['backup', 'now'])).code).toBe(0);
+      expect((await sb.cli(['status'])).stdout).toMatch(/^Safety: {2}Safe on .*nas — backed up just now$/m);
       // The CLI runs in the sandbox folder, outside the home: "Documents/notes.txt" is the home's.
       const found = await sb.cli(['versions', 'Documents/notes.txt']);
       if (found.code) console.error(found);
