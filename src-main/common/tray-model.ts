@@ -45,7 +45,8 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
       ...decision,
       main,
       ...restart,
-      { id: 'image', label: `Image ${s.image.version}`, enabled: false },
+      // A frozen or replayed update server is not "up to date" (issue 12): the menu says so.
+      { id: 'image', label: u.state === 'stale' ? `Image ${s.image.version} — update server data out of date` : `Image ${s.image.version}`, enabled: false },
       { id: 'open', label: 'Open Tabula', enabled: true },
       { id: 'quit', label: 'Quit', enabled: true },
     ],

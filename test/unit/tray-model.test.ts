@@ -14,6 +14,12 @@ describe('tray model', () => {
     expect(labels(m)).toEqual(['Safe on nas.example — backed up 2 min ago', 'Back up now', 'Image 2026.11.3', 'Open Tabula', 'Quit']);
   });
 
+  it('an update server serving stale data is named in the menu, not shown as an up-to-date image', () => {
+    const stale = { ...status({}).imageUpdate, state: 'stale' as const, reason: 'Update server data is out of date since 2026-11-20 10:00.' };
+    expect(labels(trayModel(status({}, [], stale), now))).toContain('Image 2026.11.3 — update server data out of date');
+    expect(labels(trayModel(status({}), now))).toContain('Image 2026.11.3');
+  });
+
   it('syncing: Stop instead of Back up now, and the percentage', () => {
     const m = trayModel(status({ state: 'running', progress: { phase: 'pushing', percent: 40, etaSeconds: 5, bytesDone: 1, bytesTotal: 2, filesDone: 1, filesTotal: 3, currentFile: null } }), now);
     expect(m.icon).toBe('syncing');
