@@ -27,8 +27,8 @@ export const commands: CommandSpec[] = [
   { name: 'restore', usage: 'tabula restore PATH [--at TIME] [--to DIR]   bring back an older version', values: ['--at', '--to'], flags: json, args: [1, 1] },
   {
     name: 'sync',
-    usage: 'tabula sync [--dry-run] [--force] [--verify] [--home DIR] [--storage URL] [--json]   one two-way sync without the agent (--verify: list the storage in full; exit 0 synced, 2 refused, 1 failed)',
-    flags: ['--dry-run', '--force', '--verify', '--json'],
+    usage: 'tabula sync [--dry-run] [--force] [--quick] [--home DIR] [--storage URL] [--json]   one two-way sync without the agent, the storage listed in full (--quick: trust its generation record, as the agent does between daily checks; exit 0 synced, 2 refused, 1 failed)',
+    flags: ['--dry-run', '--force', '--quick', '--verify', '--json'],
     values: ['--home', '--storage'],
   },
   { name: 'prefs get', usage: 'tabula prefs get [KEY]                 show preferences (printers.default, printers.options, displays.profiles, network.profiles)', args: [0, 1] },

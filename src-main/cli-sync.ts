@@ -211,7 +211,10 @@ export async function syncForeground(args: Args, paths: Paths) {
       maxDeleteShare: config.backup.maxDeletePercent / 100,
       bandwidthLimitKBps: config.backup.bandwidthLimitKBps || undefined,
       versionsRetentionDays: config.backup.versionsRetentionDays,
-      verify: args.flags.has('--verify'),
+      // A person who runs one sync by hand wants the storage as it is, also after a change made on it
+      // directly (an admin, a restore tool): list it in full. The agent's runs (every 15 minutes, a
+      // fleet's idle cost) trust the generation record between daily checks; --quick does that here.
+      verify: args.flags.has('--verify') || !args.flags.has('--quick'),
       verifyIntervalHours: config.backup.verifyHours,
       onWaiting: (reason) => console.error(reason),
       onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),

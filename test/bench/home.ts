@@ -112,7 +112,7 @@ async function main() {
     fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: sshd.url(`${work}/tabula`), sshOptions: sshd.sshOptions } }));
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(user, 'config'), XDG_STATE_HOME: path.join(user, 'state'), XDG_DATA_HOME: path.join(user, 'data'), XDG_CACHE_HOME: path.join(user, 'cache'), XDG_RUNTIME_DIR: ctl }; // short: ssh's control socket path has a 108-byte limit
     delete env.TABULA_CONFIG;
-    const tabula = (...extra: string[]) => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', ...extra], env);
+    const tabula = (...extra: string[]) => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick', ...extra], env);
     const med = (xs: Measured[]) => ({ ms: median(xs.map((x) => x.ms)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)) });
 
     const firstPlain = rsync();

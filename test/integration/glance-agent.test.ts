@@ -118,7 +118,7 @@ describe('the command line', () => {
     }
     const help = await sb.cli(['help']);
     expect(help.code).toBe(0);
-    for (const line of ['tabula backup now [--force] [--no-wait]', 'tabula conflicts resolve PATH --keep mine|theirs|both', 'tabula prefs apply [--dry-run] [--only printers,displays,network]', 'tabula fleet poll', 'tabula help [COMMAND]', 'tabula sync [--dry-run] [--force] [--verify] [--home DIR] [--storage URL] [--json]']) {
+    for (const line of ['tabula backup now [--force] [--no-wait]', 'tabula conflicts resolve PATH --keep mine|theirs|both', 'tabula prefs apply [--dry-run] [--only printers,displays,network]', 'tabula fleet poll', 'tabula help [COMMAND]', 'tabula sync [--dry-run] [--force] [--quick] [--home DIR] [--storage URL] [--json]']) {
       expect(help.stdout).toContain(line);
     }
     const one = await sb.cli(['help', 'restore']);
