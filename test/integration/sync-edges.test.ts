@@ -140,6 +140,25 @@ describe('tabula sync (foreground, no agent)', () => {
     expect(away.code).toBe(1);
     expect(away.stderr).toMatch(/cannot be reached right now \(connection refused\)/);
   });
+
+  it('run by hand, it sees a change made directly on the storage at once; --quick leaves that to the daily check', async () => {
+    const storage = path.join(sb.dir, 'nas');
+    fs.mkdirSync(storage);
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(sb.home, `f${i}.txt`), `${i}`);
+    fs.mkdirSync(path.join(sb.home, 'p'));
+    fs.writeFileSync(path.join(sb.home, 'p/x'), 'x');
+    expect((await sb.cli(['sync', '--storage', storage])).code).toBe(0);
+    // An admin puts a file back and replaces a folder by a file, without Tabula: the generation stays.
+    fs.writeFileSync(path.join(storage, 'restored.txt'), 'from the helpdesk');
+    expect((await sb.cli(['sync', '--storage', storage, '--quick'])).code).toBe(0);
+    expect(fs.existsSync(path.join(sb.home, 'restored.txt'))).toBe(false);
+    fs.rmSync(path.join(storage, 'p'), { recursive: true });
+    fs.writeFileSync(path.join(storage, 'p'), 'now a file');
+    const r = await sb.cli(['sync', '--storage', storage]);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(sb.home, 'restored.txt'), 'utf8')).toBe('from the helpdesk');
+    expect(fs.readFileSync(path.join(sb.home, 'p'), 'utf8')).toBe('now a file');
+  });
 });
 
 describe('change detection', () => {
