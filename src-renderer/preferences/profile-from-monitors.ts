@@ -1,23 +1,8 @@
 // The display layout the window starts from: the saved one for exactly these monitors, or what the
 // monitors show now. One place, used by the Displays tab (and its tests).
 import type { MonitorState } from '../../src-main/common/contract/prefs';
-import { profileKey, type DisplayOutput, type DisplayProfile } from '../../src-main/common/prefs-schema';
-
-export function outputFromMonitor(m: MonitorState): DisplayOutput {
-  return {
-    monitor: m.monitor,
-    label: m.label,
-    enabled: m.enabled,
-    width: m.width || m.modes[0]?.width || 1024,
-    height: m.height || m.modes[0]?.height || 768,
-    refresh: null,
-    x: m.x,
-    y: m.y,
-    scale: 1,
-    rotation: m.rotation,
-    primary: m.primary,
-  };
-}
+import { outputFromMonitor } from '../../src-main/common/display-profile';
+import { profileKey, type DisplayProfile } from '../../src-main/common/prefs-schema';
 
 /** The saved profile for this set of monitors, if any. */
 export function savedProfileFor(monitors: MonitorState[], saved: DisplayProfile[]): DisplayProfile | null {
