@@ -81,10 +81,12 @@ export function readSmallRegularFile(file: string, opts: SmallFileOptions = {}):
       if (st.mode & 0o077) return { status: 'invalid', problem: `can be read or changed by other users (mode ${(st.mode & 0o777).toString(8)})` };
     }
     if (st.size > max) return { status: 'invalid', problem: `is too large (${st.size} bytes; the limit is ${max})` };
-    // Read one byte past the limit: a file that grew (or lies about its size) is still refused.
-    const buf = Buffer.alloc(max + 1);
+    // Sized by the file, not the limit (a manifest's cap is 64 MiB); read one byte past the size and grow
+    // up to one byte past the limit: a file that grew (or lies about its size) is still refused.
+    let buf = Buffer.alloc(st.size + 1);
     let got = 0;
     for (;;) {
+      if (got === buf.length) buf = Buffer.concat([buf, Buffer.alloc(Math.min(buf.length, max + 1 - buf.length))]);
       const n = fs.readSync(fd, buf, got, buf.length - got, null);
       if (n === 0) break;
       got += n;
