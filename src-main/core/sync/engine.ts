@@ -14,6 +14,7 @@ import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
 import { conflictName, deletionShare, keepSide, planSync, sameEntry, type Side, type SyncPlan } from './plan';
+import { readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
 import { listScript, nsToDate, parseListing, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
 
@@ -24,6 +25,8 @@ export interface ConflictRecord {
   /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
   kept: Side;
   at: string;
+  /** The laptop that wrote the storage's version, when its record says (see origin-log.ts). */
+  from?: string;
 }
 
 export interface SyncProgress {
@@ -481,13 +484,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
+    let origins: Promise<OriginLookup> | null = null;
     const taken = (p: string) => local.tree.has(p) || remote.tree.has(p) || archive.tree.has(p) || exists(path.join(o.home.path, p));
     for (const c of plan.conflicts) {
       checkCancelled();
       const l = local.tree.get(c.path)!;
       const r = remote.tree.get(c.path)!;
       const older = c.keep === 'local' ? r : l;
-      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), o.host, taken);
+      // The storage's version carries the name of the laptop that wrote it.
+      const from = (await (origins ??= readOrigins(o.storage)))(c.path, r) ?? undefined;
+      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), c.keep === 'local' ? (from ?? 'storage') : o.host, taken);
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
         moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
@@ -505,7 +511,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         plan.push.push(c.path);
       }
       plan.push.push(conflictPath);
-      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString() });
+      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
     if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
 
@@ -559,6 +565,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
+    await recordPushed(o.storage, o.stateDir, o.host, sent.map((p) => [p, tree.get(p)!]));
     trace('pushed');
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so
@@ -692,7 +699,7 @@ export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
   store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
 }
 
-const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));
+const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string(), from: z.string().optional() }));
 export function conflictStore(stateDir: string) {
   return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
 }

@@ -144,7 +144,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     };
     return list.map((c) => {
       const { mine, theirs } = sides(c);
-      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
+      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, c.from ?? null) } };
     });
   }
 
