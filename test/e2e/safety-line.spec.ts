@@ -212,7 +212,8 @@ test('a conflict: "1 file needs your decision", each version with time, size and
   await expect(mine).toContainText('made on this laptop');
   await expect(theirs).toContainText('Storage');
   await expect(theirs).toContainText('44 B');
-  await expect(theirs).toContainText('from another laptop, via the storage');
+  // The storage's version names the laptop that wrote it (its record on the storage says so).
+  await expect(theirs).toContainText('made on laptop-b');
   await expect(inbox.getByRole('button').filter({ hasText: /^Keep/ }).first()).toHaveText('Keep both');
 
   await mine.getByRole('button', { name: 'Open This laptop version of Documents/notes.txt' }).click();
