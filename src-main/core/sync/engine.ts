@@ -131,7 +131,7 @@ const exists = (p: string) => {
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
-  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms`) : () => {};
+  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
   let storageLock: StorageLock | null = null;

@@ -64,10 +64,15 @@ export function listingFailure(ep: Endpoint, code: number | null, stderr: string
   return new TabulaError('internal', `Could not list ${ep.display}: ${stderr.trim().split('\n')[0] ?? `exit ${code}`}`);
 }
 
-/** NUL-separated records of a file, in batches (one decode per 64 KiB: per-record Buffer work costs more). */
+/**
+ * NUL-separated records of a file, in batches (one decode per 16 KiB: per-record Buffer work costs
+ * more). Small batches on purpose: a batch still being merged when the young generation is collected
+ * moves to the old one, where it lingers until a full collection; that, not what is kept, is what
+ * would make memory grow.
+ */
 export async function* recordBatches(file: string): AsyncGenerator<string[]> {
   let rest: Buffer | null = null;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 14 }) as AsyncIterable<Buffer>) {
     const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
     const last = buf.lastIndexOf(0);
     if (last < 0) {
