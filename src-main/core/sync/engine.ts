@@ -12,11 +12,14 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
 import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
+import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { compareNames, createListingFilter, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
+import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
 import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type SyncPlan } from './plan';
+import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
 import { nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
@@ -59,6 +62,12 @@ export interface SyncOptions {
   /** List the storage in full even when its generation says nothing changed (default: once a day). */
   verify?: boolean;
   verifyIntervalHours?: number;
+  /**
+   * The folders of the home that changed since the last sync, from the change journal (the agent's);
+   * absent or null: list the whole home. Ignored when a verification is due: then both sides are
+   * listed in full.
+   */
+  localChanges?: LocalChanges | null;
 }
 
 export interface SyncSummary {
@@ -155,12 +164,31 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    // The home is listed while the storage lock is taken: the lock is one small round trip.
-    const localListing = listToFile(o.home, o.excludes, homeFile);
-    localListing.catch(() => {}); // awaited below
     const seen = readGenerationState(o.stateDir, o.storage.display);
     const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
     const verifyDue = o.verify || !seen || Date.now() - seen.verifiedAt >= verifyMs;
+    // Opened at most once, and not at all when nothing changed.
+    let opened: Promise<ArchiveHandle> | null = null;
+    const archiveOnce = () => (opened ??= openArchive(o.stateDir, o.storage.display));
+    // The home is listed while the storage lock is taken: the lock is one small round trip. With the
+    // change journal, only the folders that changed are; the rest of the home is the archive's record.
+    let overlay: ListedChanges | null = null;
+    const listHome = async () => {
+      const changes = o.localChanges && !verifyDue ? changedFolders(o.localChanges, o.excludes) : null;
+      if (!changes) return listToFile(o.home, o.excludes, homeFile);
+      const quietLocal = readQuiet(o.stateDir, o.storage.display)?.local;
+      if (!changes.folders.length && !changes.trees.length && quietLocal) {
+        overlay = changes;
+        return unchangedListing(quietLocal, homeFile);
+      }
+      // The journal vouches only for what the archive recorded: without one (or one of an older kind), list it all.
+      const a = await archiveOnce();
+      if (a.first || a.roundedTimes) return listToFile(o.home, o.excludes, homeFile);
+      overlay = changes;
+      return listChangedToFile(o.home, o.excludes, changes, homeFile);
+    };
+    const localListing = listHome();
+    localListing.catch(() => {}); // awaited below
     // The idle case: the home as the last quiet run left it, and the storage's generation where this
     // laptop's last sync ended it. Every writer changes the generation before its first write, so this
     // one small read needs no lock; there is nothing to write.
@@ -195,8 +223,12 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet.skipped, bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
-    const archive = await openArchive(o.stateDir, o.storage.display);
+    const archive = await archiveOnce();
     if (archive.problem) console.error(archive.problem);
+    // The home taken from the archive, which turned out missing or damaged: it cannot be told from it.
+    // The run stops; the next lists the home in full (the journal's failed()).
+    if (overlay && (archive.first || archive.roundedTimes)) throw new TabulaError('internal', 'The sync archive was missing or damaged; the next sync lists the whole home.', { retryable: true });
+    const changed = overlay as ListedChanges | null;
     // Without an archive the generation says nothing: list after all.
     const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile) : null);
     if (!rawLocal.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
@@ -217,7 +249,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const remoteFilter = createListingFilter(o.excludes);
       return {
         archive: archiveEntries(archive),
-        local: listedBatches(homeFile, localFilter.parse),
+        local: changed ? overlayBatches(archiveEntries(archive), listedBatches(homeFile, (rec) => localFilter.parse(withoutDot(rec))), changed) : listedBatches(homeFile, localFilter.parse),
         remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : listed ? emptyBatches() : storageAsArchived(archive),
         localNotes: localFilter.notes,
         remoteNotes: remoteFilter.notes,
@@ -416,11 +448,14 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         }
       });
     }
+    let origins: Promise<OriginLookup> | null = null;
     for (const c of plan.conflicts) {
       checkCancelled();
       const { l, r } = involved.get(c.path)! as { l: Entry; r: Entry };
       const older = c.keep === 'local' ? r : l;
-      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), o.host, (p) => taken.has(p) || extra.includes(p) || exists(path.join(o.home.path, p)));
+      // The storage's version carries the name of the laptop that wrote it.
+      const from = (await (origins ??= readOrigins(o.storage)))(c.path, r) ?? undefined;
+      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), c.keep === 'local' ? (from ?? 'storage') : o.host, (p) => taken.has(p) || extra.includes(p) || exists(path.join(o.home.path, p)));
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
         moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
@@ -439,7 +474,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       }
       extra.push(conflictPath);
       plan.push.push(conflictPath);
-      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString() });
+      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
     if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
 
@@ -493,6 +528,14 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
+    // Which laptop wrote what (origin-log.ts): the newest records only, as the file on the storage keeps them.
+    await recordPushed(o.storage, o.stateDir, o.host, sent.slice(-ORIGIN_LINES).flatMap((p): [string, Entry][] => {
+      try {
+        return [[p, lstatEntry(path.join(o.home.path, p))]];
+      } catch {
+        return []; // gone since: no record
+      }
+    }));
     trace('pushed');
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so

@@ -11,7 +11,7 @@ export type Listed = Entry | 'unreadable';
 
 export type Batches<T> = AsyncIterator<[string, T][]> | Iterator<[string, T][]>;
 
-class Cursor<T> {
+export class Cursor<T> {
   private batch: [string, T][] = [];
   private i = 0;
   private done = false;
