@@ -13,7 +13,7 @@ import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
-import { parseStorageUrl, type Storage } from '../storage-url';
+import { parseStorageUrl } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { builtInStorage, defaultExcludes } from './excludes';
