@@ -21,12 +21,13 @@ export interface ListedChanges {
 
 // $1 the home, $2 a file of folders to list one level deep, $3 a file of folders to list whole (both
 // NUL-separated ./relative paths: find -files0-from). Prints the records of listScript (tree.ts) with
-// the name behind "./", sorted by name like the full listing; find's exit code on stderr.
+// the name behind "./", sorted by name like the full listing, each name once (a folder listed one level
+// deep inside a tree listed whole); find's exit code on stderr.
 const script = [
   'LC_ALL=C; export LC_ALL',
   'cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }',
   `expr='( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} ) -prune -printf R\\0400\\0400\\0400:0\\040%p\\0 -o -type f ! -readable -printf U\\040%s\\040%T@\\040%i:%C@\\040%p\\0 -o -printf %y\\040%s\\040%T@\\040%i:%C@\\040%p\\0'`,
-  '{ find -files0-from "$2" -mindepth 1 -maxdepth 1 $expr; a=$?; find -files0-from "$3" -mindepth 1 $expr; b=$?; echo "FIND-EXIT $((a > b ? a : b))" >&2; } | sort -z -t " " -k 5 -S 16M',
+  '{ find -files0-from "$2" -mindepth 1 -maxdepth 1 $expr; a=$?; find -files0-from "$3" -mindepth 1 $expr; b=$?; echo "FIND-EXIT $((a > b ? a : b))" >&2; } | sort -z -u -t " " -k 5 -S 16M',
 ].join('\n');
 
 /** The journal's folders that are synced at all (an excluded folder, or one inside it, never is). */
@@ -47,6 +48,11 @@ export function changedFolders(changes: LocalChanges, excludes: string[]): Liste
 
 /** Lists the changed folders into `file` (sorted records, names behind "./"). */
 export async function listChangedToFile(home: Endpoint, excludes: string[], ch: ListedChanges, file: string): Promise<ListingFile> {
+  const hash = crypto.createHash('sha256').update(JSON.stringify([ch.folders, ch.trees, excludes]));
+  if (!ch.folders.length && !ch.trees.length) {
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    return { exists: true, file, digest: 'folders:' + hash.digest('hex'), unreadable: [] };
+  }
   const [shallow, deep] = [`${file}.folders`, `${file}.trees`];
   const nul = (list: string[]) => list.map((f) => (f ? `./${f}\0` : '.\0')).join('');
   fs.writeFileSync(shallow, nul(ch.folders), { mode: 0o600 });
@@ -68,7 +74,6 @@ export async function listChangedToFile(home: Endpoint, excludes: string[], ch: 
   if (code !== 0 && (code !== 1 || unreadable.length + vanished.length !== lines.length)) {
     throw new TabulaError('internal', `Could not list ${home.display}: ${lines[0] ?? `exit ${code}`}`);
   }
-  const hash = crypto.createHash('sha256').update(JSON.stringify([ch.folders, ch.trees, excludes]));
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) hash.update(chunk as Buffer);
   fs.rmSync(shallow, { force: true });
   fs.rmSync(deep, { force: true });
