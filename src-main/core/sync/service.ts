@@ -15,6 +15,7 @@ import { loadConfig, type TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
 import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
+import { moveNoClobber } from './conflicts';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { sameEntry } from './plan';
 import { createJournal, type RunEnd } from '../runtime/journal';
@@ -133,6 +134,20 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
   }
 
+  /**
+   * The conflict a path names: its copy's name always names one; the file's own name only while one
+   * conflict is open on it (a second conflict on the same file is told apart by its copy).
+   */
+  function findConflict(list: ConflictInfo[], rel: string): ConflictInfo {
+    const byCopy = list.find((x) => x.conflictPath === rel);
+    if (byCopy) return byCopy;
+    const byName = list.filter((x) => x.path === rel);
+    const shown = (r: string) => displayPath(path.join(paths.home, r), paths.home);
+    if (!byName.length) throw new TabulaError('invalid-argument', `There is no conflict for ${shown(rel)}.`);
+    if (byName.length > 1) throw new TabulaError('invalid-argument', `${shown(rel)} has ${byName.length} conflicts: name the conflict copy (${byName.map((x) => shown(x.conflictPath)).join(', ')}).`);
+    return byName[0]!;
+  }
+
   /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
   const sides = (c: ConflictInfo) => (c.kept === 'local' ? { mine: c.path, theirs: c.conflictPath } : { mine: c.conflictPath, theirs: c.path });
 
@@ -144,7 +159,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     };
     return list.map((c) => {
       const { mine, theirs } = sides(c);
-      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
+      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, c.from ?? null) } };
     });
   }
 
@@ -475,18 +490,21 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       status = { ...status, excludes: backup.excludes, bandwidthLimitKBps: backup.bandwidthLimitKBps };
       return status;
     },
-    resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
+    async resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): Promise<{ resolved: string }> {
+      // Never under a running sync's feet: it may be moving these very files.
+      await current?.done;
       const list = conflicts.load().value;
-      const rel = homeRelative(p, paths.home);
-      const c = list.find((x) => x.path === rel || x.conflictPath === rel);
-      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const c = findConflict(list, homeRelative(p, paths.home));
       const abs = (r: string) => path.join(paths.home, r);
       const { mine, theirs } = sides(c);
       if (keep !== 'both') {
         const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
-        // The loser is not lost: the sync moves its storage copy into the versions area.
-        if (winner === c.conflictPath) fs.renameSync(abs(c.conflictPath), abs(c.path));
-        else fs.rmSync(abs(loser), { force: true, recursive: true });
+        // The loser is not lost: the sync moves its storage copy into the versions area, and an edit
+        // made here since the conflict is kept in the local versions folder. The winner takes the
+        // name without ever replacing a file (rename would, silently).
+        const aside = path.join(paths.stateDir, 'versions', `resolved-${Date.now()}`, loser);
+        if (fs.lstatSync(abs(loser), { throwIfNoEntry: false })) moveNoClobber(abs(loser), aside);
+        if (winner === c.conflictPath) moveNoClobber(abs(c.conflictPath), abs(c.path));
       }
       conflicts.save(list.filter((x) => x !== c));
       status = { ...status, conflicts: conflicts.load().value };
@@ -496,8 +514,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     /** Opens one version of a conflict (only those: the window cannot name any other file). */
     async openConflict(p: string, side: 'this-laptop' | 'storage', reveal: boolean): Promise<{ opened: string }> {
       const rel = homeRelative(p, paths.home);
-      const c = conflicts.load().value.find((x) => x.path === rel || x.conflictPath === rel);
-      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const c = findConflict(conflicts.load().value, rel);
       if (!opener) throw new TabulaError('tool-missing', 'Opening files is not available here.');
       const { mine, theirs } = sides(c);
       const target = side === 'this-laptop' ? mine : theirs;
