@@ -13,10 +13,11 @@ import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
 import { loadConfig, type TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
-import { parseStorageUrl, type Storage } from '../storage-url';
+import { parseStorageUrl } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { moveNoClobber } from './conflicts';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
+import { builtInStorage, defaultExcludes } from './excludes';
 import { sameEntry } from './plan';
 import { createJournal, type RunEnd } from '../runtime/journal';
 import { transition } from '../runtime/state-machine';
@@ -41,31 +42,8 @@ const runSchema: z.ZodType<BackupRun> = z.object({
 const HISTORY_LIMIT = 500;
 
 
-/** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
-export function builtInStorage(paths: Paths): string {
-  return path.join(paths.dataDir, 'storage');
-}
-
-/**
- * Never synced: caches, trash, Tabula's own machine-local state, and the built-in local copy (also
- * after switching to a real storage: the old local copy and its versions are not the user's files).
- */
-export function defaultExcludes(paths: Paths, storage: Storage | null): string[] {
-  const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
-  return [
-    ...new Set([
-      '/.cache/',
-      '/.thumbnails/',
-      '/.local/share/Trash/',
-      ...inHome(paths.stateDir),
-      ...inHome(paths.runtimeDir),
-      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
-      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
-      ...inHome(builtInStorage(paths)),
-      ...(storage?.kind === 'local' ? inHome(storage.path) : []),
-    ]),
-  ];
-}
+// Beside the matcher, so that `tabula sync` loads without the service.
+export { builtInStorage, defaultExcludes } from './excludes';
 
 export interface SyncServiceDeps {
   paths: Paths;
