@@ -72,7 +72,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     if (home.unknownReason && !override) return home.unknownReason;
     const pending = home.count + home.queued;
     if (pending === 0) return null;
-    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back them up first, or override after checking the list.`;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back ${home.count === 1 ? 'it' : 'them'} up first, or override after checking the list.`;
     if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
     return null;
   }
