@@ -14,6 +14,7 @@ import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
 import { loadConfig, type TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
 import { parseStorageUrl } from '../storage-url';
+import { createChangeJournal, type ChangeJournal, type TakenChanges } from './change-journal';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import { moveNoClobber } from './conflicts';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
@@ -71,7 +72,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<void> } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let failures = 0;
-  let watcher: fs.FSWatcher | null = null;
+  let changeJournal: ChangeJournal | null = null;
   let debounce: NodeJS.Timeout | null = null;
   let disposed = false;
 
@@ -199,9 +200,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
     let storageName = storageDisplay();
+    let taken: TakenChanges | null = null;
     try {
       const { cfg, home, remote, excludes } = endpoints();
       storageName = remote.display;
+      // What changed in the home since the last run. "Back up now" lists it all (verify) all the same.
+      taken = changeJournal ? await changeJournal.take() : null;
       // The laptop slept since the last run: the shared ssh connection most likely died with the
       // network, and ssh would notice only after its keep-alives went unanswered (45 s). Start anew.
       if (lastRunEnd && Date.now() - lastRunEnd.wall - (performance.now() - lastRunEnd.mono) > 30_000) await remote.close();
@@ -220,6 +224,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         // "Back up now" is a person asking: the storage is listed in full, as `tabula sync` by hand does,
         // so that a change made on it directly is seen now rather than at the daily check.
         verify: manual,
+        localChanges: taken?.changes ?? null,
         onWaiting: (reason) => setState('running', reason, {}),
         now,
         onCancelable: (cancel) => {
@@ -237,6 +242,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       });
       outcome = 'success';
     } catch (err) {
+      taken?.failed();
       error = toErrorInfo(err);
       outcome = error.code === 'cancelled' ? 'cancelled' : 'failed';
     }
@@ -359,8 +365,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
           .filter((e) => e.startsWith('/') && e.endsWith('/') && !e.startsWith('/..'))
           .map((e) => e.slice(1));
       let ignored = ignore();
-      watcher = fs.watch(paths.home, { recursive: true, persistent: false }, (_type, name) => {
-        const rel = String(name ?? '');
+      // The change journal both starts a run after changes and tells each run which folders changed.
+      ensureRuntimeDir(paths); // its marker lives there
+      changeJournal = createChangeJournal({ home: paths.home, ignore: ignored.map((i) => path.join(paths.home, i)), workDir: paths.runtimeDir, reportProblem });
+      changeJournal.onChanged((rel) => {
         // Inside an ignored folder, or one of its parents (made when the storage folder was created).
         if (ignored.some((i) => (rel + '/').startsWith(i) || i.startsWith(rel + '/'))) return;
         if (debounce) clearTimeout(debounce);
@@ -371,7 +379,6 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         debounce.unref?.();
         recount();
       });
-      watcher.on('error', () => watcher?.close());
     } catch (err) {
       reportProblem?.(`Changes in the home are not watched (${(err as Error).message}); the schedule still runs.`);
     }
@@ -536,7 +543,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (debounce) clearTimeout(debounce);
       if (counting) clearTimeout(counting);
       if (configCheck) clearInterval(configCheck);
-      watcher?.close();
+      changeJournal?.close();
     },
   };
   return api;
