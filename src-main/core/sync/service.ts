@@ -144,7 +144,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     };
     return list.map((c) => {
       const { mine, theirs } = sides(c);
-      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
+      return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, c.from ?? null) } };
     });
   }
 
@@ -177,7 +177,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       cfg,
       storage,
       home: localEndpoint(paths.home),
-      remote: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir),
+      // The agent keeps its ssh connection from one run to the next (a new one costs 0.3 s and a key
+      // exchange on the storage) and closes it when it stops; past the interval it closes by itself.
+      remote: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir, cfg.backup.intervalMinutes * 60 + 300),
       excludes: [...defaultExcludes(paths, storage), ...cfg.backup.excludes],
     };
   }
@@ -196,7 +198,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     }
   }
 
-  async function execute(id: string, startedAt: Date, force: boolean) {
+  /** When the last run ended, by the wall clock and by the monotonic one (which stops while the laptop sleeps). */
+  let lastRunEnd: { wall: number; mono: number } | null = null;
+
+  async function execute(id: string, startedAt: Date, force: boolean, manual: boolean) {
     let outcome: RunOutcome = 'failed';
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
@@ -204,6 +209,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     try {
       const { cfg, home, remote, excludes } = endpoints();
       storageName = remote.display;
+      // The laptop slept since the last run: the shared ssh connection most likely died with the
+      // network, and ssh would notice only after its keep-alives went unanswered (45 s). Start anew.
+      if (lastRunEnd && Date.now() - lastRunEnd.wall - (performance.now() - lastRunEnd.mono) > 30_000) await remote.close();
       let lastSent = 0;
       summary = await runSync({
         home,
@@ -216,6 +224,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps || undefined,
         versionsRetentionDays: cfg.backup.versionsRetentionDays,
         verifyIntervalHours: cfg.backup.verifyHours,
+        // "Back up now" is a person asking: the storage is listed in full, as `tabula sync` by hand does,
+        // so that a change made on it directly is seen now rather than at the daily check.
+        verify: manual,
         onWaiting: (reason) => setState('running', reason, {}),
         now,
         onCancelable: (cancel) => {
@@ -236,6 +247,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       error = toErrorInfo(err);
       outcome = error.code === 'cancelled' ? 'cancelled' : 'failed';
     }
+    lastRunEnd = { wall: Date.now(), mono: performance.now() };
     const s = summary;
     const run: BackupRun = {
       id,
@@ -316,11 +328,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   function begin() {
     if (current || journal.paused() || disposed || journal.pending() === 0) return;
     const force = journal.requests().some((r) => r.force);
+    const manual = journal.requests().some((r) => r.reason === 'manual');
     const id = crypto.randomUUID();
     const startedAt = now();
     current = { cancel: null, cancelled: false, done: Promise.resolve() };
     setState('running', `Syncing with ${storageDisplay()}…`, { progress: null, nextAttemptAt: null });
-    current.done = execute(id, startedAt, force).finally(() => {
+    current.done = execute(id, startedAt, force, manual).finally(() => {
       current = null;
       // Requests that arrived during the run go now; older ones wait for the scheduled retry.
       if (journal.since(startedAt).length) kick();
@@ -511,6 +524,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
     async whenIdle(): Promise<void> {
       while (current) await current.done;
+    },
+    /** Ends the ssh connection kept between runs (when the agent stops). */
+    async closeConnection(): Promise<void> {
+      await safe(() => endpoints().remote.close(), Promise.resolve());
     },
     dispose() {
       disposed = true;
