@@ -134,11 +134,15 @@ export function makeOstreeLaptopDisk(o: { dir: string; base: string; serverDir: 
   fs.writeFileSync(path.join(esp, 'loader/loader.conf'), 'timeout 0\neditor no\nauto-entries no\nauto-firmware no\n');
   sh(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp'), [path.join(sysroot, 'boot'), esp]);
   const disk = assembleDisk(o.dir, esp, sysroot);
-  // ostree makes each deployment immutable (mkfs.ext4 -d does not copy the flag): clear it to clean up.
-  const deploys = path.join(sysroot, 'ostree/deploy', OS_NAME, 'deploy');
-  for (const d of fs.readdirSync(deploys)) if (fs.statSync(path.join(deploys, d)).isDirectory()) sh('chattr', ['-i', path.join(deploys, d)]);
-  fs.rmSync(stage, { recursive: true, force: true });
+  removeSysroot(stage);
   return disk;
+}
+
+/** rm -rf for a folder holding an ostree sysroot: ostree makes each deployment immutable (chattr +i). */
+function removeSysroot(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  sh('find', [dir, '-xdev', '-type', 'd', '-path', '*/ostree/deploy/*/deploy/*', '-prune', '-exec', 'chattr', '-i', '{}', '+']);
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** GPT disk image: ESP (FAT, by mtools) and root (ext4, mkfs.ext4 -d), no loop devices. */
@@ -200,7 +204,7 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
     return lab();
   }
   const t0 = Date.now();
-  for (const old of fs.readdirSync(o.cache).filter((n) => n.startsWith('ostree-lab-'))) fs.rmSync(path.join(o.cache, old), { recursive: true, force: true });
+  for (const old of fs.readdirSync(o.cache).filter((n) => n.startsWith('ostree-lab-'))) removeSysroot(path.join(o.cache, old));
   fs.mkdirSync(dir, { recursive: true });
   const gpg = makeGpgKey(dir);
   fs.writeFileSync(path.join(dir, 'gpg-key-id'), gpg.keyId + '\n');
