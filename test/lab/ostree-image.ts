@@ -187,7 +187,7 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
   h.update(fs.readFileSync(__filename));
   h.update(fs.readFileSync(path.join(__dirname, 'image.ts')));
   h.update(fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')));
-  if (o.deb) h.update(fs.readFileSync(o.deb));
+  if (o.deb) h.update(debContentHash(o.deb));
   h.update(JSON.stringify(o.config({ gpgKeyring: 'k', fleetPub: 'p' })));
   const dir = path.join(o.cache, `ostree-lab-${h.digest('hex').slice(0, 16)}`);
   const lab = (): OstreeLab => ({
@@ -238,6 +238,23 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
   fs.writeFileSync(path.join(dir, '.complete'), '');
   o.log(`ostree images 1 and 2 published and image 1 installed on a laptop disk in ${Math.round((Date.now() - t0) / 1000)} s`);
   return lab();
+}
+
+/**
+ * What the package installs, file by file: not the .deb's own bytes, whose changelog date and file
+ * times follow the latest commit, so that a commit that changes nothing installed keeps the cache.
+ */
+function debContentHash(deb: string): string {
+  const dir = fs.mkdtempSync(path.join(path.dirname(deb), 'deb-content-'));
+  try {
+    sh('dpkg-deb', ['-x', deb, dir]);
+    const h = crypto.createHash('sha256');
+    const files = sh('find', ['.', '-type', 'f', '!', '-path', './usr/share/doc/*/changelog*'], { cwd: dir, env: { ...process.env, LC_ALL: 'C' } }).split('\n').filter(Boolean).sort();
+    for (const f of files) h.update(`${f}\0`).update(fs.readFileSync(path.join(dir, f)));
+    return h.digest('hex');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
