@@ -46,7 +46,7 @@ for (const tool of ['dpkg-deb', 'dpkg-shlibdeps', 'strip']) {
   }
 }
 const arch = run('dpkg', ['--print-architecture']).trim();
-const mainFiles = ['cli.js', 'helper.js', 'fleet.js', 'shell.js', 'preload.js'];
+const mainFiles = ['cli.js', 'sync.js', 'helper.js', 'fleet.js', 'shell.js', 'preload.js'];
 for (const f of [...mainFiles.map((f) => `build/main/${f}`), 'build/renderer/index.html', 'node_modules/keytar/build/Release/keytar.node']) {
   if (!fs.existsSync(path.join(repo, f))) fail(`${f} is missing: run \`npm run build\` (and npm install) first.`);
 }
@@ -186,6 +186,8 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
     fs.copyFileSync(path.join(repo, 'packaging/deb', script), path.join(control, script));
     fs.chmodSync(path.join(control, script), 0o755);
   }
+  // The initramfs holds Tabula's boot script: installing or upgrading the package rebuilds it (dpkg trigger).
+  fs.writeFileSync(path.join(control, 'triggers'), fs.readFileSync(path.join(repo, 'packaging/deb/triggers'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join('\n') + '\n', { mode: 0o644 });
   fs.writeFileSync(
     path.join(control, 'md5sums'),
     listFiles(root)
@@ -202,7 +204,7 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
       'Maintainer: Tabula team <tabula@example.org>',
       `Installed-Size: ${installedSize(root)}`,
       `Depends: nodejs (>= 20), rsync, openssh-client, pkexec, polkitd, ${sharedLibraryDepends(path.join(app, 'node_modules/keytar/build/Release/keytar.node'))}`,
-      'Recommends: dbus-user-session, gnome-keyring, network-manager, cups-client, x11-xserver-utils',
+      'Recommends: dbus-user-session, gnome-keyring, network-manager, cups-client, x11-xserver-utils, inotify-tools',
       'Suggests: ostree',
       'Section: admin',
       'Priority: optional',

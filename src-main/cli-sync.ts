@@ -11,7 +11,7 @@ import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './cor
 import { parseStorageUrl } from './core/storage-url';
 import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
 import { runSync } from './core/sync/engine';
-import { defaultExcludes } from './core/sync/service';
+import { defaultExcludes } from './core/sync/excludes';
 
 export interface Args {
   words: string[];

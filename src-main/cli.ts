@@ -8,11 +8,12 @@ import type { ApiClient } from './common/contract';
 import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
 import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
+import { imageLabel } from './common/image-label';
 import { runPrefsCommand } from './cli-prefs';
 import { runImageCommand } from './cli-image';
 import { agentVersion, createAgent } from './core/agent';
 import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
-import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
+import { forgetAgentAddress, keptPort, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
 import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
@@ -67,7 +68,10 @@ async function headless(port: number, asService = false): Promise<boolean> {
     await agent.shutdown();
     throw err;
   });
-  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
+  // Any free port (--port 0) means the previous run's when it is free: an open window follows a restart.
+  const serve = (p: number) => startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port: p, token: keptToken(paths) });
+  const kept = port === 0 ? keptPort(paths) : undefined;
+  const server = await (kept ? serve(kept).catch(() => serve(0)) : serve(port));
   writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
   let stopping = false;
   const stop = async () => {
@@ -84,10 +88,10 @@ async function headless(port: number, asService = false): Promise<boolean> {
   // Ready only now that a stop is handled: whoever waits for these lines may stop it at once.
   const status = agent.status();
   if (asService) {
-    console.log(`Tabula agent ${status.agentVersion} running — ${status.image.name} ${status.image.version}.`);
+    console.log(`Tabula agent ${status.agentVersion} running — ${imageLabel(status.image)}.`);
     console.log(`Clients connect to ${socketPath}; the window is at ${server.url} (token in ${path.join(paths.runtimeDir, 'token')}).`);
   } else {
-    console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
+    console.log(`Tabula — ${imageLabel(status.image)} — headless agent running.`);
     console.log(`Open ${server.url}/#token=${server.token}`);
   }
   for (const p of status.problems) console.log(`Warning: ${p.message}`);

@@ -11,11 +11,13 @@ import type { HomeSafetyReport } from '../../common/contract/image';
 import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
-import type { TabulaConfig } from '../config';
+import { loadConfig, type TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
-import { parseStorageUrl, type Storage } from '../storage-url';
+import { parseStorageUrl } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
+import { moveNoClobber } from './conflicts';
 import { conflictStore, listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
+import { builtInStorage, defaultExcludes } from './excludes';
 import { sameEntry } from './plan';
 import { createJournal, type RunEnd } from '../runtime/journal';
 import { transition } from '../runtime/state-machine';
@@ -40,31 +42,8 @@ const runSchema: z.ZodType<BackupRun> = z.object({
 const HISTORY_LIMIT = 500;
 
 
-/** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
-export function builtInStorage(paths: Paths): string {
-  return path.join(paths.dataDir, 'storage');
-}
-
-/**
- * Never synced: caches, trash, Tabula's own machine-local state, and the built-in local copy (also
- * after switching to a real storage: the old local copy and its versions are not the user's files).
- */
-export function defaultExcludes(paths: Paths, storage: Storage | null): string[] {
-  const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
-  return [
-    ...new Set([
-      '/.cache/',
-      '/.thumbnails/',
-      '/.local/share/Trash/',
-      ...inHome(paths.stateDir),
-      ...inHome(paths.runtimeDir),
-      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
-      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
-      ...inHome(builtInStorage(paths)),
-      ...(storage?.kind === 'local' ? inHome(storage.path) : []),
-    ]),
-  ];
-}
+// Beside the matcher, so that `tabula sync` loads without the service.
+export { builtInStorage, defaultExcludes } from './excludes';
 
 export interface SyncServiceDeps {
   paths: Paths;
@@ -131,6 +110,20 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     if (journal.paused()) return { ...base, state: 'paused', reason: 'Sync is paused. Changes wait until you resume.' };
     if (!lastRun) return base;
     return { ...base, ...stateAfter(lastRun, base.conflicts.length) };
+  }
+
+  /**
+   * The conflict a path names: its copy's name always names one; the file's own name only while one
+   * conflict is open on it (a second conflict on the same file is told apart by its copy).
+   */
+  function findConflict(list: ConflictInfo[], rel: string): ConflictInfo {
+    const byCopy = list.find((x) => x.conflictPath === rel);
+    if (byCopy) return byCopy;
+    const byName = list.filter((x) => x.path === rel);
+    const shown = (r: string) => displayPath(path.join(paths.home, r), paths.home);
+    if (!byName.length) throw new TabulaError('invalid-argument', `There is no conflict for ${shown(rel)}.`);
+    if (byName.length > 1) throw new TabulaError('invalid-argument', `${shown(rel)} has ${byName.length} conflicts: name the conflict copy (${byName.map((x) => shown(x.conflictPath)).join(', ')}).`);
+    return byName[0]!;
   }
 
   /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
@@ -409,8 +402,14 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       configCheck = setInterval(() => void api.status(), 5000);
       configCheck.unref?.();
       watchHome();
+      // A home never synced with the storage the image names (a new laptop, a first login) is
+      // restored at once, not after the first interval: the person's files should be there when
+      // they sit down. A storage the person chose themselves waits for them ("Back up now" in the
+      // window they are looking at) or for the interval.
+      const cfg = config();
+      const restoreNow = !status.lastSuccessAt && !isLocalOnly(cfg.storage.url) && safe(() => loadConfig(paths, { systemOnly: true }).config.storage.url === cfg.storage.url, false);
       if (journal.pending()) setImmediate(kick);
-      else schedule(config().backup.intervalMinutes * 60_000);
+      else schedule(restoreNow ? 0 : cfg.backup.intervalMinutes * 60_000);
     },
     status(): BackupStatus {
       if (current) return status;
@@ -469,18 +468,21 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       status = { ...status, excludes: backup.excludes, bandwidthLimitKBps: backup.bandwidthLimitKBps };
       return status;
     },
-    resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
+    async resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): Promise<{ resolved: string }> {
+      // Never under a running sync's feet: it may be moving these very files.
+      await current?.done;
       const list = conflicts.load().value;
-      const rel = homeRelative(p, paths.home);
-      const c = list.find((x) => x.path === rel || x.conflictPath === rel);
-      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const c = findConflict(list, homeRelative(p, paths.home));
       const abs = (r: string) => path.join(paths.home, r);
       const { mine, theirs } = sides(c);
       if (keep !== 'both') {
         const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
-        // The loser is not lost: the sync moves its storage copy into the versions area.
-        if (winner === c.conflictPath) fs.renameSync(abs(c.conflictPath), abs(c.path));
-        else fs.rmSync(abs(loser), { force: true, recursive: true });
+        // The loser is not lost: the sync moves its storage copy into the versions area, and an edit
+        // made here since the conflict is kept in the local versions folder. The winner takes the
+        // name without ever replacing a file (rename would, silently).
+        const aside = path.join(paths.stateDir, 'versions', `resolved-${Date.now()}`, loser);
+        if (fs.lstatSync(abs(loser), { throwIfNoEntry: false })) moveNoClobber(abs(loser), aside);
+        if (winner === c.conflictPath) moveNoClobber(abs(c.conflictPath), abs(c.path));
       }
       conflicts.save(list.filter((x) => x !== c));
       status = { ...status, conflicts: conflicts.load().value };
@@ -490,8 +492,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     /** Opens one version of a conflict (only those: the window cannot name any other file). */
     async openConflict(p: string, side: 'this-laptop' | 'storage', reveal: boolean): Promise<{ opened: string }> {
       const rel = homeRelative(p, paths.home);
-      const c = conflicts.load().value.find((x) => x.path === rel || x.conflictPath === rel);
-      if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(paths.home, rel), paths.home)}.`);
+      const c = findConflict(conflicts.load().value, rel);
       if (!opener) throw new TabulaError('tool-missing', 'Opening files is not available here.');
       const { mine, theirs } = sides(c);
       const target = side === 'this-laptop' ? mine : theirs;
