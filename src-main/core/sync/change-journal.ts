@@ -55,8 +55,8 @@ export interface ChangeJournalOptions {
 }
 
 const EVENTS = ['create', 'delete', 'modify', 'attrib', 'moved_from', 'moved_to', 'unmount', 'q_overflow'];
-/** How long a flush may take before the journal is taken for broken. */
-const FLUSH_TIMEOUT_MS = 10_000;
+/** How long a flush may take before the journal is taken for broken (a burst of events is read first). */
+const FLUSH_TIMEOUT_MS = 120_000;
 /** A journal that failed (watch limit, watcher died) tries again after this long; until then runs list in full. */
 const RETRY_MS = 3600_000;
 
@@ -147,11 +147,12 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     let out = '';
     c.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
-      let end: number;
-      while ((end = out.indexOf('\0')) >= 0) {
-        onEvent(out.slice(0, end));
-        out = out.slice(end + 1);
+      let start = 0;
+      for (let end = out.indexOf('\0'); end >= 0; end = out.indexOf('\0', start)) {
+        onEvent(out.slice(start, end));
+        start = end + 1;
       }
+      out = out.slice(start);
     });
     let err = '';
     c.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
