@@ -6,7 +6,8 @@
 // anything runs, and no command runs while that record cannot be read).
 import path from 'node:path';
 import { z } from 'zod';
-import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
+import type { FleetCommandRecord } from '../../common/contract/fleet';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';

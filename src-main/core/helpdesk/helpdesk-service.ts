@@ -4,7 +4,8 @@
 // what will happen, and can stop it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ImageUpdateStatus, MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/image';
+import type { MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/helpdesk';
+import type { ImageUpdateStatus } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { writeFileAtomic } from '../atomic-file';
