@@ -10,6 +10,7 @@ import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { writeFileAtomic } from '../atomic-file';
 import { realClock, type Clock } from '../runtime/clock';
+import { createCountdown } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
 import type { DesktopOpener } from '../desktop-open';
@@ -50,7 +51,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   const clock = deps.clock ?? realClock;
   const diagnosticsDir = path.join(deps.paths.stateDir, 'diagnostics');
   let status: ReimageStatus = { state: 'none', reason: 'No reset requested.', startsAt: null, origin: null };
-  let timer: unknown = null;
+  const countdown = createCountdown(clock);
 
   const set = (s: ReimageStatus) => {
     status = s;
@@ -112,17 +113,13 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       }
       const seconds = deps.countdownSeconds();
       const override = !!args.override;
-      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(clock.now() + seconds * 1000).toISOString(), origin });
-      timer = clock.setTimeout(() => {
-        timer = null;
-        void execute(origin, override);
-      }, seconds * 1000);
+      const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override));
+      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(startsAt).toISOString(), origin });
       return status;
     },
     cancel(): ReimageStatus {
       if (status.state !== 'countdown') return status;
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
+      countdown.cancel();
       set({ state: 'cancelled', reason: 'The reset was cancelled; nothing was changed.', startsAt: null, origin: status.origin });
       return status;
     },
@@ -142,7 +139,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       return { opened: diagnosticsDir };
     },
     stop() {
-      if (timer !== null) clock.clearTimeout(timer);
+      countdown.stop();
     },
   };
 }

@@ -233,3 +233,35 @@ export function createUpdateScheduler(deps: SchedulerDeps) {
   };
 }
 export type UpdateScheduler = ReturnType<typeof createUpdateScheduler>;
+
+/**
+ * A one-shot deadline on the clock (a countdown the person can watch and cancel): at most one is
+ * armed; cancel() and stop() leave no timer, and a stopped countdown never arms again.
+ */
+export function createCountdown(clock: Clock) {
+  let timer: unknown = null;
+  let stopped = false;
+  const cancel = () => {
+    if (timer !== null) clock.clearTimeout(timer);
+    timer = null;
+  };
+  return {
+    /** Arms fn after ms (replacing an armed one); returns when it fires. */
+    start(ms: number, fn: () => void): number {
+      cancel();
+      const at = clock.now() + ms;
+      if (stopped) return at;
+      timer = clock.setTimeout(() => {
+        timer = null;
+        fn();
+      }, ms);
+      return at;
+    },
+    cancel,
+    armed: () => timer !== null,
+    stop() {
+      stopped = true;
+      cancel();
+    },
+  };
+}
