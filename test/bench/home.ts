@@ -12,10 +12,15 @@ import { startSshServer } from '../fixtures/sshd';
 
 const FILES = Number(process.env.TABULA_BENCH_FILES ?? 100_000);
 const RUNS = Number(process.env.TABULA_BENCH_RUNS ?? 3);
-const base = path.join(os.tmpdir(), `tabula-bench-${FILES}`);
+// /var/tmp: kept across reboots and not a tmpfs; TABULA_BENCH_DIR to put it elsewhere.
+const base = path.join(process.env.TABULA_BENCH_DIR ?? '/var/tmp', `tabula-bench-${FILES}`);
 const home = path.join(base, 'home');
 
-/** Like PERF-NOTES: mostly 1–16 KiB files in folders of 20, 1% of 0.1–2 MiB, 0.01% of 20–100 MiB. */
+/**
+ * Like PERF-NOTES: mostly 1–16 KiB files in folders of 20, 1% of 0.1–2 MiB, 0.01% of 20–100 MiB. Past the
+ * first 100,000 the files are small (0.1–4 KiB, a developer's node_modules or a mail store): a million-file
+ * home is a home of many small files, and four copies of 17 GB would not fit beside the other work here.
+ */
 function buildHome() {
   if (fs.existsSync(path.join(base, 'home.done'))) return;
   fs.rmSync(base, { recursive: true, force: true });
@@ -25,7 +30,7 @@ function buildHome() {
   for (let i = 0; i < FILES; i++) {
     const dir = path.join(home, `d${Math.floor(i / 20) % 250}`, `s${Math.floor(i / 20)}`);
     if (i % 20 === 0) fs.mkdirSync(dir, { recursive: true });
-    const size = i % 10_000 === 7 ? rnd(20 << 20, 100 << 20) : i % 100 === 3 ? rnd(100 << 10, 2 << 20) : rnd(1 << 10, 16 << 10);
+    const size = i >= 100_000 ? rnd(100, 4 << 10) : i % 10_000 === 7 ? rnd(20 << 20, 100 << 20) : i % 100 === 3 ? rnd(100 << 10, 2 << 20) : rnd(1 << 10, 16 << 10);
     fs.writeFileSync(path.join(dir, `f${i}.dat`), data(size));
   }
   fs.writeFileSync(path.join(base, 'home.done'), '');
@@ -98,6 +103,7 @@ function storageWork(sshdPid: number, root: string, run: () => void): { dirReads
 async function main() {
   console.log(`Synthetic home: ${FILES} files (building if needed, in ${home})…`);
   buildHome();
+  if (process.env.TABULA_BENCH_BUILD_ONLY) return;
   npmBuild();
   const sshd = await startSshServer();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-bench-run-'));

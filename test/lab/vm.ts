@@ -1,5 +1,6 @@
-// A virtual laptop: qemu (TCG; KVM hangs on this kind of machine, see ENV-FACTS) with OVMF, booting
-// its GPT disk through systemd-boot. Networking is qemu's user mode with restrict=on: the guest
+// A virtual laptop: qemu with OVMF, booting its GPT disk through systemd-boot; KVM only where a
+// probe boot proved it works (on this kind of machine /dev/kvm opens but a guest hangs at its first
+// kernel output, see ENV-FACTS), TCG otherwise. Networking is qemu's user mode with restrict=on: the guest
 // reaches nothing but the guestfwd rules (each a connection to a port on the host's 127.0.0.1),
 // and the lab reaches the guest's sshd through one hostfwd bound to 127.0.0.1.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -22,8 +23,16 @@ export interface GuestForward {
   hostPort: number;
 }
 
+/** How qemu runs the guest: `kvm` only after probeAccel() saw a guest kernel reach its initramfs. */
+export interface Accel {
+  kind: 'kvm' | 'tcg';
+  /** One line for the lab's output: which, and why. */
+  why: string;
+}
+
 export interface VmOptions {
   dir: string;
+  accel: Accel;
   disk: string;
   sshKey: string;
   forwards: GuestForward[];
@@ -64,7 +73,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   const fwd = opts.forwards.map((f) => `,guestfwd=tcp:${f.guest}:${f.guestPort}-cmd:${process.execPath} ${GUESTFWD} 127.0.0.1 ${f.hostPort}`).join('');
   const args = [
     '-machine', 'q35',
-    '-accel', 'tcg,thread=multi',
+    ...accelArgs(opts.accel),
     '-smp', '2',
     '-m', String(opts.memoryMiB ?? 1536),
     '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
@@ -164,6 +173,66 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     running: () => child !== null,
   };
   return vm;
+}
+
+function accelArgs(a: Accel): string[] {
+  return a.kind === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi'];
+}
+
+const PROBE_TIMEOUT_MS = 20_000;
+// Printed by initramfs-tools' /init as its first words: the kernel booted and ran userspace.
+const PROBE_MARK = 'Loading, please wait';
+
+/**
+ * KVM where a guest boot is proven to work, TCG otherwise. The proof: the base image's own kernel
+ * and initramfs, booted directly under KVM, reach initramfs-tools' first line within 20 s (under a
+ * working KVM that takes ~2 s; where KVM is broken the guest hangs after "Probing EDD"). The answer
+ * is kept for the host's boot (its kernel and KVM do not change until it reboots).
+ */
+export async function probeAccel(base: string, cacheDir = process.env.TABULA_LAB_CACHE ?? '/var/cache/tabula-lab'): Promise<Accel> {
+  if (process.env.TABULA_LAB_ACCEL === 'tcg') return { kind: 'tcg', why: 'TCG (TABULA_LAB_ACCEL=tcg)' };
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    return { kind: 'tcg', why: 'TCG (no usable /dev/kvm)' };
+  }
+  const kernel = path.join(base, 'vmlinuz');
+  const initrd = path.join(base, 'initrd.img');
+  if (!fs.existsSync(kernel) || !fs.existsSync(initrd)) return { kind: 'tcg', why: 'TCG (no kernel in the base image to probe KVM with)' };
+  const hostBoot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const key = `${hostBoot} ${fs.realpathSync(kernel)} ${fs.statSync(fs.realpathSync(kernel)).size}`;
+  const cached = path.join(cacheDir, 'kvm-probe.json');
+  try {
+    const c = JSON.parse(fs.readFileSync(cached, 'utf8')) as { key: string; ok: boolean; seconds: number };
+    if (c.key === key) return c.ok ? { kind: 'kvm', why: `KVM (a probe boot reached the initramfs in ${c.seconds} s, this host boot)` } : { kind: 'tcg', why: `TCG (a KVM probe boot hung, this host boot)` };
+  } catch {
+    // No probe yet for this host boot.
+  }
+  const t0 = Date.now();
+  const ok = await new Promise<boolean>((resolve) => {
+    const c = spawn('qemu-system-x86_64', ['-machine', 'q35', '-accel', 'kvm', '-cpu', 'host', '-m', '512', '-smp', '1', '-kernel', kernel, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1', '-nic', 'none', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      c.kill('SIGKILL');
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
+    c.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out = (out + d).slice(-4096);
+      if (out.includes(PROBE_MARK)) done(true);
+    });
+    c.once('error', () => done(false));
+    c.once('exit', () => done(out.includes(PROBE_MARK)));
+  });
+  const seconds = Math.round((Date.now() - t0) / 1000);
+  try {
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(cached, JSON.stringify({ key, ok, seconds }) + '\n');
+  } catch {
+    // Not kept: the next run probes again.
+  }
+  return ok ? { kind: 'kvm', why: `KVM (a probe boot reached the initramfs in ${seconds} s)` } : { kind: 'tcg', why: `TCG (a KVM probe boot did not reach the initramfs within ${PROBE_TIMEOUT_MS / 1000} s)` };
 }
 
 /** Is TCG usable here at all (qemu, firmware)? A one-line reason when not. */

@@ -1,67 +1,57 @@
-// Conflicts as the person settles them: both versions described as they are now, settled by keeping
-// mine, theirs or both (the loser is not lost: the next sync moves the storage's copy into the
-// versions area), and opened for a look. Only recorded conflicts can be named: the window cannot
-// open or delete any other file through here.
+// Conflict copies: a free name for the version that steps aside, a move that never replaces a file,
+// and the record of every conflict kept for the window and `tabula conflicts`.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { ConflictInfo, ConflictVersion } from '../../common/contract/sync';
-import { TabulaError } from '../../common/errors';
-import type { DesktopOpener } from '../desktop-open';
-import { displayPath } from '../paths';
-import { conflictStore } from './engine';
-import { homeRelative } from './versions';
+import { z } from 'zod';
+import { createJsonStore } from '../atomic-file';
+import { conflictName, type Side } from './plan';
 
-/** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
-const sides = (c: ConflictInfo) => (c.kept === 'local' ? { mine: c.path, theirs: c.conflictPath } : { mine: c.conflictPath, theirs: c.path });
-
-export function createConflicts({ home, stateDir, opener }: { home: string; stateDir: string; opener?: DesktopOpener }) {
-  const store = conflictStore(stateDir);
-
-  function find(p: string): { list: ConflictInfo[]; c: ConflictInfo } {
-    const rel = homeRelative(p, home);
-    const list = store.load().value;
-    const c = list.find((x) => x.path === rel || x.conflictPath === rel);
-    if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(home, rel), home)}.`);
-    return { list, c };
-  }
-
-  return {
-    /** The open conflicts as recorded. */
-    open: (): ConflictInfo[] => store.load().value,
-    /** Each conflict with both versions as they are now: size, time, and where each came from. */
-    describe(list: ConflictInfo[]): ConflictInfo[] {
-      const version = (rel: string, host: string | null): ConflictVersion | null => {
-        const st = fs.lstatSync(path.join(home, rel), { throwIfNoEntry: false });
-        return st ? { path: rel, size: st.size, modifiedAt: st.mtime.toISOString(), host } : null;
-      };
-      return list.map((c) => {
-        const { mine, theirs } = sides(c);
-        return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
-      });
-    },
-    resolve(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
-      const { list, c } = find(p);
-      const abs = (r: string) => path.join(home, r);
-      const { mine, theirs } = sides(c);
-      if (keep !== 'both') {
-        const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
-        // The loser is not lost: the sync moves its storage copy into the versions area.
-        if (winner === c.conflictPath) fs.renameSync(abs(c.conflictPath), abs(c.path));
-        else fs.rmSync(abs(loser), { force: true, recursive: true });
-      }
-      store.save(list.filter((x) => x !== c));
-      return { resolved: c.path };
-    },
-    /** Opens one version of a conflict (only those: the window cannot name any other file). */
-    async openVersion(p: string, side: 'this-laptop' | 'storage', reveal: boolean): Promise<{ opened: string }> {
-      const { c } = find(p);
-      if (!opener) throw new TabulaError('tool-missing', 'Opening files is not available here.');
-      const { mine, theirs } = sides(c);
-      const target = side === 'this-laptop' ? mine : theirs;
-      await opener.open(path.join(home, target), { reveal });
-      return { opened: target };
-    },
-  };
+export interface ConflictRecord {
+  path: string;
+  /** Where the other version now lives, on both sides. */
+  conflictPath: string;
+  /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
+  kept: Side;
+  at: string;
 }
-export type Conflicts = ReturnType<typeof createConflicts>;
+
+/**
+ * A conflict name no file has: the time of the renamed version to the second and its laptop, then
+ * "-2", "-3"… when that is taken (two conflicts on one path within a second, or a copy kept from before).
+ */
+export function freeConflictName(p: string, when: Date, host: string, taken: (p: string) => boolean): string {
+  const first = conflictName(p, when, host);
+  if (!taken(first)) return first;
+  for (let n = 2; ; n++) {
+    const next = conflictName(p, when, `${host}-${n}`);
+    if (!taken(next)) return next;
+  }
+}
+
+/**
+ * Renames a file or link without ever replacing what is at the destination: link(2) fails with EEXIST
+ * where rename(2) would silently overwrite (a person's edited conflict copy, say).
+ */
+export function moveNoClobber(from: string, to: string) {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  try {
+    fs.linkSync(from, to);
+  } catch (err) {
+    // Another file system (state kept apart from the home): an exclusive copy refuses an existing name too.
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV' || fs.lstatSync(from).isSymbolicLink()) throw err;
+    fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+  }
+  fs.unlinkSync(from);
+}
+
+export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
+  const store = conflictStore(stateDir);
+  const { value } = store.load();
+  // Every conflict stays listed (two on one path are two copies to look at), each once.
+  store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
+}
+
+const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));
+export function conflictStore(stateDir: string) {
+  return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
+}

@@ -2,7 +2,7 @@
 // the same POSIX sh scripts (listing, pruning versions) and give rsync its root and transport options.
 import { spawn } from 'node:child_process';
 import type { Storage } from '../storage-url';
-import { rsyncTarget, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
+import { closeSharedConnection, rsyncTarget, sharedConnection, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
 
 export interface ShellResult {
   code: number | null;
@@ -21,6 +21,8 @@ export interface Endpoint {
   isRemote: boolean;
   /** Runs a POSIX sh script there with positional arguments (never interpolated into the script). */
   sh(script: string, args: string[], input?: Buffer): Promise<ShellResult>;
+  /** Ends the connection kept open for the next use (ssh's shared connection), if there is one. */
+  close(): Promise<void>;
 }
 
 function collect(cmd: string, args: string[], input?: Buffer): Promise<ShellResult> {
@@ -47,19 +49,27 @@ export function localEndpoint(dir: string, display = dir): Endpoint {
     rsyncOptions: [],
     isRemote: false,
     sh: (script, args, input) => collect('sh', ['-c', script, 'sh', ...args], input),
+    close: () => Promise.resolve(),
   };
 }
 
-export function storageEndpoint(storage: Storage, sshOptions: string[], connectTimeoutSeconds: number, controlDir?: string): Endpoint {
+/**
+ * With `controlDir`, one ssh connection serves the whole run and stays open `persistSeconds` after its
+ * last use: the CLI's default keeps it for a script's next command; the agent keeps it from one run to
+ * the next and closes it when it stops.
+ */
+export function storageEndpoint(storage: Storage, sshOptions: string[], connectTimeoutSeconds: number, controlDir?: string, persistSeconds = 30): Endpoint {
   if (storage.kind === 'local') return localEndpoint(storage.path, storage.display);
-  const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, controlDir);
+  const shared = controlDir ? sharedConnection(storage, controlDir, persistSeconds) : null;
+  const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, shared);
   return {
     display: storage.display,
     path: storage.path,
     rsyncRoot: rsyncTarget(storage),
-    rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, controlDir)],
+    rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, shared)],
     isRemote: true,
     // ssh joins its arguments into one command line for the remote shell: quote each one.
     sh: (script, args, input) => collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input),
+    close: () => (shared ? closeSharedConnection(storage, shared) : Promise.resolve()),
   };
 }

@@ -5,26 +5,24 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
-import { createJsonStore, writeFileAtomic } from '../atomic-file';
+import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
+import { loadArchive, adoptListedTimes, saveArchive, type LoadedArchive } from './archive';
+import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { conflictName, deletionShare, keepSide, planSync, sameEntry, type Side, type SyncPlan } from './plan';
+import { acquireLock } from './local-lock';
+import { deletionShare, keepSide, planSync, sameEntry, type SyncPlan } from './plan';
+import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { listScript, nsToDate, parseListing, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing, type Tree } from './tree';
+import { listScript, nsToDate, parseListing, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, PARTIAL_DIR, type Entry, type Listing, type Tree } from './tree';
 
-export interface ConflictRecord {
-  path: string;
-  /** Where the other version now lives, on both sides. */
-  conflictPath: string;
-  /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
-  kept: Side;
-  at: string;
-}
+// Kept for the callers of before the split (the sync service, tests).
+export { adoptListedTimes, archiveStore, loadArchive, type LoadedArchive } from './archive';
+export { conflictStore, recordConflicts, type ConflictRecord } from './conflicts';
 
 export interface SyncProgress {
   phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
@@ -72,74 +70,6 @@ export interface SyncSummary {
   conflicts: ConflictRecord[];
   skipped: Listing['skipped'];
   bytesTransferred: number;
-}
-
-// Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
-// Version 2 keeps each time as a string of whole nanoseconds (exact); version 1 kept float seconds.
-// The fifth and sixth fields, when present, are the inode and change time of the home's copy and of the
-// storage's (see Entry.stamp; '' when not known yet).
-type ArchiveEntry = [string, Entry['type'], number, string | number] | [string, Entry['type'], number, string | number, string, string];
-const isEntry = (e: unknown): e is ArchiveEntry =>
-  Array.isArray(e) &&
-  (e.length === 4 || (e.length === 6 && typeof e[4] === 'string' && typeof e[5] === 'string')) &&
-  typeof e[0] === 'string' &&
-  (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') &&
-  typeof e[2] === 'number' &&
-  (typeof e[3] === 'number' || (typeof e[3] === 'string' && /^-?\d{1,30}$/.test(e[3])));
-const archiveSchema = z.object({
-  version: z.union([z.literal(1), z.literal(2)]),
-  storage: z.string(),
-  entries: z.custom<ArchiveEntry[]>((v) => Array.isArray(v) && v.every(isEntry), 'an archive entry is damaged'),
-});
-type ArchiveFile = z.infer<typeof archiveSchema>;
-
-export function archiveStore(stateDir: string) {
-  return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null);
-}
-
-export interface LoadedArchive {
-  tree: Tree;
-  first: boolean;
-  problem: string | null;
-  /** Written by an older Tabula with times rounded to about a microsecond: see {@link adoptListedTimes}. */
-  roundedTimes: boolean;
-}
-
-export function loadArchive(stateDir: string, storage: string): LoadedArchive {
-  const { value, problem } = archiveStore(stateDir).load();
-  // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
-  if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem, roundedTimes: false };
-  const ns = (t: string | number) => (typeof t === 'string' ? BigInt(t) : BigInt(Math.round(t * 1e6)) * 1000n);
-  const entry = ([, type, size, mtime, stamp, remoteStamp]: ArchiveEntry): Entry => ({ type, size, mtime: ns(mtime), ...(stamp ? { stamp } : {}), ...(remoteStamp ? { remoteStamp } : {}) });
-  return { tree: new Map(value.entries.map((e) => [e[0], entry(e)])), first: false, problem, roundedTimes: value.version === 1 };
-}
-
-/**
- * An archive of float seconds (version 1) could not hold a time to the nanosecond. Where a listing
- * shows the same entry within 2 µs, that listing's exact time is what the archive meant; without this
- * step the first run after an update would take every file for an edit.
- */
-export function adoptListedTimes(archive: Tree, ...listings: Tree[]) {
-  for (const [p, a] of archive) {
-    if (a.type === 'd') continue;
-    for (const t of listings) {
-      const e = t.get(p);
-      const diff = e ? e.mtime - a.mtime : 0n;
-      if (e && e.type === a.type && e.size === a.size && diff > -2000n && diff < 2000n) {
-        archive.set(p, { ...a, mtime: e.mtime });
-        break;
-      }
-    }
-  }
-}
-
-function saveArchive(stateDir: string, storage: string, tree: Tree) {
-  const entries: ArchiveFile['entries'] = [];
-  for (const [p, e] of tree) {
-    const t = e.mtime.toString();
-    entries.push(e.stamp || e.remoteStamp ? [p, e.type, e.size, t, e.stamp ?? '', e.remoteStamp ?? ''] : [p, e.type, e.size, t]);
-  }
-  archiveStore(stateDir).save({ version: 2, storage, entries });
 }
 
 /** A side's listing as find printed it: parsed only when something may have changed. */
@@ -202,35 +132,6 @@ function listingFailure(ep: Endpoint, code: number | null, stderr: string): Tabu
   return new TabulaError('internal', `Could not list ${ep.display}: ${stderr.trim().split('\n')[0] ?? `exit ${code}`}`);
 }
 
-/** Cross-process lock: one sync at a time, and a lock whose owner died is taken over. */
-export function acquireLock(stateDir: string): () => void {
-  const file = path.join(stateDir, 'sync.lock');
-  fs.mkdirSync(stateDir, { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(fs.readFileSync(file, 'utf8'));
-      if (owner && owner !== process.pid && isAlive(owner)) {
-        throw new TabulaError('already-running', `Another sync is running (process ${owner}).`, { retryable: true });
-      }
-      fs.rmSync(file, { force: true }); // its owner is gone
-    }
-  }
-  throw new TabulaError('already-running', 'Another sync is starting.', { retryable: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 // Versions folders are named per run: time to the millisecond and the laptop, so two runs (two
 // laptops, or two runs in one second) never share one and overwrite each other's saved copies.
 const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '')}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
@@ -261,35 +162,6 @@ const exists = (p: string) => {
     return false;
   }
 };
-
-/**
- * A conflict name no file has: the time of the renamed version to the second and its laptop, then
- * "-2", "-3"… when that is taken (two conflicts on one path within a second, or a copy kept from before).
- */
-export function freeConflictName(p: string, when: Date, host: string, taken: (p: string) => boolean): string {
-  const first = conflictName(p, when, host);
-  if (!taken(first)) return first;
-  for (let n = 2; ; n++) {
-    const next = conflictName(p, when, `${host}-${n}`);
-    if (!taken(next)) return next;
-  }
-}
-
-/**
- * Renames a file or link without ever replacing what is at the destination: link(2) fails with EEXIST
- * where rename(2) would silently overwrite (a person's edited conflict copy, say).
- */
-export function moveNoClobber(from: string, to: string) {
-  fs.mkdirSync(path.dirname(to), { recursive: true });
-  try {
-    fs.linkSync(from, to);
-  } catch (err) {
-    // Another file system (state kept apart from the home): an exclusive copy refuses an existing name too.
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV' || fs.lstatSync(from).isSymbolicLink()) throw err;
-    fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
-  }
-  fs.unlinkSync(from);
-}
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
@@ -665,15 +537,6 @@ function checkSafety(o: SyncOptions, archive: LoadedArchive, local: Listing, rem
   }
 }
 
-async function writeSentinel(o: SyncOptions, at: Date) {
-  const tmp = path.join(o.stateDir, 'sentinel');
-  fs.mkdirSync(tmp, { recursive: true });
-  writeFileAtomic(path.join(tmp, SENTINEL), JSON.stringify({ createdAt: at.toISOString(), createdBy: o.host }) + '\n');
-  const run = runRsync(['-a', '--mkpath', ...o.storage.rsyncOptions, `${tmp}/${SENTINEL}`, o.storage.rsyncRoot]);
-  const result = await run.done;
-  if (result.code !== 0) throw describeRsyncFailure(result, { home: o.home.path, storage: o.storage.display, cancelled: false });
-}
-
 /** Versions older than the retention go, on the storage and locally (checked at most once an hour). */
 async function pruneVersions(o: SyncOptions) {
   const stampFile = path.join(o.stateDir, 'versions-pruned');
@@ -685,14 +548,3 @@ async function pruneVersions(o: SyncOptions) {
   await Promise.all([o.storage.sh(script, [`${o.storage.path}/${STORAGE_AREA}/versions`, minutes]), o.home.sh(script, [path.join(o.stateDir, 'versions'), minutes])]);
 }
 
-export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
-  const store = conflictStore(stateDir);
-  const { value } = store.load();
-  // Every conflict stays listed (two on one path are two copies to look at), each once.
-  store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
-}
-
-const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));
-export function conflictStore(stateDir: string) {
-  return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
-}

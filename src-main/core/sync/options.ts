@@ -36,15 +36,18 @@ export function defaultExcludes(paths: Paths, storage: Storage | null): string[]
 
 export type RunOptions = Pick<SyncOptions, 'home' | 'storage' | 'excludes' | 'stateDir' | 'host' | 'maxDeleteShare' | 'bandwidthLimitKBps' | 'versionsRetentionDays' | 'verifyIntervalHours'>;
 
-/** The run's options from the config; `home` and `storageUrl` override it (`tabula sync --home/--storage`). */
-export function syncRunOptions(paths: Paths, cfg: TabulaConfig, over: { home?: string; storageUrl?: string } = {}): { storage: Storage; options: RunOptions } {
+/**
+ * The run's options from the config; `home` and `storageUrl` override it (`tabula sync --home/--storage`),
+ * `keepConnectionSeconds` keeps the shared ssh connection open that long after a run (the agent's).
+ */
+export function syncRunOptions(paths: Paths, cfg: TabulaConfig, over: { home?: string; storageUrl?: string; keepConnectionSeconds?: number } = {}): { storage: Storage; options: RunOptions } {
   const home = over.home ?? paths.home;
   const storage = parseStorageUrl(over.storageUrl ?? cfg.storage.url);
   return {
     storage,
     options: {
       home: localEndpoint(home),
-      storage: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir),
+      storage: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir, over.keepConnectionSeconds),
       excludes: [...defaultExcludes({ ...paths, home }, storage), ...cfg.backup.excludes],
       stateDir: paths.stateDir,
       host: os.hostname(),

@@ -28,6 +28,7 @@ export function createSyncPlugin(deps: SyncServiceDeps): FeaturePlugin<typeof sy
       backup.dispose();
       backup.cancel();
       await backup.whenIdle();
+      await backup.closeConnection();
     },
   };
 }

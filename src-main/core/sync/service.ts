@@ -2,7 +2,7 @@
 // offline survives restarts and reboots), runs start by themselves when the storage is reachable again,
 // on a schedule and after changes in the home; state, progress and results are published as events.
 // The parts live next door: options.ts (what a run is given, shared with `tabula sync`), journal.ts,
-// scheduling.ts (on the runtime Schedule), history.ts, conflicts.ts, restore.ts, watch-home.ts.
+// scheduling.ts (on the runtime Schedule), history.ts, conflict-resolution.ts, restore.ts, watch-home.ts.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
@@ -19,7 +19,7 @@ import type { Probes } from '../runtime/probes';
 import { createSchedule } from '../runtime/schedule';
 import { transition } from '../runtime/state-machine';
 import { parseStorageUrl } from '../storage-url';
-import { createConflicts } from './conflicts';
+import { createConflictResolution } from './conflict-resolution';
 import { listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { createRunHistory, runRecord, stateAfter } from './history';
 import { createSyncJournal, personAsked, runEnd } from './journal';
@@ -53,7 +53,7 @@ const pausedReason = 'Sync is paused. Changes wait until you resume.';
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), clock = realClock, reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createRunHistory(paths.stateDir, reportProblem);
-  const conflicts = createConflicts({ home: paths.home, stateDir: paths.stateDir, opener });
+  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener });
   const journal = createSyncJournal(paths.stateDir, now, reportProblem);
   let current: { cancel: (() => void) | null; cancelled: boolean } | null = null;
   /** A finished run's result, published once the next run is armed (so the event says when). */
@@ -130,7 +130,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
 
   /** The run's endpoints and options from the config as it is now. */
   function runOptions() {
-    const { storage, options } = syncRunOptions(paths, config());
+    const cfg = config();
+    // The agent keeps its ssh connection from one run to the next (a new one costs 0.3 s and a key
+    // exchange on the storage) and closes it when it stops; past the interval it closes by itself.
+    const { storage, options } = syncRunOptions(paths, cfg, { keepConnectionSeconds: cfg.backup.intervalMinutes * 60 + 300 });
     ensureRuntimeDir(paths); // ssh's connection sockets live there
     if (storage.kind === 'local' && storage.path === builtInStorage(paths)) fs.mkdirSync(storage.path, { recursive: true });
     return options;
@@ -154,18 +157,22 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   async function runQueued(): Promise<boolean> {
     if (current || journal.paused() || disposed || journal.pending() === 0) return true;
     const force = journal.requests().some((r) => r.force);
+    const manual = journal.requests().some((r) => r.reason === 'manual');
     const id = crypto.randomUUID();
     const startedAt = now();
     current = { cancel: null, cancelled: false };
     setState('running', `Syncing with ${storageDisplay()}…`, { progress: null, nextAttemptAt: null });
     try {
-      return await execute(id, startedAt, force);
+      return await execute(id, startedAt, force, manual);
     } finally {
       current = null;
     }
   }
 
-  async function execute(id: string, startedAt: Date, force: boolean): Promise<boolean> {
+  /** When the last run ended, by the wall clock and by the monotonic one (which stops while the laptop sleeps). */
+  let lastRunEnd: { wall: number; mono: number } | null = null;
+
+  async function execute(id: string, startedAt: Date, force: boolean, manual: boolean): Promise<boolean> {
     let outcome: RunOutcome = 'failed';
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
@@ -173,10 +180,16 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     try {
       const options = runOptions();
       storageName = options.storage.display;
+      // The laptop slept since the last run: the shared ssh connection most likely died with the
+      // network, and ssh would notice only after its keep-alives went unanswered (45 s). Start anew.
+      if (lastRunEnd && Date.now() - lastRunEnd.wall - (performance.now() - lastRunEnd.mono) > 30_000) await options.storage.close();
       let lastSent = 0;
       summary = await runSync({
         ...options,
         force,
+        // "Back up now" is a person asking: the storage is listed in full, as `tabula sync` by hand does,
+        // so that a change made on it directly is seen now rather than at the daily check.
+        verify: manual,
         onWaiting: (reason) => setState('running', reason, {}),
         now,
         onCancelable: (cancel) => {
@@ -197,6 +210,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       error = toErrorInfo(err);
       outcome = error.code === 'cancelled' ? 'cancelled' : 'failed';
     }
+    lastRunEnd = { wall: Date.now(), mono: performance.now() };
     const run = runRecord({ id, startedAt, finishedAt: now(), outcome, summary, storage: storageName, error });
     history.add(run);
     journal.finished(startedAt, runEnd(outcome, error));
@@ -366,6 +380,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       }
     },
     whenIdle: () => schedule.whenIdle(),
+    /** Ends the ssh connection kept between runs (when the agent stops). */
+    async closeConnection(): Promise<void> {
+      await safe(() => runOptions().storage.close(), Promise.resolve());
+    },
     dispose() {
       disposed = true;
       schedule.stop();

@@ -1,0 +1,68 @@
+// Driving a booted laptop as its person and its admin would, whatever the image backend: `tabula
+// status` as the logged-in user, a reboot that resolves when the laptop answers again, waiting for
+// the agent (the user's systemd service) to answer.
+import { waitFor } from './lab';
+import type { Vm } from './vm';
+
+export interface AgentStatusJson {
+  image: { version: string };
+  backup: { state: string; reason: string; lastSuccessAt: string | null; queuedChanges: number };
+  imageUpdate: {
+    state: string;
+    reason: string;
+    booted: { version: string } | null;
+    staged: { version: string } | null;
+    rollback: { version: string } | null;
+    lastPullBytes: number | null;
+  };
+}
+
+export interface Laptop {
+  vm: Vm;
+  user: string;
+  status(): Promise<AgentStatusJson>;
+  bootId(): Promise<string>;
+  /** `systemctl <verb>` (reboot, soft-reboot) as root; resolves with the ms until the laptop answers ssh again. */
+  reboot(verb?: 'reboot' | 'soft-reboot'): Promise<number>;
+  /** Waits until `tabula status` answers as the user; throws with the service's state and journal. */
+  agentUp(timeoutMs?: number): Promise<AgentStatusJson>;
+}
+
+export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Laptop {
+  const laptop: Laptop = {
+    vm,
+    user,
+    status: async () => JSON.parse(await vm.run(user, 'tabula status --json')) as AgentStatusJson,
+    bootId: async () => (await vm.run('root', 'cat /proc/sys/kernel/random/boot_id')).trim(),
+    async reboot(verb = 'reboot') {
+      const before = await laptop.bootId();
+      const t0 = Date.now();
+      // A soft reboot keeps the kernel and so its boot_id: the new userspace is told apart by systemd's
+      // own count of soft reboots.
+      const probe = verb === 'reboot' ? 'cat /proc/sys/kernel/random/boot_id' : 'systemctl show -P SoftRebootsCount';
+      const mark = verb === 'reboot' ? before : (await vm.run('root', probe)).trim();
+      await vm.ssh('root', `systemctl ${verb}`, { timeoutMs: 30_000 });
+      await waitFor(
+        async () => {
+          const r = await vm.ssh('root', probe, { timeoutMs: 20_000 });
+          const now = r.stdout.trim();
+          return r.code === 0 && now && now !== mark ? now : null;
+        },
+        bootTimeoutMs,
+        `the laptop did not come back from "systemctl ${verb}". Serial console (last lines):\n${vm.consoleTail()}\n`,
+      );
+      const ms = Date.now() - t0;
+      await vm.ssh('root', 'systemctl is-system-running --wait', { timeoutMs: 300_000 });
+      return ms;
+    },
+    async agentUp(timeoutMs = 900_000) {
+      try {
+        return await waitFor(() => laptop.status(), timeoutMs, 'tabula status as the logged-in user never answered');
+      } catch (err) {
+        const diag = await vm.ssh(user, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
+        throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);
+      }
+    },
+  };
+  return laptop;
+}

@@ -1,0 +1,247 @@
+// The rsync-tree laptop: image versions published with `tabula-fleet publish --backend rsync-tree`
+// on a fleet server (sshd on the host's 127.0.0.1), the person's home on a NAS (another sshd), and
+// one laptop booted for real (OVMF → systemd-boot → the boot entry tabula-helper writes → Tabula's
+// initramfs hook → the deployment) that walks the scenarios in order, sharing boots.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
+import { waitFor, type LabBackend } from './lab';
+import { createLaptop, type AgentStatusJson } from './laptop';
+import { createVm, type Vm } from './vm';
+
+const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
+const USER = 'ann';
+const NAS_ADDR = '10.0.2.100';
+const FLEET_ADDR = '10.0.2.101';
+const repo = path.resolve(__dirname, '../..');
+
+export const rsyncTreeLaptop: LabBackend = {
+  name: 'rsync-tree',
+  scenarios: {
+    a: 'first boot: tabula status shows image 1, the agent is the running user service',
+    b: 'first login on a new laptop restores the home from the NAS',
+    c: 'an edit is backed up; with the NAS down "Back up now" is queued, survives a reboot and runs when the NAS is back',
+    d: 'image 2 is pulled and staged through pkexec; after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
+    e: 'rollback to 1 and back to 2',
+    f: 'a broken image 3 falls back to 2 by itself, and the window says so',
+  },
+  // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
+  defaults: ['a'],
+  async walk(ctx, run) {
+    const { work, base } = ctx;
+    let nas: SshServer | null = null;
+    let fleet: SshServer | null = null;
+    let vm: Vm | null = null;
+    try {
+      const tSetup = Date.now();
+      nas = await startSshServer();
+      fleet = await startSshServer();
+      const serverDir = path.join(work, 'fleet');
+      const nasHome = path.join(work, 'nas', USER);
+      fs.mkdirSync(serverDir, { recursive: true });
+      fs.mkdirSync(nasHome, { recursive: true });
+      const fleetKey = path.join(work, 'fleet.key');
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(work, 'fleet')], { stdio: 'ignore' });
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(work, 'lab-key')]);
+      const hostKey = (s: SshServer) => fs.readFileSync(path.join(path.dirname(s.identityFile), 'host_ed25519.pub'), 'utf8').trim();
+      const sshOptions = (key: string) => ['-i', `/usr/share/defaults/tabula/lab/${key}`, '-o', 'UserKnownHostsFile=/usr/share/defaults/tabula/lab/known_hosts', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'];
+      const settings: LabImageSettings & { deb: string | null } = {
+        deb: ctx.deb,
+        user: USER,
+        sshPublicKey: fs.readFileSync(path.join(work, 'lab-key.pub'), 'utf8'),
+        keys: { 'nas-key': fs.readFileSync(nas.identityFile, 'utf8'), 'fleet-key': fs.readFileSync(fleet.identityFile, 'utf8') },
+        knownHosts: `${NAS_ADDR} ${hostKey(nas)}\n${FLEET_ADDR} ${hostKey(fleet)}\n`,
+        config: {
+          storage: { url: `ssh://${nas.user}@${NAS_ADDR}:22${nasHome}`, sshOptions: sshOptions('nas-key'), connectTimeoutSeconds: 5 },
+          backup: { intervalMinutes: 1, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
+          image: { backend: 'rsync-tree', url: `ssh://${fleet.user}@${FLEET_ADDR}:22${serverDir}`, channel: 'stable', sshOptions: sshOptions('fleet-key'), autoPull: false },
+          fleet: { trustedKeys: [fs.readFileSync(path.join(work, 'fleet.pub'), 'utf8').trim()] },
+        },
+      };
+      const image = (v: string, mutate?: (tree: string) => void) => {
+        const tree = makeImageTree(base, path.join(work, 'trees', v), v, settings, mutate);
+        publishRsyncTree(tree, v, serverDir, fleetKey);
+        fs.rmSync(tree, { recursive: true, force: true });
+      };
+      image('1');
+      const laptopDir = path.join(work, 'laptop');
+      fs.mkdirSync(laptopDir);
+      const disk = makeLaptopDisk({ dir: laptopDir, base, serverDir, version: '1', user: USER });
+      ctx.log(`image 1 built, published and installed on a laptop disk in ${Math.round((Date.now() - tSetup) / 1000)} s`);
+
+      // The person's home as another laptop left it on the NAS (a real sync, with the storage marker).
+      const oldHome = path.join(work, 'old-laptop-home');
+      fs.mkdirSync(path.join(oldHome, 'Documents'), { recursive: true });
+      fs.mkdirSync(path.join(oldHome, 'Pictures'), { recursive: true });
+      fs.writeFileSync(path.join(oldHome, 'Documents/report.txt'), 'Quarterly numbers, final.\n');
+      fs.writeFileSync(path.join(oldHome, 'Pictures/holiday.jpg'), crypto.randomBytes(300_000));
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula.js'), 'sync', '--home', oldHome, '--storage', nasHome], { env: { ...process.env, HOME: path.join(work, 'old-laptop-user'), XDG_RUNTIME_DIR: path.join(work, 'old-laptop-run') }, stdio: 'ignore' });
+      const holidaySha = crypto.createHash('sha256').update(fs.readFileSync(path.join(oldHome, 'Pictures/holiday.jpg'))).digest('hex');
+
+      vm = await createVm({
+        dir: laptopDir,
+        disk,
+        accel: ctx.accel,
+        sshKey: path.join(work, 'lab-key'),
+        forwards: [
+          { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
+          { guest: FLEET_ADDR, guestPort: 22, hostPort: fleet.port },
+        ],
+      });
+      const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
+      const status = () => laptop.status();
+      const reboot = () => laptop.reboot();
+      const agentUp = () => laptop.agentUp();
+
+      let tPowerOn = 0;
+      const powerOn = async () => {
+        tPowerOn = Date.now();
+        await laptop.vm.start();
+        const ms = await laptop.vm.waitForSsh(BOOT_TIMEOUT_MS);
+        run.figure('first boot, power on to ssh', `${Math.round(ms / 1000)} s`);
+        return agentUp();
+      };
+      // (a) is the first boot; the later scenarios need it even when (a) itself is not chosen.
+      const booted = !run.wants('a') ? await powerOn().then(() => true, (err: Error) => (run.failRest(`the laptop did not boot: ${err.message}`), false)) : await run.scenario('a', vm, async () => {
+        const s = await powerOn();
+        if (s.image.version !== '1') throw new Error(`tabula status shows image ${s.image.version}, expected 1`);
+        const active = (await laptop.vm.ssh(USER, 'systemctl --user is-active tabula-agent.service')).stdout.trim();
+        if (active !== 'active') throw new Error(`tabula-agent.service is "${active}" in ${USER}'s systemd, expected active`);
+        // The console session polkit needs for the helper: local, active, on tty1.
+        const sessions = await laptop.vm.run('root', `for s in $(loginctl list-sessions --no-legend | awk '$3=="${USER}" {print $1}'); do echo "$(loginctl show-session "$s" -p Active --value) $(loginctl show-session "$s" -p Remote --value) $(loginctl show-session "$s" -p TTY --value)"; done`);
+        if (!/^yes no tty1$/m.test(sessions)) throw new Error(`no active local console session for ${USER}: ${JSON.stringify(sessions.trim())}`);
+        const marker = (await laptop.vm.run('root', 'cat /run/tabula/booted; findmnt -n -o OPTIONS /')).split('\n');
+        if (marker[0] !== '1' || !/^ro(,|$)/.test(marker[1] ?? '')) throw new Error(`expected deployment 1 as a read-only root, got ${JSON.stringify(marker)}`);
+        return `power on to agent ${Math.round((Date.now() - tPowerOn) / 1000)} s`;
+      });
+      if (!booted) {
+        run.failRest('the laptop did not boot (scenario a)');
+        return;
+      }
+
+      await run.scenario('b', vm, async () => {
+        const s = await waitFor(async () => {
+          const st = await status();
+          return st.backup.lastSuccessAt ? st : null;
+        }, 300_000, 'the first sync never finished');
+        run.figure('power on to "Backed up"', `${Math.round((Date.parse(s.backup.lastSuccessAt!) - tPowerOn) / 1000)} s (guest clock)`);
+        const report = await laptop.vm.run(USER, 'cat ~/Documents/report.txt');
+        const holiday = (await laptop.vm.run(USER, 'sha256sum ~/Pictures/holiday.jpg')).split(' ')[0];
+        if (report !== 'Quarterly numbers, final.\n' || holiday !== holidaySha) throw new Error(`the home was not restored: report.txt=${JSON.stringify(report)}, holiday.jpg sha256 ${holiday}`);
+        return `state ${s.backup.state}: ${s.backup.reason}`;
+      });
+
+      // (c) and (d) share one reboot: the queued backup and the staged image both cross it.
+      let cPart1 = false;
+      let homeBefore = '';
+      const tC = Date.now();
+      if (run.wants('c')) {
+        try {
+          await laptop.vm.run(USER, 'echo "edited on the laptop" > ~/Documents/edit.txt && tabula backup now', { timeoutMs: 300_000 });
+          const onNas = fs.readFileSync(path.join(nasHome, 'Documents/edit.txt'), 'utf8');
+          if (onNas !== 'edited on the laptop\n') throw new Error(`the edit is not on the NAS after "Back up now": ${JSON.stringify(onNas)}`);
+          await nas.stop();
+          await laptop.vm.ssh(USER, 'echo "written while the NAS was down" > ~/Documents/offline.txt && tabula backup now --no-wait', { timeoutMs: 60_000 });
+          await waitFor(async () => {
+            const st = await status();
+            return st.backup.state === 'offline' && st.backup.queuedChanges > 0 ? st : null;
+          }, 180_000, 'with the NAS down, the backup never showed as queued (offline, changes waiting)');
+          cPart1 = true;
+        } catch (err) {
+          run.record('c', 'failed', (err as Error).message, laptop.vm);
+        }
+      }
+
+      let staged = false;
+      const tD = Date.now();
+      if (run.wants('d')) {
+        try {
+          image('2', (tree) => fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n'));
+          const out = await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 });
+          const s = JSON.parse(out) as AgentStatusJson['imageUpdate'];
+          if (s.staged?.version !== '2') throw new Error(`after "tabula image pull", image ${s.staged?.version ?? 'none'} is staged (state ${s.state}: ${s.reason})`);
+          run.figure('bytes pulled for image 2', `${s.lastPullBytes}`);
+          // The helper ran as root through pkexec, asked for by the user's agent: no root shell.
+          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
+          if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
+          const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
+          if (!/tabula-2\+3\.conf/.test(entries)) throw new Error(`no counted boot entry for image 2 on the ESP: ${entries.trim()}`);
+          await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
+          homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+          staged = true;
+        } catch (err) {
+          run.record('d', 'failed', (err as Error).message, laptop.vm);
+        }
+      }
+
+      if (cPart1 || staged) {
+        const ms = await reboot();
+        run.figure('reboot (systemctl reboot to ssh)', `${Math.round(ms / 1000)} s`);
+        await agentUp();
+      }
+      if (cPart1) {
+        await run.scenario('c', vm, async () => {
+          const st = await status();
+          if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
+          await nas!.start();
+          const tBack = Date.now();
+          await waitFor(async () => fs.existsSync(path.join(nasHome, 'Documents/offline.txt')) || null, 180_000, 'the queued backup did not run by itself once the NAS was back');
+          return `ran ${Math.round((Date.now() - tBack) / 1000)} s after the NAS came back; walk from ${Math.round((Date.now() - tC) / 1000)} s`;
+        });
+      } else await nas.start();
+      if (staged) {
+        await run.scenario('d', vm, async () => {
+          const st = await status();
+          if (st.image.version !== '2') throw new Error(`after the reboot the laptop runs image ${st.image.version}, expected 2`);
+          const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /var/lib/stray/file 2>/dev/null || true')).trim();
+          if (leftovers) throw new Error(`left over after the reboot: ${leftovers}`);
+          const homeAfter = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+          const lost = homeBefore.split('\n').filter((l) => l && !homeAfter.includes(l));
+          if (lost.length) throw new Error(`the home changed across the update: ${lost.join(', ')}`);
+          return `pull to running ${Math.round((Date.now() - tD) / 1000)} s`;
+        });
+      }
+
+      await run.scenario('e', vm, async () => {
+        const back = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
+        if (back.staged?.version !== '1') throw new Error(`rollback staged ${back.staged?.version ?? 'nothing'}, expected 1`);
+        await reboot();
+        await agentUp();
+        if ((await status()).image.version !== '1') throw new Error(`after rollback and reboot the laptop runs ${(await status()).image.version}`);
+        const fwd = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
+        if (fwd.staged?.version !== '2') throw new Error(`rolling back again staged ${fwd.staged?.version ?? 'nothing'}, expected 2`);
+        await reboot();
+        await agentUp();
+        const v = (await status()).image.version;
+        if (v !== '2') throw new Error(`after going back to 2 and a reboot the laptop runs ${v}`);
+      });
+
+      await run.scenario('f', vm, async () => {
+        // Image 3's systemd cannot start: the kernel panics, reboots (panic=10), systemd-boot counts the tries down.
+        image('3', (tree) => fs.writeFileSync(path.join(tree, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 }));
+        const s = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
+        if (s.staged?.version !== '3') throw new Error(`image 3 was not staged: ${s.state}, ${s.reason}`);
+        const t0 = Date.now();
+        await reboot();
+        run.figure('broken image: reboot to back on the previous one', `${Math.round((Date.now() - t0) / 1000)} s`);
+        await agentUp();
+        const after = await waitFor(async () => {
+          const st = await status();
+          return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
+        }, 120_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
+        if (after.image.version !== '2') throw new Error(`running ${after.image.version}, expected 2`);
+        const again = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 300_000 })) as AgentStatusJson['imageUpdate'];
+        if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
+        const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
+        return `"${after.imageUpdate.reason}"; entries now: ${entries.trim().split('\n').join(' ')}`;
+      });
+    } finally {
+      await vm?.stop();
+      await nas?.dispose();
+      await fleet?.dispose();
+    }
+  },
+};
