@@ -3,9 +3,10 @@
 // what to pull and from where comes from the image's own config. Speaks JSON lines on stdout:
 // {"type":"progress",...} while working, then one {"type":"result"} or {"type":"error"}.
 import { toErrorInfo, TabulaError } from './common/errors';
+import { encodeHelperMessage, type HelperMessage } from './core/image/helper-protocol';
 import { parseHelperArgs, runHelperVerb } from './core/image/helper-verbs';
 
-const emit = (obj: object) => process.stdout.write(JSON.stringify(obj) + '\n');
+const emit = (msg: HelperMessage) => process.stdout.write(encodeHelperMessage(msg));
 
 async function main() {
   if (process.getuid?.() !== 0) throw new TabulaError('helper-failed', 'tabula-helper must run as root (through pkexec).');

@@ -10,13 +10,13 @@ import type { FleetCommandRecord } from '../../common/contract/fleet';
 import type { MachineIdentity } from '../../common/contract/helpdesk';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
-import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
+import { createJsonStore, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import { realClock, type Clock } from '../runtime/clock';
 import { createExclusive, createSchedule } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import { fetchFleetFile } from '../fleet-source';
-import { requireSignature } from '../signing';
+import { parseSignedJson } from '../signing';
 
 export const commandSchema = z
   .object({
@@ -56,7 +56,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
    */
   const nonces = {
     load(): Record<string, string> {
-      const r = readJsonFile(noncesFile, nonceSchema);
+      const r = readJsonDocument(noncesFile, nonceSchema);
       if (r.status === 'ok') return r.value;
       if (r.status === 'missing') return {};
       throw new TabulaError('command-rejected', `The record of fleet commands already run (${noncesFile}) ${r.problem}: every fleet command is refused until it is repaired, so that none can run twice.`);
@@ -103,20 +103,12 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   /** Checks everything about a command's bytes; returns it or throws command-rejected. */
   function accept(bytes: Buffer, sig: Buffer | null): FleetCommand {
     const config = deps.getSystemConfig();
+    let cmd: FleetCommand;
     try {
-      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.commandKeys, 'The fleet command', 'command');
+      cmd = parseSignedJson(bytes, sig ? sig.toString('utf8') : null, config.fleet.commandKeys, commandSchema, { what: 'The fleet command', role: 'command', code: 'command-rejected', then: ': rejected.' });
     } catch (err) {
       throw new TabulaError('command-rejected', (err as Error).message);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw new TabulaError('command-rejected', 'The fleet command is not valid JSON: rejected.');
-    }
-    const parsed = commandSchema.safeParse(json);
-    if (!parsed.success) throw new TabulaError('command-rejected', `The fleet command is malformed (${parsed.error.issues[0]!.path.join('.')}): rejected.`);
-    const cmd = parsed.data;
     const me = deps.identity();
     if (cmd.machineId !== me.machineId) throw new TabulaError('command-rejected', 'The fleet command is for another machine: rejected.');
     if (cmd.mac && cmd.mac !== me.primaryMac) throw new TabulaError('command-rejected', `The fleet command names MAC ${cmd.mac}, this machine has ${me.primaryMac ?? 'none'}: rejected.`);

@@ -12,6 +12,7 @@ import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
 import { withBootEntries } from './boot-entries';
+import type { HelperResult } from './helper-protocol';
 
 /**
  * One word each, always argv[1]: polkit tells pkexec'd actions apart by argv1 only, so `check`
@@ -24,10 +25,7 @@ export interface HelperRequest {
   verb: HelperVerb;
 }
 
-export type HelperResult =
-  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null; serverData: ServerData | null }
-  | { verb: 'stage' | 'reimage'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
-  | { verb: 'rollback'; deployments: DeploymentsStatus };
+export type { HelperResult } from './helper-protocol';
 
 /** Parses argv strictly: exactly one known verb, nothing else. */
 export function parseHelperArgs(argv: readonly string[]): HelperRequest {

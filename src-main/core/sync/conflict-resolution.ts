@@ -15,12 +15,20 @@ import { homeRelative } from './versions';
 /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
 const sides = (c: ConflictInfo) => (c.kept === 'local' ? { mine: c.path, theirs: c.conflictPath } : { mine: c.conflictPath, theirs: c.path });
 
-export function createConflictResolution({ home, stateDir, opener }: { home: string; stateDir: string; opener?: DesktopOpener }) {
+export function createConflictResolution({ home, stateDir, opener, reportProblem }: { home: string; stateDir: string; opener?: DesktopOpener; reportProblem?: (message: string) => void }) {
   const store = conflictStore(stateDir);
+  let reported: string | null = null;
+  /** The record as it is on disk; damage is said once (the conflict copies themselves stay in the home). */
+  const load = (): ConflictInfo[] => {
+    const { value, problem } = store.load();
+    if (problem && problem !== reported) reportProblem?.(`The list of sync conflicts: ${problem}`);
+    reported = problem;
+    return value;
+  };
 
   function find(p: string): { list: ConflictInfo[]; c: ConflictInfo } {
     const rel = homeRelative(p, home);
-    const list = store.load().value;
+    const list = load();
     const c = list.find((x) => x.path === rel || x.conflictPath === rel);
     if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(home, rel), home)}.`);
     return { list, c };
@@ -28,7 +36,7 @@ export function createConflictResolution({ home, stateDir, opener }: { home: str
 
   return {
     /** The open conflicts as recorded. */
-    open: (): ConflictInfo[] => store.load().value,
+    open: (): ConflictInfo[] => load(),
     /** Each conflict with both versions as they are now: size, time, and where each came from. */
     describe(list: ConflictInfo[]): ConflictInfo[] {
       const version = (rel: string, host: string | null): ConflictVersion | null => {

@@ -10,7 +10,7 @@ import type { HomeSafetyReport } from '../../common/contract/helpdesk';
 import type { BackupProgress, BackupState, BackupStatus, RunOutcome } from '../../common/contract/sync';
 import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
-import { readJsonFile, writeFileAtomic } from '../atomic-file';
+import { readJsonDocument, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import type { DesktopOpener } from '../desktop-open';
 import { ensureRuntimeDir, type Paths } from '../paths';
@@ -53,7 +53,7 @@ const pausedReason = 'Sync is paused. Changes wait until you resume.';
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), clock = realClock, reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createRunHistory(paths.stateDir, reportProblem);
-  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener });
+  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener, reportProblem });
   const journal = createSyncJournal(paths.stateDir, now, reportProblem);
   let current: { cancel: (() => void) | null; cancelled: boolean } | null = null;
   /** A finished run's result, published once the next run is armed (so the event says when). */
@@ -261,7 +261,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
 
   function updateUserConfig(patch: (c: Record<string, unknown>) => void) {
     const file = paths.userConfigFile;
-    const read = readJsonFile(file, z.record(z.string(), z.unknown()));
+    const read = readJsonDocument(file, z.record(z.string(), z.unknown()));
     if (read.status === 'invalid') throw new TabulaError('invalid-argument', `${file} ${read.problem}; fix it before changing settings here.`);
     const value = read.status === 'ok' ? read.value : {};
     patch(value);
