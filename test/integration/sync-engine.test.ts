@@ -82,7 +82,7 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     await a.sync();
     const s = await b.sync();
     expect(s.conflicts).toEqual([
-      { path: 'report.odt', conflictPath: 'report.conflict-20260102-090000-b.odt', kept: 'remote', at: expect.any(String) },
+      { path: 'report.odt', conflictPath: 'report.conflict-20260102-090000-b.odt', kept: 'remote', at: expect.any(String), from: 'a' },
     ]);
     await a.sync();
     const both = { 'report.odt': 'edited on a', 'report.conflict-20260102-090000-b.odt': 'edited on b (older)' };
@@ -103,7 +103,9 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     await a.sync();
     b.write('plan.md', 'b edit (newer)', newer);
     const s = await b.sync();
-    expect(s.conflicts[0]).toMatchObject({ path: 'plan.md', kept: 'local' });
+    expect(s.conflicts[0]).toMatchObject({ path: 'plan.md', kept: 'local', from: 'a' });
+    // The storage's version is a's: its copy says so, not this laptop's name.
+    expect(s.conflicts[0]!.conflictPath).toMatch(/^plan\.conflict-\d{8}-\d{6}-a\.md$/);
     expect(b.read('plan.md')).toBe('b edit (newer)');
     expect(b.read(s.conflicts[0]!.conflictPath)).toBe('a edit (older)');
     expect(w.storageFiles()).toEqual(b.files());

@@ -19,6 +19,8 @@ export interface ConflictInfo {
   /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
   kept: 'local' | 'remote';
   at: string;
+  /** The laptop that wrote the storage's version, when known. */
+  from?: string;
   /** Both versions as they are in the home now (added by the agent's status; absent when a file is gone). */
   versions?: { thisLaptop: ConflictVersion | null; storage: ConflictVersion | null };
 }

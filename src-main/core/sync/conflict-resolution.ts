@@ -45,7 +45,7 @@ export function createConflictResolution({ home, stateDir, opener, reportProblem
       };
       return list.map((c) => {
         const { mine, theirs } = sides(c);
-        return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, null) } };
+        return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, c.from ?? null) } };
       });
     },
     resolve(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {

@@ -13,6 +13,8 @@ export interface ConflictRecord {
   /** Whose version kept the name: this laptop's ("local") or the storage's ("remote"). */
   kept: Side;
   at: string;
+  /** The laptop that wrote the storage's version, when its record says (see origin-log.ts). */
+  from?: string;
 }
 
 /**
@@ -51,7 +53,7 @@ export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
   store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
 }
 
-const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string() }));
+const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string(), from: z.string().optional() }));
 export function conflictStore(stateDir: string) {
   return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
 }

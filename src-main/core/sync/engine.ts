@@ -12,10 +12,13 @@ import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { loadArchive, adoptListedTimes, saveArchive, type LoadedArchive } from './archive';
 import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
+import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
+import { listChangedFolders } from './local-changes';
 import { acquireLock } from './local-lock';
 import { deletionShare, keepSide, planSync, sameEntry, type SyncPlan } from './plan';
+import { readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
 import { listScript, nsToDate, parseListing, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, PARTIAL_DIR, type Entry, type Listing, type Tree } from './tree';
@@ -58,6 +61,12 @@ export interface SyncOptions {
   /** List the storage in full even when its generation says nothing changed (default: once a day). */
   verify?: boolean;
   verifyIntervalHours?: number;
+  /**
+   * The folders of the home that changed since the last sync, from the change journal (the agent's);
+   * absent or null: list the whole home. Ignored when a verification is due: then both sides are
+   * listed in full.
+   */
+  localChanges?: LocalChanges | null;
 }
 
 export interface SyncSummary {
@@ -183,12 +192,18 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
-    // The home is listed while the storage lock is taken: the lock is one small round trip.
-    const localListing = listRaw(o.home, o.excludes);
-    localListing.catch(() => {}); // awaited below
     const seen = readGenerationState(o.stateDir, o.storage.display);
     const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
     const verifyDue = o.verify || !seen || Date.now() - seen.verifiedAt >= verifyMs;
+    // Read at most once, and not at all when nothing changed.
+    let loaded: LoadedArchive | null = null;
+    const archiveOnce = () => (loaded ??= loadArchive(o.stateDir, o.storage.display));
+    // The home is listed while the storage lock is taken: the lock is one small round trip. With the
+    // change journal, only the folders that changed are.
+    const localListing = o.localChanges && !verifyDue
+      ? listChangedFolders(o.home, o.excludes, o.localChanges, archiveOnce, readQuiet(o.stateDir, o.storage.display)?.local ?? null, () => listRaw(o.home, o.excludes))
+      : listRaw(o.home, o.excludes);
+    localListing.catch(() => {}); // awaited below
     // The idle case: the home as the last quiet run left it, and the storage's generation where this
     // laptop's last sync ended it. Every writer changes the generation before its first write, so this
     // one small read needs no lock; there is nothing to write.
@@ -214,7 +229,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // The storage answers over the network more slowly than the home: when the home has changed, read
     // the archive and parse the home while waiting for it.
     let early: { archive: LoadedArchive; local: Listing } | null = null;
-    if (quiet?.local !== rawLocal.digest) early = { archive: loadArchive(o.stateDir, o.storage.display), local: rawLocal.parse() };
+    if (quiet?.local !== rawLocal.digest) early = { archive: archiveOnce(), local: rawLocal.parse() };
     const rawRemote = await remoteListing;
     trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
     checkCancelled();
@@ -227,8 +242,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet?.skipped ?? [], bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
-    const archive = early?.archive ?? loadArchive(o.stateDir, o.storage.display);
     const local = early?.local ?? rawLocal.parse();
+    const archive = early?.archive ?? archiveOnce();
     // Without an archive the generation says nothing: list after all.
     const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
     const remote: Listing = listed ? listed.parse() : { tree: asStorageSaw(archive.tree), exists: true, hasSentinel: true, skipped: [] };
@@ -353,13 +368,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
+    let origins: Promise<OriginLookup> | null = null;
     const taken = (p: string) => local.tree.has(p) || remote.tree.has(p) || archive.tree.has(p) || exists(path.join(o.home.path, p));
     for (const c of plan.conflicts) {
       checkCancelled();
       const l = local.tree.get(c.path)!;
       const r = remote.tree.get(c.path)!;
       const older = c.keep === 'local' ? r : l;
-      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), o.host, taken);
+      // The storage's version carries the name of the laptop that wrote it.
+      const from = (await (origins ??= readOrigins(o.storage)))(c.path, r) ?? undefined;
+      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), c.keep === 'local' ? (from ?? 'storage') : o.host, taken);
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
         moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
@@ -377,7 +395,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         plan.push.push(c.path);
       }
       plan.push.push(conflictPath);
-      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString() });
+      summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
     if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
 
@@ -431,6 +449,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
+    await recordPushed(o.storage, o.stateDir, o.host, sent.map((p) => [p, tree.get(p)!]));
     trace('pushed');
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so

@@ -88,8 +88,9 @@ export function parseStamps(out: Buffer): Map<string, string> {
   return stamps;
 }
 
-export function parseListing(out: Buffer, matcher: Matcher): Omit<Listing, 'exists'> {
-  const tree: Tree = new Map();
+/** `into`: a tree to add to (a listing of some folders only: their parents are already known). */
+export function parseListing(out: Buffer, matcher: Matcher, into: Tree = new Map()): Omit<Listing, 'exists'> {
+  const tree = into;
   const skipped: Listing['skipped'] = [];
   const reserved: string[] = [];
   let hasSentinel = false;
