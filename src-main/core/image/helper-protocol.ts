@@ -1,6 +1,6 @@
 // The tabula-helper protocol, once, for both ends: the helper (root) writes JSON lines on stdout,
 // {"type":"progress"} while it works, then one {"type":"result"} or {"type":"error"}; the agent reads
-// them through these schemas. The agent treats the other end as hostile all the same (a replaced
+// them through these schemas (unknown keys are dropped, never used). The agent treats the other end as hostile all the same (a replaced
 // binary, a pkexec agent that prints, a crash halfway through a line): a line that is not the
 // protocol ends the call with a clear error, and nothing of that reply is used.
 import { z } from 'zod';
@@ -11,7 +11,7 @@ import { errorCodes, TabulaError, type ErrorInfo } from '../../common/errors';
 export const MAX_HELPER_LINE = 256 * 1024;
 
 const text = (max = 4096) => z.string().max(max);
-const deployment: z.ZodType<ImageDeployment> = z.object({ version: text(200), checksum: text(200).nullable() }).strict();
+const deployment: z.ZodType<ImageDeployment> = z.object({ version: text(200), checksum: text(200).nullable() });
 const deployments: z.ZodType<DeploymentsStatus> = z
   .object({
     backend: z.enum(['none', 'ostree', 'rsync-tree']),
@@ -19,41 +19,42 @@ const deployments: z.ZodType<DeploymentsStatus> = z
     staged: deployment.nullable(),
     rollback: deployment.nullable(),
     reimagePending: z.boolean(),
-    failedBoot: z.object({ version: text(200), bootedInstead: text(200) }).strict().nullable().optional(),
-  })
-  .strict();
-const serverData = z.object({ serial: z.number().int().min(0), expires: text(100) }).strict();
+    failedBoot: z.object({ version: text(200), bootedInstead: text(200) }).nullable().optional(),
+  });
+const serverData = z.object({ serial: z.number().int().min(0), expires: text(100) });
 const progress: z.ZodType<ImageUpdateProgress> = z
   .object({
     phase: z.enum(['downloading', 'verifying', 'deploying']),
     bytesDone: z.number().min(0),
     bytesTotal: z.number().min(0).nullable(),
     percent: z.number().min(0).max(100),
-  })
-  .strict();
+  });
 
 const resultSchema = z.discriminatedUnion('verb', [
-  z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }).strict(),
-  z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }).strict(),
-  z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), deployments }).strict(),
-  z.object({ verb: z.literal('rollback'), deployments }).strict(),
+  z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
+  z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
+  z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
+  z.object({ verb: z.literal('rollback'), deployments }),
 ]);
 export type HelperResult = z.infer<typeof resultSchema>;
 
 const errorSchema: z.ZodType<ErrorInfo> = z
-  .object({ code: z.enum(errorCodes), message: text(), retryable: z.boolean(), details: z.array(text(1000)).max(200).optional() })
-  .strict();
+  .object({ code: z.enum(errorCodes), message: text(), retryable: z.boolean(), details: z.array(text(1000)).max(200).optional() });
 
 const messageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('progress'), progress }).strict(),
-  z.object({ type: z.literal('result'), result: resultSchema }).strict(),
-  z.object({ type: z.literal('error'), error: errorSchema }).strict(),
+  z.object({ type: z.literal('progress'), progress }),
+  z.object({ type: z.literal('result'), result: resultSchema }),
+  z.object({ type: z.literal('error'), error: errorSchema }),
 ]);
 export type HelperMessage = z.infer<typeof messageSchema>;
 
-/** The helper's side: one message, one line. */
+/** The helper's side: one message, one line, through the same schema (so it never sends what the agent refuses). */
 export function encodeHelperMessage(msg: HelperMessage): string {
-  return JSON.stringify(msg) + '\n';
+  const checked = messageSchema.safeParse(msg);
+  if (checked.success) return JSON.stringify(checked.data) + '\n';
+  const issue = checked.error.issues[0]!;
+  const error: ErrorInfo = { code: 'internal', message: `tabula-helper could not put its answer into words (${issue.path.join('.')}: ${issue.message}).`, retryable: false };
+  return JSON.stringify({ type: 'error', error }) + '\n';
 }
 
 /** The agent's side: one line of the helper's output, checked; throws helper-failed naming what was wrong. */

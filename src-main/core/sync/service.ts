@@ -128,12 +128,17 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     },
   });
 
-  /** The run's endpoints and options from the config as it is now. */
-  function runOptions() {
+  /** The run's options from the config as it is now (nothing is made on disk). */
+  function configuredOptions() {
     const cfg = config();
     // The agent keeps its ssh connection from one run to the next (a new one costs 0.3 s and a key
     // exchange on the storage) and closes it when it stops; past the interval it closes by itself.
-    const { storage, options } = syncRunOptions(paths, cfg, { keepConnectionSeconds: cfg.backup.intervalMinutes * 60 + 300 });
+    return syncRunOptions(paths, cfg, { keepConnectionSeconds: cfg.backup.intervalMinutes * 60 + 300 });
+  }
+
+  /** The run's endpoints and options, with the folders a run needs. */
+  function runOptions() {
+    const { storage, options } = configuredOptions();
     ensureRuntimeDir(paths); // ssh's connection sockets live there
     if (storage.kind === 'local' && storage.path === builtInStorage(paths)) fs.mkdirSync(storage.path, { recursive: true });
     return options;
@@ -382,7 +387,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     whenIdle: () => schedule.whenIdle(),
     /** Ends the ssh connection kept between runs (when the agent stops). */
     async closeConnection(): Promise<void> {
-      await safe(() => runOptions().storage.close(), Promise.resolve());
+      await safe(() => configuredOptions().options.storage.close(), Promise.resolve());
     },
     dispose() {
       disposed = true;
