@@ -13,7 +13,7 @@ const common = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: { cli: 'src-main/cli.ts' }, outdir: 'build/main' }),
+  build({ ...common, entryPoints: { cli: 'src-main/cli.ts', sync: 'src-main/sync-main.ts' }, outdir: 'build/main' }),
   build({ ...common, entryPoints: { helper: 'src-main/helper.ts', fleet: 'src-main/fleet.ts', 'bench-image': 'scripts/bench-image.ts' }, outdir: 'build/main' }),
   build({ ...common, entryPoints: { shell: 'src-main/shell/main.ts' }, outdir: 'build/main' }),
   // Sandboxed preloads may only require('electron'): bundle everything else in.

@@ -12,7 +12,7 @@ import { runPrefsCommand } from './cli-prefs';
 import { runImageCommand } from './cli-image';
 import { agentVersion, createAgent } from './core/agent';
 import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
-import { forgetAgentAddress, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
+import { forgetAgentAddress, keptPort, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
 import { startHttpServer } from './core/http-server';
 import { ensureRuntimeDir, resolvePaths } from './core/paths';
 
@@ -67,7 +67,10 @@ async function headless(port: number, asService = false): Promise<boolean> {
     await agent.shutdown();
     throw err;
   });
-  const server = await startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port, token: keptToken(paths) });
+  // Any free port (--port 0) means the previous run's when it is free: an open window follows a restart.
+  const serve = (p: number) => startHttpServer({ router: agent.router, events: agent.events, staticDir: rendererDir, port: p, token: keptToken(paths) });
+  const kept = port === 0 ? keptPort(paths) : undefined;
+  const server = await (kept ? serve(kept).catch(() => serve(0)) : serve(port));
   writeAgentAddress(paths, { baseUrl: server.url, token: server.token });
   let stopping = false;
   const stop = async () => {

@@ -13,7 +13,7 @@ export interface AgentAddress {
   token: string;
 }
 
-const files = (paths: Paths) => ({ endpoint: path.join(paths.runtimeDir, 'endpoint'), token: path.join(paths.runtimeDir, 'token') });
+const files = (paths: Paths) => ({ endpoint: path.join(paths.runtimeDir, 'endpoint'), token: path.join(paths.runtimeDir, 'token'), port: path.join(paths.runtimeDir, 'window-port') });
 
 function readPrivate(file: string): string | null {
   const r = readSmallRegularFile(file, { privateTo: process.getuid!(), maxBytes: 4096 });
@@ -70,10 +70,28 @@ export function keptToken(paths: Paths): string | undefined {
   return token && /^[A-Za-z0-9_-]{43}$/.test(token) ? token : undefined;
 }
 
+/**
+ * The port of the previous run: `--port 0` tries it first, so that a window left open finds a
+ * restarted agent at the same address (with the kept token) and reconnects by itself. Read like the
+ * token; anything odd means any free port.
+ */
+export function keptPort(paths: Paths): number | undefined {
+  let text: string | null = null;
+  try {
+    text = readPrivate(files(paths).port);
+  } catch {
+    return undefined;
+  }
+  const port = text && /^\d{4,5}$/.test(text) ? Number(text) : 0;
+  return port >= 1024 && port <= 65535 ? port : undefined;
+}
+
 export function writeAgentAddress(paths: Paths, address: AgentAddress): void {
   ensureRuntimeDir(paths);
   const f = files(paths);
   writeFileAtomic(f.token, address.token + '\n', 0o600);
+  const port = new URL(address.baseUrl).port;
+  if (port) writeFileAtomic(f.port, port + '\n', 0o600);
   writeFileAtomic(f.endpoint, address.baseUrl + '\n', 0o600);
 }
 

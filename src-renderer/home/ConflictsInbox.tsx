@@ -9,9 +9,9 @@ import type { BackupState } from './backup-store';
 // Selectors must return stable values: a fresh [] on every call would re-render forever.
 const none: never[] = [];
 
-function Version({ title, v, side, conflict, store }: { title: string; v: ConflictVersion | null; side: 'this-laptop' | 'storage'; conflict: ConflictInfo; store: StoreApi<BackupState> }) {
+function Version({ title, v, side, conflict, label, store }: { title: string; v: ConflictVersion | null; side: 'this-laptop' | 'storage'; conflict: ConflictInfo; label: string; store: StoreApi<BackupState> }) {
   const open = store.getState().open;
-  const name = `${title} version of ${conflict.path}`;
+  const name = `${title} version of ${label}`;
   return (
     <div className="version" data-testid={`version-${side}`}>
       <h4>{title}</h4>
@@ -25,10 +25,10 @@ function Version({ title, v, side, conflict, store }: { title: string; v: Confli
             <span className="muted">{side === 'this-laptop' ? `made on this laptop${v.host ? ` (${v.host})` : ''}` : v.host ? `made on ${v.host}` : 'from another laptop, via the storage'}</span>
           </p>
           <div className="actions compact">
-            <button type="button" className="secondary" aria-label={`Open ${name}`} onClick={() => void open(conflict.path, side, false)}>
+            <button type="button" className="secondary" aria-label={`Open ${name}`} onClick={() => void open(conflict.conflictPath, side, false)}>
               Open
             </button>
-            <button type="button" className="secondary" aria-label={`Show ${name} in folder`} onClick={() => void open(conflict.path, side, true)}>
+            <button type="button" className="secondary" aria-label={`Show ${name} in folder`} onClick={() => void open(conflict.conflictPath, side, true)}>
               Show in folder
             </button>
           </div>
@@ -53,28 +53,32 @@ export function ConflictsInbox({ store }: { store: StoreApi<BackupState> }) {
           </h2>
           <p className="muted">Changed on this laptop and on another one. Both versions are kept until you choose.</p>
           <ul className="conflicts">
-            {conflicts.map((c) => (
-              <li key={c.path}>
-                <p className="path">
-                  <strong>{c.path}</strong>
-                </p>
-                <div className="versions-pair">
-                  <Version title="This laptop" v={c.versions?.thisLaptop ?? null} side="this-laptop" conflict={c} store={store} />
-                  <Version title="Storage" v={c.versions?.storage ?? null} side="storage" conflict={c} store={store} />
-                </div>
-                <div className="actions">
-                  <button type="button" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'both')} aria-label={`Keep both versions of ${c.path}`}>
-                    Keep both
-                  </button>
-                  <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'mine')} aria-label={`Keep this laptop’s version of ${c.path}`}>
-                    Keep this laptop’s
-                  </button>
-                  <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.path, 'theirs')} aria-label={`Keep the storage’s version of ${c.path}`}>
-                    Keep the storage’s
-                  </button>
-                </div>
-              </li>
-            ))}
+            {conflicts.map((c) => {
+              // Two conflicts on one file (it changed on both sides again) are told apart by their copy.
+              const label = conflicts.filter((x) => x.path === c.path).length > 1 ? `${c.path} (copy ${c.conflictPath.slice(c.conflictPath.lastIndexOf('/') + 1)})` : c.path;
+              return (
+                <li key={c.conflictPath}>
+                  <p className="path">
+                    <strong>{label}</strong>
+                  </p>
+                  <div className="versions-pair">
+                    <Version title="This laptop" v={c.versions?.thisLaptop ?? null} side="this-laptop" conflict={c} label={label} store={store} />
+                    <Version title="Storage" v={c.versions?.storage ?? null} side="storage" conflict={c} label={label} store={store} />
+                  </div>
+                  <div className="actions">
+                    <button type="button" disabled={busy === 'conflicts'} onClick={() => void resolve(c.conflictPath, 'both')} aria-label={`Keep both versions of ${label}`}>
+                      Keep both
+                    </button>
+                    <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.conflictPath, 'mine')} aria-label={`Keep this laptop’s version of ${label}`}>
+                      Keep this laptop’s
+                    </button>
+                    <button type="button" className="secondary" disabled={busy === 'conflicts'} onClick={() => void resolve(c.conflictPath, 'theirs')} aria-label={`Keep the storage’s version of ${label}`}>
+                      Keep the storage’s
+                    </button>
+                  </div>
+                </li>
+              );
+            })}
           </ul>
         </section>
       )}

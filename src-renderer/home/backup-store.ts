@@ -42,8 +42,9 @@ export function createBackupStore(client: ApiClient): StoreApi<BackupState> {
       resume: async () => void (await run('backup', () => withStatus(client.call('backup.resume', {})))),
       resolve: async (path, keep) =>
         void (await run('conflicts', async () => {
-          await client.call('conflicts.resolve', { path, keep });
-          return `${path}: ${settled[keep]}.`;
+          // The copy's name (unique) is sent; the feedback names the file, as the inbox does.
+          const { resolved } = await client.call('conflicts.resolve', { path, keep });
+          return `${resolved}: ${settled[keep]}.`;
         })),
       open: async (path, side, reveal) => void (await run('conflicts', async () => void (await client.call('conflicts.open', { path, side, reveal })))),
       saveSettings: (settings) =>

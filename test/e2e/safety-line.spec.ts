@@ -166,17 +166,24 @@ test('stale (history file dated 8 days back): red "Last backup 8 days ago"', asy
   await lookAt(page, 'stale-red', { sentence: 'Last backup 8 days ago', tone: 'danger' });
 });
 
-test('the agent dies: "Not connected — retrying"; it comes back on its port and the open window reconnects by itself', async ({ page, sandbox, nas }) => {
+test('the agent dies: "Not connected — retrying"; started again with `--port 0`, it comes back at the same address and the open window reconnects by itself', async ({ page, sandbox, nas }) => {
   configure(sandbox, nas);
   const agent = await start(page, sandbox);
   await backUp(page);
   await expect(sentence(page)).toHaveText(/^Safe on/);
-  const port = new URL(agent.url).port;
   agent.kill();
   await lookAt(page, 'disconnected', { sentence: 'Not connected — retrying', tone: 'danger' });
-  const again = await startHeadlessAgent(sandbox, ['--port', port]);
+  // As a person (or systemd) starts it again: `tabula --headless --port 0`, nothing remembered by hand.
+  const again = await startHeadlessAgent(sandbox);
+  expect(again.url).toBe(agent.url);
   await expect(sentence(page)).toHaveText(/^Safe on nas\/ann — backed up/, { timeout: 20_000 });
+  // A clean stop and start, too.
   await again.stop();
+  await expect(sentence(page)).toHaveText('Not connected — retrying', { timeout: 10_000 });
+  const third = await startHeadlessAgent(sandbox);
+  expect(third.url).toBe(agent.url);
+  await expect(sentence(page)).toHaveText(/^Safe on nas\/ann — backed up/, { timeout: 20_000 });
+  await third.stop();
 });
 
 test('a conflict: "1 file needs your decision", each version with time, size and laptop, Open and Show in folder, Keep both first', async ({ page, sandbox, nas }) => {
@@ -212,7 +219,8 @@ test('a conflict: "1 file needs your decision", each version with time, size and
   await expect(mine).toContainText('made on this laptop');
   await expect(theirs).toContainText('Storage');
   await expect(theirs).toContainText('44 B');
-  await expect(theirs).toContainText('from another laptop, via the storage');
+  // The storage's version names the laptop that wrote it (its record on the storage says so).
+  await expect(theirs).toContainText('made on laptop-b');
   await expect(inbox.getByRole('button').filter({ hasText: /^Keep/ }).first()).toHaveText('Keep both');
 
   await mine.getByRole('button', { name: 'Open This laptop version of Documents/notes.txt' }).click();

@@ -64,29 +64,43 @@ test('offline: "Back up now" is queued, and runs by itself when the storage is b
   expect(fs.readFileSync(path.join(sandbox.dir, 'nas/ann/offline-work.txt'), 'utf8')).toBe('written on the train');
 });
 
-test('a conflict shows in the inbox and "Keep theirs" settles it', async ({ page, sandbox, sshd, agent }) => {
-  const file = path.join(sandbox.home, 'Documents/notes.txt');
-  await open(page, agent);
-  await backUpNow(page);
-  // The same person edits the file on another laptop, which syncs first.
-  const other = path.join(sandbox.dir, 'laptop-b');
-  fs.mkdirSync(other);
-  const o = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(sshd.url(path.join(sandbox.dir, 'nas/ann'))), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sandbox.dir, 'b-state'), host: 'laptop-b' };
-  await runSync(o);
-  fs.writeFileSync(path.join(other, 'Documents/notes.txt'), 'Remember the milk and the bread (laptop B).\n');
-  await runSync(o);
-  fs.writeFileSync(file, 'Remember the milk and eggs (this laptop).\n');
+for (const newer of ['this laptop', 'the storage'] as const) {
+  test(`a conflict where ${newer} had the newer edit: "Keep the storage’s" leaves one file, here, on the storage and on the other laptop`, async ({ page, sandbox, sshd, agent }) => {
+    const file = path.join(sandbox.home, 'Documents/notes.txt');
+    const nas = path.join(sandbox.dir, 'nas/ann');
+    await open(page, agent);
+    await backUpNow(page);
+    // The same person edits the file on another laptop, which syncs first.
+    const other = path.join(sandbox.dir, 'laptop-b');
+    fs.mkdirSync(other);
+    const o = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(sshd.url(nas)), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sandbox.dir, 'b-state'), host: 'laptop-b' };
+    await runSync(o);
+    const edit = (f: string, text: string, minutesAgo: number) => {
+      fs.writeFileSync(f, text);
+      const when = new Date(Date.now() - minutesAgo * 60_000);
+      fs.utimesSync(f, when, when);
+    };
+    edit(path.join(other, 'Documents/notes.txt'), 'Remember the milk and the bread (laptop B).\n', newer === 'this laptop' ? 10 : 1);
+    await runSync(o);
+    edit(file, 'Remember the milk and eggs (this laptop).\n', newer === 'this laptop' ? 1 : 10);
 
-  await backUpNow(page);
-  const inbox = page.getByTestId('conflicts');
-  await expect(inbox).toContainText('Documents/notes.txt');
-  await expect(sentence(page)).toHaveText('1 file needs your decision');
-  await page.getByRole('button', { name: 'Keep the storage’s version of Documents/notes.txt' }).click();
-  await expect(inbox).toHaveCount(0);
-  await expect(sentence(page)).toHaveText(/^Safe on/, { timeout: 20_000 });
-  expect(fs.readFileSync(file, 'utf8')).toBe('Remember the milk and the bread (laptop B).\n');
-  expect(fs.readdirSync(path.dirname(file))).toEqual(['notes.txt']);
-});
+    await backUpNow(page);
+    const inbox = page.getByTestId('conflicts');
+    await expect(inbox).toContainText('Documents/notes.txt');
+    await expect(inbox.getByTestId('version-storage')).toContainText('made on laptop-b');
+    await expect(sentence(page)).toHaveText('1 file needs your decision');
+    await page.getByRole('button', { name: 'Keep the storage’s version of Documents/notes.txt' }).click();
+    await expect(page.getByTestId('feedback-conflicts')).toHaveText('Documents/notes.txt: kept the storage’s version.');
+    await expect(inbox).toHaveCount(0);
+    await expect(sentence(page)).toHaveText(/^Safe on/, { timeout: 20_000 });
+    const only = { 'notes.txt': 'Remember the milk and the bread (laptop B).\n' };
+    const folder = (dir: string) => Object.fromEntries(fs.readdirSync(path.join(dir, 'Documents')).map((n) => [n, fs.readFileSync(path.join(dir, 'Documents', n), 'utf8')]));
+    expect(folder(sandbox.home)).toEqual(only);
+    await expect.poll(() => folder(nas), { timeout: 10_000 }).toEqual(only);
+    await runSync(o);
+    expect(folder(other)).toEqual(only);
+  });
+}
 
 test('restore an older version of a file', async ({ page, sandbox, agent }) => {
   const file = path.join(sandbox.home, 'Documents/notes.txt');

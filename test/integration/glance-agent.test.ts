@@ -2,6 +2,7 @@
 // backup state belongs to the storage in use, the built-in storage is never watched into a loop,
 // the diagnostics bundle, and the command line's grammar and exit codes.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createInProcessClient } from '../../src-main/common/clients';
@@ -105,6 +106,32 @@ describe('diagnostics bundle', () => {
     expect(bundle.prefs).toHaveProperty('version');
     expect(bundle.backupHistory).toHaveLength(1);
     expect(bundle.recentEvents.map((e: { type: string }) => e.type)).toContain('backup-finished');
+  });
+});
+
+describe('the window address across restarts', () => {
+  it('`--port 0` comes back on the previous port; when that is taken, on another, and a planted port file is ignored', async () => {
+    const first = await startHeadlessAgent(sb);
+    await first.stop();
+    const again = await startHeadlessAgent(sb);
+    expect(again.url).toBe(first.url);
+    await again.stop();
+    // Something else took the port meanwhile: the agent still starts, elsewhere.
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(Number(new URL(first.url).port), '127.0.0.1', resolve));
+    try {
+      const elsewhere = await startHeadlessAgent(sb);
+      expect(elsewhere.url).not.toBe(first.url);
+      await elsewhere.stop();
+    } finally {
+      squatter.close();
+    }
+    // A port file naming a system port is not followed (any free port instead).
+    const portFile = path.join(sb.env.XDG_RUNTIME_DIR!, 'tabula', 'window-port');
+    fs.writeFileSync(portFile, '22\n', { mode: 0o600 });
+    const fourth = await startHeadlessAgent(sb);
+    expect(new URL(fourth.url).port).not.toBe('22');
+    await fourth.stop();
   });
 });
 

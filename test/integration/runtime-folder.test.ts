@@ -174,7 +174,7 @@ describe('agent state names the user’s files: private (item 8)', () => {
       const st = fs.lstatSync(path.join(state, f));
       expect([f, st.uid, st.mode & 0o777]).toEqual([f, VICTIM.uid, st.isDirectory() ? 0o700 : 0o600]);
     }
-    expect(fs.readdirSync(state)).toContain('sync-archive.json');
+    expect(fs.readdirSync(state)).toContain('sync-archive');
     expect((await run(ATTACKER, 'cat', [`${state}/history.json`])).stderr).toMatch(/Permission denied/);
     expect((await run(ATTACKER, 'ls', [state])).stderr).toMatch(/Permission denied/);
   });

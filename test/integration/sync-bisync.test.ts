@@ -103,10 +103,10 @@ describe('rclone bisync scenarios, in Tabula terms', () => {
     onStorage('file1.txt', 'newer on storage', d('2001-01-02'));
     a.write('file2.txt', 'newer at home', d('2001-01-02'));
     a.rm('file4.txt');
-    const before = [a.files(), w.storageFiles(), fs.readFileSync(path.join(a.stateDir, 'sync-archive.json'), 'utf8')];
+    const before = [a.files(), w.storageFiles(), fs.readFileSync(path.join(a.stateDir, 'sync-archive'), 'utf8')];
     const dry = await sync({ dryRun: true });
     expect([dry.pulled, dry.pushed, dry.deletedRemote]).toEqual([['file1.txt'], ['file2.txt'], ['file4.txt']]);
-    expect([a.files(), w.storageFiles(), fs.readFileSync(path.join(a.stateDir, 'sync-archive.json'), 'utf8')]).toEqual(before);
+    expect([a.files(), w.storageFiles(), fs.readFileSync(path.join(a.stateDir, 'sync-archive'), 'utf8')]).toEqual(before);
     const real = await sync();
     expect([real.pulled, real.pushed, real.deletedRemote]).toEqual([['file1.txt'], ['file2.txt'], ['file4.txt']]);
   });

@@ -47,10 +47,12 @@ function spiedHome(): Endpoint {
   const ep = localEndpoint(home);
   return {
     ...ep,
-    sh(script, args, input) {
-      // The full listing's script takes the home and pruned folders; the changed folders' one takes the home, a depth and folders.
-      if (script.includes('-printf') && args[0] === home) listed.push(script.includes('depth=') ? args.slice(2) : ['(the whole home)']);
-      return ep.sh(script, args, input);
+    sh(script, args, input, stdout) {
+      // The full listing's script takes the home and pruned folders; the changed folders' one takes the
+      // home and two files naming the folders (NUL-separated: one level deep, then whole).
+      const folders = () => args.slice(1).flatMap((f) => fs.readFileSync(f, 'utf8').split('\0').filter(Boolean));
+      if (script.includes('-printf') && args[0] === home) listed.push(script.includes('files0-from') ? folders() : ['(the whole home)']);
+      return ep.sh(script, args, input, stdout);
     },
   };
 }

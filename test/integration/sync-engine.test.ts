@@ -187,7 +187,7 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     expect(s).toMatchObject({ dryRun: true, pushed: expect.arrayContaining(['new.txt']), pulled: ['theirs.txt'] });
     expect(a.files()).toEqual({ 'new.txt': 'n' });
     expect(w.storageFiles()).toEqual({ 'theirs.txt': 't' });
-    expect(fs.existsSync(path.join(a.stateDir, 'sync-archive.json'))).toBe(false);
+    expect(fs.existsSync(path.join(a.stateDir, 'sync-archive'))).toBe(false);
   });
 
   it('carries hostile names, links that point outside, and honours excludes on both sides', async () => {

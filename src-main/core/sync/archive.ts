@@ -1,8 +1,15 @@
 // The archive: both sides as this laptop left them after its last successful sync, the third input
-// of every decision (see plan.ts). Kept in the state folder, written atomically.
+// of every decision (see plan.ts). Version 3 is a file of NUL-separated records sorted by name in byte
+// order, the order of the listings, so that a sync reads it as a stream beside them (merge.ts) and
+// writes the next one the same way; it is replaced atomically. Versions 1 and 2 (one JSON document)
+// are read once and converted.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { createJsonStore } from '../atomic-file';
+import { TabulaError } from '../../common/errors';
+import { createJsonStore, fsyncDir } from '../atomic-file';
+import { compareNames, recordBatches } from './listing';
 import type { Entry, Tree } from './tree';
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
@@ -36,7 +43,7 @@ export interface LoadedArchive {
   roundedTimes: boolean;
 }
 
-export function loadArchive(stateDir: string, storage: string): LoadedArchive {
+function loadJsonArchive(stateDir: string, storage: string): LoadedArchive {
   const { value, problem } = archiveStore(stateDir).load();
   // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
   if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem, roundedTimes: false };
@@ -52,24 +59,196 @@ export function loadArchive(stateDir: string, storage: string): LoadedArchive {
  */
 export function adoptListedTimes(archive: Tree, ...listings: Tree[]) {
   for (const [p, a] of archive) {
-    if (a.type === 'd') continue;
-    for (const t of listings) {
-      const e = t.get(p);
-      const diff = e ? e.mtime - a.mtime : 0n;
-      if (e && e.type === a.type && e.size === a.size && diff > -2000n && diff < 2000n) {
-        archive.set(p, { ...a, mtime: e.mtime });
-        break;
+    const adopted = adoptListedTime(a, ...listings.map((t) => t.get(p)));
+    if (adopted !== a) archive.set(p, adopted);
+  }
+}
+
+/** One entry of a rounded archive against what the listings show now (see {@link adoptListedTimes}). */
+export function adoptListedTime(a: Entry, ...listed: (Entry | undefined)[]): Entry {
+  if (a.type === 'd') return a;
+  for (const e of listed) {
+    const diff = e ? e.mtime - a.mtime : 0n;
+    if (e && e.type === a.type && e.size === a.size && diff > -2000n && diff < 2000n) return { ...a, mtime: e.mtime };
+  }
+  return a;
+}
+
+export const ARCHIVE_FILE = 'sync-archive';
+const MAGIC = 'tabula-archive';
+const FORMAT = 3;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+/** "<type> <size> <mtime ns> <stamp|-> <remote stamp|-> <name>" */
+function formatRecord(name: string, e: Entry): string {
+  return `${e.type} ${e.size} ${e.mtime} ${e.stamp || '-'} ${e.remoteStamp || '-'} ${name}\0`;
+}
+
+const TYPE = /^[fdl]$/;
+const INT = /^-?\d{1,30}$/;
+const STAMP = /^[^ ]{1,80}$/; // "inode:ctime" as find prints them, or '-'
+export function parseArchiveRecord(rec: string): [string, Entry] | null {
+  const s1 = rec.indexOf(' ');
+  const s2 = rec.indexOf(' ', s1 + 1);
+  const s3 = rec.indexOf(' ', s2 + 1);
+  const s4 = rec.indexOf(' ', s3 + 1);
+  const s5 = rec.indexOf(' ', s4 + 1);
+  if (s1 < 0 || s2 < 0 || s3 < 0 || s4 < 0 || s5 < 0 || s5 + 1 >= rec.length) return null;
+  const [type, size, mtime, stamp, remoteStamp] = [rec.slice(0, s1), rec.slice(s1 + 1, s2), rec.slice(s2 + 1, s3), rec.slice(s3 + 1, s4), rec.slice(s4 + 1, s5)];
+  if (!TYPE.test(type) || !/^\d{1,20}$/.test(size) || !INT.test(mtime) || !STAMP.test(stamp) || !STAMP.test(remoteStamp)) return null;
+  const e: Entry = { type: type as Entry['type'], size: Number(size), mtime: BigInt(mtime) };
+  if (stamp !== '-') e.stamp = stamp;
+  if (remoteStamp !== '-') e.remoteStamp = remoteStamp;
+  return [rec.slice(s5 + 1), e];
+}
+
+export interface ArchiveHandle {
+  /** No archive for this storage: a first sync (nothing is deleted). */
+  first: boolean;
+  /** Converted from version 1: times rounded to about a microsecond (see {@link adoptListedTimes}). */
+  roundedTimes: boolean;
+  /** The version 3 file, or null for a first sync. */
+  file: string | null;
+  /** Why an archive was set aside (damaged), for the log. */
+  problem: string | null;
+}
+
+/** "tabula-archive 3 <rounded 0|1> <storage>" */
+function readHeader(file: string): { rounded: boolean; storage: string } | null {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const end = buf.subarray(0, n).indexOf(0);
+    if (end < 0) return null;
+    const m = /^tabula-archive (\d+) ([01]) (.*)$/s.exec(buf.toString('utf8', 0, end));
+    return m && Number(m[1]) === FORMAT ? { rounded: m[2] === '1', storage: m[3]! } : null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Opens the archive made against this storage, converting an older one (read once, whole) first. The
+ * whole file is checked before a sync trusts it (every record well formed, names strictly in order):
+ * a damaged archive is set aside and the run is a first sync, which deletes nothing.
+ */
+export async function openArchive(stateDir: string, storage: string): Promise<ArchiveHandle> {
+  const file = path.join(stateDir, ARCHIVE_FILE);
+  const none = (problem: string | null = null): ArchiveHandle => ({ first: true, roundedTimes: false, file: null, problem });
+  if (!fs.existsSync(file)) {
+    if (!fs.existsSync(path.join(stateDir, 'sync-archive.json'))) return none();
+    const old = loadJsonArchive(stateDir, storage);
+    if (old.first) return none(old.problem);
+    const w = createArchiveWriter(stateDir, storage, old.roundedTimes);
+    for (const name of [...old.tree.keys()].sort(compareNames)) w.add(name, old.tree.get(name)!);
+    w.commit();
+    fs.rmSync(path.join(stateDir, 'sync-archive.json'), { force: true });
+  }
+  let header: ReturnType<typeof readHeader>;
+  try {
+    header = readHeader(file);
+  } catch {
+    header = null;
+  }
+  if (header && header.storage !== storage) return none(); // made against other storage: says nothing about this one
+  let problem = header ? await checkArchive(file) : 'its header is not one this version of Tabula reads';
+  if (problem) {
+    const aside = `${file}.damaged-${Date.now()}`;
+    fs.renameSync(file, aside);
+    problem = `The sync archive was damaged (${problem}); it was kept as ${aside} and this sync deletes nothing.`;
+    return none(problem);
+  }
+  return { first: false, roundedTimes: header!.rounded, file, problem: null };
+}
+
+async function checkArchive(file: string): Promise<string | null> {
+  let prev: string | null = null;
+  let header = true;
+  for await (const batch of archiveBatches(file)) {
+    for (const rec of batch) {
+      if (header) {
+        header = false;
+        continue;
       }
+      const r = parseArchiveRecord(rec);
+      if (!r) return 'a record is not well formed';
+      if (prev !== null && compareNames(prev, r[0]) >= 0) return 'its names are out of order';
+      prev = r[0];
     }
   }
+  return null;
 }
 
-export function saveArchive(stateDir: string, storage: string, tree: Tree) {
-  const entries: ArchiveFile['entries'] = [];
-  for (const [p, e] of tree) {
-    const t = e.mtime.toString();
-    entries.push(e.stamp || e.remoteStamp ? [p, e.type, e.size, t, e.stamp ?? '', e.remoteStamp ?? ''] : [p, e.type, e.size, t]);
+const archiveBatches = recordBatches;
+
+/** The archive's entries in order (after its header). */
+export async function* archiveEntries(h: ArchiveHandle): AsyncGenerator<[string, Entry][]> {
+  if (!h.file) return;
+  let header = true;
+  for await (const batch of archiveBatches(h.file)) {
+    const out: [string, Entry][] = [];
+    for (const rec of batch) {
+      if (header) {
+        header = false;
+        continue;
+      }
+      const r = parseArchiveRecord(rec);
+      if (!r) throw new TabulaError('internal', 'The sync archive changed while it was read.');
+      out.push(r);
+    }
+    yield out;
   }
-  archiveStore(stateDir).save({ version: 2, storage, entries });
 }
 
+/** Writes the next archive in name order, to a temporary file replaced atomically on commit. */
+export function createArchiveWriter(stateDir: string, storage: string, roundedTimes = false) {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const file = path.join(stateDir, ARCHIVE_FILE);
+  const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  let pending = `${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`;
+  let last: string | null = null;
+  let closed = false;
+  const flush = () => {
+    fs.writeSync(fd, pending);
+    pending = '';
+  };
+  return {
+    add(name: string, e: Entry) {
+      // The order is what makes it readable as a stream: a slip here would lose entries later.
+      if (last !== null && compareNames(last, name) >= 0) throw new Error(`archive written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
+      last = name;
+      pending += formatRecord(name, e);
+      if (pending.length > 1 << 16) flush();
+    },
+    commit() {
+      flush();
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      closed = true;
+      fs.renameSync(tmp, file);
+      fsyncDir(stateDir);
+    },
+    abort() {
+      if (!closed) fs.closeSync(fd);
+      closed = true;
+      fs.rmSync(tmp, { force: true });
+    },
+  };
+}
+
+/** The whole archive in memory: for small jobs (the window's change count, tests), never for a sync. */
+export function loadArchive(stateDir: string, storage: string): LoadedArchive {
+  const file = path.join(stateDir, ARCHIVE_FILE);
+  if (!fs.existsSync(file)) return loadJsonArchive(stateDir, storage);
+  const header = readHeader(file);
+  if (!header || header.storage !== storage) return { tree: new Map(), first: true, problem: header ? null : 'damaged', roundedTimes: false };
+  const tree: Tree = new Map();
+  const records = fs.readFileSync(file, 'utf8').split('\0');
+  for (const rec of records.slice(1)) {
+    const r = rec ? parseArchiveRecord(rec) : null;
+    if (r) tree.set(r[0], r[1]);
+  }
+  return { tree, first: false, problem: null, roundedTimes: header.rounded };
+}

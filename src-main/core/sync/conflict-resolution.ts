@@ -9,7 +9,7 @@ import type { ConflictInfo, ConflictVersion } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import type { DesktopOpener } from '../desktop-open';
 import { displayPath } from '../paths';
-import { conflictStore } from './conflicts';
+import { conflictStore, moveNoClobber } from './conflicts';
 import { homeRelative } from './versions';
 
 /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
@@ -26,12 +26,20 @@ export function createConflictResolution({ home, stateDir, opener, reportProblem
     return value;
   };
 
+  /**
+   * The conflict a path names: its copy's name always names one; the file's own name only while one
+   * conflict is open on it (a second conflict on the same file is told apart by its copy).
+   */
   function find(p: string): { list: ConflictInfo[]; c: ConflictInfo } {
     const rel = homeRelative(p, home);
     const list = load();
-    const c = list.find((x) => x.path === rel || x.conflictPath === rel);
-    if (!c) throw new TabulaError('invalid-argument', `There is no conflict for ${displayPath(path.join(home, rel), home)}.`);
-    return { list, c };
+    const byCopy = list.find((x) => x.conflictPath === rel);
+    if (byCopy) return { list, c: byCopy };
+    const byName = list.filter((x) => x.path === rel);
+    const shown = (r: string) => displayPath(path.join(home, r), home);
+    if (!byName.length) throw new TabulaError('invalid-argument', `There is no conflict for ${shown(rel)}.`);
+    if (byName.length > 1) throw new TabulaError('invalid-argument', `${shown(rel)} has ${byName.length} conflicts: name the conflict copy (${byName.map((x) => shown(x.conflictPath)).join(', ')}).`);
+    return { list, c: byName[0]! };
   }
 
   return {
@@ -54,9 +62,12 @@ export function createConflictResolution({ home, stateDir, opener, reportProblem
       const { mine, theirs } = sides(c);
       if (keep !== 'both') {
         const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
-        // The loser is not lost: the sync moves its storage copy into the versions area.
-        if (winner === c.conflictPath) fs.renameSync(abs(c.conflictPath), abs(c.path));
-        else fs.rmSync(abs(loser), { force: true, recursive: true });
+        // The loser is not lost: the sync moves its storage copy into the versions area, and an edit
+        // made here since the conflict is kept in the local versions folder. The winner takes the
+        // name without ever replacing a file (rename would, silently).
+        const aside = path.join(stateDir, 'versions', `resolved-${Date.now()}`, loser);
+        if (fs.lstatSync(abs(loser), { throwIfNoEntry: false })) moveNoClobber(abs(loser), aside);
+        if (winner === c.conflictPath) moveNoClobber(abs(c.conflictPath), abs(c.path));
       }
       store.save(list.filter((x) => x !== c));
       return { resolved: c.path };

@@ -19,22 +19,25 @@ export interface Endpoint {
   /** Options rsync needs to reach it (-e ssh …). */
   rsyncOptions: string[];
   isRemote: boolean;
-  /** Runs a POSIX sh script there with positional arguments (never interpolated into the script). */
-  sh(script: string, args: string[], input?: Buffer): Promise<ShellResult>;
+  /**
+   * Runs a POSIX sh script there with positional arguments (never interpolated into the script).
+   * `stdout`: a file descriptor that receives the output instead of memory (a listing of 1M entries).
+   */
+  sh(script: string, args: string[], input?: Buffer, stdout?: number): Promise<ShellResult>;
   /** Ends the connection kept open for the next use (ssh's shared connection), if there is one. */
   close(): Promise<void>;
 }
 
-function collect(cmd: string, args: string[], input?: Buffer): Promise<ShellResult> {
+function collect(cmd: string, args: string[], input?: Buffer, stdout?: number): Promise<ShellResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', stdout ?? 'pipe', 'pipe'] });
     if (input) {
       child.stdin!.on('error', () => {}); // the script may exit before reading it all; its exit code says why
       child.stdin!.end(input);
     }
     const out: Buffer[] = [];
     let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', (err) => resolve({ code: null, stdout: Buffer.alloc(0), stderr: String(err) }));
     child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
@@ -48,7 +51,7 @@ export function localEndpoint(dir: string, display = dir): Endpoint {
     rsyncRoot: dir.endsWith('/') ? dir : dir + '/',
     rsyncOptions: [],
     isRemote: false,
-    sh: (script, args, input) => collect('sh', ['-c', script, 'sh', ...args], input),
+    sh: (script, args, input, stdout) => collect('sh', ['-c', script, 'sh', ...args], input, stdout),
     close: () => Promise.resolve(),
   };
 }
@@ -69,7 +72,7 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
     rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, shared)],
     isRemote: true,
     // ssh joins its arguments into one command line for the remote shell: quote each one.
-    sh: (script, args, input) => collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input),
+    sh: (script, args, input, stdout) => collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout),
     close: () => (shared ? closeSharedConnection(storage, shared) : Promise.resolve()),
   };
 }

@@ -2,26 +2,27 @@
 // rclone bisync: nothing a person made is silently lost, an empty or unmounted side never wipes the
 // other, overwritten and deleted files go to a versioned area, and an interrupted run leaves both sides
 // and the archive consistent so that the next run finishes the job.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
-import { loadArchive, adoptListedTimes, saveArchive, type LoadedArchive } from './archive';
+import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
 import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
-import { createMatcher, prunableDirs } from './excludes';
-import { listChangedFolders } from './local-changes';
+import { compareNames, createListingFilter, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
+import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
-import { deletionShare, keepSide, planSync, sameEntry, type SyncPlan } from './plan';
-import { readOrigins, recordPushed, type OriginLookup } from './origin-log';
+import { mergeSorted, type Listed } from './merge';
+import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type SyncPlan } from './plan';
+import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { listScript, nsToDate, parseListing, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, PARTIAL_DIR, type Entry, type Listing, type Tree } from './tree';
+import { nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
 
 // Kept for the callers of before the split (the sync service, tests).
 export { adoptListedTimes, archiveStore, loadArchive, type LoadedArchive } from './archive';
@@ -81,38 +82,14 @@ export interface SyncSummary {
   bytesTransferred: number;
 }
 
-/** A side's listing as find printed it: parsed only when something may have changed. */
-export interface RawListing {
-  exists: boolean;
-  /** sha256 of the listing and the excludes: equal digests mean an unchanged side. */
-  digest: string;
-  parse(): Listing;
-}
-
-export async function listRaw(ep: Endpoint, excludes: string[]): Promise<RawListing> {
-  const pruned = prunableDirs(excludes);
-  const r = await ep.sh(listScript, [ep.path, ...pruned]);
-  if (r.code === 3 && r.stderr.includes('NOROOT')) {
-    return { exists: false, digest: 'missing', parse: () => ({ tree: new Map(), exists: false, hasSentinel: false, skipped: [] }) };
-  }
-  // find exits 1 when some folders could not be read; the rest of its listing is still good.
-  const unreadable = [...r.stderr.matchAll(/find: '\.\/(.*)': Permission denied/g)].map((m) => m[1]!);
-  if (r.code !== 0 && (r.code !== 1 || unreadable.length === 0)) throw listingFailure(ep, r.code, r.stderr);
-  // find pruned those already; the rest are matched here, on both sides alike.
-  const matcher = createMatcher(excludes.filter((p) => !pruned.includes(p.slice(1, -1))));
-  const digest = crypto.createHash('sha256').update(r.stdout).update(JSON.stringify(excludes)).digest('hex');
-  return {
-    exists: true,
-    digest,
-    parse() {
-      const listing = parseListing(r.stdout, matcher);
-      return { ...listing, exists: true, skipped: [...listing.skipped, ...unreadable.map((p) => ({ path: p, why: PERMISSION_DENIED }))] };
-    },
-  };
-}
-
+/** One side listed in full, in memory: for small jobs (the window's change count, tests), never for a sync. */
 export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
-  return (await listRaw(ep, excludes)).parse();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-list-'));
+  try {
+    return await readListing(await listToFile(ep, excludes, path.join(dir, 'listing')), excludes);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -131,22 +108,11 @@ function readQuiet(stateDir: string, storage: string): { local: string; remote: 
   }
 }
 
-function listingFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
-  if (ep.isRemote) {
-    return describeRsyncFailure(
-      { code: code === 255 ? 255 : code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null },
-      { home: '', storage: ep.display, cancelled: false },
-    );
-  }
-  return new TabulaError('internal', `Could not list ${ep.display}: ${stderr.trim().split('\n')[0] ?? `exit ${code}`}`);
-}
-
 // Versions folders are named per run: time to the millisecond and the laptop, so two runs (two
 // laptops, or two runs in one second) never share one and overwrite each other's saved copies.
 const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '')}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
 const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
-const parentsFirst = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * What arrives from the storage never runs with another user's or group's rights: whoever can write
@@ -174,7 +140,7 @@ const exists = (p: string) => {
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
-  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms`) : () => {};
+  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
   let storageLock: StorageLock | null = null;
@@ -189,20 +155,39 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     if (lost) throw new TabulaError('already-running', lost, { retryable: true });
     if (cancelled) throw new TabulaError('cancelled', 'The sync was stopped before it finished. What was copied is kept; the next sync continues from there.', { retryable: true });
   };
+  // The listings are spooled here, sorted; never held in memory.
+  const spool = path.join(o.stateDir, 'listings');
+  fs.rmSync(spool, { recursive: true, force: true });
+  fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
+  const homeFile = path.join(spool, 'home');
+  const storageFile = path.join(spool, 'storage');
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
     const seen = readGenerationState(o.stateDir, o.storage.display);
     const verifyMs = (o.verifyIntervalHours ?? 24) * 3600_000;
     const verifyDue = o.verify || !seen || Date.now() - seen.verifiedAt >= verifyMs;
-    // Read at most once, and not at all when nothing changed.
-    let loaded: LoadedArchive | null = null;
-    const archiveOnce = () => (loaded ??= loadArchive(o.stateDir, o.storage.display));
+    // Opened at most once, and not at all when nothing changed.
+    let opened: Promise<ArchiveHandle> | null = null;
+    const archiveOnce = () => (opened ??= openArchive(o.stateDir, o.storage.display));
     // The home is listed while the storage lock is taken: the lock is one small round trip. With the
-    // change journal, only the folders that changed are.
-    const localListing = o.localChanges && !verifyDue
-      ? listChangedFolders(o.home, o.excludes, o.localChanges, archiveOnce, readQuiet(o.stateDir, o.storage.display)?.local ?? null, () => listRaw(o.home, o.excludes))
-      : listRaw(o.home, o.excludes);
+    // change journal, only the folders that changed are; the rest of the home is the archive's record.
+    let overlay: ListedChanges | null = null;
+    const listHome = async () => {
+      const changes = o.localChanges && !verifyDue ? changedFolders(o.localChanges, o.excludes) : null;
+      if (!changes) return listToFile(o.home, o.excludes, homeFile);
+      const quietLocal = readQuiet(o.stateDir, o.storage.display)?.local;
+      if (!changes.folders.length && !changes.trees.length && quietLocal) {
+        overlay = changes;
+        return unchangedListing(quietLocal, homeFile);
+      }
+      // The journal vouches only for what the archive recorded: without one (or one of an older kind), list it all.
+      const a = await archiveOnce();
+      if (a.first || a.roundedTimes) return listToFile(o.home, o.excludes, homeFile);
+      overlay = changes;
+      return listChangedToFile(o.home, o.excludes, changes, homeFile);
+    };
+    const localListing = listHome();
     localListing.catch(() => {}); // awaited below
     // The idle case: the home as the last quiet run left it, and the storage's generation where this
     // laptop's last sync ended it. Every writer changes the generation before its first write, so this
@@ -221,40 +206,92 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
     const skipRemote = !verifyDue && seen.generation === storageLock.generation;
-    const remoteListing = skipRemote ? null : listRaw(o.storage, o.excludes);
+    const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile);
     remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
     const rawLocal = await localListing;
     trace('home listed');
     const quiet = readQuiet(o.stateDir, o.storage.display);
-    // The storage answers over the network more slowly than the home: when the home has changed, read
-    // the archive and parse the home while waiting for it.
-    let early: { archive: LoadedArchive; local: Listing } | null = null;
-    if (quiet?.local !== rawLocal.digest) early = { archive: archiveOnce(), local: rawLocal.parse() };
     const rawRemote = await remoteListing;
     trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
     checkCancelled();
-    if (!early && (rawRemote ? rawRemote.exists && quiet?.remote === rawRemote.digest : quiet)) {
+    if (quiet?.local === rawLocal.digest && (rawRemote ? rawRemote.exists && quiet.remote === rawRemote.digest : true)) {
       // Listed and found as this laptop left it: the generation it reads now stands for this state.
       if (rawRemote && !o.dryRun) {
         if (!storageLock.generation) await storageLock.bump();
         writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock.generation, verifiedAt: Date.now() });
       }
-      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet?.skipped ?? [], bytesTransferred: 0 };
+      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet.skipped, bytesTransferred: 0 };
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
-    const local = early?.local ?? rawLocal.parse();
-    const archive = early?.archive ?? archiveOnce();
+    const archive = await archiveOnce();
+    if (archive.problem) console.error(archive.problem);
+    // The home taken from the archive, which turned out missing or damaged: it cannot be told from it.
+    // The run stops; the next lists the home in full (the journal's failed()).
+    if (overlay && (archive.first || archive.roundedTimes)) throw new TabulaError('internal', 'The sync archive was missing or damaged; the next sync lists the whole home.', { retryable: true });
+    const changed = overlay as ListedChanges | null;
     // Without an archive the generation says nothing: list after all.
-    const listed = rawRemote ?? (archive.first ? await listRaw(o.storage, o.excludes) : null);
-    const remote: Listing = listed ? listed.parse() : { tree: asStorageSaw(archive.tree), exists: true, hasSentinel: true, skipped: [] };
-    if (archive.roundedTimes) adoptListedTimes(archive.tree, local.tree, remote.tree);
-    if (!local.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
-    // What this user may not read, on either side, is neither copied nor deleted: the archive keeps
-    // what it knew of it, and the rest syncs.
-    const blind = [...local.skipped, ...remote.skipped].filter((x) => x.why === PERMISSION_DENIED).map((x) => x.path);
-    const plan = blind.length ? planSync(...[archive.tree, local.tree, remote.tree].map((t) => withoutPaths(t, blind)) as [Tree, Tree, Tree]) : planSync(archive.tree, local.tree, remote.tree);
+    const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile) : null);
+    if (!rawLocal.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
+    trace('archive opened');
+
+    // The three sides, merged by name. What this user may not read, on either side, is neither copied
+    // nor deleted: the archive keeps what it knew of it, and the rest syncs.
+    const blindDirs = new Set([...rawLocal.unreadable, ...(listed?.unreadable ?? [])]);
+    const isBlind = (p: string, l: Listed | undefined, r: Listed | undefined) => {
+      if (l === 'unreadable' || r === 'unreadable') return true;
+      if (!blindDirs.size) return false;
+      if (blindDirs.has(p)) return true;
+      for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) if (blindDirs.has(p.slice(0, i))) return true;
+      return false;
+    };
+    const sides = () => {
+      const localFilter = createListingFilter(o.excludes);
+      const remoteFilter = createListingFilter(o.excludes);
+      return {
+        archive: archiveEntries(archive),
+        local: changed ? overlayBatches(archiveEntries(archive), listedBatches(homeFile, (rec) => localFilter.parse(withoutDot(rec))), changed) : listedBatches(homeFile, localFilter.parse),
+        remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : listed ? emptyBatches() : storageAsArchived(archive),
+        localNotes: localFilter.notes,
+        remoteNotes: remoteFilter.notes,
+      };
+    };
+    /** The archive's entry, with the exact time a listing shows where an old archive had rounded it. */
+    const archived = (a: Entry | undefined, l: Entry | undefined, r: Entry | undefined) => (a && archive.roundedTimes ? adoptListedTime(a, l, r) : a);
+
+    // Pass one: the plan. Only what changes is kept (names, and the entries of the few paths that need
+    // them later: conflicts, content checks, folders the plan settles at the end).
+    const planner = createPlanner();
+    const kinds = new Map<string, string>(); // planned paths with a folder or link on some side: "<a><l><r>" types
+    const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
+    const typeChanged = new Set<string>();
+    const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0 };
+    const first = sides();
+    await mergeSorted(first.archive, first.local, first.remote, (p, a0, l0, r0) => {
+      if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
+      if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
+      if (isBlind(p, l0, r0)) return;
+      const [l, r] = [l0 as Entry | undefined, r0 as Entry | undefined];
+      const a = archived(a0, l, r);
+      if (a && a.type !== 'd') {
+        counts.archivedFiles++;
+        // A copy received (or sent) gets its inode and change time on that side from the next listing.
+        if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) counts.learned++;
+        if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
+      }
+      if (l && r && l.type !== r.type) typeChanged.add(p);
+      const d = planner.add(p, a, l, r);
+      if (d.do === 'nothing') return;
+      const types = `${a?.type ?? '-'}${l?.type ?? '-'}${r?.type ?? '-'}`;
+      if (/[dl]/.test(types)) kinds.set(p, types);
+      if (d.do === 'compare' || d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
+    });
+    const plan = planner.finish();
+    const local = { exists: true, ...first.localNotes };
+    const remote = listed ? { exists: listed.exists, ...first.remoteNotes } : { exists: true, hasSentinel: true, skipped: [], reserved: [] };
+    const unreadableSkips = (lf: ListingFile | null) => (lf?.unreadable ?? []).map((p) => ({ path: p, why: PERMISSION_DENIED }));
     trace('planned');
-    checkSafety(o, archive, local, remote, plan);
+    const isDir = (p: string, side: 0 | 1 | 2) => kinds.get(p)?.[side] === 'd';
+    checkSafety(o, archive.first, remote, counts, plan, isDir);
 
     const summary: SyncSummary = {
       dryRun: !!o.dryRun,
@@ -264,23 +301,55 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       deletedLocal: [],
       deletedRemote: [],
       conflicts: [],
-      skipped: [...local.skipped, ...remote.skipped, ...reservedInHome(local)],
+      skipped: [...local.skipped, ...unreadableSkips(rawLocal), ...remote.skipped, ...unreadableSkips(listed), ...reservedInHome(local)],
       bytesTransferred: 0,
     };
-    const tree = new Map(archive.tree);
-    // A copy received (or sent) gets its inode and change time on that side only then: they are
-    // learned from the next listing that shows the copy as it was made, so that a later edit there
-    // restoring size and time (touch -r) is seen.
-    let learned = 0;
-    for (const [t, key, match] of [[local.tree, 'stamp', 'exact'], [listed ? remote.tree : null, 'remoteStamp', 'stored']] as const) {
-      for (const [p, e] of t ?? []) {
-        const a = tree.get(p);
-        if (a && a.type !== 'd' && a[key] === undefined && e.stamp !== undefined && sameEntry(e, a, match)) {
-          tree.set(p, { ...a, [key]: e.stamp });
-          learned++;
-        }
+
+    // What this run changes in the archive (only for paths it touches), written by a second pass over
+    // the same three streams: 'push' and 'pull' take the copied side's entry, null removes.
+    const overrides = new Map<string, Entry | null | 'push' | 'pull'>();
+    let remoteStamps = new Map<string, string>();
+    const agreed = new Set<string>();
+    const extra: string[] = []; // conflict copies made by this run: in no listing yet
+    const writeArchive = async () => {
+      const w = createArchiveWriter(o.stateDir, o.storage.display);
+      try {
+        const names = [...extra].sort(compareNames);
+        let next = 0;
+        const add = (p: string, e: Entry | undefined) => {
+          if (!e) return;
+          const st = remoteStamps.get(p);
+          w.add(p, st ? { ...e, remoteStamp: st } : e);
+        };
+        const addExtra = (before: string | null) => {
+          while (next < names.length && (before === null || compareNames(names[next]!, before) < 0)) {
+            const p = names[next++]!;
+            if (overrides.get(p) === 'push') add(p, lstatEntry(path.join(o.home.path, p)));
+          }
+        };
+        const again = sides();
+        await mergeSorted(again.archive, again.local, again.remote, (p, a0, l0, r0) => {
+          addExtra(p);
+          if (next < names.length && names[next] === p) next++; // listed after all
+          const [l, r] = [l0 === 'unreadable' ? undefined : l0, r0 === 'unreadable' ? undefined : r0];
+          const a = archived(a0, l, r);
+          if (isBlind(p, l0, r0)) return add(p, a);
+          const ov = overrides.get(p);
+          if (ov === null) return;
+          if (ov === 'push') return add(p, l ?? lstatEntry(path.join(o.home.path, p)));
+          if (ov === 'pull') return add(p, r && received(r));
+          if (ov) return add(p, ov);
+          if (agreed.has(p)) return add(p, l && (r?.stamp ? { ...l, remoteStamp: r.stamp } : l));
+          add(p, a && learnStamps(a, l, listed ? r : undefined));
+        });
+        addExtra(null);
+        w.commit();
+      } catch (err) {
+        w.abort();
+        throw err;
       }
-    }
+    };
+
     const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
       checkCancelled();
       // What completed (for an archive that advances only for finished paths), and which items rsync
@@ -313,7 +382,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
       for (const p of plan.compare) {
-        const [l, r] = [local.tree.get(p)!, remote.tree.get(p)!];
+        const { l, r } = involved.get(p)! as { l: Entry; r: Entry };
         if (sent.has(p)) plan.conflicts.push({ path: p, keep: keepSide(l, r) });
         else if (l.mtime === r.mtime) plan.agreed.push(p);
         else plan.push.push(p); // same content: only the times differ
@@ -321,8 +390,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     }
 
     if (o.dryRun) {
-      const files = (paths: string[], t: Tree) => paths.filter((p) => t.get(p)?.type !== 'd');
-      return { ...summary, pulled: files(plan.pull, remote.tree), pushed: files(plan.push, local.tree), deletedLocal: files(plan.deleteLocal, archive.tree), deletedRemote: files(plan.deleteRemote, archive.tree), conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
+      const files = (paths: string[], side: 0 | 1 | 2) => paths.filter((p) => !isDir(p, side));
+      return { ...summary, pulled: files(plan.pull, 2), pushed: files(plan.push, 1), deletedLocal: files(plan.deleteLocal, 0), deletedRemote: files(plan.deleteRemote, 0), conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
     }
 
     const stamp = stampOf(now(), o.host);
@@ -347,9 +416,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
     if (transfers === 0) {
       // Nothing moved: the common case, kept to two listings and (when needed) one small write.
-      if (plan.agreed.length || archive.first || learned) {
-        for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
-        saveArchive(o.stateDir, o.storage.display, tree);
+      if (plan.agreed.length || archive.first || counts.learned || archive.roundedTimes) {
+        for (const p of plan.agreed) agreed.add(p);
+        await writeArchive();
       }
       if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed', skipped: summary.skipped }));
       settled();
@@ -368,16 +437,25 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
     // next run does not see the same conflict again.
+    // Which names a conflict copy could take are in use on some side: one more pass, only at a conflict.
+    const taken = new Set<string>();
+    if (plan.conflicts.length) {
+      const prefixes = new Set(plan.conflicts.map((c) => conflictPrefix(c.path)));
+      const s = sides();
+      await mergeSorted(s.archive, s.local, s.remote, (p) => {
+        for (let i = p.indexOf(CONFLICT_MARK, p.lastIndexOf('/') + 1); i >= 0; i = p.indexOf(CONFLICT_MARK, i + 1)) {
+          if (prefixes.has(p.slice(0, i + CONFLICT_MARK.length))) taken.add(p);
+        }
+      });
+    }
     let origins: Promise<OriginLookup> | null = null;
-    const taken = (p: string) => local.tree.has(p) || remote.tree.has(p) || archive.tree.has(p) || exists(path.join(o.home.path, p));
     for (const c of plan.conflicts) {
       checkCancelled();
-      const l = local.tree.get(c.path)!;
-      const r = remote.tree.get(c.path)!;
+      const { l, r } = involved.get(c.path)! as { l: Entry; r: Entry };
       const older = c.keep === 'local' ? r : l;
       // The storage's version carries the name of the laptop that wrote it.
       const from = (await (origins ??= readOrigins(o.storage)))(c.path, r) ?? undefined;
-      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), c.keep === 'local' ? (from ?? 'storage') : o.host, taken);
+      const conflictPath = freeConflictName(c.path, nsToDate(older.mtime), c.keep === 'local' ? (from ?? 'storage') : o.host, (p) => taken.has(p) || extra.includes(p) || exists(path.join(o.home.path, p)));
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
         moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
@@ -390,10 +468,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const { result } = await rsync('pulling', ['-a', ...NO_SET_ID, '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
         if (result.code !== 0) throw failure(result, o, cancelled);
         moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
-        tree.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
-        saveArchive(o.stateDir, o.storage.display, tree);
+        overrides.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
+        await writeArchive();
         plan.push.push(c.path);
       }
+      extra.push(conflictPath);
       plan.push.push(conflictPath);
       summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
@@ -407,10 +486,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const localVersions = path.join(o.stateDir, 'versions', stamp);
     const emptyRoot = path.join(o.stateDir, 'empty');
     const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
-      const [src, dst, backupDir, tmp] = phase === 'pulling' ? [o.storage, o.home, localVersions, tmpLocal] : [o.home, o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
-      const [from, there] = phase === 'pulling' ? [remote.tree, local.tree] : [local.tree, remote.tree];
-      const typeChanged = copy.filter((p) => there.has(p) && from.has(p) && there.get(p)!.type !== from.get(p)!.type);
-      const removals = topmost([...del, ...typeChanged]);
+      const [dst, backupDir, tmp] = phase === 'pulling' ? [o.home, localVersions, tmpLocal] : [o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
+      const src = phase === 'pulling' ? o.storage : o.home;
+      const fromSide = phase === 'pulling' ? 2 : 1;
+      const removals = topmost([...del, ...copy.filter((p) => typeChanged.has(p))]);
       if (!copy.length && !removals.length) return;
       if (phase === 'pushing') await prepareRemoteTmp();
       const backup = ['--backup', `--backup-dir=${backupDir}`];
@@ -421,27 +500,27 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         for (const p of removals) fs.mkdirSync(path.join(emptyRoot, path.dirname(p)), { recursive: true });
         const r = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals);
         if (!r.ok) {
-          saveArchive(o.stateDir, o.storage.display, tree); // what did complete is not redone
+          await writeArchive(); // what did complete is not redone
           throw failure(r.result, o, cancelled);
         }
-        for (const p of del) tree.delete(p);
-        const notFolder = (p: string) => archive.tree.get(p)?.type !== 'd';
-        (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter(notFolder));
+        for (const p of del) overrides.set(p, null);
+        (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter((p) => !isDir(p, 0)));
       }
       if (!copy.length) return;
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
       // second) would skip a same-size edit made within the second. Its delta transfer still sends
       // only what differs.
-      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(parentsFirst));
+      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(compareNames));
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       const completed = (p: string) => r.ok || r.done.has(p);
-      for (const p of copy) if (completed(p)) tree.set(p, entryAfterCopy(p, from, o, phase === 'pushing'));
-      if (phase === 'pushing') sent.push(...copy.filter((p) => completed(p) && from.get(p)?.type !== 'd'));
+      const how = phase === 'pulling' ? 'pull' : 'push';
+      for (const p of copy) if (completed(p)) overrides.set(p, how);
+      if (phase === 'pushing') sent.push(...copy.filter((p) => completed(p) && !isDir(p, 1)));
       // The summary speaks of files (and links), as a person counts them, not folders.
-      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter(completed).filter((p) => from.get(p)?.type !== 'd'));
+      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter((p) => completed(p) && !isDir(p, fromSide)));
       if (!r.ok && !partial) {
-        saveArchive(o.stateDir, o.storage.display, tree);
+        await writeArchive();
         throw failure(r.result, o, cancelled);
       }
     };
@@ -449,17 +528,21 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
-    await recordPushed(o.storage, o.stateDir, o.host, sent.map((p) => [p, tree.get(p)!]));
+    // Which laptop wrote what (origin-log.ts): the newest records only, as the file on the storage keeps them.
+    await recordPushed(o.storage, o.stateDir, o.host, sent.slice(-ORIGIN_LINES).flatMap((p): [string, Entry][] => {
+      try {
+        return [[p, lstatEntry(path.join(o.home.path, p))]];
+      } catch {
+        return []; // gone since: no record
+      }
+    }));
     trace('pushed');
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so
     // that the next edit there, even one restoring size and time, is seen.
-    for (const [p, st] of await storageLock.release(sent)) {
-      const e = tree.get(p);
-      if (e) tree.set(p, { ...e, remoteStamp: st });
-    }
-    for (const p of plan.agreed) updateAgreed(tree, p, local.tree, remote.tree);
-    saveArchive(o.stateDir, o.storage.display, tree);
+    remoteStamps = await storageLock.release(sent);
+    for (const p of plan.agreed) agreed.add(p);
+    await writeArchive();
     settled();
     trace('archive saved');
     await pruneVersions(o);
@@ -468,82 +551,90 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   } finally {
     await storageLock?.release();
     release();
+    fs.rmSync(spool, { recursive: true, force: true });
   }
 
   function failure(result: Awaited<RsyncRun['done']>, opts: SyncOptions, wasCancelled: boolean) {
     return describeRsyncFailure(result, { home: opts.home.path, storage: opts.storage.display, cancelled: wasCancelled });
   }
+
 }
 
-/** A tree without the given paths and whatever is inside them. */
-function withoutPaths(t: Tree, paths: string[]): Tree {
-  const out: Tree = new Map();
-  const set = new Set(paths);
-  const hidden = (p: string) => {
-    if (set.has(p)) return true;
-    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) if (set.has(p.slice(0, i))) return true;
-    return false;
-  };
-  for (const [p, e] of t) if (!hidden(p)) out.set(p, e);
-  return out;
+/** Batches of a spooled listing's entries (unreadable files marked), through the listing filter. */
+async function* listedBatches(file: string, parse: ReturnType<typeof createListingFilter>['parse']): AsyncGenerator<[string, Listed][]> {
+  for await (const batch of recordBatches(file)) {
+    const out: [string, Listed][] = [];
+    for (const rec of batch) {
+      const e = parse(rec);
+      if (e) out.push([e.name, e.entry]);
+    }
+    yield out;
+  }
+}
+
+async function* emptyBatches(): AsyncGenerator<[string, Listed][]> {}
+
+/** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
+async function* storageAsArchived(h: ArchiveHandle): AsyncGenerator<[string, Listed][]> {
+  for await (const batch of archiveEntries(h)) {
+    yield batch.map(([p, a]): [string, Listed] => [p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) }]);
+  }
+}
+
+/**
+ * The archive's entry with the inode and change time a listing shows for the same copy, where the
+ * archive did not know them yet (a copy received or sent): a later edit restoring size and time is seen.
+ */
+function learnStamps(a: Entry, l: Entry | undefined, r: Entry | undefined): Entry {
+  if (a.type === 'd') return a;
+  let e = a;
+  if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) e = { ...e, stamp: l.stamp };
+  if (a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) e = { ...e, remoteStamp: r.stamp };
+  return e;
 }
 
 /** Names in the home that belong to Tabula on the storage: never synced, and said so rather than left out silently. */
-function reservedInHome(local: Listing): Listing['skipped'] {
+function reservedInHome(local: ListingNotes): Listing['skipped'] {
   const why = "the name is Tabula's own on the storage";
-  const out: Listing['skipped'] = (local.reserved ?? []).filter((p) => p === STORAGE_AREA).map((p) => ({ path: p, why }));
+  const out: Listing['skipped'] = local.reserved.filter((p) => p === STORAGE_AREA).map((p) => ({ path: p, why }));
   if (local.hasSentinel) out.push({ path: SENTINEL, why });
   return out;
-}
-
-function updateAgreed(tree: Tree, p: string, local: Tree, remote: Tree) {
-  const l = local.get(p);
-  const r = remote.get(p);
-  if (l) tree.set(p, r?.stamp ? { ...l, remoteStamp: r.stamp } : l);
-  else tree.delete(p);
 }
 
 /** An entry received from the storage: its stamp there is the storage's; the home's comes with the next listing. */
 const received = (r: Entry): Entry => ({ type: r.type, size: r.size, mtime: r.mtime, ...(r.stamp ? { remoteStamp: r.stamp } : {}) });
 
-/** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
-function asStorageSaw(archive: Tree): Tree {
-  const t: Tree = new Map();
-  for (const [p, a] of archive) t.set(p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) });
-  return t;
-}
-
-
-/** What the archive should remember for a path just copied: the source's entry (rsync -a keeps size and time). */
-function entryAfterCopy(p: string, from: Tree, o: SyncOptions, fromHome: boolean): Entry {
-  const e = from.get(p);
-  if (e) return fromHome ? e : received(e);
-  // A conflict copy made during this run: read it from the home.
-  // The very integer a later listing reads (find prints the same nanoseconds lstat gives).
-  const st = fs.lstatSync(path.join(o.home.path, p), { bigint: true });
+/** A conflict copy made during this run, as the archive records it: the very integer a later listing reads. */
+function lstatEntry(file: string): Entry {
+  const st = fs.lstatSync(file, { bigint: true });
   return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : Number(st.size), mtime: st.mtimeNs };
 }
 
-function checkSafety(o: SyncOptions, archive: LoadedArchive, local: Listing, remote: Listing, plan: SyncPlan) {
+interface Counts {
+  archivedFiles: number;
+  localFiles: number;
+  remoteFiles: number;
+}
+
+function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; hasSentinel: boolean }, counts: Counts, plan: SyncPlan, isDir: (p: string, side: 0 | 1 | 2) => boolean) {
   // The message says what was found and that nothing changed; how to go ahead anyway is for the CLI
   // and the window to say in their own terms. The files it would delete are the details.
+  const files = (deletions: string[]) => deletions.filter((p) => !isDir(p, 0));
   const refuse = (why: string, deletions: string[]) => {
-    const wouldDelete = deletions.filter((p) => archive.tree.get(p)?.type !== 'd');
-    const list = wouldDelete.slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
+    const list = files(deletions).slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
     return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list });
   };
   if (!remote.exists && !o.storage.isRemote) {
     throw new TabulaError('storage-unreachable', `The storage folder ${o.storage.display} does not exist or is not mounted.`, { retryable: true });
   }
-  if (archive.first || o.force) return;
-  const filesIn = (t: Tree) => [...t.values()].some((e) => e.type !== 'd');
+  if (first || o.force) return;
   const deletes = (n: number) => (n ? ` It would delete ${n} ${n === 1 ? 'file' : 'files'}.` : '');
+  const share = { local: files(plan.deleteLocal).length, remote: files(plan.deleteRemote).length, archived: counts.archivedFiles };
   if (!remote.exists || !remote.hasSentinel) {
-    throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.${deletes(deletionShare(plan, archive.tree).local)}`, plan.deleteLocal);
+    throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.${deletes(share.local)}`, plan.deleteLocal);
   }
-  const share = deletionShare(plan, archive.tree);
-  if (share.archived > 0 && !filesIn(remote.tree)) throw refuse(`The storage ${o.storage.display} is empty.${deletes(share.local)}`, plan.deleteLocal);
-  if (share.archived > 0 && !filesIn(local.tree)) throw refuse(`Your home folder is empty.${deletes(share.remote)}`, plan.deleteRemote);
+  if (share.archived > 0 && !counts.remoteFiles) throw refuse(`The storage ${o.storage.display} is empty.${deletes(share.local)}`, plan.deleteLocal);
+  if (share.archived > 0 && !counts.localFiles) throw refuse(`Your home folder is empty.${deletes(share.remote)}`, plan.deleteRemote);
   // The share applies at any size, as in rclone bisync: in a small home a few deleted files are most
   // of it, and an emptied folder of 6 files deserves the same question as one of 6,000.
   const max = o.maxDeleteShare ?? 0.5;

@@ -2,6 +2,10 @@
 // a leading "/" anchors at the top of the home, a trailing "/" matches only folders, "*" and "?" stay
 // inside one path component, "**" crosses them; a pattern with an inner "/" matches the whole path,
 // one without matches the last component.
+import path from 'node:path';
+import type { Paths } from '../paths';
+import type { Storage } from '../storage-url';
+
 export type Matcher = (relPath: string, isDir: boolean) => boolean;
 
 function globToRegExp(glob: string): string {
@@ -45,4 +49,30 @@ export function createMatcher(patterns: string[]): Matcher {
 /** Anchored folder patterns without wildcards, which the lister can prune before descending. */
 export function prunableDirs(patterns: string[]): string[] {
   return patterns.filter((p) => /^\/[^*?[\]]+\/$/.test(p)).map((p) => p.slice(1, -1));
+}
+
+/** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
+export function builtInStorage(paths: Paths): string {
+  return path.join(paths.dataDir, 'storage');
+}
+
+/**
+ * Never synced: caches, trash, Tabula's own machine-local state, and the built-in local copy (also
+ * after switching to a real storage: the old local copy and its versions are not the user's files).
+ */
+export function defaultExcludes(paths: Paths, storage: Storage | null): string[] {
+  const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
+  return [
+    ...new Set([
+      '/.cache/',
+      '/.thumbnails/',
+      '/.local/share/Trash/',
+      ...inHome(paths.stateDir),
+      ...inHome(paths.runtimeDir),
+      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
+      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
+      ...inHome(builtInStorage(paths)),
+      ...(storage?.kind === 'local' ? inHome(storage.path) : []),
+    ]),
+  ];
 }

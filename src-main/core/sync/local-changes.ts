@@ -1,121 +1,89 @@
 // The home's listing when the change journal says which folders changed: those folders are listed
-// (by the same find -printf records as the full listing, through the same parser and excludes), and
-// everything else is the home as the archive recorded it after the last sync. An idle laptop's run
-// then stats a handful of folders instead of the whole home.
+// (by the same find -printf records as the full listing, sorted the same way, through the same filter
+// and excludes), and everything else is the home as the archive recorded it after the last sync. An
+// idle laptop's run then stats a handful of folders instead of the whole home; both are read as one
+// sorted stream (see {@link overlayBatches}), so memory does not grow with the home either.
 import crypto from 'node:crypto';
-import type { LoadedArchive } from './archive';
+import fs from 'node:fs';
+import { TabulaError } from '../../common/errors';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { parseListing, PARTIAL_DIR, PERMISSION_DENIED, STORAGE_AREA, type Listing, type Tree } from './tree';
-import { TabulaError } from '../../common/errors';
+import { compareNames, type ListingFile } from './listing';
+import { Cursor, type Batches, type Listed } from './merge';
+import { PARTIAL_DIR, STORAGE_AREA, type Entry } from './tree';
 
-/** The same shape as the full listing's (see engine.ts RawListing). */
-export interface ChangedListing {
-  exists: boolean;
-  digest: string;
-  parse(): Listing;
+/** The changed folders, as listed: `folders` one level deep, `trees` with all they hold. */
+export interface ListedChanges {
+  folders: string[];
+  trees: string[];
 }
 
-// $1 the home, $2 the depth ("1" or "" for all), then the folders as ./relative paths. Prints the
-// records of listScript (tree.ts) with the name relative to the home, behind "./".
+// $1 the home, $2 a file of folders to list one level deep, $3 a file of folders to list whole (both
+// NUL-separated ./relative paths: find -files0-from). Prints the records of listScript (tree.ts) with
+// the name behind "./", sorted by name like the full listing, each name once (a folder listed one level
+// deep inside a tree listed whole); find's exit code on stderr.
 const script = [
   'LC_ALL=C; export LC_ALL',
   'cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }',
-  'depth=$2; shift 2',
-  `exec find "$@" -mindepth 1 \${depth:+-maxdepth "$depth"} \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %p\\0' -o -type f ! -readable -printf 'U %s %T@ %i:%C@ %p\\0' -o -printf '%y %s %T@ %i:%C@ %p\\0'`,
+  `expr='( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} ) -prune -printf R\\0400\\0400\\0400:0\\040%p\\0 -o -type f ! -readable -printf U\\040%s\\040%T@\\040%i:%C@\\040%p\\0 -o -printf %y\\040%s\\040%T@\\040%i:%C@\\040%p\\0'`,
+  '{ find -files0-from "$2" -mindepth 1 -maxdepth 1 $expr; a=$?; find -files0-from "$3" -mindepth 1 $expr; b=$?; echo "FIND-EXIT $((a > b ? a : b))" >&2; } | sort -z -u -t " " -k 5 -S 16M',
 ].join('\n');
 
-/**
- * `full` lists the whole home (the journal cannot vouch for it: no archive yet, or one of an older kind).
- * `quietDigest`: the home's digest after the last run that changed nothing; with no change since, the
- * home is that same home, and the run can end without reading the archive.
- */
-export async function listChangedFolders(
-  home: Endpoint,
-  excludes: string[],
-  changes: LocalChanges,
-  archive: () => LoadedArchive,
-  quietDigest: string | null,
-  full: () => Promise<ChangedListing>,
-): Promise<ChangedListing> {
+/** The journal's folders that are synced at all (an excluded folder, or one inside it, never is). */
+export function changedFolders(changes: LocalChanges, excludes: string[]): ListedChanges {
   const matcher = createMatcher(excludes);
   const pruned = prunableDirs(excludes);
-  // A folder that is excluded, or inside one, is never listed (the full listing prunes it too).
   const excluded = (rel: string) => {
     for (let p = rel; p; p = p.slice(0, Math.max(0, p.lastIndexOf('/')))) {
       if (pruned.includes(p) || matcher(p, true)) return true;
     }
     return false;
   };
-  const folders = [...new Set(changes.folders)].filter((f) => !excluded(f)).sort();
-  const trees = [...new Set(changes.trees)].filter((f) => f && !excluded(f)).sort();
-  if (!folders.length && !trees.length && quietDigest) {
-    return { exists: true, digest: quietDigest, parse: () => ({ tree: localView(usable(archive()).tree), exists: true, hasSentinel: false, skipped: [] }) };
-  }
-  const a = archive();
-  if (a.first || a.roundedTimes) return full();
-
-  const run = async (depth: string, list: string[]) => {
-    if (!list.length) return { out: '', unreadable: [] as string[] };
-    const r = await home.sh(script, [home.path, depth, ...list.map((f) => (f ? `./${f}` : '.'))]);
-    if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-invalid', `The home folder ${home.path} does not exist.`);
-    // find exits 1 for a folder it could not read, and for one gone since the event (its parent's
-    // listing says so); the rest of its listing is good.
-    const lines = r.stderr.split('\n').filter(Boolean);
-    const unreadable = lines.map((l) => /^find: '\.\/(.*)': Permission denied$/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
-    const vanished = lines.filter((l) => /: No such file or directory$|: Not a directory$/.test(l));
-    if (r.code !== 0 && (r.code !== 1 || unreadable.length + vanished.length !== lines.length)) {
-      throw new TabulaError('internal', `Could not list ${home.display}: ${lines[0] ?? `exit ${r.code}`}`);
-    }
-    // "<type> <size> <mtime> <stamp> ./<name>\0" → the full listing's "… <name>\0".
-    return { out: r.stdout.toString('utf8').replace(/(^|\0)(\S+ \S+ \S+ \S+ )\.\//g, '$1$2'), unreadable };
-  };
-  const [shallow, deep] = await Promise.all([run('1', folders), run('', trees)]);
-  const digest = 'folders:' + crypto.createHash('sha256').update(JSON.stringify([folders, trees, excludes])).update(shallow.out).update(deep.out).digest('hex');
-
   return {
-    exists: true,
-    digest,
-    parse() {
-      const tree = localView(a.tree);
-      // What the changed folders held is what they hold now: their entries (and everything inside a
-      // folder that appeared whole) come from the listing, not the archive.
-      const listed = new Set(folders);
-      const whole = new Set(trees);
-      const was = new Set<string>();
-      for (const [p, e] of tree) {
-        if (listed.has(parentOf(p)) || underAny(p, whole)) {
-          if (e.type === 'd') was.add(p);
-          tree.delete(p);
-        }
-      }
-      // Parents before children (byte order), as one full listing would print them.
-      const listing = parseListing(Buffer.from(shallow.out + deep.out), matcher, tree);
-      // A folder gone (or now a file or link) takes along what the archive had inside it.
-      const gone = new Set([...was].filter((p) => tree.get(p)?.type !== 'd'));
-      if (gone.size) for (const p of [...tree.keys()]) if (underAny(p, gone)) tree.delete(p);
-      const unreadable = [...shallow.unreadable, ...deep.unreadable].map((p) => ({ path: p, why: PERMISSION_DENIED }));
-      return { ...listing, tree, exists: true, skipped: [...listing.skipped, ...unreadable] };
-    },
+    folders: [...new Set(changes.folders)].filter((f) => !excluded(f)).sort(),
+    trees: [...new Set(changes.trees)].filter((f) => f && !excluded(f)).sort(),
   };
 }
 
-/**
- * The archive read only once the storage turned out to have changed (the idle case never reads it)
- * and found missing or damaged: the home cannot be told from it. The run stops; the next lists the
- * home in full (the journal's failed()).
- */
-function usable(a: LoadedArchive): LoadedArchive {
-  if (a.first || a.roundedTimes) throw new TabulaError('internal', 'The sync archive was missing or damaged; the next sync lists the whole home.', { retryable: true });
-  return a;
+/** Lists the changed folders into `file` (sorted records, names behind "./"). */
+export async function listChangedToFile(home: Endpoint, excludes: string[], ch: ListedChanges, file: string): Promise<ListingFile> {
+  const hash = crypto.createHash('sha256').update(JSON.stringify([ch.folders, ch.trees, excludes]));
+  if (!ch.folders.length && !ch.trees.length) {
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    return { exists: true, file, digest: 'folders:' + hash.digest('hex'), unreadable: [] };
+  }
+  const [shallow, deep] = [`${file}.folders`, `${file}.trees`];
+  const nul = (list: string[]) => list.map((f) => (f ? `./${f}\0` : '.\0')).join('');
+  fs.writeFileSync(shallow, nul(ch.folders), { mode: 0o600 });
+  fs.writeFileSync(deep, nul(ch.trees), { mode: 0o600 });
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  let r;
+  try {
+    r = await home.sh(script, [home.path, shallow, deep], undefined, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-invalid', `The home folder ${home.path} does not exist.`);
+  // find exits 1 for a folder it could not read, and for one gone since the event (its parent's
+  // listing says so); the rest of its listing is good.
+  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('FIND-EXIT '));
+  const code = r.code === 0 ? Number(/FIND-EXIT (\d+)/.exec(r.stderr)?.[1] ?? 1) : r.code;
+  const unreadable = lines.map((l) => /^find: '\.\/(.*)': Permission denied$/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
+  const vanished = lines.filter((l) => /: No such file or directory$|: Not a directory$/.test(l));
+  if (code !== 0 && (code !== 1 || unreadable.length + vanished.length !== lines.length)) {
+    throw new TabulaError('internal', `Could not list ${home.display}: ${lines[0] ?? `exit ${code}`}`);
+  }
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) hash.update(chunk as Buffer);
+  fs.rmSync(shallow, { force: true });
+  fs.rmSync(deep, { force: true });
+  return { exists: true, file, digest: 'folders:' + hash.digest('hex'), unreadable };
 }
 
-/** The home as the archive recorded it: each entry with the home's own inode and change time. */
-function localView(archived: Tree): Tree {
-  const t: Tree = new Map();
-  for (const [p, e] of archived) t.set(p, { type: e.type, size: e.size, mtime: e.mtime, ...(e.stamp ? { stamp: e.stamp } : {}) });
-  return t;
+/** A listing of no folder at all: the home is the archive's (the journal saw nothing). */
+export function unchangedListing(digest: string, file: string): ListingFile {
+  fs.writeFileSync(file, '', { mode: 0o600 });
+  return { exists: true, file, digest, unreadable: [] };
 }
 
 const parentOf = (rel: string) => {
@@ -124,6 +92,58 @@ const parentOf = (rel: string) => {
 };
 
 function underAny(p: string, dirs: Set<string>): boolean {
+  if (!dirs.size) return false;
   for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) if (dirs.has(p.slice(0, i))) return true;
   return false;
+}
+
+/**
+ * The home now: the archive's record of it (each entry with the home's own inode and change time),
+ * where what the changed folders held is replaced by what they hold now. A folder gone (or now a
+ * file or link) takes along what the archive had inside it. Both inputs in name order, and so the output.
+ */
+export async function* overlayBatches(archived: Batches<Entry>, listed: Batches<Listed>, ch: ListedChanges): AsyncGenerator<[string, Listed][]> {
+  const folders = new Set(ch.folders);
+  const trees = new Set(ch.trees);
+  const gone = new Set<string>();
+  const ca = new Cursor(archived, 'archive');
+  const cl = new Cursor(listed, "home's listing");
+  let out: [string, Listed][] = [];
+  for (;;) {
+    if (ca.empty) await ca.fill();
+    if (cl.empty) await cl.fill();
+    const [ha, hl] = [ca.head(), cl.head()];
+    if (!ha && !hl) break;
+    const name = ha && (!hl || compareNames(ha[0], hl[0]) < 0) ? ha[0] : hl![0];
+    const a = ha && ha[0] === name ? (ca.advance(), ha[1]) : undefined;
+    const l = hl && hl[0] === name ? (cl.advance(), hl[1]) : undefined;
+    if (l !== undefined) out.push([name, l]);
+    else if (a) {
+      const replaced = folders.has(parentOf(name)) || underAny(name, trees);
+      if (replaced) {
+        if (a.type === 'd') gone.add(name);
+      } else if (!underAny(name, gone)) out.push([name, { type: a.type, size: a.size, mtime: a.mtime, ...(a.stamp ? { stamp: a.stamp } : {}) }]);
+    }
+    if (a && l !== undefined && a.type === 'd' && (l === 'unreadable' || l.type !== 'd')) gone.add(name);
+    if (out.length >= 256) {
+      yield out;
+      out = [];
+    }
+  }
+  if (out.length) yield out;
+}
+
+/** For the listing filter: the changed folders' records name each entry behind "./". */
+export const withoutDot = (rec: string) => {
+  const s4 = nthSpace(rec, 4);
+  return s4 >= 0 && rec.startsWith('./', s4 + 1) ? rec.slice(0, s4 + 1) + rec.slice(s4 + 3) : rec;
+};
+
+function nthSpace(s: string, n: number): number {
+  let i = -1;
+  for (let k = 0; k < n; k++) {
+    i = s.indexOf(' ', i + 1);
+    if (i < 0) return -1;
+  }
+  return i;
 }

@@ -1,38 +1,15 @@
 // What one sync run is given, from the layered config: the two sides, the excludes and the engine's
 // limits. One place for the agent's runs and `tabula sync`, so a run by hand syncs what the agent syncs.
 import os from 'node:os';
-import path from 'node:path';
 import type { TabulaConfig } from '../config';
 import type { Paths } from '../paths';
 import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
 import type { SyncOptions } from './engine';
+import { defaultExcludes } from './excludes';
 
-/** Tabula's built-in storage: a folder on this laptop's own disk, used until a real one is configured. */
-export function builtInStorage(paths: Paths): string {
-  return path.join(paths.dataDir, 'storage');
-}
-
-/**
- * Never synced: caches, trash, Tabula's own machine-local state, and the built-in local copy (also
- * after switching to a real storage: the old local copy and its versions are not the user's files).
- */
-export function defaultExcludes(paths: Paths, storage: Storage | null): string[] {
-  const inHome = (p: string) => (p.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, p)}/`] : []);
-  return [
-    ...new Set([
-      '/.cache/',
-      '/.thumbnails/',
-      '/.local/share/Trash/',
-      ...inHome(paths.stateDir),
-      ...inHome(paths.runtimeDir),
-      // Tabula's own config never roams: a storage must not be able to rewrite it (prefs.json does roam).
-      ...(paths.userConfigFile.startsWith(paths.home + '/') ? [`/${path.relative(paths.home, paths.userConfigFile)}*`] : []),
-      ...inHome(builtInStorage(paths)),
-      ...(storage?.kind === 'local' ? inHome(storage.path) : []),
-    ]),
-  ];
-}
+// Beside the matcher (excludes.ts), so that `tabula sync` loads without the service.
+export { builtInStorage, defaultExcludes } from './excludes';
 
 export type RunOptions = Pick<SyncOptions, 'home' | 'storage' | 'excludes' | 'stateDir' | 'host' | 'maxDeleteShare' | 'bandwidthLimitKBps' | 'versionsRetentionDays' | 'verifyIntervalHours'>;
 

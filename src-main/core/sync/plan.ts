@@ -103,6 +103,59 @@ export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
 }
 
 /**
+ * The same plan as {@link planSync}, built one path at a time in name order (byte order: a folder comes
+ * before what it holds) by the streaming merge, holding only what changes. What a single path cannot
+ * see ({@link settleFolders}) concerns only folders of the archive that one side deleted or turned into
+ * something else; those few wait until the end, when all that lies inside them has been seen.
+ */
+export function createPlanner() {
+  const plan: SyncPlan = { push: [], pull: [], deleteRemote: [], deleteLocal: [], conflicts: [], compare: [], agreed: [] };
+  // Folders of the archive whose decision waits, with what it needs; and the marks settleFolders makes.
+  const waiting = new Map<string, { d: PathAction; l: Entry | undefined; r: Entry | undefined }>();
+  const kept = new Set<string>();
+  const fromRemote = new Set<string>();
+  const fromLocal = new Set<string>();
+  const put = (p: string, d: PathAction) => {
+    if (d.do === 'push') plan.push.push(p);
+    else if (d.do === 'pull') plan.pull.push(p);
+    else if (d.do === 'delete-remote') plan.deleteRemote.push(p);
+    else if (d.do === 'delete-local') plan.deleteLocal.push(p);
+    else if (d.do === 'agreed') plan.agreed.push(p);
+    else if (d.do === 'compare') plan.compare.push(p);
+    else if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
+  };
+  return {
+    plan,
+    /** Decides one path; returns the decision (before folders are settled). */
+    add(p: string, a: Entry | undefined, l: Entry | undefined, r: Entry | undefined): PathAction {
+      const d = decidePath(a, l, r);
+      if (d.do === 'nothing') return d;
+      if (waiting.size && d.do !== 'agreed' && !d.do.startsWith('delete')) {
+        for (const f of parentsOf(p)) {
+          if (!waiting.has(f)) continue;
+          kept.add(f);
+          if (d.do === 'pull') fromRemote.add(f);
+          else if (d.do === 'push') fromLocal.add(f);
+        }
+      }
+      if (a?.type === 'd' && (d.do === 'push' || d.do === 'pull' || d.do === 'delete-remote' || d.do === 'delete-local')) waiting.set(p, { d, l, r });
+      else put(p, d);
+      return d;
+    },
+    finish(): SyncPlan {
+      for (const [p, { d, l, r }] of waiting) {
+        if (d.do === 'push' && l?.type !== 'd' && fromRemote.has(p)) plan.conflicts.push({ path: p, keep: 'remote' });
+        else if (d.do === 'pull' && r?.type !== 'd' && fromLocal.has(p)) plan.conflicts.push({ path: p, keep: 'local' });
+        else if ((d.do === 'delete-remote' || d.do === 'delete-local') && kept.has(p)) continue;
+        else put(p, d);
+      }
+      waiting.clear();
+      return plan;
+    },
+  };
+}
+
+/**
  * What a single path cannot see: a folder deleted (or turned into a file) on one side while something
  * inside it comes from the other side. A deleted folder then stays; a folder replaced by a file becomes
  * a conflict in which the folder keeps the name and the file gets the conflict name.
@@ -141,16 +194,29 @@ export function keepSide(l: Entry, r: Entry): Side {
   return l.mtime > r.mtime ? 'local' : 'remote';
 }
 
-/** `dir/report.odt` → `dir/report.conflict-20261122-101500-lap1.odt` (hidden files keep their leading dot). */
-export function conflictName(p: string, when: Date, host: string): string {
+export const CONFLICT_MARK = '.conflict-';
+
+function splitName(p: string) {
   const slash = p.lastIndexOf('/');
   const dir = p.slice(0, slash + 1);
   const base = p.slice(slash + 1);
   const dot = base.lastIndexOf('.');
   const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+  return { dir, stem, ext };
+}
+
+/** `dir/report.odt` → `dir/report.conflict-20261122-101500-lap1.odt` (hidden files keep their leading dot). */
+export function conflictName(p: string, when: Date, host: string): string {
+  const { dir, stem, ext } = splitName(p);
   const stamp = when.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const safeHost = host.replace(/[^A-Za-z0-9_-]/g, '_') || 'host';
-  return `${dir}${stem}.conflict-${stamp}-${safeHost}${ext}`;
+  return `${dir}${stem}${CONFLICT_MARK}${stamp}-${safeHost}${ext}`;
+}
+
+/** What every conflict name of a path begins with (`dir/report.conflict-`). */
+export function conflictPrefix(p: string): string {
+  const { dir, stem } = splitName(p);
+  return `${dir}${stem}${CONFLICT_MARK}`;
 }
 
 /** Safety: how many of the archived files each side would delete. */

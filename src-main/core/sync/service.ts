@@ -23,13 +23,15 @@ import { createConflictResolution } from './conflict-resolution';
 import { listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
 import { createRunHistory, runRecord, stateAfter } from './history';
 import { createSyncJournal, personAsked, runEnd } from './journal';
-import { builtInStorage, syncRunOptions } from './options';
+import { builtInStorage } from './excludes';
+import { syncRunOptions } from './options';
 import { sameEntry } from './plan';
 import { createRestore } from './restore';
 import { syncDeferral, syncPolicy } from './scheduling';
 import { watchHome } from './watch-home';
 
-export { builtInStorage, defaultExcludes } from './options';
+// Beside the matcher (excludes.ts), so that `tabula sync` loads without the service.
+export { builtInStorage, defaultExcludes } from './excludes';
 
 export interface SyncServiceDeps {
   paths: Paths;
@@ -55,7 +57,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   const history = createRunHistory(paths.stateDir, reportProblem);
   const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener, reportProblem });
   const journal = createSyncJournal(paths.stateDir, now, reportProblem);
-  let current: { cancel: (() => void) | null; cancelled: boolean } | null = null;
+  let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<unknown> } | null = null;
   /** A finished run's result, published once the next run is armed (so the event says when). */
   let finishing: ((nextAt: number | null) => void) | null = null;
   let disposed = false;
@@ -165,10 +167,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     const manual = journal.requests().some((r) => r.reason === 'manual');
     const id = crypto.randomUUID();
     const startedAt = now();
-    current = { cancel: null, cancelled: false };
+    current = { cancel: null, cancelled: false, done: Promise.resolve() };
     setState('running', `Syncing with ${storageDisplay()}…`, { progress: null, nextAttemptAt: null });
+    const run = execute(id, startedAt, force, manual);
+    current.done = run.catch(() => undefined);
     try {
-      return await execute(id, startedAt, force, manual);
+      return await run;
     } finally {
       current = null;
     }
@@ -364,7 +368,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       status = { ...status, excludes: backup.excludes, bandwidthLimitKBps: backup.bandwidthLimitKBps };
       return status;
     },
-    resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {
+    async resolveConflict(p: string, keep: 'mine' | 'theirs' | 'both'): Promise<{ resolved: string }> {
+      // Never under a running sync's feet: it may be moving these very files.
+      await current?.done;
       const r = conflicts.resolve(p, keep);
       status = { ...status, conflicts: conflicts.open() };
       if (!journal.paused()) request('conflict-resolved');

@@ -67,7 +67,10 @@ owner=$(head -c 300 "$lock/owner" 2>/dev/null)
 # The winner writes its name right after its mkdir: give it a moment before calling it nameless.
 [ -n "$owner" ] || { sleep 1; owner=$(head -c 300 "$lock/owner" 2>/dev/null); }
 exp=\${owner##* }
-case $exp in ''|*[!0-9]*) exp=$(( $(stat -c %Y "$lock" 2>/dev/null || echo "$now") + lease ));; esac
+# No name at all: a run killed between its mkdir and writing its name (releases never leave one, see
+# holdScript); it is gone after a short grace, not a whole lease.
+grace=$lease; [ -n "$owner" ] || grace=10
+case $exp in ''|*[!0-9]*) exp=$(( $(stat -c %Y "$lock" 2>/dev/null || echo "$now") + grace ));; esac
 if [ "$now" -ge "$exp" ] || { [ -n "$dead" ] && [ "$owner" = "$dead" ]; }; then
   find .tabula -maxdepth 1 -name lock.takeover -mmin +1 -exec rmdir {} + 2>/dev/null
   if mkdir "$lock.takeover" 2>/dev/null; then
@@ -92,7 +95,8 @@ lock=.tabula/lock owner=$(head -c 300 .tabula/lock/owner 2>/dev/null)
 case $4 in
 release)
   [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
-  rm -f "$lock/owner" && rmdir "$lock"; exit ;;
+  # Renamed away first, so that a run killed here never leaves a lock without a name.
+  mv -f -- "$lock" ".tabula/lock.gone.$$" && rm -rf -- ".tabula/lock.gone.$$"; exit ;;
 bump)
   printf '%s\\n' "$5" > .tabula/generation.new && mv -f .tabula/generation.new .tabula/generation || exit 5
   [ -z "$6" ] || { rm -rf -- "$6" && mkdir -p -- "$6"; } || exit 5 ;;

@@ -1,6 +1,5 @@
 // Listing a tree: the home and the storage are listed by the same `find -printf` script (locally, or
 // over ssh), NUL-separated so that every byte of a name survives, filtered by the same excludes.
-import type { Matcher } from './excludes';
 
 export type EntryType = 'f' | 'd' | 'l';
 
@@ -86,58 +85,4 @@ export function parseStamps(out: Buffer): Map<string, string> {
     if (sp > 0 && rec.startsWith('./', sp + 1)) stamps.set(rec.slice(sp + 3), rec.slice(0, sp));
   }
   return stamps;
-}
-
-/** `into`: a tree to add to (a listing of some folders only: their parents are already known). */
-export function parseListing(out: Buffer, matcher: Matcher, into: Tree = new Map()): Omit<Listing, 'exists'> {
-  const tree = into;
-  const skipped: Listing['skipped'] = [];
-  const reserved: string[] = [];
-  let hasSentinel = false;
-  // One decode for the whole listing (100k records): per-record Buffer work costs several times more.
-  const text = out.toString('utf8');
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\0', start);
-    if (end < 0) end = text.length;
-    // "<type> <size> <mtime> <inode>:<ctime> <name>"
-    const s1 = text.indexOf(' ', start);
-    const s2 = text.indexOf(' ', s1 + 1);
-    const s3 = text.indexOf(' ', s2 + 1);
-    const s4 = text.indexOf(' ', s3 + 1);
-    const type = text.slice(start, s1);
-    const name = text.slice(s4 + 1, end);
-    const size = text.slice(s1 + 1, s2);
-    const mtime = text.slice(s2 + 1, s3);
-    const stamp = text.slice(s3 + 1, s4);
-    start = end + 1;
-    if (s4 < 0 || s4 >= end || !name) continue;
-    if (name === SENTINEL) {
-      hasSentinel = true;
-      continue;
-    }
-    // A name that is not UTF-8 decodes with U+FFFD; it could not be named back to rsync.
-    if (name.includes('\uFFFD')) {
-      skipped.push({ path: name, why: 'the name is not valid UTF-8' });
-      continue;
-    }
-    if (type === 'R') {
-      reserved.push(name);
-      continue;
-    }
-    if (type !== 'f' && type !== 'd' && type !== 'l' && type !== 'U') {
-      skipped.push({ path: name, why: 'special file (device, socket or pipe)' });
-      continue;
-    }
-    if (matcher(name, type === 'd')) continue;
-    // Children of an excluded folder are excluded too (find lists a folder before its contents).
-    const slash = name.lastIndexOf('/');
-    if (slash > 0 && !tree.has(name.slice(0, slash))) continue;
-    if (type === 'U') {
-      skipped.push({ path: name, why: PERMISSION_DENIED });
-      continue;
-    }
-    tree.set(name, { type, size: type === 'd' ? 0 : Number(size), mtime: parseFindTime(mtime), stamp });
-  }
-  return { tree, hasSentinel, skipped, reserved };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
 import { parseStorageUrl } from '../storage-url';
-import { defaultExcludes } from './options';
+import { defaultExcludes } from './excludes';
 
 export function watchHome(deps: { paths: Paths; storageUrl: () => string; debounceMs: () => number; clock: Clock; changed(): void; settled(): void; reportProblem?: (message: string) => void }): () => void {
   const { paths, clock } = deps;

@@ -1,0 +1,188 @@
+// Listings as sorted streams: each side is listed by the same `find -printf` script (locally, or over
+// ssh), sorted there by name in byte order (`sort -z`, LC_ALL=C), and spooled to a file in the state
+// folder. The merge (merge.ts) then reads the archive and both listings side by side, one entry at a
+// time: memory does not grow with the home.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { TabulaError } from '../../common/errors';
+import { describeRsyncFailure } from '../rsync-errors';
+import type { Endpoint } from './endpoint';
+import { createMatcher, prunableDirs, type Matcher } from './excludes';
+import { listScript, parseFindTime, PERMISSION_DENIED, SENTINEL, type Entry, type Listing } from './tree';
+
+/**
+ * The listing script, sorted by name. The key is everything after the fourth space (the name, spaces
+ * and all); sort spills to temporary files past 16 MiB, so a 1M-entry listing never sits in memory.
+ * find's exit code (1: some folders were unreadable) is told on stderr, as a pipeline returns sort's.
+ */
+export const sortedListScript = listScript.replace(
+  /\nexec (find [^\n]*)$/,
+  `\n{ $1; echo "FIND-EXIT $?" >&2; } | sort -z -t ' ' -k 5 -S 16M`,
+);
+
+export interface ListingFile {
+  /** False when the folder itself does not exist (an unmounted NAS, a wrong path). */
+  exists: boolean;
+  /** The spooled listing (NUL-separated records, sorted by name); null when the folder is missing. */
+  file: string | null;
+  /** sha256 of the listing and the excludes: equal digests mean an unchanged side. */
+  digest: string;
+  /** Folders find could not read: neither copied nor deleted, with all they hold. */
+  unreadable: string[];
+}
+
+export async function listToFile(ep: Endpoint, excludes: string[], file: string): Promise<ListingFile> {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  let r;
+  try {
+    r = await ep.sh(sortedListScript, [ep.path, ...prunableDirs(excludes)], undefined, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (r.code === 3 && r.stderr.includes('NOROOT')) {
+    fs.rmSync(file, { force: true });
+    return { exists: false, file: null, digest: 'missing', unreadable: [] };
+  }
+  const findExit = /FIND-EXIT (\d+)/.exec(r.stderr);
+  const code = r.code === 0 && findExit ? Number(findExit[1]) : r.code;
+  // find exits 1 when some folders could not be read; the rest of its listing is still good.
+  const unreadable = [...r.stderr.matchAll(/find: '\.\/(.*)': Permission denied/g)].map((m) => m[1]!);
+  if (code !== 0 && (code !== 1 || unreadable.length === 0)) throw listingFailure(ep, code, r.stderr.replace(/FIND-EXIT \d+\n?/, ''));
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) hash.update(chunk as Buffer);
+  hash.update(JSON.stringify(excludes));
+  return { exists: true, file, digest: hash.digest('hex'), unreadable };
+}
+
+export function listingFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
+  if (ep.isRemote) {
+    return describeRsyncFailure(
+      { code: code === 255 ? 255 : code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null },
+      { home: '', storage: ep.display, cancelled: false },
+    );
+  }
+  return new TabulaError('internal', `Could not list ${ep.display}: ${stderr.trim().split('\n')[0] ?? `exit ${code}`}`);
+}
+
+/**
+ * NUL-separated records of a file, in batches (one decode per 16 KiB: per-record Buffer work costs
+ * more). Small batches on purpose: a batch still being merged when the young generation is collected
+ * moves to the old one, where it lingers until a full collection; that, not what is kept, is what
+ * would make memory grow.
+ */
+export async function* recordBatches(file: string): AsyncGenerator<string[]> {
+  let rest: Buffer | null = null;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 14 }) as AsyncIterable<Buffer>) {
+    const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+    const last = buf.lastIndexOf(0);
+    if (last < 0) {
+      rest = buf;
+      continue;
+    }
+    rest = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : null;
+    const batch = buf.toString('utf8', 0, last).split('\0');
+    yield batch;
+  }
+  if (rest?.length) yield [rest.toString('utf8')];
+}
+
+/**
+ * Byte order of the UTF-8 names, as `sort` with LC_ALL=C orders them. JavaScript compares UTF-16 code
+ * units, which differs only where both strings have a code unit ≥ U+D800 at the first difference.
+ */
+export function compareNames(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length - b.length;
+  let x = a.charCodeAt(i);
+  let y = b.charCodeAt(i);
+  // Surrogates (U+D800–DFFF, astral characters, 4 UTF-8 bytes) sort after U+E000–FFFF (3 bytes).
+  if (x >= 0xd800 && y >= 0xd800) {
+    x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+    y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+  }
+  return x - y;
+}
+
+/** What a listing says besides its entries, known once it has been read to the end. */
+export interface ListingNotes {
+  hasSentinel: boolean;
+  skipped: Listing['skipped'];
+  reserved: string[];
+}
+
+/**
+ * Turns the records of one listing into entries, in order: Tabula's own names, special files, names
+ * that are not UTF-8 and excluded ones (with all they hold) are left out and noted; files this user
+ * may not read are noted and returned as `unreadable` (neither copied nor deleted).
+ */
+export function createListingFilter(excludes: string[]) {
+  const pruned = prunableDirs(excludes);
+  // find pruned those already; the rest are matched here, on both sides alike.
+  const matcher: Matcher = createMatcher(excludes.filter((p) => !pruned.includes(p.slice(1, -1))));
+  const notes: ListingNotes = { hasSentinel: false, skipped: [], reserved: [] };
+  const dropped = new Set<string>();
+  const insideDropped = (name: string) => {
+    if (!dropped.size) return false;
+    for (let i = name.lastIndexOf('/'); i > 0; i = name.lastIndexOf('/', i - 1)) if (dropped.has(name.slice(0, i))) return true;
+    return false;
+  };
+  /** "<type> <size> <mtime> <inode>:<ctime> <name>" → the entry, 'unreadable', or null (left out). */
+  function parse(rec: string): { name: string; entry: Entry | 'unreadable' } | null {
+    const s1 = rec.indexOf(' ');
+    const s2 = rec.indexOf(' ', s1 + 1);
+    const s3 = rec.indexOf(' ', s2 + 1);
+    const s4 = rec.indexOf(' ', s3 + 1);
+    if (s1 < 0 || s2 < 0 || s3 < 0 || s4 < 0) return null;
+    const name = rec.slice(s4 + 1);
+    if (!name) return null;
+    const type = rec.slice(0, s1);
+    if (name === SENTINEL) {
+      notes.hasSentinel = true;
+      return null;
+    }
+    // A name that is not UTF-8 decodes with U+FFFD; it could not be named back to rsync.
+    if (name.includes('\uFFFD')) {
+      notes.skipped.push({ path: name, why: 'the name is not valid UTF-8' });
+      if (type === 'd') dropped.add(name);
+      return null;
+    }
+    if (type === 'R') {
+      notes.reserved.push(name);
+      return null;
+    }
+    if (type !== 'f' && type !== 'd' && type !== 'l' && type !== 'U') {
+      notes.skipped.push({ path: name, why: 'special file (device, socket or pipe)' });
+      return null;
+    }
+    // Children of an excluded folder are excluded too (a folder sorts before what it holds).
+    if (insideDropped(name)) return null;
+    if (matcher(name, type === 'd')) {
+      if (type === 'd') dropped.add(name);
+      return null;
+    }
+    if (type === 'U') {
+      notes.skipped.push({ path: name, why: PERMISSION_DENIED });
+      return { name, entry: 'unreadable' };
+    }
+    return { name, entry: { type, size: type === 'd' ? 0 : Number(rec.slice(s1 + 1, s2)), mtime: parseFindTime(rec.slice(s2 + 1, s3)), stamp: rec.slice(s3 + 1, s4) } };
+  }
+  return { parse, notes };
+}
+
+/** A whole listing in memory: for small jobs (the window's change count, tests), never for a sync. */
+export async function readListing(lf: ListingFile, excludes: string[]): Promise<Listing> {
+  if (!lf.exists || !lf.file) return { tree: new Map(), exists: false, hasSentinel: false, skipped: [] };
+  const { parse, notes } = createListingFilter(excludes);
+  const tree: Listing['tree'] = new Map();
+  for await (const batch of recordBatches(lf.file)) {
+    for (const rec of batch) {
+      const e = parse(rec);
+      if (e && e.entry !== 'unreadable') tree.set(e.name, e.entry);
+    }
+  }
+  const skipped = [...notes.skipped, ...lf.unreadable.map((p) => ({ path: p, why: PERMISSION_DENIED }))];
+  return { tree, exists: true, hasSentinel: notes.hasSentinel, skipped, reserved: notes.reserved };
+}
