@@ -186,6 +186,8 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
     fs.copyFileSync(path.join(repo, 'packaging/deb', script), path.join(control, script));
     fs.chmodSync(path.join(control, script), 0o755);
   }
+  // The initramfs holds Tabula's boot script: installing or upgrading the package rebuilds it (dpkg trigger).
+  fs.writeFileSync(path.join(control, 'triggers'), fs.readFileSync(path.join(repo, 'packaging/deb/triggers'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join('\n') + '\n', { mode: 0o644 });
   fs.writeFileSync(
     path.join(control, 'md5sums'),
     listFiles(root)

@@ -109,6 +109,15 @@ describe('diagnostics bundle', () => {
   });
 });
 
+describe('the headless banner', () => {
+  it('names the image as the window does: "Debian GNU/Linux 12 (bookworm)", not "… (bookworm) 12"', async () => {
+    sb.writeOsRelease({ PRETTY_NAME: 'Debian GNU/Linux 12 (bookworm)', NAME: 'Debian GNU/Linux', VERSION_ID: '12', ID: 'debian' });
+    const agent = await startHeadlessAgent(sb);
+    expect(agent.output().split('\n')[0]).toBe('Tabula — Debian GNU/Linux 12 (bookworm) — headless agent running.');
+    await agent.stop();
+  });
+});
+
 describe('the window address across restarts', () => {
   it('`--port 0` comes back on the previous port; when that is taken, on another, and a planted port file is ignored', async () => {
     const first = await startHeadlessAgent(sb);

@@ -14,12 +14,17 @@ import { createCountdown } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
 import type { DesktopOpener } from '../desktop-open';
+import type { SignedCommand } from '../fleet-command';
 
 /** What the helpdesk needs of the image feature; the agent passes the image plug-in's service. */
 export interface ImagePort {
   status(): ImageUpdateStatus;
-  /** Stages a pristine copy of the current image for the next boot. */
-  reimage(): Promise<ImageUpdateStatus>;
+  /**
+   * Stages a pristine copy of the current image for the next boot. With `signed` (a fleet command)
+   * tabula-helper checks the command itself and needs no password; without, polkit asks for an
+   * administrator (the helpdesk at the machine).
+   */
+  reimage(signed?: SignedCommand): Promise<ImageUpdateStatus>;
 }
 
 export interface HelpdeskDeps {
@@ -69,7 +74,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     if (home.unknownReason && !override) return home.unknownReason;
     const pending = home.count + home.queued;
     if (pending === 0) return null;
-    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back them up first, or override after checking the list.`;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back ${home.count === 1 ? 'it' : 'them'} up first, or override after checking the list.`;
     if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
     return null;
   }
@@ -85,7 +90,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
   }
 
-  async function execute(origin: ReimageStatus['origin'], override: boolean) {
+  async function execute(origin: ReimageStatus['origin'], override: boolean, signed: SignedCommand | undefined) {
     // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
     if (!override) {
       const why = await refusal(false, undefined);
@@ -93,7 +98,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
     try {
-      await deps.image.reimage();
+      await deps.image.reimage(signed);
       set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
     } catch (err) {
       set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
@@ -103,7 +108,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   return {
     status: () => status,
     plan,
-    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk'): Promise<ReimageStatus> {
+    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk', signed?: SignedCommand): Promise<ReimageStatus> {
       if (status.state === 'countdown' || status.state === 'running') throw new TabulaError('already-running', 'A reset is already under way.');
       if (deps.image.status().backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine, so it cannot be reset.');
       const why = await refusal(!!args.override, args.acknowledgedCount);
@@ -113,7 +118,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       }
       const seconds = deps.countdownSeconds();
       const override = !!args.override;
-      const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override));
+      const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override, signed));
       set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(startsAt).toISOString(), origin });
       return status;
     },

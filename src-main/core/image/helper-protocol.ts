@@ -34,6 +34,7 @@ const resultSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
   z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
   z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
+  z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), deployments }),
   z.object({ verb: z.literal('rollback'), deployments }),
 ]);
 export type HelperResult = z.infer<typeof resultSchema>;
@@ -77,4 +78,4 @@ export function parseHelperMessage(line: string): HelperMessage {
 
 /** The verb a result must carry for the verb asked (`check` answers with the status). */
 export const resultVerbFor = (asked: string): HelperResult['verb'] | null =>
-  asked === 'check' ? 'status' : asked === 'status' || asked === 'stage' || asked === 'reimage' || asked === 'rollback' ? asked : null;
+  asked === 'check' ? 'status' : asked === 'status' || asked === 'stage' || asked === 'reimage' || asked === 'reimage-signed' || asked === 'rollback' ? asked : null;

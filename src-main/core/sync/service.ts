@@ -11,7 +11,7 @@ import type { BackupProgress, BackupState, BackupStatus, RunOutcome } from '../.
 import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { readJsonDocument, writeFileAtomic } from '../atomic-file';
-import type { TabulaConfig } from '../config';
+import { loadConfig, type TabulaConfig } from '../config';
 import type { DesktopOpener } from '../desktop-open';
 import { ensureRuntimeDir, type Paths } from '../paths';
 import { realClock, type Clock } from '../runtime/clock';
@@ -309,7 +309,13 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
           }),
         );
       }
-      schedule.start(journal.pending() ? 0 : config().backup.intervalMinutes * 60_000);
+      // A home never synced with the storage the image names (a new laptop, a first login) is
+      // restored at once, not after the first interval: the person's files should be there when
+      // they sit down. A storage the person chose themselves waits for them ("Back up now" in the
+      // window they are looking at) or for the interval.
+      const cfg = config();
+      const restoreNow = !status.lastSuccessAt && !isLocalOnly(cfg.storage.url) && safe(() => loadConfig(paths, { systemOnly: true }).config.storage.url === cfg.storage.url, false);
+      schedule.start(journal.pending() || restoreNow ? 0 : cfg.backup.intervalMinutes * 60_000);
     },
     status(): BackupStatus {
       if (current) return status;
