@@ -1,6 +1,7 @@
 // The display planner (pure): which saved layout matches the connected monitors, and what applying
 // it means, as items a person reads and as xrandr arguments.
 import type { ApplyItem, MonitorState } from '../../common/contract/prefs';
+import { savedProfileFor } from '../../common/display-profile';
 import { profileKey, type DisplayOutput, type DisplayProfile, type DisplaysPrefs } from '../../common/prefs-schema';
 
 export interface DisplayPlan {
@@ -14,8 +15,7 @@ export interface DisplayPlan {
 const describe = (o: DisplayOutput) => (o.enabled ? `${o.width}x${o.height}${o.refresh ? '@' + o.refresh : ''} at ${o.x},${o.y}${o.rotation !== 'normal' ? ' ' + o.rotation : ''}${o.primary ? ', primary' : ''}` : 'off');
 
 export function findProfile(prefs: DisplaysPrefs, monitors: readonly Pick<MonitorState, 'monitor'>[]): DisplayProfile | null {
-  const key = profileKey(monitors.map((m) => m.monitor));
-  return prefs.profiles.find((p) => profileKey(p.outputs.map((o) => o.monitor)) === key) ?? null;
+  return savedProfileFor(monitors, prefs.profiles);
 }
 
 export function planDisplays(prefs: DisplaysPrefs, monitors: readonly MonitorState[]): DisplayPlan {
