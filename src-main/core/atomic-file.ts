@@ -153,7 +153,7 @@ export function readJsonDocument<T>(file: string, schema: z.ZodType<T>, opts: Sm
  * file restored from `.bak`; without one, every load says so and starts from empty, and the damaged
  * file stays where it is until something new is saved, which moves it aside first.
  */
-export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: () => T) {
+export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: () => T, opts: SmallFileOptions = {}) {
   const bak = `${file}.bak`;
   let damaged = false;
   const moveAside = () => {
@@ -168,11 +168,11 @@ export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: ()
   return {
     file,
     load(): { value: T; problem: string | null } {
-      const main = readJsonDocument(file, schema);
+      const main = readJsonDocument(file, schema, opts);
       if (main.status === 'ok') return { value: main.value, problem: null };
       if (main.status === 'missing') return { value: empty(), problem: null };
       const damage = `${file} ${main.problem}`;
-      const backup = readJsonDocument(bak, schema);
+      const backup = readJsonDocument(bak, schema, opts);
       if (backup.status === 'ok') {
         const aside = moveAside();
         try {
@@ -186,7 +186,7 @@ export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: ()
       return { value: empty(), problem: `${damage}, and there is no good copy: starting afresh (the damaged file stays as it is until something new is saved, then is kept beside it as ${path.basename(file)}.damaged-<time>).` };
     },
     save(value: T): void {
-      if (damaged && fs.existsSync(file) && readJsonDocument(file, schema).status === 'invalid') moveAside();
+      if (damaged && fs.existsSync(file) && readJsonDocument(file, schema, opts).status === 'invalid') moveAside();
       damaged = false;
       // Agent state names the user's files: private to the user.
       const text = JSON.stringify(value, null, 1) + '\n';
