@@ -163,8 +163,8 @@ export function createAgent(opts: AgentOptions = {}): Agent {
           actions: {
             pull: async () => (image.service.pull(), 'Image check and pull started.'),
             diagnostics: async () => `Diagnostics written to ${helpdesk.service.diagnostics().file}.`,
-            reimage: async (override) =>
-              (await helpdesk.service.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command')).reason,
+            reimage: async (override, signed) =>
+              (await helpdesk.service.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command', signed)).reason,
           },
         })
       : null;

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
+import { verifyFleetCommand, type FleetCommand, type SignedCommand } from '../fleet-command';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
@@ -14,26 +15,9 @@ import type { TabulaConfig } from '../config';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
 import { fetchFleetFile } from '../fleet-source';
-import { requireSignature } from '../signing';
 
-export const commandSchema = z
-  .object({
-    format: z.literal('tabula-command-1'),
-    machineId: z.string().regex(/^[0-9a-f]{32}$/),
-    mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/).optional(),
-    verb: z.enum(['reimage', 'pull', 'diagnostics']),
-    nonce: z.string().regex(/^[0-9a-f]{32}$/),
-    issuedAt: z.string().datetime(),
-    expiresAt: z.string().datetime(),
-    /** reimage only: go ahead even with unsynced files in the home (the helpdesk took that decision). */
-    overrideUnsynced: z.boolean().optional(),
-  })
-  .strict();
-export type FleetCommand = z.infer<typeof commandSchema>;
+export { commandSchema, MAX_COMMAND_LIFETIME_MS, type FleetCommand } from '../fleet-command';
 
-const SKEW_MS = 5 * 60_000;
-/** However long a command says it is valid, the agent never runs one issued longer ago than this. */
-export const MAX_COMMAND_LIFETIME_MS = 30 * 24 * 3600_000;
 /** Nonces are remembered well past the longest lifetime a command can have. */
 const NONCE_MEMORY_MS = 90 * 24 * 3600_000;
 const nonceSchema = z.record(z.string(), z.string());
@@ -41,7 +25,8 @@ const nonceSchema = z.record(z.string(), z.string());
 export interface CommandActions {
   pull(): Promise<string>;
   diagnostics(): Promise<string>;
-  reimage(override: boolean): Promise<string>;
+  /** `signed`: the command itself, for tabula-helper to verify before it reimages (no password asked). */
+  reimage(override: boolean, signed: SignedCommand): Promise<string>;
 }
 
 export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () => TabulaConfig; identity: () => MachineIdentity; events: EventLog; actions: CommandActions; clock?: Clock; reportProblem?: (m: string) => void }) {
@@ -88,34 +73,8 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     return record(r);
   }
 
-  /** Checks everything about a command's bytes; returns it or throws command-rejected. */
-  function accept(bytes: Buffer, sig: Buffer | null): FleetCommand {
-    const config = deps.getSystemConfig();
-    try {
-      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.commandKeys, 'The fleet command', 'command');
-    } catch (err) {
-      throw new TabulaError('command-rejected', (err as Error).message);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw new TabulaError('command-rejected', 'The fleet command is not valid JSON: rejected.');
-    }
-    const parsed = commandSchema.safeParse(json);
-    if (!parsed.success) throw new TabulaError('command-rejected', `The fleet command is malformed (${parsed.error.issues[0]!.path.join('.')}): rejected.`);
-    const cmd = parsed.data;
-    const me = deps.identity();
-    if (cmd.machineId !== me.machineId) throw new TabulaError('command-rejected', 'The fleet command is for another machine: rejected.');
-    if (cmd.mac && cmd.mac !== me.primaryMac) throw new TabulaError('command-rejected', `The fleet command names MAC ${cmd.mac}, this machine has ${me.primaryMac ?? 'none'}: rejected.`);
-    const now = clock.now();
-    if (Date.parse(cmd.expiresAt) <= now) throw new TabulaError('command-rejected', `The fleet command expired at ${cmd.expiresAt}: rejected.`);
-    if (Date.parse(cmd.issuedAt) > now + SKEW_MS) throw new TabulaError('command-rejected', 'The fleet command is dated in the future: rejected (check the clocks).');
-    if (now - Date.parse(cmd.issuedAt) > MAX_COMMAND_LIFETIME_MS) {
-      throw new TabulaError('command-rejected', `The fleet command was issued at ${cmd.issuedAt}, more than 30 days ago: rejected (a command lives at most 30 days, whatever its expiry says).`);
-    }
-    return cmd;
-  }
+  /** Checks everything about a command's bytes (core/fleet-command.ts); returns it or throws command-rejected. */
+  const accept = (bytes: Buffer, sig: Buffer | null): FleetCommand => verifyFleetCommand(bytes, sig, { commandKeys: deps.getSystemConfig().fleet.commandKeys, identity: deps.identity(), now: clock.now() });
 
   async function poll(): Promise<FleetCommandRecord | null> {
     const config = deps.getSystemConfig();
@@ -153,7 +112,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
       return recordRejection(cmd.nonce, cmd.verb, receivedAt, `The record of fleet commands already run could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the command was not run.`);
     }
     try {
-      const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true);
+      const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true, { command: bytes.toString('base64'), signature: sig!.toString('utf8') });
       return record({ nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'done', message });
     } catch (err) {
       const info = toErrorInfo(err);

@@ -12,12 +12,17 @@ import { realClock, type Clock } from '../runtime/clock';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
 import type { DesktopOpener } from '../desktop-open';
+import type { SignedCommand } from '../fleet-command';
 
 /** What the helpdesk needs of the image feature; the agent passes the image plug-in's service. */
 export interface ImagePort {
   status(): ImageUpdateStatus;
-  /** Stages a pristine copy of the current image for the next boot. */
-  reimage(): Promise<ImageUpdateStatus>;
+  /**
+   * Stages a pristine copy of the current image for the next boot. With `signed` (a fleet command)
+   * tabula-helper checks the command itself and needs no password; without, polkit asks for an
+   * administrator (the helpdesk at the machine).
+   */
+  reimage(signed?: SignedCommand): Promise<ImageUpdateStatus>;
 }
 
 export interface HelpdeskDeps {
@@ -83,7 +88,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
   }
 
-  async function execute(origin: ReimageStatus['origin'], override: boolean) {
+  async function execute(origin: ReimageStatus['origin'], override: boolean, signed: SignedCommand | undefined) {
     // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
     if (!override) {
       const why = await refusal(false, undefined);
@@ -91,7 +96,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
     try {
-      await deps.image.reimage();
+      await deps.image.reimage(signed);
       set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
     } catch (err) {
       set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
@@ -101,7 +106,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   return {
     status: () => status,
     plan,
-    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk'): Promise<ReimageStatus> {
+    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk', signed?: SignedCommand): Promise<ReimageStatus> {
       if (status.state === 'countdown' || status.state === 'running') throw new TabulaError('already-running', 'A reset is already under way.');
       if (deps.image.status().backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine, so it cannot be reset.');
       const why = await refusal(!!args.override, args.acknowledgedCount);
@@ -114,7 +119,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(clock.now() + seconds * 1000).toISOString(), origin });
       timer = clock.setTimeout(() => {
         timer = null;
-        void execute(origin, override);
+        void execute(origin, override, signed);
       }, seconds * 1000);
       return status;
     },

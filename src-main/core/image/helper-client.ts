@@ -10,19 +10,22 @@ import type { HelperResult } from './helper-verbs';
 export const installedHelper = '/usr/libexec/tabula/tabula-helper';
 
 export interface HelperClient {
-  run(args: string[], onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult>;
+  /** `input`: written to the helper's stdin (a signed fleet command for `reimage-signed`). */
+  run(args: string[], onProgress?: (p: ImageUpdateProgress) => void, input?: string): Promise<HelperResult>;
 }
 
 export function createHelperClient(opts: { env?: NodeJS.ProcessEnv; helperScript?: string } = {}): HelperClient {
   const env = opts.env ?? process.env;
   return {
-    run(args, onProgress) {
+    run(args, onProgress, input) {
       const asRoot = process.getuid?.() === 0;
       const script = opts.helperScript ?? path.join(__dirname, 'helper.js');
       const [cmd, argv] = asRoot ? [process.execPath, [script, ...args]] : ['pkexec', [installedHelper, ...args]];
       if (asRoot && !fs.existsSync(script)) return Promise.reject(new TabulaError('helper-failed', `tabula-helper is not built (${script}).`));
       return new Promise((resolve, reject) => {
-        const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(cmd, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        child.stdin.on('error', () => {}); // a helper that exits before reading says why on stdout
+        child.stdin.end(input ?? '');
         let pending = '';
         let stderr = '';
         let outcome: { result?: HelperResult; error?: TabulaError } = {};

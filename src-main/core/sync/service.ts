@@ -11,7 +11,7 @@ import type { HomeSafetyReport } from '../../common/contract/image';
 import { errorCodes, TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
-import type { TabulaConfig } from '../config';
+import { loadConfig, type TabulaConfig } from '../config';
 import { displayPath, ensureRuntimeDir, type Paths } from '../paths';
 import { parseStorageUrl } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
@@ -402,8 +402,14 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       configCheck = setInterval(() => void api.status(), 5000);
       configCheck.unref?.();
       watchHome();
+      // A home never synced with the storage the image names (a new laptop, a first login) is
+      // restored at once, not after the first interval: the person's files should be there when
+      // they sit down. A storage the person chose themselves waits for them ("Back up now" in the
+      // window they are looking at) or for the interval.
+      const cfg = config();
+      const restoreNow = !status.lastSuccessAt && !isLocalOnly(cfg.storage.url) && safe(() => loadConfig(paths, { systemOnly: true }).config.storage.url === cfg.storage.url, false);
       if (journal.pending()) setImmediate(kick);
-      else schedule(config().backup.intervalMinutes * 60_000);
+      else schedule(restoreNow ? 0 : cfg.backup.intervalMinutes * 60_000);
     },
     status(): BackupStatus {
       if (current) return status;
