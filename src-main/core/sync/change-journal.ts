@@ -75,7 +75,8 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
   let folders = new Set<string>();
   let trees = new Set<string>();
   let flushes = 0;
-  const waiting = new Map<string, () => void>();
+  /** Flushes waiting for their marker; called with false when the marker may be lost (overflow, failure). */
+  const waiting = new Map<string, (caughtUp: boolean) => void>();
   // Settled once the watches are in place or the watcher failed: a take waits for it (the first run
   // after a start lists in full anyway, but the one after it can then rely on the journal).
   let settle: () => void = () => {};
@@ -90,7 +91,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     const c = child;
     child = null;
     if (c && c.exitCode === null && c.signalCode === null) c.kill();
-    for (const done of waiting.values()) done();
+    for (const done of waiting.values()) done(false);
     waiting.clear();
   };
 
@@ -105,10 +106,13 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     const where = record.slice(sp + 1);
     if (events.includes('Q_OVERFLOW')) {
       full = true; // events were dropped: which folders changed is not known
+      // A flush's marker may have been dropped with them: it would be waited for in vain.
+      for (const done of waiting.values()) done(false);
+      waiting.clear();
       return;
     }
     if (where.startsWith(flushDir + '/')) {
-      waiting.get(where)?.();
+      waiting.get(where)?.(true);
       waiting.delete(where);
       return;
     }
@@ -187,10 +191,10 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
         fail('inotifywait did not answer');
         resolve(false);
       }, FLUSH_TIMEOUT_MS);
-      waiting.set(file, () => {
+      waiting.set(file, (caughtUp) => {
         clearTimeout(timer);
         fs.rmSync(file, { force: true });
-        resolve(child !== null && established);
+        resolve(caughtUp && child !== null && established);
       });
       try {
         fs.writeFileSync(file, '');
@@ -238,7 +242,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
       const c = child;
       child = null;
       c?.kill();
-      for (const done of waiting.values()) done();
+      for (const done of waiting.values()) done(false);
       waiting.clear();
       fs.rmSync(flushDir, { recursive: true, force: true });
     },
