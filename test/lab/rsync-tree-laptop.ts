@@ -32,6 +32,7 @@ export const rsyncTreeLaptop: LabBackend = {
     e: 'rollback to 1 and back to 2',
     f: 'a broken image 3 falls back to 2 by itself, and the window says so',
     g: 'helpdesk: a signed reimage command is refused while the home has unsynced changes, runs after the backup (no password), and the laptop comes back pristine with the home intact',
+    h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart), /etc and /var fresh; downtime measured against a full reboot',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
   defaults: ['a'],
@@ -130,6 +131,9 @@ export const rsyncTreeLaptop: LabBackend = {
         if (s.image.version !== '1') throw new Error(`tabula status shows image ${s.image.version}, expected 1`);
         const active = (await laptop.vm.ssh(USER, 'systemctl --user is-active tabula-agent.service')).stdout.trim();
         if (active !== 'active') throw new Error(`tabula-agent.service is "${active}" in ${USER}'s systemd, expected active`);
+        // It logs to the journal (the user's service, not a terminal).
+        const journal = (await laptop.vm.ssh(USER, 'journalctl --user -b -u tabula-agent.service -o cat --no-pager')).stdout;
+        if (!/^Tabula agent \S+ running — /m.test(journal)) throw new Error(`the agent's start is not in ${USER}'s journal:\n${journal.slice(-1500)}`);
         // The console session polkit needs for the helper: local, active, on tty1.
         const sessions = await laptop.vm.run('root', `for s in $(loginctl list-sessions --no-legend | awk '$3=="${USER}" {print $1}'); do echo "$(loginctl show-session "$s" -p Active --value) $(loginctl show-session "$s" -p Remote --value) $(loginctl show-session "$s" -p TTY --value)"; done`);
         if (!/^yes no tty1$/m.test(sessions)) throw new Error(`no active local console session for ${USER}: ${JSON.stringify(sessions.trim())}`);
@@ -300,6 +304,38 @@ export const rsyncTreeLaptop: LabBackend = {
         const homeAfter = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
         if (homeAfter !== homeBefore) throw new Error(`the home changed across the reset:\nbefore ${homeBefore}\nafter ${homeAfter}`);
         return `refused: "${refused.message.slice(0, 80)}…"; then ran after the backup (${prepared.imageUpdate.lastPullBytes} bytes pulled)`;
+      });
+
+      await run.scenario('h', vm, async () => {
+        image('5', (tree) => fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-5'), 'new in image 5\n'));
+        const pulled = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
+        if (pulled.staged?.version !== '5') throw new Error(`image 5 was not staged: ${pulled.state}, ${pulled.reason}`);
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
+        const homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        const kernelBoot = await laptop.bootId();
+        const t0 = Date.now();
+        const toSsh = await laptop.reboot('soft-reboot');
+        const st = await agentUp();
+        const toAgent = Date.now() - t0;
+        run.figure('soft-reboot to ssh', `${Math.round(toSsh / 1000)} s`);
+        run.figure('soft-reboot to the agent answering', `${Math.round(toAgent / 1000)} s`);
+        if ((await laptop.bootId()) !== kernelBoot) throw new Error('the kernel restarted: this was not a soft reboot');
+        if (st.image.version !== '5') throw new Error(`after the soft reboot the laptop runs ${st.image.version}, expected 5`);
+        const marker = (await laptop.vm.run('root', 'cat /run/tabula/booted; findmnt -n -o OPTIONS /; cat /usr/share/doc/tabula-lab-image-5')).split('\n');
+        if (marker[0] !== '5' || !/^ro(,|$)/.test(marker[1] ?? '') || marker[2] !== 'new in image 5') throw new Error(`expected deployment 5 as a read-only root, got ${JSON.stringify(marker)}`);
+        const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /var/lib/stray/file 2>/dev/null || true')).trim();
+        if (leftovers) throw new Error(`left over after the soft reboot: ${leftovers}`);
+        const homeAfter = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        if (homeAfter !== homeBefore) throw new Error('the home changed across the soft reboot');
+        // The same switch as a full reboot (firmware, loader, kernel, initramfs), for the comparison.
+        const tFull = Date.now();
+        const fullToSsh = await laptop.reboot();
+        await agentUp();
+        run.figure('full reboot to ssh', `${Math.round(fullToSsh / 1000)} s`);
+        run.figure('full reboot to the agent answering', `${Math.round((Date.now() - tFull) / 1000)} s`);
+        const v = (await status()).image.version;
+        if (v !== '5') throw new Error(`after a full reboot the laptop runs ${v}, expected 5`);
+        return `to the agent: soft-reboot ${Math.round(toAgent / 1000)} s, full reboot ${Math.round((Date.now() - tFull) / 1000)} s`;
       });
     } finally {
       commands?.close();
