@@ -114,8 +114,8 @@ export type JsonRead<T> =
   | { status: 'invalid'; problem: string };
 
 /** Reads and validates one JSON file. Never throws for missing, unreadable, corrupt or invalid files. */
-export function readJsonFile<T>(file: string, schema: z.ZodType<T>): JsonRead<T> {
-  const read = readSmallRegularFile(file);
+export function readJsonFile<T>(file: string, schema: z.ZodType<T>, opts: SmallFileOptions = {}): JsonRead<T> {
+  const read = readSmallRegularFile(file, opts);
   if (read.status !== 'ok') return read;
   let json: unknown;
   try {
@@ -135,14 +135,14 @@ export function readJsonFile<T>(file: string, schema: z.ZodType<T>): JsonRead<T>
  * A JSON document the agent owns (history, journal, archive): each save keeps the previous good copy
  * as `.bak`; a load that finds the file damaged falls back to it and reports the problem.
  */
-export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: () => T) {
+export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: () => T, opts: SmallFileOptions = {}) {
   return {
     file,
     load(): { value: T; problem: string | null } {
-      const main = readJsonFile(file, schema);
+      const main = readJsonFile(file, schema, opts);
       if (main.status === 'ok') return { value: main.value, problem: null };
       if (main.status === 'missing') return { value: empty(), problem: null };
-      const backup = readJsonFile(`${file}.bak`, schema);
+      const backup = readJsonFile(`${file}.bak`, schema, opts);
       const damaged = `${file} ${main.problem}`;
       try {
         fs.renameSync(file, `${file}.damaged-${Date.now()}`); // keep it for a person to look at
