@@ -249,11 +249,15 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return {
         archive: archiveEntries(archive),
         local: changed ? overlayBatches(archiveEntries(archive), listedBatches(homeFile, (rec) => localFilter.parse(withoutDot(rec))), changed) : listedBatches(homeFile, localFilter.parse),
-        remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : listed ? emptyBatches() : storageAsArchived(archive),
+        // Not listed: the storage as the archive says this laptop left it, read from the archive's own stream.
+        remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : emptyBatches(),
         localNotes: localFilter.notes,
         remoteNotes: remoteFilter.notes,
       };
     };
+    /** The three sides merged; the storage's entry is the archive's view of it when it was not listed. */
+    const merge3 = (s: ReturnType<typeof sides>, visit: (p: string, a: Entry | undefined, l: Listed | undefined, r: Listed | undefined) => void) =>
+      mergeSorted(s.archive, s.local, s.remote, listed ? visit : (p, a, l) => visit(p, a, l, a && storageView(a)));
     /** The archive's entry, with the exact time a listing shows where an old archive had rounded it. */
     const archived = (a: Entry | undefined, l: Entry | undefined, r: Entry | undefined) => (a && archive.roundedTimes ? adoptListedTime(a, l, r) : a);
 
@@ -265,7 +269,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const typeChanged = new Set<string>();
     const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0 };
     const first = sides();
-    await mergeSorted(first.archive, first.local, first.remote, (p, a0, l0, r0) => {
+    await merge3(first, (p, a0, l0, r0) => {
       if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
       if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
       if (isBlind(p, l0, r0)) return;
@@ -336,7 +340,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const pushed = walker(copied.push);
         const pulled = walker(copied.pull);
         const again = sides();
-        await mergeSorted(again.archive, again.local, again.remote, (p, a0, l0, r0) => {
+        await merge3(again, (p, a0, l0, r0) => {
           addExtra(p);
           if (next < names.length && names[next] === p) next++; // listed after all
           const [l, r] = [l0 === 'unreadable' ? undefined : l0, r0 === 'unreadable' ? undefined : r0];
@@ -462,7 +466,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     if (plan.conflicts.length) {
       const prefixes = new Set(plan.conflicts.map((c) => conflictPrefix(c.path)));
       const s = sides();
-      await mergeSorted(s.archive, s.local, s.remote, (p) => {
+      await merge3(s, (p) => {
         for (let i = p.indexOf(CONFLICT_MARK, p.lastIndexOf('/') + 1); i >= 0; i = p.indexOf(CONFLICT_MARK, i + 1)) {
           if (prefixes.has(p.slice(0, i + CONFLICT_MARK.length))) taken.add(p);
         }
@@ -693,11 +697,7 @@ async function* listedBatches(file: string, parse: ReturnType<typeof createListi
 async function* emptyBatches(): AsyncGenerator<[string, Listed][]> {}
 
 /** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
-async function* storageAsArchived(h: ArchiveHandle): AsyncGenerator<[string, Listed][]> {
-  for await (const batch of archiveEntries(h)) {
-    yield batch.map(([p, a]): [string, Listed] => [p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) }]);
-  }
-}
+const storageView = (a: Entry): Entry => ({ type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) });
 
 /**
  * The archive's entry with the inode and change time a listing shows for the same copy, where the
