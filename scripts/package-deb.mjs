@@ -186,6 +186,8 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
     fs.copyFileSync(path.join(repo, 'packaging/deb', script), path.join(control, script));
     fs.chmodSync(path.join(control, script), 0o755);
   }
+  // The initramfs holds Tabula's boot script: installing or upgrading the package rebuilds it (dpkg trigger).
+  fs.writeFileSync(path.join(control, 'triggers'), fs.readFileSync(path.join(repo, 'packaging/deb/triggers'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join('\n') + '\n', { mode: 0o644 });
   fs.writeFileSync(
     path.join(control, 'md5sums'),
     listFiles(root)
@@ -202,7 +204,7 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
       'Maintainer: Tabula team <tabula@example.org>',
       `Installed-Size: ${installedSize(root)}`,
       `Depends: nodejs (>= 20), rsync, openssh-client, pkexec, polkitd, ${sharedLibraryDepends(path.join(app, 'node_modules/keytar/build/Release/keytar.node'))}`,
-      'Recommends: dbus-user-session, gnome-keyring, network-manager, cups-client, x11-xserver-utils',
+      'Recommends: dbus-user-session, gnome-keyring, network-manager, cups-client, x11-xserver-utils, inotify-tools',
       'Suggests: ostree',
       'Section: admin',
       'Priority: optional',

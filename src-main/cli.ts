@@ -8,6 +8,7 @@ import type { ApiClient } from './common/contract';
 import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
 import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
+import { imageLabel } from './common/image-label';
 import { runPrefsCommand } from './cli-prefs';
 import { runImageCommand } from './cli-image';
 import { agentVersion, createAgent } from './core/agent';
@@ -87,10 +88,10 @@ async function headless(port: number, asService = false): Promise<boolean> {
   // Ready only now that a stop is handled: whoever waits for these lines may stop it at once.
   const status = agent.status();
   if (asService) {
-    console.log(`Tabula agent ${status.agentVersion} running — ${status.image.name} ${status.image.version}.`);
+    console.log(`Tabula agent ${status.agentVersion} running — ${imageLabel(status.image)}.`);
     console.log(`Clients connect to ${socketPath}; the window is at ${server.url} (token in ${path.join(paths.runtimeDir, 'token')}).`);
   } else {
-    console.log(`Tabula — ${status.image.name} ${status.image.version} — headless agent running.`);
+    console.log(`Tabula — ${imageLabel(status.image)} — headless agent running.`);
     console.log(`Open ${server.url}/#token=${server.token}`);
   }
   for (const p of status.problems) console.log(`Warning: ${p.message}`);

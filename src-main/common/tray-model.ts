@@ -1,6 +1,7 @@
 // The tray is a pure function of the agent state: computed and tested here, applied by shell/tray.ts.
 // Its icon and first line come from the same safety line as the window's top line.
 import type { AgentStatus } from './contract';
+import { imageLabel } from './image-label';
 import { safetyLine, type SafetyIcon } from './safety-line';
 
 /** One icon per safety state (assets/icons/tray-<icon>.svg); a tray without its agent shows 'error' (disconnectedTrayModel). */
@@ -24,7 +25,7 @@ export function trayModel(s: AgentStatus, now: number = Date.now()): TrayModel {
   const line = safetyLine(s, now);
   const b = s.backup;
   const u = s.imageUpdate;
-  const image = `${s.image.name} ${s.image.version}`;
+  const image = imageLabel(s.image);
   // A staged image (or reset) only takes effect at a restart: say so where the user looks.
   const restart: TrayMenuItem[] = u.restartRequired
     ? [{ id: 'restart-to-update', label: u.reimagePending ? 'Restart to finish the reset' : `Restart to update to ${u.staged?.version ?? 'new version'}`, enabled: true }]

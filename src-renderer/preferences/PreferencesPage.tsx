@@ -7,7 +7,7 @@ import type { ApplyItem, PrefArea, PrefLeaf } from '../../src-main/common/contra
 import { displayProfileSchema, networkProfileSchema, printerOptionsSchema, pskProblem, type DisplayOutput, type NetworkProfile, type PrinterOptions } from '../../src-main/common/prefs-schema';
 import { FeedbackLine } from '../shared/FeedbackLine';
 import { TabPanel, Tabs } from '../shared/Tabs';
-import { profileFromMonitors, savedProfileFor } from './profile-from-monitors';
+import { profileFromMonitors, savedProfileFor } from '../../src-main/common/display-profile';
 import type { PrefsState } from './prefs-store';
 
 type Tab = 'network' | 'printers' | 'displays';
@@ -224,6 +224,22 @@ function DisplaysTab({ store }: { store: StoreApi<PrefsState> }) {
 
 // ---- Network ------------------------------------------------------------------------------------
 
+/** What the form lacks, in the form's own words (the schema's messages name config fields). */
+function formProblem(issue: { path: PropertyKey[]; message: string }, caCert: string): string {
+  switch (issue.path.join('.')) {
+    case 'ssid':
+      return `The network name ${issue.message}.`;
+    case 'identity':
+      return 'Enter your user name for this network.';
+    case 'caCert':
+      return caCert ? 'The CA certificate must be a full path, starting with /.' : 'Choose the CA certificate that proves the network is genuine, or tick “No CA certificate is required”.';
+    case 'noCaCertificate':
+      return 'Either name a CA certificate or tick “No CA certificate is required”, not both.';
+    default:
+      return `The network ${issue.message}.`;
+  }
+}
+
 function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
   const current = useStore(store, (s) => s.current?.network);
   const view = useStore(store, (s) => s.view);
@@ -241,7 +257,7 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
   };
   const parsed = networkProfileSchema.safeParse(candidate);
   const issue = parsed.error?.issues[0];
-  let problem = form.ssid && issue ? `${issue.path.join('.') === 'ssid' ? 'The network name' : issue.path.join('.') === 'caCert' ? 'WPA2 Enterprise' : issue.path.join('.') || 'The profile'} ${issue.message}.` : null;
+  let problem = form.ssid && issue ? formProblem(issue, form.caCert) : null;
   if (!problem && form.security !== 'open' && form.password) {
     problem = form.security === 'wpa2-enterprise-peap' ? null : pskProblem(form.password);
   }

@@ -20,11 +20,7 @@ export function formatDuration(seconds: number): string {
 
 export const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
 
-/** "Debian GNU/Linux 12 (bookworm)", not "… (bookworm) 12": the version only when the name lacks it. */
-export function imageLabel(image: { name: string; version: string }): string {
-  if (image.version === 'unknown' || image.name.includes(image.version)) return image.name;
-  return `${image.name} ${image.version}`;
-}
+export { imageLabel } from '../../src-main/common/image-label';
 
 /** "1 Dec 2026, 16:39" in the person's locale: a moment a person can compare at a glance. */
 export function formatWhen(iso: string): string {

@@ -9,6 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startSshServer } from '../fixtures/sshd';
+import { parseStorageUrl } from '../../src-main/core/storage-url';
+import { createChangeJournal } from '../../src-main/core/sync/change-journal';
+import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
+import { runSync } from '../../src-main/core/sync/engine';
 
 const FILES = Number(process.env.TABULA_BENCH_FILES ?? 100_000);
 const RUNS = Number(process.env.TABULA_BENCH_RUNS ?? 3);
@@ -64,7 +68,7 @@ const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 const repoRoot = process.cwd(); // npm runs scripts from the package root
 
 /** What the storage side does while `run` runs: strace on sshd and every process it starts. */
-function storageWork(sshdPid: number, root: string, run: () => void): { dirReads: number; dirBytes: number; opens: number } {
+async function storageWork(sshdPid: number, root: string, run: () => unknown): Promise<{ dirReads: number; dirBytes: number; opens: number; bytesRead: number }> {
   const log = path.join(os.tmpdir(), `tabula-bench-strace-${process.pid}`);
   // sshd and the sessions it already runs (ssh's shared connection), and what they start from now on.
   const pids = [sshdPid];
@@ -79,25 +83,28 @@ function storageWork(sshdPid: number, root: string, run: () => void): { dirReads
     }
   }
   for (const p of pids) pids.push(...(parents.get(p) ?? []));
-  const tracer = spawn('strace', ['-f', '-qq', '-y', '-e', 'trace=getdents64,openat', '-o', log, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
+  const tracer = spawn('strace', ['-f', '-qq', '-y', '-e', 'trace=getdents64,openat,read', '-o', log, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
   spawnSync('sleep', ['1']); // attached
-  run();
+  await run();
   spawnSync('sleep', ['0.5']);
   tracer.kill('SIGINT');
   spawnSync('sleep', ['0.5']);
   let dirReads = 0;
   let dirBytes = 0;
   let opens = 0;
+  let bytesRead = 0;
   // Only what concerns the storage folder (-y names each descriptor's file), not ssh's own start-up.
   for (const line of fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(root))) {
     const m = /getdents64\(.*\) = (\d+)/.exec(line);
+    const r = /\bread\(\d+<[^>]*>.*\) = (\d+)/.exec(line);
     if (m) {
       dirReads++;
       dirBytes += Number(m[1]);
-    } else if (/openat\(.*\) = \d+/.test(line)) opens++;
+    } else if (r) bytesRead += Number(r[1]);
+    else if (/openat\(.*\) = \d+/.test(line)) opens++;
   }
   fs.rmSync(log, { force: true });
-  return { dirReads, dirBytes, opens };
+  return { dirReads, dirBytes, opens, bytesRead };
 }
 
 async function main() {
@@ -105,7 +112,7 @@ async function main() {
   buildHome();
   if (process.env.TABULA_BENCH_BUILD_ONLY) return;
   npmBuild();
-  const sshd = await startSshServer();
+  const sshd = await startSshServer({ plainShell: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-bench-run-'));
   const ctl = fs.mkdtempSync('/tmp/tb-');
   try {
@@ -126,8 +133,9 @@ async function main() {
     const noChangePlain = med(Array.from({ length: RUNS }, () => rsync()));
     const noChangeTabula = med(Array.from({ length: RUNS }, () => tabula()));
     const sshdPid = Number(fs.readFileSync(path.join(path.dirname(sshd.identityFile), 'sshd.pid'), 'utf8'));
-    const idleTabula = storageWork(sshdPid, `${work}/tabula`, () => void tabula());
-    const idlePlain = storageWork(sshdPid, `${work}/plain`, () => void rsync());
+    const idleTabula = await storageWork(sshdPid, `${work}/tabula`, () => void tabula());
+    const idlePlain = await storageWork(sshdPid, `${work}/plain`, () => void rsync());
+    const agent = await agentRuns(sshd.url(`${work}/tabula`), sshd.sshOptions, env, sshdPid, `${work}/tabula`);
     const changedPlain: Measured[] = [];
     const changedTabula: Measured[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -163,13 +171,63 @@ async function main() {
     console.log(`| nothing changed | ${s(noChangeTabula.ms)}, ${mib(noChangeTabula.rssKiB)} | ${s(noChangePlain.ms)}, ${mib(noChangePlain.rssKiB)} | ${(noChangeTabula.ms / noChangePlain.ms).toFixed(2)}× |`);
     console.log(`| 1% changed | ${s(ch.ms)}, ${mib(ch.rssKiB)} | ${s(cp.ms)} (--delete), ${mib(cp.rssKiB)} | ${(ch.ms / cp.ms).toFixed(2)}× |`);
     console.log(`| nothing changed, full storage listing (--verify) | ${s(verify.ms)}, ${mib(verify.rssKiB)} | | |`);
-    console.log(`| storage side of an idle run | ${idleTabula.dirReads} directory reads (${idleTabula.dirBytes} bytes of entries), ${idleTabula.opens} files opened | ${idlePlain.dirReads} directory reads (${idlePlain.dirBytes} bytes), ${idlePlain.opens} opened | |`);
+    console.log(`| storage side of an idle run | ${idleTabula.dirReads} directory reads (${idleTabula.dirBytes} bytes of entries), ${idleTabula.opens} files opened, ${idleTabula.bytesRead} bytes read | ${idlePlain.dirReads} directory reads (${idlePlain.dirBytes} bytes), ${idlePlain.opens} opened | |`);
+    console.log(`| nothing changed, the agent (change journal, kept ssh connection; a run inside the running agent) | ${s(agent.idle)} | | ${(agent.idle / noChangePlain.ms).toFixed(2)}× |`);
+    console.log(`| one file changed in a deep folder, the agent | ${s(agent.oneFile)} | | |`);
+    console.log(`| storage side of an idle agent run | ${agent.work.dirReads} directory reads, ${agent.work.opens} files opened, ${agent.work.bytesRead} bytes read | | |`);
+    console.log(`The agent's inotifywait: ${agent.watches} folders watched, ${mib(agent.watcherKiB)} resident; the agent's first run after it starts (watches set up, the home listed in full): ${s(agent.firstMs)}.`);
     console.log(`Unison: ${unison}`);
   } finally {
     await sshd.dispose();
     fs.rmSync(work, { recursive: true, force: true });
     fs.rmSync(ctl, { recursive: true, force: true });
   }
+}
+
+/**
+ * The agent's runs, inside one process as in the agent: its change journal on the home, its ssh
+ * connection kept between runs. Times are of one run (take the journal, sync), not of a process start.
+ */
+async function agentRuns(url: string, sshOptions: string[], env: NodeJS.ProcessEnv, sshdPid: number, root: string) {
+  const runDir = fs.mkdtempSync('/tmp/tb-agent-');
+  const t0 = performance.now();
+  const journal = createChangeJournal({ home, ignore: [], workDir: runDir });
+  const storage = storageEndpoint(parseStorageUrl(url), sshOptions, 10, runDir, 1200);
+  // The agent's own default excludes for a home whose state lives elsewhere (options.ts).
+  const excludes = ['/.cache/', '/.thumbnails/', '/.local/share/Trash/'];
+  const run = async () => {
+    const started = performance.now();
+    const taken = await journal.take();
+    await runSync({ home: localEndpoint(home), storage, excludes, stateDir: path.join(env.XDG_STATE_HOME!, 'tabula'), host: os.hostname(), localChanges: taken.changes });
+    return performance.now() - started;
+  };
+  try {
+    await run(); // the first after a start lists the home in full
+    const firstMs = performance.now() - t0;
+    const idle = median(await sequence(RUNS, run));
+    const work = await storageWork(sshdPid, root, run);
+    const deep = execFileSync('find', [home, '-mindepth', '2', '-type', 'f', '-name', '*.dat', '-print', '-quit']).toString().trim();
+    const oneFile = median(
+      await sequence(RUNS, () => {
+        fs.appendFileSync(deep, 'x');
+        return run();
+      }),
+    );
+    const pid = journal.watcherPid!;
+    const watcherKiB = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const watches = fs.readdirSync(`/proc/${pid}/fdinfo`).reduce((n, fd) => n + fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('inotify')).length, 0);
+    return { idle, oneFile, work, watcherKiB, watches, firstMs };
+  } finally {
+    journal.close();
+    await storage.close();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+async function sequence(n: number, fn: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
 }
 
 function npmBuild() {

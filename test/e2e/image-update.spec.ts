@@ -7,7 +7,7 @@ import path from 'node:path';
 import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
-import { goTo, openWindow, sentence } from './window';
+import { axeViolations, goTo, openWindow, sentence } from './window';
 import { createImageFleet, fakeBootloaderBoot, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
 
 const test = base.extend<{ sandbox: AgentSandbox; fleet: ImageFleet; agent: RunningAgent }>({
@@ -95,4 +95,28 @@ test('the helpdesk reset is refused while files wait for the backup, and allowed
   await page.getByRole('button', { name: 'Stop the reset' }).click();
   await expect(banner).toHaveText('The reset was cancelled; nothing was changed.');
   expect(fs.existsSync(path.join(sandbox.env.TABULA_ROOT!, 'var/lib/tabula/reset-on-boot'))).toBe(false);
+});
+
+test('a reset refused at click time (a file written after the page said "possible") shows the refusal in the reset card, and it stays', async ({ page, agent, sandbox }) => {
+  await openWindow(page, agent);
+  await page.getByTestId('safety-action').click(); // Back up now
+  await expect(sentence(page)).toContainText('backed up just now');
+  await goTo(page, 'Helpdesk');
+  await expect(page.getByTestId('unsynced-count')).toHaveText('0 files');
+  const reset = page.getByRole('button', { name: 'Reset this computer…' });
+  await expect(reset).toBeEnabled();
+  // The page still says a reset is possible; meanwhile the person saves a new file.
+  fs.writeFileSync(path.join(sandbox.home, 'Documents', 'late.txt'), 'saved a moment ago\n');
+  await reset.click();
+  const feedback = page.getByTestId('feedback-reset');
+  await expect(feedback).toContainText('Reset refused: 1 file in the home is not on the storage yet: back it up first, or override after checking the list.');
+  await expect(feedback.getByRole('alert')).toBeVisible();
+  // Where the action was taken: inside the reset card, not wiped by the plan reloading underneath.
+  await expect(page.getByRole('region', { name: 'Reset to the pristine image' }).getByTestId('feedback-reset')).toBeVisible();
+  await expect(page.getByTestId('reimage-refused')).toContainText('~/Documents/late.txt');
+  await page.waitForTimeout(1500);
+  await expect(feedback).toContainText('Reset refused');
+  await expect(reset).toBeDisabled();
+  expect(fs.existsSync(path.join(sandbox.env.TABULA_ROOT!, 'var/lib/tabula/reset-on-boot'))).toBe(false);
+  expect(await axeViolations(page)).toEqual([]);
 });

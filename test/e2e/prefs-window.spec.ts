@@ -102,10 +102,17 @@ test('WPA2 Enterprise without a CA certificate needs the explicit "not checked" 
   const panel = page.getByRole('tabpanel', { name: 'Network' });
   await panel.getByLabel('Network name (SSID)').fill('CorpNet');
   await panel.getByLabel('Security').selectOption('wpa2-enterprise-peap');
-  await panel.getByLabel('User name').fill('ann');
   await panel.getByLabel('Password').fill('a password');
-  await expect(panel).toContainText("WPA2 Enterprise needs a CA certificate to check the network's server");
+  // Every message is a sentence for a person: no config field names (identity, caCert, noCaCertificate).
+  const error = panel.locator('.field-error');
+  await expect(error).toHaveText('Enter your user name for this network.');
+  await panel.getByLabel('User name').fill('ann');
+  await expect(error).toHaveText('Choose the CA certificate that proves the network is genuine, or tick “No CA certificate is required”.');
+  await expect(panel).not.toContainText('noCaCertificate');
   await expect(panel.getByRole('button', { name: 'Save network' })).toBeDisabled();
+  await panel.getByLabel('CA certificate', { exact: true }).fill('certs/ca.crt');
+  await expect(error).toHaveText('The CA certificate must be a full path, starting with /.');
+  await panel.getByLabel('CA certificate', { exact: true }).fill('');
   await panel.getByLabel(/No CA certificate is required/).check();
   await expect(panel.getByLabel('CA certificate', { exact: true })).toBeDisabled();
   await expect(panel.getByRole('button', { name: 'Save network' })).toBeEnabled();

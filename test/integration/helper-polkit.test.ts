@@ -86,6 +86,20 @@ describe('polkit rules for tabula-helper', () => {
     expect(JSON.parse(r.stdout.trim()).error.code).toBe('invalid-argument');
   });
 
+  it('a reimage without a signed fleet command needs an administrator even in the active session', () => {
+    const policy = fs.readFileSync(path.join(repoRoot, 'assets/polkit/org.tabula.helper.policy'), 'utf8');
+    const reimage = /<action id="org\.tabula\.helper\.reimage">[\s\S]*?<\/action>/.exec(policy)![0];
+    expect(reimage).toContain('<allow_active>auth_admin_keep</allow_active>');
+  });
+
+  it('reimage-signed may be asked by anyone: the helper itself refuses it without a valid signed command (helper-signed-reimage.test.ts)', () => {
+    expect(actionFor(['reimage-signed'])).toBe('org.tabula.helper.reimage-signed');
+    expect(nobodyMay('org.tabula.helper.reimage-signed')).toBe('yes');
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'build/main/helper.js'), 'reimage-signed'], { encoding: 'utf8', input: '{"command":"e30=","signature":"AAAA"}', env: { ...process.env, TABULA_ROOT: dir } });
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout.trim()).error).toMatchObject({ code: 'command-rejected' });
+  });
+
   it('going back to an older image needs an administrator even in the active session', () => {
     const policy = fs.readFileSync(path.join(repoRoot, 'assets/polkit/org.tabula.helper.policy'), 'utf8');
     const rollback = /<action id="org\.tabula\.helper\.rollback">[\s\S]*?<\/action>/.exec(policy)![0];

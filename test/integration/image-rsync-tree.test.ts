@@ -103,6 +103,18 @@ describe('rsync-tree from a local folder', () => {
     expect(after.booted?.version).toBe('1.0');
   });
 
+  it('a deployment\'s top folder (the `/` it boots as) is 0755 even when the caller\'s umask is 077, on the full and the delta path', async () => {
+    const saved = process.umask(0o077);
+    try {
+      await bootedOnV1();
+      publishV2();
+      await backendFor(fleet.serverDir).stage();
+    } finally {
+      process.umask(saved);
+    }
+    for (const v of ['1.0', '2.0']) expect(fs.statSync(path.join(fleet.root, 'var/lib/tabula/deployments', v, 'tree')).mode & 0o777, v).toBe(0o755);
+  });
+
   it('keeps the booted and one previous deployment, no more', async () => {
     await bootedOnV1();
     publishV2();

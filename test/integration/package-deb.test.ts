@@ -200,6 +200,10 @@ describe('maintainer scripts', () => {
     expect(runScript('prerm', ['upgrade', '0.2.0'], true)).toEqual({ status: 0, stderr: '', calls: [] });
   });
 
+  it('has the initramfs rebuilt with its boot script when installed or upgraded (dpkg trigger)', () => {
+    expect(execFileSync('dpkg-deb', ['-I', deb, 'triggers'], { encoding: 'utf8' })).toBe('activate-noawait update-initramfs\n');
+  });
+
   it('does nothing in an image build (no running systemd)', () => {
     expect(runScript('postinst', ['configure', '0.0.9'], false)).toEqual({ status: 0, stderr: '', calls: [] });
     expect(runScript('prerm', ['remove'], false)).toEqual({ status: 0, stderr: '', calls: [] });

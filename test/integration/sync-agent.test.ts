@@ -295,3 +295,40 @@ describe('conflicts and versions through the agent', { timeout: 90_000 }, () => 
     expect((outside as Error).message).toBe('/etc/passwd is not inside your home folder.');
   });
 });
+
+describe('first login on a new laptop', { timeout: 60_000 }, () => {
+  it('restores a home never synced with the storage the image names as soon as the agent starts, not after the interval', async () => {
+    // What another laptop left on the storage (a real sync: the storage has its marker).
+    const old = path.join(sb.dir, 'old-laptop');
+    fs.mkdirSync(path.join(old, 'Documents'), { recursive: true });
+    fs.writeFileSync(path.join(old, 'Documents/report.txt'), 'Quarterly numbers, final.\n');
+    await runSync({ home: localEndpoint(old), storage: storageEndpoint(parseStorageUrl(sshd.url(remote())), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sb.dir, 'old-state'), host: 'old-laptop' });
+    // The NAS as the image names it (a managed laptop); nothing in the person's own config.
+    fs.rmSync(resolvePaths(sb.env).userConfigFile, { force: true });
+    const system = resolvePaths(sb.env).systemDefaultsFile;
+    fs.mkdirSync(path.dirname(system), { recursive: true });
+    fs.writeFileSync(system, JSON.stringify({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 }, backup: { ...fast, intervalMinutes: 60 } }));
+
+    const { agent } = agentWith();
+    await expect.poll(() => fs.existsSync(path.join(sb.home, 'Documents/report.txt')), { timeout: 20_000, interval: 200 }).toBe(true);
+    expect(fs.readFileSync(path.join(sb.home, 'Documents/report.txt'), 'utf8')).toBe('Quarterly numbers, final.\n');
+    await waitState(agent, 'idle');
+
+    // Once synced, the next start waits for the interval (or a change) as before.
+    await agent.shutdown();
+    fs.writeFileSync(path.join(old, 'Documents/later.txt'), 'written on the old laptop later\n');
+    await runSync({ home: localEndpoint(old), storage: storageEndpoint(parseStorageUrl(sshd.url(remote())), sshd.sshOptions, 5), excludes: [], stateDir: path.join(sb.dir, 'old-state'), host: 'old-laptop' });
+    const second = agentWith();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(fs.existsSync(path.join(sb.home, 'Documents/later.txt'))).toBe(false);
+    expect(second.agent.status().backup.nextAttemptAt).not.toBeNull();
+  });
+
+  it('waits for the person (or the interval) with a storage they chose themselves', async () => {
+    sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 }, backup: { ...fast, intervalMinutes: 60 } });
+    const { agent } = agentWith();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(agent.status().backup.state).toBe('never');
+    expect(fs.existsSync(remote())).toBe(false);
+  });
+});

@@ -84,11 +84,16 @@ function installTabula(tree: string, deb: string | null) {
   if (deb) {
     fs.copyFileSync(deb, path.join(tree, 'tmp/tabula.deb'));
     // The base's initramfs already holds this checkout's hook (its cache key): skip rebuilding it.
+    // (The ostree laptop's base has dracut, not initramfs-tools: nothing to skip there.)
     const conf = path.join(tree, 'etc/initramfs-tools/update-initramfs.conf');
-    const saved = fs.readFileSync(conf, 'utf8');
-    fs.writeFileSync(conf, saved.replace(/^update_initramfs=.*$/m, 'update_initramfs=no'));
-    chroot(tree, 'dpkg', ['-i', '/tmp/tabula.deb']);
-    fs.writeFileSync(conf, saved);
+    const saved = fs.existsSync(conf) ? fs.readFileSync(conf, 'utf8') : null;
+    if (saved !== null) fs.writeFileSync(conf, saved.replace(/^update_initramfs=.*$/m, 'update_initramfs=no'));
+    const out = chroot(tree, 'dpkg', ['-i', '/tmp/tabula.deb']);
+    if (saved !== null) {
+      fs.writeFileSync(conf, saved);
+      // The package's trigger asks initramfs-tools to rebuild the initramfs with its boot script.
+      if (!/Processing triggers for initramfs-tools/.test(out)) throw new Error(`installing the package did not trigger update-initramfs:\n${out}`);
+    }
     fs.rmSync(path.join(tree, 'tmp/tabula.deb'));
     return;
   }
@@ -126,9 +131,10 @@ export function buildDeb(outDir: string): string | null {
   return path.join(outDir, debs[0]!);
 }
 
-function chroot(tree: string, cmd: string, args: string[]) {
+function chroot(tree: string, cmd: string, args: string[]): string {
   const r = spawnSync('chroot', [tree, cmd, ...args], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
   if (r.status !== 0) throw new Error(`chroot ${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** tabula-fleet publish (rsync-tree): signed manifest + channel in serverDir. */

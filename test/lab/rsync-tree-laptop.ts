@@ -56,7 +56,8 @@ export const rsyncTreeLaptop: LabBackend = {
         knownHosts: `${NAS_ADDR} ${hostKey(nas)}\n${FLEET_ADDR} ${hostKey(fleet)}\n`,
         config: {
           storage: { url: `ssh://${nas.user}@${NAS_ADDR}:22${nasHome}`, sshOptions: sshOptions('nas-key'), connectTimeoutSeconds: 5 },
-          backup: { intervalMinutes: 1, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
+          // The interval is long on purpose: the first login restores at once, not when the interval comes round.
+          backup: { intervalMinutes: 60, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
           image: { backend: 'rsync-tree', url: `ssh://${fleet.user}@${FLEET_ADDR}:22${serverDir}`, channel: 'stable', sshOptions: sshOptions('fleet-key'), autoPull: false },
           fleet: { trustedKeys: [fs.readFileSync(path.join(work, 'fleet.pub'), 'utf8').trim()] },
         },

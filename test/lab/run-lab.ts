@@ -9,12 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildBase, buildDeb } from './image';
 import { chosenScenarios, createScenarioRun, type LabBackend, type LabReport } from './lab';
+import { ostreeLaptop } from './ostree-laptop';
 import { rsyncTreeLaptop } from './rsync-tree-laptop';
 import { probeAccel, qemuUnavailable } from './vm';
 
 // One laptop per backend, run one after the other (one VM at a time on a shared machine).
 // A backend registers here: its file exports a LabBackend (see lab.ts).
-const BACKENDS: LabBackend[] = [rsyncTreeLaptop];
+const BACKENDS: LabBackend[] = [rsyncTreeLaptop, ostreeLaptop];
 
 const repo = path.resolve(__dirname, '../..');
 const log = (s: string) => console.log(`  lab: ${s}`);

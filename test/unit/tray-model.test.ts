@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { imageLabel } from '../../src-main/common/image-label';
 import { disconnectedTrayModel, trayIcons, trayModel } from '../../src-main/common/tray-model';
 import { agentStatus as status, stagedImage } from '../support/agent-status';
 
@@ -12,6 +13,18 @@ describe('tray model', () => {
     expect(m.icon).toBe('safe');
     expect(m.tooltip).toBe('Tabula — Safe on nas.example — backed up 2 min ago\nTabula Workstation 2026.11.3');
     expect(labels(m)).toEqual(['Safe on nas.example — backed up 2 min ago', 'Back up now', 'Image 2026.11.3', 'Open Tabula', 'Quit']);
+  });
+
+  it('a Debian laptop: the tooltip names "Debian GNU/Linux 12 (bookworm)", never "… (bookworm) 12"', () => {
+    const debian = { ...status({}), image: { name: 'Debian GNU/Linux 12 (bookworm)', id: 'debian', version: '12', source: '/etc/os-release', problem: null } };
+    expect(trayModel(debian, now).tooltip).toBe('Tabula — Safe on nas.example — backed up 2 min ago\nDebian GNU/Linux 12 (bookworm)');
+  });
+
+  it('the image label keeps a version the name does not say as a word', () => {
+    expect(imageLabel({ name: 'Debian GNU/Linux 12 (bookworm)', version: '12' })).toBe('Debian GNU/Linux 12 (bookworm)');
+    expect(imageLabel({ name: 'Tabula Workstation', version: '2026.11.3' })).toBe('Tabula Workstation 2026.11.3');
+    expect(imageLabel({ name: 'Tabula 2026.12', version: '1' })).toBe('Tabula 2026.12 1');
+    expect(imageLabel({ name: 'Arch Linux', version: 'unknown' })).toBe('Arch Linux');
   });
 
   it('an update server serving stale data is named in the menu, not shown as an up-to-date image', () => {

@@ -6,34 +6,20 @@
 // anything runs, and no command runs while that record cannot be read).
 import path from 'node:path';
 import { z } from 'zod';
-import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
+import type { FleetCommandRecord } from '../../common/contract/fleet';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
+import { verifyFleetCommand, type FleetCommand, type SignedCommand } from '../fleet-command';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
-import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
+import { createJsonStore, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import { realClock, type Clock } from '../runtime/clock';
+import { createExclusive, createSchedule } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import { fetchFleetFile } from '../fleet-source';
-import { requireSignature } from '../signing';
 
-export const commandSchema = z
-  .object({
-    format: z.literal('tabula-command-1'),
-    machineId: z.string().regex(/^[0-9a-f]{32}$/),
-    mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/).optional(),
-    verb: z.enum(['reimage', 'pull', 'diagnostics']),
-    nonce: z.string().regex(/^[0-9a-f]{32}$/),
-    issuedAt: z.string().datetime(),
-    expiresAt: z.string().datetime(),
-    /** reimage only: go ahead even with unsynced files in the home (the helpdesk took that decision). */
-    overrideUnsynced: z.boolean().optional(),
-  })
-  .strict();
-export type FleetCommand = z.infer<typeof commandSchema>;
+export { commandSchema, MAX_COMMAND_LIFETIME_MS, type FleetCommand } from '../fleet-command';
 
-const SKEW_MS = 5 * 60_000;
-/** However long a command says it is valid, the agent never runs one issued longer ago than this. */
-export const MAX_COMMAND_LIFETIME_MS = 30 * 24 * 3600_000;
 /** Nonces are remembered well past the longest lifetime a command can have. */
 const NONCE_MEMORY_MS = 90 * 24 * 3600_000;
 const nonceSchema = z.record(z.string(), z.string());
@@ -41,7 +27,8 @@ const nonceSchema = z.record(z.string(), z.string());
 export interface CommandActions {
   pull(): Promise<string>;
   diagnostics(): Promise<string>;
-  reimage(override: boolean): Promise<string>;
+  /** `signed`: the command itself, for tabula-helper to verify before it reimages (no password asked). */
+  reimage(override: boolean, signed: SignedCommand): Promise<string>;
 }
 
 export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () => TabulaConfig; identity: () => MachineIdentity; events: EventLog; actions: CommandActions; clock?: Clock; reportProblem?: (m: string) => void }) {
@@ -54,7 +41,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
    */
   const nonces = {
     load(): Record<string, string> {
-      const r = readJsonFile(noncesFile, nonceSchema);
+      const r = readJsonDocument(noncesFile, nonceSchema);
       if (r.status === 'ok') return r.value;
       if (r.status === 'missing') return {};
       throw new TabulaError('command-rejected', `The record of fleet commands already run (${noncesFile}) ${r.problem}: every fleet command is refused until it is repaired, so that none can run twice.`);
@@ -71,8 +58,18 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   } catch (err) {
     deps.reportProblem?.(`Fleet commands: ${(err as Error).message}`);
   }
-  let timer: unknown = null;
-  let stopped = true;
+  // A poll asked for (the helpdesk, `tabula fleet poll`) while the timer's poll runs waits its turn:
+  // two polls at once would both see the same command, and the second would log a false replay.
+  const exclusive = createExclusive();
+  const schedule = createSchedule({
+    clock,
+    policy: () => {
+      const every = deps.getSystemConfig().fleet.commandPollMinutes * 60_000;
+      // A fleet server that fails is asked less often (jittered), not more: it is down for every machine.
+      return { intervalMs: every, windowMs: 0, deferOnMetered: false, minBatteryPercent: 0, backoffBaseMs: every, backoffMaxMs: 4 * every, deferRetryMs: every };
+    },
+    run: () => exclusive.run(pollOnce).then(() => true),
+  });
 
   function record(r: FleetCommandRecord): FleetCommandRecord {
     log.save([...log.load().value, r].slice(-200));
@@ -88,36 +85,10 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     return record(r);
   }
 
-  /** Checks everything about a command's bytes; returns it or throws command-rejected. */
-  function accept(bytes: Buffer, sig: Buffer | null): FleetCommand {
-    const config = deps.getSystemConfig();
-    try {
-      requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.commandKeys, 'The fleet command', 'command');
-    } catch (err) {
-      throw new TabulaError('command-rejected', (err as Error).message);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw new TabulaError('command-rejected', 'The fleet command is not valid JSON: rejected.');
-    }
-    const parsed = commandSchema.safeParse(json);
-    if (!parsed.success) throw new TabulaError('command-rejected', `The fleet command is malformed (${parsed.error.issues[0]!.path.join('.')}): rejected.`);
-    const cmd = parsed.data;
-    const me = deps.identity();
-    if (cmd.machineId !== me.machineId) throw new TabulaError('command-rejected', 'The fleet command is for another machine: rejected.');
-    if (cmd.mac && cmd.mac !== me.primaryMac) throw new TabulaError('command-rejected', `The fleet command names MAC ${cmd.mac}, this machine has ${me.primaryMac ?? 'none'}: rejected.`);
-    const now = clock.now();
-    if (Date.parse(cmd.expiresAt) <= now) throw new TabulaError('command-rejected', `The fleet command expired at ${cmd.expiresAt}: rejected.`);
-    if (Date.parse(cmd.issuedAt) > now + SKEW_MS) throw new TabulaError('command-rejected', 'The fleet command is dated in the future: rejected (check the clocks).');
-    if (now - Date.parse(cmd.issuedAt) > MAX_COMMAND_LIFETIME_MS) {
-      throw new TabulaError('command-rejected', `The fleet command was issued at ${cmd.issuedAt}, more than 30 days ago: rejected (a command lives at most 30 days, whatever its expiry says).`);
-    }
-    return cmd;
-  }
+  /** Checks everything about a command's bytes (core/fleet-command.ts); returns it or throws command-rejected. */
+  const accept = (bytes: Buffer, sig: Buffer | null): FleetCommand => verifyFleetCommand(bytes, sig, { commandKeys: deps.getSystemConfig().fleet.commandKeys, identity: deps.identity(), now: clock.now() });
 
-  async function poll(): Promise<FleetCommandRecord | null> {
+  async function pollOnce(): Promise<FleetCommandRecord | null> {
     const config = deps.getSystemConfig();
     const machineId = deps.identity().machineId;
     if (!config.fleet.url || !machineId) return null;
@@ -153,7 +124,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
       return recordRejection(cmd.nonce, cmd.verb, receivedAt, `The record of fleet commands already run could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the command was not run.`);
     }
     try {
-      const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true);
+      const message = cmd.verb === 'pull' ? await deps.actions.pull() : cmd.verb === 'diagnostics' ? await deps.actions.diagnostics() : await deps.actions.reimage(cmd.overrideUnsynced === true, { command: bytes.toString('base64'), signature: sig!.toString('utf8') });
       return record({ nonce: cmd.nonce, verb: cmd.verb, receivedAt, outcome: 'done', message });
     } catch (err) {
       const info = toErrorInfo(err);
@@ -161,29 +132,14 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     }
   }
 
-  const arm = () => {
-    // A poll that was under way when the feature stopped must not start the timer again.
-    if (stopped) return;
-    const minutes = deps.getSystemConfig().fleet.commandPollMinutes;
-    timer = clock.setTimeout(() => {
-      poll()
-        .catch(() => null)
-        .finally(arm);
-    }, minutes * 60_000);
-  };
-
   return {
-    poll,
+    poll: () => exclusive.run(pollOnce),
     history: () => log.load().value,
     start() {
-      stopped = false;
-      if (deps.getSystemConfig().fleet.url) arm();
+      if (deps.getSystemConfig().fleet.url) schedule.start(deps.getSystemConfig().fleet.commandPollMinutes * 60_000);
     },
-    stop() {
-      stopped = true;
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
-    },
+    /** No timer is left, and a poll under way when it stops does not arm one again. */
+    stop: () => schedule.stop(),
   };
 }
 export type FleetCommands = ReturnType<typeof createFleetCommands>;

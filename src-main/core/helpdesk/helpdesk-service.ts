@@ -4,20 +4,27 @@
 // what will happen, and can stop it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ImageUpdateStatus, MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/image';
+import type { MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/helpdesk';
+import type { ImageUpdateStatus } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { writeFileAtomic } from '../atomic-file';
 import { realClock, type Clock } from '../runtime/clock';
+import { createCountdown } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
 import type { DesktopOpener } from '../desktop-open';
+import type { SignedCommand } from '../fleet-command';
 
 /** What the helpdesk needs of the image feature; the agent passes the image plug-in's service. */
 export interface ImagePort {
   status(): ImageUpdateStatus;
-  /** Stages a pristine copy of the current image for the next boot. */
-  reimage(): Promise<ImageUpdateStatus>;
+  /**
+   * Stages a pristine copy of the current image for the next boot. With `signed` (a fleet command)
+   * tabula-helper checks the command itself and needs no password; without, polkit asks for an
+   * administrator (the helpdesk at the machine).
+   */
+  reimage(signed?: SignedCommand): Promise<ImageUpdateStatus>;
 }
 
 export interface HelpdeskDeps {
@@ -49,7 +56,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   const clock = deps.clock ?? realClock;
   const diagnosticsDir = path.join(deps.paths.stateDir, 'diagnostics');
   let status: ReimageStatus = { state: 'none', reason: 'No reset requested.', startsAt: null, origin: null };
-  let timer: unknown = null;
+  const countdown = createCountdown(clock);
 
   const set = (s: ReimageStatus) => {
     status = s;
@@ -67,7 +74,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     if (home.unknownReason && !override) return home.unknownReason;
     const pending = home.count + home.queued;
     if (pending === 0) return null;
-    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back them up first, or override after checking the list.`;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back ${home.count === 1 ? 'it' : 'them'} up first, or override after checking the list.`;
     if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
     return null;
   }
@@ -83,7 +90,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
   }
 
-  async function execute(origin: ReimageStatus['origin'], override: boolean) {
+  async function execute(origin: ReimageStatus['origin'], override: boolean, signed: SignedCommand | undefined) {
     // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
     if (!override) {
       const why = await refusal(false, undefined);
@@ -91,7 +98,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
     try {
-      await deps.image.reimage();
+      await deps.image.reimage(signed);
       set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
     } catch (err) {
       set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
@@ -101,7 +108,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   return {
     status: () => status,
     plan,
-    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk'): Promise<ReimageStatus> {
+    async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk', signed?: SignedCommand): Promise<ReimageStatus> {
       if (status.state === 'countdown' || status.state === 'running') throw new TabulaError('already-running', 'A reset is already under way.');
       if (deps.image.status().backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine, so it cannot be reset.');
       const why = await refusal(!!args.override, args.acknowledgedCount);
@@ -111,17 +118,13 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       }
       const seconds = deps.countdownSeconds();
       const override = !!args.override;
-      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(clock.now() + seconds * 1000).toISOString(), origin });
-      timer = clock.setTimeout(() => {
-        timer = null;
-        void execute(origin, override);
-      }, seconds * 1000);
+      const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override, signed));
+      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(startsAt).toISOString(), origin });
       return status;
     },
     cancel(): ReimageStatus {
       if (status.state !== 'countdown') return status;
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
+      countdown.cancel();
       set({ state: 'cancelled', reason: 'The reset was cancelled; nothing was changed.', startsAt: null, origin: status.origin });
       return status;
     },
@@ -141,7 +144,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       return { opened: diagnosticsDir };
     },
     stop() {
-      if (timer !== null) clock.clearTimeout(timer);
+      countdown.stop();
     },
   };
 }

@@ -1,6 +1,6 @@
-// What tabula-helper does, as a function: the closed verb set (status, stage, rollback, reimage),
-// argument checking, and the backend built from the system config. helper.ts is its thin process
-// wrapper (pkexec); tests call the same code as root.
+// What tabula-helper does, as a function: the closed verb set (status, check, stage, rollback,
+// reimage, reimage-signed), argument checking, and the backend built from the system config.
+// helper.ts is its thin process wrapper (pkexec); tests call the same code as root.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
@@ -12,22 +12,26 @@ import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
 import { withBootEntries } from './boot-entries';
+import type { HelperResult } from './helper-protocol';
+import { verifyFleetCommand, type SignedCommand } from '../fleet-command';
+import { readJsonDocument, writeFileAtomic } from '../atomic-file';
+import { z } from 'zod';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
 
 /**
  * One word each, always argv[1]: polkit tells pkexec'd actions apart by argv1 only, so `check`
  * (root contacts the fleet server) is its own verb with its own rule, not an option of `status`.
  */
-export const helperVerbs = ['status', 'check', 'stage', 'rollback', 'reimage'] as const;
+export const helperVerbs = ['status', 'check', 'stage', 'rollback', 'reimage', 'reimage-signed'] as const;
 export type HelperVerb = (typeof helperVerbs)[number];
 
 export interface HelperRequest {
   verb: HelperVerb;
+  /** reimage-signed: the fleet command as it arrived (read from stdin), checked here before anything runs. */
+  signed?: SignedCommand;
 }
 
-export type HelperResult =
-  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null; serverData: ServerData | null }
-  | { verb: 'stage' | 'reimage'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
-  | { verb: 'rollback'; deployments: DeploymentsStatus };
+export type { HelperResult } from './helper-protocol';
 
 /** Parses argv strictly: exactly one known verb, nothing else. */
 export function parseHelperArgs(argv: readonly string[]): HelperRequest {
@@ -107,7 +111,34 @@ function fsExists(p: string): boolean {
   }
 }
 
-export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void): Promise<HelperResult> {
+/** Nonces of the signed reimages this machine ran, kept by root outside what a reimage resets. */
+export const signedNoncesFile = (root: string) => path.join(root, 'var/lib/tabula/signed-commands.json');
+const NONCE_MEMORY_MS = 90 * 24 * 3600_000;
+
+/**
+ * A remote reimage is authorised by the fleet's command key, checked here as root: the keys from
+ * the root-owned config layers, this machine's id, the expiry, and a nonce never run before
+ * (recorded before the reimage starts). The caller (the person's agent) only carries the command:
+ * a local user without a signed command for this machine cannot wipe it, and cannot replay one.
+ */
+export function acceptSignedReimage(root: string, signed: SignedCommand | undefined, identity: Pick<MachineIdentity, 'machineId' | 'primaryMac'>, now = Date.now()): void {
+  if (!signed) throw new TabulaError('command-rejected', 'reimage-signed needs the signed fleet command on its standard input: nothing was changed.');
+  const paths = resolvePaths({ TABULA_ROOT: root, HOME: '/nonexistent' });
+  const config = loadConfig(paths, { systemOnly: true }).config;
+  const cmd = verifyFleetCommand(Buffer.from(signed.command, 'base64'), Buffer.from(signed.signature, 'utf8'), { commandKeys: config.fleet.commandKeys, identity, now });
+  if (cmd.verb !== 'reimage') throw new TabulaError('command-rejected', `The fleet command is "${cmd.verb}", not a reimage: rejected.`);
+  const file = signedNoncesFile(root);
+  const read = readJsonDocument(file, z.record(z.string(), z.string()));
+  if (read.status === 'invalid') throw new TabulaError('command-rejected', `The record of signed reimages already run (${file}) ${read.problem}: refused until it is repaired, so that none runs twice.`);
+  const seen = read.status === 'ok' ? read.value : {};
+  if (seen[cmd.nonce]) throw new TabulaError('command-rejected', `Replay: this reimage (nonce ${cmd.nonce.slice(0, 8)}…) already ran at ${seen[cmd.nonce]}: rejected.`);
+  const kept = Object.fromEntries(Object.entries(seen).filter(([, at]) => now - Date.parse(at) < NONCE_MEMORY_MS));
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  writeFileAtomic(file, JSON.stringify({ ...kept, [cmd.nonce]: new Date(now).toISOString() }, null, 1) + '\n', 0o600);
+}
+
+export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void, identity?: Pick<MachineIdentity, 'machineId' | 'primaryMac'>): Promise<HelperResult> {
+  if (req.verb === 'reimage-signed') acceptSignedReimage(root, req.signed, identity ?? { machineId: null, primaryMac: null });
   const backend = await backendFromSystemConfig(root, onProgress);
   try {
     return await runOn(backend, req);
@@ -125,7 +156,8 @@ async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperR
       return { verb: 'status', deployments, available, serverData: await backend.serverData() };
     }
     case 'stage':
-    case 'reimage': {
+    case 'reimage':
+    case 'reimage-signed': {
       const r = req.verb === 'stage' ? await backend.stage() : await backend.reimage();
       return { verb: req.verb, ...r, deployments: await backend.status() };
     }

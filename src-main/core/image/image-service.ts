@@ -17,6 +17,7 @@ import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
 import { transition } from '../runtime/state-machine';
 import { createExclusive, createUpdateScheduler, type SchedulePolicy, type ScheduleTrigger } from '../runtime/schedule';
+import type { SignedCommand } from '../fleet-command';
 
 const depSchema = z.object({ version: z.string(), checksum: z.string().nullable() }).nullable();
 const savedSchema = z.object({ lastCheckAt: z.string().nullable(), available: depSchema, lastPullBytes: z.number().nullable() });
@@ -137,8 +138,8 @@ export function createImageService(deps: ImageServiceDeps) {
     deps.events.publish('image-progress', p);
   };
 
-  async function callHelper(args: string[], progress = false): Promise<HelperResult> {
-    const r = await deps.helper.run(args, progress ? onProgress : undefined);
+  async function callHelper(args: string[], progress = false, input?: string): Promise<HelperResult> {
+    const r = await deps.helper.run(args, progress ? onProgress : undefined, input);
     applyDeployments(r.deployments);
     if (r.verb === 'status') status = { ...status, serverData: r.serverData };
     return r;
@@ -237,12 +238,16 @@ export function createImageService(deps: ImageServiceDeps) {
       });
       return this.status();
     },
-    /** The helpdesk reimage (guarded by the caller): pristine deployment for the next boot. */
-    async reimage(): Promise<ImageUpdateStatus> {
+    /**
+     * The helpdesk reimage (guarded by the caller): pristine deployment for the next boot. A signed
+     * fleet command goes to the helper's `reimage-signed`, which verifies it itself (no password);
+     * otherwise `reimage`, for which polkit asks for an administrator.
+     */
+    async reimage(signed?: SignedCommand): Promise<ImageUpdateStatus> {
       await exclusive(async () => {
         setState('downloading', 'Preparing a pristine copy of the current image…', { progress: null });
         try {
-          await callHelper(['reimage'], true);
+          await callHelper(signed ? ['reimage-signed'] : ['reimage'], true, signed ? JSON.stringify(signed) : undefined);
         } catch (err) {
           fail(err);
           throw err;

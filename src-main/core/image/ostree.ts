@@ -124,13 +124,16 @@ export function createOstreeBackend(opts: OstreeOptions) {
     trust.accept('summary', 'update summary', Buffer.from(text), { serial: Number(serial), expires: new Date(expires).toISOString() });
   }
 
-  /** The remote as the image config says: re-created when the URL changed, keys imported. */
+  /**
+   * The remote as the image config says: re-created when the URL changed, keys imported. Asked of
+   * ostree, not read from repo/config: on a booted system remotes live in /etc/ostree/remotes.d
+   * (the image may ship one; with a transient /etc one added here lasts until the next boot).
+   */
   async function ensureRemote() {
     if (!fs.existsSync(path.join(repo, 'config'))) throw new TabulaError('image-not-configured', `There is no ostree system at ${opts.sysroot}.`);
-    const conf = fs.readFileSync(path.join(repo, 'config'), 'utf8');
-    const section = new RegExp(`\\[remote "${REMOTE}"\\][^[]*url=(\\S+)`).exec(conf);
-    if (section && section[1] === opts.url) return;
-    if (section) await run([repoArg, 'remote', 'delete', REMOTE]);
+    const current = await run([repoArg, 'remote', 'show-url', REMOTE]).then((r) => r.stdout.trim(), () => null);
+    if (current === opts.url) return;
+    if (current !== null) await run([repoArg, 'remote', 'delete', REMOTE]);
     if (!fs.existsSync(opts.gpgKeyring)) throw new TabulaError('image-not-configured', `The fleet's GPG key (${opts.gpgKeyring}) is missing from the image, so no ostree image can be trusted.`);
     await run([repoArg, 'remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', REMOTE, opts.url, opts.ref]);
     await run([repoArg, 'remote', 'gpg-import', REMOTE, '-k', opts.gpgKeyring]);

@@ -169,6 +169,9 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     const prevTree = path.join(previous.dir, 'tree');
     const prevEntries = new Map(previous.manifest.entries.map((e) => [e.path, e]));
     fs.mkdirSync(treeDir, { recursive: true, mode: 0o755 });
+    // The tree becomes `/` at boot: 0755 whatever the caller's umask (a 0700 root stops every
+    // service that runs as its own user, e.g. dbus and systemd-networkd, at chdir).
+    fs.chmodSync(treeDir, 0o755);
     const toFetch: string[] = [];
     let changedBytes = 0;
     // Parents come before their children in a parsed manifest, and every path was checked there.
@@ -275,6 +278,8 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       throw err;
     }
     const { data: manifestBytes, sig, manifest } = await manifestP;
+    // rsync gave the top folder the server's mode; the manifest does not list it. It becomes `/`: 0755.
+    fs.chmodSync(path.join(dest, 'tree'), 0o755);
     const total = manifest.entries.reduce((n, e) => n + e.size, 0);
     opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
     const v = checkTree(path.join(dest, 'tree'), manifest);

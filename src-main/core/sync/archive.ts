@@ -31,8 +31,12 @@ const archiveSchema = z.object({
 });
 type ArchiveFile = z.infer<typeof archiveSchema>;
 
+// The archive grows with the home (about 150 bytes a file): the 1 MiB cap of the other state files
+// took a 100,000-file archive for a damaged one, and every run for a first sync.
+const ARCHIVE_MAX_BYTES = 1 << 30;
+
 export function archiveStore(stateDir: string) {
-  return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null);
+  return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null, { maxBytes: ARCHIVE_MAX_BYTES });
 }
 
 export interface LoadedArchive {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The ostree laptop's base: Debian 13 (trixie) minbase with systemd, a kernel, nodejs, what a Tabula
+# laptop needs, and Debian's ostree boot integration (ostree-boot: ostree-prepare-root in a dracut
+# initramfs, ostree-finalize-staged at shutdown). Debian's ostree-boot integrates with dracut only
+# (its README.Debian), so this base has dracut instead of initramfs-tools. Cached in
+# $TABULA_LAB_CACHE (default /var/cache/tabula-lab) under a hash of this recipe; rebuilt only when
+# it changes or the cache is missing.
+# Usage: ostree-build-base.sh  -> prints the cached tree's path on the last line.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${TABULA_LAB_CACHE:-/var/cache/tabula-lab}"
+
+packages=(
+  systemd systemd-sysv udev kmod dbus libpam-systemd login
+  linux-image-amd64 dracut                    # ostree-boot's initramfs integration is a dracut module
+  ostree ostree-boot                          # ostree admin, ostree-prepare-root, ostree-finalize-staged
+  systemd-boot systemd-boot-efi               # the EFI loader the lab puts on the ESP
+  nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup transport
+  polkitd pkexec                              # the agent reaches tabula-helper through pkexec
+  procps iproute2
+  libsecret-1-0                               # keytar in the Tabula package links it
+)
+key="$(cat "$0" | sha256sum | cut -c1-16)"
+out="$cache/ostree-base-$key"
+if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
+
+mkdir -p "$cache"
+rm -rf --one-file-system "$out.tmp"
+find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
+# Before the kernel is installed: dracut builds a generic initramfs (a chroot's "host" is not the
+# laptop), and ostree-prepare-root's config (/etc transient: every boot starts from the image's
+# /etc) goes into it.
+essential='mkdir -p "$1/etc/dracut.conf.d" "$1/usr/lib/ostree"
+printf "hostonly=no\ncompress=zstd\nomit_dracutmodules+=\" plymouth \"\n" > "$1/etc/dracut.conf.d/10-tabula-lab.conf"
+printf "[etc]\ntransient = true\n" > "$1/usr/lib/ostree/prepare-root.conf"'
+mmdebstrap --variant=minbase --mode=root --quiet \
+  --include="$(IFS=,; echo "${packages[*]}")" \
+  --essential-hook="$essential" \
+  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*; : > "$1/etc/machine-id"' \
+  --customize-hook='kver="$(ls "$1/usr/lib/modules")"; chroot "$1" dracut --force --kver "$kver" "/boot/initrd.img-$kver" >/dev/null 2>&1; chroot "$1" sh -c "lsinitrd /boot/initrd.img-$kver" | grep -q ostree-prepare-root' \
+  trixie "$out.tmp" >&2
+touch "$out.tmp/.complete"
+mv "$out.tmp" "$out"
+echo "$out"

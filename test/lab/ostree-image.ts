@@ -1,0 +1,287 @@
+// The ostree laptop's images and disk. A fleet admin's path, end to end: the Debian 13 base with
+// Debian's ostree boot integration (ostree-build-base.sh), Tabula's package and the lab's user in it
+// (image.ts makeImageTree), turned into an ostree tree (kernel and initramfs in
+// /usr/lib/modules/<kver>, /etc as /usr/etc, /home and friends in /var), committed by
+// `tabula-fleet publish --backend ostree` into a GPG-signed archive repo, and installed the way an
+// installer does: `ostree admin init-fs`, `os-init`, a pull from the signed repo, `admin deploy` with
+// the kernel arguments, ostree's boot entries copied to the ESP by the package's tabula-ostree-esp.
+// The disk is made without loop devices (mkfs.ext4 -d, mtools, dd into a GPT image).
+// Everything before the first boot is cached under a hash of its inputs (base, package, this file).
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { makeImageTree, type LabImageSettings } from './image';
+
+const repo = path.resolve(__dirname, '../..');
+const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+
+export const OS_NAME = 'tabula';
+export const OSTREE_REF = 'tabula/stable/x86_64';
+export const ROOT_LABEL = 'tabula-ostree';
+/** Where the laptop finds the fleet's ostree repo (a guestfwd to the lab's HTTP server). */
+export const REPO_ADDR = '10.0.2.102';
+const MiB = 1024 * 1024;
+const ESP_MIB = 256;
+const ROOT_MIB = 6144;
+const KARGS = [`root=LABEL=${ROOT_LABEL}`, 'rw', 'console=ttyS0,115200', 'panic=10'];
+
+/** Builds (or finds in the cache) the ostree laptop's Debian base; returns its path. */
+export function buildOstreeBase(log: (s: string) => void): string {
+  const t0 = Date.now();
+  const r = spawnSync(path.join(__dirname, 'ostree-build-base.sh'), [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`building the ostree laptop's Debian base failed (exit ${r.status}):\n${(r.stderr || '').split('\n').slice(-30).join('\n')}`);
+  const base = r.stdout.trim().split('\n').at(-1)!;
+  log(`ostree base ${path.basename(base)} ready in ${Math.round((Date.now() - t0) / 1000)} s`);
+  return base;
+}
+
+export interface GpgSigner {
+  homedir: string;
+  keyId: string;
+  /** The public key, as the image ships it (image.gpgKeyring). */
+  publicKeyFile: string;
+}
+
+/** The fleet's ostree signing key (GPG: Debian's ostree has no ed25519 `ostree sign`). */
+export function makeGpgKey(dir: string): GpgSigner {
+  const homedir = path.join(dir, 'gnupg');
+  fs.mkdirSync(homedir, { recursive: true, mode: 0o700 });
+  sh('gpg', ['--homedir', homedir, '--batch', '--passphrase', '', '--quick-gen-key', 'Tabula lab fleet <fleet@tabula.invalid>', 'ed25519', 'sign', 'never']);
+  const keyId = /^fpr:+([0-9A-F]{40}):/m.exec(sh('gpg', ['--homedir', homedir, '--batch', '--with-colons', '--list-secret-keys']))![1]!;
+  const publicKeyFile = path.join(dir, 'fleet.gpg');
+  fs.writeFileSync(publicKeyFile, execFileSync('gpg', ['--homedir', homedir, '--batch', '--export', keyId]));
+  return { homedir, keyId, publicKeyFile };
+}
+
+/**
+ * An ostree tree from an image tree, as ostree wants one: kernel and initramfs beside the modules,
+ * /etc as /usr/etc (the deployment's /etc is made from it, and is transient: prepare-root.conf),
+ * the person's and the admin's writable places under /var, /sysroot and /ostree for the boot.
+ * The image's /var goes to `varSeed`: it seeds the machine's /var at install (ostree never writes /var).
+ */
+export function toOstreeTree(tree: string, varSeed: string): void {
+  const kver = fs.readdirSync(path.join(tree, 'usr/lib/modules'))[0]!;
+  const mod = path.join(tree, 'usr/lib/modules', kver);
+  fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${kver}`), path.join(mod, 'vmlinuz'));
+  fs.copyFileSync(path.join(tree, 'boot', `initrd.img-${kver}`), path.join(mod, 'initramfs.img'));
+  for (const f of fs.readdirSync(path.join(tree, 'boot'))) fs.rmSync(path.join(tree, 'boot', f), { recursive: true, force: true });
+  // The ESP, mounted on demand (systemd-boot's entries are copied there at shutdown).
+  fs.mkdirSync(path.join(tree, 'efi'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n');
+  fs.renameSync(path.join(tree, 'etc'), path.join(tree, 'usr/etc'));
+  fs.rmSync(varSeed, { recursive: true, force: true });
+  fs.renameSync(path.join(tree, 'var'), varSeed);
+  fs.mkdirSync(path.join(tree, 'var'));
+  // root's dot files go with its home into /var/roothome; the other folders are empty in Debian.
+  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(varSeed, 'roothome')]);
+  for (const [link, target] of [['home', 'var/home'], ['root', 'var/roothome'], ['opt', 'var/opt'], ['srv', 'var/srv'], ['mnt', 'var/mnt'], ['media', 'run/media'], ['usr/local', '../var/usrlocal']] as const) {
+    fs.rmSync(path.join(tree, link), { recursive: true, force: true });
+    fs.symlinkSync(target, path.join(tree, link));
+  }
+  fs.mkdirSync(path.join(tree, 'sysroot'));
+  fs.symlinkSync('sysroot/ostree', path.join(tree, 'ostree'));
+}
+
+/** `tabula-fleet publish --backend ostree`: the commit and the summary, GPG-signed. */
+export function publishOstreeImage(tree: string, version: string, serverDir: string, key: string, gpg: GpgSigner): string {
+  const r = spawnSync(
+    process.execPath,
+    [path.join(repo, 'bin/tabula-fleet.js'), 'publish', '--backend', 'ostree', '--tree', tree, '--version', version, '--channel', 'stable', '--key', key, '--out', serverDir, '--gpg-key', gpg.keyId, '--gpg-homedir', gpg.homedir, '--ref', OSTREE_REF],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`tabula-fleet publish --backend ostree ${version} failed: ${r.stderr || r.stdout}`);
+  return /as ([0-9a-f]{64})/.exec(r.stdout)![1]!;
+}
+
+/**
+ * The laptop's disk as an installer makes it: an ostree sysroot with `commit` deployed (its kernel
+ * arguments naming the root by label), the remote pointing at the fleet's repo as the laptop sees
+ * it, /var seeded from the image with an empty home for `user`, and an ESP with systemd-boot and
+ * the entries ostree wrote, copied there by the package's own tabula-ostree-esp.
+ */
+export function makeOstreeLaptopDisk(o: { dir: string; base: string; serverDir: string; commit: string; gpg: GpgSigner; varSeed: string; user: string; url: string }): string {
+  const stage = path.join(o.dir, 'disk-stage');
+  fs.rmSync(stage, { recursive: true, force: true });
+  const sysroot = path.join(stage, 'root');
+  fs.mkdirSync(sysroot, { recursive: true });
+  const repoArg = `--repo=${path.join(sysroot, 'ostree/repo')}`;
+  sh('ostree', ['admin', 'init-fs', '--modern', sysroot]);
+  sh('ostree', ['admin', 'os-init', `--sysroot=${sysroot}`, OS_NAME]);
+  // ostree has no systemd-boot backend: it writes plain BLS entries (tabula-ostree-esp copies them).
+  sh('ostree', [repoArg, 'config', 'set', 'sysroot.bootloader', 'none']);
+  sh('ostree', [repoArg, 'remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', OS_NAME, o.url, OSTREE_REF]);
+  sh('ostree', [repoArg, 'remote', 'gpg-import', OS_NAME, '-k', o.gpg.publicKeyFile]);
+  // The install medium's copy of the repo: signatures checked against the key the image trusts.
+  sh('ostree', [repoArg, 'pull-local', '--gpg-verify', `--remote=${OS_NAME}`, path.join(o.serverDir, 'repo'), o.commit]);
+  sh('ostree', [repoArg, 'refs', '--create', `${OS_NAME}:${OSTREE_REF}`, o.commit]);
+  sh('ostree', ['admin', 'deploy', `--sysroot=${sysroot}`, `--os=${OS_NAME}`, ...KARGS.map((k) => `--karg=${k}`), `${OS_NAME}:${OSTREE_REF}`]);
+  // The machine's /var: the image's, then the person's home (ostree never writes /var).
+  const stateVar = path.join(sysroot, 'ostree/deploy', OS_NAME, 'var');
+  sh('cp', ['-a', `${o.varSeed}/.`, stateVar]);
+  for (const d of ['home', 'roothome', 'opt', 'srv', 'mnt', 'usrlocal']) fs.mkdirSync(path.join(stateVar, d), { recursive: true });
+  fs.chmodSync(path.join(stateVar, 'roothome'), 0o700);
+  const home = path.join(stateVar, 'home', o.user);
+  fs.mkdirSync(home, { mode: 0o700 });
+  fs.chownSync(home, 1000, 1000);
+
+  const esp = path.join(stage, 'esp');
+  fs.mkdirSync(path.join(esp, 'EFI/BOOT'), { recursive: true });
+  fs.copyFileSync(path.join(o.base, 'usr/lib/systemd/boot/efi/systemd-bootx64.efi'), path.join(esp, 'EFI/BOOT/BOOTX64.EFI'));
+  fs.mkdirSync(path.join(esp, 'loader'), { recursive: true });
+  fs.writeFileSync(path.join(esp, 'loader/loader.conf'), 'timeout 0\neditor no\nauto-entries no\nauto-firmware no\n');
+  sh(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp'), [path.join(sysroot, 'boot'), esp]);
+  const disk = assembleDisk(o.dir, esp, sysroot);
+  removeSysroot(stage);
+  return disk;
+}
+
+/** rm -rf for a folder holding an ostree sysroot: ostree makes each deployment immutable (chattr +i). */
+function removeSysroot(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  sh('find', [dir, '-xdev', '-type', 'd', '-path', '*/ostree/deploy/*/deploy/*', '-prune', '-exec', 'chattr', '-i', '{}', '+']);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** GPT disk image: ESP (FAT, by mtools) and root (ext4, mkfs.ext4 -d), no loop devices. */
+function assembleDisk(dir: string, espDir: string, rootDir: string): string {
+  const espImg = path.join(dir, 'esp.img');
+  const rootImg = path.join(dir, 'root.img');
+  const disk = path.join(dir, 'disk.img');
+  for (const f of [espImg, rootImg, disk]) fs.rmSync(f, { force: true });
+  sh('mkfs.vfat', ['-C', '-F', '32', '-n', 'ESP', espImg, String(ESP_MIB * 1024)]);
+  sh('mcopy', ['-s', '-i', espImg, ...fs.readdirSync(espDir).map((f) => path.join(espDir, f)), '::/']);
+  sh('mkfs.ext4', ['-q', '-L', ROOT_LABEL, '-d', rootDir, rootImg, `${ROOT_MIB}M`]);
+  fs.closeSync(fs.openSync(disk, 'w'));
+  fs.truncateSync(disk, (2 + ESP_MIB + ROOT_MIB) * MiB);
+  sh('sgdisk', ['-o', `-n1:2048:+${ESP_MIB}M`, '-t1:ef00', '-c1:esp', `-n2:${2048 + ESP_MIB * 2048}:+${ROOT_MIB}M`, '-t2:8304', `-c2:${ROOT_LABEL}`, disk]);
+  sh('dd', [`if=${espImg}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+  sh('dd', [`if=${rootImg}`, `of=${disk}`, 'bs=1M', `seek=${1 + ESP_MIB}`, 'conv=notrunc,sparse', 'status=none']);
+  fs.rmSync(espImg);
+  fs.rmSync(rootImg);
+  return disk;
+}
+
+export interface OstreeLab {
+  /** Cache folder: gnupg/, fleet.key/.pub, lab-key, server/ (the published repo), disk.img. */
+  dir: string;
+  gpg: GpgSigner;
+  fleetKey: string;
+  serverDir: string;
+  sshKey: string;
+  /** The pristine laptop disk with image 1 installed; copy it before booting. */
+  disk: string;
+  commits: Record<string, string>;
+}
+
+/**
+ * Images 1 and 2 published to a signed repo and a laptop disk with 1 installed, cached in
+ * `cache`/ostree-lab-<hash of base, package, this file and the settings' shape>. The keys live in
+ * the cache with the images they signed (lab keys, for loopback only).
+ */
+export function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): OstreeLab {
+  const h = crypto.createHash('sha256');
+  h.update(o.base);
+  h.update(fs.readFileSync(__filename));
+  h.update(fs.readFileSync(path.join(__dirname, 'image.ts')));
+  h.update(fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')));
+  if (o.deb) h.update(debContentHash(o.deb));
+  h.update(JSON.stringify(o.config({ gpgKeyring: 'k', fleetPub: 'p' })));
+  const dir = path.join(o.cache, `ostree-lab-${h.digest('hex').slice(0, 16)}`);
+  const lab = (): OstreeLab => ({
+    dir,
+    gpg: { homedir: path.join(dir, 'gnupg'), keyId: fs.readFileSync(path.join(dir, 'gpg-key-id'), 'utf8').trim(), publicKeyFile: path.join(dir, 'fleet.gpg') },
+    fleetKey: path.join(dir, 'fleet.key'),
+    serverDir: path.join(dir, 'server'),
+    sshKey: path.join(dir, 'lab-key'),
+    disk: path.join(dir, 'disk.img'),
+    commits: JSON.parse(fs.readFileSync(path.join(dir, 'commits.json'), 'utf8')) as Record<string, string>,
+  });
+  if (fs.existsSync(path.join(dir, '.complete'))) {
+    o.log(`ostree images and laptop disk from the cache (${path.basename(dir)})`);
+    return lab();
+  }
+  const t0 = Date.now();
+  for (const old of fs.readdirSync(o.cache).filter((n) => n.startsWith('ostree-lab-'))) removeSysroot(path.join(o.cache, old));
+  fs.mkdirSync(dir, { recursive: true });
+  const gpg = makeGpgKey(dir);
+  fs.writeFileSync(path.join(dir, 'gpg-key-id'), gpg.keyId + '\n');
+  sh(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(dir, 'fleet')]);
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(dir, 'lab-key')]);
+  const serverDir = path.join(dir, 'server');
+  fs.mkdirSync(serverDir);
+  const settings: LabImageSettings & { deb: string | null } = {
+    deb: o.deb,
+    user: o.user,
+    sshPublicKey: fs.readFileSync(path.join(dir, 'lab-key.pub'), 'utf8'),
+    keys: {},
+    knownHosts: '',
+    config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: fs.readFileSync(path.join(dir, 'fleet.pub'), 'utf8').trim() }),
+  };
+  const commits: Record<string, string> = {};
+  const varSeed = path.join(dir, 'var-seed');
+  for (const v of ['1', '2']) {
+    const tree = makeImageTree(o.base, path.join(dir, 'trees', v), v, settings, (t) => {
+      fs.copyFileSync(gpg.publicKeyFile, path.join(t, 'usr/share/defaults/tabula/fleet.gpg'));
+      if (v === '2') fs.writeFileSync(path.join(t, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n');
+    });
+    toOstreeTree(tree, varSeed);
+    commits[v] = publishOstreeImage(tree, v, serverDir, path.join(dir, 'fleet.key'), gpg);
+    fs.rmSync(path.join(dir, 'trees'), { recursive: true, force: true });
+    o.log(`image ${v} committed as ${commits[v]!.slice(0, 12)} (${Math.round((Date.now() - t0) / 1000)} s)`);
+  }
+  fs.writeFileSync(path.join(dir, 'commits.json'), JSON.stringify(commits) + '\n');
+  makeOstreeLaptopDisk({ dir, base: o.base, serverDir, commit: commits['1']!, gpg, varSeed, user: o.user, url: `http://${REPO_ADDR}/repo` });
+  fs.rmSync(varSeed, { recursive: true, force: true });
+  fs.writeFileSync(path.join(dir, '.complete'), '');
+  o.log(`ostree images 1 and 2 published and image 1 installed on a laptop disk in ${Math.round((Date.now() - t0) / 1000)} s`);
+  return lab();
+}
+
+/**
+ * What the package installs, file by file: not the .deb's own bytes, whose changelog date and file
+ * times follow the latest commit, so that a commit that changes nothing installed keeps the cache.
+ */
+function debContentHash(deb: string): string {
+  const dir = fs.mkdtempSync(path.join(path.dirname(deb), 'deb-content-'));
+  try {
+    sh('dpkg-deb', ['-x', deb, dir]);
+    const h = crypto.createHash('sha256');
+    const files = sh('find', ['.', '-type', 'f', '!', '-path', './usr/share/doc/*/changelog*'], { cwd: dir, env: { ...process.env, LC_ALL: 'C' } }).split('\n').filter(Boolean).sort();
+    for (const f of files) h.update(`${f}\0`).update(fs.readFileSync(path.join(dir, f)));
+    return h.digest('hex');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The fleet's web server on the host's loopback: static files from `root`, GET and HEAD only, no
+ * listing, nothing outside `root`. Counts the bytes it sends (the pull's cost as the server sees it).
+ */
+export function serveStatic(root: string): Promise<{ port: number; bytesSent: () => number; close: () => Promise<void> }> {
+  let sent = 0;
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+    const file = path.resolve(root, '.' + path.posix.normalize(rel));
+    const st = file.startsWith(root + path.sep) && (req.method === 'GET' || req.method === 'HEAD') ? fs.statSync(file, { throwIfNoEntry: false }) : undefined;
+    if (!st?.isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': st.size, 'content-type': 'application/octet-stream' });
+    if (req.method === 'HEAD') return void res.end();
+    const s = fs.createReadStream(file);
+    s.on('data', (c) => (sent += c.length));
+    s.pipe(res);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      resolve({ port, bytesSent: () => sent, close: () => new Promise((r) => server.close(() => r())) });
+    });
+  });
+}

@@ -1,0 +1,135 @@
+// The ostree laptop: a real ostree-booted Debian 13 (ostree-prepare-root in a dracut initramfs,
+// OVMF → systemd-boot → the boot entries ostree wrote, copied to the ESP by the package), its images
+// served by a web server on the host's loopback (guestfwd), walked through issue 13's scenarios:
+// (a) first boot, (d) update staged through pkexec and finalized by ostree at shutdown, (e) rollback
+// and back. Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { LabBackend } from './lab';
+import { createLaptop, type AgentStatusJson } from './laptop';
+import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic } from './ostree-image';
+import { createVm, type Vm } from './vm';
+
+const USER = 'ann';
+const repo = path.resolve(__dirname, '../..');
+const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
+
+export const ostreeLaptop: LabBackend = {
+  name: 'ostree',
+  scenarios: {
+    a: 'first boot: tabula status shows image 1, the agent is the running user service',
+    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, /etc is fresh, the home is intact',
+    e: 'rollback to 1 and back to 2',
+  },
+  // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
+  defaults: [],
+  async walk(ctx, run) {
+    let vm: Vm | null = null;
+    let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
+    try {
+      const tSetup = Date.now();
+      const base = buildOstreeBase(ctx.log);
+      const lab = buildOstreeLab({
+        cache: path.dirname(base),
+        base,
+        deb: ctx.deb,
+        user: USER,
+        log: ctx.log,
+        config: (k) => ({
+          image: { backend: 'ostree', url: `http://${REPO_ADDR}/repo`, ostreeRef: OSTREE_REF, ostreeOsName: 'tabula', gpgKeyring: k.gpgKeyring, autoPull: false },
+          fleet: { trustedKeys: [k.fleetPub] },
+        }),
+      });
+      const laptopDir = path.join(ctx.work, 'laptop');
+      fs.mkdirSync(laptopDir, { recursive: true });
+      const disk = path.join(laptopDir, 'disk.img');
+      execFileSync('cp', ['--sparse=always', lab.disk, disk]);
+      // The fleet admin refreshes the summary's signature and expiry (the cached repo may be days old).
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', lab.serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
+      server = await serveStatic(lab.serverDir);
+      ctx.log(`ostree laptop ready in ${Math.round((Date.now() - tSetup) / 1000)} s`);
+
+      vm = await createVm({ dir: laptopDir, disk, accel: ctx.accel, sshKey: lab.sshKey, forwards: [{ guest: REPO_ADDR, guestPort: 80, hostPort: server.port }] });
+      const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
+      const status = () => laptop.status();
+      const agentUp = () => laptop.agentUp();
+      const reboot = () => laptop.reboot();
+      /** What ostree and systemd-boot say about this boot: the booted deployment's version and the entry (efivarfs: 4 bytes of attributes, then UTF-16). */
+      const booted = async () => {
+        const out = await laptop.vm.run('root', 'test -e /run/ostree-booted && echo ostree-booted; ostree admin status; tail -c +5 /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d "\\0"; echo; cat /proc/cmdline');
+        const lines = out.split('\n');
+        const star = lines.findIndex((l) => l.startsWith('* '));
+        const version = star >= 0 ? /Version: (\S+)/.exec(lines.slice(star + 1, star + 3).join('\n'))?.[1] ?? null : null;
+        return { ostreeBooted: lines[0] === 'ostree-booted', version, entry: lines.at(-3) ?? '', cmdline: lines.at(-2) ?? '', text: out };
+      };
+      const up = await run.scenario('a', vm, async () => {
+        const t0 = Date.now();
+        await laptop.vm.start();
+        const ms = await laptop.vm.waitForSsh(BOOT_TIMEOUT_MS);
+        run.figure('first boot, power on to ssh', `${Math.round(ms / 1000)} s`);
+        const s = await agentUp();
+        if (s.image.version !== '1') throw new Error(`tabula status shows image ${s.image.version}, expected 1`);
+        const active = (await laptop.vm.ssh(USER, 'systemctl --user is-active tabula-agent.service')).stdout.trim();
+        if (active !== 'active') throw new Error(`tabula-agent.service is "${active}" in ${USER}'s systemd, expected active`);
+        const b = await booted();
+        if (!b.ostreeBooted || b.version !== '1' || !/\bostree=\/ostree\/boot\.\d\//.test(b.cmdline)) throw new Error(`not booted by ostree into version 1:\n${b.text}`);
+        if (!/^tabula-ostree-.*\.conf$/.test(b.entry)) throw new Error(`systemd-boot did not start one of ostree's entries (LoaderEntrySelected "${b.entry}")`);
+        return `power on to agent ${Math.round((Date.now() - t0) / 1000)} s; systemd-boot entry ${b.entry}`;
+      });
+      if (!up) {
+        run.failRest('the ostree laptop did not boot (scenario a)');
+        return;
+      }
+
+      const homeFiles = async () => laptop.vm.run(USER, 'cd ~ && find . -path ./.cache -prune -o -type f -name "*.txt" -exec sha256sum {} + | sort');
+      await run.scenario('d', vm, async () => {
+        await laptop.vm.run(USER, 'mkdir -p ~/Documents && echo "written on image 1" > ~/Documents/note.txt');
+        const sentBefore = server!.bytesSent();
+        const out = await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 });
+        const s = JSON.parse(out) as AgentStatusJson['imageUpdate'];
+        if (s.staged?.version !== '2') throw new Error(`after "tabula image pull", image ${s.staged?.version ?? 'none'} is staged (state ${s.state}: ${s.reason})`);
+        const served = server!.bytesSent() - sentBefore;
+        run.figure('bytes pulled for image 2 (server sent)', `${served}`);
+        run.figure('bytes pulled for image 2 (ostree says)', `${s.lastPullBytes}`);
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
+        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
+        const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
+        if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit');
+        const before = await homeFiles();
+        const ms = await reboot();
+        run.figure('reboot into a staged image (systemctl reboot to ssh)', `${Math.round(ms / 1000)} s`);
+        const st = await agentUp();
+        const b = await booted();
+        if (st.image.version !== '2' || b.version !== '2') throw new Error(`after the reboot: tabula status shows ${st.image.version}, ostree booted ${b.version}; expected 2\n${b.text}`);
+        const left = (await laptop.vm.run('root', 'cat /etc/tabula-lab-root-edit 2>/dev/null || true')).trim();
+        if (left) throw new Error('the root edit in /etc survived the reboot');
+        const after = await homeFiles();
+        if (after !== before || !after.includes('note.txt')) throw new Error(`the home changed across the update:\nbefore ${before}\nafter ${after}`);
+        const doc = await laptop.vm.run('root', 'cat /usr/share/doc/tabula-lab-image-2');
+        if (doc !== 'new in image 2\n') throw new Error('image 2 content is missing');
+        return `${served} bytes served for the update; reboot ${Math.round(ms / 1000)} s; entry ${b.entry}`;
+      });
+
+      await run.scenario('e', vm, async () => {
+        const go = async (to: string) => {
+          const r = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
+          if (r.staged?.version !== to) throw new Error(`rollback staged ${r.staged?.version ?? 'nothing'}, expected ${to} (${r.state}: ${r.reason})`);
+          await reboot();
+          const st = await agentUp();
+          const b = await booted();
+          if (st.image.version !== to || b.version !== to) throw new Error(`after the rollback to ${to} and a reboot: tabula status shows ${st.image.version}, ostree booted ${b.version}\n${b.text}`);
+        };
+        const from = (await status()).image.version;
+        const to = from === '2' ? '1' : '2';
+        await go(to);
+        await go(from);
+        return `${from} → ${to} → ${from}`;
+      });
+    } finally {
+      await vm?.stop();
+      await server?.close();
+    }
+  },
+};
