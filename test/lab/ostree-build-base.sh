@@ -28,11 +28,12 @@ mkdir -p "$cache"
 rm -rf --one-file-system "$out.tmp"
 find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 # Before the kernel is installed: dracut builds a generic initramfs (a chroot's "host" is not the
-# laptop), and ostree-prepare-root's config (/etc transient: every boot starts from the image's
-# /etc) goes into it.
+# laptop), and ostree-prepare-root's config goes into it: /etc transient (every boot starts from the
+# image's /etc; ostree applies that only with a read-only /sysroot, which ostree admin and Tabula's
+# helper remount writable in their own mount namespace).
 essential='mkdir -p "$1/etc/dracut.conf.d" "$1/usr/lib/ostree"
 printf "hostonly=no\ncompress=zstd\nomit_dracutmodules+=\" plymouth \"\n" > "$1/etc/dracut.conf.d/10-tabula-lab.conf"
-printf "[etc]\ntransient = true\n" > "$1/usr/lib/ostree/prepare-root.conf"'
+printf "[sysroot]\nreadonly = true\n\n[etc]\ntransient = true\n" > "$1/usr/lib/ostree/prepare-root.conf"'
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --essential-hook="$essential" \
