@@ -11,6 +11,8 @@ export interface CommandSpec {
   values?: string[];
   /** How many more words it takes (PATH, KEY VALUE…): [min, max]. */
   args?: [number, number];
+  /** A value flag that must be given, with the values it takes. */
+  required?: { flag: string; choices: string[] };
 }
 
 const json = ['--json'];
@@ -22,7 +24,7 @@ export const commands: CommandSpec[] = [
   { name: 'backup resume', usage: 'tabula backup resume                   back up again', flags: json },
   { name: 'backup status', usage: 'tabula backup status [--json]          the same as tabula status', flags: json },
   { name: 'conflicts', usage: 'tabula conflicts [--json]              files changed here and elsewhere, waiting for a choice', flags: json },
-  { name: 'conflicts resolve', usage: 'tabula conflicts resolve PATH --keep mine|theirs|both', values: ['--keep'], flags: json, args: [1, 1] },
+  { name: 'conflicts resolve', usage: 'tabula conflicts resolve PATH --keep mine|theirs|both', values: ['--keep'], flags: json, args: [1, 1], required: { flag: '--keep', choices: ['mine', 'theirs', 'both'] } },
   { name: 'versions', usage: 'tabula versions PATH [--json]          older versions kept on the storage (exit 1 when none)', flags: json, args: [1, 1] },
   { name: 'restore', usage: 'tabula restore PATH [--at TIME] [--to DIR]   bring back an older version', values: ['--at', '--to'], flags: json, args: [1, 1] },
   {
@@ -89,6 +91,14 @@ function check(spec: CommandSpec, argv: string[], rest: string[]): { spec: Comma
     } else if (spec.flags?.includes(a)) continue;
     else if (a.startsWith('-') && a !== '-') return { error: `tabula ${spec.name.replace(/^--/, '--')} has no option ${a} (usage: ${short(spec)}).` };
     else free.push(a);
+  }
+  if (spec.required) {
+    const { flag, choices } = spec.required;
+    const at = rest.lastIndexOf(flag);
+    const given = at >= 0 ? rest[at + 1] : undefined;
+    const list = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`;
+    if (given === undefined) return { error: `${flag} is needed: ${list} (usage: ${short(spec)}).` };
+    if (!choices.includes(given)) return { error: `${flag} takes ${list}, not "${given.slice(0, 40)}" (usage: ${short(spec)}).` };
   }
   const [min, max] = spec.args ?? [0, 0];
   if (free.length < min) return { error: `Missing ${min - free.length === 1 ? 'an argument' : 'arguments'} (usage: ${short(spec)}).` };

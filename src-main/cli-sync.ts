@@ -152,7 +152,12 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
     }
     case 'conflicts': {
       const list = (await (await agent()).call('status.get', {})).backup.conflicts;
-      out(list, list.length ? list.map((c) => `${c.path}\n  kept: ${c.kept === 'local' ? 'this laptop’s version' : 'the storage’s version'}; other version: ${c.conflictPath}`).join('\n') : 'No conflicts.');
+      // Each version where it is now, and (when its record says) the laptop the storage's came from.
+      const describe = (c: (typeof list)[number]) => {
+        const [mine, theirs] = c.kept === 'local' ? [c.path, c.conflictPath] : [c.conflictPath, c.path];
+        return `${c.path}\n  this laptop’s version: ${mine}\n  the storage’s version${c.from ? ` (from ${c.from})` : ''}: ${theirs}`;
+      };
+      out(list, list.length ? `${list.map(describe).join('\n')}\nSettle each with \`tabula conflicts resolve PATH --keep mine|theirs|both\` (PATH: the copy's name when a file has two).` : 'No conflicts.');
       return true;
     }
     case 'conflicts resolve': {

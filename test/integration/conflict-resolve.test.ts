@@ -142,6 +142,13 @@ describe('two conflicts open on one file', { timeout: 120_000 }, () => {
     expect(conflicts.map((c) => c.path)).toEqual(['Documents/notes.txt', 'Documents/notes.txt']);
     const refused = await call(agent, 'conflicts.resolve', { path: 'Documents/notes.txt', keep: 'theirs' }).catch((e: Error) => e.message);
     expect(refused).toMatch(/^~\/Documents\/notes\.txt has 2 conflicts: name the conflict copy \(~\/Documents\/notes\.conflict-.*, ~\/Documents\/notes\.conflict-.*\)\.$/);
+    // The command line says the same: each version where it is, the storage's laptop, and the refusal.
+    const listed = await sb.cli(['conflicts']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(`Documents/notes.txt\n  this laptop’s version: ${conflicts[1]!.conflictPath}\n  the storage’s version (from laptop-b): Documents/notes.txt\n`);
+    const bare = await sb.cli(['conflicts', 'resolve', 'Documents/notes.txt', '--keep', 'theirs']);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toMatch(/has 2 conflicts: name the conflict copy/);
     // The second one: keep the storage's (the newest), drop this laptop's second edit.
     const second = conflicts[1]!;
     expect(fs.readFileSync(path.join(sb.home, second.conflictPath), 'utf8')).toBe('mine 2');

@@ -146,12 +146,13 @@ describe('the window address across restarts', () => {
 
 describe('the command line', () => {
   it('names an unknown command or option in one line and exits 64; help exits 0', async () => {
-    for (const argv of [['bogus'], ['status', '--bogus'], ['backup'], ['backup', 'now', '--nope'], ['versions']]) {
+    for (const argv of [['bogus'], ['status', '--bogus'], ['backup'], ['backup', 'now', '--nope'], ['versions'], ['conflicts', 'resolve', 'x.txt'], ['conflicts', 'resolve', 'x.txt', '--keep', 'nope']]) {
       const r = await sb.cli(argv);
       expect(r.code, argv.join(' ')).toBe(64);
       expect(r.stderr.trim().split('\n'), argv.join(' ')).toHaveLength(1);
       expect(r.stdout).toBe('');
     }
+    expect((await sb.cli(['conflicts', 'resolve', 'x.txt', '--keep', 'nope'])).stderr).toBe('--keep takes mine, theirs or both, not "nope" (usage: tabula conflicts resolve PATH --keep mine|theirs|both).\n');
     const help = await sb.cli(['help']);
     expect(help.code).toBe(0);
     for (const line of ['tabula backup now [--force] [--no-wait]', 'tabula conflicts resolve PATH --keep mine|theirs|both', 'tabula prefs apply [--dry-run] [--only printers,displays,network]', 'tabula fleet poll', 'tabula help [COMMAND]', 'tabula sync [--dry-run] [--force] [--quick] [--home DIR] [--storage URL] [--json]']) {
