@@ -26,7 +26,6 @@ if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
 rm -rf --one-file-system "$out.tmp"
-find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 # Before the kernel is installed: dracut builds a generic initramfs (a chroot's "host" is not the
 # laptop), and ostree-prepare-root's config goes into it: /etc transient (every boot starts from the
 # image's /etc; ostree applies that only with a read-only /sysroot, which ostree admin and Tabula's
@@ -42,4 +41,6 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   trixie "$out.tmp" >&2
 touch "$out.tmp/.complete"
 mv "$out.tmp" "$out"
+# Older bases are superseded (removed only now: a lab still running may be reading one).
+find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 echo "$out"
