@@ -1,17 +1,14 @@
 // The sync commands of `tabula`: one foreground sync without the agent, and the commands that ask the
 // running agent (back up now, pause, resume, conflicts, versions and restore).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { safetyLine } from './common/safety-line';
 import { loadConfig } from './core/config';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
-import { parseStorageUrl } from './core/storage-url';
-import { localEndpoint, storageEndpoint } from './core/sync/endpoint';
 import { runSync } from './core/sync/engine';
-import { defaultExcludes } from './core/sync/excludes';
+import { syncRunOptions } from './core/sync/options';
 
 export interface Args {
   words: string[];
@@ -199,28 +196,19 @@ export async function syncForeground(args: Args, paths: Paths) {
   for (const p of problems) console.error(`Warning: ${p.message}`);
   ensureStateDir(paths);
   ensureRuntimeDir(paths);
-  const home = path.resolve(args.values.get('--home') ?? paths.home);
-  const storage = parseStorageUrl(args.values.get('--storage') ?? config.storage.url);
+  const { options } = syncRunOptions(paths, config, { home: path.resolve(args.values.get('--home') ?? paths.home), storageUrl: args.values.get('--storage') });
   const json = args.flags.has('--json');
   // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
   fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
   try {
     const summary = await runSync({
-      home: localEndpoint(home),
-      storage: storageEndpoint(storage, config.storage.sshOptions, config.storage.connectTimeoutSeconds, paths.runtimeDir),
-      excludes: [...defaultExcludes({ ...paths, home }, storage), ...config.backup.excludes],
-      stateDir: paths.stateDir,
-      host: os.hostname(),
+      ...options,
       dryRun: args.flags.has('--dry-run'),
       force: args.flags.has('--force'),
-      maxDeleteShare: config.backup.maxDeletePercent / 100,
-      bandwidthLimitKBps: config.backup.bandwidthLimitKBps || undefined,
-      versionsRetentionDays: config.backup.versionsRetentionDays,
       // A person who runs one sync by hand wants the storage as it is, also after a change made on it
       // directly (an admin, a restore tool): list it in full. The agent's runs (every 15 minutes, a
       // fleet's idle cost) trust the generation record between daily checks; --quick does that here.
       verify: args.flags.has('--verify') || !args.flags.has('--quick'),
-      verifyIntervalHours: config.backup.verifyHours,
       onWaiting: (reason) => console.error(reason),
       onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),
     });

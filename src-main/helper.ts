@@ -5,9 +5,10 @@
 import { toErrorInfo, TabulaError } from './common/errors';
 import { signedCommandSchema, type SignedCommand } from './core/fleet-command';
 import { readMachineId, readPrimaryMac } from './core/helpdesk/identity';
+import { encodeHelperMessage, type HelperMessage } from './core/image/helper-protocol';
 import { parseHelperArgs, runHelperVerb } from './core/image/helper-verbs';
 
-const emit = (obj: object) => process.stdout.write(JSON.stringify(obj) + '\n');
+const emit = (msg: HelperMessage) => process.stdout.write(encodeHelperMessage(msg));
 
 async function main() {
   if (process.getuid?.() !== 0) throw new TabulaError('helper-failed', 'tabula-helper must run as root (through pkexec).');

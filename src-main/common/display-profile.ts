@@ -1,7 +1,8 @@
-// A display profile from the monitors on screen now: shared by the agent ("Save current layout",
-// the CLI) and the window (no Node here), so both store the same thing.
+// Display profiles and the monitors on screen: which saved layout is for exactly these monitors, and
+// the layout a window starts from. One place for the agent (applying a layout) and the window (no
+// Node here), so both match and store the same thing.
 import type { MonitorState } from './contract/prefs';
-import type { DisplayOutput, DisplayProfile } from './prefs-schema';
+import { profileKey, type DisplayOutput, type DisplayProfile } from './prefs-schema';
 
 /** One monitor as it is now, as a profile output. */
 export function outputFromMonitor(m: MonitorState): DisplayOutput {
@@ -20,7 +21,17 @@ export function outputFromMonitor(m: MonitorState): DisplayOutput {
   };
 }
 
-/** The layout on screen now, as a profile for these monitors (what "Save current layout" stores). */
-export function profileFromMonitors(name: string, monitors: readonly MonitorState[]): DisplayProfile {
-  return { name, outputs: monitors.map(outputFromMonitor) };
+/** The saved profile for exactly this set of monitors (by monitor identity, not connector), if any. */
+export function savedProfileFor(monitors: readonly Pick<MonitorState, 'monitor'>[], saved: readonly DisplayProfile[]): DisplayProfile | null {
+  const key = profileKey(monitors.map((m) => m.monitor));
+  return saved.find((p) => profileKey(p.outputs.map((o) => o.monitor)) === key) ?? null;
+}
+
+/** The layout for these monitors: the saved one's outputs where it has them, else what the monitors show now. */
+export function profileFromMonitors(monitors: readonly MonitorState[], saved: readonly DisplayProfile[] = []): DisplayProfile {
+  const existing = savedProfileFor(monitors, saved);
+  return {
+    name: existing?.name ?? `${monitors.length} monitor${monitors.length === 1 ? '' : 's'}`,
+    outputs: monitors.map((m) => existing?.outputs.find((o) => o.monitor === m.monitor) ?? outputFromMonitor(m)),
+  };
 }

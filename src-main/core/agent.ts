@@ -100,7 +100,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
   const probes = opts.probes ?? realProbes;
   const opener = opts.opener ?? createDesktopOpener(opts.env);
 
-  const sync = want.has('sync') ? createSyncPlugin({ opener, paths, getConfig, events, now: opts.now, autoStart: opts.autoStart, probes, reportProblem }) : null;
+  const sync = want.has('sync') ? createSyncPlugin({ opener, paths, getConfig, events, now: opts.now, clock: opts.clock, autoStart: opts.autoStart, probes, reportProblem }) : null;
   const prefs = want.has('prefs') ? createPrefsPlugin({ paths, env: opts.env, events, now: opts.now, watchDisplays: opts.watchDisplays }) : null;
   const image = want.has('image')
     ? createImagePlugin({

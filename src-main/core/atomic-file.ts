@@ -113,49 +113,85 @@ export type JsonRead<T> =
   | { status: 'ok'; value: T }
   | { status: 'invalid'; problem: string };
 
-/** Reads and validates one JSON file. Never throws for missing, unreadable, corrupt or invalid files. */
-export function readJsonFile<T>(file: string, schema: z.ZodType<T>, opts: SmallFileOptions = {}): JsonRead<T> {
-  const read = readSmallRegularFile(file, opts);
-  if (read.status !== 'ok') return read;
+/** What is wrong with a document, in words that name the place: 'has an unknown key "a.b"', 'has an invalid value at "x": …'. */
+export function describeSchemaIssue(err: z.ZodError): string {
+  const issue = err.issues[0]!;
+  const where = issue.path.join('.') || '(top)';
+  if (issue.code === 'unrecognized_keys') return `has an unknown key "${[where === '(top)' ? '' : where + '.', issue.keys[0]].join('')}"`;
+  return `has an invalid value at "${where}": ${issue.message}`;
+}
+
+/** Parses JSON bytes into a schema. The problem completes a sentence that starts with the document's name. */
+export function parseJsonDocument<T>(bytes: Buffer, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: string } {
   let json: unknown;
   try {
-    json = JSON.parse(read.data.toString('utf8'));
+    json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    return { status: 'invalid', problem: `is not valid JSON (${(err as Error).message})` };
+    return { ok: false, problem: `is not valid JSON (${(err as Error).message})` };
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    return { status: 'invalid', problem: `has an invalid value at "${issue.path.join('.') || '(top)'}": ${issue.message}` };
-  }
-  return { status: 'ok', value: parsed.data };
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problem: describeSchemaIssue(parsed.error) };
 }
 
 /**
- * A JSON document the agent owns (history, journal, archive): each save keeps the previous good copy
- * as `.bak`; a load that finds the file damaged falls back to it and reports the problem.
+ * The one way Tabula reads a JSON file (config layers, preferences, agent state, trust records):
+ * readSmallRegularFile's checks (no symlink, regular file, size cap), then JSON, then the schema.
+ * Never throws; a problem completes a sentence that starts with the file's name.
+ */
+export function readJsonDocument<T>(file: string, schema: z.ZodType<T>, opts: SmallFileOptions = {}): JsonRead<T> {
+  const read = readSmallRegularFile(file, opts);
+  if (read.status !== 'ok') return read;
+  const parsed = parseJsonDocument(read.data, schema);
+  return parsed.ok ? { status: 'ok', value: parsed.value } : { status: 'invalid', problem: parsed.problem };
+}
+
+/**
+ * A JSON document the agent owns (history, journal, archive, conflicts). `.bak` has one meaning
+ * everywhere (here and for the preferences): the last state saved, so a file damaged later (a hand
+ * edit, a disk fault) falls back to exactly what was last written and nothing saved is lost. A
+ * damaged file is never thrown away: with a good `.bak` it is moved aside (`.damaged-<time>`) and the
+ * file restored from `.bak`; without one, every load says so and starts from empty, and the damaged
+ * file stays where it is until something new is saved, which moves it aside first.
  */
 export function createJsonStore<T>(file: string, schema: z.ZodType<T>, empty: () => T, opts: SmallFileOptions = {}) {
+  const bak = `${file}.bak`;
+  let damaged = false;
+  const moveAside = () => {
+    const aside = `${file}.damaged-${Date.now()}`;
+    try {
+      fs.renameSync(file, aside);
+      return path.basename(aside);
+    } catch {
+      return null;
+    }
+  };
   return {
     file,
     load(): { value: T; problem: string | null } {
-      const main = readJsonFile(file, schema, opts);
+      const main = readJsonDocument(file, schema, opts);
       if (main.status === 'ok') return { value: main.value, problem: null };
       if (main.status === 'missing') return { value: empty(), problem: null };
-      const backup = readJsonFile(`${file}.bak`, schema, opts);
-      const damaged = `${file} ${main.problem}`;
-      try {
-        fs.renameSync(file, `${file}.damaged-${Date.now()}`); // keep it for a person to look at
-      } catch {
-        /* best effort */
+      const damage = `${file} ${main.problem}`;
+      const backup = readJsonDocument(bak, schema, opts);
+      if (backup.status === 'ok') {
+        const aside = moveAside();
+        try {
+          writeFileAtomic(file, JSON.stringify(backup.value, null, 1) + '\n', 0o600);
+        } catch {
+          damaged = true; // the next save writes it
+        }
+        return { value: backup.value, problem: `${damage}; using the last good copy${aside ? ` (the damaged file was kept as ${aside})` : ''}.` };
       }
-      if (backup.status === 'ok') return { value: backup.value, problem: `${damaged}; using the last good copy.` };
-      return { value: empty(), problem: `${damaged}; starting afresh (the damaged file was kept beside it).` };
+      damaged = true;
+      return { value: empty(), problem: `${damage}, and there is no good copy: starting afresh (the damaged file stays as it is until something new is saved, then is kept beside it as ${path.basename(file)}.damaged-<time>).` };
     },
     save(value: T): void {
-      if (fs.existsSync(file)) fs.copyFileSync(file, `${file}.bak`);
+      if (damaged && fs.existsSync(file) && readJsonDocument(file, schema, opts).status === 'invalid') moveAside();
+      damaged = false;
       // Agent state names the user's files: private to the user.
-      writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n', 0o600);
+      const text = JSON.stringify(value, null, 1) + '\n';
+      writeFileAtomic(file, text, 0o600);
+      writeFileAtomic(bak, text, 0o600);
     },
   };
 }

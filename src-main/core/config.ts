@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { ConfigProblem } from '../common/contract';
-import { readJsonFile } from './atomic-file';
+import { readJsonDocument } from './atomic-file';
 import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image-config';
 import { symlinkOnTheWay, type Paths } from './paths';
 import { sshOptionsSchema } from './storage-url';
@@ -104,7 +104,7 @@ export function loadConfig(paths: Paths, opts: { systemOnly?: boolean } = {}): L
       problems.push({ file, message: `${file} is not read: ${link} is a symbolic link, and Tabula reads its own settings only from a real folder. Its settings are ignored until it is fixed.` });
       continue;
     }
-    const read = readJsonFile(file, layerSchema);
+    const read = readJsonDocument(file, layerSchema);
     if (read.status === 'missing') continue;
     if (read.status === 'invalid') {
       problems.push({ file, message: `${file} ${read.problem}. Its settings are ignored until it is fixed.` });

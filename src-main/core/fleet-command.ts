@@ -3,9 +3,9 @@
 // reimages only on a command it has verified itself (its own root-owned keys, machine-id, expiry,
 // nonce record): the signature is what authorises a remote reimage, not the person at the machine.
 import { z } from 'zod';
-import type { MachineIdentity } from '../common/contract/image';
+import type { MachineIdentity } from '../common/contract/helpdesk';
 import { TabulaError } from '../common/errors';
-import { requireSignature } from './signing';
+import { parseSignedJson } from './signing';
 
 export const commandSchema = z
   .object({
@@ -35,20 +35,12 @@ export const MAX_COMMAND_LIFETIME_MS = 30 * 24 * 3600_000;
 
 /** Checks everything about a command's bytes; returns it or throws command-rejected. */
 export function verifyFleetCommand(bytes: Buffer, sig: Buffer | null, o: { commandKeys: readonly string[]; identity: Pick<MachineIdentity, 'machineId' | 'primaryMac'>; now: number }): FleetCommand {
+  let cmd: FleetCommand;
   try {
-    requireSignature(bytes, sig ? sig.toString('utf8') : null, o.commandKeys, 'The fleet command', 'command');
+    cmd = parseSignedJson(bytes, sig ? sig.toString('utf8') : null, o.commandKeys, commandSchema, { what: 'The fleet command', role: 'command', code: 'command-rejected', then: ': rejected.' });
   } catch (err) {
     throw new TabulaError('command-rejected', (err as Error).message);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new TabulaError('command-rejected', 'The fleet command is not valid JSON: rejected.');
-  }
-  const parsed = commandSchema.safeParse(json);
-  if (!parsed.success) throw new TabulaError('command-rejected', `The fleet command is malformed (${parsed.error.issues[0]!.path.join('.')}): rejected.`);
-  const cmd = parsed.data;
   const me = o.identity;
   if (!me.machineId || cmd.machineId !== me.machineId) throw new TabulaError('command-rejected', 'The fleet command is for another machine: rejected.');
   if (cmd.mac && cmd.mac !== me.primaryMac) throw new TabulaError('command-rejected', `The fleet command names MAC ${cmd.mac}, this machine has ${me.primaryMac ?? 'none'}: rejected.`);

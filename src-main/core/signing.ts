@@ -2,7 +2,9 @@
 // per-machine commands), with Node's crypto: no extra dependency. A signature is detached
 // (`FILE.sig`, base64) and covers the exact bytes of FILE, so nothing is re-serialised before checking.
 import crypto from 'node:crypto';
-import { TabulaError } from '../common/errors';
+import type { z } from 'zod';
+import { TabulaError, type ErrorCode } from '../common/errors';
+import { parseJsonDocument } from './atomic-file';
 
 export interface KeyPair {
   /** PKCS#8 PEM: the secret the fleet admin keeps. */
@@ -77,4 +79,22 @@ export function requireSignature(data: Buffer | string, signature: string | null
   if (!verify(data, signature, trustedKeys)) {
     throw new TabulaError('signature-invalid', `${what} is not signed by a fleet key this machine trusts for ${r.what} (tampered, or signed with another key): refused.`);
   }
+}
+
+/**
+ * The one way a signed document from the fleet becomes a value: the signature over the exact bytes
+ * first (signature-invalid), then JSON and the schema (`code`, naming what is wrong). `what` names the
+ * document ("The fleet policy"); `then` ends the sentence (" It is ignored.", ": rejected.").
+ */
+export function parseSignedJson<T>(
+  bytes: Buffer,
+  signature: string | null,
+  trustedKeys: readonly string[],
+  schema: z.ZodType<T>,
+  o: { what: string; role?: KeyRole; code: ErrorCode; then: string },
+): T {
+  requireSignature(bytes, signature, trustedKeys, o.what, o.role);
+  const parsed = parseJsonDocument(bytes, schema);
+  if (!parsed.ok) throw new TabulaError(o.code, `${o.what} ${parsed.problem}${o.then}`);
+  return parsed.value;
 }

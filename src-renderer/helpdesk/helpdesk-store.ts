@@ -2,7 +2,7 @@
 // diagnostics bundle. Errors stay where the action was taken until the next action there.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { AgentEvent, ApiClient } from '../../src-main/common/contract';
-import type { ReimagePlan, ReimageStatus } from '../../src-main/common/contract/image';
+import type { ReimagePlan, ReimageStatus } from '../../src-main/common/contract/helpdesk';
 import { createActionRunner, initialActionState, type ActionState } from '../shared/action';
 
 export interface HelpdeskState extends ActionState {

@@ -7,7 +7,7 @@ import type { ApplyItem, PrefArea, PrefLeaf } from '../../src-main/common/contra
 import { displayProfileSchema, networkProfileSchema, printerOptionsSchema, pskProblem, type DisplayOutput, type NetworkProfile, type PrinterOptions } from '../../src-main/common/prefs-schema';
 import { FeedbackLine } from '../shared/FeedbackLine';
 import { TabPanel, Tabs } from '../shared/Tabs';
-import { profileFromMonitors, savedProfileFor } from './profile-from-monitors';
+import { profileFromMonitors, savedProfileFor } from '../../src-main/common/display-profile';
 import type { PrefsState } from './prefs-store';
 
 type Tab = 'network' | 'printers' | 'displays';

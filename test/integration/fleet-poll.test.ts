@@ -21,7 +21,8 @@ async function until(cond: () => boolean, what: string) {
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 }
 
-it('a poll under way when fleet polling stops does not start the timer again', async () => {
+/** A fleet server on 127.0.0.1 that holds every request until the test answers it. */
+async function setup() {
   const held: http.ServerResponse[] = [];
   const server = http.createServer((_req, res) => held.push(res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -40,6 +41,12 @@ it('a poll under way when fleet polling stops does not start the timer again', a
     clock,
     actions: { pull: async () => 'pulled', diagnostics: async () => 'written', reimage: async () => 'reset' },
   });
+  cleanup.push(() => fleet.stop());
+  return { held, clock, fleet };
+}
+
+it('a poll under way when fleet polling stops does not start the timer again', async () => {
+  const { held, clock, fleet } = await setup();
 
   fleet.start();
   expect(clock.pending()).toBe(1);
@@ -52,4 +59,35 @@ it('a poll under way when fleet polling stops does not start the timer again', a
   expect(clock.pending()).toBe(0);
   await clock.advance(60 * 60_000);
   expect(held).toHaveLength(1); // and no poll after the stop
+});
+
+it('a poll asked for while the timer’s poll runs waits its turn instead of asking the server twice at once', async () => {
+  const { held, clock, fleet } = await setup();
+  fleet.start();
+  await clock.advance(10 * 60_000);
+  await until(() => held.length === 1, 'the timer’s poll');
+  let asked: unknown = 'pending';
+  const manual = fleet.poll().then((r) => (asked = r));
+  await new Promise((r) => setTimeout(r, 300));
+  expect(held).toHaveLength(1); // the second poll has not gone out yet
+  held[0]!.writeHead(404).end();
+  await until(() => held.length === 2, 'the queued poll');
+  expect(asked).toBe('pending');
+  held[1]!.writeHead(404).end();
+  await manual;
+  expect(asked).toBeNull(); // no command for this machine
+  expect(clock.pending()).toBe(1); // and the timer goes on
+});
+
+it('a fleet server that fails is asked again later (backed off, jittered), never given up on', async () => {
+  const { held, clock, fleet } = await setup();
+  fleet.start();
+  await clock.advance(10 * 60_000);
+  await until(() => held.length === 1, 'the first poll');
+  held[0]!.writeHead(500).end();
+  await until(() => held[0]!.writableFinished, 'the answer');
+  await new Promise((r) => setTimeout(r, 200));
+  expect(clock.pending()).toBe(1);
+  await clock.advance(10 * 60_000); // jittered back-off: between 5 and 10 minutes after a first failure
+  await until(() => held.length === 2, 'the retry');
 });

@@ -94,7 +94,7 @@ describe('display layouts with Xorg and xrandr', () => {
     try {
       await new Promise((r) => setTimeout(r, 400)); // the first look records the current set
       const { displays } = await prefsA.state();
-      const now = profileFromMonitors('With projector', displays.monitors);
+      const now = { ...profileFromMonitors(displays.monitors), name: 'With projector' };
       const projector = { ...now.outputs[0]!, monitor: 'size:480x270mm', label: 'projector', width: 1280, height: 1024, x: 4800, y: 0, primary: false };
       await prefsA.saveDisplayProfile({ name: 'With projector', outputs: [...now.outputs, projector] });
       xa.plug('DUMMY3', { widthMm: 480, heightMm: 270 });

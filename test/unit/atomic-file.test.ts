@@ -4,30 +4,67 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createJsonStore, readSmallRegularFile, SMALL_FILE_MAX_BYTES, writeFileAtomic } from '../../src-main/core/atomic-file';
+import { createJsonStore, readJsonDocument, readSmallRegularFile, SMALL_FILE_MAX_BYTES, writeFileAtomic } from '../../src-main/core/atomic-file';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-atomic-'));
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-it('falls back to the last good copy when the file is damaged, keeping the damaged one', () => {
+it('falls back to exactly what was last saved when the file is damaged, keeping the damaged one', () => {
   const file = path.join(dir, 'history.json');
   const store = createJsonStore(file, z.array(z.number()), () => []);
   store.save([1]);
   store.save([1, 2]);
   fs.writeFileSync(file, '[1, 2, 3'); // a crash or a hand edit
   const loaded = store.load();
-  expect(loaded.value).toEqual([1]);
-  expect(loaded.problem).toMatch(/not valid JSON.*last good copy/);
-  expect(fs.readdirSync(dir).some((f) => f.startsWith('history.json.damaged-'))).toBe(true);
+  expect(loaded.value).toEqual([1, 2]); // `.bak` is the last state saved: nothing saved is lost
+  expect(loaded.problem).toMatch(/not valid JSON.*using the last good copy \(the damaged file was kept as history\.json\.damaged-\d+\)/);
+  const aside = fs.readdirSync(dir).find((f) => f.startsWith('history.json.damaged-'))!;
+  expect(fs.readFileSync(path.join(dir, aside), 'utf8')).toBe('[1, 2, 3');
+  // Restored in place: the next load (another store on the same file) reads it without a problem.
+  expect(createJsonStore(file, z.array(z.number()), () => []).load()).toEqual({ value: [1, 2], problem: null });
 });
 
-it('starts empty, saying so, when neither copy is usable', () => {
+it('without a good copy: starts empty saying so on every load, and keeps the damaged file until something new is saved', () => {
   const file = path.join(dir, 'journal.json');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(file, '{"not": "an array"}');
-  const loaded = createJsonStore(file, z.array(z.number()), () => []).load();
-  expect(loaded.value).toEqual([]);
-  expect(loaded.problem).toMatch(/invalid value.*starting afresh/);
+  const store = createJsonStore(file, z.array(z.number()), () => []);
+  for (let i = 0; i < 2; i++) {
+    const loaded = store.load();
+    expect(loaded.value).toEqual([]);
+    expect(loaded.problem).toMatch(/invalid value.*no good copy: starting afresh/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('{"not": "an array"}');
+  }
+  store.save([7]);
+  const aside = fs.readdirSync(dir).find((f) => f.startsWith('journal.json.damaged-'))!;
+  expect(fs.readFileSync(path.join(dir, aside), 'utf8')).toBe('{"not": "an array"}');
+  expect(store.load()).toEqual({ value: [7], problem: null });
+});
+
+describe('readJsonDocument: the one way a JSON file is read', () => {
+  const schema = z.object({ storage: z.object({ url: z.string() }).strict() }).strict();
+  const write = (name: string, text: string | Buffer) => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  it('reads a good file', () => {
+    expect(readJsonDocument(write('ok.json', '{"storage":{"url":"/nas"}}'), schema)).toEqual({ status: 'ok', value: { storage: { url: '/nas' } } });
+  });
+  it('names what is wrong: corrupt, truncated, an unknown key, a wrong type', () => {
+    expect(readJsonDocument(write('c.json', Buffer.from([0xff, 0xfe, 0x00, 0x7b])), schema)).toMatchObject({ status: 'invalid', problem: expect.stringMatching(/^is not valid JSON \(/) });
+    expect(readJsonDocument(write('t.json', '{"storage":{"url":"/n'), schema)).toMatchObject({ status: 'invalid', problem: expect.stringMatching(/^is not valid JSON \(/) });
+    expect(readJsonDocument(write('k.json', '{"storage":{"url":"/n","proxy":"x"}}'), schema)).toEqual({ status: 'invalid', problem: 'has an unknown key "storage.proxy"' });
+    expect(readJsonDocument(write('v.json', '{"storage":{"url":5}}'), schema)).toMatchObject({ status: 'invalid', problem: expect.stringMatching(/^has an invalid value at "storage\.url": /) });
+  });
+  it('refuses an oversized file without reading it whole, and a symlink without following it', () => {
+    const big = write('big.json', `{"storage":{"url":"${'a'.repeat(SMALL_FILE_MAX_BYTES)}"}}`);
+    expect(readJsonDocument(big, schema)).toMatchObject({ status: 'invalid', problem: expect.stringMatching(/^is too large/) });
+    const target = write('target.json', '{"storage":{"url":"/elsewhere"}}');
+    fs.symlinkSync(target, path.join(dir, 'link.json'));
+    expect(readJsonDocument(path.join(dir, 'link.json'), schema)).toEqual({ status: 'invalid', problem: 'is a symbolic link, which Tabula does not follow here' });
+    expect(readJsonDocument(path.join(dir, 'none.json'), schema)).toEqual({ status: 'missing' });
+  });
 });
 
 describe('readSmallRegularFile: what someone else may have put at a config or prefs path', () => {

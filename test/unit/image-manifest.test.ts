@@ -54,7 +54,7 @@ describe('manifest paths', () => {
     expect(reason(manifest([file('a/b')]))).toMatch(/before \(or without\) its folder/);
     expect(reason(manifest([dir('a'), file('a/b'), file('a/b')]))).toMatch(/twice/);
     expect(reason(manifest([{ path: 'x', type: 'file', mode: 0o644, size: 1 }]))).toMatch(/no checksum/);
-    expect(reason(manifest([{ ...file('x'), mode: 0o100644 }]))).toMatch(/malformed at "entries.0.mode"/);
+    expect(reason(manifest([{ ...file('x'), mode: 0o100644 }]))).toMatch(/invalid value at "entries\.0\.mode"/);
     expect(reason(manifest([dir('a'), file('a/b')]))).toBeNull();
     expect(() => parseManifest(manifest([]), '2.0')).toThrow(/says version 1.0 but the channel names 2.0/);
   });

@@ -95,6 +95,7 @@ describe('update scheduler', () => {
 
   it('backs off after failures, doubling up to the cap, and returns to the rhythm after a success', async () => {
     const m = setup({ random: () => 1, results: [false, false, false, true] });
+    m.s.start(); // a scheduler never started arms no timer (a command that only checks leaves none behind)
     await m.s.requestNow();
     const gaps: number[] = [];
     let last = m.clock.now();
@@ -106,6 +107,20 @@ describe('update scheduler', () => {
     expect(gaps).toEqual([5, 10, 20]);
     expect(m.s.state().failures).toBe(0);
     expect(m.s.state().nextCheckAt! - m.clock.now()).toBe(7 * H);
+  });
+
+  it('a scheduler that was never started runs what is asked but leaves no timer; a stopped one runs nothing more', async () => {
+    const m = setup({ results: [false] });
+    await m.s.requestNow();
+    expect(m.runs).toHaveLength(1);
+    expect(m.clock.pending()).toBe(0);
+    m.s.start();
+    expect(m.clock.pending()).toBe(1);
+    m.s.stop();
+    expect(m.clock.pending()).toBe(0);
+    await m.s.requestNow();
+    await m.clock.advance(48 * H);
+    expect(m.runs).toHaveLength(1);
   });
 
   it('the back-off never exceeds its cap', () => {

@@ -79,4 +79,17 @@ describe('request journal', () => {
     j.finished(started, 'completed');
     expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['change']);
   });
+
+  it('a truncated queue.json still holds the offline "Back up now": it comes back from the last saved copy, and the damage is reported', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-journal-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'queue.json');
+    const now = () => new Date(Date.parse('2026-01-05T08:00:00Z'));
+    createJournal({ file, now }).add('manual');
+    fs.truncateSync(file, 20); // a disk fault, a crash of something else writing there
+    const problems: string[] = [];
+    const j = createJournal({ file, now, reportProblem: (m) => problems.push(m) });
+    expect(j.requests().map((r) => r.reason)).toEqual(['manual']);
+    expect(problems).toEqual([expect.stringMatching(/queue\.json is not valid JSON .*using the last good copy \(the damaged file was kept as queue\.json\.damaged-\d+\)/)]);
+  });
 });

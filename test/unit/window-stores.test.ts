@@ -7,7 +7,7 @@ import type { ApplyReport, MonitorState } from '../../src-main/common/contract/p
 import { TabulaError } from '../../src-main/common/errors';
 import { createHelpdeskStore } from '../../src-renderer/helpdesk/helpdesk-store';
 import { applySummary } from '../../src-renderer/preferences/prefs-store';
-import { profileFromMonitors } from '../../src-renderer/preferences/profile-from-monitors';
+import { profileFromMonitors } from '../../src-main/common/display-profile';
 import { createActionRunner, initialActionState, type ActionState } from '../../src-renderer/shared/action';
 import { createStore } from 'zustand/vanilla';
 

@@ -1,6 +1,4 @@
-// Contract for OS images (issue 4): update status, check/pull/rollback, helpdesk reimage and the
-// signed fleet commands. Spread into `methods` and `EventPayloads` in contract/index.ts.
-import { z } from 'zod';
+// Contract for OS images (issue 4): update status, check, pull and rollback. Spread into `methods` and `EventPayloads` in contract/index.ts.
 import { method, noArgs } from './method';
 import type { ErrorInfo } from '../errors';
 
@@ -74,52 +72,6 @@ export interface ImageUpdateStatus {
   serverData: ImageServerData | null;
 }
 
-export interface MachineIdentity {
-  hostname: string;
-  machineId: string | null;
-  primaryMac: string | null;
-  machineClass: string;
-}
-
-export interface HomeSafetyReport {
-  /** Files in the home that are not on the storage yet. */
-  count: number;
-  paths: string[];
-  /** Backup requests waiting to run. */
-  queued: number;
-  /** Why the answer could not be established (storage offline…): then a reimage is refused too. */
-  unknownReason: string | null;
-}
-
-export interface ReimagePlan {
-  identity: MachineIdentity;
-  image: ImageUpdateStatus;
-  lastBackupAt: string | null;
-  home: HomeSafetyReport;
-  /** Refused unless overridden, and why. */
-  refusedReason: string | null;
-  /** What will happen, in order, for the person to read before confirming. */
-  steps: string[];
-  countdownSeconds: number;
-}
-
-export interface ReimageStatus {
-  state: 'none' | 'countdown' | 'running' | 'done' | 'failed' | 'cancelled';
-  reason: string;
-  /** When the countdown ends (ISO). */
-  startsAt: string | null;
-  origin: 'helpdesk' | 'fleet-command' | null;
-}
-
-export interface FleetCommandRecord {
-  nonce: string;
-  /** What the command said it was; 'unknown' for a rejected one that did not say (or said nonsense). */
-  verb: 'reimage' | 'pull' | 'diagnostics' | 'unknown';
-  receivedAt: string;
-  outcome: 'done' | 'refused' | 'failed' | 'rejected';
-  message: string;
-}
-
 
 export const imageMethods = {
   'image.status': method<ImageUpdateStatus>()(noArgs),
@@ -130,26 +82,7 @@ export const imageMethods = {
   'image.rollback': method<ImageUpdateStatus>()(noArgs),
 };
 
-export const helpdeskMethods = {
-  'helpdesk.plan': method<ReimagePlan>()(noArgs),
-  /** Starts the countdown. `override` only with `acknowledgedCount` = the number of unsynced files shown. */
-  'helpdesk.reimage': method<ReimageStatus>()(
-    z.object({ override: z.boolean().optional(), acknowledgedCount: z.number().int().min(0).optional() }).strict(),
-  ),
-  'helpdesk.cancelReimage': method<ReimageStatus>()(noArgs),
-  /** Writes the bundle; `text` is its content, for the window's Copy button. */
-  'helpdesk.diagnostics': method<{ file: string; text: string }>()(noArgs),
-  /** Opens the diagnostics folder in the file manager (the window has no file access of its own). */
-  'helpdesk.showDiagnostics': method<{ opened: string }>()(noArgs),
-};
-
-export const fleetMethods = {
-  'fleet.poll': method<{ record: FleetCommandRecord | null }>()(noArgs),
-};
-
 export interface ImageEventPayloads {
   'image-state-changed': { from: ImageUpdateState; to: ImageUpdateState; reason: string; durationMs: number; status: ImageUpdateStatus };
   'image-progress': ImageUpdateProgress;
-  'reimage-changed': ReimageStatus;
-  'fleet-command-handled': FleetCommandRecord;
 }

@@ -6,13 +6,15 @@
 // anything runs, and no command runs while that record cannot be read).
 import path from 'node:path';
 import { z } from 'zod';
-import type { FleetCommandRecord, MachineIdentity } from '../../common/contract/image';
+import type { FleetCommandRecord } from '../../common/contract/fleet';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
 import { verifyFleetCommand, type FleetCommand, type SignedCommand } from '../fleet-command';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
-import { createJsonStore, readJsonFile, writeFileAtomic } from '../atomic-file';
+import { createJsonStore, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import type { TabulaConfig } from '../config';
 import { realClock, type Clock } from '../runtime/clock';
+import { createExclusive, createSchedule } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import { fetchFleetFile } from '../fleet-source';
 
@@ -39,7 +41,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
    */
   const nonces = {
     load(): Record<string, string> {
-      const r = readJsonFile(noncesFile, nonceSchema);
+      const r = readJsonDocument(noncesFile, nonceSchema);
       if (r.status === 'ok') return r.value;
       if (r.status === 'missing') return {};
       throw new TabulaError('command-rejected', `The record of fleet commands already run (${noncesFile}) ${r.problem}: every fleet command is refused until it is repaired, so that none can run twice.`);
@@ -56,8 +58,18 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   } catch (err) {
     deps.reportProblem?.(`Fleet commands: ${(err as Error).message}`);
   }
-  let timer: unknown = null;
-  let stopped = true;
+  // A poll asked for (the helpdesk, `tabula fleet poll`) while the timer's poll runs waits its turn:
+  // two polls at once would both see the same command, and the second would log a false replay.
+  const exclusive = createExclusive();
+  const schedule = createSchedule({
+    clock,
+    policy: () => {
+      const every = deps.getSystemConfig().fleet.commandPollMinutes * 60_000;
+      // A fleet server that fails is asked less often (jittered), not more: it is down for every machine.
+      return { intervalMs: every, windowMs: 0, deferOnMetered: false, minBatteryPercent: 0, backoffBaseMs: every, backoffMaxMs: 4 * every, deferRetryMs: every };
+    },
+    run: () => exclusive.run(pollOnce).then(() => true),
+  });
 
   function record(r: FleetCommandRecord): FleetCommandRecord {
     log.save([...log.load().value, r].slice(-200));
@@ -76,7 +88,7 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   /** Checks everything about a command's bytes (core/fleet-command.ts); returns it or throws command-rejected. */
   const accept = (bytes: Buffer, sig: Buffer | null): FleetCommand => verifyFleetCommand(bytes, sig, { commandKeys: deps.getSystemConfig().fleet.commandKeys, identity: deps.identity(), now: clock.now() });
 
-  async function poll(): Promise<FleetCommandRecord | null> {
+  async function pollOnce(): Promise<FleetCommandRecord | null> {
     const config = deps.getSystemConfig();
     const machineId = deps.identity().machineId;
     if (!config.fleet.url || !machineId) return null;
@@ -120,29 +132,14 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
     }
   }
 
-  const arm = () => {
-    // A poll that was under way when the feature stopped must not start the timer again.
-    if (stopped) return;
-    const minutes = deps.getSystemConfig().fleet.commandPollMinutes;
-    timer = clock.setTimeout(() => {
-      poll()
-        .catch(() => null)
-        .finally(arm);
-    }, minutes * 60_000);
-  };
-
   return {
-    poll,
+    poll: () => exclusive.run(pollOnce),
     history: () => log.load().value,
     start() {
-      stopped = false;
-      if (deps.getSystemConfig().fleet.url) arm();
+      if (deps.getSystemConfig().fleet.url) schedule.start(deps.getSystemConfig().fleet.commandPollMinutes * 60_000);
     },
-    stop() {
-      stopped = true;
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
-    },
+    /** No timer is left, and a poll under way when it stops does not arm one again. */
+    stop: () => schedule.stop(),
   };
 }
 export type FleetCommands = ReturnType<typeof createFleetCommands>;

@@ -1,6 +1,6 @@
 // Signed per-machine fleet commands as a plug-in: polled on a timer from start() until stop(). What a
 // command does (pull, diagnostics, reimage) is handed in by the agent as actions.
-import { fleetMethods, type FleetCommandRecord } from '../../common/contract/image';
+import { fleetMethods, type FleetCommandRecord } from '../../common/contract/fleet';
 import type { FeaturePlugin } from '../runtime/plugin';
 import { createFleetCommands } from './commands';
 

@@ -4,11 +4,13 @@
 // what will happen, and can stop it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ImageUpdateStatus, MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/image';
+import type { MachineIdentity, ReimagePlan, ReimageStatus } from '../../common/contract/helpdesk';
+import type { ImageUpdateStatus } from '../../common/contract/image';
 import { TabulaError, toErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { writeFileAtomic } from '../atomic-file';
 import { realClock, type Clock } from '../runtime/clock';
+import { createCountdown } from '../runtime/schedule';
 import type { Paths } from '../paths';
 import type { HomeSafety } from './home-safety';
 import type { DesktopOpener } from '../desktop-open';
@@ -54,7 +56,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   const clock = deps.clock ?? realClock;
   const diagnosticsDir = path.join(deps.paths.stateDir, 'diagnostics');
   let status: ReimageStatus = { state: 'none', reason: 'No reset requested.', startsAt: null, origin: null };
-  let timer: unknown = null;
+  const countdown = createCountdown(clock);
 
   const set = (s: ReimageStatus) => {
     status = s;
@@ -116,17 +118,13 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       }
       const seconds = deps.countdownSeconds();
       const override = !!args.override;
-      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(clock.now() + seconds * 1000).toISOString(), origin });
-      timer = clock.setTimeout(() => {
-        timer = null;
-        void execute(origin, override, signed);
-      }, seconds * 1000);
+      const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override, signed));
+      set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(startsAt).toISOString(), origin });
       return status;
     },
     cancel(): ReimageStatus {
       if (status.state !== 'countdown') return status;
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
+      countdown.cancel();
       set({ state: 'cancelled', reason: 'The reset was cancelled; nothing was changed.', startsAt: null, origin: status.origin });
       return status;
     },
@@ -146,7 +144,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
       return { opened: diagnosticsDir };
     },
     stop() {
-      if (timer !== null) clock.clearTimeout(timer);
+      countdown.stop();
     },
   };
 }

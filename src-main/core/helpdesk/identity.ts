@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { MachineIdentity } from '../../common/contract/image';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
 
 export function readMachineId(root: string): string | null {
   try {

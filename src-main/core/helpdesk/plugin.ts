@@ -1,6 +1,6 @@
 // The helpdesk reimage as a plug-in. It reaches the image and the home sync only through the ports
 // the agent gives it (ImagePort, HomeSafety).
-import { helpdeskMethods, type ReimageStatus } from '../../common/contract/image';
+import { helpdeskMethods, type ReimageStatus } from '../../common/contract/helpdesk';
 import type { FeaturePlugin } from '../runtime/plugin';
 import { createHelpdeskService, type HelpdeskDeps } from './helpdesk-service';
 

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
-import { readJsonFile, writeFileAtomic } from '../atomic-file';
+import { readJsonDocument, writeFileAtomic } from '../atomic-file';
 
 export const serialSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const expiresSchema = z.string().datetime();
@@ -65,7 +65,7 @@ export function createTrustStore(file: string, now: () => number = Date.now, mod
   const empty = (): TrustRecord => ({ format: 'tabula-trust-1', accepted: {}, highestVersion: null });
 
   function load(): TrustRecord {
-    const r = readJsonFile(file, trustSchema);
+    const r = readJsonDocument(file, trustSchema);
     if (r.status === 'ok') return r.value;
     if (r.status === 'missing') return empty();
     // Falling back to nothing would accept any replay: refuse until a person repairs it.

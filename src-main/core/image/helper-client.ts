@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ImageUpdateProgress } from '../../common/contract/image';
-import { isErrorInfo, TabulaError } from '../../common/errors';
-import type { HelperResult } from './helper-verbs';
+import { TabulaError } from '../../common/errors';
+import { MAX_HELPER_LINE, parseHelperMessage, resultVerbFor, type HelperResult } from './helper-protocol';
 
 export const installedHelper = '/usr/libexec/tabula/tabula-helper';
 
@@ -29,24 +29,35 @@ export function createHelperClient(opts: { env?: NodeJS.ProcessEnv; helperScript
         let pending = '';
         let stderr = '';
         let outcome: { result?: HelperResult; error?: TabulaError } = {};
+        /** Set once the output broke the protocol: the call fails with it, whatever came before or after. */
+        let broken: TabulaError | null = null;
+        const take = (line: string) => {
+          if (broken || line === '') return;
+          try {
+            const msg = parseHelperMessage(line);
+            if (outcome.result || outcome.error) throw new TabulaError('helper-failed', 'tabula-helper went on after its answer; nothing of that answer was used.');
+            if (msg.type === 'progress') onProgress?.(msg.progress);
+            else if (msg.type === 'error') outcome = { error: TabulaError.fromInfo(msg.error) };
+            else if (msg.result.verb !== resultVerbFor(args[0] ?? '')) throw new TabulaError('helper-failed', `tabula-helper answered "${msg.result.verb}" when asked to ${args[0]}; nothing of that answer was used.`);
+            else outcome = { result: msg.result };
+          } catch (err) {
+            broken = err instanceof TabulaError ? err : new TabulaError('helper-failed', String(err));
+          }
+        };
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
           const lines = (pending + chunk).split('\n');
           pending = lines.pop()!;
-          for (const line of lines) {
-            let msg: { type?: string; progress?: ImageUpdateProgress; result?: HelperResult; error?: unknown };
-            try {
-              msg = JSON.parse(line);
-            } catch {
-              continue;
-            }
-            if (msg.type === 'progress' && msg.progress) onProgress?.(msg.progress);
-            else if (msg.type === 'result') outcome = { result: msg.result };
-            else if (msg.type === 'error' && isErrorInfo(msg.error)) outcome = { error: TabulaError.fromInfo(msg.error) };
+          for (const line of lines) take(line);
+          if (pending.length > MAX_HELPER_LINE) {
+            take(pending); // refused for its length
+            pending = '';
           }
         });
         child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
         child.on('error', (err) => reject(new TabulaError('helper-failed', `tabula-helper could not be started (${err.message}).`)));
         child.on('close', (code) => {
+          take(pending); // a last line without its newline
+          if (broken) return reject(broken);
           if (outcome.result && code === 0) return resolve(outcome.result);
           if (outcome.error) return reject(outcome.error);
           // pkexec: 126 = the person dismissed the authentication dialog, 127 = not authorised.

@@ -12,10 +12,11 @@ import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
 import { withBootEntries } from './boot-entries';
+import type { HelperResult } from './helper-protocol';
 import { verifyFleetCommand, type SignedCommand } from '../fleet-command';
-import { readJsonFile, writeFileAtomic } from '../atomic-file';
+import { readJsonDocument, writeFileAtomic } from '../atomic-file';
 import { z } from 'zod';
-import type { MachineIdentity } from '../../common/contract/image';
+import type { MachineIdentity } from '../../common/contract/helpdesk';
 
 /**
  * One word each, always argv[1]: polkit tells pkexec'd actions apart by argv1 only, so `check`
@@ -30,10 +31,7 @@ export interface HelperRequest {
   signed?: SignedCommand;
 }
 
-export type HelperResult =
-  | { verb: 'status'; deployments: DeploymentsStatus; available: ImageDeployment | null; serverData: ServerData | null }
-  | { verb: 'stage' | 'reimage' | 'reimage-signed'; version: string; bytesReceived: number; deployments: DeploymentsStatus }
-  | { verb: 'rollback'; deployments: DeploymentsStatus };
+export type { HelperResult } from './helper-protocol';
 
 /** Parses argv strictly: exactly one known verb, nothing else. */
 export function parseHelperArgs(argv: readonly string[]): HelperRequest {
@@ -130,7 +128,7 @@ export function acceptSignedReimage(root: string, signed: SignedCommand | undefi
   const cmd = verifyFleetCommand(Buffer.from(signed.command, 'base64'), Buffer.from(signed.signature, 'utf8'), { commandKeys: config.fleet.commandKeys, identity, now });
   if (cmd.verb !== 'reimage') throw new TabulaError('command-rejected', `The fleet command is "${cmd.verb}", not a reimage: rejected.`);
   const file = signedNoncesFile(root);
-  const read = readJsonFile(file, z.record(z.string(), z.string()));
+  const read = readJsonDocument(file, z.record(z.string(), z.string()));
   if (read.status === 'invalid') throw new TabulaError('command-rejected', `The record of signed reimages already run (${file}) ${read.problem}: refused until it is repaired, so that none runs twice.`);
   const seen = read.status === 'ok' ? read.value : {};
   if (seen[cmd.nonce]) throw new TabulaError('command-rejected', `Replay: this reimage (nonce ${cmd.nonce.slice(0, 8)}…) already ran at ${seen[cmd.nonce]}: rejected.`);

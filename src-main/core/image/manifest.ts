@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
+import { parseJsonDocument } from '../atomic-file';
 
 export const entrySchema = z
   .object({
@@ -56,18 +57,9 @@ export function symlinkEscapes(linkPath: string, target: string): boolean {
 
 /** Parses and checks a manifest's bytes: schema, safe unique paths, parents listed as directories first. */
 export function parseManifest(bytes: Buffer, expectedVersion?: string): Manifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new TabulaError('image-invalid', 'The image manifest is not valid JSON: refused.');
-  }
-  const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new TabulaError('image-invalid', `The image manifest is malformed at "${i.path.join('.')}": ${i.message}. Refused.`);
-  }
-  const m = parsed.data;
+  const parsed = parseJsonDocument(bytes, manifestSchema);
+  if (!parsed.ok) throw new TabulaError('image-invalid', `The image manifest ${parsed.problem}: refused.`);
+  const m = parsed.value;
   if (expectedVersion !== undefined && m.version !== expectedVersion) {
     throw new TabulaError('image-invalid', `The manifest says version ${m.version} but the channel names ${expectedVersion}: refused.`);
   }

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
 import type { TabulaConfig } from '../config';
 import { fetchFleetFiles } from '../fleet-source';
-import { requireSignature } from '../signing';
+import { parseJsonDocument } from '../atomic-file';
+import { parseSignedJson } from '../signing';
 import { expiresSchema, serialSchema, type TrustStore } from './freshness';
 import { versionPattern } from './manifest';
 
@@ -29,19 +30,11 @@ export const policySchema = settingsSchema
   .strict();
 export type FleetPolicy = z.infer<typeof policySchema>;
 
+/** A policy about to be signed (tabula-fleet): JSON and the schema, nothing else. */
 export function parsePolicy(bytes: Buffer): FleetPolicy {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new TabulaError('invalid-argument', 'The fleet policy is not valid JSON.');
-  }
-  const parsed = policySchema.safeParse(json);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new TabulaError('invalid-argument', `The fleet policy has an invalid value at "${i.path.join('.') || '(top)'}": ${i.message}.`);
-  }
-  return parsed.data;
+  const parsed = parseJsonDocument(bytes, policySchema);
+  if (!parsed.ok) throw new TabulaError('invalid-argument', `The fleet policy ${parsed.problem}.`);
+  return parsed.value;
 }
 
 /** The config with the policy applied (fleet-wide, then the machine's class). */
@@ -69,13 +62,7 @@ export async function fetchPolicy(config: TabulaConfig, trust?: TrustStore): Pro
   const source = { url: config.fleet.url, sshOptions: config.image.sshOptions, connectTimeoutSeconds: config.image.connectTimeoutSeconds };
   const [bytes, sig] = await fetchFleetFiles(source, ['policy.json', 'policy.json.sig'], { maxBytes: 256 * 1024 });
   if (!bytes) return null;
-  requireSignature(bytes, sig ? sig.toString('utf8') : null, config.fleet.trustedKeys, 'The fleet policy');
-  let policy: FleetPolicy;
-  try {
-    policy = parsePolicy(bytes);
-  } catch (err) {
-    throw new TabulaError('image-invalid', `${(err as Error).message} It is ignored.`);
-  }
+  const policy = parseSignedJson(bytes, sig ? sig.toString('utf8') : null, config.fleet.trustedKeys, policySchema, { what: 'The fleet policy', code: 'image-invalid', then: '. It is ignored.' });
   trust?.accept('policy', 'fleet policy', bytes, { serial: policy.serial, expires: policy.expires });
   return policy;
 }

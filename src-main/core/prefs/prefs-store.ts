@@ -20,7 +20,7 @@ import {
 } from '../../common/prefs-schema';
 import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract/prefs';
 import { TabulaError } from '../../common/errors';
-import { readSmallRegularFile, writeFileAtomic } from '../atomic-file';
+import { describeSchemaIssue, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import type { Paths } from '../paths';
 
 /** The values a key can hold, one schema per leaf. */
@@ -74,26 +74,16 @@ export function migrate(json: unknown): { doc: unknown; from: number } | { probl
   return { doc, from };
 }
 
-function describeIssue(err: z.ZodError): string {
-  const issue = err.issues[0]!;
-  const where = issue.path.join('.') || '(top)';
-  if (issue.code === 'unrecognized_keys') return `has an unknown key "${[where === '(top)' ? '' : where + '.', issue.keys[0]].join('')}"`;
-  return `has an invalid value at "${where}": ${issue.message}`;
-}
+const describeIssue = describeSchemaIssue;
 
 type Read = { status: 'missing' } | { status: 'ok'; value: UserPrefsFile; migratedFrom: number | null } | { status: 'invalid'; problem: string; tooNew: boolean };
 
 function readUserFile(file: string): Read {
-  const read = readSmallRegularFile(file);
+  // Any JSON first: an older version is migrated before the schema of this one applies.
+  const read = readJsonDocument(file, z.unknown());
   if (read.status === 'missing') return read;
   if (read.status === 'invalid') return { ...read, tooNew: false };
-  let json: unknown;
-  try {
-    json = JSON.parse(read.data.toString('utf8'));
-  } catch (err) {
-    return { status: 'invalid', problem: `is not valid JSON (${(err as Error).message})`, tooNew: false };
-  }
-  const m = migrate(json);
+  const m = migrate(read.value);
   if ('problem' in m) return { status: 'invalid', problem: m.problem, tooNew: /newer Tabula/.test(m.problem) };
   const parsed = userFileSchema.safeParse(m.doc);
   if (!parsed.success) return { status: 'invalid', problem: describeIssue(parsed.error), tooNew: false };
@@ -122,22 +112,12 @@ export function createPrefsStore({ paths }: PrefsStoreOptions) {
   function readLayer(layerFile: string, problems: string[]) {
     const defaults: Partial<Record<PrefLeaf, unknown>> = {};
     const locked: Partial<Record<PrefLeaf, string>> = {};
-    const read = readSmallRegularFile(layerFile);
+    const read = readJsonDocument(layerFile, fleetFileSchema);
     if (read.status !== 'ok') {
       if (read.status === 'invalid') problems.push(`${layerFile} ${read.problem}; its defaults and locks are ignored.`);
       return { defaults, locked };
     }
-    let parsed;
-    try {
-      parsed = fleetFileSchema.safeParse(JSON.parse(read.data.toString('utf8')));
-    } catch (err) {
-      problems.push(`${layerFile} is not valid JSON (${(err as Error).message}); its defaults and locks are ignored.`);
-      return { defaults, locked };
-    }
-    if (!parsed.success) {
-      problems.push(`${layerFile} ${describeIssue(parsed.error)}; its defaults and locks are ignored.`);
-      return { defaults, locked };
-    }
+    const parsed = { data: read.value };
     for (const [key, value] of Object.entries(parsed.data.defaults ?? {})) {
       if (!isPrefKey(key)) {
         problems.push(`${layerFile} sets an unknown key "${key}"; that default is ignored.`);

@@ -1,8 +1,9 @@
-// When to check for a new image: every N hours at a random point inside a window (a fleet of
-// laptops must not hit the server at once), on network-up and on request; deferred on metered
-// networks and on battery below a threshold (unless charging), each with a visible reason; backing
-// off after failures. Pure logic plus a clock and probes that are injected: the tests drive it with
-// a fake clock and fake probes, the agent with real timers, /sys/class/power_supply and nmcli.
+// The runtime's Schedule, the one timer every feature runs on (sync, image checks, fleet polling):
+// every N at a random point inside a window (a fleet of laptops must not hit the server at once), on
+// network-up and on request; deferred on metered networks and on battery below a threshold (unless
+// charging), each with a visible reason; backing off after failures with jitter; exclusive runs that
+// queue rather than throw. Pure logic plus a clock and probes that are injected: the tests drive it
+// with a fake clock and fake probes, the agent with real timers, /sys/class/power_supply and nmcli.
 
 import type { Clock } from './clock';
 import type { PowerState, Probes } from './probes';
@@ -65,6 +66,125 @@ export function createExclusive(): Exclusive {
 
 export type ScheduleTrigger = 'timer' | 'network-up' | 'request' | 'start';
 
+/** Probes, read the way every feature reads them: a probe that fails says nothing (no battery, not known to be metered). */
+export function probeDeferral(probes: Probes, policy: () => SchedulePolicy): (trigger: ScheduleTrigger) => Promise<string | null> {
+  return async () => {
+    const [power, metered] = await Promise.all([probes.power().catch(() => noBattery), probes.metered().catch(() => null)]);
+    return deferReason(power, metered, policy());
+  };
+}
+
+export interface ScheduleDeps {
+  clock: Clock;
+  random?: () => number;
+  policy: () => SchedulePolicy;
+  /** Why an automatic run must wait now, or null; a forced run never asks. */
+  deferral?: (trigger: ScheduleTrigger) => Promise<string | null>;
+  /** Does the work. Resolves true on success, false on a failure that backs off. */
+  run(trigger: ScheduleTrigger): Promise<boolean>;
+  /**
+   * A trigger that comes while a run is under way: 'join' answers it with that run (a check asked
+   * twice is one check); 'queue' runs once more afterwards (a request made during a sync is not
+   * answered by a run that started before it).
+   */
+  whileRunning?: 'join' | 'queue';
+  /** Called whenever the next run or the deferral changes. */
+  onChange?(s: { nextAt: number | null; deferred: string | null }): void;
+  /** Called once a run has ended and the next one is armed (nextAt null once stopped), before the run's promise resolves. */
+  afterRun?(ok: boolean, nextAt: number | null): void;
+}
+
+export type Schedule = ReturnType<typeof createSchedule>;
+
+/**
+ * The one timer of a feature: arms the next run (after a success at the interval plus a random point
+ * in the window, after failures with jittered exponential back-off), defers with a reason, and never
+ * stops by itself: whatever a run does (throws, refuses synchronously), the next one is armed. After
+ * stop() no timer is left and none is armed again, also by a run that was under way.
+ */
+export function createSchedule(deps: ScheduleDeps) {
+  const random = deps.random ?? Math.random;
+  let timer: unknown = null;
+  let nextAt: number | null = null;
+  let deferred: string | null = null;
+  let failures = 0;
+  let running: Promise<void> | null = null;
+  let again: { trigger: ScheduleTrigger; force: boolean } | null = null;
+  let started = false;
+  let stopped = false;
+
+  const changed = () => deps.onChange?.({ nextAt, deferred });
+
+  function arm(delay: number) {
+    // Before start() runs happen when asked, but no timer is left behind (a command never starts one).
+    if (stopped || !started) return;
+    if (timer !== null) deps.clock.clearTimeout(timer);
+    nextAt = deps.clock.now() + delay;
+    timer = deps.clock.setTimeout(() => {
+      timer = null;
+      void attempt('timer');
+    }, delay);
+    changed();
+  }
+
+  function attempt(trigger: ScheduleTrigger, force = false): Promise<void> {
+    if (stopped) return Promise.resolve();
+    if (running) {
+      if (deps.whileRunning !== 'queue') return running;
+      again = { trigger: again?.trigger ?? trigger, force: force || (again?.force ?? false) };
+      return running.then(() => undefined);
+    }
+    running = (async () => {
+      const policy = deps.policy();
+      let delay = policy.deferRetryMs;
+      let ran: boolean | null = null;
+      try {
+        const why = force || !deps.deferral ? null : await deps.deferral(trigger).catch(() => null);
+        deferred = why;
+        if (why) return;
+        // Through a promise, so that a run refused synchronously counts as a failure too.
+        ran = await Promise.resolve()
+          .then(() => deps.run(trigger))
+          .catch(() => false);
+        failures = ran ? 0 : failures + 1;
+        delay = nextCheckDelay(policy, failures, random);
+      } finally {
+        arm(delay);
+        if (ran !== null) deps.afterRun?.(ran, stopped ? null : nextAt);
+      }
+    })().finally(() => {
+      running = null;
+      const next = again;
+      again = null;
+      if (next && !stopped) void attempt(next.trigger, next.force);
+    });
+    return running;
+  }
+
+  return {
+    /** Arms the first run after delayMs. */
+    start(delayMs: number) {
+      started = true;
+      stopped = false;
+      arm(Math.max(0, delayMs));
+    },
+    /** Runs now unless deferred (force: the person asked, no deferral). */
+    trigger: (trigger: ScheduleTrigger, force = false) => attempt(trigger, force),
+    state: () => ({ nextAt, deferred, failures, running: running !== null }),
+    /** Resolves once no run is under way (also one queued meanwhile). */
+    async whenIdle() {
+      while (running) await running;
+    },
+    stop() {
+      stopped = true;
+      again = null;
+      if (timer !== null) deps.clock.clearTimeout(timer);
+      timer = null;
+      nextAt = null;
+    },
+  };
+}
+
 export interface SchedulerDeps {
   clock: Clock;
   random?: () => number;
@@ -78,82 +198,70 @@ export interface SchedulerDeps {
   lastCheckAt?: number | null;
 }
 
+/** The image's checks on the Schedule: the rhythm resumes after a restart, a network-up checks unless one happened recently. */
 export function createUpdateScheduler(deps: SchedulerDeps) {
   const random = deps.random ?? Math.random;
-  let timer: unknown = null;
-  let nextAt: number | null = null;
-  let deferred: string | null = null;
-  let failures = 0;
-  let running: Promise<void> | null = null;
-  let stopped = false;
-
-  const changed = () => deps.onChange?.({ nextCheckAt: nextAt, deferred });
-
-  function arm(delay: number) {
-    if (stopped) return;
-    if (timer !== null) deps.clock.clearTimeout(timer);
-    nextAt = deps.clock.now() + delay;
-    timer = deps.clock.setTimeout(() => {
-      timer = null;
-      void attempt('timer');
-    }, delay);
-    changed();
-  }
-
-  async function attempt(trigger: ScheduleTrigger, force = false): Promise<void> {
-    if (running) return running;
-    running = (async () => {
-      const policy = deps.policy();
-      // Whatever happens below, the timer is armed again: a schedule that stops is a silent failure.
-      let delay = policy.deferRetryMs;
-      try {
-        if (!force) {
-          const [power, metered] = await Promise.all([deps.probes.power().catch(() => noBattery), deps.probes.metered().catch(() => null)]);
-          const why = deferReason(power, metered, policy);
-          if (why) {
-            deferred = why;
-            return;
-          }
-        }
-        deferred = null;
-        // Through a promise, so that a run refused synchronously counts as a failure too.
-        const ok = await Promise.resolve()
-          .then(() => deps.run(trigger))
-          .catch(() => false);
-        failures = ok ? 0 : failures + 1;
-        delay = nextCheckDelay(policy, failures, random);
-      } finally {
-        arm(delay);
-      }
-    })().finally(() => {
-      running = null;
-    });
-    return running;
-  }
-
+  const schedule = createSchedule({
+    clock: deps.clock,
+    random,
+    policy: deps.policy,
+    deferral: probeDeferral(deps.probes, deps.policy),
+    run: deps.run,
+    onChange: (s) => deps.onChange?.({ nextCheckAt: s.nextAt, deferred: s.deferred }),
+  });
   return {
     /** Arms the first check: soon if the last one is overdue, else where the rhythm says. */
     start() {
       const policy = deps.policy();
       const last = deps.lastCheckAt ?? null;
       const due = last === null ? random() * policy.windowMs : last + nextCheckDelay(policy, 0, random) - deps.clock.now();
-      arm(Math.max(0, due));
+      schedule.start(due);
     },
     /** The network came up: check now unless a check happened recently (within the window). */
     networkUp(lastCheckAt: number | null) {
       const policy = deps.policy();
-      if (lastCheckAt !== null && deps.clock.now() - lastCheckAt < Math.max(policy.windowMs, 60_000) && failures === 0) return Promise.resolve();
-      return attempt('network-up');
+      if (lastCheckAt !== null && deps.clock.now() - lastCheckAt < Math.max(policy.windowMs, 60_000) && schedule.state().failures === 0) return Promise.resolve();
+      return schedule.trigger('network-up');
     },
     /** The person asked: no deferral (they see the reason and decide), no waiting. */
-    requestNow: () => attempt('request', true),
-    state: () => ({ nextCheckAt: nextAt, deferred, failures }),
-    stop() {
-      stopped = true;
-      if (timer !== null) deps.clock.clearTimeout(timer);
-      timer = null;
-      nextAt = null;
+    requestNow: () => schedule.trigger('request', true),
+    state: () => {
+      const s = schedule.state();
+      return { nextCheckAt: s.nextAt, deferred: s.deferred, failures: s.failures };
     },
+    stop: () => schedule.stop(),
   };
 }
 export type UpdateScheduler = ReturnType<typeof createUpdateScheduler>;
+
+/**
+ * A one-shot deadline on the clock (a countdown the person can watch and cancel): at most one is
+ * armed; cancel() and stop() leave no timer, and a stopped countdown never arms again.
+ */
+export function createCountdown(clock: Clock) {
+  let timer: unknown = null;
+  let stopped = false;
+  const cancel = () => {
+    if (timer !== null) clock.clearTimeout(timer);
+    timer = null;
+  };
+  return {
+    /** Arms fn after ms (replacing an armed one); returns when it fires. */
+    start(ms: number, fn: () => void): number {
+      cancel();
+      const at = clock.now() + ms;
+      if (stopped) return at;
+      timer = clock.setTimeout(() => {
+        timer = null;
+        fn();
+      }, ms);
+      return at;
+    },
+    cancel,
+    armed: () => timer !== null,
+    stop() {
+      stopped = true;
+      cancel();
+    },
+  };
+}
