@@ -247,10 +247,20 @@ describe('rsync-tree from a local folder', () => {
     fs.mkdirSync(state, { recursive: true });
     fs.writeFileSync(path.join(state, 'local-change'), 'x');
     const before = fs.statSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin')).ino;
+    // A file altered in place, size and times kept: rsync's quick check would take it as unchanged.
+    const altered = deployedFile('1.0', 'usr/share/data/d7/f17.bin');
+    const st = fs.statSync(altered);
+    const bytes = fs.readFileSync(altered);
+    bytes[0] = bytes[0]! ^ 0xff;
+    fs.writeFileSync(altered, bytes);
+    fs.utimesSync(altered, st.atime, st.mtime);
     const backend = backendFor(fleet.serverDir);
-    await backend.reimage();
+    const r = await backend.reimage();
     expect(backend.status().reimagePending).toBe(true);
     expect(fs.statSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin')).ino).not.toBe(before);
+    expect(fs.readFileSync(deployedFile('1.0', 'usr/share/data/d7/f17.bin'))).toEqual(fs.readFileSync(path.join(fleet.serverDir, 'images/1.0/tree/usr/share/data/d7/f17.bin')));
+    // What the machine already had right was copied locally: about one file crossed the network.
+    expect(r.bytesReceived).toBeLessThan(64 * 1024);
     fakeBootloaderBoot(fleet.root);
     expect(fs.existsSync(state)).toBe(false);
     expect(backendFor(fleet.serverDir).status().reimagePending).toBe(false);

@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 import { makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
@@ -16,6 +18,8 @@ const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 
 const USER = 'ann';
 const NAS_ADDR = '10.0.2.100';
 const FLEET_ADDR = '10.0.2.101';
+// The helpdesk's fleet commands are served over HTTP (they are signed; the agent fetches them as the person).
+const COMMANDS_ADDR = '10.0.2.102';
 const repo = path.resolve(__dirname, '../..');
 
 export const rsyncTreeLaptop: LabBackend = {
@@ -27,6 +31,8 @@ export const rsyncTreeLaptop: LabBackend = {
     d: 'image 2 is pulled and staged through pkexec; after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
     f: 'a broken image 3 falls back to 2 by itself, and the window says so',
+    g: 'helpdesk: a signed reimage command is refused while the home has unsynced changes, runs after the backup (no password), and the laptop comes back pristine with the home intact',
+    h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart), /etc and /var fresh; downtime measured against a full reboot',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
   defaults: ['a'],
@@ -34,17 +40,23 @@ export const rsyncTreeLaptop: LabBackend = {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
     let fleet: SshServer | null = null;
+    let commands: http.Server | null = null;
     let vm: Vm | null = null;
     try {
       const tSetup = Date.now();
       nas = await startSshServer();
       fleet = await startSshServer();
+      const commandsDir = path.join(work, 'fleet-commands');
+      fs.mkdirSync(commandsDir);
+      commands = await serveFolder(commandsDir);
       const serverDir = path.join(work, 'fleet');
       const nasHome = path.join(work, 'nas', USER);
       fs.mkdirSync(serverDir, { recursive: true });
       fs.mkdirSync(nasHome, { recursive: true });
       const fleetKey = path.join(work, 'fleet.key');
       execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(work, 'fleet')], { stdio: 'ignore' });
+      // The helpdesk's key (command role): another key than the image's, as the README asks.
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(work, 'helpdesk')], { stdio: 'ignore' });
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(work, 'lab-key')]);
       const hostKey = (s: SshServer) => fs.readFileSync(path.join(path.dirname(s.identityFile), 'host_ed25519.pub'), 'utf8').trim();
       const sshOptions = (key: string) => ['-i', `/usr/share/defaults/tabula/lab/${key}`, '-o', 'UserKnownHostsFile=/usr/share/defaults/tabula/lab/known_hosts', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'];
@@ -59,7 +71,14 @@ export const rsyncTreeLaptop: LabBackend = {
           // The interval is long on purpose: the first login restores at once, not when the interval comes round.
           backup: { intervalMinutes: 60, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
           image: { backend: 'rsync-tree', url: `ssh://${fleet.user}@${FLEET_ADDR}:22${serverDir}`, channel: 'stable', sshOptions: sshOptions('fleet-key'), autoPull: false },
-          fleet: { trustedKeys: [fs.readFileSync(path.join(work, 'fleet.pub'), 'utf8').trim()] },
+          fleet: {
+            trustedKeys: [fs.readFileSync(path.join(work, 'fleet.pub'), 'utf8').trim()],
+            url: `http://${COMMANDS_ADDR}/`,
+            commandKeys: [fs.readFileSync(path.join(work, 'helpdesk.pub'), 'utf8').trim()],
+            // The lab asks the agent to look now (`tabula fleet poll`, the same path as its timer).
+            commandPollMinutes: 24 * 60,
+            reimageCountdownSeconds: 5,
+          },
         },
       };
       const image = (v: string, mutate?: (tree: string) => void) => {
@@ -90,6 +109,7 @@ export const rsyncTreeLaptop: LabBackend = {
         forwards: [
           { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
           { guest: FLEET_ADDR, guestPort: 22, hostPort: fleet.port },
+          { guest: COMMANDS_ADDR, guestPort: 80, hostPort: (commands.address() as AddressInfo).port },
         ],
       });
       const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
@@ -111,6 +131,9 @@ export const rsyncTreeLaptop: LabBackend = {
         if (s.image.version !== '1') throw new Error(`tabula status shows image ${s.image.version}, expected 1`);
         const active = (await laptop.vm.ssh(USER, 'systemctl --user is-active tabula-agent.service')).stdout.trim();
         if (active !== 'active') throw new Error(`tabula-agent.service is "${active}" in ${USER}'s systemd, expected active`);
+        // It logs to the journal (the user's service, not a terminal).
+        const journal = (await laptop.vm.ssh(USER, 'journalctl --user -b -u tabula-agent.service -o cat --no-pager')).stdout;
+        if (!/^Tabula agent \S+ running — /m.test(journal)) throw new Error(`the agent's start is not in ${USER}'s journal:\n${journal.slice(-1500)}`);
         // The console session polkit needs for the helper: local, active, on tty1.
         const sessions = await laptop.vm.run('root', `for s in $(loginctl list-sessions --no-legend | awk '$3=="${USER}" {print $1}'); do echo "$(loginctl show-session "$s" -p Active --value) $(loginctl show-session "$s" -p Remote --value) $(loginctl show-session "$s" -p TTY --value)"; done`);
         if (!/^yes no tty1$/m.test(sessions)) throw new Error(`no active local console session for ${USER}: ${JSON.stringify(sessions.trim())}`);
@@ -239,10 +262,97 @@ export const rsyncTreeLaptop: LabBackend = {
         const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
         return `"${after.imageUpdate.reason}"; entries now: ${entries.trim().split('\n').join(' ')}`;
       });
+
+      await run.scenario('g', vm, async () => {
+        const machineId = (await laptop.vm.run('root', 'cat /etc/machine-id')).trim();
+        const order = () => execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'command', 'reimage', '--machine', machineId, '--expires', '1h', '--key', path.join(work, 'helpdesk.key'), '--out', commandsDir], { encoding: 'utf8' });
+        interface Record_ { outcome: string; message: string }
+        const poll = async () => JSON.parse((await laptop.vm.ssh(USER, 'tabula fleet poll --json', { timeoutMs: 300_000 })).stdout) as Record_;
+        // A file the storage does not have yet (backups paused), and a tampered image file and
+        // root edits a reimage must undo.
+        await laptop.vm.run(USER, 'tabula backup pause && echo "not on the NAS yet" > ~/Documents/unsynced.txt');
+        const running = (await status()).image.version;
+        await laptop.vm.run('root', `echo tampered > /var/lib/tabula/deployments/${running}/tree/usr/share/doc/tabula/copyright && echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file`);
+        // After the broken 3 the fleet publishes a fixed 4: a reset lays down the current image.
+        const v = '4';
+        image(v);
+        order();
+        const refused = await poll();
+        if (refused.outcome !== 'refused' || !/not on the storage yet/.test(refused.message)) throw new Error(`with an unsynced file the reimage command was not refused: ${JSON.stringify(refused)}`);
+        if ((await laptop.vm.run('root', 'ls /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim()) throw new Error('a refused reimage left a reset staged');
+        await laptop.vm.run(USER, 'tabula backup resume && tabula backup now', { timeoutMs: 300_000 });
+        if (!fs.existsSync(path.join(nasHome, 'Documents/unsynced.txt'))) throw new Error('"Back up now" did not put the file on the NAS');
+        const homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        order(); // a new command (a new nonce): the refused one is spent
+        const ran = await poll();
+        if (ran.outcome !== 'done') throw new Error(`after the backup the reimage command did not run: ${JSON.stringify(ran)}`);
+        const prepared = await waitFor(async () => {
+          const st = await status();
+          if (st.imageUpdate.state === 'failed') throw new Error(`the reset failed: ${st.imageUpdate.reason}`);
+          return (st.imageUpdate as { reimagePending?: boolean }).reimagePending ? st : null;
+        }, 900_000, 'the reset was never prepared');
+        // Through pkexec with the signed command on stdin: polkit asked nobody for a password.
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
+        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
+        const t0 = Date.now();
+        await reboot();
+        run.figure('reimage: reboot to a pristine laptop', `${Math.round((Date.now() - t0) / 1000)} s`);
+        const after = await agentUp();
+        if (after.image.version !== v) throw new Error(`after the reset the laptop runs ${after.image.version}, expected ${v}`);
+        const leftovers = (await laptop.vm.run('root', 'grep -l tampered /usr/share/doc/tabula/copyright 2>/dev/null; ls /etc/tabula-lab-root-edit /var/lib/stray/file /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim();
+        if (leftovers) throw new Error(`not pristine after the reset: ${leftovers}`);
+        const homeAfter = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        if (homeAfter !== homeBefore) throw new Error(`the home changed across the reset:\nbefore ${homeBefore}\nafter ${homeAfter}`);
+        return `refused: "${refused.message.slice(0, 80)}…"; then ran after the backup (${prepared.imageUpdate.lastPullBytes} bytes pulled)`;
+      });
+
+      await run.scenario('h', vm, async () => {
+        image('5', (tree) => fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-5'), 'new in image 5\n'));
+        const pulled = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
+        if (pulled.staged?.version !== '5') throw new Error(`image 5 was not staged: ${pulled.state}, ${pulled.reason}`);
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
+        const homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        const kernelBoot = await laptop.bootId();
+        const t0 = Date.now();
+        const toSsh = await laptop.reboot('soft-reboot');
+        const st = await agentUp();
+        const toAgent = Date.now() - t0;
+        run.figure('soft-reboot to ssh', `${Math.round(toSsh / 1000)} s`);
+        run.figure('soft-reboot to the agent answering', `${Math.round(toAgent / 1000)} s`);
+        if ((await laptop.bootId()) !== kernelBoot) throw new Error('the kernel restarted: this was not a soft reboot');
+        if (st.image.version !== '5') throw new Error(`after the soft reboot the laptop runs ${st.image.version}, expected 5`);
+        const marker = (await laptop.vm.run('root', 'cat /run/tabula/booted; findmnt -n -o OPTIONS /; cat /usr/share/doc/tabula-lab-image-5')).split('\n');
+        if (marker[0] !== '5' || !/^ro(,|$)/.test(marker[1] ?? '') || marker[2] !== 'new in image 5') throw new Error(`expected deployment 5 as a read-only root, got ${JSON.stringify(marker)}`);
+        const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /var/lib/stray/file 2>/dev/null || true')).trim();
+        if (leftovers) throw new Error(`left over after the soft reboot: ${leftovers}`);
+        const homeAfter = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
+        if (homeAfter !== homeBefore) throw new Error('the home changed across the soft reboot');
+        // The same switch as a full reboot (firmware, loader, kernel, initramfs), for the comparison.
+        const tFull = Date.now();
+        const fullToSsh = await laptop.reboot();
+        await agentUp();
+        run.figure('full reboot to ssh', `${Math.round(fullToSsh / 1000)} s`);
+        run.figure('full reboot to the agent answering', `${Math.round((Date.now() - tFull) / 1000)} s`);
+        const v = (await status()).image.version;
+        if (v !== '5') throw new Error(`after a full reboot the laptop runs ${v}, expected 5`);
+        return `to the agent: soft-reboot ${Math.round(toAgent / 1000)} s, full reboot ${Math.round((Date.now() - tFull) / 1000)} s`;
+      });
     } finally {
+      commands?.close();
       await vm?.stop();
       await nas?.dispose();
       await fleet?.dispose();
     }
   },
 };
+
+/** A plain static file server on the host's 127.0.0.1 (the laptop reaches it through a guestfwd rule). */
+function serveFolder(dir: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
+    const file = path.join(dir, rel);
+    if (!rel || rel.split('/').includes('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(fs.readFileSync(file));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}

@@ -245,8 +245,13 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
   }
 
-  /** The full path (first install, reimage): rsync the whole tree, then check it against the manifest. */
-  async function fetchTree(version: string, dest: string): Promise<PullResult> {
+  /**
+   * The full path (first install, reimage): rsync the whole tree, then check it against the
+   * manifest. `copyFrom` (reimage): a tree on this machine whose files are copied, never linked,
+   * where their content matches the server's (--checksum: a file altered in place is fetched
+   * again), so a reset moves only what differs over the network.
+   */
+  async function fetchTree(version: string, dest: string, copyFrom?: string): Promise<PullResult> {
     fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
     const src = parseStorageUrl(opts.source.url);
     const args = [
@@ -254,6 +259,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       '--hard-links',
       '--numeric-ids',
       '--delete',
+      ...(copyFrom ? [`--copy-dest=${copyFrom}`, '--checksum'] : []),
       '--no-D', // no device files from the network
       `--partial-dir=${partialDataDir(dest)}`,
       '--stats',
@@ -395,9 +401,11 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
       const fresh = `${dirOf(v)}.pristine`;
       fs.rmSync(fresh, { recursive: true, force: true });
+      const b0 = booted();
+      const local = [v, b0].map((x) => x && path.join(dirOf(x), 'tree')).find((t) => t && fs.existsSync(t)) ?? undefined;
       let result: PullResult;
       try {
-        result = await fetchTree(v, fresh);
+        result = await fetchTree(v, fresh, local);
       } catch (err) {
         fs.rmSync(fresh, { recursive: true, force: true });
         throw err;
