@@ -229,14 +229,21 @@ export const rsyncTreeLaptop: LabBackend = {
         });
       }
 
+      // Going back needs an administrator (polkit auth_admin_keep: an older image may have holes the
+      // newer one fixed); the lab is that administrator, as root at the machine, running the helper.
+      const rollback = async () => {
+        const lines = (await laptop.vm.run('root', '/usr/libexec/tabula/tabula-helper rollback', { timeoutMs: 300_000 })).trim().split('\n');
+        const last = JSON.parse(lines.at(-1)!) as { type: string; result?: { deployments: { staged: { version: string } | null } } };
+        return last.result?.deployments.staged?.version ?? null;
+      };
       await run.scenario('e', vm, async () => {
-        const back = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-        if (back.staged?.version !== '1') throw new Error(`rollback staged ${back.staged?.version ?? 'nothing'}, expected 1`);
+        const back = await rollback();
+        if (back !== '1') throw new Error(`rollback staged ${back ?? 'nothing'}, expected 1`);
         await reboot();
         await agentUp();
         if ((await status()).image.version !== '1') throw new Error(`after rollback and reboot the laptop runs ${(await status()).image.version}`);
-        const fwd = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-        if (fwd.staged?.version !== '2') throw new Error(`rolling back again staged ${fwd.staged?.version ?? 'nothing'}, expected 2`);
+        const fwd = await rollback();
+        if (fwd !== '2') throw new Error(`rolling back again staged ${fwd ?? 'nothing'}, expected 2`);
         await reboot();
         await agentUp();
         const v = (await status()).image.version;
