@@ -36,7 +36,7 @@ export const rsyncTreeLaptop: LabBackend = {
     h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart), /etc and /var fresh; downtime measured against a full reboot',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
-  defaults: ['a'],
+  defaults: ['a', 'b'],
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
@@ -152,7 +152,8 @@ export const rsyncTreeLaptop: LabBackend = {
           const st = await status();
           return st.backup.lastSuccessAt ? st : null;
         }, 600_000, 'the first sync never finished');
-        run.figure('power on to "Backed up"', `${Math.round((Date.parse(s.backup.lastSuccessAt!) - tPowerOn) / 1000)} s (guest clock)`);
+        // On the host's clock (the guest's drifts under TCG): an upper bound, seen by polling every 2 s.
+        run.figure('power on to "Backed up"', `${Math.round((Date.now() - tPowerOn) / 1000)} s`);
         const report = await laptop.vm.run(USER, 'cat ~/Documents/report.txt');
         const holiday = (await laptop.vm.run(USER, 'sha256sum ~/Pictures/holiday.jpg')).split(' ')[0];
         if (report !== 'Quarterly numbers, final.\n' || holiday !== holidaySha) throw new Error(`the home was not restored: report.txt=${JSON.stringify(report)}, holiday.jpg sha256 ${holiday}`);
