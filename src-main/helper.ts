@@ -3,6 +3,7 @@
 // what to pull and from where comes from the image's own config. Speaks JSON lines on stdout:
 // {"type":"progress",...} while working, then one {"type":"result"} or {"type":"error"}.
 import { toErrorInfo, TabulaError } from './common/errors';
+import { parseJsonDocument } from './core/atomic-file';
 import { signedCommandSchema, type SignedCommand } from './core/fleet-command';
 import { readMachineId, readPrimaryMac } from './core/helpdesk/identity';
 import { encodeHelperMessage, type HelperMessage } from './core/image/helper-protocol';
@@ -44,15 +45,9 @@ async function readSignedCommand(): Promise<SignedCommand> {
     text += (chunk as Buffer).toString('utf8');
     if (text.length > max) throw new TabulaError('command-rejected', 'The signed fleet command on standard input is too large: rejected.');
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new TabulaError('command-rejected', 'reimage-signed expects {"command","signature"} as JSON on standard input: rejected.');
-  }
-  const parsed = signedCommandSchema.safeParse(json);
-  if (!parsed.success) throw new TabulaError('command-rejected', 'reimage-signed expects {"command","signature"} as JSON on standard input: rejected.');
-  return parsed.data;
+  const parsed = parseJsonDocument(Buffer.from(text, 'utf8'), signedCommandSchema);
+  if (!parsed.ok) throw new TabulaError('command-rejected', `reimage-signed expects {"command","signature"} as JSON on standard input; what came ${parsed.problem}: rejected.`);
+  return parsed.value;
 }
 
 main().then(

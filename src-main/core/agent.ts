@@ -1,6 +1,7 @@
 // The composition root: builds the agent from injected parts. Electron's main process, headless mode,
 // the CLI and the tests all get their agent from here.
-import fs from 'node:fs';
+import { z } from 'zod';
+import { readJsonDocument } from './atomic-file';
 import os from 'node:os';
 import { version } from '../../package.json';
 import { methods, type AgentStatus, type ConfigProblem, type Handlers, type MethodName } from '../common/contract';
@@ -131,12 +132,10 @@ export function createAgent(opts: AgentOptions = {}): Agent {
           // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
           diagnostics: (): object => {
             const loaded = loadConfig(paths);
+            // Read as every config file is (no symlink, no pipe or device, size cap): a layer is hostile too.
             const layer = (file: string) => {
-              try {
-                return { file, content: JSON.parse(fs.readFileSync(file, 'utf8')) as unknown };
-              } catch (err) {
-                return { file, problem: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message };
-              }
+              const read = readJsonDocument(file, z.unknown());
+              return read.status === 'ok' ? { file, content: read.value } : { file, problem: read.status === 'missing' ? 'missing' : read.problem };
             };
             const files = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, ...(paths.extraConfigFile ? [paths.extraConfigFile] : [])];
             return {

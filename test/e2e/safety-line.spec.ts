@@ -235,6 +235,48 @@ test('a conflict: "1 file needs your decision", each version with time, size and
   await expect(sentence(page)).toHaveText(/^Safe on nas\/ann/, { timeout: 20_000 });
 });
 
+test('two conflicts on one file: each names its copy, and "Keep the storage’s" on the second settles that one only', async ({ page, sandbox, nas }) => {
+  configure(sandbox, nas);
+  await start(page, sandbox);
+  await backUp(page);
+  await expect(sentence(page)).toHaveText(/^Safe on/);
+  const other = path.join(sandbox.dir, 'laptop-b');
+  fs.mkdirSync(other);
+  const b = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(nas), [], 5), excludes: [], stateDir: path.join(sandbox.dir, 'b-state'), host: 'laptop-b' };
+  await runSync(b);
+  const edit = (dir: string, text: string, minutesAgo: number) => {
+    const f = path.join(dir, 'Documents/notes.txt');
+    fs.writeFileSync(f, text);
+    fs.utimesSync(f, new Date(Date.now() - minutesAgo * 60_000), new Date(Date.now() - minutesAgo * 60_000));
+  };
+  // Twice: edited here, then on laptop B (newer), and B syncs first.
+  for (const [round, ago] of [[1, 30], [2, 10]] as const) {
+    edit(sandbox.home, `mine ${round}\n`, ago + 2);
+    edit(other, `laptop B ${round}\n`, ago);
+    await runSync(b);
+    await backUp(page);
+    await expect(sentence(page)).toHaveText(`${round} ${round === 1 ? 'file needs' : 'files need'} your decision`, { timeout: 20_000 });
+  }
+  await lookAt(page, 'two-decisions', { sentence: '2 files need your decision', tone: 'warn' });
+  const items = page.getByTestId('conflicts').getByRole('listitem');
+  await expect(items).toHaveCount(2);
+  await expect(items.nth(0)).toContainText(/Documents\/notes\.txt \(copy notes\.conflict-.*\.txt\)/);
+  const second = (await items.nth(1).locator('strong').textContent())!;
+  const copy = /\(copy (.*)\)$/.exec(second)![1]!;
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await items.nth(1).getByRole('button', { name: /^Keep the storage’s version of/ }).click();
+  await expect(page.getByTestId('feedback-conflicts')).toHaveText('Documents/notes.txt: kept the storage’s version.');
+  await expect(items).toHaveCount(1);
+  await expect(items.nth(0)).not.toContainText(copy);
+  await expect(sentence(page)).toHaveText('1 file needs your decision', { timeout: 20_000 });
+  // Only the second copy went; the first is still there to decide on.
+  const docs = fs.readdirSync(path.join(sandbox.home, 'Documents')).sort();
+  expect(docs).toHaveLength(2);
+  expect(docs).not.toContain(copy);
+  expect(fs.readFileSync(path.join(sandbox.home, 'Documents/notes.txt'), 'utf8')).toBe('laptop B 2\n');
+});
+
 test('a sync refused for safety: "Backup stopped to protect your files", the list once, "Sync anyway" readable in both themes', async ({ page, sandbox, nas }) => {
   for (let i = 0; i < 9; i++) fs.writeFileSync(path.join(sandbox.home, 'Documents', `report-${i}.txt`), `report ${i}\n`);
   configure(sandbox, nas);

@@ -49,7 +49,10 @@ export async function lookAt(page: Page, name: string, expected: { sentence: str
       await page.emulateMedia({ colorScheme: theme });
       await expect(sentence(page)).toHaveText(expected.sentence);
       await expect(safety(page)).toHaveAttribute('data-tone', expected.tone);
+      // As the window opens: at the top (a click further down may have scrolled the page).
+      await page.evaluate(() => window.scrollTo(0, 0));
       const box = (await safety(page).boundingBox())!;
+      expect(box.y, 'the safety line starts on screen').toBeGreaterThanOrEqual(0);
       expect(box.y + box.height, `the safety line is on the first screen at ${size.width}×${size.height}`).toBeLessThanOrEqual(size.height);
       expect(box.y, 'nothing pushes it down').toBeLessThan(120);
       expect(await axeViolations(page), `axe at ${size.width}×${size.height} ${theme}`).toEqual([]);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
-import { writeFileAtomic } from '../atomic-file';
+import { parseJsonDocument, writeFileAtomic } from '../atomic-file';
 import { fetchFleetFiles, type FleetSource } from '../fleet-source';
 import { requireSignature } from '../signing';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
@@ -132,12 +132,12 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.channel)) throw new TabulaError('image-not-configured', `The channel name "${opts.channel}" is not valid.`);
     const what = `The channel file for "${opts.channel}"`;
     const { data: bytes } = await fetchSigned(`channels/${opts.channel}.json`, what);
-    const parsed = channelSchema.safeParse(safeJson(bytes));
-    if (!parsed.success || parsed.data.channel !== opts.channel) {
-      const missing = parsed.success ? null : parsed.error.issues.find((i) => i.path[0] === 'serial' || i.path[0] === 'expires');
-      throw new TabulaError('image-invalid', missing ? `${what} has no valid serial or expiry (published by an older tabula-fleet?): refused. Publish again.` : `${what} is malformed: refused.`);
+    const parsed = parseJsonDocument(bytes, channelSchema);
+    if (!parsed.ok || parsed.value.channel !== opts.channel) {
+      const missing = !parsed.ok && /^has an invalid value at "(serial|expires)"/.test(parsed.problem);
+      throw new TabulaError('image-invalid', missing ? `${what} has no valid serial or expiry (published by an older tabula-fleet?): refused. Publish again.` : `${what} ${parsed.ok ? `names the channel "${parsed.value.channel}"` : parsed.problem}: refused.`);
     }
-    const ch = parsed.data;
+    const ch = parsed.value;
     trust.accept(channelKey, 'channel', bytes, { serial: ch.serial, expires: ch.expires });
     const version = opts.pin ?? ch.version;
     trust.acceptVersion(version, opts.pin ?? null);
@@ -435,14 +435,6 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   };
 }
 export type RsyncTreeBackend = ReturnType<typeof createRsyncTreeBackend>;
-
-function safeJson(bytes: Buffer): unknown {
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return null;
-  }
-}
 
 function lstatOrNull(p: string): fs.Stats | null {
   try {

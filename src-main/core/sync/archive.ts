@@ -88,19 +88,27 @@ function formatRecord(name: string, e: Entry): string {
   return `${e.type} ${e.size} ${e.mtime} ${e.stamp || '-'} ${e.remoteStamp || '-'} ${name}\0`;
 }
 
-const TYPE = /^[fdl]$/;
-const INT = /^-?\d{1,30}$/;
-const STAMP = /^[^ ]{1,80}$/; // "inode:ctime" as find prints them, or '-'
+// Checked by hand, cheaply: this runs for every entry of every sync.
 export function parseArchiveRecord(rec: string): [string, Entry] | null {
   const s1 = rec.indexOf(' ');
   const s2 = rec.indexOf(' ', s1 + 1);
   const s3 = rec.indexOf(' ', s2 + 1);
   const s4 = rec.indexOf(' ', s3 + 1);
   const s5 = rec.indexOf(' ', s4 + 1);
-  if (s1 < 0 || s2 < 0 || s3 < 0 || s4 < 0 || s5 < 0 || s5 + 1 >= rec.length) return null;
-  const [type, size, mtime, stamp, remoteStamp] = [rec.slice(0, s1), rec.slice(s1 + 1, s2), rec.slice(s2 + 1, s3), rec.slice(s3 + 1, s4), rec.slice(s4 + 1, s5)];
-  if (!TYPE.test(type) || !/^\d{1,20}$/.test(size) || !INT.test(mtime) || !STAMP.test(stamp) || !STAMP.test(remoteStamp)) return null;
-  const e: Entry = { type: type as Entry['type'], size: Number(size), mtime: BigInt(mtime) };
+  if (s1 !== 1 || s2 < 0 || s3 < 0 || s4 < 0 || s5 < 0 || s5 + 1 >= rec.length) return null;
+  const type = rec[0];
+  if (type !== 'f' && type !== 'd' && type !== 'l') return null;
+  const size = Number(rec.slice(2, s2));
+  if (s2 === 2 || !Number.isSafeInteger(size) || size < 0 || s3 === s2 + 1 || s4 === s3 + 1 || s5 === s4 + 1 || s5 - s4 > 81 || s4 - s3 > 81) return null;
+  let mtime: bigint;
+  try {
+    mtime = BigInt(rec.slice(s2 + 1, s3));
+  } catch {
+    return null;
+  }
+  const e: Entry = { type, size, mtime };
+  const stamp = rec.slice(s3 + 1, s4);
+  const remoteStamp = rec.slice(s4 + 1, s5);
   if (stamp !== '-') e.stamp = stamp;
   if (remoteStamp !== '-') e.remoteStamp = remoteStamp;
   return [rec.slice(s5 + 1), e];
@@ -156,32 +164,15 @@ export async function openArchive(stateDir: string, storage: string): Promise<Ar
     header = null;
   }
   if (header && header.storage !== storage) return none(); // made against other storage: says nothing about this one
-  let problem = header ? await checkArchive(file) : 'its header is not one this version of Tabula reads';
-  if (problem) {
-    const aside = `${file}.damaged-${Date.now()}`;
-    fs.renameSync(file, aside);
-    problem = `The sync archive was damaged (${problem}); it was kept as ${aside} and this sync deletes nothing.`;
-    return none(problem);
-  }
+  if (!header) return none(setAside(file, 'its header is not one this version of Tabula reads'));
   return { first: false, roundedTimes: header!.rounded, file, problem: null };
 }
 
-async function checkArchive(file: string): Promise<string | null> {
-  let prev: string | null = null;
-  let header = true;
-  for await (const batch of archiveBatches(file)) {
-    for (const rec of batch) {
-      if (header) {
-        header = false;
-        continue;
-      }
-      const r = parseArchiveRecord(rec);
-      if (!r) return 'a record is not well formed';
-      if (prev !== null && compareNames(prev, r[0]) >= 0) return 'its names are out of order';
-      prev = r[0];
-    }
-  }
-  return null;
+/** A damaged archive is kept aside; the next sync is a first sync, which deletes nothing. */
+function setAside(file: string, why: string): string {
+  const aside = `${file}.damaged-${Date.now()}`;
+  fs.renameSync(file, aside);
+  return `The sync archive was damaged (${why}); it was kept as ${aside} and the next sync deletes nothing.`;
 }
 
 const archiveBatches = recordBatches;
@@ -190,6 +181,7 @@ const archiveBatches = recordBatches;
 export async function* archiveEntries(h: ArchiveHandle): AsyncGenerator<[string, Entry][]> {
   if (!h.file) return;
   let header = true;
+  let last: string | null = null;
   for await (const batch of archiveBatches(h.file)) {
     const out: [string, Entry][] = [];
     for (const rec of batch) {
@@ -198,7 +190,12 @@ export async function* archiveEntries(h: ArchiveHandle): AsyncGenerator<[string,
         continue;
       }
       const r = parseArchiveRecord(rec);
-      if (!r) throw new TabulaError('internal', 'The sync archive changed while it was read.');
+      // Found while merging (the whole file is not read twice to check it first): this run stops,
+      // changing nothing more, and the next one starts over without it.
+      if (!r || (last !== null && compareNames(last, r[0]) >= 0)) {
+        throw new TabulaError('internal', setAside(h.file, r ? 'its names are out of order' : 'a record is not well formed'), { retryable: true });
+      }
+      last = r[0];
       out.push(r);
     }
     yield out;

@@ -21,17 +21,18 @@ export interface Endpoint {
   isRemote: boolean;
   /**
    * Runs a POSIX sh script there with positional arguments (never interpolated into the script).
-   * `stdout`: a file descriptor that receives the output instead of memory (a listing of 1M entries).
+   * `stdout`: a file descriptor that receives the output instead of memory (a listing of 1M entries);
+   * `input` likewise a descriptor to read from.
    */
-  sh(script: string, args: string[], input?: Buffer, stdout?: number): Promise<ShellResult>;
+  sh(script: string, args: string[], input?: Buffer | number, stdout?: number): Promise<ShellResult>;
   /** Ends the connection kept open for the next use (ssh's shared connection), if there is one. */
   close(): Promise<void>;
 }
 
-function collect(cmd: string, args: string[], input?: Buffer, stdout?: number): Promise<ShellResult> {
+function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: number): Promise<ShellResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', stdout ?? 'pipe', 'pipe'] });
-    if (input) {
+    const child = spawn(cmd, args, { stdio: [typeof input === 'number' ? input : input ? 'pipe' : 'ignore', stdout ?? 'pipe', 'pipe'] });
+    if (input && typeof input !== 'number') {
       child.stdin!.on('error', () => {}); // the script may exit before reading it all; its exit code says why
       child.stdin!.end(input);
     }

@@ -112,7 +112,6 @@ function readQuiet(stateDir: string, storage: string): { local: string; remote: 
 // laptops, or two runs in one second) never share one and overwrite each other's saved copies.
 const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '')}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
-const nul = (paths: string[]) => Buffer.from(paths.map((p) => `./${p}\0`).join(''));
 
 /**
  * What arrives from the storage never runs with another user's or group's rights: whoever can write
@@ -250,11 +249,15 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       return {
         archive: archiveEntries(archive),
         local: changed ? overlayBatches(archiveEntries(archive), listedBatches(homeFile, (rec) => localFilter.parse(withoutDot(rec))), changed) : listedBatches(homeFile, localFilter.parse),
-        remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : listed ? emptyBatches() : storageAsArchived(archive),
+        // Not listed: the storage as the archive says this laptop left it, read from the archive's own stream.
+        remote: listed?.file ? listedBatches(listed.file, remoteFilter.parse) : emptyBatches(),
         localNotes: localFilter.notes,
         remoteNotes: remoteFilter.notes,
       };
     };
+    /** The three sides merged; the storage's entry is the archive's view of it when it was not listed. */
+    const merge3 = (s: ReturnType<typeof sides>, visit: (p: string, a: Entry | undefined, l: Listed | undefined, r: Listed | undefined) => void) =>
+      mergeSorted(s.archive, s.local, s.remote, listed ? visit : (p, a, l) => visit(p, a, l, a && storageView(a)));
     /** The archive's entry, with the exact time a listing shows where an old archive had rounded it. */
     const archived = (a: Entry | undefined, l: Entry | undefined, r: Entry | undefined) => (a && archive.roundedTimes ? adoptListedTime(a, l, r) : a);
 
@@ -266,7 +269,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const typeChanged = new Set<string>();
     const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0 };
     const first = sides();
-    await mergeSorted(first.archive, first.local, first.remote, (p, a0, l0, r0) => {
+    await merge3(first, (p, a0, l0, r0) => {
       if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
       if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
       if (isBlind(p, l0, r0)) return;
@@ -307,28 +310,37 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // What this run changes in the archive (only for paths it touches), written by a second pass over
     // the same three streams: 'push' and 'pull' take the copied side's entry, null removes.
-    const overrides = new Map<string, Entry | null | 'push' | 'pull'>();
-    let remoteStamps = new Map<string, string>();
+    const overrides = new Map<string, Entry | null>();
+    // What each phase copied: its list (sorted), and what finished when it did not all finish.
+    const copied: Record<'pull' | 'push', { names: string[]; finished: Set<string> | null }> = { pull: { names: [], finished: null }, push: { names: [], finished: null } };
+    // The storage's inode and change time of what this run sent, read when the lock is released.
+    let stampsFile: string | null = null;
     const agreed = new Set<string>();
     const extra: string[] = []; // conflict copies made by this run: in no listing yet
     const writeArchive = async () => {
       const w = createArchiveWriter(o.stateDir, o.storage.display);
+      const stamps = stampsFile ? createStampLookup(stampsFile) : null;
       try {
         const names = [...extra].sort(compareNames);
         let next = 0;
         const add = (p: string, e: Entry | undefined) => {
-          if (!e) return;
-          const st = remoteStamps.get(p);
-          w.add(p, st ? { ...e, remoteStamp: st } : e);
+          if (e) w.add(p, e);
+        };
+        /** A copy this run sent: the storage's stamp for it, when the release read one. */
+        const addSent = (p: string, e: Entry) => {
+          const st = stamps?.get(p);
+          add(p, st ? { ...e, remoteStamp: st } : e);
         };
         const addExtra = (before: string | null) => {
           while (next < names.length && (before === null || compareNames(names[next]!, before) < 0)) {
             const p = names[next++]!;
-            if (overrides.get(p) === 'push') add(p, lstatEntry(path.join(o.home.path, p)));
+            if (pushed(p)) addSent(p, lstatEntry(path.join(o.home.path, p)));
           }
         };
+        const pushed = walker(copied.push);
+        const pulled = walker(copied.pull);
         const again = sides();
-        await mergeSorted(again.archive, again.local, again.remote, (p, a0, l0, r0) => {
+        await merge3(again, (p, a0, l0, r0) => {
           addExtra(p);
           if (next < names.length && names[next] === p) next++; // listed after all
           const [l, r] = [l0 === 'unreadable' ? undefined : l0, r0 === 'unreadable' ? undefined : r0];
@@ -336,49 +348,61 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           if (isBlind(p, l0, r0)) return add(p, a);
           const ov = overrides.get(p);
           if (ov === null) return;
-          if (ov === 'push') return add(p, l ?? lstatEntry(path.join(o.home.path, p)));
-          if (ov === 'pull') return add(p, r && received(r));
+          if (pushed(p)) return addSent(p, l ?? lstatEntry(path.join(o.home.path, p)));
+          if (pulled(p)) return add(p, r && received(r));
           if (ov) return add(p, ov);
           if (agreed.has(p)) return add(p, l && (r?.stamp ? { ...l, remoteStamp: r.stamp } : l));
           add(p, a && learnStamps(a, l, listed ? r : undefined));
         });
         addExtra(null);
+        stamps?.close();
         w.commit();
       } catch (err) {
+        stamps?.close();
         w.abort();
         throw err;
       }
     };
 
-    const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[]) => {
+    let runs = 0;
+    const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[], track: 'sent' | 'done' = 'done') => {
       checkCancelled();
-      // What completed (for an archive that advances only for finished paths), and which items rsync
-      // would send (the compare step): names only, to stay small on a first sync of 100k files.
-      const done = new Set<string>();
+      // The names go to rsync through a file (--files-from), and what completed is written to one as
+      // rsync reports it: read back only when the run failed part-way (an archive that advances only
+      // for finished paths). The compare step keeps which items rsync would send (a few names).
+      const run0 = ++runs;
+      const listFile = path.join(spool, `list-${run0}`);
+      const doneFile = path.join(spool, `done-${run0}`);
+      writeNames(listFile, list);
+      const doneOut = track === 'done' ? createNameWriter(doneFile) : null;
+      let filesDone = 0;
       const sent = new Set<string>();
       const run = runRsync(
-        [...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args],
+        [...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? `--files-from=${listFile}` : a))],
         {
           item(item) {
-            done.add(item.name.replace(/\/$/, ''));
-            if (/^[<>]/.test(item.change)) sent.add(item.name);
-            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone: done.size, filesTotal: list.length, currentFile: item.name });
+            filesDone++;
+            doneOut?.add(item.name.replace(/\/$/, ''));
+            if (track === 'sent' && /^[<>]/.test(item.change)) sent.add(item.name);
+            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: list.length, currentFile: item.name });
           },
-          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone: done.size, filesTotal: list.length, currentFile: null }),
+          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone, filesTotal: list.length, currentFile: null }),
         },
-        { input: nul(list) },
       );
       current = run;
       const result = await run.done;
       current = null;
+      doneOut?.close();
+      fs.rmSync(listFile, { force: true });
       if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
+      const done = () => (doneOut ? readNames(doneFile) : new Set<string>());
       return { result, sent, done, ok: result.code === 0 };
     };
 
     // Both changed to the same size: rsync's checksum decides whether the content really differs.
     if (plan.compare.length) {
       o.onProgress?.({ phase: 'comparing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
-      const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare);
+      const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare, 'sent');
       if (result.code !== 0) throw failure(result, o, cancelled);
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
       for (const p of plan.compare) {
@@ -442,7 +466,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     if (plan.conflicts.length) {
       const prefixes = new Set(plan.conflicts.map((c) => conflictPrefix(c.path)));
       const s = sides();
-      await mergeSorted(s.archive, s.local, s.remote, (p) => {
+      await merge3(s, (p) => {
         for (let i = p.indexOf(CONFLICT_MARK, p.lastIndexOf('/') + 1); i >= 0; i = p.indexOf(CONFLICT_MARK, i + 1)) {
           if (prefixes.has(p.slice(0, i + CONFLICT_MARK.length))) taken.add(p);
         }
@@ -465,7 +489,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         const staging = path.join(o.stateDir, 'staging');
         fs.rmSync(staging, { recursive: true, force: true });
         fs.mkdirSync(staging, { recursive: true });
-        const { result } = await rsync('pulling', ['-a', ...NO_SET_ID, '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path]);
+        const { result } = await rsync('pulling', ['-a', ...NO_SET_ID, '--files-from=-', '--from0', `--temp-dir=${tmpLocal}`, ...o.storage.rsyncOptions, o.storage.rsyncRoot, staging + '/'], [c.path], 'sent');
         if (result.code !== 0) throw failure(result, o, cancelled);
         moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
         overrides.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
@@ -498,7 +522,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         // even with --no-implied-dirs, and would call them vanished); their own times are not sent.
         fs.rmSync(emptyRoot, { recursive: true, force: true });
         for (const p of removals) fs.mkdirSync(path.join(emptyRoot, path.dirname(p)), { recursive: true });
-        const r = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals);
+        const r = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals, 'sent');
         if (!r.ok) {
           await writeArchive(); // what did complete is not redone
           throw failure(r.result, o, cancelled);
@@ -510,12 +534,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
       // second) would skip a same-size edit made within the second. Its delta transfer still sends
       // only what differs.
-      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], [...copy].sort(compareNames));
+      copy.sort(compareNames); // parents first; and the archive's second pass walks it in order
+      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], copy);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
-      const completed = (p: string) => r.ok || r.done.has(p);
-      const how = phase === 'pulling' ? 'pull' : 'push';
-      for (const p of copy) if (completed(p)) overrides.set(p, how);
+      const finished = r.ok ? null : r.done();
+      const completed = (p: string) => !finished || finished.has(p);
+      copied[phase === 'pulling' ? 'pull' : 'push'] = { names: copy, finished };
       if (phase === 'pushing') sent.push(...copy.filter((p) => completed(p) && !isDir(p, 1)));
       // The summary speaks of files (and links), as a person counts them, not folders.
       (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter((p) => completed(p) && !isDir(p, fromSide)));
@@ -540,7 +565,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so
     // that the next edit there, even one restoring size and time, is seen.
-    remoteStamps = await storageLock.release(sent);
+    const sentFile = path.join(spool, 'sent');
+    writeNames(sentFile, sent);
+    stampsFile = path.join(spool, 'stamps');
+    await storageLock.release(sent, { names: sentFile, stamps: stampsFile });
     for (const p of plan.agreed) agreed.add(p);
     await writeArchive();
     settled();
@@ -560,6 +588,100 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
 }
 
+/** Writes names for rsync's --files-from (NUL-separated) in pieces, never as one string. */
+function writeNames(file: string, names: string[]) {
+  const w = createNameWriter(file);
+  for (const p of names) w.add(p);
+  w.close();
+}
+
+function createNameWriter(file: string) {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  let pending = '';
+  return {
+    // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
+    add(p: string) {
+      pending += `./${p}\0`;
+      if (pending.length > 1 << 16) {
+        fs.writeSync(fd, pending);
+        pending = '';
+      }
+    },
+    close() {
+      if (pending) fs.writeSync(fd, pending);
+      fs.closeSync(fd);
+    },
+  };
+}
+
+function readNames(file: string): Set<string> {
+  return new Set(fs.readFileSync(file, 'utf8').split('\0').filter(Boolean).map((p) => p.replace(/^\.\//, '')));
+}
+
+/**
+ * The storage's stamps of what was sent ("<inode>:<ctime> ./<name>\0", in name order), looked up in
+ * name order. Read from the local file synchronously, a piece at a time: the archive's second pass
+ * asks once per name sent, and a promise for each of a million would cost more than the read.
+ */
+function createStampLookup(file: string) {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 14);
+  let rest = Buffer.alloc(0);
+  let records: string[] = [];
+  let i = 0;
+  let ended = false;
+  const head = (): [string, string] | null => {
+    for (;;) {
+      while (i < records.length) {
+        const rec = records[i]!;
+        const sp = rec.indexOf(' ');
+        if (sp > 0 && rec.startsWith('./', sp + 1)) return [rec.slice(sp + 3), rec.slice(0, sp)];
+        i++; // not a stamp record (a lost lock's message): skipped
+      }
+      if (ended) return null;
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) {
+        ended = true;
+        fs.closeSync(fd);
+        records = rest.length ? [rest.toString('utf8')] : [];
+      } else {
+        const all = Buffer.concat([rest, buf.subarray(0, n)]);
+        const last = all.lastIndexOf(0);
+        records = last < 0 ? [] : all.toString('utf8', 0, last).split('\0');
+        rest = Buffer.from(last < 0 ? all : all.subarray(last + 1));
+      }
+      i = 0;
+    }
+  };
+  return {
+    get(p: string): string | undefined {
+      for (let h = head(); h; h = head()) {
+        const cmp = compareNames(h[0], p);
+        if (cmp > 0) return undefined;
+        i++;
+        if (cmp === 0) return h[1];
+      }
+      return undefined;
+    },
+    close() {
+      if (!ended) fs.closeSync(fd);
+      ended = true;
+    },
+  };
+}
+
+/**
+ * Whether a name is among a phase's finished copies, asked in name order (the archive's second pass):
+ * the sorted list is walked once, never turned into a set.
+ */
+function walker(c: { names: string[]; finished: Set<string> | null }): (p: string) => boolean {
+  let i = 0;
+  return (p) => {
+    while (i < c.names.length && compareNames(c.names[i]!, p) < 0) i++;
+    return i < c.names.length && c.names[i] === p && (!c.finished || c.finished.has(p));
+  };
+}
+
 /** Batches of a spooled listing's entries (unreadable files marked), through the listing filter. */
 async function* listedBatches(file: string, parse: ReturnType<typeof createListingFilter>['parse']): AsyncGenerator<[string, Listed][]> {
   for await (const batch of recordBatches(file)) {
@@ -575,11 +697,7 @@ async function* listedBatches(file: string, parse: ReturnType<typeof createListi
 async function* emptyBatches(): AsyncGenerator<[string, Listed][]> {}
 
 /** The storage as the archive says this laptop left it: its own stamps in the place a listing puts them. */
-async function* storageAsArchived(h: ArchiveHandle): AsyncGenerator<[string, Listed][]> {
-  for await (const batch of archiveEntries(h)) {
-    yield batch.map(([p, a]): [string, Listed] => [p, { type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) }]);
-  }
-}
+const storageView = (a: Entry): Entry => ({ type: a.type, size: a.size, mtime: a.mtime, ...(a.remoteStamp ? { stamp: a.remoteStamp } : {}) });
 
 /**
  * The archive's entry with the inode and change time a listing shows for the same copy, where the

@@ -38,6 +38,10 @@ export class Cursor<T> {
   head(): [string, T] | undefined {
     return this.batch[this.i];
   }
+  /** Moves on without checking the order (a side looked up, not merged: out of order only misses). */
+  skip() {
+    this.i++;
+  }
   advance() {
     const name = this.batch[this.i]![0];
     if (this.last !== null && compareNames(this.last, name) >= 0) {
@@ -56,7 +60,7 @@ export async function mergeSorted<A, L, R>(
   archive: Batches<A>,
   local: Batches<L>,
   remote: Batches<R>,
-  visit: (name: string, a: A | undefined, l: L | undefined, r: R | undefined) => void,
+  visit: (name: string, a: A | undefined, l: L | undefined, r: R | undefined) => void | Promise<void>,
 ): Promise<void> {
   const ca = new Cursor(archive, 'archive');
   const cl = new Cursor(local, "home's listing");
@@ -73,7 +77,8 @@ export async function mergeSorted<A, L, R>(
     const a = ha && ha[0] === name ? (ca.advance(), ha[1]) : undefined;
     const l = hl && hl[0] === name ? (cl.advance(), hl[1]) : undefined;
     const r = hr && hr[0] === name ? (cr.advance(), hr[1]) : undefined;
-    visit(name, a, l, r);
+    const pending = visit(name, a, l, r);
+    if (pending) await pending;
   }
 }
 

@@ -29,8 +29,12 @@ export interface StorageLock {
   bump(tmp?: string): Promise<string>;
   /** Non-null once the lease was lost (e.g. the laptop slept past it and another took over). */
   lost(): string | null;
-  /** Releases the lock; first reads the storage's inode and change time of `stamped` (see Entry.stamp). */
-  release(stamped?: string[]): Promise<Map<string, string>>;
+  /**
+   * Releases the lock; first reads the storage's inode and change time of `stamped` (see Entry.stamp).
+   * With `files`, the names are read from `files.names` (as rsync's --files-from) and the stamps
+   * written to `files.stamps` ("<inode>:<ctime> ./<name>\0", in the names' order) instead of memory.
+   */
+  release(stamped?: string[], files?: { names: string; stamps: string }): Promise<Map<string, string>>;
 }
 
 export interface LockOptions {
@@ -181,8 +185,8 @@ function lockFailure(ep: Endpoint, code: number | null, stderr: string): TabulaE
 function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string): StorageLock {
   let lost: string | null = null;
   let released = false;
-  const act = async (action: string, extra: string[] = [], input?: Buffer) => {
-    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra], input);
+  const act = async (action: string, extra: string[] = [], input?: Buffer, outFd?: number, inFd?: number) => {
+    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra], inFd ?? input, outFd);
     const out = r.stdout.toString('utf8').split('\n');
     if (r.code === 4 && out[0] === 'LOST') {
       const owner = parseOwner(out[1] ?? '');
@@ -206,10 +210,21 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       return next;
     },
     lost: () => lost,
-    async release(stamped = []) {
+    async release(stamped = [], files) {
       if (released) return new Map();
       released = true;
       clearInterval(timer);
+      if (files) {
+        // A first sync of a million files: neither the names nor their stamps pass through memory.
+        const [inFd, outFd] = [fs.openSync(files.names, 'r'), fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
+        try {
+          await act('release', ['1'], undefined, outFd, inFd).catch(() => false);
+        } finally {
+          fs.closeSync(inFd);
+          fs.closeSync(outFd);
+        }
+        return new Map();
+      }
       const input = stamped.length ? Buffer.from(stamped.map((p) => `./${p}\0`).join('')) : undefined;
       // An unreleased lock expires with its lease; unknown stamps fall back to size and time.
       const ok = await act('release', [input ? '1' : '0'], input).catch(() => false);
