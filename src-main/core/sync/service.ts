@@ -20,12 +20,11 @@ import { createSchedule } from '../runtime/schedule';
 import { transition } from '../runtime/state-machine';
 import { parseStorageUrl } from '../storage-url';
 import { createConflictResolution } from './conflict-resolution';
-import { listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
+import { countLocalChanges as countChanges, runSync, type SyncSummary } from './engine';
 import { createRunHistory, runRecord, stateAfter } from './history';
 import { createSyncJournal, personAsked, runEnd } from './journal';
 import { builtInStorage } from './excludes';
 import { syncRunOptions } from './options';
-import { sameEntry } from './plan';
 import { createRestore } from './restore';
 import { syncDeferral, syncPolicy } from './scheduling';
 import { watchHome } from './watch-home';
@@ -150,11 +149,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, storage, excludes } = runOptions();
-      const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, storage.display)];
-      let n = 0;
-      for (const [p, e] of listing.tree) if (e.type !== 'd' && !sameEntry(e, archive.tree.get(p), 'exact')) n++;
-      for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
-      return n;
+      return await countChanges(home, excludes, paths.stateDir, storage.display);
     } catch {
       return null;
     }
