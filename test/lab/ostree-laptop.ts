@@ -55,9 +55,9 @@ export const ostreeLaptop: LabBackend = {
       const status = () => laptop.status();
       const agentUp = () => laptop.agentUp();
       const reboot = () => laptop.reboot();
-      /** What ostree and systemd-boot say about this boot: the booted deployment's version and the entry (efivarfs: 4 bytes of attributes, then UTF-16). */
+      /** What ostree and systemd-boot say about this boot: the booted deployment's version and the entry (efivarfs: 4 bytes of attributes, then UTF-16; read through a pipe, one read of the whole variable). */
       const booted = async () => {
-        const out = await laptop.vm.run('root', 'test -e /run/ostree-booted && echo ostree-booted; ostree admin status; tail -c +5 /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d "\\0"; echo; cat /proc/cmdline');
+        const out = await laptop.vm.run('root', 'test -e /run/ostree-booted && echo ostree-booted; ostree admin status; cat /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d "\\0"; echo; cat /proc/cmdline');
         const lines = out.split('\n');
         const star = lines.findIndex((l) => l.startsWith('* '));
         const version = star >= 0 ? /Version: (\S+)/.exec(lines.slice(star + 1, star + 3).join('\n'))?.[1] ?? null : null;
