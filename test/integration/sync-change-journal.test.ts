@@ -146,7 +146,9 @@ describe('the change journal', () => {
     await agentRun();
     process.kill(journal.watcherPid!, 'SIGSTOP');
     try {
-      for (let i = 0; i <= max; i++) fs.writeFileSync(path.join(home, 'burst', `f${i}`), '');
+      // Each file made and removed: two events, and nothing left to sync but the one edit.
+      for (let i = 0; i <= max / 2; i++) fs.writeFileSync(path.join(home, 'burst', `f${i}`), '');
+      for (let i = 0; i <= max / 2; i++) fs.rmSync(path.join(home, 'burst', `f${i}`));
       fs.appendFileSync(path.join(home, 'docs/d9/note.txt'), ' (edited during the burst)');
     } finally {
       process.kill(journal.watcherPid!, 'SIGCONT');
@@ -154,8 +156,11 @@ describe('the change journal', () => {
     const run = await agentRun();
     expect(listed).toEqual([['(the whole home)']]);
     expect(onStorage('docs/d9/note.txt')).toBe('note 9 (edited during the burst)');
-    expect(run.pushed.filter((p) => p.startsWith('burst/'))).toHaveLength(max + 1);
-    // The journal goes on: the next edit is again a one-folder run.
+    expect(run.pushed).toEqual(['docs/d9/note.txt']);
+    // The journal goes on: once a run has started after the queue drained (the one after the overflow
+    // may have to list in full too, when the overflow swallowed its own marker), an edit is again a
+    // one-folder run.
+    await agentRun();
     fs.appendFileSync(path.join(home, 'docs/d4/note.txt'), '!');
     await agentRun();
     expect(listed).toEqual([['./docs/d4']]);

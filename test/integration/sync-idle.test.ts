@@ -1,6 +1,7 @@
 // What an idle agent costs: one ssh connection kept from one run to the next (and closed when the agent
-// stops), a control socket that works whatever the length of $XDG_RUNTIME_DIR, and "Back up now"
-// listing the storage in full as `tabula sync` by hand does.
+// stops), a control socket that works whatever the length of $XDG_RUNTIME_DIR, "Back up now" listing
+// the storage in full as `tabula sync` by hand does, and runs after a change listing only the folders
+// the change journal marked.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,6 +32,17 @@ afterEach(async () => {
   agents = [];
   await sb.dispose();
 });
+
+function nextFinished(client: ApiClient): Promise<BackupRun> {
+  return new Promise((resolve) => {
+    const off = client.subscribe((e) => {
+      if (e.type === 'backup-finished') {
+        off();
+        resolve(e.data);
+      }
+    });
+  });
+}
 
 function agentWith() {
   const agent = createAgent({ paths: resolvePaths(sb.env), autoStart: true });
@@ -99,5 +111,31 @@ describe('"Back up now"', () => {
     expect(run.outcome).toBe('success');
     expect(fs.readFileSync(path.join(sb.home, 'Documents/notes.txt'), 'utf8')).toBe('restored by the helpdesk');
     expect(fs.readFileSync(path.join(sb.home, 'Documents/new.txt'), 'utf8')).toBe('put there by an admin');
+  });
+});
+
+describe('the agent with its change journal', () => {
+  it('syncs a change by itself, listing only the folder that changed; "Back up now" lists the whole home', { timeout: 60_000 }, async () => {
+    sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 5 }, backup: { watchHome: true, debounceSeconds: 1 } });
+    fs.mkdirSync(path.join(sb.home, 'Music/2024'), { recursive: true });
+    fs.writeFileSync(path.join(sb.home, 'Music/2024/playlist.m3u'), 'one');
+    // A file also reachable from outside the home: a write there is no event in the home (inotify
+    // watches folders), so only a listing of its folder can see it.
+    const outside = path.join(sb.dir, 'outside-link');
+    fs.linkSync(path.join(sb.home, 'Music/2024/playlist.m3u'), outside);
+    const { client } = agentWith();
+    expect((await backUpNow(client)).outcome).toBe('success');
+
+    const changed = nextFinished(client);
+    fs.writeFileSync(outside, 'two, written from outside');
+    fs.writeFileSync(path.join(sb.home, 'Documents/notes.txt'), 'edited in the home');
+    const run = await changed; // started by the change itself, after the quiet second
+    expect(run.outcome).toBe('success');
+    expect(fs.readFileSync(path.join(remote(), 'Documents/notes.txt'), 'utf8')).toBe('edited in the home');
+    // Music/2024 was not listed: its change is not seen yet.
+    expect(fs.readFileSync(path.join(remote(), 'Music/2024/playlist.m3u'), 'utf8')).toBe('one');
+
+    expect((await backUpNow(client)).outcome).toBe('success');
+    expect(fs.readFileSync(path.join(remote(), 'Music/2024/playlist.m3u'), 'utf8')).toBe('two, written from outside');
   });
 });

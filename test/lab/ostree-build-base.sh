@@ -26,13 +26,13 @@ if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
 rm -rf --one-file-system "$out.tmp"
-find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 # Before the kernel is installed: dracut builds a generic initramfs (a chroot's "host" is not the
-# laptop), and ostree-prepare-root's config (/etc transient: every boot starts from the image's
-# /etc) goes into it.
+# laptop), and ostree-prepare-root's config goes into it: /etc transient (every boot starts from the
+# image's /etc; ostree applies that only with a read-only /sysroot, which ostree admin and Tabula's
+# helper remount writable in their own mount namespace).
 essential='mkdir -p "$1/etc/dracut.conf.d" "$1/usr/lib/ostree"
 printf "hostonly=no\ncompress=zstd\nomit_dracutmodules+=\" plymouth \"\n" > "$1/etc/dracut.conf.d/10-tabula-lab.conf"
-printf "[etc]\ntransient = true\n" > "$1/usr/lib/ostree/prepare-root.conf"'
+printf "[sysroot]\nreadonly = true\n\n[etc]\ntransient = true\n" > "$1/usr/lib/ostree/prepare-root.conf"'
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --essential-hook="$essential" \
@@ -41,4 +41,6 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   trixie "$out.tmp" >&2
 touch "$out.tmp/.complete"
 mv "$out.tmp" "$out"
+# Older bases are superseded (removed only now: a lab still running may be reading one).
+find "$cache" -maxdepth 1 -name 'ostree-base-*' ! -name "ostree-base-$key" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 echo "$out"

@@ -19,7 +19,7 @@ export const ostreeLaptop: LabBackend = {
   name: 'ostree',
   scenarios: {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
-    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, /etc is fresh, the home is intact',
+    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, /etc is fresh but for the machine identity, the home is intact',
     e: 'rollback to 1 and back to 2',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
@@ -55,9 +55,9 @@ export const ostreeLaptop: LabBackend = {
       const status = () => laptop.status();
       const agentUp = () => laptop.agentUp();
       const reboot = () => laptop.reboot();
-      /** What ostree and systemd-boot say about this boot: the booted deployment's version and the entry (efivarfs: 4 bytes of attributes, then UTF-16). */
+      /** What ostree and systemd-boot say about this boot: the booted deployment's version and the entry (efivarfs: 4 bytes of attributes, then UTF-16; read through a pipe, one read of the whole variable). */
       const booted = async () => {
-        const out = await laptop.vm.run('root', 'test -e /run/ostree-booted && echo ostree-booted; ostree admin status; tail -c +5 /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d "\\0"; echo; cat /proc/cmdline');
+        const out = await laptop.vm.run('root', 'test -e /run/ostree-booted && echo ostree-booted; ostree admin status; cat /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d "\\0"; echo; cat /proc/cmdline');
         const lines = out.split('\n');
         const star = lines.findIndex((l) => l.startsWith('* '));
         const version = star >= 0 ? /Version: (\S+)/.exec(lines.slice(star + 1, star + 3).join('\n'))?.[1] ?? null : null;
@@ -97,6 +97,9 @@ export const ostreeLaptop: LabBackend = {
         const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
         if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
         await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit');
+        // The machine's identity is what survives of /etc (tabula-identity, the dracut module).
+        const identity = async () => laptop.vm.run('root', 'cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub');
+        const idBefore = await identity();
         const before = await homeFiles();
         const ms = await reboot();
         run.figure('reboot into a staged image (systemctl reboot to ssh)', `${Math.round(ms / 1000)} s`);
@@ -105,6 +108,8 @@ export const ostreeLaptop: LabBackend = {
         if (st.image.version !== '2' || b.version !== '2') throw new Error(`after the reboot: tabula status shows ${st.image.version}, ostree booted ${b.version}; expected 2\n${b.text}`);
         const left = (await laptop.vm.run('root', 'cat /etc/tabula-lab-root-edit 2>/dev/null || true')).trim();
         if (left) throw new Error('the root edit in /etc survived the reboot');
+        const idAfter = await identity();
+        if (idAfter !== idBefore) throw new Error(`the machine's identity changed across the update:\nbefore ${idBefore}\nafter ${idAfter}`);
         const after = await homeFiles();
         if (after !== before || !after.includes('note.txt')) throw new Error(`the home changed across the update:\nbefore ${before}\nafter ${after}`);
         const doc = await laptop.vm.run('root', 'cat /usr/share/doc/tabula-lab-image-2');

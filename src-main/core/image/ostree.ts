@@ -39,9 +39,9 @@ interface OstreeDeployment {
   staged: boolean;
 }
 
-function run(args: string[], timeoutMs = 30 * 60_000): Promise<{ stdout: string; stderr: string }> {
+function run(args: string[], timeoutMs = 30 * 60_000, cmd: { file: string; pre: string[] } = { file: 'ostree', pre: [] }): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile('ostree', args, { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+    execFile(cmd.file, [...cmd.pre, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stdout, stderr }));
       else resolve({ stdout, stderr });
     });
@@ -96,8 +96,18 @@ function parseTransferred(text: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
+/**
+ * On a booted system whose /sysroot is mounted read-only (prepare-root.conf sysroot.readonly, which
+ * a transient /etc needs), the repo is written from a private mount namespace where /sysroot is
+ * writable, as `ostree admin` does for itself. The arguments reach ostree as "$@", never through the
+ * shell's parser.
+ */
+const WRITABLE_SYSROOT = { file: 'unshare', pre: ['--mount', '--propagation', 'slave', '--', 'sh', '-c', 'mount -o remount,rw /sysroot && exec ostree "$@"', 'ostree'] };
+
 export function createOstreeBackend(opts: OstreeOptions) {
   const repo = path.join(opts.sysroot, 'ostree/repo');
+  /** A command that writes the repo (pull, remote add, gpg-import, the summary cache). */
+  const runRepo = (args: string[], timeoutMs?: number) => (opts.booted ? run(args, timeoutMs, WRITABLE_SYSROOT) : run(args, timeoutMs));
   const repoArg = `--repo=${repo}`;
   const sysrootArg = `--sysroot=${opts.sysroot}`;
   const refspec = `${REMOTE}:${opts.ref}`;
@@ -112,7 +122,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
   async function verifySummary(): Promise<void> {
     let text: string;
     try {
-      text = (await run([repoArg, 'remote', 'summary', REMOTE])).stdout;
+      text = (await runRepo([repoArg, 'remote', 'summary', REMOTE])).stdout;
     } catch (err) {
       throw describe(err, 'read the update summary', opts.url);
     }
@@ -133,10 +143,10 @@ export function createOstreeBackend(opts: OstreeOptions) {
     if (!fs.existsSync(path.join(repo, 'config'))) throw new TabulaError('image-not-configured', `There is no ostree system at ${opts.sysroot}.`);
     const current = await run([repoArg, 'remote', 'show-url', REMOTE]).then((r) => r.stdout.trim(), () => null);
     if (current === opts.url) return;
-    if (current !== null) await run([repoArg, 'remote', 'delete', REMOTE]);
+    if (current !== null) await runRepo([repoArg, 'remote', 'delete', REMOTE]);
     if (!fs.existsSync(opts.gpgKeyring)) throw new TabulaError('image-not-configured', `The fleet's GPG key (${opts.gpgKeyring}) is missing from the image, so no ostree image can be trusted.`);
-    await run([repoArg, 'remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', REMOTE, opts.url, opts.ref]);
-    await run([repoArg, 'remote', 'gpg-import', REMOTE, '-k', opts.gpgKeyring]);
+    await runRepo([repoArg, 'remote', 'add', '--set=gpg-verify=true', '--set=gpg-verify-summary=true', REMOTE, opts.url, opts.ref]);
+    await runRepo([repoArg, 'remote', 'gpg-import', REMOTE, '-k', opts.gpgKeyring]);
   }
 
   async function deployments(): Promise<OstreeDeployment[]> {
@@ -182,7 +192,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
     opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
     try {
       // --timestamp-check: a commit older than the one the remote ref holds is a downgrade.
-      const r = await run([repoArg, 'pull', '--timestamp-check', REMOTE, opts.ref]);
+      const r = await runRepo([repoArg, 'pull', '--timestamp-check', REMOTE, opts.ref]);
       return parseTransferred(r.stdout + r.stderr);
     } catch (err) {
       throw describeDowngrade(err) ?? describe(err, 'download the image', opts.url);
@@ -207,7 +217,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
       await verifySummary();
       let found: ImageDeployment;
       try {
-        await run([repoArg, 'pull', '--commit-metadata-only', '--timestamp-check', REMOTE, opts.ref]);
+        await runRepo([repoArg, 'pull', '--commit-metadata-only', '--timestamp-check', REMOTE, opts.ref]);
         const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
         const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
         const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);

@@ -55,8 +55,8 @@ export interface ChangeJournalOptions {
 }
 
 const EVENTS = ['create', 'delete', 'modify', 'attrib', 'moved_from', 'moved_to', 'unmount', 'q_overflow'];
-/** How long a flush may take before the journal is taken for broken. */
-const FLUSH_TIMEOUT_MS = 10_000;
+/** How long a flush may take before the journal is taken for broken (a burst of events is read first). */
+const FLUSH_TIMEOUT_MS = 120_000;
 /** A journal that failed (watch limit, watcher died) tries again after this long; until then runs list in full. */
 const RETRY_MS = 3600_000;
 
@@ -75,7 +75,8 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
   let folders = new Set<string>();
   let trees = new Set<string>();
   let flushes = 0;
-  const waiting = new Map<string, () => void>();
+  /** Flushes waiting for their marker; called with false when the marker may be lost (overflow, failure). */
+  const waiting = new Map<string, (caughtUp: boolean) => void>();
   // Settled once the watches are in place or the watcher failed: a take waits for it (the first run
   // after a start lists in full anyway, but the one after it can then rely on the journal).
   let settle: () => void = () => {};
@@ -90,7 +91,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     const c = child;
     child = null;
     if (c && c.exitCode === null && c.signalCode === null) c.kill();
-    for (const done of waiting.values()) done();
+    for (const done of waiting.values()) done(false);
     waiting.clear();
   };
 
@@ -105,10 +106,13 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     const where = record.slice(sp + 1);
     if (events.includes('Q_OVERFLOW')) {
       full = true; // events were dropped: which folders changed is not known
+      // A flush's marker may have been dropped with them: it would be waited for in vain.
+      for (const done of waiting.values()) done(false);
+      waiting.clear();
       return;
     }
     if (where.startsWith(flushDir + '/')) {
-      waiting.get(where)?.();
+      waiting.get(where)?.(true);
       waiting.delete(where);
       return;
     }
@@ -147,11 +151,12 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     let out = '';
     c.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
-      let end: number;
-      while ((end = out.indexOf('\0')) >= 0) {
-        onEvent(out.slice(0, end));
-        out = out.slice(end + 1);
+      let start = 0;
+      for (let end = out.indexOf('\0'); end >= 0; end = out.indexOf('\0', start)) {
+        onEvent(out.slice(start, end));
+        start = end + 1;
       }
+      out = out.slice(start);
     });
     let err = '';
     c.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -186,10 +191,10 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
         fail('inotifywait did not answer');
         resolve(false);
       }, FLUSH_TIMEOUT_MS);
-      waiting.set(file, () => {
+      waiting.set(file, (caughtUp) => {
         clearTimeout(timer);
         fs.rmSync(file, { force: true });
-        resolve(child !== null && established);
+        resolve(caughtUp && child !== null && established);
       });
       try {
         fs.writeFileSync(file, '');
@@ -237,7 +242,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
       const c = child;
       child = null;
       c?.kill();
-      for (const done of waiting.values()) done();
+      for (const done of waiting.values()) done(false);
       waiting.clear();
       fs.rmSync(flushDir, { recursive: true, force: true });
     },

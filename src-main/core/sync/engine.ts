@@ -82,6 +82,28 @@ export interface SyncSummary {
   bytesTransferred: number;
 }
 
+/**
+ * Changes in the home the storage does not have yet: files new or changed since the archive, and files
+ * the archive has that the home no longer does. Read as streams, like a sync (the agent asks this
+ * while the storage is out of reach: a million-file home must not cost it a million entries).
+ */
+export async function countLocalChanges(home: Endpoint, excludes: string[], stateDir: string, storage: string): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-count-'));
+  try {
+    const listed = await listToFile(home, excludes, path.join(dir, 'home'));
+    const archive = await openArchive(stateDir, storage);
+    const { parse } = createListingFilter(excludes);
+    let n = 0;
+    await mergeSorted(archiveEntries(archive), listed.file ? listedBatches(listed.file, parse) : emptyBatches(), emptyBatches(), (_p, a, l0) => {
+      const l = l0 === 'unreadable' ? undefined : l0;
+      if (l ? l.type !== 'd' && !sameEntry(l, a, 'exact') : a && a.type !== 'd') n++;
+    });
+    return n;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** One side listed in full, in memory: for small jobs (the window's change count, tests), never for a sync. */
 export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Listing> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-list-'));

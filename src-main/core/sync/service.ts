@@ -2,9 +2,11 @@
 // offline survives restarts and reboots), runs start by themselves when the storage is reachable again,
 // on a schedule and after changes in the home; state, progress and results are published as events.
 // The parts live next door: options.ts (what a run is given, shared with `tabula sync`), journal.ts,
-// scheduling.ts (on the runtime Schedule), history.ts, conflict-resolution.ts, restore.ts, watch-home.ts.
+// scheduling.ts (on the runtime Schedule), history.ts, conflict-resolution.ts, restore.ts, watch-home.ts and
+// change-journal.ts (which folders of the home changed since the last run).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import type { HomeSafetyReport } from '../../common/contract/helpdesk';
 import type { BackupProgress, BackupState, BackupStatus, RunOutcome } from '../../common/contract/sync';
@@ -20,15 +22,15 @@ import { createSchedule } from '../runtime/schedule';
 import { transition } from '../runtime/state-machine';
 import { parseStorageUrl } from '../storage-url';
 import { createConflictResolution } from './conflict-resolution';
-import { listEndpoint, loadArchive, runSync, type SyncSummary } from './engine';
+import { countLocalChanges as countChanges, runSync, type SyncSummary } from './engine';
 import { createRunHistory, runRecord, stateAfter } from './history';
 import { createSyncJournal, personAsked, runEnd } from './journal';
 import { builtInStorage } from './excludes';
 import { syncRunOptions } from './options';
-import { sameEntry } from './plan';
 import { createRestore } from './restore';
 import { syncDeferral, syncPolicy } from './scheduling';
-import { watchHome } from './watch-home';
+import { createChangeJournal, type ChangeJournal, type TakenChanges } from './change-journal';
+import { ignoredFolders, watchHome } from './watch-home';
 
 // Beside the matcher (excludes.ts), so that `tabula sync` loads without the service.
 export { builtInStorage, defaultExcludes } from './excludes';
@@ -150,11 +152,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
   async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, storage, excludes } = runOptions();
-      const [listing, archive] = [await listEndpoint(home, excludes), loadArchive(paths.stateDir, storage.display)];
-      let n = 0;
-      for (const [p, e] of listing.tree) if (e.type !== 'd' && !sameEntry(e, archive.tree.get(p), 'exact')) n++;
-      for (const [p, e] of archive.tree) if (e.type !== 'd' && !listing.tree.has(p)) n++;
-      return n;
+      return await countChanges(home, excludes, paths.stateDir, storage.display);
     } catch {
       return null;
     }
@@ -178,6 +176,8 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     }
   }
 
+  let changeJournal: ChangeJournal | null = null;
+
   /** When the last run ended, by the wall clock and by the monotonic one (which stops while the laptop sleeps). */
   let lastRunEnd: { wall: number; mono: number } | null = null;
 
@@ -186,9 +186,12 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
     let storageName = storageDisplay();
+    let taken: TakenChanges | null = null;
     try {
       const options = runOptions();
       storageName = options.storage.display;
+      // What changed in the home since the last run. "Back up now" lists it all (verify) all the same.
+      taken = changeJournal ? await changeJournal.take() : null;
       // The laptop slept since the last run: the shared ssh connection most likely died with the
       // network, and ssh would notice only after its keep-alives went unanswered (45 s). Start anew.
       if (lastRunEnd && Date.now() - lastRunEnd.wall - (performance.now() - lastRunEnd.mono) > 30_000) await options.storage.close();
@@ -199,6 +202,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         // "Back up now" is a person asking: the storage is listed in full, as `tabula sync` by hand does,
         // so that a change made on it directly is seen now rather than at the daily check.
         verify: manual,
+        localChanges: taken?.changes ?? null,
         onWaiting: (reason) => setState('running', reason, {}),
         now,
         onCancelable: (cancel) => {
@@ -216,6 +220,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       });
       outcome = 'success';
     } catch (err) {
+      taken?.failed(); // the next run lists the whole home
       error = toErrorInfo(err);
       outcome = error.code === 'cancelled' ? 'cancelled' : 'failed';
     }
@@ -297,15 +302,23 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (!autoStart || disposed) return;
       stops.push(watchConfig());
       if (config().backup.watchHome) {
+        // The change journal both starts a run after changes and tells each run which folders changed.
+        ensureRuntimeDir(paths); // its marker file lives there
+        const cj = createChangeJournal({ home: paths.home, ignore: ignoredFolders(paths, config().storage.url).map((i) => path.join(paths.home, i)), workDir: paths.runtimeDir, reportProblem });
+        changeJournal = cj;
+        stops.push(() => {
+          changeJournal = null;
+          cj.close();
+        });
         stops.push(
           watchHome({
             paths,
             clock,
             storageUrl: () => config().storage.url,
             debounceMs: () => config().backup.debounceSeconds * 1000,
+            subscribe: (listener) => cj.onChanged(listener),
             changed: recount,
             settled: () => request('change'),
-            reportProblem,
           }),
         );
       }
