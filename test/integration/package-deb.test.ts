@@ -121,6 +121,8 @@ describe('npm run package:deb', () => {
     const unit = fs.readFileSync(path.join(unpacked, 'usr/lib/systemd/user/tabula-agent.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\/usr\/bin\/tabula agent$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
+    // A person's service: not started for root's or a system user's manager.
+    expect(unit).toMatch(/^ConditionUser=!@system$/m);
     // What `tabula agent` exits with when its runtime folder or socket is unsafe (agent-service.test.ts).
     expect(unit).toMatch(/^RestartPreventExitStatus=78$/m);
     // Enabled by the package's link (asserted above), so "static", as Debian's ssh-agent.service.
