@@ -12,5 +12,5 @@ export function createClient(): ApiClient | null {
     history.replaceState(null, '', location.pathname);
   }
   const token = fromHash ?? sessionStorage.getItem('tabula-token');
-  return token ? createHttpClient({ baseUrl: location.origin, token }) : null;
+  return token ? createHttpClient({ baseUrl: location.origin, token, verifyAgent: true }) : null;
 }

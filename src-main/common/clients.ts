@@ -1,5 +1,6 @@
 // ApiClient implementations for each transport. They share the contract types and unwrap replies
 // the same way, so a TabulaError thrown in the agent is the same TabulaError in every client.
+import { agentProof, newNonce } from './agent-proof';
 import type { AgentEvent, ApiClient, MethodName, Reply } from './contract';
 import { TabulaError, type ErrorInfo } from './errors';
 import type { EventLog } from './event-log';
@@ -75,18 +76,35 @@ export interface HttpClientOptions {
   retryMs?: number;
   /** Where the agent is, for messages (baseUrl unless the fetch goes elsewhere, e.g. a unix socket). */
   where?: string;
+  /** Send the token only to an address that proved it is the agent (a TCP port another user could take). */
+  verifyAgent?: boolean;
 }
 
-export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retryMs = 1000, where = baseUrl }: HttpClientOptions): ApiClient {
+export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retryMs = 1000, where = baseUrl, verifyAgent = false }: HttpClientOptions): ApiClient {
   const headers = { authorization: `Bearer ${token}` };
   const unreachable = (err: unknown) =>
-    new TabulaError('agent-unreachable', `Not connected to the Tabula agent: nothing answers at ${where} (${err instanceof Error ? err.message : String(err)}).`, {
-      retryable: true,
-    });
+    err instanceof TabulaError
+      ? err
+      : new TabulaError('agent-unreachable', `Not connected to the Tabula agent: nothing answers at ${where} (${err instanceof Error ? err.message : String(err)}).`, {
+          retryable: true,
+        });
+
+  // Asked before every request: a TCP port left by a stopped agent can be taken by anyone meanwhile.
+  async function proveAgent() {
+    const nonce = newNonce();
+    const res = await doFetch(`${baseUrl}/api/hello?nonce=${nonce}`);
+    const body = (await res.json().catch(() => null)) as { proof?: unknown } | null;
+    if (body?.proof !== (await agentProof(token, Number(new URL(baseUrl).port || 80), nonce))) {
+      throw new TabulaError('agent-unreachable', `Not connected to the Tabula agent: what answers at ${where} could not prove it is the agent, so this window did not send it its token.`, {
+        retryable: true,
+      });
+    }
+  }
 
   async function call(method: MethodName, args: unknown) {
     let res: Response;
     try {
+      if (verifyAgent) await proveAgent();
       res = await doFetch(`${baseUrl}/api/call/${encodeURIComponent(method)}`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
@@ -104,6 +122,7 @@ export function createHttpClient({ baseUrl, token, fetch: doFetch = fetch, retry
     void (async () => {
       while (!abort.signal.aborted) {
         try {
+          if (verifyAgent) await proveAgent();
           const res = await doFetch(`${baseUrl}/api/events?after=${after}`, { headers, signal: abort.signal });
           if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
           await readSse(res.body, (type, data) => {

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { agentProof, NONCE } from '../common/agent-proof';
 import type { EventLog } from '../common/event-log';
 import type { Router } from '../common/router';
 import type { ErrorInfo } from '../common/errors';
@@ -58,6 +59,7 @@ function parseTarget(raw: string | undefined): { url: URL; path: string } | null
 export async function startHttpServer({ router, events, staticDir, port = 0, token = crypto.randomBytes(32).toString('base64url'), logBug = (err) => console.error('Bug in the HTTP API:', err), socketPath }: HttpServerOptions): Promise<HeadlessServer> {
   const expected = Buffer.from(`Bearer ${token}`);
   const streams = new Set<http.ServerResponse>();
+  let actualPort = 0;
   let origins: string[] = [];
 
   const sendJson = (res: http.ServerResponse, status: number, body: unknown) => {
@@ -98,6 +100,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
       return refuse(res, 403, { code: 'unauthorized', message: 'Requests from other web sites are refused.', retryable: false });
     }
     if (!url.pathname.startsWith('/api/')) return serveStatic(url.pathname === '/' ? '/' : target.path, req, res);
+    if (!socketPath && req.method === 'GET' && url.pathname === '/api/hello') return handleHello(url, res);
 
     const auth = Buffer.from(req.headers.authorization ?? '');
     if (!socketPath && (auth.length !== expected.length || !crypto.timingSafeEqual(auth, expected))) {
@@ -106,6 +109,16 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     if (req.method === 'POST' && url.pathname.startsWith('/api/call/')) return handleCall(target.path.slice(10), req, res);
     if (req.method === 'GET' && url.pathname === '/api/events') return handleEvents(url, req, res);
     return refuse(res, 404, { code: 'unknown-method', message: `No such endpoint: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 200)}`, retryable: false });
+  }
+
+  /** Answers a window's question "are you the agent whose token I hold?" without seeing the token. */
+  function handleHello(url: URL, res: http.ServerResponse) {
+    const nonce = url.searchParams.get('nonce') ?? '';
+    if (!NONCE.test(nonce)) return refuse(res, 400, { code: 'invalid-argument', message: 'The nonce is missing or malformed.', retryable: false });
+    agentProof(token, actualPort, nonce).then(
+      (proof) => sendJson(res, 200, { proof }),
+      (err: unknown) => failed(res, err),
+    );
   }
 
   function handleCall(method: string, req: http.IncomingMessage, res: http.ServerResponse) {
@@ -176,7 +189,7 @@ export async function startHttpServer({ router, events, staticDir, port = 0, tok
     if (socketPath) server.listen(socketPath, resolve);
     else server.listen(port, '127.0.0.1', resolve);
   });
-  const actualPort = socketPath ? 0 : (server.address() as { port: number }).port;
+  if (!socketPath) actualPort = (server.address() as { port: number }).port;
   origins = [`http://127.0.0.1:${actualPort}`, `http://localhost:${actualPort}`];
   return {
     url: origins[0]!,

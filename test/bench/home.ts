@@ -177,6 +177,10 @@ async function main() {
     console.log(`| storage side of an idle agent run | ${agent.work.dirReads} directory reads, ${agent.work.opens} files opened, ${agent.work.bytesRead} bytes read | | |`);
     console.log(`The agent's inotifywait: ${agent.watches} folders watched, ${mib(agent.watcherKiB)} resident; the agent's first run after it starts (watches set up, the home listed in full): ${s(agent.firstMs)}.`);
     console.log(`Unison: ${unison}`);
+  } catch (err) {
+    // Said before the clean-up below, which takes many minutes at a million files.
+    console.error(err);
+    process.exitCode = 1;
   } finally {
     await sshd.dispose();
     fs.rmSync(work, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHttpClient } from '../../src-main/common/clients';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
 
 let sb: AgentSandbox;
@@ -75,6 +76,37 @@ describe('headless agent', () => {
     expect(fs.existsSync(runtimeFile('endpoint'))).toBe(false);
     const again = await startHeadlessAgent(sb);
     expect(again.token).toBe(agent.token);
+  });
+
+  it('a window sends its token only to the agent: a program on the agent\'s port while it restarts never sees it, even relaying to the agent', async () => {
+    const agent = await startHeadlessAgent(sb);
+    const window = createHttpClient({ baseUrl: agent.url, token: agent.token, verifyAgent: true });
+    expect(await window.call('status.get', {})).toMatchObject({ backup: expect.anything() });
+    await agent.stop();
+
+    // Another user takes the port first, so the agent comes back elsewhere (same token), and the
+    // squatter passes the window's question on to it.
+    const seen: string[] = [];
+    let moved = '';
+    const squatter = http.createServer(async (req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? ''}`);
+      const relayed = req.url?.startsWith('/api/hello') ? await (await fetch(`${moved}${req.url}`)).text() : '{}';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(relayed);
+    });
+    await new Promise<void>((resolve) => squatter.listen(Number(new URL(agent.url).port), '127.0.0.1', resolve));
+    const elsewhere = await startHeadlessAgent(sb);
+    moved = elsewhere.url;
+    expect(elsewhere.url).not.toBe(agent.url);
+    expect(elsewhere.token).toBe(agent.token);
+
+    await expect(window.call('status.get', {})).rejects.toThrow(/could not prove it is the agent, so this window did not send it its token/);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.join('\n')).not.toContain(agent.token);
+
+    // The agent itself, at its new address, proves itself to a window opened there.
+    const there = createHttpClient({ baseUrl: elsewhere.url, token: agent.token, verifyAgent: true });
+    expect(await there.call('status.get', {})).toMatchObject({ backup: expect.anything() });
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
   });
 });
 

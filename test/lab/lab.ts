@@ -114,6 +114,8 @@ export function createScenarioRun(backend: LabBackend, chosen: Set<string>, repo
     },
     figure(k, v) {
       report.figures[`${name}: ${k}`] = v;
+      // Printed as measured too: a walk cut short still shows what it measured.
+      console.log(`  lab figure: ${name}: ${k}: ${v}`);
     },
     finish() {
       for (const id of Object.keys(backend.scenarios)) if (!chosen.has(id)) run.record(id, 'skipped', why);

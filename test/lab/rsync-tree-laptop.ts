@@ -14,7 +14,8 @@ import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { createVm, type Vm } from './vm';
 
-const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
+// Generous on purpose: under TCG on two busy shared cores a boot took 18 min here (idle: about 1 min).
+const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1800) * 1000;
 const USER = 'ann';
 const NAS_ADDR = '10.0.2.100';
 const FLEET_ADDR = '10.0.2.101';
@@ -35,7 +36,7 @@ export const rsyncTreeLaptop: LabBackend = {
     h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart), /etc and /var fresh; downtime measured against a full reboot',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
-  defaults: ['a'],
+  defaults: ['a', 'b'],
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
@@ -150,8 +151,9 @@ export const rsyncTreeLaptop: LabBackend = {
         const s = await waitFor(async () => {
           const st = await status();
           return st.backup.lastSuccessAt ? st : null;
-        }, 300_000, 'the first sync never finished');
-        run.figure('power on to "Backed up"', `${Math.round((Date.parse(s.backup.lastSuccessAt!) - tPowerOn) / 1000)} s (guest clock)`);
+        }, 600_000, 'the first sync never finished');
+        // On the host's clock (the guest's drifts under TCG): an upper bound, seen by polling every 2 s.
+        run.figure('power on to "Backed up"', `${Math.round((Date.now() - tPowerOn) / 1000)} s`);
         const report = await laptop.vm.run(USER, 'cat ~/Documents/report.txt');
         const holiday = (await laptop.vm.run(USER, 'sha256sum ~/Pictures/holiday.jpg')).split(' ')[0];
         if (report !== 'Quarterly numbers, final.\n' || holiday !== holidaySha) throw new Error(`the home was not restored: report.txt=${JSON.stringify(report)}, holiday.jpg sha256 ${holiday}`);
@@ -164,7 +166,7 @@ export const rsyncTreeLaptop: LabBackend = {
       const tC = Date.now();
       if (run.wants('c')) {
         try {
-          await laptop.vm.run(USER, 'echo "edited on the laptop" > ~/Documents/edit.txt && tabula backup now', { timeoutMs: 300_000 });
+          await laptop.vm.run(USER, 'echo "edited on the laptop" > ~/Documents/edit.txt && tabula backup now', { timeoutMs: 600_000 });
           const onNas = fs.readFileSync(path.join(nasHome, 'Documents/edit.txt'), 'utf8');
           if (onNas !== 'edited on the laptop\n') throw new Error(`the edit is not on the NAS after "Back up now": ${JSON.stringify(onNas)}`);
           await nas.stop();
@@ -172,7 +174,7 @@ export const rsyncTreeLaptop: LabBackend = {
           await waitFor(async () => {
             const st = await status();
             return st.backup.state === 'offline' && st.backup.queuedChanges > 0 ? st : null;
-          }, 180_000, 'with the NAS down, the backup never showed as queued (offline, changes waiting)');
+          }, 600_000, 'with the NAS down, the backup never showed as queued (offline, changes waiting)');
           cPart1 = true;
         } catch (err) {
           run.record('c', 'failed', (err as Error).message, laptop.vm);
@@ -212,7 +214,7 @@ export const rsyncTreeLaptop: LabBackend = {
           if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
           await nas!.start();
           const tBack = Date.now();
-          await waitFor(async () => fs.existsSync(path.join(nasHome, 'Documents/offline.txt')) || null, 180_000, 'the queued backup did not run by itself once the NAS was back');
+          await waitFor(async () => fs.existsSync(path.join(nasHome, 'Documents/offline.txt')) || null, 600_000, 'the queued backup did not run by itself once the NAS was back');
           return `ran ${Math.round((Date.now() - tBack) / 1000)} s after the NAS came back; walk from ${Math.round((Date.now() - tC) / 1000)} s`;
         });
       } else await nas.start();
@@ -229,14 +231,21 @@ export const rsyncTreeLaptop: LabBackend = {
         });
       }
 
+      // Going back needs an administrator (polkit auth_admin_keep: an older image may have holes the
+      // newer one fixed); the lab is that administrator, as root at the machine, running the helper.
+      const rollback = async () => {
+        const lines = (await laptop.vm.run('root', '/usr/libexec/tabula/tabula-helper rollback', { timeoutMs: 300_000 })).trim().split('\n');
+        const last = JSON.parse(lines.at(-1)!) as { type: string; result?: { deployments: { staged: { version: string } | null } } };
+        return last.result?.deployments.staged?.version ?? null;
+      };
       await run.scenario('e', vm, async () => {
-        const back = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-        if (back.staged?.version !== '1') throw new Error(`rollback staged ${back.staged?.version ?? 'nothing'}, expected 1`);
+        const back = await rollback();
+        if (back !== '1') throw new Error(`rollback staged ${back ?? 'nothing'}, expected 1`);
         await reboot();
         await agentUp();
         if ((await status()).image.version !== '1') throw new Error(`after rollback and reboot the laptop runs ${(await status()).image.version}`);
-        const fwd = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-        if (fwd.staged?.version !== '2') throw new Error(`rolling back again staged ${fwd.staged?.version ?? 'nothing'}, expected 2`);
+        const fwd = await rollback();
+        if (fwd !== '2') throw new Error(`rolling back again staged ${fwd ?? 'nothing'}, expected 2`);
         await reboot();
         await agentUp();
         const v = (await status()).image.version;
@@ -255,7 +264,7 @@ export const rsyncTreeLaptop: LabBackend = {
         const after = await waitFor(async () => {
           const st = await status();
           return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
-        }, 120_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
+        }, 600_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
         if (after.image.version !== '2') throw new Error(`running ${after.image.version}, expected 2`);
         const again = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 300_000 })) as AgentStatusJson['imageUpdate'];
         if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
