@@ -203,7 +203,7 @@ exec env -u NODE_OPTIONS -u NODE_PATH /usr/bin/node "$app/bin/tabula-helper.js" 
       `Architecture: ${arch}`,
       'Maintainer: Tabula team <tabula@example.org>',
       `Installed-Size: ${installedSize(root)}`,
-      `Depends: nodejs (>= 20), rsync, openssh-client, pkexec, polkitd, ${sharedLibraryDepends(path.join(app, 'node_modules/keytar/build/Release/keytar.node'))}`,
+      `Depends: nodejs (>= 20), rsync, openssh-client, pkexec, polkitd, busybox, ${sharedLibraryDepends(path.join(app, 'node_modules/keytar/build/Release/keytar.node'))}`,
       'Recommends: dbus-user-session, gnome-keyring, network-manager, cups-client, x11-xserver-utils, inotify-tools',
       'Suggests: ostree',
       'Section: admin',
