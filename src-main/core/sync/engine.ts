@@ -22,7 +22,7 @@ import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type
 import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
+import { append, nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
 
 // Kept for the callers of before the split (the sync service, tests).
 export { adoptListedTimes, archiveStore, loadArchive, type LoadedArchive } from './archive';
@@ -550,7 +550,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           throw failure(r.result, o, cancelled);
         }
         for (const p of del) overrides.set(p, null);
-        (phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote).push(...del.filter((p) => !isDir(p, 0)));
+        append(phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote, del.filter((p) => !isDir(p, 0)));
       }
       if (!copy.length) return;
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
@@ -563,9 +563,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const finished = r.ok ? null : r.done();
       const completed = (p: string) => !finished || finished.has(p);
       copied[phase === 'pulling' ? 'pull' : 'push'] = { names: copy, finished };
-      if (phase === 'pushing') sent.push(...copy.filter((p) => completed(p) && !isDir(p, 1)));
+      if (phase === 'pushing') append(sent, copy.filter((p) => completed(p) && !isDir(p, 1)));
       // The summary speaks of files (and links), as a person counts them, not folders.
-      (phase === 'pulling' ? summary.pulled : summary.pushed).push(...copy.filter((p) => completed(p) && !isDir(p, fromSide)));
+      append(phase === 'pulling' ? summary.pulled : summary.pushed, copy.filter((p) => completed(p) && !isDir(p, fromSide)));
       if (!r.ok && !partial) {
         await writeArchive();
         throw failure(r.result, o, cancelled);

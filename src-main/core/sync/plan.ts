@@ -2,7 +2,7 @@
 // they were after the last successful sync), the home now, and the storage now. A change on one side
 // propagates; a deletion propagates only over an unchanged copy; delete-versus-modify keeps the
 // modified file; both changed to different content is a conflict that keeps both.
-import { wholeSeconds, type Entry, type Tree } from './tree';
+import { append, wholeSeconds, type Entry, type Tree } from './tree';
 
 export type Side = 'local' | 'remote';
 
@@ -177,7 +177,7 @@ export function settleFolders(plan: SyncPlan, local: Tree, remote: Tree): SyncPl
   const turned: PlannedConflict[] = [];
   plan.push = plan.push.filter((p) => !(clash(p, local, fromRemote) && turned.push({ path: p, keep: 'remote' })));
   plan.pull = plan.pull.filter((p) => !(clash(p, remote, fromLocal) && turned.push({ path: p, keep: 'local' })));
-  plan.conflicts.push(...turned);
+  append(plan.conflicts, turned);
   plan.deleteRemote = plan.deleteRemote.filter((p) => !keptFolders.has(p));
   plan.deleteLocal = plan.deleteLocal.filter((p) => !keptFolders.has(p));
   return plan;

@@ -86,3 +86,8 @@ export function parseStamps(out: Buffer): Map<string, string> {
   }
   return stamps;
 }
+
+/** Adds items one by one: `to.push(...items)` puts every item on the stack, and a million names overflow it. */
+export function append<T>(to: T[], items: Iterable<T>): void {
+  for (const x of items) to.push(x);
+}
