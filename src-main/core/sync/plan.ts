@@ -89,17 +89,19 @@ const parentsOf = function* (p: string) {
 export function planSync(archive: Tree, local: Tree, remote: Tree): SyncPlan {
   const plan: SyncPlan = { push: [], pull: [], deleteRemote: [], deleteLocal: [], conflicts: [], compare: [], agreed: [] };
   const paths = new Set([...archive.keys(), ...local.keys(), ...remote.keys()]);
-  for (const p of paths) {
-    const d = decidePath(archive.get(p), local.get(p), remote.get(p));
-    if (d.do === 'push') plan.push.push(p);
-    else if (d.do === 'pull') plan.pull.push(p);
-    else if (d.do === 'delete-remote') plan.deleteRemote.push(p);
-    else if (d.do === 'delete-local') plan.deleteLocal.push(p);
-    else if (d.do === 'agreed') plan.agreed.push(p);
-    else if (d.do === 'compare') plan.compare.push(p);
-    else if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
-  }
+  for (const p of paths) addDecision(plan, p, decidePath(archive.get(p), local.get(p), remote.get(p)));
   return settleFolders(plan, local, remote);
+}
+
+/** Files one path's decision in the plan's list for it. */
+function addDecision(plan: SyncPlan, p: string, d: PathAction): void {
+  if (d.do === 'push') plan.push.push(p);
+  else if (d.do === 'pull') plan.pull.push(p);
+  else if (d.do === 'delete-remote') plan.deleteRemote.push(p);
+  else if (d.do === 'delete-local') plan.deleteLocal.push(p);
+  else if (d.do === 'agreed') plan.agreed.push(p);
+  else if (d.do === 'compare') plan.compare.push(p);
+  else if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
 }
 
 /**
@@ -115,15 +117,7 @@ export function createPlanner() {
   const kept = new Set<string>();
   const fromRemote = new Set<string>();
   const fromLocal = new Set<string>();
-  const put = (p: string, d: PathAction) => {
-    if (d.do === 'push') plan.push.push(p);
-    else if (d.do === 'pull') plan.pull.push(p);
-    else if (d.do === 'delete-remote') plan.deleteRemote.push(p);
-    else if (d.do === 'delete-local') plan.deleteLocal.push(p);
-    else if (d.do === 'agreed') plan.agreed.push(p);
-    else if (d.do === 'compare') plan.compare.push(p);
-    else if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
-  };
+  const put = (p: string, d: PathAction) => addDecision(plan, p, d);
   return {
     plan,
     /** Decides one path; returns the decision (before folders are settled). */
