@@ -59,7 +59,8 @@ const poll = async () => JSON.parse((await sb.cli(['fleet', 'poll', '--json'])).
 const order = () => runFleet(['command', 'reimage', '--machine', testMachineId, '--expires', '1h', '--key', commandKeyFile(), '--out', fleet.serverDir]);
 const call = async (agent: RunningAgent, method: string, body: object = {}) => {
   const res = await fetch(`${agent.url}/api/call/${method}`, { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${agent.token}` } });
-  return (await res.json()) as { result?: any; error?: { code: string; message: string } };
+  // Only what these tests read of helpdesk.plan and helpdesk.diagnostics.
+  return (await res.json()) as { result: { reimage: { state: string; reason: string; origin: string | null }; text: string } };
 };
 const diagnostics = async (agent: RunningAgent) => JSON.parse((await call(agent, 'helpdesk.diagnostics')).result.text) as { fleetCommands: Record_[] };
 const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
