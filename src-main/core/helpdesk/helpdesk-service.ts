@@ -99,8 +99,8 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
     try {
-      await deps.image.reimage(signed);
-      set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
+      const after = await deps.image.reimage(signed);
+      set({ state: 'done', reason: `The reset is ready: restart the computer to finish it. Your home folder stays as it is.${after.reimageNote ? ` ${after.reimageNote}` : ''}`, startsAt: null, origin });
     } catch (err) {
       set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
     }

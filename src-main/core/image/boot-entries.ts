@@ -15,7 +15,7 @@ import type { DeploymentsStatus } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { fsyncDir, writeFileAtomic } from '../atomic-file';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
-import type { RsyncTreeBackend } from './rsync-tree';
+import type { PullResult, RsyncTreeBackend } from './rsync-tree';
 
 export const BOOT_TRIES = 3;
 /** The persistent disk is found by its file-system label (the initramfs hook mounts it as the root first). */
@@ -242,10 +242,25 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
       sync();
       return s;
     },
-    async reimage() {
-      const r = await b.reimage();
+    /**
+     * A reset never lays down a version that failed to start here: when the channel still names
+     * one, it takes a fresh copy of the version running (which did start), and says why.
+     */
+    async reimage(): Promise<PullResult & { note?: string }> {
+      assess();
+      const channel = (await b.check()).version;
+      if (!readFailed().some((r) => r.version === channel)) {
+        const r = await b.reimage(channel);
+        sync();
+        return r;
+      }
+      const running = readBootedMarker(root);
+      if (!running || readFailed().some((r) => r.version === running)) {
+        throw new TabulaError('image-invalid', `Version ${channel} failed to start on this computer before, and no version known to start is running: the reset is not prepared; waiting for a newer version.`);
+      }
+      const r = await b.reimage(running);
       sync();
-      return r;
+      return { ...r, note: `Version ${channel}, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version ${running}, the one running.` };
     },
     close: () => b.close(),
   };
