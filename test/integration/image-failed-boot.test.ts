@@ -94,3 +94,23 @@ it('a version that failed to start is not staged again, and a reset lays down th
   expect(fixed.reason).toBe('A reset to the pristine image is ready: restart to finish it.');
   s.stop();
 });
+
+it('a damaged record of the versions that failed is never taken for "none failed": it is named, kept, and nothing is installed', async () => {
+  publish('2.0');
+  await runHelperVerb({ verb: 'stage' }, fleet.root);
+  const entry = readBootEntries(esp()).find((e) => e.version === '2.0')!;
+  fs.renameSync(path.join(esp(), 'loader/entries', entry.file), path.join(esp(), 'loader/entries', entry.file.replace(/\+\d+(-\d+)?\.conf$/, '+0-3.conf')));
+  fakeBootloaderBoot(fleet.root, '1.0');
+  expect((await runHelperVerb({ verb: 'status' }, fleet.root)).deployments.failedBoot).toEqual({ version: '2.0', bootedInstead: '1.0' });
+
+  const record = path.join(fleet.root, 'var/lib/tabula/failed-boots.json');
+  fs.writeFileSync(record, fs.readFileSync(record, 'utf8').slice(0, 30)); // a disk fault cuts it short
+  const damaged = fs.readFileSync(record);
+  await expect(runHelperVerb({ verb: 'stage' }, fleet.root)).rejects.toThrow(/record of versions that failed to start on this computer \(.*failed-boots\.json\) is not valid JSON .*no version is installed until it is repaired/);
+  await expect(runHelperVerb({ verb: 'reimage' }, fleet.root)).rejects.toThrow(/failed-boots\.json\) is not valid JSON/);
+  expect(fs.readFileSync(record)).toEqual(damaged);
+  expect(next()).toBe('1.0');
+  expect(fs.existsSync(marker())).toBe(false);
+  fs.writeFileSync(record, JSON.stringify([{ version: '2.0', bootedInstead: '1.0', at: 'x'.repeat(2 << 20) }]));
+  await expect(runHelperVerb({ verb: 'stage' }, fleet.root)).rejects.toThrow(/failed-boots\.json\) is too large/);
+});
