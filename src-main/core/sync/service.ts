@@ -57,7 +57,7 @@ const pausedReason = 'Sync is paused. Changes wait until you resume.';
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), clock = realClock, reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createRunHistory(paths.stateDir, reportProblem);
-  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener, reportProblem });
+  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, thisHost: () => configuredOptions().options.host, opener, reportProblem });
   const journal = createSyncJournal(paths.stateDir, now, reportProblem);
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<unknown> } | null = null;
   // Runs and the dry runs that tell the reimage guard what is not on the storage share the state
