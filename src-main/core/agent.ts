@@ -164,9 +164,17 @@ export function createAgent(opts: AgentOptions = {}): Agent {
             diagnostics: async () => `Diagnostics written to ${helpdesk.service.diagnostics().file}.`,
             reimage: async (override, signed) =>
               (await helpdesk.service.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command', signed)).reason,
+            reimageWithdrawn: (message) => helpdesk.service.withdrawn(message),
           },
         })
       : null;
+  // A signed reimage waiting for the home to be backed up runs as soon as a backup succeeds.
+  // A fleet server that cannot be reached then is simply asked again at the next poll.
+  const unsubscribeFleet = fleet
+    ? events.subscribe((e) => {
+        if (e.type === 'backup-finished' && e.data.outcome === 'success') void fleet.service.retryWaiting().catch(() => undefined);
+      })
+    : () => undefined;
   const plugins = [sync, prefs, image, helpdesk, fleet].filter((p) => p !== null);
 
   const status = (): AgentStatus => {
@@ -203,6 +211,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     status,
     features: want,
     async shutdown() {
+      unsubscribeFleet();
       await Promise.all(plugins.map((p) => p.stop()));
     },
   };
