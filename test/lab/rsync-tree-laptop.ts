@@ -151,7 +151,7 @@ export const rsyncTreeLaptop: LabBackend = {
 
       await run.scenario('b', vm, async () => {
         const s = await waitFor(async () => {
-          const st = await status();
+          const st = await laptop.peek();
           return st.backup.lastSuccessAt ? st : null;
         }, 600_000, 'the first sync never finished');
         // On the host's clock (the guest's drifts under TCG): an upper bound, seen by polling every 2 s.
@@ -174,7 +174,7 @@ export const rsyncTreeLaptop: LabBackend = {
           await nas.stop();
           await laptop.vm.ssh(USER, 'echo "written while the NAS was down" > ~/Documents/offline.txt && tabula backup now --no-wait', { timeoutMs: 60_000 });
           await waitFor(async () => {
-            const st = await status();
+            const st = await laptop.peek();
             return st.backup.state === 'offline' && st.backup.queuedChanges > 0 ? st : null;
           }, 600_000, 'with the NAS down, the backup never showed as queued (offline, changes waiting)');
           cPart1 = true;
@@ -258,13 +258,12 @@ export const rsyncTreeLaptop: LabBackend = {
         const back = await rollback();
         if (back !== '1') throw new Error(`rollback staged ${back ?? 'nothing'}, expected 1`);
         await reboot();
-        await agentUp();
-        if ((await status()).image.version !== '1') throw new Error(`after rollback and reboot the laptop runs ${(await status()).image.version}`);
+        const on1 = (await agentUp()).image.version;
+        if (on1 !== '1') throw new Error(`after rollback and reboot the laptop runs ${on1}`);
         const fwd = await rollback();
         if (fwd !== '2') throw new Error(`rolling back again staged ${fwd ?? 'nothing'}, expected 2`);
         await reboot();
-        await agentUp();
-        const v = (await status()).image.version;
+        const v = (await agentUp()).image.version;
         if (v !== '2') throw new Error(`after going back to 2 and a reboot the laptop runs ${v}`);
       });
 
@@ -278,7 +277,7 @@ export const rsyncTreeLaptop: LabBackend = {
         run.figure('broken image: reboot to back on the previous one', `${Math.round((Date.now() - t0) / 1000)} s`);
         await agentUp();
         const after = await waitFor(async () => {
-          const st = await status();
+          const st = await laptop.peek();
           return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
         }, 600_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
         if (after.image.version !== '2') throw new Error(`running ${after.image.version}, expected 2`);
@@ -310,7 +309,7 @@ export const rsyncTreeLaptop: LabBackend = {
         const homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
         // No new command: the refused one was not spent; it waited and runs by itself after the backup.
         const prepared = await waitFor(async () => {
-          const st = await status();
+          const st = await laptop.peek();
           if (st.imageUpdate.state === 'failed') throw new Error(`the reset failed: ${st.imageUpdate.reason}`);
           return (st.imageUpdate as { reimagePending?: boolean }).reimagePending ? st : null;
         }, 900_000, 'the reset was never prepared');
