@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { safetyLine } from './common/safety-line';
-import { loadConfig } from './core/config';
+import { loadConfigQuickly } from './core/config-layers';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { runSync } from './core/sync/engine';
 import { syncRunOptions } from './core/sync/options';
@@ -192,7 +192,8 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
 
 /** `tabula sync`: one run in the foreground, no agent needed (for scripts, login hooks and helpdesk). */
 export async function syncForeground(args: Args, paths: Paths) {
-  const { config, problems } = loadConfig(paths);
+  // Without zod unless the config needs its verdict: `tabula sync` keeps to a small memory budget.
+  const { config, problems } = await loadConfigQuickly(paths);
   for (const p of problems) console.error(`Warning: ${p.message}`);
   ensureStateDir(paths);
   ensureRuntimeDir(paths);

@@ -11,7 +11,7 @@ import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
-import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
+import { freeConflictName, moveNoClobber, type ConflictRecord } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { compareNames, createListingFilter, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
@@ -25,8 +25,8 @@ import { acquireStorageLock, readGeneration, readGenerationState, writeGeneratio
 import { append, nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
 
 // Kept for the callers of before the split (the sync service, tests).
-export { adoptListedTimes, archiveStore, loadArchive, type LoadedArchive } from './archive';
-export { conflictStore, recordConflicts, type ConflictRecord } from './conflicts';
+export type { LoadedArchive } from './archive-json';
+export type { ConflictRecord } from './conflicts';
 
 export interface SyncProgress {
   phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
@@ -161,7 +161,7 @@ const exists = (p: string) => {
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
-  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`) : () => {};
+  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, ${memoryNow()}`) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
   let storageLock: StorageLock | null = null;
@@ -522,7 +522,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       plan.push.push(conflictPath);
       summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
-    if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
+    if (summary.conflicts.length) (await import('./conflict-store')).recordConflicts(o.stateDir, summary.conflicts);
 
     // Phase 1: storage → home, then phase 2: home → storage. Each removes first, then copies:
     // deletions, and whatever stands where a path changes type (a folder that became a file, or the
@@ -608,6 +608,12 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     return describeRsyncFailure(result, { home: opts.home.path, storage: opts.storage.display, cancelled: wasCancelled });
   }
 
+}
+
+/** For TABULA_SYNC_TRACE: the heap, and the process's resident memory now and at its peak (VmHWM). */
+function memoryNow(): string {
+  const kib = (k: string) => Math.round(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024);
+  return `heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${kib('VmRSS')} MiB (anon ${kib('RssAnon')}), peak ${kib('VmHWM')} MiB`;
 }
 
 /** Writes names for rsync's --files-from (NUL-separated) in pieces, never as one string. */
