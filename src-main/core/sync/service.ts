@@ -403,8 +403,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
       try {
         const s = await runSync({ ...runOptions(), dryRun: true, force: true });
-        const unsynced = [...s.pushed, ...s.conflicts.map((c) => c.path)];
-        return { count: unsynced.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
+        // The summary names the first of them; the count is of all.
+        const unsynced = [...s.conflicts.map((c) => c.path), ...s.pushed];
+        return { count: s.counts.pushed + s.conflicts.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
       } catch (err) {
         return { count: 0, paths: [], queued, unknownReason: `${toErrorInfo(err).message} Tabula cannot tell whether your files are safe.` };
       }
