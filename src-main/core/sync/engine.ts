@@ -107,16 +107,20 @@ const nothingDone = (dryRun: boolean, skipped: Listing['skipped']): SyncSummary 
 /**
  * Changes in the home the storage does not have yet: files new or changed since the archive, and files
  * the archive has that the home no longer does. Read as streams, like a sync (the agent asks this
- * while the storage is out of reach: a million-file home must not cost it a million entries).
+ * while the storage is out of reach: a million-file home must not cost it a million entries). With the
+ * change journal's folders, only those are listed and the rest of the home is the archive's record.
  */
-export async function countLocalChanges(home: Endpoint, excludes: string[], stateDir: string, storage: string): Promise<number> {
+export async function countLocalChanges(home: Endpoint, excludes: string[], stateDir: string, storage: string, localChanges: LocalChanges | null = null): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-count-'));
   try {
-    const listed = await listToFile(home, excludes, path.join(dir, 'home'));
     const archive = await openArchive(stateDir, storage);
+    const changes = localChanges && !archive.first && !archive.roundedTimes ? changedFolders(localChanges, excludes) : null;
+    const file = path.join(dir, 'home');
+    const listed = changes ? await listChangedToFile(home, excludes, changes, file) : await listToFile(home, excludes, file);
     const { parse } = createListingFilter(excludes);
+    const homeSide = !listed.file ? emptyBatches() : changes ? overlayBatches(archiveEntries(archive), listedBatches(listed.file, (rec) => parse(withoutDot(rec))), changes) : listedBatches(listed.file, parse);
     let n = 0;
-    await mergeSorted(archiveEntries(archive), listed.file ? listedBatches(listed.file, parse) : emptyBatches(), emptyBatches(), (_p, a, l0) => {
+    await mergeSorted(archiveEntries(archive), homeSide, emptyBatches(), (_p, a, l0) => {
       const l = l0 === 'unreadable' ? undefined : l0;
       if (l ? l.type !== 'd' && !sameEntry(l, a, 'exact') : a && a.type !== 'd') n++;
     });

@@ -148,11 +148,15 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     return options;
   }
 
-  /** Changes in the home the storage does not have yet, from a local listing against the archive; null when that cannot be told. */
+  /**
+   * Changes in the home the storage does not have yet, against the archive; null when that cannot be
+   * told. Only the folders the change journal marked are listed (the whole home when it cannot vouch).
+   */
   async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, storage, excludes } = runOptions();
-      return await countChanges(home, excludes, paths.stateDir, storage.display);
+      const changes = changeJournal ? await changeJournal.peek() : null;
+      return await countChanges(home, excludes, paths.stateDir, storage.display, changes);
     } catch {
       return null;
     }
