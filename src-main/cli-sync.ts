@@ -9,6 +9,7 @@ import { loadConfigQuickly } from './core/config-layers';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { runSync } from './core/sync/engine';
 import { syncRunOptions } from './core/sync/options';
+import { parseStorageUrl } from './core/storage-url';
 
 export interface Args {
   words: string[];
@@ -192,6 +193,17 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
 
 /** `tabula sync`: one run in the foreground, no agent needed (for scripts, login hooks and helpdesk). */
 export async function syncForeground(args: Args, paths: Paths) {
+  // A --storage that is no storage URL is a wrong command line, like a mistyped option: EX_USAGE.
+  const storageArg = args.values.get('--storage');
+  if (storageArg !== undefined) {
+    try {
+      parseStorageUrl(storageArg);
+    } catch (err) {
+      if (!(err instanceof TabulaError)) throw err;
+      console.error(err.message);
+      return void (process.exitCode = 64);
+    }
+  }
   // Without zod unless the config needs its verdict: `tabula sync` keeps to a small memory budget.
   const { config, problems } = await loadConfigQuickly(paths);
   for (const p of problems) console.error(`Warning: ${p.message}`);

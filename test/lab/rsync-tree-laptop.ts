@@ -292,14 +292,15 @@ export const rsyncTreeLaptop: LabBackend = {
         await laptop.vm.run(USER, 'tabula backup resume && tabula backup now', { timeoutMs: 300_000 });
         if (!fs.existsSync(path.join(nasHome, 'Documents/unsynced.txt'))) throw new Error('"Back up now" did not put the file on the NAS');
         const homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
-        order(); // a new command (a new nonce): the refused one is spent
-        const ran = await poll();
-        if (ran.outcome !== 'done') throw new Error(`after the backup the reimage command did not run: ${JSON.stringify(ran)}`);
+        // No new command: the refused one was not spent; it waited and runs by itself after the backup.
         const prepared = await waitFor(async () => {
           const st = await status();
           if (st.imageUpdate.state === 'failed') throw new Error(`the reset failed: ${st.imageUpdate.reason}`);
           return (st.imageUpdate as { reimagePending?: boolean }).reimagePending ? st : null;
         }, 900_000, 'the reset was never prepared');
+        // It ran once: the same command, still on the server, is now a replay.
+        const again = await poll();
+        if (!/^Replay: /.test(again.message)) throw new Error(`the waiting reimage command was not spent when it ran: ${JSON.stringify(again)}`);
         // Through pkexec with the signed command on stdin: polkit asked nobody for a password.
         const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
