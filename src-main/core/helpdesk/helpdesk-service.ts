@@ -85,7 +85,9 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   async function plan(): Promise<ReimagePlan> {
     const image = deps.image.status();
     const home = await deps.homeSafety.unsyncedChanges();
-    const version = image.available?.version ?? image.booted?.version ?? null;
+    // The channel's version, unless it failed to start here: then the reset lays down the one running.
+    const channel = image.available && image.available.version !== image.failedBoot?.version ? image.available.version : null;
+    const version = channel ?? image.booted?.version ?? null;
     let refusedReason: string | null = null;
     if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
     else if (home.unknownReason) refusedReason = home.unknownReason;
