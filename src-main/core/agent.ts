@@ -5,7 +5,7 @@ import { readJsonDocument } from './atomic-file';
 import os from 'node:os';
 import { version } from '../../package.json';
 import { methods, type AgentStatus, type ConfigProblem, type Handlers, type MethodName } from '../common/contract';
-import { TabulaError } from '../common/errors';
+import { TabulaError, toErrorInfo } from '../common/errors';
 import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
 import { loadConfig } from './config';
@@ -129,6 +129,8 @@ export function createAgent(opts: AgentOptions = {}): Agent {
           lastBackupAt: () => sync?.status().lastSuccessAt ?? null,
           countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
           opener,
+          // Bound late: the fleet plug-in is made after the helpdesk (it hands reimages to it).
+          fleetReimageStopped: (signed, reason) => void fleet?.service.requeue(signed, reason).catch((err: unknown) => reportProblem(`Fleet commands: ${toErrorInfo(err).message}`)),
           // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
           diagnostics: (): object => {
             const loaded = loadConfig(paths);

@@ -115,6 +115,33 @@ describe('a signed reimage while the home is not backed up', () => {
     expect(fs.existsSync(resetMarker())).toBe(false);
   });
 
+  it('a file saved during the countdown stops it, and the command waits again instead of being used up', async () => {
+    writeSystemConfig(root, {
+      image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', autoPull: false },
+      fleet: { url: fleet.serverDir, trustedKeys: [fleet.key.publicKey], commandKeys: [commandKey.publicKey], reimageCountdownSeconds: 3 },
+    });
+    const agent = await startHeadlessAgent(sb);
+    expect((await sb.cli(['backup', 'now'])).code).toBe(0);
+    expect((await sb.cli(['backup', 'pause'])).code).toBe(0);
+    order();
+    const nonce = readJson(commandFile()).nonce!;
+    expect((await poll())?.outcome).toBe('done'); // the countdown started
+    expect((await call(agent, 'helpdesk.plan')).result.reimage.state).toBe('countdown');
+    fs.writeFileSync(path.join(sb.home, 'Documents', 'saved-meanwhile.txt'), 'written during the countdown\n');
+    await expect.poll(async () => (await call(agent, 'helpdesk.plan')).result.reimage.state, { timeout: 20_000 }).toBe('waiting');
+    expect((await call(agent, 'helpdesk.plan')).result.reimage.reason).toMatch(/^Reimage requested by helpdesk — waiting for your files to be backed up: 1 file in the home is not on the storage yet/);
+    expect(fs.existsSync(resetMarker())).toBe(false);
+    expect(readJson(agentNonces())[nonce]).toBeUndefined();
+    expect(fs.existsSync(signedNoncesFile(root))).toBe(false);
+
+    expect((await sb.cli(['backup', 'resume'])).code).toBe(0);
+    const b = await sb.cli(['backup', 'now']);
+    expect(b, b.stdout + b.stderr).toMatchObject({ code: 0 });
+    await expect.poll(() => fs.existsSync(resetMarker()), { timeout: 30_000 }).toBe(true);
+    expect((await diagnostics(agent)).fleetCommands.filter((r) => r.nonce === nonce).map((r) => r.outcome)).toEqual(['done', 'refused', 'done']);
+    expect(readJson(signedNoncesFile(root))[nonce]).toBeTruthy();
+  });
+
   it('a forged file in the waiting command’s place runs nothing and withdraws nothing', async () => {
     const agent = await startHeadlessAgent(sb);
     expect((await sb.cli(['backup', 'pause'])).code).toBe(0);

@@ -13,6 +13,7 @@ import { readBootEntries } from '../../src-main/core/image/boot-entries';
 import { readSymlink } from '../../src-main/core/image/deployments-dir';
 import { parseHelperArgs, runHelperVerb } from '../../src-main/core/image/helper-verbs';
 import { createImageService } from '../../src-main/core/image/image-service';
+import { createHelpdeskService } from '../../src-main/core/helpdesk/helpdesk-service';
 import { resolvePaths } from '../../src-main/core/paths';
 import { createFakeClock } from '../fixtures/fake-clock';
 import { createImageFleet, fakeBootloaderBoot, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
@@ -76,8 +77,24 @@ it('a version that failed to start is not staged again, and a reset lays down th
   expect(s.status()).toMatchObject({ staged: null, available: { version: '2.0' } });
   await expect(runHelperVerb({ verb: 'stage' }, fleet.root)).rejects.toThrow(/Version 2\.0 failed to start on this computer before, so it is not installed again/);
 
-  // The helpdesk's reset: a fresh 1.0 (the version that starts), not the channel's 2.0.
-  const after = await s.reimage();
+  // The helpdesk's reset: its steps name 1.0, and it lays down a fresh 1.0 (the version that
+  // starts), not the channel's 2.0, and says why. (The home is a stand-in here: always backed up.)
+  const helpdesk = createHelpdeskService({
+    paths: resolvePaths({ HOME: path.join(fleet.dir, 'home'), TABULA_ROOT: fleet.root }),
+    events: createEventLog(100),
+    image: s,
+    homeSafety: { unsyncedChanges: async () => ({ count: 0, paths: [], queued: 0, unknownReason: null }) },
+    identity: () => ({ hostname: 'ann-laptop', machineId: null, primaryMac: null, machineClass: 'standard' }),
+    lastBackupAt: () => null,
+    countdownSeconds: () => 0,
+    diagnostics: () => ({}),
+  });
+  expect((await helpdesk.plan()).steps[0]).toBe('Download a fresh, verified copy of the current image (version 1.0).');
+  await helpdesk.reimage({});
+  await expect.poll(() => helpdesk.status().state, { timeout: 20_000 }).toBe('done');
+  expect(helpdesk.status().reason).toBe("The reset is ready: restart the computer to finish it. Your home folder stays as it is. Version 2.0, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version 1.0, the one running.");
+  helpdesk.stop();
+  const after = s.status();
   expect(after.reimagePending).toBe(true);
   expect(after.reason).toBe("A reset to the pristine image is ready: restart to finish it. Version 2.0, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version 1.0, the one running.");
   expect(JSON.parse(fs.readFileSync(marker(), 'utf8')).version).toBe('1.0');

@@ -206,6 +206,25 @@ export function createFleetCommands(deps: { paths: Paths; getSystemConfig: () =>
   return {
     poll: () => exclusive.run(pollOnce),
     history: () => log.load().value,
+    /**
+     * A reimage accepted here but stopped before anything ran (files saved during its countdown):
+     * checked again, its nonce given back, and it waits for the backup like one refused at once.
+     */
+    requeue: (signed: SignedCommand, reason: string) =>
+      exclusive.run(async () => {
+        const bytes = Buffer.from(signed.command, 'base64');
+        const receivedAt = new Date(clock.now()).toISOString();
+        let cmd: FleetCommand;
+        try {
+          cmd = accept(bytes, Buffer.from(signed.signature, 'utf8'));
+        } catch (err) {
+          return recordRejection('unknown', 'reimage', receivedAt, toErrorInfo(err).message);
+        }
+        nonces.save(Object.fromEntries(Object.entries(nonces.load()).filter(([n]) => n !== cmd.nonce)));
+        const firstSeen = log.load().value.find((r) => r.nonce === cmd.nonce)?.receivedAt ?? receivedAt;
+        waitingStore.save({ nonce: cmd.nonce, verb: 'reimage', receivedAt: firstSeen, expiresAt: cmd.expiresAt });
+        return recordWaiting({ nonce: cmd.nonce, verb: 'reimage', receivedAt: firstSeen, outcome: 'refused', message: reason, waitingUntil: cmd.expiresAt });
+      }),
     /** The reimage waiting for a backup, if any (for a person: what it waits for is in the log). */
     waiting: () => waitingStore.load().value,
     /**

@@ -39,6 +39,8 @@ export interface HelpdeskDeps {
   diagnostics: () => object;
   /** Shows the diagnostics folder in the file manager. */
   opener?: DesktopOpener;
+  /** A fleet reimage stopped at the end of its countdown because files were saved meanwhile: it waits again. */
+  fleetReimageStopped?: (signed: SignedCommand, reason: string) => void;
   clock?: Clock;
 }
 
@@ -83,7 +85,9 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   async function plan(): Promise<ReimagePlan> {
     const image = deps.image.status();
     const home = await deps.homeSafety.unsyncedChanges();
-    const version = image.available?.version ?? image.booted?.version ?? null;
+    // The channel's version, unless it failed to start here: then the reset lays down the one running.
+    const channel = image.available && image.available.version !== image.failedBoot?.version ? image.available.version : null;
+    const version = channel ?? image.booted?.version ?? null;
     let refusedReason: string | null = null;
     if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
     else if (home.unknownReason) refusedReason = home.unknownReason;
@@ -91,10 +95,20 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds(), reimage: status };
   }
 
+  const waitingReason = (why: string) => `Reimage requested by helpdesk — waiting for your files to be backed up: ${why} It runs by itself once they are on the storage; your home is kept.`;
+
   async function execute(origin: ReimageStatus['origin'], override: boolean, signed: SignedCommand | undefined) {
     // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
     if (!override) {
-      const why = await refusal(false, undefined);
+      const fleet = origin === 'fleet-command' && signed;
+      const why = await refusal(false, undefined, !fleet);
+      if (why && fleet) {
+        // Nothing ran: the fleet's command waits again for the backup instead of being used up.
+        const reason = waitingReason(why);
+        set({ state: 'waiting', reason, startsAt: null, origin });
+        deps.fleetReimageStopped?.(signed, reason);
+        return;
+      }
       if (why) return set({ state: 'failed', reason: `Reset stopped: ${why}`, startsAt: null, origin });
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
@@ -118,7 +132,7 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
         const home = await deps.homeSafety.unsyncedChanges();
         if (!fleet) throw new TabulaError('reimage-refused', `Reset refused: ${why}`, { details: home.paths.slice(0, 50) });
         // The fleet keeps the command waiting (core/fleet/commands.ts) and tries again after the backup.
-        const reason = `Reimage requested by helpdesk — waiting for your files to be backed up: ${why} It runs by itself once they are on the storage; your home is kept.`;
+        const reason = waitingReason(why);
         set({ state: 'waiting', reason, startsAt: null, origin });
         throw new TabulaError('reimage-refused', reason, { details: home.paths.slice(0, 50) });
       }

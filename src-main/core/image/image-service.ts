@@ -108,7 +108,7 @@ export function createImageService(deps: ImageServiceDeps) {
 
   function applyDeployments(d: DeploymentsStatus) {
     deployments = d;
-    status = { ...status, booted: d.booted, staged: d.staged, rollback: d.rollback, reimagePending: d.reimagePending, reimageNote: d.reimagePending ? (status.reimageNote ?? null) : null, restartRequired: !!d.staged || d.reimagePending };
+    status = { ...status, booted: d.booted, staged: d.staged, rollback: d.rollback, reimagePending: d.reimagePending, failedBoot: d.failedBoot ?? null, reimageNote: d.reimagePending ? (status.reimageNote ?? null) : null, restartRequired: !!d.staged || d.reimagePending };
   }
 
   /** The state to rest in when nothing is running. */

@@ -8,7 +8,8 @@ import type { ConflictInfo, ConflictVersion } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import type { DesktopOpener } from '../desktop-open';
 import { displayPath } from '../paths';
-import { conflictStore, moveNoClobber } from './conflicts';
+import { conflictStore } from './conflict-store';
+import { moveNoClobber } from './conflicts';
 import { homeRelative } from './versions';
 
 /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */

@@ -151,11 +151,15 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     return options;
   }
 
-  /** Changes in the home the storage does not have yet, from a local listing against the archive; null when that cannot be told. */
+  /**
+   * Changes in the home the storage does not have yet, against the archive; null when that cannot be
+   * told. Only the folders the change journal marked are listed (the whole home when it cannot vouch).
+   */
   async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, storage, excludes } = runOptions();
-      return await countChanges(home, excludes, paths.stateDir, storage.display);
+      const changes = changeJournal ? await changeJournal.peek() : null;
+      return await countChanges(home, excludes, paths.stateDir, storage.display, changes);
     } catch {
       return null;
     }
@@ -406,8 +410,9 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
       try {
         const s = await spool.run(() => runSync({ ...runOptions(), dryRun: true, force: true }));
-        const unsynced = [...s.pushed, ...s.conflicts.map((c) => c.path)];
-        return { count: unsynced.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
+        // The summary names the first of them; the count is of all.
+        const unsynced = [...s.conflicts.map((c) => c.path), ...s.pushed];
+        return { count: s.counts.pushed + s.conflicts.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
       } catch (err) {
         return { count: 0, paths: [], queued, unknownReason: `${toErrorInfo(err).message} Tabula cannot tell whether your files are safe.` };
       }
