@@ -37,8 +37,9 @@ export const rsyncTreeLaptop: LabBackend = {
     g: 'helpdesk: a signed reimage command is refused while the home has unsynced changes, runs after the backup (no password), and the laptop comes back pristine with the home intact',
     h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart), /etc and /var fresh, the boot entries unchanged; downtime measured against a full reboot',
   },
-  // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
-  defaults: ['a', 'b'],
+  // Seen to hold here end to end at least twice in a row; the others run on request
+  // (TABULA_LAB_SCENARIOS) and count as skipped.
+  defaults: ['a', 'b', 'c'],
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
@@ -196,7 +197,7 @@ export const rsyncTreeLaptop: LabBackend = {
           run.figure('bytes pulled for image 2', `${s.lastPullBytes}`);
           run.figure('tabula image pull of image 2 (check, download, verify, stage, boot entries)', `${Math.round((Date.now() - tPull) / 1000)} s`);
           // The helper ran as root through pkexec, asked for by the user's agent: no root shell.
-          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
+          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
           if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
           const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
           if (!/tabula-2\+3\.conf/.test(entries)) throw new Error(`no counted boot entry for image 2 on the ESP: ${entries.trim()}`);
@@ -317,7 +318,7 @@ export const rsyncTreeLaptop: LabBackend = {
         const again = await poll();
         if (!/^Replay: /.test(again.message)) throw new Error(`the waiting reimage command was not spent when it ran: ${JSON.stringify(again)}`);
         // Through pkexec with the signed command on stdin: polkit asked nobody for a password.
-        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
         const t0 = Date.now();
         await reboot();
