@@ -60,7 +60,8 @@ export function makeGpgKey(dir: string): GpgSigner {
  * An ostree tree from an image tree, as ostree wants one: kernel and initramfs beside the modules,
  * /etc as /usr/etc (the deployment's /etc is made from it, and is transient: prepare-root.conf),
  * the person's and the admin's writable places under /var, /sysroot and /ostree for the boot.
- * The image's /var goes to `varSeed`: it seeds the machine's /var at install (ostree never writes /var).
+ * The image's /var goes to /usr/share/factory/var (the machine's /var is reset to it at every boot)
+ * and to `varSeed`, which seeds the machine's /var at install.
  */
 export function toOstreeTree(tree: string, varSeed: string): void {
   const kver = fs.readdirSync(path.join(tree, 'usr/lib/modules'))[0]!;
@@ -68,15 +69,21 @@ export function toOstreeTree(tree: string, varSeed: string): void {
   fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${kver}`), path.join(mod, 'vmlinuz'));
   fs.copyFileSync(path.join(tree, 'boot', `initrd.img-${kver}`), path.join(mod, 'initramfs.img'));
   for (const f of fs.readdirSync(path.join(tree, 'boot'))) fs.rmSync(path.join(tree, 'boot', f), { recursive: true, force: true });
-  // The ESP, mounted on demand (systemd-boot's entries are copied there at shutdown).
+  // The ESP, mounted for the whole boot: tabula-ostree-esp copies ostree's entries there at
+  // shutdown, and a stop step that touches an automount whose idle timer expired hangs (systemd
+  // issue 22528: the autofs request waits for a mount job shutdown never runs).
   fs.mkdirSync(path.join(tree, 'efi'), { recursive: true });
-  fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n');
+  fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,nofail 0 0\n');
   fs.renameSync(path.join(tree, 'etc'), path.join(tree, 'usr/etc'));
-  fs.rmSync(varSeed, { recursive: true, force: true });
-  fs.renameSync(path.join(tree, 'var'), varSeed);
-  fs.mkdirSync(path.join(tree, 'var'));
   // root's dot files go with its home into /var/roothome; the other folders are empty in Debian.
-  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(varSeed, 'roothome')]);
+  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(tree, 'var/roothome')]);
+  // The image's /var as the factory default (file-hierarchy(7)): the package's dracut module resets
+  // the machine's /var to it at every boot (ostree itself never writes /var).
+  fs.mkdirSync(path.join(tree, 'usr/share/factory'), { recursive: true });
+  fs.renameSync(path.join(tree, 'var'), path.join(tree, 'usr/share/factory/var'));
+  fs.mkdirSync(path.join(tree, 'var'));
+  fs.rmSync(varSeed, { recursive: true, force: true });
+  sh('cp', ['-a', path.join(tree, 'usr/share/factory/var'), varSeed]);
   for (const [link, target] of [['home', 'var/home'], ['root', 'var/roothome'], ['opt', 'var/opt'], ['srv', 'var/srv'], ['mnt', 'var/mnt'], ['media', 'run/media'], ['usr/local', '../var/usrlocal']] as const) {
     fs.rmSync(path.join(tree, link), { recursive: true, force: true });
     fs.symlinkSync(target, path.join(tree, link));

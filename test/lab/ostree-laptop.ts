@@ -19,7 +19,7 @@ export const ostreeLaptop: LabBackend = {
   name: 'ostree',
   scenarios: {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
-    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, /etc is fresh but for the machine identity, the home is intact',
+    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
@@ -97,7 +97,7 @@ export const ostreeLaptop: LabBackend = {
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
         const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
         if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
-        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit');
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && echo stray > /var/tabula-lab-stray && echo stray > /var/lib/tabula-lab-stray && echo kept > /var/log/journal/tabula-lab-kept');
         // The machine's identity is what survives of /etc (tabula-identity, the dracut module).
         const identity = async () => laptop.vm.run('root', 'cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub');
         const idBefore = await identity();
@@ -109,6 +109,10 @@ export const ostreeLaptop: LabBackend = {
         if (st.image.version !== '2' || b.version !== '2') throw new Error(`after the reboot: tabula status shows ${st.image.version}, ostree booted ${b.version}; expected 2\n${b.text}`);
         const left = (await laptop.vm.run('root', 'cat /etc/tabula-lab-root-edit 2>/dev/null || true')).trim();
         if (left) throw new Error('the root edit in /etc survived the reboot');
+        // /var: the image's again (its dpkg database back), but for what survives a boot.
+        const v = await laptop.vm.run('root', 'ls /var/tabula-lab-stray /var/lib/tabula-lab-stray /var/log/journal/tabula-lab-kept /var/lib/dpkg/status 2>&1; true');
+        if (/^\/var\/(lib\/)?tabula-lab-stray$/m.test(v)) throw new Error(`a stray file in /var survived the reboot:\n${v}`);
+        if (!/^\/var\/log\/journal\/tabula-lab-kept$/m.test(v) || !/^\/var\/lib\/dpkg\/status$/m.test(v)) throw new Error(`/var is not the image's plus what survives a boot:\n${v}`);
         const idAfter = await identity();
         if (idAfter !== idBefore) throw new Error(`the machine's identity changed across the update:\nbefore ${idBefore}\nafter ${idAfter}`);
         const after = await homeFiles();
