@@ -2,11 +2,11 @@
 // OVMF → systemd-boot → the boot entries ostree wrote, copied to the ESP by the package), its images
 // served by a web server on the host's loopback (guestfwd), walked through issue 13's scenarios:
 // (a) first boot, (d) update staged through pkexec and finalized by ostree at shutdown, (e) rollback
-// and back. Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
+// and back, (f) a broken image falls back by itself. Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LabBackend } from './lab';
+import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic } from './ostree-image';
 import { createVm, type Vm } from './vm';
@@ -21,6 +21,7 @@ export const ostreeLaptop: LabBackend = {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
     d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
+    f: 'a broken image 3 (its target never reached) falls back to 2 by itself (systemd-boot boot counting), the status says so, and 3 is not staged again',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
   // (a) held here on 2026-12-01: 243 s power on to the agent, systemd-boot starting ostree's entry.
@@ -46,9 +47,16 @@ export const ostreeLaptop: LabBackend = {
       fs.mkdirSync(laptopDir, { recursive: true });
       const disk = path.join(laptopDir, 'disk.img');
       execFileSync('cp', ['--sparse=always', lab.disk, disk]);
-      // The fleet admin refreshes the summary's signature and expiry (the cached repo may be days old).
-      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', lab.serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
-      server = await serveStatic(lab.serverDir);
+      // The fleet's server offers one version at a time: a copy of the cache's server as that version
+      // left it, its summary re-signed with a fresh serial and expiry, as a fleet admin refreshes it.
+      const serverDir = path.join(ctx.work, 'server');
+      const offer = (v: string) => {
+        fs.rmSync(serverDir, { recursive: true, force: true });
+        execFileSync('cp', ['-al', lab.serverAt(v), serverDir]);
+        execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
+      };
+      offer('2');
+      server = await serveStatic(serverDir);
       ctx.log(`ostree laptop ready in ${Math.round((Date.now() - tSetup) / 1000)} s`);
 
       vm = await createVm({ dir: laptopDir, disk, accel: ctx.accel, sshKey: lab.sshKey, forwards: [{ guest: REPO_ADDR, guestPort: 80, hostPort: server.port }] });
@@ -123,9 +131,12 @@ export const ostreeLaptop: LabBackend = {
       });
 
       await run.scenario('e', vm, async () => {
+        // Going back is an administrator's (polkit: auth_admin_keep): root runs tabula-helper, as the helpdesk would.
         const go = async (to: string) => {
-          const r = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-          if (r.staged?.version !== to) throw new Error(`rollback staged ${r.staged?.version ?? 'nothing'}, expected ${to} (${r.state}: ${r.reason})`);
+          const lines = (await laptop.vm.run('root', '/usr/libexec/tabula/tabula-helper rollback', { timeoutMs: 300_000 })).trim().split('\n');
+          const last = JSON.parse(lines.at(-1)!) as { result?: { deployments: { staged: { version: string } | null } } };
+          const staged = last.result?.deployments.staged?.version ?? null;
+          if (staged !== to) throw new Error(`rollback staged ${staged ?? 'nothing'}, expected ${to}: ${lines.at(-1)}`);
           await reboot();
           const st = await agentUp();
           const b = await booted();
@@ -136,6 +147,28 @@ export const ostreeLaptop: LabBackend = {
         await go(to);
         await go(from);
         return `${from} → ${to} → ${from}`;
+      });
+
+      await run.scenario('f', vm, async () => {
+        offer('3');
+        const s = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
+        if (s.staged?.version !== '3') throw new Error(`image 3 was not staged: ${s.state}, ${s.reason}`);
+        const t0 = Date.now();
+        // Three tries of 3 (each a kernel panic and a restart), then systemd-boot starts 2.
+        await reboot();
+        run.figure('broken image: reboot to back on the previous one', `${Math.round((Date.now() - t0) / 1000)} s`);
+        await agentUp();
+        const after = await waitFor(async () => {
+          const st = await status();
+          return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
+        }, 600_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
+        const b = await booted();
+        if (after.image.version !== '2' || b.version !== '2') throw new Error(`running ${after.image.version} (ostree: ${b.version}), expected 2\n${b.text}`);
+        const again = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 300_000 })) as AgentStatusJson['imageUpdate'];
+        if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
+        const entries = (await laptop.vm.run('root', 'ls /efi/loader/entries')).trim().split('\n');
+        if (entries.length !== 2) throw new Error(`the ESP should hold the entries of 2 and its rollback only: ${entries.join(' ')}`);
+        return `"${after.imageUpdate.reason}"; ESP entries: ${entries.join(' ')}`;
       });
     } finally {
       await vm?.stop();
