@@ -10,8 +10,12 @@ import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic } from './ostree-image';
 import { createVm, type Vm } from './vm';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
 
 const USER = 'ann';
+/** The person's NAS (sshd on the host's loopback) and the helpdesk's signed commands (HTTP), as the laptop sees them. */
+const NAS_ADDR = '10.0.2.100';
+const COMMANDS_ADDR = '10.0.2.103';
 const repo = path.resolve(__dirname, '../..');
 const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
 
@@ -22,6 +26,7 @@ export const ostreeLaptop: LabBackend = {
     d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
     f: 'a broken image 3 (its target never reached) falls back to 2 by itself (systemd-boot boot counting), the status says so, and 3 is not staged again',
+    g: 'helpdesk: a signed reimage command is refused while the home has unsynced changes, runs after the backup (no password), and the laptop comes back pristine with the home intact',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
   // (a) held here on 2026-12-01: 243 s power on to the agent, systemd-boot starting ostree's entry.
@@ -29,6 +34,8 @@ export const ostreeLaptop: LabBackend = {
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
+    let commands: Awaited<ReturnType<typeof serveStatic>> | null = null;
+    let nas: SshServer | null = null;
     try {
       const tSetup = Date.now();
       const base = buildOstreeBase(ctx.log);
@@ -57,9 +64,28 @@ export const ostreeLaptop: LabBackend = {
       };
       offer('2');
       server = await serveStatic(serverDir);
+      // (g): the NAS and the helpdesk. The cached images name neither (their keys are this run's):
+      // (g) gives the laptop an administrator's config layer in /etc/tabula, which the next boot drops.
+      nas = await startSshServer();
+      const nasHome = path.join(ctx.work, 'nas', USER);
+      fs.mkdirSync(nasHome, { recursive: true });
+      const commandsDir = path.join(ctx.work, 'fleet-commands');
+      fs.mkdirSync(commandsDir);
+      commands = await serveStatic(commandsDir);
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(ctx.work, 'helpdesk')], { stdio: 'ignore' });
       ctx.log(`ostree laptop ready in ${Math.round((Date.now() - tSetup) / 1000)} s`);
 
-      vm = await createVm({ dir: laptopDir, disk, accel: ctx.accel, sshKey: lab.sshKey, forwards: [{ guest: REPO_ADDR, guestPort: 80, hostPort: server.port }] });
+      vm = await createVm({
+        dir: laptopDir,
+        disk,
+        accel: ctx.accel,
+        sshKey: lab.sshKey,
+        forwards: [
+          { guest: REPO_ADDR, guestPort: 80, hostPort: server.port },
+          { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
+          { guest: COMMANDS_ADDR, guestPort: 80, hostPort: commands.port },
+        ],
+      });
       const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
       const status = () => laptop.status();
       const agentUp = () => laptop.agentUp();
@@ -170,9 +196,65 @@ export const ostreeLaptop: LabBackend = {
         if (entries.length !== 2) throw new Error(`the ESP should hold the entries of 2 and its rollback only: ${entries.join(' ')}`);
         return `"${after.imageUpdate.reason}"; ESP entries: ${entries.join(' ')}`;
       });
+
+      await run.scenario('g', vm, async () => {
+        const lab = '/etc/tabula/lab';
+        const put = (file: string, text: string, mode: string, owner = 'root') => laptop.vm.run('root', `mkdir -p ${lab} && cat > ${file} && chmod ${mode} ${file} && chown ${owner} ${file}`, { input: text });
+        const hostKey = fs.readFileSync(path.join(path.dirname(nas!.identityFile), 'host_ed25519.pub'), 'utf8').trim();
+        await put(`${lab}/nas-key`, fs.readFileSync(nas!.identityFile, 'utf8'), '0600', USER);
+        await put(`${lab}/known_hosts`, `${NAS_ADDR} ${hostKey}\n`, '0644');
+        await put('/etc/tabula/config.json', JSON.stringify({
+          storage: { url: `ssh://${nas!.user}@${NAS_ADDR}:22${nasHome}`, sshOptions: ['-i', `${lab}/nas-key`, '-o', `UserKnownHostsFile=${lab}/known_hosts`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'], connectTimeoutSeconds: 5 },
+          backup: { intervalMinutes: 60, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
+          fleet: { url: `http://${COMMANDS_ADDR}/`, commandKeys: [fs.readFileSync(path.join(ctx.work, 'helpdesk.pub'), 'utf8').trim()], commandPollMinutes: 24 * 60, reimageCountdownSeconds: 5 },
+        }, null, 2), '0644');
+        await laptop.vm.run(USER, 'systemctl --user restart tabula-agent');
+        await agentUp();
+        const machineId = (await laptop.vm.run('root', 'cat /etc/machine-id')).trim();
+        const order = () => execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'command', 'reimage', '--machine', machineId, '--expires', '1h', '--key', path.join(ctx.work, 'helpdesk.key'), '--out', commandsDir], { encoding: 'utf8' });
+        const poll = async () => JSON.parse((await laptop.vm.ssh(USER, 'tabula fleet poll --json', { timeoutMs: 300_000 })).stdout) as { outcome: string; message: string };
+        // A file the storage does not have yet (backups paused), and root's edits a reimage must undo.
+        await laptop.vm.run(USER, 'tabula backup pause && mkdir -p ~/Documents && echo "not on the NAS yet" > ~/Documents/unsynced.txt');
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
+        order();
+        const refused = await poll();
+        if (refused.outcome !== 'refused' || !/not on the storage yet/.test(refused.message)) throw new Error(`with an unsynced file the reimage command was not refused: ${JSON.stringify(refused)}`);
+        if ((await laptop.vm.run('root', 'ls /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim()) throw new Error('a refused reimage left a reset staged');
+        await laptop.vm.run(USER, 'tabula backup resume && tabula backup now', { timeoutMs: 300_000 });
+        if (!fs.existsSync(path.join(nasHome, 'Documents/unsynced.txt'))) throw new Error('"Back up now" did not put the file on the NAS');
+        const homeBefore = await homeFiles();
+        // The refused command waits and runs by itself after the backup (at most once); where the
+        // agent spent it instead, the helpdesk sends a new one.
+        const pending = async () => ((await status()).imageUpdate as { reimagePending?: boolean }).reimagePending ? true : null;
+        const ranByItself = await waitFor(pending, 120_000, '').then(() => true, () => false);
+        if (!ranByItself) {
+          const again = await poll();
+          if (again.outcome !== 'done') {
+            order();
+            const ran = await poll();
+            if (ran.outcome !== 'done') throw new Error(`after the backup the reimage command did not run: ${JSON.stringify(ran)}`);
+          }
+          await waitFor(pending, 900_000, 'the reset was never prepared');
+        }
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
+        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
+        const t0 = Date.now();
+        await reboot();
+        run.figure('reimage: reboot to a pristine laptop', `${Math.round((Date.now() - t0) / 1000)} s`);
+        const after = await agentUp();
+        const b = await booted();
+        if (after.image.version !== '2' || b.version !== '2') throw new Error(`after the reset the laptop runs ${after.image.version} (ostree: ${b.version}), expected 2 (3 failed to start here)`);
+        const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /etc/tabula/config.json /var/lib/stray/file /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim();
+        if (leftovers) throw new Error(`not pristine after the reset: ${leftovers}`);
+        const homeAfter = await homeFiles();
+        if (homeAfter !== homeBefore || !homeAfter.includes('unsynced.txt')) throw new Error(`the home changed across the reset:\nbefore ${homeBefore}\nafter ${homeAfter}`);
+        return `refused: "${refused.message.slice(0, 80)}…"; ran ${ranByItself ? 'by itself' : 'when polled'} after the backup; reboot ${Math.round((Date.now() - t0) / 1000)} s`;
+      });
     } finally {
       await vm?.stop();
       await server?.close();
+      await commands?.close();
+      await nas?.dispose();
     }
   },
 };
