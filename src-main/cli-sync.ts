@@ -5,10 +5,11 @@ import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
 import { TabulaError } from './common/errors';
 import { safetyLine } from './common/safety-line';
-import { loadConfig } from './core/config';
+import { loadConfigQuickly } from './core/config-layers';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { runSync } from './core/sync/engine';
 import { syncRunOptions } from './core/sync/options';
+import { parseStorageUrl } from './core/storage-url';
 
 export interface Args {
   words: string[];
@@ -192,7 +193,19 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
 
 /** `tabula sync`: one run in the foreground, no agent needed (for scripts, login hooks and helpdesk). */
 export async function syncForeground(args: Args, paths: Paths) {
-  const { config, problems } = loadConfig(paths);
+  // A --storage that is no storage URL is a wrong command line, like a mistyped option: EX_USAGE.
+  const storageArg = args.values.get('--storage');
+  if (storageArg !== undefined) {
+    try {
+      parseStorageUrl(storageArg);
+    } catch (err) {
+      if (!(err instanceof TabulaError)) throw err;
+      console.error(err.message);
+      return void (process.exitCode = 64);
+    }
+  }
+  // Without zod unless the config needs its verdict: `tabula sync` keeps to a small memory budget.
+  const { config, problems } = await loadConfigQuickly(paths);
   for (const p of problems) console.error(`Warning: ${p.message}`);
   ensureStateDir(paths);
   ensureRuntimeDir(paths);
@@ -216,13 +229,15 @@ export async function syncForeground(args: Args, paths: Paths) {
     if (json) return console.log(JSON.stringify(summary, null, 2));
     const verb = summary.dryRun ? 'Would' : '';
     console.log(
-      `${summary.dryRun ? 'Dry run: nothing was changed.\n' : ''}${verb ? 'Would send' : 'Sent'} ${plural(summary.pushed.length, 'item')}, ${verb ? 'bring in' : 'brought in'} ${summary.pulled.length}, ${verb ? 'delete' : 'deleted'} ${summary.deletedRemote.length} on the storage and ${summary.deletedLocal.length} here.`,
+      `${summary.dryRun ? 'Dry run: nothing was changed.\n' : ''}${verb ? 'Would send' : 'Sent'} ${plural(summary.counts.pushed, 'item')}, ${verb ? 'bring in' : 'brought in'} ${summary.counts.pulled}, ${verb ? 'delete' : 'deleted'} ${summary.counts.deletedRemote} on the storage and ${summary.counts.deletedLocal} here.`,
     );
-    for (const [label, list] of [
-      ['delete on the storage', summary.deletedRemote],
-      ['delete here', summary.deletedLocal],
+    for (const [label, list, count] of [
+      ['delete on the storage', summary.deletedRemote, summary.counts.deletedRemote],
+      ['delete here', summary.deletedLocal, summary.counts.deletedLocal],
     ] as const) {
-      if (summary.dryRun) for (const p of list) console.log(`  ${label}: ${p}`);
+      if (!summary.dryRun) continue;
+      for (const p of list) console.log(`  ${label}: ${p}`);
+      if (count > list.length) console.log(`  …and ${count - list.length} more to ${label}`);
     }
     for (const c of summary.conflicts) console.log(`Conflict: ${c.path}${c.conflictPath ? ` — the other version is ${c.conflictPath}` : ''}`);
     for (const s of summary.skipped) console.log(`Skipped ${s.path}: ${s.why}`);

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from './common/errors';
-import { writeFileAtomic } from './core/atomic-file';
+import { z } from 'zod';
+import { readJsonDocument, writeFileAtomic } from './core/atomic-file';
 import { buildManifest, versionPattern } from './core/image/manifest';
 import { sign } from './core/signing';
 
@@ -47,14 +48,21 @@ function stamp(previous: number | null, f: Freshness): { serial: number; expires
   return { serial, expires: new Date(now.getTime() + (f.validForMs ?? DEFAULT_VALIDITY_MS)).toISOString() };
 }
 
-function previousSerial(file: string): number | null {
-  try {
-    const v = (JSON.parse(fs.readFileSync(file, 'utf8')) as { serial?: unknown }).serial;
-    return typeof v === 'number' ? v : null;
-  } catch {
-    return null;
-  }
+/** What the publisher reads back of its own earlier output: the serial (and, to refresh, the version). */
+const publishedSchema = z.object({ serial: z.number().int().min(0).optional(), version: z.string().optional() }).passthrough();
+
+/**
+ * The serial published before, or null when nothing was. A file there that cannot be read is not
+ * taken for "nothing published" (the new serial could then be lower than what machines accepted):
+ * it is named, and nothing is signed.
+ */
+function readPublished(file: string): { serial: number | null; version: string | null } {
+  const r = readJsonDocument(file, publishedSchema);
+  if (r.status === 'missing') return { serial: null, version: null };
+  if (r.status === 'invalid') throw new TabulaError('invalid-argument', `${file}, published before, ${r.problem}: nothing was signed. Restore it from a backup of the fleet server, or remove it and publish with --serial larger than any serial machines accepted.`);
+  return { serial: r.value.serial ?? null, version: r.value.version ?? null };
 }
+const previousSerial = (file: string) => readPublished(file).serial;
 
 export function writeChannel(outDir: string, channel: string, version: string, privateKeyPem: string, f: Freshness = {}): { serial: number; expires: string } {
   const file = path.join(outDir, 'channels', `${channel}.json`);
@@ -67,13 +75,8 @@ export function writeChannel(outDir: string, channel: string, version: string, p
 /** Re-signs a channel's current version with a new serial and expiry (run it before it expires). */
 export function refreshChannel(outDir: string, channel: string, privateKeyPem: string, f: Freshness = {}): { version: string; serial: number; expires: string } {
   const file = path.join(outDir, 'channels', `${channel}.json`);
-  let version: unknown;
-  try {
-    version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version;
-  } catch {
-    version = undefined;
-  }
-  if (typeof version !== 'string') throw new TabulaError('invalid-argument', `${file} cannot be read: publish a version on channel ${channel} first.`);
+  const { version } = readPublished(file);
+  if (!version) throw new TabulaError('invalid-argument', `${file} names no version: publish a version on channel ${channel} first.`);
   return { version, ...writeChannel(outDir, channel, version, privateKeyPem, f) };
 }
 
@@ -87,6 +90,8 @@ export function writePolicy(outDir: string, policy: Record<string, unknown>, pri
 
 export function publishRsyncTree(o: { treeDir: string; outDir: string; version: string; channel: string; privateKeyPem: string } & Freshness): { files: number; bytes: number } {
   checkNames(o.version, o.channel);
+  // A damaged channel file stops the publication before anything is copied, not halfway.
+  readPublished(path.join(o.outDir, 'channels', `${o.channel}.json`));
   const imageDir = path.join(o.outDir, 'images', o.version);
   const dest = path.join(imageDir, 'tree');
   if (fs.existsSync(path.join(imageDir, 'manifest.json'))) throw new TabulaError('invalid-argument', `Version ${o.version} is already published; versions are immutable, publish a new one.`);
@@ -110,6 +115,7 @@ export interface GpgKey {
 
 export function publishOstree(o: { treeDir: string; outDir: string; version: string; channel: string; ref: string; gpg: GpgKey; privateKeyPem?: string } & Freshness): { commit: string } {
   checkNames(o.version, o.channel);
+  readPublished(path.join(o.outDir, 'channels', `${o.channel}.json`));
   const repo = path.join(o.outDir, 'repo');
   if (!fs.existsSync(path.join(repo, 'config'))) {
     fs.mkdirSync(repo, { recursive: true });

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from './common/errors';
-import { writeFileAtomic } from './core/atomic-file';
+import { z } from 'zod';
+import { readJsonDocument, writeFileAtomic } from './core/atomic-file';
 import { parsePolicy } from './core/image/policy';
 import { newNonce, publishOstree, publishRsyncTree, refreshChannel, writePolicy, writeSigned, writeSummary } from './fleet-publish';
 import { generateKeyPair, publicKeyOf } from './core/signing';
@@ -120,8 +121,11 @@ export function runFleet(argv: string[], now = () => new Date()): string {
       const f = { validForMs: parseValidity(opts.get('valid-for')), now: now() };
       let json: Record<string, unknown>;
       try {
-        json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-        if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error('not an object');
+        // Read as every JSON input is: a regular file, size-capped, a problem named by place.
+        const read = readJsonDocument(file, z.record(z.string(), z.unknown()));
+        if (read.status === 'missing') throw new Error('does not exist.');
+        if (read.status === 'invalid') throw new Error(`${read.problem}.`);
+        json = read.value;
         // serial and expires are the publisher's to set: a stale copy of them is not carried over.
         delete json.serial;
         delete json.expires;

@@ -5,7 +5,7 @@ import { readJsonDocument } from './atomic-file';
 import os from 'node:os';
 import { version } from '../../package.json';
 import { methods, type AgentStatus, type ConfigProblem, type Handlers, type MethodName } from '../common/contract';
-import { TabulaError } from '../common/errors';
+import { TabulaError, toErrorInfo } from '../common/errors';
 import { createEventLog, type EventLog } from '../common/event-log';
 import { createRouter, type Router } from '../common/router';
 import { loadConfig } from './config';
@@ -129,6 +129,8 @@ export function createAgent(opts: AgentOptions = {}): Agent {
           lastBackupAt: () => sync?.status().lastSuccessAt ?? null,
           countdownSeconds: () => systemConfig().fleet.reimageCountdownSeconds,
           opener,
+          // Bound late: the fleet plug-in is made after the helpdesk (it hands reimages to it).
+          fleetReimageStopped: (signed, reason) => void fleet?.service.requeue(signed, reason).catch((err: unknown) => reportProblem(`Fleet commands: ${toErrorInfo(err).message}`)),
           // Secrets are removed by the helpdesk service (by key, at any depth) before the bundle is written.
           diagnostics: (): object => {
             const loaded = loadConfig(paths);
@@ -164,9 +166,17 @@ export function createAgent(opts: AgentOptions = {}): Agent {
             diagnostics: async () => `Diagnostics written to ${helpdesk.service.diagnostics().file}.`,
             reimage: async (override, signed) =>
               (await helpdesk.service.reimage({ override, acknowledgedCount: override ? (await homeSafety.unsyncedChanges()).count : undefined }, 'fleet-command', signed)).reason,
+            reimageWithdrawn: (message) => helpdesk.service.withdrawn(message),
           },
         })
       : null;
+  // A signed reimage waiting for the home to be backed up runs as soon as a backup succeeds.
+  // A fleet server that cannot be reached then is simply asked again at the next poll.
+  const unsubscribeFleet = fleet
+    ? events.subscribe((e) => {
+        if (e.type === 'backup-finished' && e.data.outcome === 'success') void fleet.service.retryWaiting().catch(() => undefined);
+      })
+    : () => undefined;
   const plugins = [sync, prefs, image, helpdesk, fleet].filter((p) => p !== null);
 
   const status = (): AgentStatus => {
@@ -203,6 +213,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
     status,
     features: want,
     async shutdown() {
+      unsubscribeFleet();
       await Promise.all(plugins.map((p) => p.stop()));
     },
   };

@@ -121,16 +121,30 @@ export function describeSchemaIssue(err: z.ZodError): string {
   return `has an invalid value at "${where}": ${issue.message}`;
 }
 
-/** Parses JSON bytes into a schema. The problem completes a sentence that starts with the document's name. */
-export function parseJsonDocument<T>(bytes: Buffer, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: string } {
+export type Checked<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+/** Parses JSON bytes and hands them to a check (a schema's, or a cheaper one written by hand). */
+export function parseJsonChecked<T>(bytes: Buffer, check: (json: unknown) => Checked<T>): Checked<T> {
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     return { ok: false, problem: `is not valid JSON (${(err as Error).message})` };
   }
-  const parsed = schema.safeParse(json);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problem: describeSchemaIssue(parsed.error) };
+  return check(json);
+}
+
+/** A schema as a check: its first issue, in words that name the place. */
+export function schemaCheck<T>(schema: z.ZodType<T>): (json: unknown) => Checked<T> {
+  return (json) => {
+    const parsed = schema.safeParse(json);
+    return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problem: describeSchemaIssue(parsed.error) };
+  };
+}
+
+/** Parses JSON bytes into a schema. The problem completes a sentence that starts with the document's name. */
+export function parseJsonDocument<T>(bytes: Buffer, schema: z.ZodType<T>): Checked<T> {
+  return parseJsonChecked(bytes, schemaCheck(schema));
 }
 
 /**

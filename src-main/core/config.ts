@@ -1,13 +1,18 @@
 // Layered configuration: embedded defaults → image defaults (/usr/share/defaults/tabula) → admin
 // (/etc/tabula) → the user's ~/.config/tabula → TABULA_CONFIG. Missing files mean "no change"; a
 // corrupt or invalid file is skipped with a problem naming it, and the other layers still apply.
-import path from 'node:path';
 import { z } from 'zod';
-import type { ConfigProblem } from '../common/contract';
-import { readJsonDocument } from './atomic-file';
-import { defaultFleetConfig, defaultImageConfig, fleetConfigSchema, imageConfigSchema } from './image-config';
-import { symlinkOnTheWay, type Paths } from './paths';
-import { sshOptionsSchema } from './storage-url';
+import { schemaCheck } from './atomic-file';
+import { mergeConfigLayers, type ConfigLayer, type LoadedConfig } from './config-layers';
+import { fleetConfigSchema, imageConfigSchema } from './image-config';
+import type { Paths } from './paths';
+import { checkSshOptions } from './storage-url';
+
+/** The config's `sshOptions`: refused by name when ssh could be made to run or read something else. */
+export const sshOptionsSchema = z.array(z.string()).superRefine((options, ctx) => {
+  const problem = checkSshOptions(options);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const configSchema = z.object({
   storage: z.object({
@@ -44,7 +49,7 @@ const configSchema = z.object({
 export type TabulaConfig = z.infer<typeof configSchema>;
 
 // Each layer may set any subset of keys; unknown keys are refused so typos do not pass silently.
-const layerSchema = z
+export const layerSchema = z
   .object({
     storage: configSchema.shape.storage.partial().strict().optional(),
     backup: configSchema.shape.backup.partial().strict().optional(),
@@ -54,69 +59,14 @@ const layerSchema = z
   })
   .strict();
 
-export function embeddedDefaults(paths: Paths): TabulaConfig {
-  return {
-    // Out of the box the app does its job: a local folder (point it at a NAS or sshd for real use).
-    storage: { url: path.join(paths.dataDir, 'storage'), sshOptions: [], connectTimeoutSeconds: 10 },
-    backup: {
-      excludes: [],
-      intervalMinutes: 15,
-      retryMinSeconds: 30,
-      retryMaxSeconds: 15 * 60,
-      debounceSeconds: 30,
-      watchHome: true,
-      maxDeletePercent: 50,
-      versionsRetentionDays: 30,
-      bandwidthLimitKBps: 0,
-      deferOnMetered: true,
-      minBatteryPercent: 20,
-      verifyHours: 24,
-    },
-    image: defaultImageConfig,
-    fleet: defaultFleetConfig,
-  };
-}
+export { embeddedDefaults } from './config-defaults';
 
-export interface LoadedConfig {
-  config: TabulaConfig;
-  problems: ConfigProblem[];
-  /** The files that contributed, lowest layer first. */
-  layers: string[];
-}
+export type { LoadedConfig } from './config-layers';
 
 /**
  * `systemOnly`: only the image defaults and /etc, never a file the user can write. What decides
  * trust (fleet keys, image source) is read this way, by the agent and by tabula-helper alike.
  */
 export function loadConfig(paths: Paths, opts: { systemOnly?: boolean } = {}): LoadedConfig {
-  const all = [paths.systemDefaultsFile, paths.adminConfigFile, paths.userConfigFile, paths.extraConfigFile];
-  const files = (opts.systemOnly ? all.slice(0, 2) : all).filter(
-    (f): f is string => !!f,
-  );
-  let config = embeddedDefaults(paths);
-  const problems: ConfigProblem[] = [];
-  const layers: string[] = [];
-  for (const file of files) {
-    // The user's folder lives in the synced home: a link there (one that arrived from the storage)
-    // must not lead Tabula to a config somewhere else.
-    const link = file === paths.userConfigFile ? symlinkOnTheWay(paths.home, path.dirname(file)) : null;
-    if (link) {
-      problems.push({ file, message: `${file} is not read: ${link} is a symbolic link, and Tabula reads its own settings only from a real folder. Its settings are ignored until it is fixed.` });
-      continue;
-    }
-    const read = readJsonDocument(file, layerSchema);
-    if (read.status === 'missing') continue;
-    if (read.status === 'invalid') {
-      problems.push({ file, message: `${file} ${read.problem}. Its settings are ignored until it is fixed.` });
-      continue;
-    }
-    config = {
-      storage: { ...config.storage, ...read.value.storage },
-      backup: { ...config.backup, ...read.value.backup },
-      image: { ...config.image, ...read.value.image },
-      fleet: { ...config.fleet, ...read.value.fleet },
-    };
-    layers.push(file);
-  }
-  return { config, problems, layers };
+  return mergeConfigLayers(paths, opts, schemaCheck<ConfigLayer>(layerSchema));
 }

@@ -26,22 +26,6 @@ export const imageConfigSchema = z.object({
 });
 export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
-export const defaultImageConfig: ImageConfig = {
-  backend: 'none',
-  url: '',
-  channel: 'stable',
-  ostreeRef: 'tabula/stable/x86_64',
-  ostreeOsName: 'tabula',
-  gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg',
-  sshOptions: [],
-  connectTimeoutSeconds: 10,
-  checkIntervalHours: 6,
-  windowMinutes: 60,
-  deferOnMetered: true,
-  minBatteryPercent: 30,
-  bandwidthKBps: 0,
-  autoPull: true,
-};
 
 export const fleetConfigSchema = z.object({
   /** Where policy and per-machine commands are served: http(s)://, ssh:// or a folder. Empty: none. */
@@ -63,4 +47,5 @@ export const fleetConfigSchema = z.object({
 });
 export type FleetConfig = z.infer<typeof fleetConfigSchema>;
 
-export const defaultFleetConfig: FleetConfig = { url: '', trustedKeys: [], commandKeys: [], machineClass: 'standard', commandPollMinutes: 15, reimageCountdownSeconds: 30 };
+// Without zod, for `tabula sync` (config-layers.ts); re-exported for the others.
+export { defaultFleetConfig, defaultImageConfig } from './config-defaults';

@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 import { TabulaError } from '../common/errors';
 import { ensurePrivateDir } from './paths';
 
@@ -185,9 +184,3 @@ export function checkSshOptions(options: string[]): string | null {
   }
   return null;
 }
-
-/** The config's `sshOptions`: refused by name when ssh could be made to run or read something else. */
-export const sshOptionsSchema = z.array(z.string()).superRefine((options, ctx) => {
-  const problem = checkSshOptions(options);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});

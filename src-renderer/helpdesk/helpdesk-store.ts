@@ -21,7 +21,12 @@ export interface HelpdeskState extends ActionState {
 export function createHelpdeskStore(client: ApiClient): StoreApi<HelpdeskState> {
   return createStore<HelpdeskState>()((set, get) => {
     const run = createActionRunner<HelpdeskState>({ getState: get, setState: set });
-    const loadPlan = async () => void (await run('plan', async () => void set({ plan: await client.call('helpdesk.plan', {}) })));
+    const loadPlan = async () =>
+      void (await run('plan', async () => {
+        const plan = await client.call('helpdesk.plan', {});
+        // The reset as the agent has it: a waiting fleet reimage shows in a window opened after it came.
+        set({ plan, reimage: plan.reimage });
+      }));
     return {
       ...initialActionState,
       plan: null,

@@ -1,11 +1,12 @@
 // Preferences: Network, Printers and Displays tabs. Each shows what this laptop has now next to what
 // is saved, validates inline with the same schemas the agent uses, marks fleet-locked keys with the
 // fleet's reason, and shows per item "Applied" or the reason it was not.
-import { useState } from 'react';
+import { useId, useState } from 'react';
 import { useStore, type StoreApi } from 'zustand';
 import type { ApplyItem, PrefArea, PrefLeaf } from '../../src-main/common/contract/prefs';
 import { displayProfileSchema, networkProfileSchema, printerOptionsSchema, pskProblem, type DisplayOutput, type NetworkProfile, type PrinterOptions } from '../../src-main/common/prefs-schema';
 import { FeedbackLine } from '../shared/FeedbackLine';
+import { FieldError } from '../shared/FieldError';
 import { TabPanel, Tabs } from '../shared/Tabs';
 import { profileFromMonitors, savedProfileFor } from '../../src-main/common/display-profile';
 import type { PrefsState } from './prefs-store';
@@ -63,6 +64,7 @@ function PrintersTab({ store }: { store: StoreApi<PrefsState> }) {
   const lockedDefault = !!view?.locks['printers.default'];
   const lockedOptions = !!view?.locks['printers.options'];
   const problem = printerOptionsSchema.safeParse(options).error?.issues[0]?.message ?? null;
+  const problemId = useId();
 
   const save = async () => {
     if (!dest || !saved) return;
@@ -127,9 +129,9 @@ function PrintersTab({ store }: { store: StoreApi<PrefsState> }) {
           </label>
         </fieldset>
       )}
-      {problem && <p className="field-error">{problem}</p>}
+      <FieldError id={problemId} problem={problem} />
       <div className="actions">
-        <button disabled={busy || !dest || !!problem} onClick={() => void save()}>
+        <button disabled={busy || !dest || !!problem} aria-describedby={problemId} onClick={() => void save()}>
           Save
         </button>
         <button className="secondary" disabled={busy} onClick={() => void store.getState().apply('printers')}>
@@ -158,6 +160,7 @@ function DisplaysTab({ store }: { store: StoreApi<PrefsState> }) {
   const check = displayProfileSchema.safeParse(profile);
   // With no monitor there is nothing to arrange: say so, not the schema's "Too small" sentence.
   const problem = !monitors.length || check.success ? null : `This layout cannot be saved: ${check.error.issues[0]!.message}.`;
+  const problemId = useId();
   const locked = !!view?.locks['displays.profiles'];
   const edit = (i: number, change: Partial<DisplayOutput>) =>
     setDraft(outputs.map((o, j) => (j === i ? { ...o, ...change } : change.primary ? { ...o, primary: false } : o)));
@@ -202,10 +205,11 @@ function DisplaysTab({ store }: { store: StoreApi<PrefsState> }) {
           );
         })}
       </fieldset>
-      {problem && <p className="field-error">{problem}</p>}
+      <FieldError id={problemId} problem={problem} />
       <div className="actions">
         <button
           disabled={busy || locked || !!problem || !monitors.length}
+          aria-describedby={problemId}
           onClick={async () => {
             if (await store.getState().saveDisplayProfile(profile)) setDraft(null);
           }}
@@ -262,6 +266,7 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
     problem = form.security === 'wpa2-enterprise-peap' ? null : pskProblem(form.password);
   }
   const ready = parsed.success && !problem && (form.security === 'open' || form.password.length > 0);
+  const problemId = useId();
 
   return (
     <>
@@ -317,11 +322,12 @@ function NetworkTab({ store }: { store: StoreApi<PrefsState> }) {
           </label>
         )}
       </fieldset>
-      {problem && <p className="field-error">{problem}</p>}
+      <FieldError id={problemId} problem={problem} />
       <p className="muted small">The password goes to your keyring, never into a file.</p>
       <div className="actions">
         <button
           disabled={busy || locked || !ready}
+          aria-describedby={problemId}
           onClick={async () => {
             if (await store.getState().saveNetworkProfile(parsed.data!, form.security === 'open' ? undefined : form.password)) setForm({ name: '', ssid: '', security: form.security, identity: '', caCert: '', noCaCertificate: false, password: '' });
           }}

@@ -68,6 +68,7 @@ test('arranging the displays in Preferences and applying moves them with xrandr'
   await openPreferences(page, agent, 'Displays');
   const panel = page.getByRole('tabpanel', { name: 'Displays' });
   await expect(panel).toContainText('No layout is saved for these monitors yet.');
+  await expect(panel.getByRole('status')).toBeEmpty(); // the live region for a layout that cannot be saved
   // The big monitor left of the laptop panel, at 1920x1080, and primary.
   await panel.getByLabel('Resolution of DUMMY1').selectOption('1920x1080');
   await panel.getByLabel('X position of DUMMY1').fill('0');
@@ -87,10 +88,19 @@ test('arranging the displays in Preferences and applying moves them with xrandr'
 test('a Wi-Fi password that is too short is caught in the form; nothing is saved', async ({ page, agent, sandbox }) => {
   await openPreferences(page, agent, 'Network');
   const panel = page.getByRole('tabpanel', { name: 'Network' });
+  // The form's message area is a live region before there is anything to say, so that a screen
+  // reader announces the message when it appears (one inserted with its text is often not read).
+  const region = panel.getByRole('status');
+  await expect(region).toHaveAttribute('aria-live', 'polite');
+  await expect(region).toBeEmpty();
+  const before = await region.elementHandle();
   await panel.getByLabel('Network name (SSID)').fill('Home');
   await panel.getByLabel('Password').fill('short');
   await expect(panel).toContainText('A Wi-Fi password must be 8 to 63 characters long.');
+  expect(await before!.textContent()).toBe('A Wi-Fi password must be 8 to 63 characters long.'); // the same region, now speaking
+  // And the disabled button says why, to whoever reaches it with a screen reader.
   await expect(panel.getByRole('button', { name: 'Save network' })).toBeDisabled();
+  await expect(panel.getByRole('button', { name: 'Save network' })).toHaveAccessibleDescription('A Wi-Fi password must be 8 to 63 characters long.');
   await panel.getByLabel('Network name (SSID)').fill('x'.repeat(33));
   await panel.getByLabel('Password').fill('long enough password');
   await expect(panel).toContainText('The network name must be 1 to 32 bytes long.');
@@ -104,7 +114,7 @@ test('WPA2 Enterprise without a CA certificate needs the explicit "not checked" 
   await panel.getByLabel('Security').selectOption('wpa2-enterprise-peap');
   await panel.getByLabel('Password').fill('a password');
   // Every message is a sentence for a person: no config field names (identity, caCert, noCaCertificate).
-  const error = panel.locator('.field-error');
+  const error = panel.getByRole('status');
   await expect(error).toHaveText('Enter your user name for this network.');
   await panel.getByLabel('User name').fill('ann');
   await expect(error).toHaveText('Choose the CA certificate that proves the network is genuine, or tick “No CA certificate is required”.');

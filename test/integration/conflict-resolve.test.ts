@@ -78,6 +78,9 @@ describe.each([
     expect(s.backup.conflicts[0]).toMatchObject({ path: 'Documents/notes.txt', kept, from: 'laptop-b' });
     // The inbox says where the storage's version came from.
     expect(s.backup.conflicts[0]!.versions?.storage?.host).toBe('laptop-b');
+    // And names this laptop as the run did when it named this laptop's copy.
+    const c = s.backup.conflicts[0]!;
+    if (kept === 'remote') expect(c.conflictPath.endsWith(`-${c.versions!.thisLaptop!.host!.replace(/[^A-Za-z0-9_-]/g, '_')}.txt`)).toBe(true);
   });
 
   /** After the choice: this laptop, the storage and laptop-b hold exactly these files. */

@@ -163,10 +163,19 @@ describe('the command line', () => {
     expect(one.stdout.trim().split('\n')).toHaveLength(2);
   });
 
-  it('--storage ftp://x says which storage URLs work', async () => {
+  it('--storage ftp://x says which storage URLs work, in one line, and exits 64 like any wrong command line', async () => {
+    for (const url of ['ftp://x/y', 'relative/folder']) {
+      const r = await sb.cli(['sync', '--storage', url]);
+      expect(r.code, url).toBe(64);
+      expect(r.stderr.trim().split('\n'), url).toHaveLength(1);
+    }
     const r = await sb.cli(['sync', '--storage', 'ftp://x/y']);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('ftp: is not supported; use ssh://user@host[:port]/path');
+    expect(r.stderr).toBe('The storage location "ftp://x/y" is not usable: ftp: is not supported; use ssh://user@host[:port]/path (any sshd or NAS with rsync), file:///path or an absolute path.\n');
+    // The same URL in the config file is no command-line mistake: named, exit 1.
+    sb.writeUserConfig({ storage: { url: 'ftp://x/y' } });
+    const fromConfig = await sb.cli(['sync']);
+    expect(fromConfig.code).toBe(1);
+    expect(fromConfig.stderr).toContain('ftp: is not supported');
   });
 
   it('paths printed by `tabula versions` are accepted back from anywhere; a file with no version exits 1', async () => {

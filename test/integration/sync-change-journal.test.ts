@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createChangeJournal, type ChangeJournal } from '../../src-main/core/sync/change-journal';
 import { localEndpoint, type Endpoint } from '../../src-main/core/sync/endpoint';
-import { runSync } from '../../src-main/core/sync/engine';
+import { countLocalChanges, runSync } from '../../src-main/core/sync/engine';
 
 let dir: string;
 let home: string;
@@ -192,5 +192,30 @@ describe('the change journal', () => {
     expect(seen.some((p) => p.startsWith('.cache'))).toBe(false);
     expect(seen).toContain('docs/d6/new.txt');
     expect(spawnSync('ls', [path.join(storage, '.cache')]).status).not.toBe(0);
+  });
+
+  it('counts what the storage does not have yet by listing only the marked folders, also after a run that failed', async () => {
+    await agentRun();
+    const count = async () => {
+      listed = [];
+      return countLocalChanges(spiedHome(), ['/.cache/'], path.join(dir, 'state'), storage, await journal.peek());
+    };
+    expect(await count()).toBe(0);
+    expect(listed).toEqual([]); // nothing marked: not a single folder read
+
+    fs.appendFileSync(path.join(home, 'deep/a/b/c/d/e/thesis.tex'), ', chapter 2');
+    write('docs/d3/new.txt', 'new');
+    fs.rmSync(path.join(home, 'docs/d5/note.txt'));
+    expect(await count()).toBe(3);
+    expect(listed.flat().sort()).toEqual(['./deep/a/b/c/d/e', './docs/d3', './docs/d5']);
+
+    // The storage goes away: the run fails, and the next one will list everything; the count still
+    // needs only the folders that run had taken.
+    fs.renameSync(storage, storage + '-away');
+    await expect(agentRun()).rejects.toThrow();
+    write('projects/app/src/util.ts', 'export {}');
+    expect(await count()).toBe(4);
+    expect(listed.flat().sort()).toEqual(['./deep/a/b/c/d/e', './docs/d3', './docs/d5', './projects/app/src']);
+    await expect(journal.peek()).resolves.not.toBeNull();
   });
 });

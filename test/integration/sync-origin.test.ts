@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { conflictStore } from '../../src-main/core/sync/engine';
+import { conflictStore } from '../../src-main/core/sync/conflict-store';
 import { MAX_LINES, ORIGIN_DIR } from '../../src-main/core/sync/origin-log';
 import { createWorld, type World } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';

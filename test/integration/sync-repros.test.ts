@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { conflictStore } from '../../src-main/core/sync/engine';
+import { conflictStore } from '../../src-main/core/sync/conflict-store';
 import { createWorld, readTree, type World } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 

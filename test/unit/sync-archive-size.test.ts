@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { loadArchive, openArchive } from '../../src-main/core/sync/archive';
+import { openArchive } from '../../src-main/core/sync/archive';
+import { loadArchive } from '../../src-main/core/sync/archive-json';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-archive-'));
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));

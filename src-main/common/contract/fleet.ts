@@ -9,6 +9,12 @@ export interface FleetCommandRecord {
   receivedAt: string;
   outcome: 'done' | 'refused' | 'failed' | 'rejected';
   message: string;
+  /**
+   * A reimage refused because the home has files not on the storage yet is not spent: it waits
+   * (still bound to this machine, its signature and expiry) and runs once they are backed up, at
+   * most once. Set while it waits: when it stops waiting (its expiry).
+   */
+  waitingUntil?: string;
 }
 
 

@@ -31,10 +31,13 @@ export interface ReimagePlan {
   /** What will happen, in order, for the person to read before confirming. */
   steps: string[];
   countdownSeconds: number;
+  /** The reset as it stands (a window opened later sees a waiting fleet reimage too). */
+  reimage: ReimageStatus;
 }
 
 export interface ReimageStatus {
-  state: 'none' | 'countdown' | 'running' | 'done' | 'failed' | 'cancelled';
+  /** waiting: a signed fleet reimage waits for the home's files to be backed up, then runs by itself. */
+  state: 'none' | 'waiting' | 'countdown' | 'running' | 'done' | 'failed' | 'cancelled';
   reason: string;
   /** When the countdown ends (ISO). */
   startsAt: string | null;

@@ -65,6 +65,10 @@ export interface ImageUpdateStatus {
   /** "Restart to update": a staged version (or a reimage) waits for a restart. */
   restartRequired: boolean;
   reimagePending: boolean;
+  /** A version that failed to start here (never staged or laid down again), and what booted instead. */
+  failedBoot?: { version: string; bootedInstead: string } | null;
+  /** Why the pending reset lays down another version than the channel names (that one failed to start here). */
+  reimageNote?: string | null;
   lastError: ErrorInfo | null;
   /** The fleet policy was published but could not be trusted (it is ignored), and why. */
   policyProblem: string | null;

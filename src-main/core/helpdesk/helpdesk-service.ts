@@ -39,6 +39,8 @@ export interface HelpdeskDeps {
   diagnostics: () => object;
   /** Shows the diagnostics folder in the file manager. */
   opener?: DesktopOpener;
+  /** A fleet reimage stopped at the end of its countdown because files were saved meanwhile: it waits again. */
+  fleetReimageStopped?: (signed: SignedCommand, reason: string) => void;
   clock?: Clock;
 }
 
@@ -69,12 +71,13 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     'Your home folder (documents, settings, mail) is not touched.',
   ];
 
-  async function refusal(override: boolean, acknowledgedCount: number | undefined): Promise<string | null> {
+  /** Why a reset cannot run now, or null. `advice`: what the person at the machine can do about it. */
+  async function refusal(override: boolean, acknowledgedCount: number | undefined, advice = true): Promise<string | null> {
     const home = await deps.homeSafety.unsyncedChanges();
     if (home.unknownReason && !override) return home.unknownReason;
     const pending = home.count + home.queued;
     if (pending === 0) return null;
-    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}: back ${home.count === 1 ? 'it' : 'them'} up first, or override after checking the list.`;
+    if (!override) return `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ` and a backup is waiting to run` : ''}${advice ? `: back ${home.count === 1 ? 'it' : 'them'} up first, or override after checking the list` : ''}.`;
     if (acknowledgedCount !== home.count) return `The list of unsynced files changed (now ${home.count}); check it again before overriding.`;
     return null;
   }
@@ -82,24 +85,36 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
   async function plan(): Promise<ReimagePlan> {
     const image = deps.image.status();
     const home = await deps.homeSafety.unsyncedChanges();
-    const version = image.available?.version ?? image.booted?.version ?? null;
+    // The channel's version, unless it failed to start here: then the reset lays down the one running.
+    const channel = image.available && image.available.version !== image.failedBoot?.version ? image.available.version : null;
+    const version = channel ?? image.booted?.version ?? null;
     let refusedReason: string | null = null;
     if (image.backend === 'none') refusedReason = 'No image source is configured on this machine, so it cannot be reset.';
     else if (home.unknownReason) refusedReason = home.unknownReason;
     else if (home.count + home.queued > 0) refusedReason = `${home.count} ${home.count === 1 ? 'file in the home is' : 'files in the home are'} not on the storage yet${home.queued ? ' and a backup is waiting to run' : ''}.`;
-    return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds() };
+    return { identity: deps.identity(), image, lastBackupAt: deps.lastBackupAt(), home, refusedReason, steps: steps(version), countdownSeconds: deps.countdownSeconds(), reimage: status };
   }
+
+  const waitingReason = (why: string) => `Reimage requested by helpdesk — waiting for your files to be backed up: ${why} It runs by itself once they are on the storage; your home is kept.`;
 
   async function execute(origin: ReimageStatus['origin'], override: boolean, signed: SignedCommand | undefined) {
     // Look once more at the end of the countdown: a file saved meanwhile is not lost either.
     if (!override) {
-      const why = await refusal(false, undefined);
+      const fleet = origin === 'fleet-command' && signed;
+      const why = await refusal(false, undefined, !fleet);
+      if (why && fleet) {
+        // Nothing ran: the fleet's command waits again for the backup instead of being used up.
+        const reason = waitingReason(why);
+        set({ state: 'waiting', reason, startsAt: null, origin });
+        deps.fleetReimageStopped?.(signed, reason);
+        return;
+      }
       if (why) return set({ state: 'failed', reason: `Reset stopped: ${why}`, startsAt: null, origin });
     }
     set({ state: 'running', reason: 'Preparing the pristine image…', startsAt: null, origin });
     try {
-      await deps.image.reimage(signed);
-      set({ state: 'done', reason: 'The reset is ready: restart the computer to finish it. Your home folder stays as it is.', startsAt: null, origin });
+      const after = await deps.image.reimage(signed);
+      set({ state: 'done', reason: `The reset is ready: restart the computer to finish it. Your home folder stays as it is.${after.reimageNote ? ` ${after.reimageNote}` : ''}`, startsAt: null, origin });
     } catch (err) {
       set({ state: 'failed', reason: `The reset could not be prepared: ${toErrorInfo(err).message} Nothing was changed.`, startsAt: null, origin });
     }
@@ -111,16 +126,25 @@ export function createHelpdeskService(deps: HelpdeskDeps) {
     async reimage(args: { override?: boolean; acknowledgedCount?: number }, origin: ReimageStatus['origin'] = 'helpdesk', signed?: SignedCommand): Promise<ReimageStatus> {
       if (status.state === 'countdown' || status.state === 'running') throw new TabulaError('already-running', 'A reset is already under way.');
       if (deps.image.status().backend === 'none') throw new TabulaError('image-not-configured', 'No image source is configured on this machine, so it cannot be reset.');
-      const why = await refusal(!!args.override, args.acknowledgedCount);
+      const fleet = origin === 'fleet-command';
+      const why = await refusal(!!args.override, args.acknowledgedCount, !fleet);
       if (why) {
         const home = await deps.homeSafety.unsyncedChanges();
-        throw new TabulaError('reimage-refused', `Reset refused: ${why}`, { details: home.paths.slice(0, 50) });
+        if (!fleet) throw new TabulaError('reimage-refused', `Reset refused: ${why}`, { details: home.paths.slice(0, 50) });
+        // The fleet keeps the command waiting (core/fleet/commands.ts) and tries again after the backup.
+        const reason = waitingReason(why);
+        set({ state: 'waiting', reason, startsAt: null, origin });
+        throw new TabulaError('reimage-refused', reason, { details: home.paths.slice(0, 50) });
       }
       const seconds = deps.countdownSeconds();
       const override = !!args.override;
       const startsAt = countdown.start(seconds * 1000, () => void execute(origin, override, signed));
       set({ state: 'countdown', reason: `This computer will be reset to the pristine image in ${seconds} seconds. Your home folder is kept.`, startsAt: new Date(startsAt).toISOString(), origin });
       return status;
+    },
+    /** The fleet's waiting reimage will not run (expired, withdrawn): say so instead of "waiting". */
+    withdrawn(reason: string): void {
+      if (status.state === 'waiting') set({ state: 'cancelled', reason, startsAt: null, origin: 'fleet-command' });
     },
     cancel(): ReimageStatus {
       if (status.state !== 'countdown') return status;

@@ -13,9 +13,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DeploymentsStatus } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
-import { fsyncDir, writeFileAtomic } from '../atomic-file';
+import { z } from 'zod';
+import { fsyncDir, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
-import type { RsyncTreeBackend } from './rsync-tree';
+import type { PullResult, RsyncTreeBackend } from './rsync-tree';
 
 export const BOOT_TRIES = 3;
 /** The persistent disk is found by its file-system label (the initramfs hook mounts it as the root first). */
@@ -167,11 +168,8 @@ export function failedBoot(esp: string, next: string | null, booted: string | nu
   return e && e.triesLeft === 0 ? next : null;
 }
 
-interface FailedBootRecord {
-  version: string;
-  bootedInstead: string;
-  at: string;
-}
+const failedBootsSchema = z.array(z.object({ version: z.string().max(200), bootedInstead: z.string().max(200), at: z.string().max(100) }));
+type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
 
 /**
  * The rsync-tree backend with its boot path: after every stage, rollback and reimage the ESP holds
@@ -188,13 +186,15 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
     const t = readSymlink(b.paths.nextLink);
     return t ? path.basename(t) : null;
   };
+  /**
+   * The versions that failed to start here. A damaged record is never taken for "none failed" (the
+   * version that failed would be installed again): staging and resetting stop, and say why.
+   */
   const readFailed = (): FailedBootRecord[] => {
-    try {
-      const v = JSON.parse(fs.readFileSync(failedFile, 'utf8')) as unknown;
-      return Array.isArray(v) ? v.filter((x): x is FailedBootRecord => !!x && typeof x.version === 'string' && typeof x.bootedInstead === 'string') : [];
-    } catch {
-      return [];
-    }
+    const r = readJsonDocument(failedFile, failedBootsSchema);
+    if (r.status === 'ok') return r.value;
+    if (r.status === 'missing') return [];
+    throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${failedFile}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
   };
   function sync() {
     if (!installed()) {
@@ -211,13 +211,17 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
     if (installed()) {
       const failed = failedBoot(esp, nextVersion(), booted);
       if (failed && booted) {
-        const records = readFailed().filter((r) => r.version !== failed);
+        const read = readJsonDocument(failedFile, failedBootsSchema);
+        // A damaged record is kept beside (nothing is lost) and a new one starts with this failure.
+        if (read.status === 'invalid') fs.renameSync(failedFile, `${failedFile}.damaged-${Date.now()}`);
+        const records = read.status === 'ok' ? read.value.filter((r) => r.version !== failed) : [];
         writeFileAtomic(failedFile, JSON.stringify([...records, { version: failed, bootedInstead: booted, at: new Date().toISOString() }].slice(-20), null, 2) + '\n', 0o644);
         switchSymlink(b.paths.nextLink, `deployments/${booted}`);
         sync();
       }
     }
-    const last = readFailed().at(-1);
+    const read = readJsonDocument(failedFile, failedBootsSchema);
+    const last = read.status === 'ok' ? read.value.at(-1) : undefined;
     return last && last.bootedInstead === booted ? { version: last.version, bootedInstead: last.bootedInstead } : null;
   }
   return {
@@ -242,10 +246,25 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
       sync();
       return s;
     },
-    async reimage() {
-      const r = await b.reimage();
+    /**
+     * A reset never lays down a version that failed to start here: when the channel still names
+     * one, it takes a fresh copy of the version running (which did start), and says why.
+     */
+    async reimage(): Promise<PullResult & { note?: string }> {
+      assess();
+      const channel = (await b.check()).version;
+      if (!readFailed().some((r) => r.version === channel)) {
+        const r = await b.reimage(channel);
+        sync();
+        return r;
+      }
+      const running = readBootedMarker(root);
+      if (!running || readFailed().some((r) => r.version === running)) {
+        throw new TabulaError('image-invalid', `Version ${channel} failed to start on this computer before, and no version known to start is running: the reset is not prepared; waiting for a newer version.`);
+      }
+      const r = await b.reimage(running);
       sync();
-      return r;
+      return { ...r, note: `Version ${channel}, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version ${running}, the one running.` };
     },
     close: () => b.close(),
   };

@@ -33,8 +33,8 @@ const progress: z.ZodType<ImageUpdateProgress> = z
 const resultSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
   z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
-  z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
-  z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), deployments }),
+  z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
+  z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('rollback'), deployments }),
 ]);
 export type HelperResult = z.infer<typeof resultSchema>;

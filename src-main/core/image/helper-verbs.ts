@@ -49,7 +49,8 @@ export interface ImageBackend {
   serverData(): Promise<ServerData | null>;
   stage(): Promise<{ version: string; bytesReceived: number }>;
   rollback(): Promise<DeploymentsStatus>;
-  reimage(): Promise<{ version: string; bytesReceived: number }>;
+  /** `note`: why the reset lays down another version than the channel names (it failed to start here). */
+  reimage(): Promise<{ version: string; bytesReceived: number; note?: string }>;
   close?(): void;
 }
 
@@ -158,8 +159,9 @@ async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperR
     case 'stage':
     case 'reimage':
     case 'reimage-signed': {
-      const r = req.verb === 'stage' ? await backend.stage() : await backend.reimage();
-      return { verb: req.verb, ...r, deployments: await backend.status() };
+      if (req.verb === 'stage') return { verb: 'stage', ...(await backend.stage()), deployments: await backend.status() };
+      const r = await backend.reimage();
+      return { verb: req.verb, version: r.version, bytesReceived: r.bytesReceived, ...(r.note ? { note: r.note } : {}), deployments: await backend.status() };
     }
     case 'rollback':
       return { verb: 'rollback', deployments: await backend.rollback() };

@@ -108,12 +108,12 @@ export function createImageService(deps: ImageServiceDeps) {
 
   function applyDeployments(d: DeploymentsStatus) {
     deployments = d;
-    status = { ...status, booted: d.booted, staged: d.staged, rollback: d.rollback, reimagePending: d.reimagePending, restartRequired: !!d.staged || d.reimagePending };
+    status = { ...status, booted: d.booted, staged: d.staged, rollback: d.rollback, reimagePending: d.reimagePending, failedBoot: d.failedBoot ?? null, reimageNote: d.reimagePending ? (status.reimageNote ?? null) : null, restartRequired: !!d.staged || d.reimagePending };
   }
 
   /** The state to rest in when nothing is running. */
   function restingState(): [ImageUpdateState, string] {
-    if (status.reimagePending) return ['staged', 'A reset to the pristine image is ready: restart to finish it.'];
+    if (status.reimagePending) return ['staged', `A reset to the pristine image is ready: restart to finish it.${status.reimageNote ? ` ${status.reimageNote}` : ''}`];
     if (status.staged) return ['staged', `Version ${status.staged.version} is ready: restart to update.`];
     // A frozen server (its data expired) is never "up to date", whatever the versions say.
     if (status.serverData && Date.parse(status.serverData.expires) <= clock.now()) return ['stale', staleReason(status.serverData.expires)];
@@ -247,7 +247,8 @@ export function createImageService(deps: ImageServiceDeps) {
       await exclusive(async () => {
         setState('downloading', 'Preparing a pristine copy of the current image…', { progress: null });
         try {
-          await callHelper(signed ? ['reimage-signed'] : ['reimage'], true, signed ? JSON.stringify(signed) : undefined);
+          const r = await callHelper(signed ? ['reimage-signed'] : ['reimage'], true, signed ? JSON.stringify(signed) : undefined);
+          status = { ...status, reimageNote: (r.verb === 'reimage' || r.verb === 'reimage-signed') && r.note ? r.note : null };
         } catch (err) {
           fail(err);
           throw err;

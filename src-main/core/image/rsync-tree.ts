@@ -395,9 +395,11 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
      * Factory reset: a fresh copy of the current version (no hard links to the running tree, so a
      * file altered in place cannot survive), verified in full, made the next boot, and the marker
      * that makes the next boot start with empty /etc and /var state. /home is not touched.
+     * `version`: the caller checked the channel already and chose this one (see boot-entries.ts).
      */
-    async reimage(): Promise<PullResult> {
-      const v = (await check()).version;
+    async reimage(version?: string): Promise<PullResult> {
+      const v = version ?? (await check()).version;
+      if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
       fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
       const fresh = `${dirOf(v)}.pristine`;
       fs.rmSync(fresh, { recursive: true, force: true });

@@ -6,67 +6,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { TabulaError } from '../../common/errors';
-import { createJsonStore, fsyncDir } from '../atomic-file';
+import { fsyncDir } from '../atomic-file';
 import { compareNames, recordBatches } from './listing';
-import type { Entry, Tree } from './tree';
-
-// Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.
-// Version 2 keeps each time as a string of whole nanoseconds (exact); version 1 kept float seconds.
-// The fifth and sixth fields, when present, are the inode and change time of the home's copy and of the
-// storage's (see Entry.stamp; '' when not known yet).
-type ArchiveEntry = [string, Entry['type'], number, string | number] | [string, Entry['type'], number, string | number, string, string];
-const isEntry = (e: unknown): e is ArchiveEntry =>
-  Array.isArray(e) &&
-  (e.length === 4 || (e.length === 6 && typeof e[4] === 'string' && typeof e[5] === 'string')) &&
-  typeof e[0] === 'string' &&
-  (e[1] === 'f' || e[1] === 'd' || e[1] === 'l') &&
-  typeof e[2] === 'number' &&
-  (typeof e[3] === 'number' || (typeof e[3] === 'string' && /^-?\d{1,30}$/.test(e[3])));
-const archiveSchema = z.object({
-  version: z.union([z.literal(1), z.literal(2)]),
-  storage: z.string(),
-  entries: z.custom<ArchiveEntry[]>((v) => Array.isArray(v) && v.every(isEntry), 'an archive entry is damaged'),
-});
-type ArchiveFile = z.infer<typeof archiveSchema>;
-
-// The archive grows with the home (about 150 bytes a file): the 1 MiB cap of the other state files
-// took a 100,000-file archive for a damaged one, and every run for a first sync.
-const ARCHIVE_MAX_BYTES = 1 << 30;
-
-export function archiveStore(stateDir: string) {
-  return createJsonStore<ArchiveFile | null>(path.join(stateDir, 'sync-archive.json'), archiveSchema.nullable(), () => null, { maxBytes: ARCHIVE_MAX_BYTES });
-}
-
-export interface LoadedArchive {
-  tree: Tree;
-  first: boolean;
-  problem: string | null;
-  /** Written by an older Tabula with times rounded to about a microsecond: see {@link adoptListedTimes}. */
-  roundedTimes: boolean;
-}
-
-function loadJsonArchive(stateDir: string, storage: string): LoadedArchive {
-  const { value, problem } = archiveStore(stateDir).load();
-  // An archive made against other storage says nothing about this one: start as a first sync (no deletions).
-  if (!value || value.storage !== storage) return { tree: new Map(), first: true, problem, roundedTimes: false };
-  const ns = (t: string | number) => (typeof t === 'string' ? BigInt(t) : BigInt(Math.round(t * 1e6)) * 1000n);
-  const entry = ([, type, size, mtime, stamp, remoteStamp]: ArchiveEntry): Entry => ({ type, size, mtime: ns(mtime), ...(stamp ? { stamp } : {}), ...(remoteStamp ? { remoteStamp } : {}) });
-  return { tree: new Map(value.entries.map((e) => [e[0], entry(e)])), first: false, problem, roundedTimes: value.version === 1 };
-}
-
-/**
- * An archive of float seconds (version 1) could not hold a time to the nanosecond. Where a listing
- * shows the same entry within 2 µs, that listing's exact time is what the archive meant; without this
- * step the first run after an update would take every file for an edit.
- */
-export function adoptListedTimes(archive: Tree, ...listings: Tree[]) {
-  for (const [p, a] of archive) {
-    const adopted = adoptListedTime(a, ...listings.map((t) => t.get(p)));
-    if (adopted !== a) archive.set(p, adopted);
-  }
-}
+import type { Entry } from './tree';
 
 /** One entry of a rounded archive against what the listings show now (see {@link adoptListedTimes}). */
 export function adoptListedTime(a: Entry, ...listed: (Entry | undefined)[]): Entry {
@@ -126,7 +69,7 @@ export interface ArchiveHandle {
 }
 
 /** "tabula-archive 3 <rounded 0|1> <storage>" */
-function readHeader(file: string): { rounded: boolean; storage: string } | null {
+export function readHeader(file: string): { rounded: boolean; storage: string } | null {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
   try {
     const buf = Buffer.alloc(4096);
@@ -150,7 +93,8 @@ export async function openArchive(stateDir: string, storage: string): Promise<Ar
   const none = (problem: string | null = null): ArchiveHandle => ({ first: true, roundedTimes: false, file: null, problem });
   if (!fs.existsSync(file)) {
     if (!fs.existsSync(path.join(stateDir, 'sync-archive.json'))) return none();
-    const old = loadJsonArchive(stateDir, storage);
+    // Older versions' JSON, read once with zod: loaded only for it (`tabula sync` keeps to a small memory budget).
+    const old = (await import('./archive-json')).loadJsonArchive(stateDir, storage);
     if (old.first) return none(old.problem);
     const w = createArchiveWriter(stateDir, storage, old.roundedTimes);
     for (const name of [...old.tree.keys()].sort(compareNames)) w.add(name, old.tree.get(name)!);
@@ -237,19 +181,4 @@ export function createArchiveWriter(stateDir: string, storage: string, roundedTi
       fs.rmSync(tmp, { force: true });
     },
   };
-}
-
-/** The whole archive in memory: for small jobs (the window's change count, tests), never for a sync. */
-export function loadArchive(stateDir: string, storage: string): LoadedArchive {
-  const file = path.join(stateDir, ARCHIVE_FILE);
-  if (!fs.existsSync(file)) return loadJsonArchive(stateDir, storage);
-  const header = readHeader(file);
-  if (!header || header.storage !== storage) return { tree: new Map(), first: true, problem: header ? null : 'damaged', roundedTimes: false };
-  const tree: Tree = new Map();
-  const records = fs.readFileSync(file, 'utf8').split('\0');
-  for (const rec of records.slice(1)) {
-    const r = rec ? parseArchiveRecord(rec) : null;
-    if (r) tree.set(r[0], r[1]);
-  }
-  return { tree, first: false, problem: null, roundedTimes: header.rounded };
 }

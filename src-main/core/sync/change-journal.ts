@@ -34,6 +34,12 @@ export interface TakenChanges {
 export interface ChangeJournal {
   /** What changed since the last take, once every event up to this moment has been read. */
   take(): Promise<TakenChanges>;
+  /**
+   * What changed since the last successful take, without taking it: for counting what the storage does
+   * not have yet (the window's "12 changes queued") without listing the whole home. Null when the
+   * journal cannot vouch for the home.
+   */
+  peek(): Promise<LocalChanges | null>;
   /** Called with each changed path (home-relative) as it is seen: the agent's trigger for a sync. */
   onChanged(listener: (rel: string) => void): () => void;
   /** The inotifywait process (for diagnostics and tests), or null when none runs. */
@@ -72,6 +78,11 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
   let closed = false;
   // Everything is unknown until the watches are in place: the first run lists the whole home.
   let full = true;
+  // Whether `full` is for lack of knowledge (not only because a run failed: then `carried` knows).
+  let unknown = true;
+  // The folders of runs that took them and failed. Their next run lists the whole home all the same;
+  // a peek still needs only these.
+  let carried: LocalChanges = { folders: [], trees: [] };
   let folders = new Set<string>();
   let trees = new Set<string>();
   let flushes = 0;
@@ -83,7 +94,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
   let ready = Promise.resolve();
 
   const fail = (why: string) => {
-    full = true;
+    full = unknown = true;
     if (problem === null) o.reportProblem?.(`Changes in the home are not tracked (${why}); every sync lists the whole home.`);
     problem = why;
     established = false;
@@ -97,7 +108,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
 
   const mark = (folder: string) => {
     folders.add(folder);
-    if (folders.size + trees.size > maxFolders) full = true;
+    if (folders.size + trees.size > maxFolders) full = unknown = true;
   };
 
   function onEvent(record: string) {
@@ -105,7 +116,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
     const events = record.slice(0, sp).split(',');
     const where = record.slice(sp + 1);
     if (events.includes('Q_OVERFLOW')) {
-      full = true; // events were dropped: which folders changed is not known
+      full = unknown = true; // events were dropped: which folders changed is not known
       // A flush's marker may have been dropped with them: it would be waited for in vain.
       for (const done of waiting.values()) done(false);
       waiting.clear();
@@ -117,7 +128,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
       return;
     }
     if (events.includes('UNMOUNT')) {
-      full = true; // what was on it is gone from the home, and no folder says so
+      full = unknown = true; // what was on it is gone from the home, and no folder says so
       return;
     }
     if (where !== o.home + '/' && !where.startsWith(homePrefix)) return;
@@ -135,7 +146,7 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
   function start() {
     startedAt = Date.now();
     established = false;
-    full = true;
+    full = unknown = true;
     ready = new Promise<void>((resolve) => (settle = resolve));
     fs.mkdirSync(flushDir, { recursive: true, mode: 0o700 });
     // -P: symlinks are entries, never followed (as in the listing). Folders never synced are left
@@ -214,17 +225,25 @@ export function createChangeJournal(o: ChangeJournalOptions): ChangeJournal {
       if (!child && !closed && Date.now() - startedAt >= RETRY_MS) start();
       await ready;
       const caughtUp = await flush();
-      const taken = { full: full || !caughtUp, folders, trees };
+      const taken = { full: full || !caughtUp, unknown: unknown || !caughtUp, folders, trees, carried };
       // From here on, events belong to the next run.
-      full = !caughtUp;
+      full = unknown = !caughtUp;
       folders = new Set();
       trees = new Set();
+      carried = { folders: [], trees: [] };
       return {
         changes: taken.full ? null : { folders: [...taken.folders], trees: [...taken.trees] },
         failed() {
           full = true;
+          if (taken.unknown) unknown = true;
+          carried = { folders: [...carried.folders, ...taken.carried.folders, ...taken.folders], trees: [...carried.trees, ...taken.carried.trees, ...taken.trees] };
         },
       };
+    },
+    async peek() {
+      if (!child || !established || unknown) return null;
+      if (!(await flush()) || unknown) return null;
+      return { folders: [...new Set([...carried.folders, ...folders])], trees: [...new Set([...carried.trees, ...trees])] };
     },
     onChanged(listener) {
       listeners.add(listener);

@@ -3,19 +3,20 @@
 // versions area), and opened for a look. Only recorded conflicts can be named: the window cannot
 // open or delete any other file through here.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { ConflictInfo, ConflictVersion } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import type { DesktopOpener } from '../desktop-open';
 import { displayPath } from '../paths';
-import { conflictStore, moveNoClobber } from './conflicts';
+import { conflictStore } from './conflict-store';
+import { moveNoClobber } from './conflicts';
 import { homeRelative } from './versions';
 
 /** Which file is whose: ours sits under the name when we kept it, else under the conflict name. */
 const sides = (c: ConflictInfo) => (c.kept === 'local' ? { mine: c.path, theirs: c.conflictPath } : { mine: c.conflictPath, theirs: c.path });
 
-export function createConflictResolution({ home, stateDir, opener, reportProblem }: { home: string; stateDir: string; opener?: DesktopOpener; reportProblem?: (message: string) => void }) {
+/** `thisHost`: the name the runs give this laptop (conflict copies, origin records): the inbox says the same. */
+export function createConflictResolution({ home, stateDir, thisHost, opener, reportProblem }: { home: string; stateDir: string; thisHost: () => string; opener?: DesktopOpener; reportProblem?: (message: string) => void }) {
   const store = conflictStore(stateDir);
   let reported: string | null = null;
   /** The record as it is on disk; damage is said once (the conflict copies themselves stay in the home). */
@@ -53,7 +54,7 @@ export function createConflictResolution({ home, stateDir, opener, reportProblem
       };
       return list.map((c) => {
         const { mine, theirs } = sides(c);
-        return { ...c, versions: { thisLaptop: version(mine, os.hostname()), storage: version(theirs, c.from ?? null) } };
+        return { ...c, versions: { thisLaptop: version(mine, thisHost()), storage: version(theirs, c.from ?? null) } };
       });
     },
     resolve(p: string, keep: 'mine' | 'theirs' | 'both'): { resolved: string } {

@@ -1,9 +1,7 @@
-// Conflict copies: a free name for the version that steps aside, a move that never replaces a file,
-// and the record of every conflict kept for the window and `tabula conflicts`.
+// Conflict copies: a free name for the version that steps aside, and a move that never replaces a file.
+// Their record, kept for the window and `tabula conflicts`, is in conflict-store.ts.
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
-import { createJsonStore } from '../atomic-file';
 import { conflictName, type Side } from './plan';
 
 export interface ConflictRecord {
@@ -44,16 +42,4 @@ export function moveNoClobber(from: string, to: string) {
     fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
   }
   fs.unlinkSync(from);
-}
-
-export function recordConflicts(stateDir: string, added: ConflictRecord[]) {
-  const store = conflictStore(stateDir);
-  const { value } = store.load();
-  // Every conflict stays listed (two on one path are two copies to look at), each once.
-  store.save([...value.filter((c) => !added.some((a) => a.conflictPath === c.conflictPath)), ...added]);
-}
-
-const conflictSchema = z.array(z.object({ path: z.string(), conflictPath: z.string(), kept: z.enum(['local', 'remote']), at: z.string(), from: z.string().optional() }));
-export function conflictStore(stateDir: string) {
-  return createJsonStore<ConflictRecord[]>(path.join(stateDir, 'conflicts.json'), conflictSchema, () => []);
 }

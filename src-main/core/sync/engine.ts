@@ -11,22 +11,23 @@ import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
-import { freeConflictName, moveNoClobber, recordConflicts, type ConflictRecord } from './conflicts';
+import { freeConflictName, moveNoClobber, type ConflictRecord } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { compareNames, createListingFilter, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
 import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
-import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type SyncPlan } from './plan';
+import { createPathList, mergeRecords, type PathList, type PathRecord } from './path-list';
+import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type PlannedConflict } from './plan';
 import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
 import { acquireStorageLock, readGeneration, readGenerationState, writeGenerationState, type StorageLock } from './storage-lock';
-import { append, nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
+import { nsToDate, PARTIAL_DIR, PERMISSION_DENIED, SENTINEL, STORAGE_AREA, type Entry, type Listing } from './tree';
 
 // Kept for the callers of before the split (the sync service, tests).
-export { adoptListedTimes, archiveStore, loadArchive, type LoadedArchive } from './archive';
-export { conflictStore, recordConflicts, type ConflictRecord } from './conflicts';
+export type { LoadedArchive } from './archive-json';
+export type { ConflictRecord } from './conflicts';
 
 export interface SyncProgress {
   phase: 'listing' | 'comparing' | 'pulling' | 'pushing';
@@ -73,28 +74,53 @@ export interface SyncOptions {
 export interface SyncSummary {
   dryRun: boolean;
   firstSync: boolean;
+  /**
+   * Files (and links) each way, by name: the first {@link SUMMARY_NAMES} of each in name order; `counts`
+   * says how many in all. A first sync of a million files does not hold a million names to report them.
+   */
   pulled: string[];
   pushed: string[];
   deletedLocal: string[];
   deletedRemote: string[];
+  counts: { pulled: number; pushed: number; deletedLocal: number; deletedRemote: number };
   conflicts: ConflictRecord[];
   skipped: Listing['skipped'];
   bytesTransferred: number;
 }
 
+/** How many names of each kind a summary keeps (the window and the CLI show a few; the counts are whole). */
+export const SUMMARY_NAMES = 1000;
+
+const nothingDone = (dryRun: boolean, skipped: Listing['skipped']): SyncSummary => ({
+  dryRun,
+  firstSync: false,
+  pulled: [],
+  pushed: [],
+  deletedLocal: [],
+  deletedRemote: [],
+  counts: { pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 },
+  conflicts: [],
+  skipped,
+  bytesTransferred: 0,
+});
+
 /**
  * Changes in the home the storage does not have yet: files new or changed since the archive, and files
  * the archive has that the home no longer does. Read as streams, like a sync (the agent asks this
- * while the storage is out of reach: a million-file home must not cost it a million entries).
+ * while the storage is out of reach: a million-file home must not cost it a million entries). With the
+ * change journal's folders, only those are listed and the rest of the home is the archive's record.
  */
-export async function countLocalChanges(home: Endpoint, excludes: string[], stateDir: string, storage: string): Promise<number> {
+export async function countLocalChanges(home: Endpoint, excludes: string[], stateDir: string, storage: string, localChanges: LocalChanges | null = null): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-count-'));
   try {
-    const listed = await listToFile(home, excludes, path.join(dir, 'home'));
     const archive = await openArchive(stateDir, storage);
+    const changes = localChanges && !archive.first && !archive.roundedTimes ? changedFolders(localChanges, excludes) : null;
+    const file = path.join(dir, 'home');
+    const listed = changes ? await listChangedToFile(home, excludes, changes, file) : await listToFile(home, excludes, file);
     const { parse } = createListingFilter(excludes);
+    const homeSide = !listed.file ? emptyBatches() : changes ? overlayBatches(archiveEntries(archive), listedBatches(listed.file, (rec) => parse(withoutDot(rec))), changes) : listedBatches(listed.file, parse);
     let n = 0;
-    await mergeSorted(archiveEntries(archive), listed.file ? listedBatches(listed.file, parse) : emptyBatches(), emptyBatches(), (_p, a, l0) => {
+    await mergeSorted(archiveEntries(archive), homeSide, emptyBatches(), (_p, a, l0) => {
       const l = l0 === 'unreadable' ? undefined : l0;
       if (l ? l.type !== 'd' && !sameEntry(l, a, 'exact') : a && a.type !== 'd') n++;
     });
@@ -161,7 +187,7 @@ const exists = (p: string) => {
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
-  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`) : () => {};
+  const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => (process.env.TABULA_SYNC_TRACE === "gc" && (globalThis as { gc?: () => void }).gc?.(), console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, ${memoryNow()}`)) : () => {};
   const now = o.now ?? (() => new Date());
   const release = acquireLock(o.stateDir);
   let storageLock: StorageLock | null = null;
@@ -182,6 +208,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
   const homeFile = path.join(spool, 'home');
   const storageFile = path.join(spool, 'storage');
+  // Files the run holds open in the spool, closed however it ends.
+  const cleanups: (() => void)[] = [];
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
@@ -218,7 +246,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const [generation, home] = await Promise.all([readGeneration(o.storage), localListing]);
       if (generation === seen.generation && home.digest === lastQuiet.local) {
         trace('nothing changed (generation and home)');
-        return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: [], bytesTransferred: 0 };
+        return nothingDone(!!o.dryRun, []);
       }
     }
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
@@ -241,7 +269,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         if (!storageLock.generation) await storageLock.bump();
         writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock.generation, verifiedAt: Date.now() });
       }
-      return { dryRun: !!o.dryRun, firstSync: false, pulled: [], pushed: [], deletedLocal: [], deletedRemote: [], conflicts: [], skipped: quiet.skipped, bytesTransferred: 0 };
+      return nothingDone(!!o.dryRun, quiet.skipped);
     }
     if (quiet) fs.rmSync(quietFile(o.stateDir), { force: true });
     const archive = await archiveOnce();
@@ -283,10 +311,28 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     /** The archive's entry, with the exact time a listing shows where an old archive had rounded it. */
     const archived = (a: Entry | undefined, l: Entry | undefined, r: Entry | undefined) => (a && archive.roundedTimes ? adoptListedTime(a, l, r) : a);
 
-    // Pass one: the plan. Only what changes is kept (names, and the entries of the few paths that need
-    // them later: conflicts, content checks, folders the plan settles at the end).
-    const planner = createPlanner();
-    const kinds = new Map<string, string>(); // planned paths with a folder or link on some side: "<a><l><r>" types
+    // Pass one: the plan. What changes is written to files in the spool as it is found (path-list.ts);
+    // only the entries of the few paths that need them later are kept (conflicts, content checks,
+    // folders the plan settles at the end).
+    const plan = {
+      push: createPathList(path.join(spool, 'plan-push'), 1),
+      pull: createPathList(path.join(spool, 'plan-pull'), 2),
+      deleteRemote: createPathList(path.join(spool, 'plan-delete-remote'), 0),
+      deleteLocal: createPathList(path.join(spool, 'plan-delete-local'), 0),
+      agreed: createPathList(path.join(spool, 'plan-agreed'), 1),
+      // Both changed to files of one size: each with the size and both times ("<size>:<home>:<storage>").
+      compare: createPathList(path.join(spool, 'plan-compare'), 1),
+      conflicts: [] as PlannedConflict[],
+    };
+    for (const list of [plan.push, plan.pull, plan.deleteRemote, plan.deleteLocal, plan.agreed, plan.compare]) cleanups.push(() => list.dispose());
+    const listOf = { push: plan.push, pull: plan.pull, 'delete-remote': plan.deleteRemote, 'delete-local': plan.deleteLocal, agreed: plan.agreed };
+    // The entries of a content check's two sides, from its record.
+    let compared: { l: Entry; r: Entry } | null = null;
+    const planner = createPlanner((p, d, kinds, late) => {
+      if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
+      else if (d.do === 'compare') plan.compare.add(p, kinds, `${compared!.l.size}:${compared!.l.mtime}:${compared!.r.mtime}`);
+      else if (d.do !== 'nothing') listOf[d.do][late ? 'addLate' : 'add'](p, kinds);
+    });
     const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
     const typeChanged = new Set<string>();
     const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0 };
@@ -304,28 +350,26 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
       }
       if (l && r && l.type !== r.type) typeChanged.add(p);
+      compared = l && r ? { l, r } : null;
       const d = planner.add(p, a, l, r);
-      if (d.do === 'nothing') return;
-      const types = `${a?.type ?? '-'}${l?.type ?? '-'}${r?.type ?? '-'}`;
-      if (/[dl]/.test(types)) kinds.set(p, types);
-      if (d.do === 'compare' || d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
+      if (d.do === 'nothing' || d.do === 'compare') return;
+      if (d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
     });
-    const plan = planner.finish();
+    planner.finish();
     const local = { exists: true, ...first.localNotes };
     const remote = listed ? { exists: listed.exists, ...first.remoteNotes } : { exists: true, hasSentinel: true, skipped: [], reserved: [] };
     const unreadableSkips = (lf: ListingFile | null) => (lf?.unreadable ?? []).map((p) => ({ path: p, why: PERMISSION_DENIED }));
     trace('planned');
-    const isDir = (p: string, side: 0 | 1 | 2) => kinds.get(p)?.[side] === 'd';
-    checkSafety(o, archive.first, remote, counts, plan, isDir);
+    checkSafety(o, archive.first, remote, counts, plan);
+    /** The types of a path the plan holds in memory (a content check, a conflict): "<archive><home><storage>". */
+    const kindsOf = (p: string) => {
+      const e = involved.get(p);
+      return `${e?.a?.type ?? '-'}${e?.l?.type ?? '-'}${e?.r?.type ?? '-'}`;
+    };
 
     const summary: SyncSummary = {
-      dryRun: !!o.dryRun,
+      ...nothingDone(!!o.dryRun, []),
       firstSync: archive.first,
-      pulled: [],
-      pushed: [],
-      deletedLocal: [],
-      deletedRemote: [],
-      conflicts: [],
       skipped: [...local.skipped, ...unreadableSkips(rawLocal), ...remote.skipped, ...unreadableSkips(listed), ...reservedInHome(local)],
       bytesTransferred: 0,
     };
@@ -333,15 +377,23 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // What this run changes in the archive (only for paths it touches), written by a second pass over
     // the same three streams: 'push' and 'pull' take the copied side's entry, null removes.
     const overrides = new Map<string, Entry | null>();
-    // What each phase copied: its list (sorted), and what finished when it did not all finish.
-    const copied: Record<'pull' | 'push', { names: string[]; finished: Set<string> | null }> = { pull: { names: [], finished: null }, push: { names: [], finished: null } };
+    // What each phase copied: its list, and what finished when it did not all finish.
+    const copied: Record<'pull' | 'push', Copied | null> = { pull: null, push: null };
+    // Each phase's deletions, once done: the archive forgets those paths.
+    const deleted: Record<'pull' | 'push', PathList | null> = { pull: null, push: null };
     // The storage's inode and change time of what this run sent, read when the lock is released.
     let stampsFile: string | null = null;
-    const agreed = new Set<string>();
+    // Both sides changed the same way: once the run gets that far, the archive learns it.
+    let agreedSettled = false;
     const extra: string[] = []; // conflict copies made by this run: in no listing yet
     const writeArchive = async () => {
       const w = createArchiveWriter(o.stateDir, o.storage.display);
       const stamps = stampsFile ? createStampLookup(stampsFile) : null;
+      const pushed = walker(copied.push);
+      const pulled = walker(copied.pull);
+      const goneHere = walker(deleted.pull && { list: deleted.pull, finished: null });
+      const goneThere = walker(deleted.push && { list: deleted.push, finished: null });
+      const agreedNow = walker(agreedSettled ? { list: plan.agreed, finished: null } : null);
       try {
         const names = [...extra].sort(compareNames);
         let next = 0;
@@ -359,8 +411,6 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
             if (pushed(p)) addSent(p, lstatEntry(path.join(o.home.path, p)));
           }
         };
-        const pushed = walker(copied.push);
-        const pulled = walker(copied.pull);
         const again = sides();
         await merge3(again, (p, a0, l0, r0) => {
           addExtra(p);
@@ -370,24 +420,28 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           if (isBlind(p, l0, r0)) return add(p, a);
           const ov = overrides.get(p);
           if (ov === null) return;
-          if (pushed(p)) return addSent(p, l ?? lstatEntry(path.join(o.home.path, p)));
-          if (pulled(p)) return add(p, r && received(r));
+          // In name order, every one of them (the walkers move on only when asked).
+          const [gone1, gone2, sentNow, receivedNow, agreedHere] = [goneHere(p), goneThere(p), pushed(p), pulled(p), agreedNow(p)];
+          if (gone1 || gone2) return;
+          if (sentNow) return addSent(p, l ?? lstatEntry(path.join(o.home.path, p)));
+          if (receivedNow) return add(p, r && received(r));
           if (ov) return add(p, ov);
-          if (agreed.has(p)) return add(p, l && (r?.stamp ? { ...l, remoteStamp: r.stamp } : l));
+          if (agreedHere) return add(p, l && (r?.stamp ? { ...l, remoteStamp: r.stamp } : l));
           add(p, a && learnStamps(a, l, listed ? r : undefined));
         });
         addExtra(null);
-        stamps?.close();
         w.commit();
       } catch (err) {
-        stamps?.close();
         w.abort();
         throw err;
+      } finally {
+        stamps?.close();
+        for (const c of [pushed, pulled, goneHere, goneThere, agreedNow]) c.close();
       }
     };
 
     let runs = 0;
-    const rsync = async (phase: SyncProgress['phase'], args: string[], list: string[], track: 'sent' | 'done' = 'done') => {
+    const rsync = async (phase: SyncProgress['phase'], args: string[], list: Iterable<string>, track: 'sent' | 'done' = 'done') => {
       checkCancelled();
       // The names go to rsync through a file (--files-from), and what completed is written to one as
       // rsync reports it: read back only when the run failed part-way (an archive that advances only
@@ -395,7 +449,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const run0 = ++runs;
       const listFile = path.join(spool, `list-${run0}`);
       const doneFile = path.join(spool, `done-${run0}`);
-      writeNames(listFile, list);
+      const total = writeNames(listFile, list);
+      // Nothing to hand over (a phase with no removals after all): no round trip.
+      if (!total) return { result: { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null }, sent: new Set<string>(), done: () => new Set<string>(), ok: true, empty: true };
       const doneOut = track === 'done' ? createNameWriter(doneFile) : null;
       let filesDone = 0;
       const sent = new Set<string>();
@@ -406,9 +462,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
             filesDone++;
             doneOut?.add(item.name.replace(/\/$/, ''));
             if (track === 'sent' && /^[<>]/.test(item.change)) sent.add(item.name);
-            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: list.length, currentFile: item.name });
+            o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: total, currentFile: item.name });
           },
-          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone, filesTotal: list.length, currentFile: null }),
+          progress: (p) => o.onProgress?.({ phase, percent: p.percent, etaSeconds: p.etaSeconds, bytesDone: p.bytesDone, filesDone, filesTotal: total, currentFile: null }),
         },
       );
       current = run;
@@ -418,33 +474,52 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       fs.rmSync(listFile, { force: true });
       if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
       const done = () => (doneOut ? readNames(doneFile) : new Set<string>());
-      return { result, sent, done, ok: result.code === 0 };
+      return { result, sent, done, ok: result.code === 0, empty: false };
     };
 
     // Both changed to the same size: rsync's checksum decides whether the content really differs.
-    if (plan.compare.length) {
-      o.onProgress?.({ phase: 'comparing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.length, currentFile: null });
-      const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], plan.compare, 'sent');
+    if (plan.compare.count) {
+      o.onProgress?.({ phase: 'comparing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: plan.compare.count, currentFile: null });
+      const { result, sent } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], mapNames(plan.compare.records()), 'sent');
       if (result.code !== 0) throw failure(result, o, cancelled);
+      // A first sync onto a storage that already holds the same files compares every one of them:
+      // what comes of it goes to lists of its own, in name order, joined to the plan's.
+      const sameContent = createPathList(path.join(spool, 'plan-same-content'), 1);
+      const timesOnly = createPathList(path.join(spool, 'plan-times-only'), 1);
+      cleanups.push(() => sameContent.dispose(), () => timesOnly.dispose());
       // With -c an item is sent ('<' to a remote, '>' locally) only when its content differs.
-      for (const p of plan.compare) {
-        const { l, r } = involved.get(p)! as { l: Entry; r: Entry };
-        if (sent.has(p)) plan.conflicts.push({ path: p, keep: keepSide(l, r) });
-        else if (l.mtime === r.mtime) plan.agreed.push(p);
-        else plan.push.push(p); // same content: only the times differ
+      for (const { name: p, kinds, extra } of plan.compare.records()) {
+        const [size, lt, rt] = extra.split(':');
+        if (sent.has(p)) {
+          const [l, r]: Entry[] = [{ type: 'f', size: Number(size), mtime: BigInt(lt!) }, { type: 'f', size: Number(size), mtime: BigInt(rt!) }];
+          const a: Entry | undefined = kinds[0] === '-' ? undefined : { type: kinds[0] as Entry['type'], size: 0, mtime: 0n }; // its type is all a conflict needs
+          involved.set(p, { a, l, r });
+          plan.conflicts.push({ path: p, keep: keepSide(l!, r!) });
+        } else if (lt === rt) sameContent.add(p, kinds);
+        else timesOnly.add(p, kinds); // same content: only the times differ
       }
+      plan.agreed.join(sameContent);
+      plan.push.join(timesOnly);
     }
 
     if (o.dryRun) {
-      const files = (paths: string[], side: 0 | 1 | 2) => paths.filter((p) => !isDir(p, side));
-      return { ...summary, pulled: files(plan.pull, 2), pushed: files(plan.push, 1), deletedLocal: files(plan.deleteLocal, 0), deletedRemote: files(plan.deleteRemote, 0), conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })) };
+      const names = (list: PathList) => list.firstFiles(SUMMARY_NAMES);
+      return {
+        ...summary,
+        pulled: names(plan.pull),
+        pushed: names(plan.push),
+        deletedLocal: names(plan.deleteLocal),
+        deletedRemote: names(plan.deleteRemote),
+        counts: { pulled: plan.pull.files, pushed: plan.push.files, deletedLocal: plan.deleteLocal.files, deletedRemote: plan.deleteRemote.files },
+        conflicts: plan.conflicts.map((c) => ({ path: c.path, conflictPath: '', kept: c.keep, at: now().toISOString() })),
+      };
     }
 
     const stamp = stampOf(now(), o.host);
     // Where this run leaves the storage, recorded once the archive says the same.
     const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
     const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
-    const pushes = plan.push.length + plan.deleteRemote.length + plan.conflicts.length > 0;
+    const pushes = plan.push.count + plan.deleteRemote.count + plan.conflicts.length > 0;
     // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
     // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
@@ -459,11 +534,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       remoteTmpReady = pushes;
     }
     if (!remote.hasSentinel) await writeSentinel(o, now());
-    const transfers = plan.push.length + plan.pull.length + plan.deleteLocal.length + plan.deleteRemote.length + plan.conflicts.length;
+    const transfers = plan.push.count + plan.pull.count + plan.deleteLocal.count + plan.deleteRemote.count + plan.conflicts.length;
     if (transfers === 0) {
       // Nothing moved: the common case, kept to two listings and (when needed) one small write.
-      if (plan.agreed.length || archive.first || counts.learned || archive.roundedTimes) {
-        for (const p of plan.agreed) agreed.add(p);
+      if (plan.agreed.count || archive.first || counts.learned || archive.roundedTimes) {
+        agreedSettled = true;
         await writeArchive();
       }
       if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed', skipped: summary.skipped }));
@@ -505,7 +580,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       if (c.keep === 'remote') {
         // Ours is older: step aside, take theirs, send ours under the conflict name.
         moveNoClobber(path.join(o.home.path, c.path), path.join(o.home.path, conflictPath));
-        plan.pull.push(c.path);
+        plan.pull.addLate(c.path, kindsOf(c.path));
       } else {
         // Ours is newer: bring theirs in under the conflict name, then both go up.
         const staging = path.join(o.stateDir, 'staging');
@@ -516,13 +591,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         moveNoClobber(path.join(staging, c.path), path.join(o.home.path, conflictPath));
         overrides.set(c.path, received(r)); // theirs is now kept locally: the name is ours to push
         await writeArchive();
-        plan.push.push(c.path);
+        plan.push.addLate(c.path, kindsOf(c.path));
       }
       extra.push(conflictPath);
-      plan.push.push(conflictPath);
+      plan.push.addLate(conflictPath, `-${older.type}-`);
       summary.conflicts.push({ path: c.path, conflictPath, kept: c.keep, at: now().toISOString(), ...(from ? { from } : {}) });
     }
-    if (summary.conflicts.length) recordConflicts(o.stateDir, summary.conflicts);
+    if (summary.conflicts.length) (await import('./conflict-store')).recordConflicts(o.stateDir, summary.conflicts);
 
     // Phase 1: storage → home, then phase 2: home → storage. Each removes first, then copies:
     // deletions, and whatever stands where a path changes type (a folder that became a file, or the
@@ -531,52 +606,72 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // replaces or deletes are kept in a local versions folder: a person may have edited one after the listing.
     const localVersions = path.join(o.stateDir, 'versions', stamp);
     const emptyRoot = path.join(o.stateDir, 'empty');
-    const transfer = async (phase: 'pulling' | 'pushing', copy: string[], del: string[]) => {
+    // What this run sent (files and links), in name order, for the storage's stamps (the release), and
+    // the newest of them for the record of which laptop wrote what (origin-log.ts).
+    const sentFile = path.join(spool, 'sent');
+    const sentNames = createNameWriter(sentFile);
+    cleanups.push(() => sentNames.close());
+    const lastSent: string[] = [];
+    const transfer = async (phase: 'pulling' | 'pushing', copy: PathList, del: PathList) => {
       const [dst, backupDir, tmp] = phase === 'pulling' ? [o.home, localVersions, tmpLocal] : [o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
       const src = phase === 'pulling' ? o.storage : o.home;
       const fromSide = phase === 'pulling' ? 2 : 1;
-      const removals = topmost([...del, ...copy.filter((p) => typeChanged.has(p))]);
-      if (!copy.length && !removals.length) return;
+      const side = phase === 'pulling' ? 'pull' : 'push';
+      if (!copy.count && !del.count) return;
       if (phase === 'pushing') await prepareRemoteTmp();
       const backup = ['--backup', `--backup-dir=${backupDir}`];
-      if (removals.length) {
-        // The empty source holds the parent folders of what goes (rsync reads a listed name's parents
-        // even with --no-implied-dirs, and would call them vanished); their own times are not sent.
-        fs.rmSync(emptyRoot, { recursive: true, force: true });
-        for (const p of removals) fs.mkdirSync(path.join(emptyRoot, path.dirname(p)), { recursive: true });
-        const r = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals, 'sent');
+      // The empty source holds the parent folders of what goes (rsync reads a listed name's parents
+      // even with --no-implied-dirs, and would call them vanished); their own times are not sent.
+      fs.rmSync(emptyRoot, { recursive: true, force: true });
+      const changing = typeChanged.size ? filterRecords(copy.records(), (r) => typeChanged.has(r.name)) : [];
+      const removals = mapNames(topmostOf(mergeRecords(del.records(), changing)), (p) => fs.mkdirSync(path.join(emptyRoot, path.dirname(p)), { recursive: true }));
+      const r0 = await rsync(phase, ['-a', '--files-from=-', '--from0', '--no-implied-dirs', '--delete-missing-args', '--force', ...backup, ...o.storage.rsyncOptions, emptyRoot + '/', dst.rsyncRoot], removals, 'sent');
+      if (!r0.empty) {
+        const r = r0;
         if (!r.ok) {
           await writeArchive(); // what did complete is not redone
           throw failure(r.result, o, cancelled);
         }
-        for (const p of del) overrides.set(p, null);
-        append(phase === 'pulling' ? summary.deletedLocal : summary.deletedRemote, del.filter((p) => !isDir(p, 0)));
+        deleted[side] = del;
+        summary[phase === 'pulling' ? 'deletedLocal' : 'deletedRemote'] = del.firstFiles(SUMMARY_NAMES);
+        summary.counts[phase === 'pulling' ? 'deletedLocal' : 'deletedRemote'] = del.files;
       }
-      if (!copy.length) return;
+      if (!copy.count) return;
       // --ignore-times: the plan already chose these files; rsync's own quick check (size and whole
       // second) would skip a same-size edit made within the second. Its delta transfer still sends
-      // only what differs.
-      copy.sort(compareNames); // parents first; and the archive's second pass walks it in order
-      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], copy);
+      // only what differs. The list is in name order: parents first, and the archive's pass walks it.
+      const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], mapNames(copy.records()));
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       const finished = r.ok ? null : r.done();
-      const completed = (p: string) => !finished || finished.has(p);
-      copied[phase === 'pulling' ? 'pull' : 'push'] = { names: copy, finished };
-      if (phase === 'pushing') append(sent, copy.filter((p) => completed(p) && !isDir(p, 1)));
+      copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
-      append(phase === 'pulling' ? summary.pulled : summary.pushed, copy.filter((p) => completed(p) && !isDir(p, fromSide)));
+      const names: string[] = [];
+      let files = 0;
+      for (const { name, kinds } of copy.records()) {
+        if (finished && !finished.has(name)) continue;
+        if (phase === 'pushing' && kinds[1] !== 'd') {
+          sentNames.add(name);
+          lastSent.push(name);
+          if (lastSent.length >= 2 * ORIGIN_LINES) lastSent.splice(0, ORIGIN_LINES);
+        }
+        if (kinds[fromSide] === 'd') continue;
+        files++;
+        if (names.length < SUMMARY_NAMES) names.push(name);
+      }
+      summary[side === 'pull' ? 'pulled' : 'pushed'] = names;
+      summary.counts[side === 'pull' ? 'pulled' : 'pushed'] = files;
       if (!r.ok && !partial) {
         await writeArchive();
         throw failure(r.result, o, cancelled);
       }
     };
-    const sent: string[] = [];
     await transfer('pulling', plan.pull, plan.deleteLocal);
     trace('pulled');
     await transfer('pushing', plan.push, plan.deleteRemote);
+    sentNames.close();
     // Which laptop wrote what (origin-log.ts): the newest records only, as the file on the storage keeps them.
-    await recordPushed(o.storage, o.stateDir, o.host, sent.slice(-ORIGIN_LINES).flatMap((p): [string, Entry][] => {
+    await recordPushed(o.storage, o.stateDir, o.host, lastSent.slice(-ORIGIN_LINES).flatMap((p): [string, Entry][] => {
       try {
         return [[p, lstatEntry(path.join(o.home.path, p))]];
       } catch {
@@ -587,11 +682,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
     // Done with the storage: the release also reads its inode and change time of what was sent, so
     // that the next edit there, even one restoring size and time, is seen.
-    const sentFile = path.join(spool, 'sent');
-    writeNames(sentFile, sent);
     stampsFile = path.join(spool, 'stamps');
-    await storageLock.release(sent, { names: sentFile, stamps: stampsFile });
-    for (const p of plan.agreed) agreed.add(p);
+    await storageLock.release([], { names: sentFile, stamps: stampsFile });
+    agreedSettled = true;
     await writeArchive();
     settled();
     trace('archive saved');
@@ -599,6 +692,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     trace('done');
     return summary;
   } finally {
+    for (const close of cleanups) close();
     await storageLock?.release();
     release();
     fs.rmSync(spool, { recursive: true, force: true });
@@ -610,16 +704,59 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
 }
 
-/** Writes names for rsync's --files-from (NUL-separated) in pieces, never as one string. */
-function writeNames(file: string, names: string[]) {
+/** For TABULA_SYNC_TRACE: the heap, and the process's resident memory now and at its peak (VmHWM). */
+function memoryNow(): string {
+  const kib = (k: string) => Math.round(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024);
+  return `heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${kib('VmRSS')} MiB (anon ${kib('RssAnon')}), peak ${kib('VmHWM')} MiB`;
+}
+
+/** Writes names for rsync's --files-from (NUL-separated) in pieces, never as one string; returns how many. */
+function writeNames(file: string, names: Iterable<string>): number {
   const w = createNameWriter(file);
-  for (const p of names) w.add(p);
-  w.close();
+  let n = 0;
+  try {
+    for (const p of names) {
+      w.add(p);
+      n++;
+    }
+  } finally {
+    w.close();
+  }
+  return n;
+}
+
+/** The names of records, with `each` called on each as it passes (before rsync reads the list). */
+function* mapNames(records: Iterable<PathRecord>, each?: (p: string) => void): Generator<string> {
+  for (const r of records) {
+    each?.(r.name);
+    yield r.name;
+  }
+}
+
+function* filterRecords(records: Iterable<PathRecord>, keep: (r: PathRecord) => boolean): Generator<PathRecord> {
+  for (const r of records) if (keep(r)) yield r;
+}
+
+/**
+ * The records not inside another one of the list (removing a folder removes what it holds), in name
+ * order: a folder sorts before what it holds, so only the folders kept so far need remembering.
+ */
+function* topmostOf(records: Iterable<PathRecord>): Generator<PathRecord> {
+  const folders = new Set<string>();
+  for (const r of records) {
+    let inside = false;
+    if (folders.size) for (let i = r.name.lastIndexOf('/'); i > 0 && !inside; i = r.name.lastIndexOf('/', i - 1)) inside = folders.has(r.name.slice(0, i));
+    if (inside) continue;
+    // Only a folder on some side can hold another listed path.
+    if (r.kinds.includes('d')) folders.add(r.name);
+    yield r;
+  }
 }
 
 function createNameWriter(file: string) {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   let pending = '';
+  let closed = false;
   return {
     // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
     add(p: string) {
@@ -630,6 +767,8 @@ function createNameWriter(file: string) {
       }
     },
     close() {
+      if (closed) return;
+      closed = true;
       if (pending) fs.writeSync(fd, pending);
       fs.closeSync(fd);
     },
@@ -692,16 +831,20 @@ function createStampLookup(file: string) {
   };
 }
 
+/** A phase's copies: its list, and what finished when not all did. */
+interface Copied {
+  list: PathList;
+  finished: Set<string> | null;
+}
+
 /**
- * Whether a name is among a phase's finished copies, asked in name order (the archive's second pass):
- * the sorted list is walked once, never turned into a set.
+ * Whether a name is among a list's (finished) paths, asked in name order (the archive's second pass):
+ * the list is read once beside the listings, never held.
  */
-function walker(c: { names: string[]; finished: Set<string> | null }): (p: string) => boolean {
-  let i = 0;
-  return (p) => {
-    while (i < c.names.length && compareNames(c.names[i]!, p) < 0) i++;
-    return i < c.names.length && c.names[i] === p && (!c.finished || c.finished.has(p));
-  };
+function walker(c: Copied | null): ((p: string) => boolean) & { close(): void } {
+  const cursor = c?.list.cursor();
+  const has = (p: string) => !!cursor && cursor.get(p) !== undefined && (!c!.finished || c!.finished.has(p));
+  return Object.assign(has, { close: () => cursor?.close() });
 }
 
 /** Batches of a spooled listing's entries (unreadable files marked), through the listing filter. */
@@ -756,12 +899,11 @@ interface Counts {
   remoteFiles: number;
 }
 
-function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; hasSentinel: boolean }, counts: Counts, plan: SyncPlan, isDir: (p: string, side: 0 | 1 | 2) => boolean) {
+function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; hasSentinel: boolean }, counts: Counts, plan: { deleteLocal: PathList; deleteRemote: PathList }) {
   // The message says what was found and that nothing changed; how to go ahead anyway is for the CLI
   // and the window to say in their own terms. The files it would delete are the details.
-  const files = (deletions: string[]) => deletions.filter((p) => !isDir(p, 0));
-  const refuse = (why: string, deletions: string[]) => {
-    const list = files(deletions).slice(0, 50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
+  const refuse = (why: string, deletions: PathList) => {
+    const list = deletions.firstFiles(50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
     return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list });
   };
   if (!remote.exists && !o.storage.isRemote) {
@@ -769,7 +911,7 @@ function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; 
   }
   if (first || o.force) return;
   const deletes = (n: number) => (n ? ` It would delete ${n} ${n === 1 ? 'file' : 'files'}.` : '');
-  const share = { local: files(plan.deleteLocal).length, remote: files(plan.deleteRemote).length, archived: counts.archivedFiles };
+  const share = { local: plan.deleteLocal.files, remote: plan.deleteRemote.files, archived: counts.archivedFiles };
   if (!remote.exists || !remote.hasSentinel) {
     throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.${deletes(share.local)}`, plan.deleteLocal);
   }

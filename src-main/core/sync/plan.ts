@@ -105,19 +105,28 @@ function addDecision(plan: SyncPlan, p: string, d: PathAction): void {
 }
 
 /**
+ * Where the streaming planner files each decision: the path, its action, its three types ("<archive>
+ * <home><storage>", '-' for none) and whether it comes out of name order (folders settled at the end).
+ * The default keeps the plan in arrays; a sync writes the long lists to files (path-list.ts).
+ */
+export type PlanSink = (p: string, d: PathAction, kinds: string, late: boolean) => void;
+
+const kindsOf = (a: Entry | undefined, l: Entry | undefined, r: Entry | undefined) => `${a?.type ?? '-'}${l?.type ?? '-'}${r?.type ?? '-'}`;
+
+/**
  * The same plan as {@link planSync}, built one path at a time in name order (byte order: a folder comes
  * before what it holds) by the streaming merge, holding only what changes. What a single path cannot
  * see ({@link settleFolders}) concerns only folders of the archive that one side deleted or turned into
  * something else; those few wait until the end, when all that lies inside them has been seen.
  */
-export function createPlanner() {
+export function createPlanner(sink?: PlanSink) {
   const plan: SyncPlan = { push: [], pull: [], deleteRemote: [], deleteLocal: [], conflicts: [], compare: [], agreed: [] };
   // Folders of the archive whose decision waits, with what it needs; and the marks settleFolders makes.
   const waiting = new Map<string, { d: PathAction; l: Entry | undefined; r: Entry | undefined }>();
   const kept = new Set<string>();
   const fromRemote = new Set<string>();
   const fromLocal = new Set<string>();
-  const put = (p: string, d: PathAction) => addDecision(plan, p, d);
+  const put: PlanSink = sink ?? ((p, d) => addDecision(plan, p, d));
   return {
     plan,
     /** Decides one path; returns the decision (before folders are settled). */
@@ -133,15 +142,16 @@ export function createPlanner() {
         }
       }
       if (a?.type === 'd' && (d.do === 'push' || d.do === 'pull' || d.do === 'delete-remote' || d.do === 'delete-local')) waiting.set(p, { d, l, r });
-      else put(p, d);
+      else put(p, d, kindsOf(a, l, r), false);
       return d;
     },
     finish(): SyncPlan {
       for (const [p, { d, l, r }] of waiting) {
-        if (d.do === 'push' && l?.type !== 'd' && fromRemote.has(p)) plan.conflicts.push({ path: p, keep: 'remote' });
-        else if (d.do === 'pull' && r?.type !== 'd' && fromLocal.has(p)) plan.conflicts.push({ path: p, keep: 'local' });
+        const kinds = kindsOf({ type: 'd', size: 0, mtime: 0n }, l, r);
+        if (d.do === 'push' && l?.type !== 'd' && fromRemote.has(p)) put(p, { do: 'conflict', keep: 'remote' }, kinds, true);
+        else if (d.do === 'pull' && r?.type !== 'd' && fromLocal.has(p)) put(p, { do: 'conflict', keep: 'local' }, kinds, true);
         else if ((d.do === 'delete-remote' || d.do === 'delete-local') && kept.has(p)) continue;
-        else put(p, d);
+        else put(p, d, kinds, true);
       }
       waiting.clear();
       return plan;

@@ -18,7 +18,7 @@ import type { DesktopOpener } from '../desktop-open';
 import { ensureRuntimeDir, type Paths } from '../paths';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
-import { createSchedule } from '../runtime/schedule';
+import { createExclusive, createSchedule } from '../runtime/schedule';
 import { transition } from '../runtime/state-machine';
 import { parseStorageUrl } from '../storage-url';
 import { createConflictResolution } from './conflict-resolution';
@@ -57,9 +57,12 @@ const pausedReason = 'Sync is paused. Changes wait until you resume.';
 
 export function createSyncService({ paths, getConfig, events, now = () => new Date(), clock = realClock, reportProblem, autoStart = true, probes, opener }: SyncServiceDeps) {
   const history = createRunHistory(paths.stateDir, reportProblem);
-  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, opener, reportProblem });
+  const conflicts = createConflictResolution({ home: paths.home, stateDir: paths.stateDir, thisHost: () => configuredOptions().options.host, opener, reportProblem });
   const journal = createSyncJournal(paths.stateDir, now, reportProblem);
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<unknown> } | null = null;
+  // Runs and the dry runs that tell the reimage guard what is not on the storage share the state
+  // folder's listings: one at a time (a dry run that started with a run deleted the run's listing).
+  const spool = createExclusive();
   /** A finished run's result, published once the next run is armed (so the event says when). */
   let finishing: ((nextAt: number | null) => void) | null = null;
   let disposed = false;
@@ -121,7 +124,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       if (why && !disposed) setState('deferred', why, { nextAttemptAt: null });
       return why;
     },
-    run: () => runQueued(),
+    run: () => spool.run(() => runQueued()),
     onChange: ({ nextAt }) => {
       status = { ...status, nextAttemptAt: journal.paused() ? null : iso(nextAt) };
     },
@@ -148,11 +151,15 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
     return options;
   }
 
-  /** Changes in the home the storage does not have yet, from a local listing against the archive; null when that cannot be told. */
+  /**
+   * Changes in the home the storage does not have yet, against the archive; null when that cannot be
+   * told. Only the folders the change journal marked are listed (the whole home when it cannot vouch).
+   */
   async function countLocalChanges(): Promise<number | null> {
     try {
       const { home, storage, excludes } = runOptions();
-      return await countChanges(home, excludes, paths.stateDir, storage.display);
+      const changes = changeJournal ? await changeJournal.peek() : null;
+      return await countChanges(home, excludes, paths.stateDir, storage.display, changes);
     } catch {
       return null;
     }
@@ -402,9 +409,10 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       const queued = journal.pending();
       if (current) return { count: 0, paths: [], queued: Math.max(queued, 1), unknownReason: 'A sync is running right now; wait for it to finish.' };
       try {
-        const s = await runSync({ ...runOptions(), dryRun: true, force: true });
-        const unsynced = [...s.pushed, ...s.conflicts.map((c) => c.path)];
-        return { count: unsynced.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
+        const s = await spool.run(() => runSync({ ...runOptions(), dryRun: true, force: true }));
+        // The summary names the first of them; the count is of all.
+        const unsynced = [...s.conflicts.map((c) => c.path), ...s.pushed];
+        return { count: s.counts.pushed + s.conflicts.length, paths: unsynced.slice(0, 200).map((p) => `~/${p}`), queued, unknownReason: null };
       } catch (err) {
         return { count: 0, paths: [], queued, unknownReason: `${toErrorInfo(err).message} Tabula cannot tell whether your files are safe.` };
       }
