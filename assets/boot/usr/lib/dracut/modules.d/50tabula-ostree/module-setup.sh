@@ -17,7 +17,6 @@ depends() {
 
 install() {
     inst_multiple cp rm sed sync
-    inst_simple /usr/lib/tabula/var-keep
     mkdir -p "${initdir}${systemdsystemconfdir}/initrd-root-fs.target.wants"
     for step in identity var; do
         inst_simple "$moddir/tabula-ostree-$step.sh" "/usr/libexec/tabula/tabula-ostree-$step"

@@ -3,8 +3,9 @@
 # with the stateroot's /var bind-mounted writable on itself). ostree keeps one /var per stateroot
 # across deployments and never writes it; a Tabula laptop is stateless, so here, before anything
 # runs from it, that /var goes back to the image's (the deployment's /usr/share/factory/var,
-# file-hierarchy(7)), keeping only the paths in /usr/lib/tabula/var-keep and /home (ostree's /home
-# is /var/home). Not kept paths are removed first, then the missing ones copied from the image: an
+# file-hierarchy(7)), keeping only the one list of what survives a boot (TABULA_KEEP_VAR in the
+# deployment's /usr/lib/tabula/boot/stateless.sh, as for rsync-tree) and /home (ostree's /home is
+# /var/home). Not kept paths are removed first, then the missing ones copied from the image: an
 # interrupted reset is finished by the next boot.
 set -eu
 root="$1"
@@ -15,14 +16,15 @@ say() { echo "tabula-ostree-var: $*" >&2; }
 [ -n "$os" ] && [ -d "$var" ] || { say "no stateroot /var for '$os': not reset"; exit 0; }
 [ -d "$factory" ] || { say "the image has no /usr/share/factory/var: /var not reset"; exit 0; }
 
+[ -f "$root/usr/lib/tabula/boot/stateless.sh" ] || { say "Tabula is not installed in this deployment: /var not reset"; exit 0; }
+. "$root/usr/lib/tabula/boot/stateless.sh"
 keep="home"
-while read -r k; do
+for k in $TABULA_KEEP_VAR; do
   case "$k" in
-    "" | \#*) continue ;;
     /* | */ | *//* | .* | */.* | *[!A-Za-z0-9._/-]*) say "ignoring kept path '$k'"; continue ;;
   esac
   keep="$keep $k"
-done < /usr/lib/tabula/var-keep
+done
 
 # A reimage asked for a pristine machine: Tabula's own state goes too (its identity stays).
 if [ -e "$var/lib/tabula/reset-on-boot" ]; then
