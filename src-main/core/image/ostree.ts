@@ -121,9 +121,10 @@ const failedBootsSchema = z.array(z.object({ version: z.string().max(200), boote
 type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
 
 function parseTransferred(text: string): number {
-  const m = /([\d.]+)\s*(B|kB|MB|GB) transferred/.exec(text);
+  // "… 29.6 kB transferred …" (GLib's sizes: SI; newer ostree may print IEC units).
+  const m = /([\d.]+)\s*(B|bytes|kB|MB|GB|KiB|MiB|GiB) transferred/.exec(text);
   if (!m) return 0;
-  const mult = { B: 1, kB: 1000, MB: 1e6, GB: 1e9 }[m[2] as 'B' | 'kB' | 'MB' | 'GB'];
+  const mult = { B: 1, bytes: 1, kB: 1000, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] as 'B' | 'bytes' | 'kB' | 'MB' | 'GB' | 'KiB' | 'MiB' | 'GiB'];
   return Math.round(Number(m[1]) * mult);
 }
 
@@ -336,7 +337,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
       return statusNow();
     },
     /** Pristine deployment of the current image: `--no-merge` drops /etc changes; /var is reset at boot. */
-    async reimage(): Promise<{ version: string; bytesReceived: number }> {
+    async reimage(): Promise<{ version: string; bytesReceived: number; note?: string }> {
       const bytesReceived = await pull();
       // Never a version that failed to start here: then the running one, pristine.
       const fetched = await fetchedVersion();
@@ -345,7 +346,8 @@ export function createOstreeBackend(opts: OstreeOptions) {
       await prune();
       writeFileAtomic(resetMarker, JSON.stringify({ requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
       const s = await statusNow();
-      return { version: (s.staged ?? s.booted)?.version ?? '', bytesReceived };
+      const note = running ? `Version ${fetched.version}, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version ${versionOf(running)}, the one running.` : undefined;
+      return { version: (s.staged ?? s.booted)?.version ?? '', bytesReceived, ...(note ? { note } : {}) };
     },
   };
 }
