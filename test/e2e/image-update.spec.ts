@@ -115,6 +115,9 @@ test('a helpdesk reimage sent while files wait for the backup shows as waiting, 
     await goTo(page, 'Helpdesk');
     const banner = page.getByTestId('reimage-status');
     await expect(banner).toContainText('Reimage requested by helpdesk — waiting for your files to be backed up: 1 file in the home is not on the storage yet.');
+    // The first line of the window (and of `tabula status`) says it too, with the action that lets it go.
+    await expect(sentence(page)).toHaveText('Reimage requested by helpdesk — waiting for your files to be backed up');
+    expect((await sandbox.cli(['status'])).stdout).toContain('Safety:  Reimage requested by helpdesk — waiting for your files to be backed up');
     await page.getByTestId('safety-action').click(); // Back up now
     await expect(banner).toContainText(/Resetting this computer in \d+ s\./);
     await expect(banner).toContainText('The reset is ready: restart the computer to finish it.', { timeout: 30_000 });
