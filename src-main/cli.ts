@@ -185,7 +185,10 @@ async function main(argv: string[]) {
   }
   const args = parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']);
   const port = Number(args.values.get('--port') ?? 0);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TabulaError('invalid-argument', `--port needs a number from 0 to 65535.`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error('--port needs a number from 0 to 65535.');
+    return void (process.exitCode = EX_USAGE);
+  }
   if (args.flags.has('--version')) return console.log(`tabula ${version}`);
   if (args.flags.has('--headless')) return void (await headless(port));
   if (args.words.join(' ') === 'agent') return runService(port);

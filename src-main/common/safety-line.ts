@@ -72,6 +72,22 @@ export function storageName(display: string): string {
 }
 
 export function safetyLine(s: AgentStatus, now: number, connected = true): SafetyLine {
+  const line = backupLine(s, now, connected);
+  // A helpdesk reset waits for this laptop's files: the person should know that first, and the
+  // line's own action (back up, resume, try now, decide) is what lets it go ahead. While a backup
+  // runs its progress says more; the reset follows by itself.
+  if (connected && s.reimage?.state === 'waiting' && line.icon !== 'syncing') {
+    return {
+      ...line,
+      tone: line.tone === 'danger' ? 'danger' : 'warn',
+      sentence: 'Reimage requested by helpdesk — waiting for your files to be backed up',
+      detail: `${line.sentence}. The reset runs by itself once they are on the storage; your home is kept.`,
+    };
+  }
+  return line;
+}
+
+function backupLine(s: AgentStatus, now: number, connected: boolean): SafetyLine {
   if (!connected) {
     return { tone: 'danger', icon: 'disconnected', sentence: 'Not connected — retrying', detail: 'The Tabula agent does not answer; this window reconnects by itself when it is back.', action: null };
   }

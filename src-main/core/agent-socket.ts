@@ -113,7 +113,10 @@ export function createSocketFetch(socketPath: string): typeof fetch {
       }
       const url = new URL(String(input));
       const headers = { ...(init.headers as Record<string, string> | undefined), host: 'localhost' };
-      const req = http.request({ socketPath, method: init.method ?? 'GET', path: url.pathname + url.search, headers }, (res) => {
+      // A connection of its own for every request (agent: false), never an idle kept-alive one: the
+      // agent closes those after 5 s, and a client starved meanwhile (a busy laptop) would write its
+      // next request into the closed one ("write EPIPE"). A unix socket connects in microseconds.
+      const req = http.request({ socketPath, agent: false, method: init.method ?? 'GET', path: url.pathname + url.search, headers }, (res) => {
         const outHeaders = new Headers();
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) outHeaders.set(k, Array.isArray(v) ? v.join(', ') : v);
         const body = Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>;

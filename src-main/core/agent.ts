@@ -189,6 +189,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       backup: backupStatus,
       imageUpdate: image.status(),
       problems: [...configProblems, ...ownProblems],
+      reimage: helpdesk?.service.status() ?? null,
     };
   };
 

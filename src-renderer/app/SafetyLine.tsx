@@ -12,6 +12,8 @@ export function SafetyLine({ stores, onAction }: { stores: Stores; onAction: (id
   const backup = useStore(stores.backup, (s) => s.status);
   const update = useStore(stores.imageUpdate, (s) => s.status);
   const busy = useStore(stores.backup, (s) => s.busy);
+  // The reset (a fleet reimage may wait for a backup): from the status, then kept current by events.
+  const reimage = useStore(stores.helpdesk, (s) => s.reimage);
   const now = useNow(15_000);
   if (!agent || !backup || !update) {
     return (
@@ -22,7 +24,7 @@ export function SafetyLine({ stores, onAction }: { stores: Stores; onAction: (id
       </section>
     );
   }
-  const line = safetyLine({ ...agent, backup, imageUpdate: update }, now, connected);
+  const line = safetyLine({ ...agent, backup, imageUpdate: update, reimage: reimage ?? agent.reimage }, now, connected);
   return (
     <section className={`safety tone-${line.tone}`} aria-label="Backup safety" data-testid="safety" data-tone={line.tone} data-icon={line.icon}>
       <SafetyIcon icon={line.icon} />

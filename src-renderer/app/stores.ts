@@ -42,6 +42,7 @@ export function createStores(client: ApiClient, opts: { retryMs?: number } = {})
       agent.setState({ status: s, connected: true, error: null });
       backup.setState({ status: s.backup });
       imageUpdate.setState({ status: s.imageUpdate });
+      if (s.reimage) helpdesk.setState({ reimage: s.reimage });
       await prefs.getState().refresh();
     } catch (err) {
       lost(err);

@@ -8,7 +8,8 @@ import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
 import { axeViolations, goTo, openWindow, sentence } from './window';
-import { createImageFleet, fakeBootloaderBoot, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
+import { createImageFleet, fakeBootloaderBoot, testMachineId, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
+import { runFleet } from '../../src-main/fleet';
 
 const test = base.extend<{ sandbox: AgentSandbox; fleet: ImageFleet; agent: RunningAgent }>({
   // eslint-disable-next-line no-empty-pattern
@@ -95,6 +96,35 @@ test('the helpdesk reset is refused while files wait for the backup, and allowed
   await page.getByRole('button', { name: 'Stop the reset' }).click();
   await expect(banner).toHaveText('The reset was cancelled; nothing was changed.');
   expect(fs.existsSync(path.join(sandbox.env.TABULA_ROOT!, 'var/lib/tabula/reset-on-boot'))).toBe(false);
+});
+
+test('a helpdesk reimage sent while files wait for the backup shows as waiting, and runs by itself after "Back up now"', async ({ page, sandbox, fleet }) => {
+  const root = sandbox.env.TABULA_ROOT!;
+  writeSystemConfig(root, {
+    image: { backend: 'rsync-tree', url: fleet.serverDir, channel: 'stable', autoPull: false },
+    fleet: { url: fleet.serverDir, trustedKeys: [fleet.key.publicKey], commandKeys: [fleet.key.publicKey], reimageCountdownSeconds: 3 },
+  });
+  const keyFile = path.join(fleet.dir, 'command.key');
+  fs.writeFileSync(keyFile, fleet.key.privateKeyPem);
+  runFleet(['command', 'reimage', '--machine', testMachineId, '--expires', '1h', '--key', keyFile, '--out', fleet.serverDir]);
+  const agent = await startHeadlessAgent(sandbox);
+  try {
+    expect((await sandbox.cli(['fleet', 'poll'])).stdout).toMatch(/reimage .*: refused — Reimage requested by helpdesk — waiting for your files to be backed up/);
+    // A window opened after the command came shows it, with the reason.
+    await openWindow(page, agent);
+    await goTo(page, 'Helpdesk');
+    const banner = page.getByTestId('reimage-status');
+    await expect(banner).toContainText('Reimage requested by helpdesk — waiting for your files to be backed up: 1 file in the home is not on the storage yet.');
+    // The first line of the window (and of `tabula status`) says it too, with the action that lets it go.
+    await expect(sentence(page)).toHaveText('Reimage requested by helpdesk — waiting for your files to be backed up');
+    expect((await sandbox.cli(['status'])).stdout).toContain('Safety:  Reimage requested by helpdesk — waiting for your files to be backed up');
+    await page.getByTestId('safety-action').click(); // Back up now
+    await expect(banner).toContainText(/Resetting this computer in \d+ s\./);
+    await expect(banner).toContainText('The reset is ready: restart the computer to finish it.', { timeout: 30_000 });
+    expect(fs.existsSync(path.join(root, 'var/lib/tabula/reset-on-boot'))).toBe(true);
+  } finally {
+    await agent.stop();
+  }
 });
 
 test('a reset refused at click time (a file written after the page said "possible") shows the refusal in the reset card, and it stays', async ({ page, agent, sandbox }) => {

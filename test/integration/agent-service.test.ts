@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSocketClient } from '../../src-main/core/agent-socket';
 import { createRemoteAgent, type RemoteAgent, type RemoteAgentChange } from '../../src-main/core/remote-agent';
 import { createSandbox, repoRoot, type AgentSandbox } from '../fixtures/headless-agent';
 
@@ -126,6 +127,17 @@ describe('tabula agent (the user service)', () => {
     expect((await r.status()).image.version).toBe('1.0.0');
     expect((await sb.cli(['status'])).code).toBe(0);
   });
+
+  it('a client busy longer than the agent keeps an idle connection still gets its answer (no "write EPIPE")', async () => {
+    // Seen in the lab: a slow laptop starved `tabula image pull` between two polls; the agent closed
+    // the idle kept-alive connection meanwhile, and the CLI's next request went to it: "write EPIPE".
+    await startAgent();
+    const client = createSocketClient(socketPath());
+    expect((await client.call('status.get', {})).image.version).toBe('1.0.0');
+    // Blocked, as a starved process is: the agent's close (Node's 5 s keep-alive) is not seen before the next write.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 7000);
+    expect((await client.call('status.get', {})).image.version).toBe('1.0.0');
+  }, 30_000);
 
   it('a second agent for the same user exits cleanly and the first keeps serving', async () => {
     await startAgent();

@@ -146,7 +146,7 @@ describe('the window address across restarts', () => {
 
 describe('the command line', () => {
   it('names an unknown command or option in one line and exits 64; help exits 0', async () => {
-    for (const argv of [['bogus'], ['status', '--bogus'], ['backup'], ['backup', 'now', '--nope'], ['versions'], ['conflicts', 'resolve', 'x.txt'], ['conflicts', 'resolve', 'x.txt', '--keep', 'nope']]) {
+    for (const argv of [['bogus'], ['status', '--bogus'], ['--headless', '--port', 'abc'], ['backup'], ['backup', 'now', '--nope'], ['versions'], ['conflicts', 'resolve', 'x.txt'], ['conflicts', 'resolve', 'x.txt', '--keep', 'nope']]) {
       const r = await sb.cli(argv);
       expect(r.code, argv.join(' ')).toBe(64);
       expect(r.stderr.trim().split('\n'), argv.join(' ')).toHaveLength(1);

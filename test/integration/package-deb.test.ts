@@ -90,7 +90,7 @@ describe('npm run package:deb', () => {
     const depends = field('Depends').split(/,\s*/);
     expect(depends).toEqual(expect.arrayContaining(['nodejs (>= 20)', 'rsync', 'openssh-client', 'pkexec', 'polkitd']));
     // busybox: cp, mv and tr for the rsync-tree initramfs hook; recommended, not required (an ostree
-    // image boots through dracut and ostree-prepare-root instead).
+    // image boots through dracut and ostree-prepare-root instead); its initramfs conf hook requires it.
     expect(field('Recommends').split(/,\s*/)).toContain('busybox');
     expect(depends.some((d) => d.startsWith('libsecret-1-0'))).toBe(true); // keytar's binding, from dpkg-shlibdeps
     expect(execFileSync('dpkg-deb', ['-I', deb, 'conffiles'], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual(['/etc/xdg/autostart/tabula-prefs.desktop', '/etc/xdg/autostart/tabula.desktop']);
@@ -207,6 +207,10 @@ describe('maintainer scripts', () => {
 
   it('has the initramfs rebuilt with its boot script when installed or upgraded (dpkg trigger)', () => {
     expect(execFileSync('dpkg-deb', ['-I', deb, 'triggers'], { encoding: 'utf8' })).toBe('activate-noawait update-initramfs\n');
+    // busybox is only recommended (ostree images use dracut), so initramfs-tools is told to require
+    // it: mkinitramfs sources conf-hooks.d after the admin's config and stops when BUSYBOX=y finds none.
+    const confHook = path.join(unpacked, 'usr/share/initramfs-tools/conf-hooks.d/tabula');
+    expect(execFileSync('sh', ['-c', `BUSYBOX=auto; . "${confHook}"; echo "$BUSYBOX"`], { encoding: 'utf8' })).toBe('y\n');
   });
 
   it('does nothing in an image build (no running systemd)', () => {

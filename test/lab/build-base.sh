@@ -16,6 +16,7 @@ packages=(
   nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup and image transport
   polkitd pkexec                              # the agent reaches tabula-helper through pkexec
   procps iproute2
+  curl                                        # the lab's cheap status probe on the agent's socket (laptop.ts peek)
   libsecret-1-0                               # keytar in the Tabula package links it
 )
 key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"

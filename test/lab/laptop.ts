@@ -20,7 +20,14 @@ export interface AgentStatusJson {
 export interface Laptop {
   vm: Vm;
   user: string;
+  /** `tabula status --json` as the user: what a person would run. */
   status(): Promise<AgentStatusJson>;
+  /**
+   * The same answer, asked of the agent's socket with curl where the image has it: for waiting
+   * loops. Under TCG every `tabula` command costs the guest ~10 s of CPU (Node loading its bundle),
+   * so polling with it every 2 s starved the laptop it was waiting for.
+   */
+  peek(): Promise<AgentStatusJson>;
   bootId(): Promise<string>;
   /** `systemctl <verb>` (reboot, soft-reboot) as root; resolves with the ms until the laptop answers ssh again. */
   reboot(verb?: 'reboot' | 'soft-reboot'): Promise<number>;
@@ -28,11 +35,23 @@ export interface Laptop {
   agentUp(timeoutMs?: number): Promise<AgentStatusJson>;
 }
 
+// `status.get` on the agent's socket (its reply is `{ok, result}`); `tabula status --json` where curl is missing.
+const PEEK = `sock="\${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/tabula/agent.sock"; if command -v curl >/dev/null; then curl -sS --fail-with-body --max-time 120 --unix-socket "$sock" -X POST -H 'content-type: application/json' -d '{}' http://localhost/api/call/status.get; else tabula status --json; fi`;
+
 export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Laptop {
   const laptop: Laptop = {
     vm,
     user,
     status: async () => JSON.parse(await vm.run(user, 'tabula status --json')) as AgentStatusJson,
+    async peek() {
+      const out = await vm.run(user, PEEK);
+      const reply = JSON.parse(out) as { ok: true; result: AgentStatusJson } | { ok: false; error: { message: string } } | AgentStatusJson;
+      if ('ok' in reply) {
+        if (!reply.ok) throw new Error(reply.error.message);
+        return reply.result;
+      }
+      return reply;
+    },
     bootId: async () => (await vm.run('root', 'cat /proc/sys/kernel/random/boot_id')).trim(),
     async reboot(verb = 'reboot') {
       const before = await laptop.bootId();
@@ -57,7 +76,8 @@ export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Lapto
     },
     async agentUp(timeoutMs = 900_000) {
       try {
-        return await waitFor(() => laptop.status(), timeoutMs, 'tabula status as the logged-in user never answered');
+        await waitFor(() => laptop.peek(), timeoutMs, 'the agent never answered on its socket');
+        return await laptop.status();
       } catch (err) {
         const diag = await vm.ssh(user, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
         throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);

@@ -146,6 +146,8 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
           stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS) / 1000)} s)`;
           c.kill('SIGKILL');
         }, o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS);
+        // ssh that fails at once (the laptop rebooting) closes its stdin before we write: not an error here.
+        c.stdin.on('error', () => undefined);
         c.stdin.end(o.input ?? '');
         c.on('close', (code) => {
           clearTimeout(timer);

@@ -56,6 +56,24 @@ describe('safety line', () => {
     expect(safetyLine(status({ state: 'paused', paused: true, queuedChanges: 4 }), now).sentence).toBe('Backup paused — 4 changes only on this laptop');
   });
 
+  it('a helpdesk reimage waiting for the backup comes first, with what it waits for and the action that lets it go', () => {
+    const waiting = { state: 'waiting' as const, reason: 'Reimage requested by helpdesk — waiting for your files to be backed up: …', startsAt: null, origin: 'fleet-command' as const };
+    const pending = { ...status({ queuedChanges: 2, lastSuccessAt: '2026-11-22T08:30:00Z' }), reimage: waiting };
+    expect(safetyLine(pending, now)).toEqual({
+      tone: 'warn',
+      icon: 'pending',
+      sentence: 'Reimage requested by helpdesk — waiting for your files to be backed up',
+      detail: `2 changes only on this laptop since ${clockTime('2026-11-22T08:30:00Z')}. The reset runs by itself once they are on the storage; your home is kept.`,
+      action: { id: 'backup-now', label: 'Back up now' },
+    });
+    // Paused: Resume is what lets it go ahead; offline: Try now; a backup running shows its progress.
+    expect(safetyLine({ ...status({ state: 'paused', paused: true, queuedChanges: 2 }), reimage: waiting }, now)).toMatchObject({ sentence: 'Reimage requested by helpdesk — waiting for your files to be backed up', action: { id: 'resume' } });
+    expect(safetyLine({ ...status({ state: 'offline', queuedChanges: 2, reason: 'Waiting for storage — 2 changes queued. The storage cannot be reached.' }), reimage: waiting }, now).action).toMatchObject({ id: 'backup-now', label: 'Try now' });
+    expect(safetyLine({ ...status({ state: 'running' }), reimage: waiting }, now).icon).toBe('syncing');
+    // Any other reset state leaves the line as it was.
+    expect(safetyLine({ ...status({}), reimage: { ...waiting, state: 'countdown' } }, now).sentence).toMatch(/^Safe on/);
+  });
+
   it('needs a decision: conflicts, or a sync refused for safety', () => {
     expect(safetyLine(status({ state: 'attention', conflicts: [conflict, { ...conflict, path: 'b' }] }), now)).toMatchObject({
       tone: 'warn',

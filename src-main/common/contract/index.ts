@@ -3,7 +3,7 @@
 // has a type and a payload. A method added here is served by every transport.
 import { z } from 'zod';
 import { fleetMethods, type FleetEventPayloads } from './fleet';
-import { helpdeskMethods, type HelpdeskEventPayloads } from './helpdesk';
+import { helpdeskMethods, type HelpdeskEventPayloads, type ReimageStatus } from './helpdesk';
 import { imageMethods, type ImageEventPayloads, type ImageUpdateStatus } from './image';
 import type { ErrorInfo } from '../errors';
 import { method, noArgs } from './method';
@@ -41,6 +41,8 @@ export interface AgentStatus {
   imageUpdate: ImageUpdateStatus;
   /** Config files that were ignored (corrupt, invalid), and why. */
   problems: ConfigProblem[];
+  /** The helpdesk reset, when this agent runs the helpdesk (a fleet reimage may be waiting for a backup). */
+  reimage?: ReimageStatus | null;
 }
 
 // ---- Events ---------------------------------------------------------------------------------
