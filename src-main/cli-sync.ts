@@ -7,7 +7,6 @@ import { TabulaError } from './common/errors';
 import { safetyLine } from './common/safety-line';
 import { loadConfigQuickly } from './core/config-layers';
 import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
-import { runSync } from './core/sync/engine';
 import { syncRunOptions } from './core/sync/options';
 import { parseStorageUrl } from './core/storage-url';
 
@@ -213,6 +212,8 @@ export async function syncForeground(args: Args, paths: Paths) {
   const json = args.flags.has('--json');
   // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
   fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  // Loaded here, not with the other commands (they ask the running agent and need none of it).
+  const { runSync } = await import('./core/sync/engine');
   try {
     const summary = await runSync({
       ...options,

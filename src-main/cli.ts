@@ -9,24 +9,23 @@ import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
 import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
 import { imageLabel } from './common/image-label';
-import { runPrefsCommand } from './cli-prefs';
-import { runImageCommand } from './cli-image';
-import { agentVersion, createAgent } from './core/agent';
-import { agentSocketPath, connectAgent, serveAgentSocket } from './core/agent-socket';
 import { forgetAgentAddress, keptPort, keptToken, readAgentAddress, writeAgentAddress } from './core/agent-address';
-import { startHttpServer } from './core/http-server';
-import { ensureRuntimeDir, resolvePaths } from './core/paths';
+import { agentSocketPath, ensureRuntimeDir, resolvePaths } from './core/paths';
+import { version } from '../package.json';
+// The agent, its socket and window server, the preferences and image commands are loaded by the
+// commands that use them (import() below): `tabula --version` and help evaluate none of them (nor the
+// schemas they bring), and the commands that ask the running agent only its client.
 
 const paths = resolvePaths();
 const socketPath = agentSocketPath(paths);
 const rendererDir = path.join(__dirname, '..', 'renderer');
 
-function connect(): ApiClient | null {
-  return connectAgent(paths);
+async function connect(): Promise<ApiClient | null> {
+  return (await import('./core/agent-socket')).connectAgent(paths);
 }
 
 async function runningAgent(): Promise<ApiClient | null> {
-  const client = connect();
+  const client = await connect();
   if (!client) return null;
   try {
     await client.call('status.get', {});
@@ -63,6 +62,7 @@ async function headless(port: number, asService = false): Promise<boolean> {
     return false;
   }
   ensureRuntimeDir(paths); // before anything starts: an unsafe folder means no agent at all
+  const [{ createAgent }, { startHttpServer }, { serveAgentSocket }] = await Promise.all([import('./core/agent'), import('./core/http-server'), import('./core/agent-socket')]);
   const agent = createAgent({ watchDisplays: true });
   const socket = await serveAgentSocket({ router: agent.router, events: agent.events, socketPath, staticDir: rendererDir }).catch(async (err) => {
     await agent.shutdown();
@@ -189,18 +189,18 @@ async function main(argv: string[]) {
     console.error('--port needs a number from 0 to 65535.');
     return void (process.exitCode = EX_USAGE);
   }
-  if (args.flags.has('--version')) return console.log(`tabula ${agentVersion}`);
+  if (args.flags.has('--version')) return console.log(`tabula ${version}`);
   if (args.flags.has('--headless')) return void (await headless(port));
   if (args.words.join(' ') === 'agent') return runService(port);
   if (args.words.join(' ') === 'tray') return tray();
   if (args.flags.has('--launch')) return launch(port);
   if (args.words[0] === 'sync') return syncForeground(args, paths);
   if (args.words[0] === 'prefs') {
-    process.exitCode = await runPrefsCommand(argv, runningAgent);
+    process.exitCode = await (await import('./cli-prefs')).runPrefsCommand(argv, runningAgent);
     return;
   }
   if (args.words[0] === 'image' || args.words.join(' ') === 'fleet poll') {
-    const code = await runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
+    const code = await (await import('./cli-image')).runImageCommand(await requireAgent(), args.words, args.flags.has('--json'));
     if (code !== 64) return void (process.exitCode = code);
   }
   const done = await runAgentCommand(args, requireAgent, paths.home);

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createHttpClient } from '../common/clients';
 import type { ApiClient } from '../common/contract';
@@ -13,9 +12,9 @@ import { TabulaError } from '../common/errors';
 import type { EventLog } from '../common/event-log';
 import type { Router } from '../common/router';
 import { startHttpServer } from './http-server';
-import { ensureRuntimeDir, type Paths } from './paths';
+import { agentSocketPath, ensureRuntimeDir, type Paths } from './paths';
 
-export const agentSocketPath = (paths: Paths) => path.join(paths.runtimeDir, 'agent.sock');
+export { agentSocketPath } from './paths';
 
 /** Whether something answers on the socket (a live agent), without sending it anything. */
 function answers(socketPath: string): Promise<boolean> {

@@ -139,3 +139,6 @@ export function symlinkOnTheWay(base: string, target: string): string | null {
   }
   return null;
 }
+
+/** The agent's socket for the CLI and the tray (agent-socket.ts serves it). */
+export const agentSocketPath = (paths: Paths) => path.join(paths.runtimeDir, 'agent.sock');

@@ -57,10 +57,14 @@ interface Measured {
 /** Runs a command to the end under /usr/bin/time: wall time and peak RSS of the whole process. */
 function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Measured {
   const out = path.join(os.tmpdir(), `tabula-bench-time-${process.pid}`);
-  const r = spawnSync('/usr/bin/time', ['-o', out, '-f', '%e %M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env, maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
-  const [secs, kib] = fs.readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-  return { ms: secs! * 1000, rssKiB: kib! };
+  try {
+    const r = spawnSync('/usr/bin/time', ['-o', out, '-f', '%e %M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env, maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
+    const [secs, kib] = fs.readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    return { ms: secs! * 1000, rssKiB: kib! };
+  } finally {
+    fs.rmSync(out, { force: true }); // one file per measurement was left in /tmp
+  }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

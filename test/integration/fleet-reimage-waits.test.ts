@@ -98,7 +98,10 @@ describe('a signed reimage while the home is not backed up', () => {
     await expect.poll(() => fs.existsSync(resetMarker()), { timeout: 30_000 }).toBe(true);
     await expect.poll(async () => (await call(agent, 'helpdesk.plan')).result.reimage.state, { timeout: 30_000 }).toBe('done');
     const log = (await diagnostics(agent)).fleetCommands.filter((r) => r.nonce === nonce);
-    expect(log.map((r) => r.outcome)).toEqual(['refused', 'done']);
+    // Refused first, started last. (Under load a countdown can end while the next backup runs: it
+    // stops, waits again and starts once more; the log says each step. It still runs once: below.)
+    expect(log.at(0)?.outcome).toBe('refused');
+    expect(log.at(-1)?.outcome).toBe('done');
     // Spent by the agent and, through tabula-helper reimage-signed, by root.
     expect(readJson(agentNonces())[nonce]).toBeTruthy();
     expect(readJson(signedNoncesFile(root))[nonce]).toBeTruthy();
@@ -138,7 +141,8 @@ describe('a signed reimage while the home is not backed up', () => {
     const b = await sb.cli(['backup', 'now']);
     expect(b, b.stdout + b.stderr).toMatchObject({ code: 0 });
     await expect.poll(() => fs.existsSync(resetMarker()), { timeout: 30_000 }).toBe(true);
-    expect((await diagnostics(agent)).fleetCommands.filter((r) => r.nonce === nonce).map((r) => r.outcome)).toEqual(['done', 'refused', 'done']);
+    const log = (await diagnostics(agent)).fleetCommands.filter((r) => r.nonce === nonce).map((r) => r.outcome);
+    expect([log[0], log[1], log.at(-1)]).toEqual(['done', 'refused', 'done']);
     expect(readJson(signedNoncesFile(root))[nonce]).toBeTruthy();
   });
 

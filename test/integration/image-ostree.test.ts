@@ -87,6 +87,42 @@ describe('ostree backend', () => {
     expect(s.staged?.version).toBe('1.0');
   });
 
+  it('a new version systemd-boot gave up on is recorded and removed, the status says so, it is not staged again (a newer one is), and a reimage lays down the running one', async () => {
+    const v1 = await bootedOnV1();
+    const { commit: v2 } = publishV2();
+    await backend().stage();
+    const sync: string[] = [];
+    const b = () => createOstreeBackend({ sysroot: fleet.root, url: `${http.url}/repo`, ref: REF, osName: 'tabula', gpgKeyring: fleet.gpgKey().keyring, syncEsp: async () => void sync.push('esp') });
+    // What tabula-ostree-esp and systemd-boot leave after three failed tries of v2: the machine booted v1.
+    const entries = path.join(fleet.root, 'efi/loader/entries');
+    fs.mkdirSync(entries, { recursive: true });
+    fs.writeFileSync(path.join(entries, `tabula-ostree-${v1}.0.conf`), '');
+    fs.writeFileSync(path.join(entries, `tabula-ostree-${v2}.0+1-2.conf`), '');
+    expect((await b().status()).staged?.version).toBe('2.0'); // tries left: not failed yet
+    expect(sync).toEqual([]);
+    fs.renameSync(path.join(entries, `tabula-ostree-${v2}.0+1-2.conf`), path.join(entries, `tabula-ostree-${v2}.0+0-3.conf`));
+    const s = await b().status();
+    expect(s.failedBoot).toEqual({ version: '2.0', bootedInstead: '1.0' });
+    expect(s.booted?.version).toBe('1.0');
+    expect(s.staged).toBeNull();
+    expect(fs.existsSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy', `${v2}.0`))).toBe(false);
+    expect(sync).toEqual(['esp']); // the ESP follows ostree's entries
+    const again = await rejection(b().stage());
+    expect(again.message).toBe("Version 2.0 failed to start on this computer before, so it is not installed again; waiting for a newer version.");
+    expect((await b().status()).staged).toBeNull();
+    // The helpdesk's reset never takes the version that failed: the running one, pristine.
+    expect((await b().reimage()).note).toBe("Version 2.0, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version 1.0, the one running.");
+    expect((await b().status()).reimagePending).toBe(true);
+    expect(fs.readdirSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy')).filter((n) => /\.\d+$/.test(n)).sort()).toEqual([`${v1}.0`, `${v1}.1`]);
+    // A damaged record is read as none, not as a reason to refuse everything.
+    fs.writeFileSync(path.join(fleet.root, 'var/lib/tabula/failed-boots.json'), '{"not": "a list"');
+    expect((await b().status()).failedBoot).toBeNull();
+    const t3 = fleet.makeTree('v3', '3.0', 60, 'ostree');
+    publish('3.0', t3);
+    fs.writeFileSync(path.join(fleet.root, 'var/lib/tabula/failed-boots.json'), JSON.stringify([{ version: '2.0', bootedInstead: '1.0', at: new Date().toISOString() }]));
+    expect((await b().stage()).version).toBe('3.0');
+  }, 180_000);
+
   it('refuses a commit signed with a key the machine does not trust, and one without a signature', async () => {
     await bootedOnV1();
     const stranger = createImageFleet();

@@ -21,6 +21,8 @@ const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Proc
 export const OS_NAME = 'tabula';
 export const OSTREE_REF = 'tabula/stable/x86_64';
 export const ROOT_LABEL = 'tabula-ostree';
+/** The images the ostree laptop walks through: 1 installed, 2 the update, 3 broken (never reaches its target). */
+export const OSTREE_LAB_VERSIONS = ['1', '2', '3'] as const;
 /** Where the laptop finds the fleet's ostree repo (a guestfwd to the lab's HTTP server). */
 export const REPO_ADDR = '10.0.2.102';
 const MiB = 1024 * 1024;
@@ -60,7 +62,8 @@ export function makeGpgKey(dir: string): GpgSigner {
  * An ostree tree from an image tree, as ostree wants one: kernel and initramfs beside the modules,
  * /etc as /usr/etc (the deployment's /etc is made from it, and is transient: prepare-root.conf),
  * the person's and the admin's writable places under /var, /sysroot and /ostree for the boot.
- * The image's /var goes to `varSeed`: it seeds the machine's /var at install (ostree never writes /var).
+ * The image's /var goes to /usr/share/factory/var (the machine's /var is reset to it at every boot)
+ * and to `varSeed`, which seeds the machine's /var at install.
  */
 export function toOstreeTree(tree: string, varSeed: string): void {
   const kver = fs.readdirSync(path.join(tree, 'usr/lib/modules'))[0]!;
@@ -68,15 +71,21 @@ export function toOstreeTree(tree: string, varSeed: string): void {
   fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${kver}`), path.join(mod, 'vmlinuz'));
   fs.copyFileSync(path.join(tree, 'boot', `initrd.img-${kver}`), path.join(mod, 'initramfs.img'));
   for (const f of fs.readdirSync(path.join(tree, 'boot'))) fs.rmSync(path.join(tree, 'boot', f), { recursive: true, force: true });
-  // The ESP, mounted on demand (systemd-boot's entries are copied there at shutdown).
+  // The ESP, mounted for the whole boot: tabula-ostree-esp copies ostree's entries there at
+  // shutdown, and a stop step that touches an automount whose idle timer expired hangs (systemd
+  // issue 22528: the autofs request waits for a mount job shutdown never runs).
   fs.mkdirSync(path.join(tree, 'efi'), { recursive: true });
-  fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,noauto,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n');
+  fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,nofail 0 0\n');
   fs.renameSync(path.join(tree, 'etc'), path.join(tree, 'usr/etc'));
-  fs.rmSync(varSeed, { recursive: true, force: true });
-  fs.renameSync(path.join(tree, 'var'), varSeed);
-  fs.mkdirSync(path.join(tree, 'var'));
   // root's dot files go with its home into /var/roothome; the other folders are empty in Debian.
-  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(varSeed, 'roothome')]);
+  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(tree, 'var/roothome')]);
+  // The image's /var as the factory default (file-hierarchy(7)): the package's dracut module resets
+  // the machine's /var to it at every boot (ostree itself never writes /var).
+  fs.mkdirSync(path.join(tree, 'usr/share/factory'), { recursive: true });
+  fs.renameSync(path.join(tree, 'var'), path.join(tree, 'usr/share/factory/var'));
+  fs.mkdirSync(path.join(tree, 'var'));
+  fs.rmSync(varSeed, { recursive: true, force: true });
+  sh('cp', ['-a', path.join(tree, 'usr/share/factory/var'), varSeed]);
   for (const [link, target] of [['home', 'var/home'], ['root', 'var/roothome'], ['opt', 'var/opt'], ['srv', 'var/srv'], ['mnt', 'var/mnt'], ['media', 'run/media'], ['usr/local', '../var/usrlocal']] as const) {
     fs.rmSync(path.join(tree, link), { recursive: true, force: true });
     fs.symlinkSync(target, path.join(tree, link));
@@ -165,11 +174,15 @@ function assembleDisk(dir: string, espDir: string, rootDir: string): string {
 }
 
 export interface OstreeLab {
-  /** Cache folder: gnupg/, fleet.key/.pub, lab-key, server/ (the published repo), disk.img. */
+  /** Cache folder: gnupg/, fleet.key/.pub, lab-key, server-at-<v>/ (the fleet's server as each version left it), disk.img. */
   dir: string;
   gpg: GpgSigner;
   fleetKey: string;
-  serverDir: string;
+  /**
+   * The fleet's server right after version `v` was published (its ref and summary at `v`), as hard
+   * links: copy it (`cp -al`) before serving it; publish and refresh replace files, never write into them.
+   */
+  serverAt: (v: string) => string;
   sshKey: string;
   /** The pristine laptop disk with image 1 installed; copy it before booting. */
   disk: string;
@@ -177,7 +190,7 @@ export interface OstreeLab {
 }
 
 /**
- * Images 1 and 2 published to a signed repo and a laptop disk with 1 installed, cached in
+ * Images 1–3 published to a signed repo (a snapshot of the server after each) and a laptop disk with 1 installed, cached in
  * `cache`/ostree-lab-<hash of base, package, this file and the settings' shape>. The keys live in
  * the cache with the images they signed (lab keys, for loopback only).
  */
@@ -194,7 +207,7 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
     dir,
     gpg: { homedir: path.join(dir, 'gnupg'), keyId: fs.readFileSync(path.join(dir, 'gpg-key-id'), 'utf8').trim(), publicKeyFile: path.join(dir, 'fleet.gpg') },
     fleetKey: path.join(dir, 'fleet.key'),
-    serverDir: path.join(dir, 'server'),
+    serverAt: (v: string) => path.join(dir, `server-at-${v}`),
     sshKey: path.join(dir, 'lab-key'),
     disk: path.join(dir, 'disk.img'),
     commits: JSON.parse(fs.readFileSync(path.join(dir, 'commits.json'), 'utf8')) as Record<string, string>,
@@ -222,21 +235,25 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
   };
   const commits: Record<string, string> = {};
   const varSeed = path.join(dir, 'var-seed');
-  for (const v of ['1', '2']) {
+  for (const v of OSTREE_LAB_VERSIONS) {
     const tree = makeImageTree(o.base, path.join(dir, 'trees', v), v, settings, (t) => {
       fs.copyFileSync(gpg.publicKeyFile, path.join(t, 'usr/share/defaults/tabula/fleet.gpg'));
       if (v === '2') fs.writeFileSync(path.join(t, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n');
+      // Image 3 never reaches its target: its systemd exits, the kernel panics and restarts (panic=10).
+      if (v === '3') fs.writeFileSync(path.join(t, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 });
     });
     toOstreeTree(tree, varSeed);
     commits[v] = publishOstreeImage(tree, v, serverDir, path.join(dir, 'fleet.key'), gpg);
+    sh('cp', ['-al', serverDir, path.join(dir, `server-at-${v}`)]);
     fs.rmSync(path.join(dir, 'trees'), { recursive: true, force: true });
     o.log(`image ${v} committed as ${commits[v]!.slice(0, 12)} (${Math.round((Date.now() - t0) / 1000)} s)`);
   }
   fs.writeFileSync(path.join(dir, 'commits.json'), JSON.stringify(commits) + '\n');
   makeOstreeLaptopDisk({ dir, base: o.base, serverDir, commit: commits['1']!, gpg, varSeed, user: o.user, url: `http://${REPO_ADDR}/repo` });
   fs.rmSync(varSeed, { recursive: true, force: true });
+  fs.rmSync(serverDir, { recursive: true, force: true });
   fs.writeFileSync(path.join(dir, '.complete'), '');
-  o.log(`ostree images 1 and 2 published and image 1 installed on a laptop disk in ${Math.round((Date.now() - t0) / 1000)} s`);
+  o.log(`ostree images ${OSTREE_LAB_VERSIONS.join(', ')} published and image 1 installed on a laptop disk in ${Math.round((Date.now() - t0) / 1000)} s`);
   return lab();
 }
 

@@ -2,16 +2,20 @@
 // OVMF → systemd-boot → the boot entries ostree wrote, copied to the ESP by the package), its images
 // served by a web server on the host's loopback (guestfwd), walked through issue 13's scenarios:
 // (a) first boot, (d) update staged through pkexec and finalized by ostree at shutdown, (e) rollback
-// and back. Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
+// and back, (f) a broken image falls back by itself. Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LabBackend } from './lab';
+import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic } from './ostree-image';
 import { createVm, type Vm } from './vm';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
 
 const USER = 'ann';
+/** The person's NAS (sshd on the host's loopback) and the helpdesk's signed commands (HTTP), as the laptop sees them. */
+const NAS_ADDR = '10.0.2.100';
+const COMMANDS_ADDR = '10.0.2.103';
 const repo = path.resolve(__dirname, '../..');
 const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
 
@@ -19,8 +23,10 @@ export const ostreeLaptop: LabBackend = {
   name: 'ostree',
   scenarios: {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
-    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, /etc is fresh but for the machine identity, the home is intact',
+    d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
+    f: 'a broken image 3 (its target never reached) falls back to 2 by itself (systemd-boot boot counting), the status says so, and 3 is not staged again',
+    g: 'helpdesk: a signed reimage command is refused while the home has unsynced changes, runs after the backup (no password), and the laptop comes back pristine with the home intact',
   },
   // Seen to hold here end to end; the others run on request (TABULA_LAB_SCENARIOS) and count as skipped.
   // (a) held here on 2026-12-01: 243 s power on to the agent, systemd-boot starting ostree's entry.
@@ -28,6 +34,8 @@ export const ostreeLaptop: LabBackend = {
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
+    let commands: Awaited<ReturnType<typeof serveStatic>> | null = null;
+    let nas: SshServer | null = null;
     try {
       const tSetup = Date.now();
       const base = buildOstreeBase(ctx.log);
@@ -46,12 +54,38 @@ export const ostreeLaptop: LabBackend = {
       fs.mkdirSync(laptopDir, { recursive: true });
       const disk = path.join(laptopDir, 'disk.img');
       execFileSync('cp', ['--sparse=always', lab.disk, disk]);
-      // The fleet admin refreshes the summary's signature and expiry (the cached repo may be days old).
-      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', lab.serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
-      server = await serveStatic(lab.serverDir);
+      // The fleet's server offers one version at a time: a copy of the cache's server as that version
+      // left it, its summary re-signed with a fresh serial and expiry, as a fleet admin refreshes it.
+      const serverDir = path.join(ctx.work, 'server');
+      const offer = (v: string) => {
+        fs.rmSync(serverDir, { recursive: true, force: true });
+        execFileSync('cp', ['-al', lab.serverAt(v), serverDir]);
+        execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
+      };
+      offer('2');
+      server = await serveStatic(serverDir);
+      // (g): the NAS and the helpdesk. The cached images name neither (their keys are this run's):
+      // (g) gives the laptop an administrator's config layer in /etc/tabula, which the next boot drops.
+      nas = await startSshServer();
+      const nasHome = path.join(ctx.work, 'nas', USER);
+      fs.mkdirSync(nasHome, { recursive: true });
+      const commandsDir = path.join(ctx.work, 'fleet-commands');
+      fs.mkdirSync(commandsDir);
+      commands = await serveStatic(commandsDir);
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(ctx.work, 'helpdesk')], { stdio: 'ignore' });
       ctx.log(`ostree laptop ready in ${Math.round((Date.now() - tSetup) / 1000)} s`);
 
-      vm = await createVm({ dir: laptopDir, disk, accel: ctx.accel, sshKey: lab.sshKey, forwards: [{ guest: REPO_ADDR, guestPort: 80, hostPort: server.port }] });
+      vm = await createVm({
+        dir: laptopDir,
+        disk,
+        accel: ctx.accel,
+        sshKey: lab.sshKey,
+        forwards: [
+          { guest: REPO_ADDR, guestPort: 80, hostPort: server.port },
+          { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
+          { guest: COMMANDS_ADDR, guestPort: 80, hostPort: commands.port },
+        ],
+      });
       const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
       const status = () => laptop.status();
       const agentUp = () => laptop.agentUp();
@@ -97,7 +131,7 @@ export const ostreeLaptop: LabBackend = {
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
         const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
         if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
-        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit');
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && echo stray > /var/tabula-lab-stray && echo stray > /var/lib/tabula-lab-stray && echo kept > /var/log/journal/tabula-lab-kept');
         // The machine's identity is what survives of /etc (tabula-identity, the dracut module).
         const identity = async () => laptop.vm.run('root', 'cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub');
         const idBefore = await identity();
@@ -109,6 +143,10 @@ export const ostreeLaptop: LabBackend = {
         if (st.image.version !== '2' || b.version !== '2') throw new Error(`after the reboot: tabula status shows ${st.image.version}, ostree booted ${b.version}; expected 2\n${b.text}`);
         const left = (await laptop.vm.run('root', 'cat /etc/tabula-lab-root-edit 2>/dev/null || true')).trim();
         if (left) throw new Error('the root edit in /etc survived the reboot');
+        // /var: the image's again (its dpkg database back), but for what survives a boot.
+        const v = await laptop.vm.run('root', 'ls /var/tabula-lab-stray /var/lib/tabula-lab-stray /var/log/journal/tabula-lab-kept /var/lib/dpkg/status 2>&1; true');
+        if (/^\/var\/(lib\/)?tabula-lab-stray$/m.test(v)) throw new Error(`a stray file in /var survived the reboot:\n${v}`);
+        if (!/^\/var\/log\/journal\/tabula-lab-kept$/m.test(v) || !/^\/var\/lib\/dpkg\/status$/m.test(v)) throw new Error(`/var is not the image's plus what survives a boot:\n${v}`);
         const idAfter = await identity();
         if (idAfter !== idBefore) throw new Error(`the machine's identity changed across the update:\nbefore ${idBefore}\nafter ${idAfter}`);
         const after = await homeFiles();
@@ -119,9 +157,12 @@ export const ostreeLaptop: LabBackend = {
       });
 
       await run.scenario('e', vm, async () => {
+        // Going back is an administrator's (polkit: auth_admin_keep): root runs tabula-helper, as the helpdesk would.
         const go = async (to: string) => {
-          const r = JSON.parse(await laptop.vm.run(USER, 'tabula image rollback --json')) as AgentStatusJson['imageUpdate'];
-          if (r.staged?.version !== to) throw new Error(`rollback staged ${r.staged?.version ?? 'nothing'}, expected ${to} (${r.state}: ${r.reason})`);
+          const lines = (await laptop.vm.run('root', '/usr/libexec/tabula/tabula-helper rollback', { timeoutMs: 300_000 })).trim().split('\n');
+          const last = JSON.parse(lines.at(-1)!) as { result?: { deployments: { staged: { version: string } | null } } };
+          const staged = last.result?.deployments.staged?.version ?? null;
+          if (staged !== to) throw new Error(`rollback staged ${staged ?? 'nothing'}, expected ${to}: ${lines.at(-1)}`);
           await reboot();
           const st = await agentUp();
           const b = await booted();
@@ -133,9 +174,89 @@ export const ostreeLaptop: LabBackend = {
         await go(from);
         return `${from} → ${to} → ${from}`;
       });
+
+      await run.scenario('f', vm, async () => {
+        offer('3');
+        const s = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
+        if (s.staged?.version !== '3') throw new Error(`image 3 was not staged: ${s.state}, ${s.reason}`);
+        const t0 = Date.now();
+        // Three tries of 3 (each a kernel panic and a restart), then systemd-boot starts 2.
+        await reboot();
+        run.figure('broken image: reboot to back on the previous one', `${Math.round((Date.now() - t0) / 1000)} s`);
+        await agentUp();
+        const after = await waitFor(async () => {
+          const st = await status();
+          return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
+        }, 600_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
+        const b = await booted();
+        if (after.image.version !== '2' || b.version !== '2') throw new Error(`running ${after.image.version} (ostree: ${b.version}), expected 2\n${b.text}`);
+        const again = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 300_000 })) as AgentStatusJson['imageUpdate'];
+        if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
+        // 3's deployment is gone and so is its entry on the ESP (ostree's staging had already dropped
+        // the older rollback: it keeps the booted deployment and the new one).
+        const entries = (await laptop.vm.run('root', 'ls /efi/loader/entries')).trim().split('\n');
+        if (entries.some((e) => e.includes(lab.commits['3']!)) || !entries.some((e) => e.includes(lab.commits['2']!))) throw new Error(`the ESP should hold 2's entry and none of 3's: ${entries.join(' ')}`);
+        return `"${after.imageUpdate.reason}"; ESP entries: ${entries.join(' ')}`;
+      });
+
+      await run.scenario('g', vm, async () => {
+        const labDir = '/etc/tabula/lab';
+        const put = (file: string, text: string, mode: string, owner = 'root') => laptop.vm.run('root', `mkdir -p ${labDir} && cat > ${file} && chmod ${mode} ${file} && chown ${owner} ${file}`, { input: text });
+        const hostKey = fs.readFileSync(path.join(path.dirname(nas!.identityFile), 'host_ed25519.pub'), 'utf8').trim();
+        await put(`${labDir}/nas-key`, fs.readFileSync(nas!.identityFile, 'utf8'), '0600', USER);
+        await put(`${labDir}/known_hosts`, `${NAS_ADDR} ${hostKey}\n`, '0644');
+        await put('/etc/tabula/config.json', JSON.stringify({
+          storage: { url: `ssh://${nas!.user}@${NAS_ADDR}:22${nasHome}`, sshOptions: ['-i', `${labDir}/nas-key`, '-o', `UserKnownHostsFile=${labDir}/known_hosts`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'], connectTimeoutSeconds: 5 },
+          backup: { intervalMinutes: 60, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
+          fleet: { url: `http://${COMMANDS_ADDR}/`, commandKeys: [fs.readFileSync(path.join(ctx.work, 'helpdesk.pub'), 'utf8').trim()], commandPollMinutes: 24 * 60, reimageCountdownSeconds: 5 },
+        }, null, 2), '0644');
+        await laptop.vm.run(USER, 'systemctl --user restart tabula-agent');
+        await agentUp();
+        const machineId = (await laptop.vm.run('root', 'cat /etc/machine-id')).trim();
+        const order = () => execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'command', 'reimage', '--machine', machineId, '--expires', '1h', '--key', path.join(ctx.work, 'helpdesk.key'), '--out', commandsDir], { encoding: 'utf8' });
+        const poll = async () => JSON.parse((await laptop.vm.ssh(USER, 'tabula fleet poll --json', { timeoutMs: 300_000 })).stdout) as { outcome: string; message: string };
+        // A file the storage does not have yet (backups paused), and root's edits a reimage must undo.
+        await laptop.vm.run(USER, 'tabula backup pause && mkdir -p ~/Documents && echo "not on the NAS yet" > ~/Documents/unsynced.txt');
+        await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
+        order();
+        const refused = await poll();
+        if (refused.outcome !== 'refused' || !/not on the storage yet/.test(refused.message)) throw new Error(`with an unsynced file the reimage command was not refused: ${JSON.stringify(refused)}`);
+        if ((await laptop.vm.run('root', 'ls /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim()) throw new Error('a refused reimage left a reset staged');
+        await laptop.vm.run(USER, 'tabula backup resume && tabula backup now', { timeoutMs: 300_000 });
+        if (!fs.existsSync(path.join(nasHome, 'Documents/unsynced.txt'))) throw new Error('"Back up now" did not put the file on the NAS');
+        const homeBefore = await homeFiles();
+        // The refused command waits and runs by itself after the backup (at most once); where the
+        // agent spent it instead, the helpdesk sends a new one.
+        const pending = async () => ((await status()).imageUpdate as { reimagePending?: boolean }).reimagePending ? true : null;
+        const ranByItself = await waitFor(pending, 120_000, '').then(() => true, () => false);
+        if (!ranByItself) {
+          const again = await poll();
+          if (again.outcome !== 'done') {
+            order();
+            const ran = await poll();
+            if (ran.outcome !== 'done') throw new Error(`after the backup the reimage command did not run: ${JSON.stringify(ran)}`);
+          }
+          await waitFor(pending, 900_000, 'the reset was never prepared');
+        }
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
+        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
+        const t0 = Date.now();
+        await reboot();
+        run.figure('reimage: reboot to a pristine laptop', `${Math.round((Date.now() - t0) / 1000)} s`);
+        const after = await agentUp();
+        const b = await booted();
+        if (after.image.version !== '2' || b.version !== '2') throw new Error(`after the reset the laptop runs ${after.image.version} (ostree: ${b.version}), expected 2 (3 failed to start here)`);
+        const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /etc/tabula/config.json /var/lib/stray/file /var/lib/tabula/reset-on-boot 2>/dev/null || true')).trim();
+        if (leftovers) throw new Error(`not pristine after the reset: ${leftovers}`);
+        const homeAfter = await homeFiles();
+        if (homeAfter !== homeBefore || !homeAfter.includes('unsynced.txt')) throw new Error(`the home changed across the reset:\nbefore ${homeBefore}\nafter ${homeAfter}`);
+        return `refused: "${refused.message.slice(0, 80)}…"; ran ${ranByItself ? 'by itself' : 'when polled'} after the backup; reboot ${Math.round((Date.now() - t0) / 1000)} s`;
+      });
     } finally {
       await vm?.stop();
       await server?.close();
+      await commands?.close();
+      await nas?.dispose();
     }
   },
 };

@@ -6,13 +6,16 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
-import { writeFileAtomic } from '../atomic-file';
+import { readJsonDocument, writeFileAtomic } from '../atomic-file';
 import { readBootedMarker } from './deployments-dir';
 import { createTrustStore, type ServerData, type TrustStore } from './freshness';
 
 export const REMOTE = 'tabula';
+/** The package's copy of ostree's boot entries to the ESP (assets/boot/usr/libexec/tabula/). */
+export const OSTREE_ESP_SYNC = '/usr/libexec/tabula/tabula-ostree-esp';
 
 export interface OstreeOptions {
   /** The sysroot: "/" on a real machine, a temp folder in tests. */
@@ -25,6 +28,10 @@ export interface OstreeOptions {
   gpgKeyring: string;
   /** Is this a booted ostree system? Then deployments are staged (`deploy --stage`). */
   booted?: boolean;
+  /** The ESP, where tabula-ostree-esp copies ostree's entries; default <sysroot>/efi. */
+  esp?: string;
+  /** Brings the ESP's entries in line with ostree's after a deployment is removed; default on a booted system: tabula-ostree-esp. */
+  syncEsp?: () => Promise<void>;
   /** Highest summary serial and version accepted; default <sysroot>/var/lib/tabula/trust.json. */
   trust?: TrustStore;
   onProgress?: (p: ImageUpdateProgress) => void;
@@ -89,10 +96,35 @@ export function parseAdminStatus(text: string): OstreeDeployment[] {
   return out;
 }
 
+/**
+ * Tries left on a deployment's ESP entry, as systemd-boot's boot counting leaves the names
+ * tabula-ostree-esp gives (`tabula-ostree-<checksum>.<serial>[+LEFT[-DONE]].conf`); null when the
+ * entry has no counter (blessed, or installed as good) or is not there.
+ */
+export function espTriesLeft(esp: string, d: { checksum: string; serial: number }): number | null {
+  const prefix = `tabula-ostree-${d.checksum}.${d.serial}`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.join(esp, 'loader/entries'));
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(?:\+(\d+)(?:-\d+)?)?\.conf$/.exec(n.slice(prefix.length));
+    if (m) return m[1] === undefined ? null : Number(m[1]);
+  }
+  return null;
+}
+
+const failedBootsSchema = z.array(z.object({ version: z.string().max(200), bootedInstead: z.string().max(200), checksum: z.string().max(64).optional(), at: z.string().max(64) })).max(50);
+type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
+
 function parseTransferred(text: string): number {
-  const m = /([\d.]+)\s*(B|kB|MB|GB) transferred/.exec(text);
+  // "… 29.6 kB transferred …" (GLib's sizes: SI; newer ostree may print IEC units).
+  const m = /([\d.]+)\s*(B|bytes|kB|MB|GB|KiB|MiB|GiB) transferred/.exec(text);
   if (!m) return 0;
-  const mult = { B: 1, kB: 1000, MB: 1e6, GB: 1e9 }[m[2] as 'B' | 'kB' | 'MB' | 'GB'];
+  const mult = { B: 1, bytes: 1, kB: 1000, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] as 'B' | 'bytes' | 'kB' | 'MB' | 'GB' | 'KiB' | 'MiB' | 'GiB'];
   return Math.round(Number(m[1]) * mult);
 }
 
@@ -112,6 +144,23 @@ export function createOstreeBackend(opts: OstreeOptions) {
   const sysrootArg = `--sysroot=${opts.sysroot}`;
   const refspec = `${REMOTE}:${opts.ref}`;
   const resetMarker = path.join(opts.sysroot, 'var/lib/tabula/reset-on-boot');
+  const esp = opts.esp ?? path.join(opts.sysroot, 'efi');
+  const failedFile = path.join(opts.sysroot, 'var/lib/tabula/failed-boots.json');
+  const readFailed = (): FailedBootRecord[] => {
+    const r = readJsonDocument(failedFile, failedBootsSchema);
+    return r.status === 'ok' ? r.value : [];
+  };
+  const versionOf = (d: OstreeDeployment) => d.version ?? d.checksum.slice(0, 10);
+  /** Removes deployment `index` (not a staged one), then the ESP follows ostree's entries. */
+  async function undeploy(index: number) {
+    await run(['admin', sysrootArg, 'undeploy', String(index)]);
+    if (opts.syncEsp) await opts.syncEsp();
+    else if (opts.booted && fs.existsSync(OSTREE_ESP_SYNC)) {
+      await run([], 5 * 60_000, { file: OSTREE_ESP_SYNC, pre: [] }).catch((err: unknown) => {
+        throw new TabulaError('helper-failed', `The boot menu on the ESP could not be updated (${OSTREE_ESP_SYNC}: ${((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message}).`);
+      });
+    }
+  }
   const trust = opts.trust ?? createTrustStore(path.join(opts.sysroot, 'var/lib/tabula/trust.json'));
 
   /**
@@ -167,13 +216,42 @@ export function createOstreeBackend(opts: OstreeOptions) {
 
   const dep = (d: OstreeDeployment | null | undefined): ImageDeployment | null => (d ? { version: d.version ?? d.checksum.slice(0, 10), checksum: d.checksum } : null);
 
+  /**
+   * A new version that did not start: ostree's default deployment is not what booted, and
+   * systemd-boot gave up on its ESP entry (no tries left), so the previous one booted instead. It is
+   * recorded in failed-boots.json (never staged again) and removed, so the machine's default is what
+   * runs. Returns the latest failure when this boot is the one that fell back from it.
+   */
+  async function assess(list: OstreeDeployment[]): Promise<{ list: OstreeDeployment[]; failedBoot: DeploymentsStatus['failedBoot'] }> {
+    const booted = bootedOf(list);
+    const first = list[0];
+    if (first && booted && first !== booted && !first.staged && espTriesLeft(esp, first) === 0) {
+      const records = readFailed().filter((r) => r.version !== versionOf(first));
+      const record = { version: versionOf(first), bootedInstead: versionOf(booted), checksum: first.checksum, at: new Date().toISOString() };
+      writeFileAtomic(failedFile, JSON.stringify([...records, record].slice(-20), null, 2) + '\n', 0o644);
+      await undeploy(0);
+      list = await deployments();
+    }
+    const last = readFailed().at(-1);
+    const now = bootedOf(list);
+    return { list, failedBoot: last && now && last.bootedInstead === versionOf(now) ? { version: last.version, bootedInstead: last.bootedInstead } : null };
+  }
+
   async function statusNow(): Promise<DeploymentsStatus> {
-    const list = await deployments();
+    const { list, failedBoot } = await assess(await deployments());
     const booted = bootedOf(list) ?? list[0] ?? null;
     const first = list[0] ?? null;
     const staged = first && booted && first !== booted ? first : null;
     const rollback = staged ? booted : list.find((d) => d !== booted) ?? null;
-    return { backend: 'ostree', booted: dep(booted), staged: dep(staged), rollback: dep(rollback), reimagePending: fs.existsSync(resetMarker) };
+    return { backend: 'ostree', booted: dep(booted), staged: dep(staged), rollback: dep(rollback), reimagePending: fs.existsSync(resetMarker), failedBoot };
+  }
+
+  /** The version the fetched ref points at, and whether it failed to start here before. */
+  async function fetchedVersion(): Promise<{ checksum: string; version: string; failed: boolean }> {
+    const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
+    const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
+    const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);
+    return { checksum, version, failed: readFailed().some((r) => r.version === version || r.checksum === checksum) };
   }
 
   /** Keeps the next boot, the booted one and one previous; removes the rest. Returns what is left. */
@@ -182,7 +260,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
     const booted = bootedOf(list);
     const keep = new Set([list[0], booted, list.find((d) => d !== list[0] && d !== booted)]);
     // Undeploy from the end so indexes stay valid.
-    for (let i = list.length - 1; i >= 0; i--) if (!keep.has(list[i])) await run(['admin', sysrootArg, 'undeploy', String(i)]);
+    for (let i = list.length - 1; i >= 0; i--) if (!keep.has(list[i])) await undeploy(i);
     return list.filter((d) => keep.has(d));
   }
 
@@ -218,9 +296,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
       let found: ImageDeployment;
       try {
         await runRepo([repoArg, 'pull', '--commit-metadata-only', '--timestamp-check', REMOTE, opts.ref]);
-        const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
-        const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
-        const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);
+        const { version, checksum } = await fetchedVersion();
         found = { version, checksum };
       } catch (err) {
         throw describeDowngrade(err) ?? describe(err, 'check for a new image', opts.url);
@@ -237,9 +313,12 @@ export function createOstreeBackend(opts: OstreeOptions) {
       }
     },
     async stage(): Promise<{ version: string; bytesReceived: number }> {
+      await assess(await deployments());
       const bytesReceived = await pull();
-      const [list, rev] = await Promise.all([deployments(), run([repoArg, 'rev-parse', refspec])]);
-      const checksum = rev.stdout.trim();
+      const fetched = await fetchedVersion();
+      if (fetched.failed) throw new TabulaError('image-invalid', `Version ${fetched.version} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
+      const list = await deployments();
+      const checksum = fetched.checksum;
       let after = list;
       if (list[0]?.checksum !== checksum) {
         await deploy([]);
@@ -249,6 +328,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
     },
     async rollback(): Promise<DeploymentsStatus> {
       const s = await statusNow();
+      // A staged deployment has no boot entries yet: removing it leaves the ESP as it is.
       if (s.staged) await run(['admin', sysrootArg, 'undeploy', '0']);
       else if (s.rollback?.checksum) {
         await deploy([], s.rollback.checksum);
@@ -257,13 +337,17 @@ export function createOstreeBackend(opts: OstreeOptions) {
       return statusNow();
     },
     /** Pristine deployment of the current image: `--no-merge` drops /etc changes; /var is reset at boot. */
-    async reimage(): Promise<{ version: string; bytesReceived: number }> {
+    async reimage(): Promise<{ version: string; bytesReceived: number; note?: string }> {
       const bytesReceived = await pull();
-      await deploy(['--no-merge']);
+      // Never a version that failed to start here: then the running one, pristine.
+      const fetched = await fetchedVersion();
+      const running = fetched.failed ? bootedOf(await deployments()) : null;
+      await deploy(['--no-merge'], running ? running.checksum : refspec);
       await prune();
       writeFileAtomic(resetMarker, JSON.stringify({ requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
       const s = await statusNow();
-      return { version: (s.staged ?? s.booted)?.version ?? '', bytesReceived };
+      const note = running ? `Version ${fetched.version}, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version ${versionOf(running)}, the one running.` : undefined;
+      return { version: (s.staged ?? s.booted)?.version ?? '', bytesReceived, ...(note ? { note } : {}) };
     },
   };
 }
