@@ -127,7 +127,7 @@ export const ostreeLaptop: LabBackend = {
         const served = server!.bytesSent() - sentBefore;
         run.figure('bytes pulled for image 2 (server sent)', `${served}`);
         run.figure('bytes pulled for image 2 (ostree says)', `${s.lastPullBytes}`);
-        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
         const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
         if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
@@ -238,7 +238,7 @@ export const ostreeLaptop: LabBackend = {
           }
           await waitFor(pending, 900_000, 'the reset was never prepared');
         }
-        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat _COMM=pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper reimage-signed" || true`);
         if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper reimage-signed"');
         const t0 = Date.now();
         await reboot();
