@@ -18,6 +18,7 @@ packages=(
   nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup transport
   polkitd pkexec                              # the agent reaches tabula-helper through pkexec
   procps iproute2
+  curl                                        # the lab's waits ask the agent's socket (laptop.ts peek)
   libsecret-1-0                               # keytar in the Tabula package links it
 )
 key="$(cat "$0" | sha256sum | cut -c1-16)"
