@@ -174,8 +174,6 @@ function assembleDisk(dir: string, espDir: string, rootDir: string): string {
 }
 
 export interface OstreeLab {
-  /** Cache folder: gnupg/, fleet.key/.pub, lab-key, server-at-<v>/ (the fleet's server as each version left it), disk.img. */
-  dir: string;
   gpg: GpgSigner;
   fleetKey: string;
   /**
@@ -189,72 +187,128 @@ export interface OstreeLab {
   commits: Record<string, string>;
 }
 
-/**
- * Images 1–3 published to a signed repo (a snapshot of the server after each) and a laptop disk with 1 installed, cached in
- * `cache`/ostree-lab-<hash of base, package, this file and the settings' shape>. The keys live in
- * the cache with the images they signed (lab keys, for loopback only).
- */
-export function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): OstreeLab {
-  const h = crypto.createHash('sha256');
-  h.update(o.base);
-  h.update(fs.readFileSync(__filename));
-  h.update(fs.readFileSync(path.join(__dirname, 'image.ts')));
-  h.update(fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')));
-  if (o.deb) h.update(debContentHash(o.deb));
-  h.update(JSON.stringify(o.config({ gpgKeyring: 'k', fleetPub: 'p' })));
-  const dir = path.join(o.cache, `ostree-lab-${h.digest('hex').slice(0, 16)}`);
-  const lab = (): OstreeLab => ({
-    dir,
+/** What each lab version changes in the image the package made (image 1 is that image). */
+function versionTree(tree: string, v: string): void {
+  const osRelease = path.join(tree, 'usr/lib/os-release');
+  fs.writeFileSync(osRelease, fs.readFileSync(osRelease, 'utf8').replace(/^IMAGE_VERSION=.*$/m, `IMAGE_VERSION=${v}`));
+  if (v === '2') fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n');
+  // Image 3 never reaches its target: its systemd exits, the kernel panics and restarts (panic=10).
+  if (v === '3') fs.writeFileSync(path.join(tree, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 });
+}
+
+/** The lab's keys (loopback only), made once and kept: the images they are baked into stay valid. */
+function labKeys(dir: string): { gpg: GpgSigner; fleetKey: string; fleetPub: string; sshKey: string } {
+  if (!fs.existsSync(path.join(dir, '.complete'))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const gpg = makeGpgKey(dir);
+    fs.writeFileSync(path.join(dir, 'gpg-key-id'), gpg.keyId + '\n');
+    sh(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(dir, 'fleet')]);
+    sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(dir, 'lab-key')]);
+    fs.writeFileSync(path.join(dir, '.complete'), '');
+  }
+  return {
     gpg: { homedir: path.join(dir, 'gnupg'), keyId: fs.readFileSync(path.join(dir, 'gpg-key-id'), 'utf8').trim(), publicKeyFile: path.join(dir, 'fleet.gpg') },
     fleetKey: path.join(dir, 'fleet.key'),
-    serverAt: (v: string) => path.join(dir, `server-at-${v}`),
+    fleetPub: fs.readFileSync(path.join(dir, 'fleet.pub'), 'utf8').trim(),
     sshKey: path.join(dir, 'lab-key'),
-    disk: path.join(dir, 'disk.img'),
-    commits: JSON.parse(fs.readFileSync(path.join(dir, 'commits.json'), 'utf8')) as Record<string, string>,
-  });
-  if (fs.existsSync(path.join(dir, '.complete'))) {
-    o.log(`ostree images and laptop disk from the cache (${path.basename(dir)})`);
-    return lab();
-  }
-  const t0 = Date.now();
-  for (const old of fs.readdirSync(o.cache).filter((n) => n.startsWith('ostree-lab-'))) removeSysroot(path.join(o.cache, old));
-  fs.mkdirSync(dir, { recursive: true });
-  const gpg = makeGpgKey(dir);
-  fs.writeFileSync(path.join(dir, 'gpg-key-id'), gpg.keyId + '\n');
-  sh(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'keygen', '--out', path.join(dir, 'fleet')]);
-  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(dir, 'lab-key')]);
-  const serverDir = path.join(dir, 'server');
-  fs.mkdirSync(serverDir);
+  };
+}
+
+const hashOf = (...parts: (string | Buffer)[]) => {
+  const h = crypto.createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex').slice(0, 16);
+};
+
+/**
+ * Images 1–3 published to a signed repo and a laptop disk with 1 installed, each cached under
+ * `cache` by a hash of its inputs: an image by the base, the package's content, the code that makes
+ * and publishes its tree, the settings and the image before it (`ostree-image-<hash>/`: the server
+ * as that version left it, and the commit); the disk by image 1 and the code that installs it
+ * (`ostree-disk-<hash>/`). A package change rebuilds the three images (image 1's tree is made once,
+ * 2 and 3 are copies of it with their changes) and the disk; a change to the disk's code, the disk only.
+ */
+export function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): OstreeLab {
+  const keys = labKeys(path.join(o.cache, 'ostree-lab-keys'));
   const settings: LabImageSettings & { deb: string | null } = {
     deb: o.deb,
     user: o.user,
-    sshPublicKey: fs.readFileSync(path.join(dir, 'lab-key.pub'), 'utf8'),
+    sshPublicKey: fs.readFileSync(`${keys.sshKey}.pub`, 'utf8'),
     keys: {},
     knownHosts: '',
-    config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: fs.readFileSync(path.join(dir, 'fleet.pub'), 'utf8').trim() }),
+    config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: keys.fleetPub }),
   };
+  const code = [makeImageTree, toOstreeTree, versionTree, publishOstreeImage, labImage].map(String).join('\n');
+  let key = hashOf(o.base, o.deb ? debContentHash(o.deb) : 'build output', fs.readFileSync(path.join(__dirname, 'image.ts')), code, JSON.stringify(settings), keys.gpg.keyId);
+  const dirs: Record<string, string> = {};
   const commits: Record<string, string> = {};
-  const varSeed = path.join(dir, 'var-seed');
-  for (const v of OSTREE_LAB_VERSIONS) {
-    const tree = makeImageTree(o.base, path.join(dir, 'trees', v), v, settings, (t) => {
-      fs.copyFileSync(gpg.publicKeyFile, path.join(t, 'usr/share/defaults/tabula/fleet.gpg'));
-      if (v === '2') fs.writeFileSync(path.join(t, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n');
-      // Image 3 never reaches its target: its systemd exits, the kernel panics and restarts (panic=10).
-      if (v === '3') fs.writeFileSync(path.join(t, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 });
-    });
-    toOstreeTree(tree, varSeed);
-    commits[v] = publishOstreeImage(tree, v, serverDir, path.join(dir, 'fleet.key'), gpg);
-    sh('cp', ['-al', serverDir, path.join(dir, `server-at-${v}`)]);
-    fs.rmSync(path.join(dir, 'trees'), { recursive: true, force: true });
-    o.log(`image ${v} committed as ${commits[v]!.slice(0, 12)} (${Math.round((Date.now() - t0) / 1000)} s)`);
+  const work = path.join(o.cache, 'ostree-lab-work');
+  let imageTree: string | null = null;
+  try {
+    let previous: string | null = null;
+    for (const v of OSTREE_LAB_VERSIONS) {
+      key = hashOf(key, v);
+      const dir = path.join(o.cache, `ostree-image-${key}`);
+      if (!fs.existsSync(path.join(dir, '.complete'))) {
+        const t0 = Date.now();
+        if (!imageTree) {
+          removeSysroot(work);
+          imageTree = labImage(o.base, path.join(work, 'image'), settings, keys.gpg);
+          o.log(`image tree made from the base and the package in ${Math.round((Date.now() - t0) / 1000)} s`);
+        }
+        removeSysroot(dir);
+        fs.mkdirSync(dir, { recursive: true });
+        // The server as the version before left it (hard links), this version published into it.
+        if (previous) sh('cp', ['-al', path.join(previous, 'server'), path.join(dir, 'server')]);
+        else fs.mkdirSync(path.join(dir, 'server'));
+        const tree = path.join(work, `tree-${v}`);
+        sh('cp', ['-a', imageTree, tree]);
+        versionTree(tree, v);
+        toOstreeTree(tree, path.join(dir, 'var-seed'));
+        const t1 = Date.now();
+        const commit = publishOstreeImage(tree, v, path.join(dir, 'server'), keys.fleetKey, keys.gpg);
+        fs.rmSync(tree, { recursive: true, force: true });
+        fs.writeFileSync(path.join(dir, 'commit'), commit + '\n');
+        fs.writeFileSync(path.join(dir, '.complete'), '');
+        o.log(`image ${v} committed as ${commit.slice(0, 12)} in ${Math.round((Date.now() - t0) / 1000)} s (tabula-fleet publish ${Math.round((Date.now() - t1) / 1000)} s)`);
+      }
+      dirs[v] = dir;
+      commits[v] = fs.readFileSync(path.join(dir, 'commit'), 'utf8').trim();
+      previous = dir;
+    }
+  } finally {
+    removeSysroot(work);
   }
-  fs.writeFileSync(path.join(dir, 'commits.json'), JSON.stringify(commits) + '\n');
-  makeOstreeLaptopDisk({ dir, base: o.base, serverDir, commit: commits['1']!, gpg, varSeed, user: o.user, url: `http://${REPO_ADDR}/repo` });
-  fs.rmSync(varSeed, { recursive: true, force: true });
-  fs.rmSync(serverDir, { recursive: true, force: true });
-  fs.writeFileSync(path.join(dir, '.complete'), '');
-  o.log(`ostree images ${OSTREE_LAB_VERSIONS.join(', ')} published and image 1 installed on a laptop disk in ${Math.round((Date.now() - t0) / 1000)} s`);
-  return lab();
+  const first = dirs[OSTREE_LAB_VERSIONS[0]]!;
+  const diskDir = path.join(o.cache, `ostree-disk-${hashOf(first, String(makeOstreeLaptopDisk), String(assembleDisk), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
+  if (!fs.existsSync(path.join(diskDir, '.complete'))) {
+    const t0 = Date.now();
+    removeSysroot(diskDir);
+    fs.mkdirSync(diskDir, { recursive: true });
+    makeOstreeLaptopDisk({ dir: diskDir, base: o.base, serverDir: path.join(first, 'server'), commit: commits['1']!, gpg: keys.gpg, varSeed: path.join(first, 'var-seed'), user: o.user, url: `http://${REPO_ADDR}/repo` });
+    fs.writeFileSync(path.join(diskDir, '.complete'), '');
+    o.log(`laptop disk with image 1 installed in ${Math.round((Date.now() - t0) / 1000)} s`);
+  } else o.log(`ostree images ${OSTREE_LAB_VERSIONS.join(', ')} and the laptop disk from the cache`);
+  // Older images and disks are superseded (the VM lock keeps two labs from using the cache at once).
+  const used = [...Object.values(dirs), diskDir];
+  for (const n of fs.readdirSync(o.cache)) {
+    const p = path.join(o.cache, n);
+    if (/^(ostree-image-|ostree-disk-|ostree-lab-[0-9a-f]{16}$)/.test(n) && !used.includes(p)) removeSysroot(p);
+  }
+  return { gpg: keys.gpg, fleetKey: keys.fleetKey, serverAt: (v) => path.join(dirs[v]!, 'server'), sshKey: keys.sshKey, disk: path.join(diskDir, 'disk.img'), commits };
+}
+
+/**
+ * Image 1 as the package makes it, before it becomes an ostree tree: the base with Tabula installed
+ * (image.ts), the fleet's GPG key, and one try for a new deployment (/etc/kernel/tries, read by
+ * tabula-ostree-esp): a broken image falls back after one failed boot instead of three.
+ */
+function labImage(base: string, dest: string, settings: LabImageSettings & { deb: string | null }, gpg: GpgSigner): string {
+  return makeImageTree(base, dest, OSTREE_LAB_VERSIONS[0], settings, (t) => {
+    fs.copyFileSync(gpg.publicKeyFile, path.join(t, 'usr/share/defaults/tabula/fleet.gpg'));
+    fs.writeFileSync(path.join(t, 'etc/kernel/tries'), '1\n');
+  });
 }
 
 /**
