@@ -174,19 +174,47 @@ describe('ostree backend', () => {
     http = await startCountingHttpServer(fleet.serverDir);
   });
 
-  it('reimage deploys the current image with /etc reset (--no-merge) and marks /var for reset', async () => {
+  it('reimage deploys the current image with /etc reset (--no-merge), its kernel arguments kept, and marks /var for reset', async () => {
     const v1 = await bootedOnV1();
-    const etc = path.join(fleet.root, 'ostree/deploy/tabula/deploy', `${v1}.0`, 'etc');
+    // The running deployment with the kernel arguments an installer gave it (the lab's laptop: root by label, rw, the console).
+    const kargs = ['root=LABEL=tabula-ostree', 'rw', 'console=ttyS0,115200', 'panic=10'];
+    execFileSync('ostree', ['admin', 'deploy', `--sysroot=${fleet.root}`, '--os=tabula', ...kargs.map((k) => `--karg=${k}`), v1], { stdio: 'ignore' });
+    execFileSync('ostree', ['admin', 'undeploy', `--sysroot=${fleet.root}`, '1'], { stdio: 'ignore' });
+    const deployDir = path.join(fleet.root, 'ostree/deploy/tabula/deploy');
+    const etc = path.join(deployDir, `${v1}.1`, 'etc');
     fs.writeFileSync(path.join(etc, 'local-admin-change'), 'x');
     await backend().reimage();
     const s = await backend().status();
     expect(s.reimagePending).toBe(true);
-    const list = fs.readdirSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy')).filter((n) => /\.\d+$/.test(n));
-    const fresh = list.find((n) => n !== `${v1}.0`)!;
-    expect(fs.existsSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy', fresh, 'etc/local-admin-change'))).toBe(false);
-    expect(fs.existsSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy', fresh, 'etc/hostname'))).toBe(true);
+    const list = fs.readdirSync(deployDir).filter((n) => /\.\d+$/.test(n));
+    const fresh = list.find((n) => n !== `${v1}.1`)!;
+    expect(fs.existsSync(path.join(deployDir, fresh, 'etc/local-admin-change'))).toBe(false);
+    expect(fs.existsSync(path.join(deployDir, fresh, 'etc/hostname'))).toBe(true);
+    // The fresh copy boots like the one it replaces: its boot entry has the same kernel arguments.
+    expect(kargsOfEntry(fresh)).toEqual(kargs);
+  });
+
+  it('refuses a reimage, changing nothing, when the running image has no boot entry to take the kernel arguments from', async () => {
+    const v1 = await bootedOnV1();
+    const entries = path.join(fleet.root, 'boot/loader/entries');
+    for (const f of fs.readdirSync(entries)) fs.rmSync(path.join(entries, f));
+    const err = await rejection(backend().reimage());
+    expect(err.message).toContain('could not give the fresh copy its kernel arguments; nothing was changed');
+    expect(fs.readdirSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy')).filter((n) => /\.\d+$/.test(n))).toEqual([`${v1}.0`]);
+    expect((await backend().status()).reimagePending).toBe(false);
   });
 });
+
+/** The kernel arguments of the boot entry ostree wrote for deployment `id` (<checksum>.<serial>), but ostree's own (ostree=, init= into /ostree/). */
+function kargsOfEntry(id: string): string[] {
+  const dir = path.join(fleet.root, 'boot/loader/entries');
+  for (const f of fs.readdirSync(dir)) {
+    const options = /^options (.+)$/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))![1]!.split(' ');
+    const link = options.find((o) => o.startsWith('ostree='))!.slice('ostree='.length);
+    if (path.basename(fs.readlinkSync(path.join(fleet.root, link))) === id) return options.filter((o) => !o.startsWith('ostree=') && !o.startsWith('init=/ostree/'));
+  }
+  throw new Error(`no boot entry for ${id}`);
+}
 
 describe('ostree through the agent and tabula-helper', () => {
   it('`tabula image check` and `pull` stage the signed new commit for the next boot', async () => {

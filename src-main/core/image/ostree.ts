@@ -246,6 +246,36 @@ export function createOstreeBackend(opts: OstreeOptions) {
     return { backend: 'ostree', booted: dep(booted), staged: dep(staged), rollback: dep(rollback), reimagePending: fs.existsSync(resetMarker), failedBoot };
   }
 
+  /**
+   * The kernel arguments of a deployment's boot entry, without ostree's own. A deploy with
+   * `--no-merge` takes neither /etc nor the kernel arguments from a running deployment (both come
+   * from ostree's "merge deployment"), so a reimage passes them again: without them the lab's
+   * laptop came back without root=, rw and console= (its /var read-only, so not reset).
+   */
+  function kargsOf(d: OstreeDeployment): string[] | null {
+    const dir = path.join(opts.sysroot, 'boot/loader/entries');
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter((n) => n.endsWith('.conf'));
+    } catch {
+      return null;
+    }
+    for (const n of names) {
+      const options = /^options[ \t]+(.+)$/m.exec(fs.readFileSync(path.join(dir, n), 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
+      const link = options.find((o) => o.startsWith('ostree='))?.slice('ostree='.length);
+      if (!link?.startsWith('/ostree/')) continue;
+      let target: string;
+      try {
+        target = path.basename(fs.readlinkSync(path.join(opts.sysroot, link)));
+      } catch {
+        continue;
+      }
+      // ostree's own arguments (ostree=, and init= into /ostree/ where the initramfs has no ostree-prepare-root) it writes itself.
+      if (target === `${d.checksum}.${d.serial}`) return options.filter((o) => !o.startsWith('ostree=') && !o.startsWith('init=/ostree/'));
+    }
+    return null;
+  }
+
   /** The version the fetched ref points at, and whether it failed to start here before. */
   async function fetchedVersion(): Promise<{ checksum: string; version: string; failed: boolean }> {
     const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
@@ -341,8 +371,13 @@ export function createOstreeBackend(opts: OstreeOptions) {
       const bytesReceived = await pull();
       // Never a version that failed to start here: then the running one, pristine.
       const fetched = await fetchedVersion();
-      const running = fetched.failed ? bootedOf(await deployments()) : null;
-      await deploy(['--no-merge'], running ? running.checksum : refspec);
+      const list = await deployments();
+      const running = fetched.failed ? bootedOf(list) : null;
+      // The kernel arguments of what runs now (known to boot); the default one where nothing is booted (tests).
+      const source = bootedOf(list) ?? list[0];
+      const kargs = source ? kargsOf(source) : null;
+      if (!kargs) throw new TabulaError('helper-failed', `The boot entry of the running image was not found in ${path.join(opts.sysroot, 'boot/loader/entries')}, so a reset could not give the fresh copy its kernel arguments; nothing was changed.`);
+      await deploy(['--no-merge', ...kargs.map((k) => `--karg=${k}`)], running ? running.checksum : refspec);
       await prune();
       writeFileAtomic(resetMarker, JSON.stringify({ requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
       const s = await statusNow();
