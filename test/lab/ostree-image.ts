@@ -240,7 +240,8 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
     config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: keys.fleetPub }),
   };
   const code = [makeImageTree, toOstreeTree, versionTree, publishOstreeImage, labImage].map(String).join('\n');
-  let key = hashOf(o.base, o.deb ? debContentHash(o.deb) : 'build output', fs.readFileSync(path.join(__dirname, 'image.ts')), code, JSON.stringify(settings), keys.gpg.keyId);
+  // The package by what it installs (its path is a fresh temp folder every run).
+  let key = hashOf(o.base, o.deb ? debContentHash(o.deb) : 'build output', fs.readFileSync(path.join(__dirname, 'image.ts')), code, JSON.stringify({ ...settings, deb: null }), keys.gpg.keyId);
   const dirs: Record<string, string> = {};
   const commits: Record<string, string> = {};
   const work = path.join(o.cache, 'ostree-lab-work');
