@@ -60,6 +60,8 @@ function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.e
   try {
     const r = spawnSync('/usr/bin/time', ['-o', out, '-f', '%e %M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env, maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
+    // With TABULA_SYNC_TRACE set, each run's phases (time, memory) go to this file, to read after the run.
+    if (process.env.TABULA_BENCH_TRACE_LOG) fs.appendFileSync(process.env.TABULA_BENCH_TRACE_LOG, `$ ${path.basename(cmd)} ${args.slice(-3).join(' ')}\n${r.stderr.toString()}`);
     const [secs, kib] = fs.readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
     return { ms: secs! * 1000, rssKiB: kib! };
   } finally {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { fsyncDir } from '../atomic-file';
 import { compareNames, recordBatches } from './listing';
+import { createRecordWriter } from './record-writer';
 import type { Entry } from './tree';
 
 /** One entry of a rounded archive against what the listings show now (see {@link adoptListedTimes}). */
@@ -152,23 +153,19 @@ export function createArchiveWriter(stateDir: string, storage: string, roundedTi
   const file = path.join(stateDir, ARCHIVE_FILE);
   const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
   const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  let pending = `${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`;
+  const out = createRecordWriter(fd);
+  out.write(`${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`);
   let last: string | null = null;
   let closed = false;
-  const flush = () => {
-    fs.writeSync(fd, pending);
-    pending = '';
-  };
   return {
     add(name: string, e: Entry) {
       // The order is what makes it readable as a stream: a slip here would lose entries later.
       if (last !== null && compareNames(last, name) >= 0) throw new Error(`archive written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
       last = name;
-      pending += formatRecord(name, e);
-      if (pending.length > 1 << 16) flush();
+      out.write(formatRecord(name, e));
     },
     commit() {
-      flush();
+      out.flush();
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       closed = true;

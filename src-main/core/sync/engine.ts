@@ -19,6 +19,7 @@ import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, wi
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
 import { createPathList, mergeRecords, type PathList, type PathRecord } from './path-list';
+import { createRecordWriter } from './record-writer';
 import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type PlannedConflict } from './plan';
 import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
@@ -755,21 +756,17 @@ function* topmostOf(records: Iterable<PathRecord>): Generator<PathRecord> {
 
 function createNameWriter(file: string) {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  let pending = '';
+  const out = createRecordWriter(fd);
   let closed = false;
   return {
     // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
     add(p: string) {
-      pending += `./${p}\0`;
-      if (pending.length > 1 << 16) {
-        fs.writeSync(fd, pending);
-        pending = '';
-      }
+      out.write(`./${p}\0`);
     },
     close() {
       if (closed) return;
       closed = true;
-      if (pending) fs.writeSync(fd, pending);
+      out.flush();
       fs.closeSync(fd);
     },
   };

@@ -5,6 +5,7 @@
 // out of order (folders settled at the end, conflicts) are kept in memory and merged in when read.
 import fs from 'node:fs';
 import { compareNames } from './listing';
+import { createRecordWriter } from './record-writer';
 
 /** The types of a path in the archive, the home and the storage ('f', 'd', 'l', or '-' for none): "d-d". */
 export type Kinds = string;
@@ -44,23 +45,19 @@ const CHUNK = 1 << 16;
 
 export function createPathList(file: string, side: SideIndex): PathList {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  let pending = '';
+  const out = createRecordWriter(fd);
   let last: string | null = null;
   let count = 0;
   let files = 0;
   let written = false;
   let closed = false;
   const late: PathRecord[] = [];
-  const flush = () => {
-    if (pending) fs.writeSync(fd, pending);
-    pending = '';
-  };
   const note = (kinds: Kinds) => {
     count++;
     if (kinds[side] !== 'd') files++;
   };
   function* stored(): Generator<PathRecord> {
-    flush();
+    out.flush();
     if (!written) return;
     const rd = fs.openSync(file, 'r');
     try {
@@ -114,9 +111,8 @@ export function createPathList(file: string, side: SideIndex): PathList {
       if (last !== null && compareNames(last, name) >= 0) throw new Error(`path list written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
       last = name;
       note(kinds);
-      pending += `${kinds}${extra} ${name}\0`;
+      out.write(`${kinds}${extra} ${name}\0`);
       written = true;
-      if (pending.length > CHUNK) flush();
     },
     addLate(name, kinds, extra = '') {
       note(kinds);
