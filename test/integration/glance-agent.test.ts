@@ -197,6 +197,30 @@ describe('the command line', () => {
     }
   });
 
+  it('a refusal past the 50 files it names gives the whole count: `tabula status` and `tabula backup now` say 100, not 50', async () => {
+    const nas = path.join(sb.dir, 'nas');
+    fs.mkdirSync(nas);
+    fs.mkdirSync(path.join(sb.home, 'Many'));
+    for (let i = 0; i < 120; i++) fs.writeFileSync(path.join(sb.home, 'Many', `f${i}.txt`), `${i}\n`);
+    sb.writeUserConfig({ storage: { url: nas }, backup: { watchHome: false } });
+    const agent = await startHeadlessAgent(sb);
+    try {
+      expect((await sb.cli(['backup', 'now'])).code).toBe(0);
+      // Deleted on the storage (another laptop, a mistake): the next sync would delete 100 here.
+      for (let i = 0; i < 100; i++) fs.rmSync(path.join(nas, 'Many', `f${i}.txt`));
+      const refused = await sb.cli(['backup', 'now']);
+      expect(refused.code).toBe(2);
+      const lines = refused.stderr.split('\n');
+      expect(lines[0]).toBe('This sync would delete 100 of 121 files in your home (more than 50%). Nothing was changed.');
+      expect(lines.filter((l) => /^ {2}~\/Many\/f\d+\.txt$/.test(l))).toHaveLength(50);
+      expect(lines).toContain('  …and 50 more files');
+      expect((await sb.cli(['status'])).stdout).toContain('It would delete 100 files; nothing was changed.');
+      expect(fs.readdirSync(path.join(sb.home, 'Many'))).toHaveLength(120);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('prefs apply exits non-zero when something was not applied', async () => {
     // A default printer is saved, but this machine has no such printer (no cupsd at all here).
     expect((await sb.cli(['prefs', 'set', 'printers.default', 'ipp://printer.example/ipp/print'])).code).toBe(0);
