@@ -55,6 +55,37 @@ describe('the built-in storage', () => {
   });
 });
 
+describe('switching from the built-in storage to a real one', () => {
+  it('sends the home, not the old local copy or its versions', async () => {
+    // XDG_DATA_HOME unset, as on a real laptop: the built-in storage is inside the home.
+    const paths = resolvePaths({ ...sb.env, XDG_DATA_HOME: undefined });
+    const agent = createAgent({ paths, autoStart: false, watchNetwork: () => () => undefined });
+    agents.push(agent);
+    const client = createInProcessClient(agent.router, agent.events);
+    let done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    // A second run after an edit leaves an older version in the built-in storage's versions area too.
+    fs.writeFileSync(path.join(sb.home, 'Documents', 'notes.txt'), 'Remember the milk and the bread.\n');
+    done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    const local = path.join(sb.home, '.local/share/tabula/storage');
+    expect(fs.readFileSync(path.join(local, 'Documents/notes.txt'), 'utf8')).toContain('bread');
+
+    const nas = path.join(sb.dir, 'nas');
+    fs.mkdirSync(nas);
+    sb.writeUserConfig({ storage: { url: nas } });
+    done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    expect(fs.readFileSync(path.join(nas, 'Documents/notes.txt'), 'utf8')).toContain('bread');
+    // Nothing from inside Tabula's data folder (at most the empty folder itself, as rsync makes parents).
+    const sent = fs.readdirSync(nas, { recursive: true }).map(String);
+    expect(sent.filter((p) => p.startsWith('.local/share/tabula/'))).toEqual([]);
+  });
+});
+
 describe('backup state per storage', () => {
   it('resets when storage.url changes: never synced there, not "All synced", queued changes counted', async () => {
     const nasA = path.join(sb.dir, 'nas-a');
