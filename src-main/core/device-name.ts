@@ -25,15 +25,17 @@ function readStaticHostname(root: string): string | null {
 }
 
 /**
- * This laptop's name: the host name when it was given to this machine (by DHCP or `hostnamectl`, so
- * it differs from /etc/hostname), else the host name and the first 8 hex digits of /etc/machine-id
- * ("laptop-3d1219c7"): a name read from /etc/hostname may be the image's, and nothing here can tell.
- * Without a machine-id (an image before its first boot) the host name alone. At most 63 characters,
- * so it stays a valid host-name-like record name.
+ * This laptop's name: the host name when it was given to this machine after boot (by DHCP or
+ * `hostnamectl`: it differs from the one in /etc/hostname), else the host name and the first 8 hex
+ * digits of /etc/machine-id ("laptop-3d1219c7"). A name read from /etc/hostname may be the image's,
+ * and without /etc/hostname it may be a fallback ("localhost") that every laptop shares: nothing here
+ * can tell. Without a machine-id (an image before its first boot) the host name alone. At most 63
+ * characters, so it stays a valid host-name-like record name.
  */
 export function deviceName(root: string, hostname: string = os.hostname()): string {
   const host = hostname.trim() || 'localhost';
   const machineId = readMachineId(root);
-  if (!machineId || readStaticHostname(root) !== host) return host.slice(0, 63);
+  const staticName = readStaticHostname(root);
+  if (!machineId || (staticName !== null && staticName !== host)) return host.slice(0, 63);
   return `${host.slice(0, 54)}-${machineId.slice(0, 8)}`;
 }

@@ -41,6 +41,10 @@ describe('the name a laptop gives itself on the storage', () => {
     expect(nameB).toBe('laptop-bbbb2222');
     // A host name set for this machine (DHCP, hostnamectl) is not the image's: it is used as it is.
     expect(deviceName(a.env.TABULA_ROOT!, 'ann-laptop')).toBe('ann-laptop');
+    // An image without /etc/hostname: every laptop falls back to the same name ("localhost").
+    fs.rmSync(path.join(b.env.TABULA_ROOT!, 'etc/hostname'));
+    expect(deviceName(b.env.TABULA_ROOT!, 'localhost')).toBe('localhost-bbbb2222');
+    fs.writeFileSync(path.join(b.env.TABULA_ROOT!, 'etc/hostname'), 'laptop\n');
     // A long host name still gives a name a record can carry (at most 63 characters).
     fs.writeFileSync(path.join(a.env.TABULA_ROOT!, 'etc/hostname'), 'x'.repeat(64) + '\n');
     expect(deviceName(a.env.TABULA_ROOT!, 'x'.repeat(64))).toMatch(/^x{54}-aaaa1111$/);
