@@ -59,29 +59,10 @@ export function createPathList(file: string, side: SideIndex): PathList {
   function* stored(): Generator<PathRecord> {
     out.flush();
     if (!written) return;
-    const rd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(CHUNK);
-      let rest: Buffer | null = null;
-      for (;;) {
-        const n = fs.readSync(rd, buf, 0, CHUNK, null);
-        if (n === 0) break;
-        const all: Buffer = rest ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
-        const end = all.lastIndexOf(0);
-        if (end < 0) {
-          rest = Buffer.from(all);
-          continue;
-        }
-        const recs = all.toString('utf8', 0, end).split('\0');
-        rest = end + 1 < all.length ? Buffer.from(all.subarray(end + 1)) : null;
-        // "<kinds><extra> <name>": the kinds are three characters, the extra has no space.
-        for (const r of recs) {
-          const sp = r.indexOf(' ', 3);
-          yield { kinds: r.slice(0, 3), extra: r.slice(3, sp), name: r.slice(sp + 1) };
-        }
-      }
-    } finally {
-      fs.closeSync(rd);
+    // "<kinds><extra> <name>": the kinds are three characters, the extra has no space.
+    for (const r of readRecords(file)) {
+      const sp = r.indexOf(' ', 3);
+      yield { kinds: r.slice(0, 3), extra: r.slice(3, sp), name: r.slice(sp + 1) };
     }
   }
   function* own(): Generator<PathRecord> {
@@ -146,6 +127,30 @@ export function createPathList(file: string, side: SideIndex): PathList {
       fs.closeSync(fd);
     },
   };
+}
+
+/** The NUL-separated records of a file, in order, read a piece at a time. */
+export function* readRecords(file: string): Generator<string> {
+  const rd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK);
+    let rest: Buffer | null = null;
+    for (;;) {
+      const n = fs.readSync(rd, buf, 0, CHUNK, null);
+      if (n === 0) break;
+      const all: Buffer = rest ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const end = all.lastIndexOf(0);
+      if (end < 0) {
+        rest = Buffer.from(all);
+        continue;
+      }
+      const recs = all.toString('utf8', 0, end).split('\0');
+      rest = end + 1 < all.length ? Buffer.from(all.subarray(end + 1)) : null;
+      yield* recs;
+    }
+  } finally {
+    fs.closeSync(rd);
+  }
 }
 
 /** Two lists of records in name order as one (a name in both, once). */
