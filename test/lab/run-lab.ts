@@ -13,8 +13,8 @@ import { ostreeLaptop } from './ostree-laptop';
 import { rsyncTreeLaptop } from './rsync-tree-laptop';
 import { probeAccel, qemuUnavailable } from './vm';
 
-// One laptop per backend, run one after the other (one VM at a time on a shared machine).
-// A backend registers here: its file exports a LabBackend (see lab.ts).
+// One laptop per backend (side by side, see main). A backend registers here: its file exports a
+// LabBackend (see lab.ts).
 const BACKENDS: LabBackend[] = [rsyncTreeLaptop, ostreeLaptop];
 
 const repo = path.resolve(__dirname, '../..');
@@ -50,7 +50,14 @@ async function main() {
     }
     const accel = await probeAccel(base);
     log(`virtual laptops run under ${accel.why}`);
-    for (const b of BACKENDS) {
+    // The laptops walk side by side, one VM each with one virtual CPU (the host has two cores): a
+    // TCG boot with one CPU took about as long as with two, so two at once halve the lab (TEAM.md,
+    // "CPU"). One laptop alone gets both. TABULA_LAB_SERIAL=1 runs them one after the other.
+    const active = BACKENDS.filter((b) => chosenScenarios(spec, b).size > 0);
+    const sideBySide = active.length > 1 && process.env.TABULA_LAB_SERIAL !== '1';
+    const laptopAccel = { ...accel, cpus: sideBySide ? 1 : 2 };
+    if (sideBySide) log(`${active.map((b) => b.name).join(' and ')} laptops side by side, one virtual CPU each`);
+    const walkBackend = async (b: LabBackend) => {
       const chosen = chosenScenarios(spec, b);
       const run = createScenarioRun(b, chosen, report, notChosen());
       const tb = Date.now();
@@ -58,7 +65,7 @@ async function main() {
         const work = path.join(root, b.name);
         fs.mkdirSync(work);
         try {
-          await b.walk({ work, base, deb, accel, log: (s) => log(`${b.name}: ${s}`) }, run);
+          await b.walk({ work, base, deb, accel: laptopAccel, log: (s) => log(`${b.name}: ${s}`) }, run);
         } catch (err) {
           console.log(`lab ${b.name}: could not run: ${(err as Error).message}`);
           run.failRest(`the ${b.name} laptop could not run: ${(err as Error).message.split('\n')[0]}`);
@@ -66,7 +73,9 @@ async function main() {
         log(`${b.name}: ${Math.round((Date.now() - tb) / 1000)} s`);
       }
       run.finish();
-    }
+    };
+    if (sideBySide) await Promise.all(BACKENDS.map(walkBackend));
+    else for (const b of BACKENDS) await walkBackend(b);
   } finally {
     if (!process.env.TABULA_LAB_KEEP) fs.rmSync(root, { recursive: true, force: true });
     else log(`kept ${root}`);
