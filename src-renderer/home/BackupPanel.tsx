@@ -15,7 +15,11 @@ function runSummary(run: BackupRun): string {
 }
 
 /** The engine's refusal, without advice meant for the command line (the window has its own button). */
-const forWindow = (reason: string) => reason.replace(/\s*Check the storage, then sync with --force to go ahead\.?/, '').replace(/\s*It would have deleted \d+ files?\./, '');
+const forWindow = (reason: string) =>
+  reason
+    .replace(/\s*Check the storage, then sync with --force to go ahead\.?/, '')
+    .replace(/\s*It would have deleted \d+ files?\./, '')
+    .replace(/\s*Nothing was changed\.$/, '');
 
 export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
   const status = useStore(store, (s) => s.status);
@@ -71,13 +75,13 @@ export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
           <h3 id="refusal-title" tabIndex={-1}>
             Nothing was changed
           </h3>
+          {/* The reason already says how many; the heading says nothing was changed. */}
           <p>{forWindow(status.reason)}</p>
-          <p>Going ahead would delete {plural(status.wouldDelete.length, 'file')}:</p>
-          <ul className="details">
+          <ul className="details" aria-label="Files it would delete">
             {status.wouldDelete.slice(0, 10).map((d) => (
               <li key={d}>{d}</li>
             ))}
-            {status.wouldDelete.length > 10 && <li>… and {status.wouldDelete.length - 10} more</li>}
+            {status.wouldDeleteCount > 10 && <li>… and {plural(status.wouldDeleteCount - 10, 'more file')}</li>}
           </ul>
           <p className="muted small">If these deletions are what you meant, sync anyway. If not, check that the storage is the right one and mounted.</p>
         </div>

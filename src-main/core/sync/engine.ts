@@ -904,7 +904,7 @@ function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; 
   // and the window to say in their own terms. The files it would delete are the details.
   const refuse = (why: string, deletions: PathList) => {
     const list = deletions.firstFiles(50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
-    return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list });
+    return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list, detailsTotal: deletions.files });
   };
   if (!remote.exists && !o.storage.isRemote) {
     throw new TabulaError('storage-unreachable', `The storage folder ${o.storage.display} does not exist or is not mounted.`, { retryable: true });

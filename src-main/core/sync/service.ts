@@ -98,6 +98,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
       nextAttemptAt: null,
       conflicts: conflicts.open(),
       wouldDelete: [],
+      wouldDeleteCount: 0,
       excludes: config().backup.excludes,
       bandwidthLimitKBps: config().backup.bandwidthLimitKBps,
     };
@@ -254,6 +255,7 @@ export function createSyncService({ paths, getConfig, events, now = () => new Da
         queuedChanges,
         conflicts: open,
         wouldDelete: error?.code === 'sync-refused' ? (error.details ?? []) : [],
+        wouldDeleteCount: error?.code === 'sync-refused' ? (error.detailsTotal ?? error.details?.length ?? 0) : 0,
         nextAttemptAt: journal.paused() ? null : iso(nextAt),
       });
       events.publish('backup-finished', run);
