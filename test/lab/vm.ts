@@ -28,7 +28,7 @@ export interface Accel {
   kind: 'kvm' | 'tcg';
   /** One line for the lab's output: which, and why. */
   why: string;
-  /** Virtual CPUs per laptop (default 2): 1 when the laptops run side by side, one host core each. */
+  /** Virtual CPUs per laptop (default 2; 1 when the laptops walk side by side, TABULA_LAB_SIDE_BY_SIDE). */
   cpus?: number;
 }
 
