@@ -1,5 +1,6 @@
 import { useStore, type StoreApi } from 'zustand';
 import type { BackupRun } from '../../src-main/common/contract';
+import { useAgentConnected, useAgentReason } from '../shared/connection';
 import { FeedbackLine } from '../shared/FeedbackLine';
 import { formatBytes, formatDuration, formatWhen, plural, timeAgo } from '../shared/format';
 import { useNow } from '../shared/use-now';
@@ -26,6 +27,9 @@ export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
   const busy = useStore(store, (s) => s.busy);
   const { start, cancel, pause, resume } = store.getState();
   const now = useNow();
+  // Disabled by the page's fieldset while the agent is away; each button also says why.
+  const connected = useAgentConnected();
+  const why = useAgentReason();
   if (!status) return null;
   const p = status.progress;
   const running = status.state === 'running';
@@ -88,25 +92,25 @@ export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
       )}
       <div className="actions">
         {running ? (
-          <button type="button" onClick={() => void cancel()}>
+          <button type="button" onClick={() => void cancel()} disabled={!connected} {...why}>
             Stop backup
           </button>
         ) : (
-          <button type="button" onClick={() => void start()} disabled={status.paused || busy === 'backup'}>
+          <button type="button" onClick={() => void start()} disabled={!connected || status.paused || busy === 'backup'} {...why}>
             Back up now
           </button>
         )}
         {refused && !running && (
-          <button type="button" className="danger" onClick={() => void start(true)}>
+          <button type="button" className="danger" onClick={() => void start(true)} disabled={!connected} {...why}>
             Sync anyway
           </button>
         )}
         {status.paused ? (
-          <button type="button" className="secondary" onClick={() => void resume()}>
+          <button type="button" className="secondary" onClick={() => void resume()} disabled={!connected} {...why}>
             Resume backups
           </button>
         ) : (
-          <button type="button" className="secondary" onClick={() => void pause()}>
+          <button type="button" className="secondary" onClick={() => void pause()} disabled={!connected} {...why}>
             Pause backups
           </button>
         )}
