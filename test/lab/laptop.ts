@@ -61,8 +61,8 @@ export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Lapto
       const probe = verb === 'reboot' ? 'cat /proc/sys/kernel/random/boot_id' : 'systemctl show -P SoftRebootsCount';
       const mark = verb === 'reboot' ? before : (await vm.run('root', probe)).trim();
       // --no-block: systemctl returns once systemd has the job, before the shutdown takes sshd away.
-      // An ssh that timed out before its session (a busy guest took > 30 s for its banner) ran
-      // nothing, and the wait below would wait for a reboot never asked for: ask again then.
+      // An ssh killed before its session ran nothing (session 5: a guest under load took longer than
+      // the 30 s allowed then, and the walk waited 30 min for a reboot never asked for): ask again.
       for (let tries = 0; ; tries++) {
         const r = await vm.ssh('root', `systemctl --no-block ${verb}`, { timeoutMs: 120_000 });
         if (r.code === 0) break;
