@@ -100,7 +100,7 @@ async function backupNow(client: ApiClient, args: Args) {
     return;
   }
   console.error(run.error?.message ?? 'The sync did not finish.');
-  for (const d of run.error?.details ?? []) console.error(`  ${d}`);
+  printDetails(run.error ?? null);
   if (run.error?.code === 'sync-refused' && !run.error.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula backup now --force');
   if (run.error?.code === 'storage-unreachable') console.error('Your request is queued and runs by itself when the storage is reachable again.');
   process.exitCode = run.error?.code === 'sync-refused' ? 2 : 1;
@@ -246,8 +246,15 @@ export async function syncForeground(args: Args, paths: Paths) {
     if (!(err instanceof TabulaError)) throw err;
     if (json) console.log(JSON.stringify({ error: err.toInfo() }, null, 2));
     console.error(err.message);
-    for (const d of err.details ?? []) console.error(`  ${d}`);
+    printDetails(err);
     if (err.code === 'sync-refused' && !err.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula sync --force');
     process.exitCode = err.code === 'sync-refused' ? 2 : 1;
   }
+}
+
+/** The lines under an error: the files named, and how many more there are when only the first are. */
+function printDetails(err: { details?: string[]; detailsTotal?: number } | null) {
+  const details = err?.details ?? [];
+  for (const d of details) console.error(`  ${d}`);
+  if (err?.detailsTotal !== undefined && err.detailsTotal > details.length) console.error(`  …and ${plural(err.detailsTotal - details.length, 'more file')}`);
 }

@@ -44,27 +44,31 @@ export interface ErrorInfo {
   retryable: boolean;
   /** Extra lines for a person (e.g. the files concerned), never a stack trace. */
   details?: string[];
+  /** How many there are in all when `details` lists only the first of them (a refusal names 50 files). */
+  detailsTotal?: number;
 }
 
 export class TabulaError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details?: string[];
+  readonly detailsTotal?: number;
 
-  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: string[] } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: string[]; detailsTotal?: number } = {}) {
     super(message);
     this.name = 'TabulaError';
     this.code = code;
     this.retryable = opts.retryable ?? false;
     if (opts.details) this.details = opts.details;
+    if (opts.detailsTotal !== undefined) this.detailsTotal = opts.detailsTotal;
   }
 
   toInfo(): ErrorInfo {
-    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) };
+    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}), ...(this.detailsTotal !== undefined ? { detailsTotal: this.detailsTotal } : {}) };
   }
 
   static fromInfo(info: ErrorInfo): TabulaError {
-    return new TabulaError(info.code, info.message, { retryable: info.retryable, details: info.details });
+    return new TabulaError(info.code, info.message, { retryable: info.retryable, details: info.details, detailsTotal: info.detailsTotal });
   }
 }
 

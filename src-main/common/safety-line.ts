@@ -118,7 +118,7 @@ function backupLine(s: AgentStatus, now: number, connected: boolean): SafetyLine
       tone: 'warn',
       icon: 'decision',
       sentence: 'Backup stopped to protect your files',
-      detail: b.wouldDelete.length ? `It would delete ${plural(b.wouldDelete.length, 'file')}; nothing was changed. ${last}` : `${b.reason} ${last}`,
+      detail: b.wouldDeleteCount ? `It would delete ${plural(b.wouldDeleteCount, 'file')}; nothing was changed. ${last}` : `${b.reason} ${last}`,
       action: { id: 'review-refusal', label: 'Review' },
     };
   }

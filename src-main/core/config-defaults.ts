@@ -1,8 +1,7 @@
-// The embedded defaults, the lowest layer of the config (see config.ts). Apart from the schemas so that
-// `tabula sync` reads its config without loading zod (config-layers.ts).
+// The embedded defaults, the lowest layer of the config (see config.ts). Apart from the schemas (only
+// their types are taken) so that `tabula sync` reads its config without loading zod (config-layers.ts).
 import path from 'node:path';
-import type { TabulaConfig } from './config';
-import type { FleetConfig, ImageConfig } from './image-config';
+import type { FleetConfig, ImageConfig, TabulaConfig } from './config-schema';
 import type { Paths } from './paths';
 
 export const defaultImageConfig: ImageConfig = {

@@ -1,12 +1,12 @@
-// Reading the config's layers, and a check of a layer that needs no zod. zod's schemas (config.ts) stay
+// Reading the config's layers, and a check of a layer that needs no zod. zod's schemas (config-schema.ts) stay
 // the one judge of a config; `tabula sync` only avoids loading them, a third of its memory at start
 // (issue 9: 64 MiB for a whole sync), when every layer passes the check below. The check accepts a
 // subset of what the schemas accept (a test holds it to that): whatever it does not accept, however
 // harmless, is handed to the schemas, which refuse it with their own message or accept it.
 import path from 'node:path';
 import type { ConfigProblem } from '../common/contract';
-import { parseJsonChecked, readSmallRegularFile, type Checked } from './atomic-file';
-import type { TabulaConfig } from './config';
+import { parseJsonChecked, readSmallRegularFile, schemaCheck, type Checked } from './atomic-file';
+import type { TabulaConfig } from './config-schema';
 import { embeddedDefaults } from './config-defaults';
 import { symlinkOnTheWay, type Paths } from './paths';
 import { checkSshOptions } from './storage-url';
@@ -71,7 +71,9 @@ export async function loadConfigQuickly(paths: Paths, opts: { systemOnly?: boole
     return { ok: false, problem: 'is not a plain config' };
   });
   if (!unsure) return quick;
-  return (await import('./config')).loadConfig(paths, opts);
+  // The schemas, loaded only now: the same reading as loadConfig's (config.ts), from the floor below.
+  const { layerSchema } = await import('./config-schema');
+  return mergeConfigLayers(paths, opts, schemaCheck<ConfigLayer>(layerSchema));
 }
 
 type Rule =
@@ -85,7 +87,7 @@ type Rule =
   | readonly string[]
   | { min: number; max?: number; int?: true };
 
-/** The schemas' rules (config.ts, image-config.ts), key by key; a test compares the two. */
+/** The schemas' rules (config-schema.ts), key by key; a test compares the two. */
 export const layerRules: { [S in keyof TabulaConfig]: { [K in keyof TabulaConfig[S]]-?: Rule } } = {
   storage: { url: 'nonempty', sshOptions: 'sshOptions', connectTimeoutSeconds: { min: 1, max: 300, int: true } },
   backup: {

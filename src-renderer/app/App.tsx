@@ -6,6 +6,7 @@ import type { SafetyActionId } from '../../src-main/common/safety-line';
 import { HelpdeskPage } from '../helpdesk/HelpdeskPage';
 import { HomePage } from '../home/HomePage';
 import { PreferencesPage } from '../preferences/PreferencesPage';
+import { AgentConnected, notConnectedId, notConnectedReason } from '../shared/connection';
 import { imageLabel } from '../shared/format';
 import { TabPanel, Tabs } from '../shared/Tabs';
 import { SystemPage } from '../system/SystemPage';
@@ -39,6 +40,7 @@ function focusSoon(id: string) {
 export function App({ stores }: { stores: Stores }) {
   const [page, setPage] = useState<Page>(rememberedPage);
   const status = useStore(stores.agent, (s) => s.status);
+  const connected = useStore(stores.agent, (s) => s.connected);
   const backup = useStore(stores.backup, (s) => s.status);
   const update = useStore(stores.imageUpdate, (s) => s.status);
   const problems = status?.problems ?? [];
@@ -86,12 +88,22 @@ export function App({ stores }: { stores: Stores }) {
         <Tabs id="page" label="Tabula pages" tabs={pages} selected={page} onSelect={select} className="tabs page-tabs" />
       </nav>
       <main>
-        <TabPanel id="page" tab={page}>
-          {page === 'home' && <HomePage stores={stores} />}
-          {page === 'system' && <SystemPage stores={stores} />}
-          {page === 'preferences' && <PreferencesPage store={stores.prefs} />}
-          {page === 'helpdesk' && <HelpdeskPage stores={stores} />}
-        </TabPanel>
+        {!connected && (
+          <p id={notConnectedId} className="muted small" data-testid="not-connected">
+            {notConnectedReason}
+          </p>
+        )}
+        {/* Every action of the pages asks the agent: a disabled fieldset disables them all at once. */}
+        <fieldset className="agent-actions" disabled={!connected} title={connected ? undefined : notConnectedReason}>
+          <AgentConnected.Provider value={connected}>
+            <TabPanel id="page" tab={page}>
+              {page === 'home' && <HomePage stores={stores} />}
+              {page === 'system' && <SystemPage stores={stores} />}
+              {page === 'preferences' && <PreferencesPage store={stores.prefs} />}
+              {page === 'helpdesk' && <HelpdeskPage stores={stores} />}
+            </TabPanel>
+          </AgentConnected.Provider>
+        </fieldset>
       </main>
     </div>
   );

@@ -1,5 +1,6 @@
 import { useStore, type StoreApi } from 'zustand';
 import type { BackupRun } from '../../src-main/common/contract';
+import { useAgentConnected, useAgentReason } from '../shared/connection';
 import { FeedbackLine } from '../shared/FeedbackLine';
 import { formatBytes, formatDuration, formatWhen, plural, timeAgo } from '../shared/format';
 import { useNow } from '../shared/use-now';
@@ -15,13 +16,20 @@ function runSummary(run: BackupRun): string {
 }
 
 /** The engine's refusal, without advice meant for the command line (the window has its own button). */
-const forWindow = (reason: string) => reason.replace(/\s*Check the storage, then sync with --force to go ahead\.?/, '').replace(/\s*It would have deleted \d+ files?\./, '');
+const forWindow = (reason: string) =>
+  reason
+    .replace(/\s*Check the storage, then sync with --force to go ahead\.?/, '')
+    .replace(/\s*It would have deleted \d+ files?\./, '')
+    .replace(/\s*Nothing was changed\.$/, '');
 
 export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
   const status = useStore(store, (s) => s.status);
   const busy = useStore(store, (s) => s.busy);
   const { start, cancel, pause, resume } = store.getState();
   const now = useNow();
+  // Disabled by the page's fieldset while the agent is away; each button also says why.
+  const connected = useAgentConnected();
+  const why = useAgentReason();
   if (!status) return null;
   const p = status.progress;
   const running = status.state === 'running';
@@ -71,38 +79,38 @@ export function BackupPanel({ store }: { store: StoreApi<BackupState> }) {
           <h3 id="refusal-title" tabIndex={-1}>
             Nothing was changed
           </h3>
+          {/* The reason already says how many; the heading says nothing was changed. */}
           <p>{forWindow(status.reason)}</p>
-          <p>Going ahead would delete {plural(status.wouldDelete.length, 'file')}:</p>
-          <ul className="details">
+          <ul className="details" aria-label="Files it would delete">
             {status.wouldDelete.slice(0, 10).map((d) => (
               <li key={d}>{d}</li>
             ))}
-            {status.wouldDelete.length > 10 && <li>… and {status.wouldDelete.length - 10} more</li>}
+            {status.wouldDeleteCount > 10 && <li>… and {plural(status.wouldDeleteCount - 10, 'more file')}</li>}
           </ul>
           <p className="muted small">If these deletions are what you meant, sync anyway. If not, check that the storage is the right one and mounted.</p>
         </div>
       )}
       <div className="actions">
         {running ? (
-          <button type="button" onClick={() => void cancel()}>
+          <button type="button" onClick={() => void cancel()} disabled={!connected} {...why}>
             Stop backup
           </button>
         ) : (
-          <button type="button" onClick={() => void start()} disabled={status.paused || busy === 'backup'}>
+          <button type="button" onClick={() => void start()} disabled={!connected || status.paused || busy === 'backup'} {...why}>
             Back up now
           </button>
         )}
         {refused && !running && (
-          <button type="button" className="danger" onClick={() => void start(true)}>
+          <button type="button" className="danger" onClick={() => void start(true)} disabled={!connected} {...why}>
             Sync anyway
           </button>
         )}
         {status.paused ? (
-          <button type="button" className="secondary" onClick={() => void resume()}>
+          <button type="button" className="secondary" onClick={() => void resume()} disabled={!connected} {...why}>
             Resume backups
           </button>
         ) : (
-          <button type="button" className="secondary" onClick={() => void pause()}>
+          <button type="button" className="secondary" onClick={() => void pause()} disabled={!connected} {...why}>
             Pause backups
           </button>
         )}

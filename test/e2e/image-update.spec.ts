@@ -7,7 +7,7 @@ import path from 'node:path';
 import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { createSandbox, startHeadlessAgent, type AgentSandbox, type RunningAgent } from '../fixtures/headless-agent';
-import { axeViolations, goTo, openWindow, sentence } from './window';
+import { axeViolations, goTo, lookAt, openWindow, sentence } from './window';
 import { createImageFleet, fakeBootloaderBoot, testMachineId, writeMachineId, writeSystemConfig, type ImageFleet } from '../fixtures/image-fleet';
 import { runFleet } from '../../src-main/fleet';
 
@@ -69,7 +69,7 @@ test('an available update downloads with progress and ends in "Restart to update
   // Nothing else is wrong (the home is backed up first), so the top line says it.
   await goTo(page, 'Home');
   await page.getByRole('button', { name: 'Back up now' }).first().click();
-  await expect(sentence(page)).toHaveText('Restart to update to 2.0');
+  await lookAt(page, 'restart-to-update', { sentence: 'Restart to update to 2.0', tone: 'info' });
   await page.getByTestId('safety-action').click();
   await expect(page.getByRole('tab', { name: 'System' })).toHaveAttribute('aria-selected', 'true');
 });
@@ -116,7 +116,7 @@ test('a helpdesk reimage sent while files wait for the backup shows as waiting, 
     const banner = page.getByTestId('reimage-status');
     await expect(banner).toContainText('Reimage requested by helpdesk — waiting for your files to be backed up: 1 file in the home is not on the storage yet.');
     // The first line of the window (and of `tabula status`) says it too, with the action that lets it go.
-    await expect(sentence(page)).toHaveText('Reimage requested by helpdesk — waiting for your files to be backed up');
+    await lookAt(page, 'reimage-waiting', { sentence: 'Reimage requested by helpdesk — waiting for your files to be backed up', tone: 'warn' });
     expect((await sandbox.cli(['status'])).stdout).toContain('Safety:  Reimage requested by helpdesk — waiting for your files to be backed up');
     await page.getByTestId('safety-action').click(); // Back up now
     await expect(banner).toContainText(/Resetting this computer in \d+ s\./);

@@ -277,8 +277,9 @@ test('two conflicts on one file: each names its copy, and "Keep the storage’s"
   expect(fs.readFileSync(path.join(sandbox.home, 'Documents/notes.txt'), 'utf8')).toBe('laptop B 2\n');
 });
 
-test('a sync refused for safety: "Backup stopped to protect your files", the list once, "Sync anyway" readable in both themes', async ({ page, sandbox, nas }) => {
-  for (let i = 0; i < 9; i++) fs.writeFileSync(path.join(sandbox.home, 'Documents', `report-${i}.txt`), `report ${i}\n`);
+test('a sync refused for safety: "Backup stopped to protect your files", the count once and right past the 50 files named, "Sync anyway" readable in both themes', async ({ page, sandbox, nas }) => {
+  // More deletions than the 50 files a refusal names: every count shown is still the whole count.
+  for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(sandbox.home, 'Documents', `report-${i}.txt`), `report ${i}\n`);
   configure(sandbox, nas);
   await start(page, sandbox);
   await backUp(page);
@@ -289,13 +290,20 @@ test('a sync refused for safety: "Backup stopped to protect your files", the lis
   fs.mkdirSync(other);
   const b = { home: localEndpoint(other), storage: storageEndpoint(parseStorageUrl(nas), [], 5), excludes: [], stateDir: path.join(sandbox.dir, 'b-state'), host: 'laptop-b' };
   await runSync(b);
-  for (let i = 0; i < 8; i++) fs.rmSync(path.join(other, 'Documents', `report-${i}.txt`));
+  for (let i = 0; i < 55; i++) fs.rmSync(path.join(other, 'Documents', `report-${i}.txt`));
   await runSync({ ...b, force: true });
   await backUp(page);
   await lookAt(page, 'refused', { sentence: 'Backup stopped to protect your files', tone: 'warn' });
   await expect(page.getByText('--force')).toHaveCount(0);
   await expect(page.getByText(/would have deleted/)).toHaveCount(0);
-  await expect(page.getByTestId('would-delete')).toContainText('Going ahead would delete 8 files:');
+  await expect(page.getByTestId('safety')).toContainText('It would delete 55 files; nothing was changed.');
+  const card = page.getByTestId('would-delete');
+  await expect(card).toContainText('This sync would delete 55 of 61 files in your home (more than 50%).');
+  // Said once: not again as a count above the list, and "Nothing was changed" only as its heading.
+  expect((await card.innerText()).match(/55/g)).toHaveLength(1);
+  expect((await card.innerText()).match(/Nothing was changed/g)).toHaveLength(1);
+  await expect(card.getByRole('listitem')).toHaveCount(11);
+  await expect(card.getByRole('listitem').last()).toHaveText('… and 45 more files');
   const anyway = page.getByRole('button', { name: 'Sync anyway' });
   for (const theme of ['light', 'dark'] as const) {
     await page.emulateMedia({ colorScheme: theme });

@@ -49,6 +49,8 @@ export async function lookAt(page: Page, name: string, expected: { sentence: str
       await page.emulateMedia({ colorScheme: theme });
       await expect(sentence(page)).toHaveText(expected.sentence);
       await expect(safety(page)).toHaveAttribute('data-tone', expected.tone);
+      // A screen reader hears it change: the sentence is inside a polite live region.
+      await expect(page.getByRole('status').filter({ has: sentence(page) })).toHaveAttribute('aria-live', 'polite');
       // As the window opens: at the top (a click further down may have scrolled the page).
       await page.evaluate(() => window.scrollTo(0, 0));
       const box = (await safety(page).boundingBox())!;

@@ -55,6 +55,37 @@ describe('the built-in storage', () => {
   });
 });
 
+describe('switching from the built-in storage to a real one', () => {
+  it('sends the home, not the old local copy or its versions', async () => {
+    // XDG_DATA_HOME unset, as on a real laptop: the built-in storage is inside the home.
+    const paths = resolvePaths({ ...sb.env, XDG_DATA_HOME: undefined });
+    const agent = createAgent({ paths, autoStart: false, watchNetwork: () => () => undefined });
+    agents.push(agent);
+    const client = createInProcessClient(agent.router, agent.events);
+    let done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    // A second run after an edit leaves an older version in the built-in storage's versions area too.
+    fs.writeFileSync(path.join(sb.home, 'Documents', 'notes.txt'), 'Remember the milk and the bread.\n');
+    done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    const local = path.join(sb.home, '.local/share/tabula/storage');
+    expect(fs.readFileSync(path.join(local, 'Documents/notes.txt'), 'utf8')).toContain('bread');
+
+    const nas = path.join(sb.dir, 'nas');
+    fs.mkdirSync(nas);
+    sb.writeUserConfig({ storage: { url: nas } });
+    done = finished(agent);
+    await client.call('backup.start', {});
+    expect((await done).outcome).toBe('success');
+    expect(fs.readFileSync(path.join(nas, 'Documents/notes.txt'), 'utf8')).toContain('bread');
+    // Nothing from inside Tabula's data folder (at most the empty folder itself, as rsync makes parents).
+    const sent = fs.readdirSync(nas, { recursive: true }).map(String);
+    expect(sent.filter((p) => p.startsWith('.local/share/tabula/'))).toEqual([]);
+  });
+});
+
 describe('backup state per storage', () => {
   it('resets when storage.url changes: never synced there, not "All synced", queued changes counted', async () => {
     const nasA = path.join(sb.dir, 'nas-a');
@@ -192,6 +223,30 @@ describe('the command line', () => {
       const missing = await sb.cli(['versions', 'Documents/never-there.txt']);
       expect(missing.code).toBe(1);
       expect(missing.stderr.trim()).toBe('The storage keeps no version of ~/Documents/never-there.txt.');
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('a refusal past the 50 files it names gives the whole count: `tabula status` and `tabula backup now` say 100, not 50', async () => {
+    const nas = path.join(sb.dir, 'nas');
+    fs.mkdirSync(nas);
+    fs.mkdirSync(path.join(sb.home, 'Many'));
+    for (let i = 0; i < 120; i++) fs.writeFileSync(path.join(sb.home, 'Many', `f${i}.txt`), `${i}\n`);
+    sb.writeUserConfig({ storage: { url: nas }, backup: { watchHome: false } });
+    const agent = await startHeadlessAgent(sb);
+    try {
+      expect((await sb.cli(['backup', 'now'])).code).toBe(0);
+      // Deleted on the storage (another laptop, a mistake): the next sync would delete 100 here.
+      for (let i = 0; i < 100; i++) fs.rmSync(path.join(nas, 'Many', `f${i}.txt`));
+      const refused = await sb.cli(['backup', 'now']);
+      expect(refused.code).toBe(2);
+      const lines = refused.stderr.split('\n');
+      expect(lines[0]).toBe('This sync would delete 100 of 121 files in your home (more than 50%). Nothing was changed.');
+      expect(lines.filter((l) => /^ {2}~\/Many\/f\d+\.txt$/.test(l))).toHaveLength(50);
+      expect(lines).toContain('  …and 50 more files');
+      expect((await sb.cli(['status'])).stdout).toContain('It would delete 100 files; nothing was changed.');
+      expect(fs.readdirSync(path.join(sb.home, 'Many'))).toHaveLength(120);
     } finally {
       await agent.stop();
     }

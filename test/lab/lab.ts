@@ -1,7 +1,7 @@
 // What every laptop backend of the lab shares: the scenario list it declares, the one-line
 // held/failed/skipped reports, the figures, and the choice of scenarios (TABULA_LAB_SCENARIOS).
 // A backend (rsync-tree-laptop.ts, ostree-*.ts) boots its own laptop and walks its scenarios in
-// order; run-lab.ts lists the backends and runs them one after the other (one VM at a time).
+// order; run-lab.ts lists the backends and walks them one after the other (one VM at a time).
 import type { Accel, Vm } from './vm';
 import { sleep } from './vm';
 

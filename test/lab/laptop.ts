@@ -60,7 +60,17 @@ export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Lapto
       // own count of soft reboots.
       const probe = verb === 'reboot' ? 'cat /proc/sys/kernel/random/boot_id' : 'systemctl show -P SoftRebootsCount';
       const mark = verb === 'reboot' ? before : (await vm.run('root', probe)).trim();
-      await vm.ssh('root', `systemctl ${verb}`, { timeoutMs: 30_000 });
+      // --no-block: systemctl returns once systemd has the job, before the shutdown takes sshd away.
+      // An ssh killed before its session ran nothing (session 5: a guest under load took longer than
+      // the 30 s allowed then, and the walk waited 30 min for a reboot never asked for): ask again.
+      for (let tries = 0; ; tries++) {
+        const r = await vm.ssh('root', `systemctl --no-block ${verb}`, { timeoutMs: 120_000 });
+        if (r.code === 0) break;
+        const still = await vm.ssh('root', `systemctl is-system-running; ${probe}`, { timeoutMs: 120_000 });
+        const [state, now] = still.stdout.trim().split('\n');
+        if (still.code === 255 || state === 'stopping' || now !== mark) break; // on its way down already
+        if (tries >= 2) throw new Error(`"systemctl ${verb}" did not run on the laptop: ${(r.stderr || r.stdout).trim().slice(-500)}`);
+      }
       await waitFor(
         async () => {
           const r = await vm.ssh('root', probe, { timeoutMs: 20_000 });

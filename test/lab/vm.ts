@@ -28,6 +28,8 @@ export interface Accel {
   kind: 'kvm' | 'tcg';
   /** One line for the lab's output: which, and why. */
   why: string;
+  /** Virtual CPUs per laptop (default 2; 1 when the laptops walk side by side, TABULA_LAB_SIDE_BY_SIDE). */
+  cpus?: number;
 }
 
 export interface VmOptions {
@@ -74,7 +76,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   const args = [
     '-machine', 'q35',
     ...accelArgs(opts.accel),
-    '-smp', '2',
+    '-smp', String(opts.accel.cpus ?? 2),
     '-m', String(opts.memoryMiB ?? 1536),
     '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,file=${vars}`,

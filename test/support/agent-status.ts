@@ -20,7 +20,7 @@ export function agentStatus(backup: Partial<BackupStatus>, problems: AgentStatus
     backup: {
       state: 'idle', reason: 'All synced (nothing had changed).', since: '', lastSuccessAt: '2026-11-22T09:58:00Z', lastRun: null, progress: null,
       storage: 'ssh://ann@nas.example:22/srv/homes/ann', localOnly: false,
-      paused: false, queuedChanges: 0, nextAttemptAt: null, conflicts: [], wouldDelete: [], excludes: [], bandwidthLimitKBps: 0, ...backup,
+      paused: false, queuedChanges: 0, nextAttemptAt: null, conflicts: [], wouldDelete: [], wouldDeleteCount: 0, excludes: [], bandwidthLimitKBps: 0, ...backup,
     },
     imageUpdate,
     problems,

@@ -77,6 +77,24 @@ describe('boot entries', () => {
     expect(failedBoot(esp, '3', '2')).toBe('3');
   });
 
+  it("gives a new entry the image's own number of tries (/etc/kernel/tries), and 3 for anything but 1–99", () => {
+    const tries = (version: string, content: string | null) => {
+      deployment(version);
+      const f = path.join(deployments, version, 'tree/etc/kernel/tries');
+      if (content !== null) fs.writeFileSync(f, content);
+      return writeBootEntries({ esp, deploymentsDir: deployments, versions: [version] })[0]!.triesLeft;
+    };
+    expect(tries('1', '1\n')).toBe(1);
+    expect(tries('2', ' 12 ')).toBe(12);
+    expect(tries('3', null)).toBe(3);
+    expect(tries('4', '0')).toBe(3);
+    expect(tries('5', 'one')).toBe(3);
+    expect(tries('6', '100')).toBe(3);
+    deployment('7');
+    fs.mkdirSync(path.join(deployments, '7/tree/etc/kernel/tries'));
+    expect(writeBootEntries({ esp, deploymentsDir: deployments, versions: ['7'] })[0]!.triesLeft).toBe(3);
+  });
+
   it('refuses an image without a kernel and initramfs, by name', () => {
     fs.mkdirSync(path.join(deployments, '4/tree/boot'), { recursive: true });
     expect(() => findKernel(path.join(deployments, '4/tree'))).toThrow(/no kernel with an initramfs/);

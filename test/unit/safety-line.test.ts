@@ -81,9 +81,10 @@ describe('safety line', () => {
       sentence: '2 files need your decision',
       action: { id: 'review-conflicts', label: 'Review' },
     });
-    const refused = safetyLine(status({ state: 'attention', wouldDelete: Array.from({ length: 41 }, (_, i) => `~/f${i}`), reason: 'This sync would delete 41 of 50 files.' }), now);
+    // The refusal names the first 50 files; the count is all of them.
+    const refused = safetyLine(status({ state: 'attention', wouldDelete: Array.from({ length: 50 }, (_, i) => `~/f${i}`), wouldDeleteCount: 410, reason: 'This sync would delete 410 of 500 files.' }), now);
     expect(refused).toMatchObject({ icon: 'decision', sentence: 'Backup stopped to protect your files', action: { id: 'review-refusal' } });
-    expect(refused.detail).toBe('It would delete 41 files; nothing was changed. Last backup 2 min ago.');
+    expect(refused.detail).toBe('It would delete 410 files; nothing was changed. Last backup 2 min ago.');
     expect(refused.detail).not.toContain('--force');
   });
 

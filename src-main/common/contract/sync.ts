@@ -94,8 +94,10 @@ export interface BackupStatus {
   /** When the next attempt runs by itself (offline retry or schedule). */
   nextAttemptAt: string | null;
   conflicts: ConflictInfo[];
-  /** When a sync was refused for safety: what it would have deleted. */
+  /** When a sync was refused for safety: what it would have deleted (the first 50 files)… */
   wouldDelete: string[];
+  /** …and how many files in all. */
+  wouldDeleteCount: number;
   excludes: string[];
   bandwidthLimitKBps: number;
 }

@@ -3,15 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MachineIdentity } from '../../common/contract/helpdesk';
+import { readMachineId } from '../device-name';
 
-export function readMachineId(root: string): string | null {
-  try {
-    const id = fs.readFileSync(path.join(root, 'etc/machine-id'), 'utf8').trim();
-    return /^[0-9a-f]{32}$/.test(id) ? id : null;
-  } catch {
-    return null;
-  }
-}
+// Read where the device name (the laptop's name on the storage) is made, one floor down.
+export { readMachineId };
 
 /**
  * The first physical interface (one with a device behind it) by name, else the first non-loopback

@@ -4,7 +4,7 @@
 //   <esp>/loader/entries/tabula-<id>[+N[-M]].conf
 // The entry for `next` gets the highest `version` field, so systemd-boot (which sorts entries by
 // sort-key, then version, newest first, and puts entries without tries left last) boots it by
-// default. A newly written entry carries a boot counter (+3): systemd-boot counts each try down,
+// default. A newly written entry carries a boot counter (+3, or the image's /etc/kernel/tries): systemd-boot counts each try down,
 // systemd-bless-boot drops the counter once the boot reached its target, and an entry at +0 is
 // skipped, so a deployment that never comes up falls back to the next entry by itself.
 // Runs as root inside tabula-helper; the installer (and the lab) use it to write the first entry.
@@ -18,6 +18,7 @@ import { fsyncDir, readJsonDocument, writeFileAtomic } from '../atomic-file';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
 import type { PullResult, RsyncTreeBackend } from './rsync-tree';
 
+/** Tries a new entry gets when its image does not say (kernel-install's /etc/kernel/tries). */
 export const BOOT_TRIES = 3;
 /** The persistent disk is found by its file-system label (the initramfs hook mounts it as the root first). */
 export const STATE_LABEL = 'tabula-state';
@@ -84,6 +85,24 @@ export function findKernel(tree: string): { linux: string; initrd: string; kver:
   throw new TabulaError('image-invalid', `The image has no kernel with an initramfs (looked in ${boot}).`);
 }
 
+/**
+ * How many tries systemd-boot gives a new entry: the image's own `/etc/kernel/tries`, as
+ * kernel-install reads it (a positive integer), else BOOT_TRIES. A file that is not a small regular
+ * file holding 1–99 is ignored: the image is signed, but a typo must not make an entry untried.
+ */
+export function bootTries(tree: string): number {
+  const file = path.join(tree, 'etc/kernel/tries');
+  try {
+    const st = fs.lstatSync(file);
+    if (!st.isFile() || st.size > 64) return BOOT_TRIES;
+    const m = /^\s*(\d{1,2})\s*$/.exec(fs.readFileSync(file, 'utf8'));
+    const n = m ? Number(m[1]) : 0;
+    return n >= 1 ? n : BOOT_TRIES;
+  } catch {
+    return BOOT_TRIES;
+  }
+}
+
 function kernelCmdline(tree: string): string {
   // The image's own extra options (console, quiet, …), as kernel-install reads them.
   let extra = '';
@@ -126,7 +145,7 @@ export function writeBootEntries(opts: BootEntriesOptions & { versions: string[]
       '',
     ].join('\n');
     const had = existing.find((e) => e.version === version);
-    const file = had?.file ?? `${entryId(version)}${opts.blessed ? '' : `+${BOOT_TRIES}`}.conf`;
+    const file = had?.file ?? `${entryId(version)}${opts.blessed ? '' : `+${bootTries(tree)}`}.conf`;
     writeFileAtomic(path.join(entriesDir, file), body, 0o644);
   });
   for (const e of existing) if (!opts.versions.includes(e.version)) fs.rmSync(path.join(entriesDir, e.file), { force: true });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { createJsonStore } from '../atomic-file';
-import { adoptListedTime, ARCHIVE_FILE, parseArchiveRecord, readHeader } from './archive';
+import { adoptListedTime, ARCHIVE_FILE, parseArchiveRecord, readHeader } from './archive-format';
 import type { Entry, Tree } from './tree';
 
 // Entries are checked by hand: a schema walk over 100k tuples costs more than the whole listing.

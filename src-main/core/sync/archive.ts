@@ -8,54 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { fsyncDir } from '../atomic-file';
+import { ARCHIVE_FILE, FORMAT, formatRecord, MAGIC, parseArchiveRecord, readHeader } from './archive-format';
 import { compareNames, recordBatches } from './listing';
+import { createRecordWriter } from './record-writer';
 import type { Entry } from './tree';
 
-/** One entry of a rounded archive against what the listings show now (see {@link adoptListedTimes}). */
-export function adoptListedTime(a: Entry, ...listed: (Entry | undefined)[]): Entry {
-  if (a.type === 'd') return a;
-  for (const e of listed) {
-    const diff = e ? e.mtime - a.mtime : 0n;
-    if (e && e.type === a.type && e.size === a.size && diff > -2000n && diff < 2000n) return { ...a, mtime: e.mtime };
-  }
-  return a;
-}
-
-export const ARCHIVE_FILE = 'sync-archive';
-const MAGIC = 'tabula-archive';
-const FORMAT = 3;
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-
-/** "<type> <size> <mtime ns> <stamp|-> <remote stamp|-> <name>" */
-function formatRecord(name: string, e: Entry): string {
-  return `${e.type} ${e.size} ${e.mtime} ${e.stamp || '-'} ${e.remoteStamp || '-'} ${name}\0`;
-}
-
-// Checked by hand, cheaply: this runs for every entry of every sync.
-export function parseArchiveRecord(rec: string): [string, Entry] | null {
-  const s1 = rec.indexOf(' ');
-  const s2 = rec.indexOf(' ', s1 + 1);
-  const s3 = rec.indexOf(' ', s2 + 1);
-  const s4 = rec.indexOf(' ', s3 + 1);
-  const s5 = rec.indexOf(' ', s4 + 1);
-  if (s1 !== 1 || s2 < 0 || s3 < 0 || s4 < 0 || s5 < 0 || s5 + 1 >= rec.length) return null;
-  const type = rec[0];
-  if (type !== 'f' && type !== 'd' && type !== 'l') return null;
-  const size = Number(rec.slice(2, s2));
-  if (s2 === 2 || !Number.isSafeInteger(size) || size < 0 || s3 === s2 + 1 || s4 === s3 + 1 || s5 === s4 + 1 || s5 - s4 > 81 || s4 - s3 > 81) return null;
-  let mtime: bigint;
-  try {
-    mtime = BigInt(rec.slice(s2 + 1, s3));
-  } catch {
-    return null;
-  }
-  const e: Entry = { type, size, mtime };
-  const stamp = rec.slice(s3 + 1, s4);
-  const remoteStamp = rec.slice(s4 + 1, s5);
-  if (stamp !== '-') e.stamp = stamp;
-  if (remoteStamp !== '-') e.remoteStamp = remoteStamp;
-  return [rec.slice(s5 + 1), e];
-}
+export { adoptListedTime } from './archive-format';
 
 export interface ArchiveHandle {
   /** No archive for this storage: a first sync (nothing is deleted). */
@@ -66,21 +24,6 @@ export interface ArchiveHandle {
   file: string | null;
   /** Why an archive was set aside (damaged), for the log. */
   problem: string | null;
-}
-
-/** "tabula-archive 3 <rounded 0|1> <storage>" */
-export function readHeader(file: string): { rounded: boolean; storage: string } | null {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
-  try {
-    const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    const end = buf.subarray(0, n).indexOf(0);
-    if (end < 0) return null;
-    const m = /^tabula-archive (\d+) ([01]) (.*)$/s.exec(buf.toString('utf8', 0, end));
-    return m && Number(m[1]) === FORMAT ? { rounded: m[2] === '1', storage: m[3]! } : null;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /**
@@ -151,24 +94,20 @@ export function createArchiveWriter(stateDir: string, storage: string, roundedTi
   fs.mkdirSync(stateDir, { recursive: true });
   const file = path.join(stateDir, ARCHIVE_FILE);
   const tmp = `${file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
-  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  let pending = `${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`;
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  const out = createRecordWriter(fd);
+  out.write(`${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`);
   let last: string | null = null;
   let closed = false;
-  const flush = () => {
-    fs.writeSync(fd, pending);
-    pending = '';
-  };
   return {
     add(name: string, e: Entry) {
       // The order is what makes it readable as a stream: a slip here would lose entries later.
       if (last !== null && compareNames(last, name) >= 0) throw new Error(`archive written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
       last = name;
-      pending += formatRecord(name, e);
-      if (pending.length > 1 << 16) flush();
+      out.write(formatRecord(name, e));
     },
     commit() {
-      flush();
+      out.flush();
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       closed = true;

@@ -2,6 +2,7 @@
 // rclone bisync: nothing a person made is silently lost, an empty or unmounted side never wipes the
 // other, overwritten and deleted files go to a versioned area, and an interrupted run leaves both sides
 // and the archive consistent so that the next run finishes the job.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,8 @@ import { compareNames, createListingFilter, listingFailure, listToFile, readList
 import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
-import { createPathList, mergeRecords, type PathList, type PathRecord } from './path-list';
+import { createPathList, mergeRecords, readRecords, type PathList, type PathRecord } from './path-list';
+import { createRecordWriter } from './record-writer';
 import { CONFLICT_MARK, conflictPrefix, createPlanner, keepSide, sameEntry, type PlannedConflict } from './plan';
 import { MAX_LINES as ORIGIN_LINES, readOrigins, recordPushed, type OriginLookup } from './origin-log';
 import { writeSentinel } from './sentinel';
@@ -451,7 +453,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const doneFile = path.join(spool, `done-${run0}`);
       const total = writeNames(listFile, list);
       // Nothing to hand over (a phase with no removals after all): no round trip.
-      if (!total) return { result: { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null }, sent: new Set<string>(), done: () => new Set<string>(), ok: true, empty: true };
+      if (!total) return { result: { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null }, sent: new Set<string>(), done: () => Promise.resolve(null), ok: true, empty: true };
       const doneOut = track === 'done' ? createNameWriter(doneFile) : null;
       let filesDone = 0;
       const sent = new Set<string>();
@@ -473,7 +475,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       doneOut?.close();
       fs.rmSync(listFile, { force: true });
       if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
-      const done = () => (doneOut ? readNames(doneFile) : new Set<string>());
+      // What finished, sorted by name into a file: the archive's pass and the summary walk it in name order.
+      const done = () => (doneOut ? sortNames(doneFile, path.join(spool, `done-sorted-${run0}`)) : Promise.reject(new Error('this rsync run kept no list of what finished')));
       return { result, sent, done, ok: result.code === 0, empty: false };
     };
 
@@ -643,21 +646,26 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const r = await rsync(phase, ['-a', '--ignore-times', ...(phase === 'pulling' ? NO_SET_ID : []), '--files-from=-', '--from0', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], mapNames(copy.records()));
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
-      const finished = r.ok ? null : r.done();
+      const finished = r.ok ? null : await r.done();
       copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
       const names: string[] = [];
       let files = 0;
-      for (const { name, kinds } of copy.records()) {
-        if (finished && !finished.has(name)) continue;
-        if (phase === 'pushing' && kinds[1] !== 'd') {
-          sentNames.add(name);
-          lastSent.push(name);
-          if (lastSent.length >= 2 * ORIGIN_LINES) lastSent.splice(0, ORIGIN_LINES);
+      const isFinished = finished ? createNameLookup(finished) : null;
+      try {
+        for (const { name, kinds } of copy.records()) {
+          if (isFinished && !isFinished(name)) continue;
+          if (phase === 'pushing' && kinds[1] !== 'd') {
+            sentNames.add(name);
+            lastSent.push(name);
+            if (lastSent.length >= 2 * ORIGIN_LINES) lastSent.splice(0, ORIGIN_LINES);
+          }
+          if (kinds[fromSide] === 'd') continue;
+          files++;
+          if (names.length < SUMMARY_NAMES) names.push(name);
         }
-        if (kinds[fromSide] === 'd') continue;
-        files++;
-        if (names.length < SUMMARY_NAMES) names.push(name);
+      } finally {
+        isFinished?.close();
       }
       summary[side === 'pull' ? 'pulled' : 'pushed'] = names;
       summary.counts[side === 'pull' ? 'pulled' : 'pushed'] = files;
@@ -755,28 +763,46 @@ function* topmostOf(records: Iterable<PathRecord>): Generator<PathRecord> {
 
 function createNameWriter(file: string) {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  let pending = '';
+  const out = createRecordWriter(fd);
   let closed = false;
   return {
     // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
     add(p: string) {
-      pending += `./${p}\0`;
-      if (pending.length > 1 << 16) {
-        fs.writeSync(fd, pending);
-        pending = '';
-      }
+      out.write(`./${p}\0`);
     },
     close() {
       if (closed) return;
       closed = true;
-      if (pending) fs.writeSync(fd, pending);
+      out.flush();
       fs.closeSync(fd);
     },
   };
 }
 
-function readNames(file: string): Set<string> {
-  return new Set(fs.readFileSync(file, 'utf8').split('\0').filter(Boolean).map((p) => p.replace(/^\.\//, '')));
+/**
+ * Names rsync reported ("./name\0", in its own order) sorted by name into `to` (sort -z under LC_ALL=C,
+ * byte order, spilling to disk like the listings): a transfer that failed at 900,000 of a million files
+ * is never read into memory.
+ */
+function sortNames(file: string, to: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sort = spawn('sort', ['-z', '-S', '16M', '-o', to, '--', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let stderr = '';
+    sort.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    sort.on('error', reject);
+    sort.on('close', (code) => (code === 0 ? resolve(to) : reject(new TabulaError('internal', `Could not sort the list of copied files: ${stderr.trim() || `exit ${code}`}`))));
+  });
+}
+
+/** Whether a name is in a sorted names file ("./name\0"), asked in name order: the file is read once, never held. */
+function createNameLookup(file: string): ((p: string) => boolean) & { close(): void } {
+  const it = readRecords(file);
+  let head = it.next();
+  const has = (p: string) => {
+    while (!head.done && compareNames(head.value.slice(2), p) < 0) head = it.next();
+    return !head.done && head.value.slice(2) === p;
+  };
+  return Object.assign(has, { close: () => void it.return(undefined) });
 }
 
 /**
@@ -831,10 +857,10 @@ function createStampLookup(file: string) {
   };
 }
 
-/** A phase's copies: its list, and what finished when not all did. */
+/** A phase's copies: its list, and what finished when not all did (a file of names sorted by name). */
 interface Copied {
   list: PathList;
-  finished: Set<string> | null;
+  finished: string | null;
 }
 
 /**
@@ -843,8 +869,14 @@ interface Copied {
  */
 function walker(c: Copied | null): ((p: string) => boolean) & { close(): void } {
   const cursor = c?.list.cursor();
-  const has = (p: string) => !!cursor && cursor.get(p) !== undefined && (!c!.finished || c!.finished.has(p));
-  return Object.assign(has, { close: () => cursor?.close() });
+  const finished = c?.finished ? createNameLookup(c.finished) : null;
+  const has = (p: string) => !!cursor && cursor.get(p) !== undefined && (!finished || finished(p));
+  return Object.assign(has, {
+    close: () => {
+      cursor?.close();
+      finished?.close();
+    },
+  });
 }
 
 /** Batches of a spooled listing's entries (unreadable files marked), through the listing filter. */
@@ -904,7 +936,7 @@ function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; 
   // and the window to say in their own terms. The files it would delete are the details.
   const refuse = (why: string, deletions: PathList) => {
     const list = deletions.firstFiles(50).map((p) => displayPath(path.join(o.home.path, p), o.home.path));
-    return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list });
+    return new TabulaError('sync-refused', `${why} Nothing was changed.`, { details: list, detailsTotal: deletions.files });
   };
   if (!remote.exists && !o.storage.isRemote) {
     throw new TabulaError('storage-unreachable', `The storage folder ${o.storage.display} does not exist or is not mounted.`, { retryable: true });

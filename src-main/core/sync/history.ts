@@ -19,7 +19,7 @@ const runSchema: z.ZodType<BackupRun> = z.object({
   deleted: z.number().default(0),
   conflicts: z.number().default(0),
   storage: z.string(),
-  error: z.object({ code: z.enum(errorCodes), message: z.string(), retryable: z.boolean(), details: z.array(z.string()).optional() }).nullable(),
+  error: z.object({ code: z.enum(errorCodes), message: z.string(), retryable: z.boolean(), details: z.array(z.string()).optional(), detailsTotal: z.number().int().min(0).optional() }).nullable(),
 }) as z.ZodType<BackupRun>;
 const HISTORY_LIMIT = 500;
 

@@ -9,7 +9,7 @@ import { TabulaError } from '../../common/errors';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { createMatcher, prunableDirs } from './excludes';
-import { compareNames, type ListingFile } from './listing';
+import { compareNames, hashFile, type ListingFile } from './listing';
 import { Cursor, type Batches, type Listed } from './merge';
 import { PARTIAL_DIR, STORAGE_AREA, type Entry } from './tree';
 
@@ -74,7 +74,7 @@ export async function listChangedToFile(home: Endpoint, excludes: string[], ch: 
   if (code !== 0 && (code !== 1 || unreadable.length + vanished.length !== lines.length)) {
     throw new TabulaError('internal', `Could not list ${home.display}: ${lines[0] ?? `exit ${code}`}`);
   }
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) hash.update(chunk as Buffer);
+  await hashFile(hash, file);
   fs.rmSync(shallow, { force: true });
   fs.rmSync(deep, { force: true });
   return { exists: true, file, digest: 'folders:' + hash.digest('hex'), unreadable };

@@ -1,7 +1,7 @@
 // What one sync run is given, from the layered config: the two sides, the excludes and the engine's
 // limits. One place for the agent's runs and `tabula sync`, so a run by hand syncs what the agent syncs.
-import os from 'node:os';
 import type { TabulaConfig } from '../config';
+import { deviceName } from '../device-name';
 import type { Paths } from '../paths';
 import { parseStorageUrl, type Storage } from '../storage-url';
 import { localEndpoint, storageEndpoint } from './endpoint';
@@ -27,7 +27,7 @@ export function syncRunOptions(paths: Paths, cfg: TabulaConfig, over: { home?: s
       storage: storageEndpoint(storage, cfg.storage.sshOptions, cfg.storage.connectTimeoutSeconds, paths.runtimeDir, over.keepConnectionSeconds),
       excludes: [...defaultExcludes({ ...paths, home }, storage), ...cfg.backup.excludes],
       stateDir: paths.stateDir,
-      host: os.hostname(),
+      host: deviceName(paths.root),
       maxDeleteShare: cfg.backup.maxDeletePercent / 100,
       bandwidthLimitKBps: cfg.backup.bandwidthLimitKBps || undefined,
       versionsRetentionDays: cfg.backup.versionsRetentionDays,

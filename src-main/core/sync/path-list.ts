@@ -5,6 +5,7 @@
 // out of order (folders settled at the end, conflicts) are kept in memory and merged in when read.
 import fs from 'node:fs';
 import { compareNames } from './listing';
+import { createRecordWriter } from './record-writer';
 
 /** The types of a path in the archive, the home and the storage ('f', 'd', 'l', or '-' for none): "d-d". */
 export type Kinds = string;
@@ -44,47 +45,24 @@ const CHUNK = 1 << 16;
 
 export function createPathList(file: string, side: SideIndex): PathList {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  let pending = '';
+  const out = createRecordWriter(fd);
   let last: string | null = null;
   let count = 0;
   let files = 0;
   let written = false;
   let closed = false;
   const late: PathRecord[] = [];
-  const flush = () => {
-    if (pending) fs.writeSync(fd, pending);
-    pending = '';
-  };
   const note = (kinds: Kinds) => {
     count++;
     if (kinds[side] !== 'd') files++;
   };
   function* stored(): Generator<PathRecord> {
-    flush();
+    out.flush();
     if (!written) return;
-    const rd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(CHUNK);
-      let rest: Buffer | null = null;
-      for (;;) {
-        const n = fs.readSync(rd, buf, 0, CHUNK, null);
-        if (n === 0) break;
-        const all: Buffer = rest ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
-        const end = all.lastIndexOf(0);
-        if (end < 0) {
-          rest = Buffer.from(all);
-          continue;
-        }
-        const recs = all.toString('utf8', 0, end).split('\0');
-        rest = end + 1 < all.length ? Buffer.from(all.subarray(end + 1)) : null;
-        // "<kinds><extra> <name>": the kinds are three characters, the extra has no space.
-        for (const r of recs) {
-          const sp = r.indexOf(' ', 3);
-          yield { kinds: r.slice(0, 3), extra: r.slice(3, sp), name: r.slice(sp + 1) };
-        }
-      }
-    } finally {
-      fs.closeSync(rd);
+    // "<kinds><extra> <name>": the kinds are three characters, the extra has no space.
+    for (const r of readRecords(file)) {
+      const sp = r.indexOf(' ', 3);
+      yield { kinds: r.slice(0, 3), extra: r.slice(3, sp), name: r.slice(sp + 1) };
     }
   }
   function* own(): Generator<PathRecord> {
@@ -114,9 +92,8 @@ export function createPathList(file: string, side: SideIndex): PathList {
       if (last !== null && compareNames(last, name) >= 0) throw new Error(`path list written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
       last = name;
       note(kinds);
-      pending += `${kinds}${extra} ${name}\0`;
+      out.write(`${kinds}${extra} ${name}\0`);
       written = true;
-      if (pending.length > CHUNK) flush();
     },
     addLate(name, kinds, extra = '') {
       note(kinds);
@@ -150,6 +127,30 @@ export function createPathList(file: string, side: SideIndex): PathList {
       fs.closeSync(fd);
     },
   };
+}
+
+/** The NUL-separated records of a file, in order, read a piece at a time. */
+export function* readRecords(file: string): Generator<string> {
+  const rd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK);
+    let rest: Buffer | null = null;
+    for (;;) {
+      const n = fs.readSync(rd, buf, 0, CHUNK, null);
+      if (n === 0) break;
+      const all: Buffer = rest ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const end = all.lastIndexOf(0);
+      if (end < 0) {
+        rest = Buffer.from(all);
+        continue;
+      }
+      const recs = all.toString('utf8', 0, end).split('\0');
+      rest = end + 1 < all.length ? Buffer.from(all.subarray(end + 1)) : null;
+      yield* recs;
+    }
+  } finally {
+    fs.closeSync(rd);
+  }
 }
 
 /** Two lists of records in name order as one (a name in both, once). */
