@@ -191,6 +191,7 @@ export const rsyncTreeLaptop: LabBackend = {
 
       let staged = false;
       let identityBefore = '';
+      let bootBefore = '';
       const tD = Date.now();
       if (run.wants('d')) {
         try {
@@ -209,6 +210,7 @@ export const rsyncTreeLaptop: LabBackend = {
           await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
           homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
           identityBefore = await laptop.vm.run('root', IDENTITY);
+          bootBefore = (await laptop.bootId()).replace(/-/g, '');
           staged = true;
         } catch (err) {
           run.record('d', 'failed', (err as Error).message, laptop.vm);
@@ -247,8 +249,13 @@ export const rsyncTreeLaptop: LabBackend = {
           // What the README says survives in /etc and /var: the machine's identity, the journal.
           const identityAfter = await laptop.vm.run('root', IDENTITY);
           if (identityAfter !== identityBefore) throw new Error(`the machine's identity changed across the update:\nbefore ${identityBefore}\nafter ${identityAfter}`);
-          const boots = Number((await laptop.vm.run('root', 'journalctl --list-boots --no-legend | wc -l')).trim());
-          if (boots < 2) throw new Error(`the journal of the earlier boots is gone (${boots} boot listed)`);
+          // Asked by the earlier boot's own id: `journalctl --list-boots` can fail on a healthy journal
+          // ("Failed to determine boots: No data available", systemd issues 4088, 22431), as it did once here.
+          const earlier = (await laptop.vm.run('root', `journalctl -q --no-pager -n 1 -o cat _BOOT_ID=${bootBefore} || true`)).trim();
+          if (!earlier) {
+            const listed = await laptop.vm.run('root', 'journalctl --list-boots --no-pager 2>&1; ls -l /var/log/journal/*/ 2>&1 || true');
+            throw new Error(`the journal of the boot before the update is gone (boot ${bootBefore}):\n${listed}`);
+          }
           return `pull to running ${Math.round((Date.now() - tD) / 1000)} s`;
         });
       }
