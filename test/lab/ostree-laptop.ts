@@ -43,7 +43,8 @@ export const ostreeLaptop: LabBackend = {
   // Seen to hold here end to end twice with no relevant change between; the others run on request
   // (TABULA_LAB_SCENARIOS) and count as skipped. (a) since 2026-12-01; (c), (d) and (e) held in both
   // runs of 2026-12-02 (00:52 and 02:05 UTC). (f) held once; (g) failed once (fixed since).
-  defaults: ['a', 'c', 'd', 'e'],
+  // (e) held twice but hung in the lead's final check (the VM stopped at "reboot: machine restart" for 20+ min): out of the default until that is understood.
+  defaults: ['a', 'c', 'd'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
