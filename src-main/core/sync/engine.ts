@@ -788,10 +788,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
 
 }
 
-/** For TABULA_SYNC_TRACE: the heap, and the process's resident memory now and at its peak (VmHWM). */
+/** For TABULA_SYNC_TRACE: the heap, the process's resident memory now and at its peak (VmHWM), its own processor time (not its children's). */
 function memoryNow(): string {
   const kib = (k: string) => Math.round(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024);
-  return `heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${kib('VmRSS')} MiB (anon ${kib('RssAnon')}), peak ${kib('VmHWM')} MiB`;
+  const cpu = process.cpuUsage();
+  return `heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB, rss ${kib('VmRSS')} MiB (anon ${kib('RssAnon')}), peak ${kib('VmHWM')} MiB, own cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`;
 }
 
 /**
