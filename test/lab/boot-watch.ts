@@ -19,7 +19,8 @@ export type BootPhase =
 // line after the ask means the shutdown began.
 const SHUTDOWN = /(^|\s)(Stopping|Stopped|Unmounting|Unmounted) |Reached target .*(shutdown|final|reboot|soft-reboot)\.target|systemd-shutdown\[/;
 const RESTART = /reboot: (Restarting system|machine restart|Power down)|Reached target .*soft-reboot\.target/;
-const POWER_ON = /^==== power on/;
+// The lab's own marks in the console: a power on, or qemu started again after the guest's reset (vm.ts).
+const POWER_ON = /^==== (power on|reset)/;
 const UP = /\blogin: |Reached target .*(multi-user|graphical)\.target/;
 
 /**

@@ -62,8 +62,10 @@ describe('bootPhase on a recorded reboot', () => {
     expect(bootPhase(soft.slice(1).join('\n'), 'running')).toBe('booted');
   });
 
-  it('a power-cycle mark starts a boot from any phase', () => {
+  it("the lab's power-on and reset marks start a boot from any phase", () => {
     expect(bootPhase(`${upTo(at(/reboot: machine restart/))}\n==== power on 2026-12-02T04:30:00.000Z\n`, 'running')).toBe('booting');
+    // A reset with no "reboot:" line (a panic's emergency restart): qemu exits and the lab starts it again.
+    expect(bootPhase(`${upTo(at(/Reached target .*shutdown\.target/))}\n==== reset (the guest restarted): qemu starts again on the same disk 2026-12-02T04:30:00.000Z\n`, 'running')).toBe('booting');
   });
 });
 
