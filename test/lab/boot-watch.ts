@@ -21,6 +21,8 @@ const SHUTDOWN = /(^|\s)(Stopping|Stopped|Unmounting|Unmounted) |Reached target 
 const RESTART = /reboot: (Restarting system|machine restart|Power down)|Reached target .*soft-reboot\.target/;
 // The lab's own marks in the console: a power on, or qemu started again after the guest's reset (vm.ts).
 const POWER_ON = /^==== (power on|reset)/;
+/** The guest's sshd started (its "Started ssh.service" status line). */
+export const SSHD_STARTED = /Started .*ssh\.service/;
 const UP = /\blogin: |Reached target .*(multi-user|graphical)\.target/;
 
 /**

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { bootPhase, lastBoot, nextBootStep, type BootPhase } from './boot-watch';
+import { bootPhase, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -68,7 +68,7 @@ export interface Vm {
   consoleMark(): number;
   /** What happened to the machine since the last call (power-cycles, reboots asked twice), for the scenario's line. */
   takeNotes(): string[];
-  ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<SshResult>;
+  ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string; signal?: AbortSignal }): Promise<SshResult>;
   /** ssh that must succeed: throws with the command's output otherwise. */
   run(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<string>;
   consoleTail(lines?: number): string;
@@ -217,7 +217,15 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
       let last = { answers: false, same: false };
       for (;;) {
         if (!child) throw new Error(`the virtual laptop powered off during ${ask.what}.\n${vm.consoleTail()}`);
-        const r = await vm.ssh('root', ask.probe, { timeoutMs: 20_000 });
+        // An ssh begun before the guest's network was up waits for the user-mode network's next SYN
+        // retransmission (3, 9, 21 s…): it lost ~24 s a boot here. Once the console says sshd
+        // started, a fresh connection gets through at once.
+        const probeFrom = consoleText.length;
+        const fresh = new AbortController();
+        const watch = setInterval(() => SSHD_STARTED.test(consoleText.slice(probeFrom)) && fresh.abort(), 500);
+        const r = await vm.ssh('root', ask.probe, { timeoutMs: 20_000, signal: fresh.signal });
+        clearInterval(watch);
+        if (fresh.signal.aborted) continue;
         const now = r.stdout.trim();
         // After a power-cycle any answer is the new boot (a soft reboot's count starts again at 0).
         if (r.code === 0 && now && (now !== ask.before || powerCycled)) return Date.now() - ask.t0;
@@ -270,6 +278,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
           stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS) / 1000)} s)`;
           c.kill('SIGKILL');
         }, o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS);
+        o.signal?.addEventListener('abort', () => c.kill('SIGKILL'));
         // ssh that fails at once (the laptop rebooting) closes its stdin before we write: not an error here.
         c.stdin.on('error', () => undefined);
         c.stdin.end(o.input ?? '');
