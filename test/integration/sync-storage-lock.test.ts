@@ -84,7 +84,7 @@ describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_
       const err = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 0 }).catch((e: TabulaError) => e);
       expect(err).toBeInstanceOf(TabulaError);
       expect((err as TabulaError).code).toBe('already-running');
-      expect((err as TabulaError).message).toMatch(/The sync lock on the storage .* cannot be read \(\.tabula\/lock\/owner\).* taken over in 1[12]\d s unless it changes/);
+      expect((err as TabulaError).message).toMatch(/The sync lock on the storage .* cannot be read \(\.tabula\/lock\/owner\).* taken over in 1[12]\d s unless it changes\. Try again then\.$/);
       expect(fs.existsSync(path.join(w.dir, 'pwned'))).toBe(false);
       // Unchanged for longer than a lease: nobody renews it, so the sync goes on.
       const past = new Date(Date.now() - 200_000);

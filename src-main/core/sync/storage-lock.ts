@@ -169,9 +169,10 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
     // A nameless lock is one being made or removed this very moment: look again before saying so.
     if (!ownerLine && !nameless++) continue;
     const [storageNow, expires] = (lines[1] ?? '').split(' ').map(Number) as [number, number];
-    const reason = heldReason(owner, storageNow, ep.display, ownerLine === '?' ? { expires } : undefined);
-    if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} Try again when it has finished.`, { retryable: true });
-    if (!told) o.onWaiting?.(`${reason} Waiting for it to finish…`);
+    const unreadable = ownerLine === '?';
+    const reason = heldReason(owner, storageNow, ep.display, unreadable ? { expires } : undefined);
+    if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} ${unreadable ? 'Try again then.' : 'Try again when it has finished.'}`, { retryable: true });
+    if (!told) o.onWaiting?.(`${reason} ${unreadable ? 'Waiting…' : 'Waiting for it to finish…'}`);
     told = true;
     await new Promise((res) => setTimeout(res, 500 + Math.random() * 1000));
   }
