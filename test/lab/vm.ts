@@ -5,8 +5,8 @@
 // and the lab reaches the guest's sshd through one hostfwd bound to 127.0.0.1.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from '../fixtures/free-port';
 import { bootPhase, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -382,17 +382,6 @@ export function qemuUnavailable(): string | null {
   }
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!fs.existsSync(f)) return `${f} is missing (package ovmf)`;
   return null;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
