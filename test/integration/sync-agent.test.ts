@@ -186,7 +186,7 @@ describe('offline queue', () => {
     const own = (rel: string) => rel.startsWith('.tabula') || rel.startsWith('.local') || rel === 'big.bin';
     expect(readTree(remote(), own)).toEqual(readTree(sb.home, own));
     expect(fs.readFileSync(path.join(remote(), 'big.bin')).equals(fs.readFileSync(path.join(sb.home, 'big.bin')))).toBe(true);
-  });
+  }, 90_000); // two 60 MB transfers and two agent starts: 29.3 s of the default 30 once under load
 });
 
 describe('deferral', () => {
