@@ -89,6 +89,9 @@ export const rsyncTreeLaptop: LabBackend = {
           // broken image of (f) falls back after one failed boot instead of three. A fleet keeps the default 3.
           fs.writeFileSync(path.join(t, 'etc/kernel/tries'), '1\n');
           mutate?.(t);
+          // /etc comes fresh from the image at every boot: without these marks every boot ran
+          // ldconfig and the journal catalog's rebuild (ConditionNeedsUpdate, no /etc/.updated), ~5 s a boot under TCG.
+          execFileSync('chroot', [t, '/usr/lib/systemd/systemd-update-done']);
         });
         publishRsyncTree(tree, v, serverDir, fleetKey);
         fs.rmSync(tree, { recursive: true, force: true });
