@@ -116,6 +116,8 @@ export type JsonRead<T> =
 /** What is wrong with a document, in words that name the place: 'has an unknown key "a.b"', 'has an invalid value at "x": …'. */
 export function describeSchemaIssue(err: z.ZodError): string {
   const issue = err.issues[0]!;
+  // A complaint about the whole document (its version, its kind) is already a sentence's end.
+  if (issue.code === 'custom' && !issue.path.length) return issue.message;
   const where = issue.path.join('.') || '(top)';
   if (issue.code === 'unrecognized_keys') return `has an unknown key "${[where === '(top)' ? '' : where + '.', issue.keys[0]].join('')}"`;
   return `has an invalid value at "${where}": ${issue.message}`;

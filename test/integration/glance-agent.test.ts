@@ -183,10 +183,10 @@ describe('the command line', () => {
       expect(r.stderr.trim().split('\n'), argv.join(' ')).toHaveLength(1);
       expect(r.stdout).toBe('');
     }
-    expect((await sb.cli(['conflicts', 'resolve', 'x.txt', '--keep', 'nope'])).stderr).toBe('--keep takes mine, theirs or both, not "nope" (usage: tabula conflicts resolve PATH --keep mine|theirs|both).\n');
+    expect((await sb.cli(['conflicts', 'resolve', 'x.txt', '--keep', 'nope'])).stderr).toBe('--keep takes mine, theirs or both, not "nope" (usage: tabula conflicts resolve PATH --keep mine|theirs|both [--json]).\n');
     const help = await sb.cli(['help']);
     expect(help.code).toBe(0);
-    for (const line of ['tabula backup now [--force] [--no-wait]', 'tabula conflicts resolve PATH --keep mine|theirs|both', 'tabula prefs apply [--dry-run] [--only printers,displays,network]', 'tabula fleet poll', 'tabula help [COMMAND]', 'tabula sync [--dry-run] [--force] [--quick] [--home DIR] [--storage URL] [--json]']) {
+    for (const line of ['tabula backup now [--force] [--no-wait]', 'tabula conflicts resolve PATH --keep mine|theirs|both', 'tabula prefs apply [--dry-run] [--only printers,displays,network]', 'tabula fleet poll', 'tabula help [COMMAND]', 'tabula sync [--dry-run] [--force] [--quick|--verify] [--home DIR] [--storage URL] [--json]']) {
       expect(help.stdout).toContain(line);
     }
     const one = await sb.cli(['help', 'restore']);

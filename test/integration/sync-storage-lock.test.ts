@@ -75,13 +75,25 @@ describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_
     void dead; // never released: its process "died"
   });
 
-  it('treats a hostile lock owner on the storage as a holder with no name, never as input', async () => {
-    fs.mkdirSync(path.join(w.storageDir, '.tabula/lock'), { recursive: true });
-    fs.writeFileSync(path.join(w.storageDir, '.tabula/lock/owner'), `$(touch ${w.dir}/pwned) \`id\` 1 9999999999\n`);
-    const err = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 0 }).catch((e: TabulaError) => e);
-    expect(err).toBeInstanceOf(TabulaError);
-    expect((err as TabulaError).message).toMatch(/Another sync is starting/);
-    expect(fs.existsSync(path.join(w.dir, 'pwned'))).toBe(false);
+  it('a lock file it cannot read (damaged, hostile, an absurd lease) is said so, never run, and taken over once a lease passes without a change', async () => {
+    const owner = path.join(w.storageDir, '.tabula/lock/owner');
+    fs.mkdirSync(path.dirname(owner), { recursive: true });
+    for (const content of [`$(touch ${w.dir}/pwned) \`id\` 1 9999999999\n`, Buffer.from([0xff, 0x00, 0x0a, 0x31, 0x20, 0x39, 0x39]), 'evil 1 0123456789abcdef 9999999999\n', 'lap0 12 0123456789abcdef 1\ngarbage 9999999999\n']) {
+      fs.writeFileSync(owner, content);
+      // Written just now: it may still be someone's, so it is waited for, with a reason a person can act on.
+      const err = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 0 }).catch((e: TabulaError) => e);
+      expect(err).toBeInstanceOf(TabulaError);
+      expect((err as TabulaError).code).toBe('already-running');
+      expect((err as TabulaError).message).toMatch(/The sync lock on the storage .* cannot be read \(\.tabula\/lock\/owner\).* taken over in 1[12]\d s unless it changes\. Try again then\.$/);
+      expect(fs.existsSync(path.join(w.dir, 'pwned'))).toBe(false);
+      // Unchanged for longer than a lease: nobody renews it, so the sync goes on.
+      const past = new Date(Date.now() - 200_000);
+      fs.utimesSync(owner, past, past);
+      const lock = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 0 });
+      expect(fs.readFileSync(owner, 'utf8')).toMatch(/^lap1 \d+ [0-9a-f]{16} \d+\n$/);
+      await lock.release();
+      fs.mkdirSync(path.dirname(owner), { recursive: true });
+    }
   });
 });
 

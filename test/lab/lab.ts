@@ -86,6 +86,9 @@ export function createScenarioRun(backend: LabBackend, chosen: Set<string>, repo
     wants: (id) => chosen.has(id),
     record(id, outcome, detail, vm, seconds) {
       if (report.results.some((r) => r.backend === name && r.id === id)) return;
+      // A power-cycle or a reboot asked twice since the last line: said in this scenario's line.
+      const notes = vm?.takeNotes() ?? [];
+      if (notes.length) detail = [detail, ...notes].filter(Boolean).join('; ');
       report.results.push({ backend: name, id, title: title(id), outcome, detail, ...(seconds !== undefined ? { seconds } : {}) });
       const took = seconds !== undefined ? `${seconds} s` : '';
       const head = `lab ${name} (${id}) ${title(id)}: ${outcome}`;

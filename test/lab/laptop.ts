@@ -38,7 +38,7 @@ export interface Laptop {
 // `status.get` on the agent's socket (its reply is `{ok, result}`); `tabula status --json` where curl is missing.
 const PEEK = `sock="\${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/tabula/agent.sock"; if command -v curl >/dev/null; then curl -sS --fail-with-body --max-time 120 --unix-socket "$sock" -X POST -H 'content-type: application/json' -d '{}' http://localhost/api/call/status.get; else tabula status --json; fi`;
 
-export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Laptop {
+export function createLaptop(vm: Vm, user: string): Laptop {
   const laptop: Laptop = {
     vm,
     user,
@@ -54,33 +54,19 @@ export function createLaptop(vm: Vm, user: string, bootTimeoutMs: number): Lapto
     },
     bootId: async () => (await vm.run('root', 'cat /proc/sys/kernel/random/boot_id')).trim(),
     async reboot(verb = 'reboot') {
-      const before = await laptop.bootId();
-      const t0 = Date.now();
       // A soft reboot keeps the kernel and so its boot_id: the new userspace is told apart by systemd's
       // own count of soft reboots.
       const probe = verb === 'reboot' ? 'cat /proc/sys/kernel/random/boot_id' : 'systemctl show -P SoftRebootsCount';
-      const mark = verb === 'reboot' ? before : (await vm.run('root', probe)).trim();
+      const before = (await vm.run('root', probe)).trim();
+      const since = vm.consoleMark();
+      const t0 = Date.now();
       // --no-block: systemctl returns once systemd has the job, before the shutdown takes sshd away.
-      // An ssh killed before its session ran nothing (session 5: a guest under load took longer than
-      // the 30 s allowed then, and the walk waited 30 min for a reboot never asked for): ask again.
-      for (let tries = 0; ; tries++) {
-        const r = await vm.ssh('root', `systemctl --no-block ${verb}`, { timeoutMs: 120_000 });
-        if (r.code === 0) break;
-        const still = await vm.ssh('root', `systemctl is-system-running; ${probe}`, { timeoutMs: 120_000 });
-        const [state, now] = still.stdout.trim().split('\n');
-        if (still.code === 255 || state === 'stopping' || now !== mark) break; // on its way down already
-        if (tries >= 2) throw new Error(`"systemctl ${verb}" did not run on the laptop: ${(r.stderr || r.stdout).trim().slice(-500)}`);
-      }
-      await waitFor(
-        async () => {
-          const r = await vm.ssh('root', probe, { timeoutMs: 20_000 });
-          const now = r.stdout.trim();
-          return r.code === 0 && now && now !== mark ? now : null;
-        },
-        bootTimeoutMs,
-        `the laptop did not come back from "systemctl ${verb}". Serial console (last lines):\n${vm.consoleTail()}\n`,
-      );
-      const ms = Date.now() - t0;
+      // Whatever this ssh says (it may be cut by the shutdown, or fail on a busy guest before
+      // running anything), the console tells whether the reboot began: waitForBoot asks again once
+      // if it did not.
+      const ask = async () => void (await vm.ssh('root', `systemctl --no-block ${verb}`, { timeoutMs: 120_000 }));
+      await ask();
+      const ms = await vm.waitForBoot({ what: `"systemctl ${verb}"`, since, t0, probe, before, askAgain: ask });
       await vm.ssh('root', 'systemctl is-system-running --wait', { timeoutMs: 300_000 });
       return ms;
     },

@@ -19,7 +19,6 @@ const USER = 'ann';
 const NAS_ADDR = '10.0.2.100';
 const COMMANDS_ADDR = '10.0.2.103';
 const repo = path.resolve(__dirname, '../..');
-const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1500) * 1000;
 
 /** A config layer's storage and backup settings naming the lab's NAS, with the laptop's paths to its key and known hosts. */
 function nasConfig(nas: SshServer, nasHome: string, key: string, knownHosts: string) {
@@ -101,8 +100,9 @@ export const ostreeLaptop: LabBackend = {
           { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
           { guest: COMMANDS_ADDR, guestPort: 80, hostPort: commands.port },
         ],
+        log: ctx.log,
       });
-      const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
+      const laptop = createLaptop(vm, USER);
       const status = () => laptop.status();
       const agentUp = () => laptop.agentUp();
       const reboot = () => laptop.reboot();
@@ -117,7 +117,7 @@ export const ostreeLaptop: LabBackend = {
       const up = await run.scenario('a', vm, async () => {
         const t0 = Date.now();
         await laptop.vm.start();
-        const ms = await laptop.vm.waitForSsh(BOOT_TIMEOUT_MS);
+        const ms = await laptop.vm.waitForSsh();
         run.figure('first boot, power on to ssh', `${Math.round(ms / 1000)} s`);
         const s = await agentUp();
         if (s.image.version !== '1') throw new Error(`tabula status shows image ${s.image.version}, expected 1`);

@@ -14,8 +14,6 @@ import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { createVm, type Vm } from './vm';
 
-// Generous on purpose: under TCG on two busy shared cores a boot took 18 min here (idle: about 1 min).
-const BOOT_TIMEOUT_MS = Number(process.env.TABULA_LAB_BOOT_TIMEOUT_S ?? 1800) * 1000;
 const USER = 'ann';
 const NAS_ADDR = '10.0.2.100';
 const FLEET_ADDR = '10.0.2.101';
@@ -120,8 +118,9 @@ export const rsyncTreeLaptop: LabBackend = {
           { guest: FLEET_ADDR, guestPort: 22, hostPort: fleet.port },
           { guest: COMMANDS_ADDR, guestPort: 80, hostPort: (commands.address() as AddressInfo).port },
         ],
+        log: ctx.log,
       });
-      const laptop = createLaptop(vm, USER, BOOT_TIMEOUT_MS);
+      const laptop = createLaptop(vm, USER);
       const status = () => laptop.status();
       const reboot = () => laptop.reboot();
       const agentUp = () => laptop.agentUp();
@@ -130,7 +129,7 @@ export const rsyncTreeLaptop: LabBackend = {
       const powerOn = async () => {
         tPowerOn = Date.now();
         await laptop.vm.start();
-        const ms = await laptop.vm.waitForSsh(BOOT_TIMEOUT_MS);
+        const ms = await laptop.vm.waitForSsh();
         run.figure('first boot, power on to ssh', `${Math.round(ms / 1000)} s`);
         return agentUp();
       };

@@ -5,8 +5,9 @@
 // and the lab reaches the guest's sshd through one hostfwd bound to 127.0.0.1.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from '../fixtures/free-port';
+import { bootPhase, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -39,6 +40,8 @@ export interface VmOptions {
   sshKey: string;
   forwards: GuestForward[];
   memoryMiB?: number;
+  /** One `lab:` line (a power-cycle, a reboot asked again); console.log when absent. */
+  log?: (s: string) => void;
 }
 
 export interface SshResult {
@@ -52,15 +55,40 @@ export interface Vm {
   consoleLog: string;
   /** Starts qemu (power on). */
   start(): Promise<void>;
-  /** Waits until the guest's sshd answers a command; throws with the console's tail. */
-  waitForSsh(timeoutMs: number): Promise<number>;
-  ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<SshResult>;
+  /** Waits (at most ~10 min) until the guest's sshd answers after a power on; returns the ms from start(). */
+  waitForSsh(): Promise<number>;
+  /**
+   * Waits until the guest answers ssh with a boot other than `ask.before`, watching the console
+   * (boot-watch.ts): a reboot that never began is asked once more, a wedged guest or firmware is
+   * power-cycled once, a guest that booted but never answers ssh fails with the last ssh error.
+   * Returns the ms from the ask to ssh answering.
+   */
+  waitForBoot(ask: BootAsk): Promise<number>;
+  /** Where the console is now, for BootAsk.since. */
+  consoleMark(): number;
+  /** What happened to the machine since the last call (power-cycles, reboots asked twice), for the scenario's line. */
+  takeNotes(): string[];
+  ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string; signal?: AbortSignal }): Promise<SshResult>;
   /** ssh that must succeed: throws with the command's output otherwise. */
   run(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<string>;
   consoleTail(lines?: number): string;
   /** Power off (kills qemu). */
   stop(): Promise<void>;
   running(): boolean;
+}
+
+export interface BootAsk {
+  /** For the messages: '"systemctl reboot"'. */
+  what: string;
+  /** consoleMark() before the ask. */
+  since: number;
+  /** Date.now() of the ask. */
+  t0: number;
+  /** A shell command printing the boot's mark (its boot id), and that mark before the ask. */
+  probe: string;
+  before: string;
+  /** Asks again (once) when the console shows the reboot never began. */
+  askAgain(): Promise<void>;
 }
 
 export async function createVm(opts: VmOptions): Promise<Vm> {
@@ -71,6 +99,34 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   const killOnExit = () => child?.kill('SIGKILL');
+  const log = opts.log ?? ((line: string) => console.log(`  lab: ${line}`));
+  let notes: string[] = [];
+
+  // The serial console, read from qemu's stdout: kept whole in memory for the boot watch and
+  // appended to console.log with the host's time at each line (qemu's own `-serial file:`
+  // truncated the file at every start, losing the earlier boots and the power-on marks).
+  const consoleFd = fs.openSync(consoleLog, 'a');
+  let consoleText = '';
+  let lastOutput = Date.now();
+  let atLineStart = true;
+  let powerOnMark = 0;
+  let powerOnAt = 0;
+  const writeConsole = (chunk: string) => {
+    lastOutput = Date.now();
+    const text = chunk.replace(/\r/g, '');
+    consoleText += text;
+    const stamp = () => `${new Date().toISOString().slice(11, 23)} `;
+    let out = '';
+    for (const ch of text.split(/(?<=\n)/)) {
+      out += (atLineStart ? stamp() : '') + ch;
+      atLineStart = ch.endsWith('\n');
+    }
+    fs.writeSync(consoleFd, out);
+  };
+  const mark = (what: string) => {
+    if (!atLineStart) writeConsole('\n');
+    writeConsole(`==== ${what} ${new Date().toISOString()}\n`);
+  };
 
   const fwd = opts.forwards.map((f) => `,guestfwd=tcp:${f.guest}:${f.guestPort}-cmd:${process.execPath} ${GUESTFWD} 127.0.0.1 ${f.hostPort}`).join('');
   const args = [
@@ -84,8 +140,9 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     '-nic', `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
     '-display', 'none',
     '-vga', 'std',
-    '-serial', `file:${consoleLog}`,
+    '-serial', 'stdio',
     '-monitor', 'none',
+    '-no-reboot',
   ];
 
   const sshArgs = (user: string) => [
@@ -103,39 +160,112 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     `${user}@127.0.0.1`,
   ];
 
+  // A guest's reset ends qemu (-no-reboot) and qemu starts again on the same disk and firmware
+  // variables: a cold reset. OVMF's warm reset under TCG took ~85 s to reach the kernel here (10 s
+  // from a power on), and once hung for 20+ min after "reboot: machine restart" (ostree (e), session 5).
+  const spawnQemu = async () => {
+    const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    c.stdout!.setEncoding('utf8').on('data', writeConsole);
+    child = c;
+    process.on('exit', killOnExit);
+    exited = new Promise((resolve) =>
+      c.once('exit', (code, signal) => {
+        if (child === c) child = null;
+        process.off('exit', killOnExit);
+        if (code) mark(`qemu exited ${code ?? signal}: ${stderr}`);
+        // Exit 0 is the guest's own reset or power-off (the lab stops qemu with SIGKILL).
+        else if (code === 0 && !/reboot: Power down\s*$/.test(consoleText.slice(-300))) {
+          mark('reset (the guest restarted): qemu starts again on the same disk');
+          void spawnQemu().catch((err: Error) => mark(`qemu did not start again: ${err.message}`));
+        }
+        resolve();
+      }),
+    );
+    await new Promise<void>((resolve, reject) => {
+      c.once('spawn', resolve);
+      c.once('error', reject);
+    });
+  };
+
   const vm: Vm = {
     sshPort,
     consoleLog,
     async start() {
       if (child) return;
-      fs.appendFileSync(consoleLog, `\n==== power on ${new Date().toISOString()}\n`);
-      const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-      child = c;
-      process.on('exit', killOnExit);
-      exited = new Promise((resolve) =>
-        c.once('exit', (code, signal) => {
-          if (child === c) child = null;
-          process.off('exit', killOnExit);
-          if (code) fs.appendFileSync(consoleLog, `\n==== qemu exited ${code ?? signal}: ${stderr}\n`);
-          resolve();
-        }),
-      );
-      await new Promise<void>((resolve, reject) => {
-        c.once('spawn', resolve);
-        c.once('error', reject);
-      });
+      powerOnMark = consoleText.length;
+      powerOnAt = Date.now();
+      mark('power on');
+      await spawnQemu();
     },
-    async waitForSsh(timeoutMs) {
-      const t0 = Date.now();
-      while (Date.now() - t0 < timeoutMs) {
-        if (!child) throw new Error(`the virtual laptop powered off while booting.\n${vm.consoleTail()}`);
-        const r = await vm.ssh('root', 'systemctl is-system-running --wait >/dev/null 2>&1; true', { timeoutMs: 60_000 }).catch(() => null);
-        if (r && r.code === 0) return Date.now() - t0;
-        await sleep(3000);
+    async waitForSsh() {
+      const t0 = powerOnAt;
+      await vm.waitForBoot({ what: 'the power on', since: powerOnMark, t0, probe: 'cat /proc/sys/kernel/random/boot_id', before: '', askAgain: async () => undefined });
+      // Up means booted to the end, as the figures before measured it.
+      await vm.ssh('root', 'systemctl is-system-running --wait', { timeoutMs: 300_000 });
+      return Date.now() - t0;
+    },
+    async waitForBoot(ask) {
+      let since = ask.since;
+      let from: 'running' | 'booting' = ask.before ? 'running' : 'booting';
+      let t0 = ask.t0;
+      let askedAgain = false;
+      let powerCycled = false;
+      let bootedAt = 0;
+      let lastSsh = '';
+      let last = { answers: false, same: false };
+      for (;;) {
+        if (!child) throw new Error(`the virtual laptop powered off during ${ask.what}.\n${vm.consoleTail()}`);
+        // An ssh begun before the guest's network was up waits for the user-mode network's next SYN
+        // retransmission (3, 9, 21 s…): it lost ~24 s a boot here. Once the console says sshd
+        // started, a fresh connection gets through at once.
+        const probeFrom = consoleText.length;
+        const fresh = new AbortController();
+        const watch = setInterval(() => SSHD_STARTED.test(consoleText.slice(probeFrom)) && fresh.abort(), 500);
+        const r = await vm.ssh('root', ask.probe, { timeoutMs: 20_000, signal: fresh.signal });
+        clearInterval(watch);
+        if (fresh.signal.aborted) continue;
+        const now = r.stdout.trim();
+        // After a power-cycle any answer is the new boot (a soft reboot's count starts again at 0).
+        if (r.code === 0 && now && (now !== ask.before || powerCycled)) return Date.now() - ask.t0;
+        last = { answers: r.code === 0, same: r.code === 0 && now === ask.before };
+        if (r.code !== 0) lastSsh = (r.stderr || `exit ${r.code}`).trim().slice(-300);
+        const phase: BootPhase = bootPhase(consoleText.slice(since), from);
+        if (phase === 'booted' && !bootedAt) bootedAt = Date.now();
+        const step = nextBootStep({ phase, silentMs: Date.now() - lastOutput, sinceAskMs: Date.now() - t0, sshAnswers: last.answers, sameBoot: last.same, bootedForMs: bootedAt ? Date.now() - bootedAt : 0, askedAgain, powerCycled });
+        if (step.do === 'ask-again') {
+          const jobs = await vm.ssh('root', 'systemctl is-system-running; systemctl list-jobs --no-pager 2>&1 | head -15', { timeoutMs: 60_000 });
+          const line = `${ask.what} never began (no shutdown on the console, the same boot ${ask.before.slice(0, 8)}, system ${jobs.stdout.split('\n')[0] || '?'}); systemctl list-jobs: ${jobs.stdout.split('\n').slice(1).join(' | ').trim() || jobs.stderr.trim()}; asking once more`;
+          log(line);
+          notes.push(`${ask.what} asked twice (it never began the first time)`);
+          askedAgain = true;
+          since = consoleText.length;
+          t0 = Date.now();
+          await ask.askAgain();
+        } else if (step.do === 'power-cycle') {
+          const line = `power-cycling the laptop during ${ask.what}: ${step.why} (stopping and starting qemu on the same disk, as a laptop's watchdog would)`;
+          log(line);
+          notes.push(`needed a power-cycle during ${ask.what}: ${step.why}`);
+          powerCycled = true;
+          mark(`power-cycled by the lab: ${step.why}`);
+          await vm.stop();
+          since = consoleText.length;
+          from = 'booting';
+          t0 = Date.now();
+          bootedAt = 0;
+          await vm.start();
+        } else if (step.do === 'fail') {
+          const boot = lastBoot(consoleText).split('\n').slice(-40).join('\n');
+          throw new Error(`${ask.what}: ${step.why}; phase ${phase}${lastSsh ? `; last ssh error: ${lastSsh}` : ''}. Serial console (the last boot's last lines; all of it in ${consoleLog}):\n${boot}`);
+        } else await sleep(3000);
       }
-      throw new Error(`the virtual laptop did not answer ssh within ${Math.round(timeoutMs / 1000)} s. Serial console (last lines):\n${vm.consoleTail()}`);
+    },
+    consoleMark: () => consoleText.length,
+    takeNotes() {
+      const n = notes;
+      notes = [];
+      return n;
     },
     ssh(user, command, o = {}) {
       return new Promise((resolve) => {
@@ -148,6 +278,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
           stderr += `\n(timed out after ${Math.round((o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS) / 1000)} s)`;
           c.kill('SIGKILL');
         }, o.timeoutMs ?? DEFAULT_SSH_TIMEOUT_MS);
+        o.signal?.addEventListener('abort', () => c.kill('SIGKILL'));
         // ssh that fails at once (the laptop rebooting) closes its stdin before we write: not an error here.
         c.stdin.on('error', () => undefined);
         c.stdin.end(o.input ?? '');
@@ -251,17 +382,6 @@ export function qemuUnavailable(): string | null {
   }
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!fs.existsSync(f)) return `${f} is missing (package ovmf)`;
   return null;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

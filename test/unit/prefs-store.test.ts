@@ -94,6 +94,29 @@ describe('prefs store', () => {
     const aside = fs.readdirSync(path.dirname(store.file)).find((f) => f.startsWith('prefs.json.damaged-'))!;
     expect(fs.readFileSync(path.join(path.dirname(store.file), aside), 'utf8')).toContain('"printers": {"default": ');
     expect(JSON.parse(fs.readFileSync(store.file, 'utf8')).printers.default).toEqual(office);
+    // Brought back as privately as every save writes it.
+    expect(fs.statSync(store.file).mode & 0o777).toBe(0o600);
+  });
+
+  it('a damaged file with no good copy is said on every read until something is saved, and is kept', () => {
+    fs.mkdirSync(path.dirname(store.file), { recursive: true });
+    fs.writeFileSync(store.file, '{"version": 2, "printers": {"default": ');
+    // The agent reads it at start; the window asks later: both are told.
+    for (let i = 0; i < 2; i++) expect(store.view().problems.join('\n')).toMatch(/prefs\.json is not valid JSON.*no good copy/);
+    expect(fs.readFileSync(store.file, 'utf8')).toContain('"printers": {"default": ');
+    store.set('printers.default', office);
+    expect(store.view().problems).toEqual([]);
+    const aside = fs.readdirSync(path.dirname(store.file)).find((f) => f.startsWith('prefs.json.damaged-'))!;
+    expect(fs.readFileSync(path.join(path.dirname(store.file), aside), 'utf8')).toContain('"printers": {"default": ');
+  });
+
+  it('an older last good copy is migrated when it is brought back', () => {
+    fs.mkdirSync(path.dirname(store.file), { recursive: true });
+    fs.writeFileSync(`${store.file}.bak`, JSON.stringify({ version: 1, defaultPrinterUri: 'ipp://old/ipp' }));
+    fs.writeFileSync(store.file, '{ damaged');
+    const v = store.view();
+    expect(v.effective.printers.default).toEqual({ uri: 'ipp://old/ipp' });
+    expect(v.problems.join('\n')).toMatch(/last good copy/);
   });
 
   it('leaves a file from a newer Tabula alone and refuses to overwrite it', () => {

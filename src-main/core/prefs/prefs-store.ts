@@ -3,7 +3,6 @@
 // lock a key with a reason. The user file holds only what the user set, so a new image or fleet
 // default reaches every key the user never touched. Read defensively (migrations, validation, the
 // last good copy on damage), written atomically.
-import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -20,7 +19,7 @@ import {
 } from '../../common/prefs-schema';
 import type { PrefLeaf, PrefSource, PrefsView } from '../../common/contract/prefs';
 import { TabulaError } from '../../common/errors';
-import { describeSchemaIssue, readJsonDocument, writeFileAtomic } from '../atomic-file';
+import { createJsonStore, describeSchemaIssue, readJsonDocument } from '../atomic-file';
 import type { Paths } from '../paths';
 
 /** The values a key can hold, one schema per leaf. */
@@ -76,18 +75,22 @@ export function migrate(json: unknown): { doc: unknown; from: number } | { probl
 
 const describeIssue = describeSchemaIssue;
 
-type Read = { status: 'missing' } | { status: 'ok'; value: UserPrefsFile; migratedFrom: number | null } | { status: 'invalid'; problem: string; tooNew: boolean };
+/** The user's file (or its last good copy) of any version this Tabula reads, migrated to this one. */
+const userDocumentSchema = z
+  .unknown()
+  .transform((json, ctx) => {
+    const m = migrate(json);
+    if (!('problem' in m)) return m.doc;
+    ctx.addIssue({ code: 'custom', message: m.problem });
+    return z.NEVER;
+  })
+  .pipe(userFileSchema);
+
+type Read = { status: 'missing' } | { status: 'ok'; value: UserPrefsFile } | { status: 'invalid'; problem: string; tooNew: boolean };
 
 function readUserFile(file: string): Read {
-  // Any JSON first: an older version is migrated before the schema of this one applies.
-  const read = readJsonDocument(file, z.unknown());
-  if (read.status === 'missing') return read;
-  if (read.status === 'invalid') return { ...read, tooNew: false };
-  const m = migrate(read.value);
-  if ('problem' in m) return { status: 'invalid', problem: m.problem, tooNew: /newer Tabula/.test(m.problem) };
-  const parsed = userFileSchema.safeParse(m.doc);
-  if (!parsed.success) return { status: 'invalid', problem: describeIssue(parsed.error), tooNew: false };
-  return { status: 'ok', value: parsed.data, migratedFrom: m.from === PREFS_VERSION ? null : m.from };
+  const read = readJsonDocument(file, userDocumentSchema);
+  return read.status === 'invalid' ? { ...read, tooNew: /newer Tabula/.test(read.problem) } : read;
 }
 
 function getLeaf(doc: UserPrefsFile, leaf: PrefLeaf): unknown {
@@ -142,38 +145,22 @@ export function createPrefsStore({ paths }: PrefsStoreOptions) {
   }
 
   let tooNew: string | null = null;
+  const userStore = createJsonStore(file, userDocumentSchema, (): UserPrefsFile => ({ version: PREFS_VERSION }));
 
   function loadUser(problems: string[]): UserPrefsFile {
     const main = readUserFile(file);
-    if (main.status === 'ok') {
-      tooNew = null;
-      return main.value;
-    }
-    if (main.status === 'missing') {
-      tooNew = null;
-      return { version: PREFS_VERSION };
-    }
-    if (main.tooNew) {
+    if (main.status === 'invalid' && main.tooNew) {
       // Not damaged, only newer: leave it exactly as it is and refuse to write over it.
       tooNew = `${file} ${main.problem}. Update Tabula to change preferences on this laptop; nothing was changed.`;
       problems.push(tooNew);
       return { version: PREFS_VERSION };
     }
     tooNew = null;
-    const bak = readUserFile(`${file}.bak`);
-    const aside = `${file}.damaged-${Date.now()}`;
-    try {
-      fs.renameSync(file, aside); // kept for a person to look at; the next save must not overwrite the evidence
-    } catch {
-      /* best effort */
-    }
-    if (bak.status === 'ok') {
-      writeFileAtomic(file, JSON.stringify(bak.value, null, 1) + '\n');
-      problems.push(`Your preferences file ${file} ${main.problem}. Tabula went back to the last good copy; the damaged file was kept as ${path.basename(aside)}.`);
-      return bak.value;
-    }
-    problems.push(`Your preferences file ${file} ${main.problem}, and there is no good copy. Defaults apply; the damaged file was kept as ${path.basename(aside)}.`);
-    return { version: PREFS_VERSION };
+    if (main.status === 'ok') return main.value;
+    // Missing, or damaged: then the last good copy, as for every document the agent keeps.
+    const { value, problem } = userStore.load();
+    if (problem) problems.push(`Your preferences file ${problem}`);
+    return value;
   }
 
   function view(): PrefsView {
@@ -206,10 +193,8 @@ export function createPrefsStore({ paths }: PrefsStoreOptions) {
   function save(doc: UserPrefsFile) {
     if (tooNew) throw new TabulaError('prefs-invalid', tooNew);
     const checked = userFileSchema.parse(doc); // never write what we could not read back
-    const text = JSON.stringify(checked, null, 1) + '\n';
-    writeFileAtomic(file, text, 0o600);
-    // The last good copy is the state just written: a file damaged later falls back to exactly it.
-    writeFileAtomic(`${file}.bak`, text, 0o600);
+    // Also the last good copy (.bak): a file damaged later falls back to exactly this.
+    userStore.save(checked);
   }
 
   function requireKey(key: string): PrefKey {

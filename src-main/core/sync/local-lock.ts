@@ -15,6 +15,10 @@ export function acquireLock(stateDir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(fs.readFileSync(file, 'utf8'));
+      // Our own pid in it is a lock left before a reboot by a process that had this pid (the state
+      // folder outlives boots), not one we hold: within one agent every run already waits its turn
+      // (the sync service's one Exclusive, also for the reimage guard's dry run), and one process
+      // runs one agent. Counting it as held would stop this laptop's syncs for good.
       if (owner && owner !== process.pid && isAlive(owner)) {
         throw new TabulaError('already-running', `Another sync is running (process ${owner}).`, { retryable: true });
       }

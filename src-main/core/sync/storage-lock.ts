@@ -55,8 +55,10 @@ export interface LockOptions {
 }
 
 // $1 root, $2 "host pid token", $3 lease seconds, $4 an owner line known to be dead (or ''), $5 create root.
-// Prints ACQUIRED/TOOKOVER and then the generation; or HELD, the storage's time and the owner line.
+// Prints ACQUIRED/TOOKOVER and then the generation; or HELD, "<the storage's time> <when the lock
+// runs out>" and the owner line ('' when it has none, '?' when it cannot be read).
 const acquireScript = `
+LC_ALL=C; export LC_ALL
 root=$1 me=$2 lease=$3 dead=$4
 [ "$5" = 1 ] && mkdir -p -- "$root" 2>/dev/null
 cd -- "$root" 2>/dev/null || { echo NOROOT >&2; exit 3; }
@@ -70,11 +72,20 @@ fi
 owner=$(head -c 300 "$lock/owner" 2>/dev/null)
 # The winner writes its name right after its mkdir: give it a moment before calling it nameless.
 [ -n "$owner" ] || { sleep 1; owner=$(head -c 300 "$lock/owner" 2>/dev/null); }
-exp=\${owner##* }
+# Tabula's own line: "host pid token expires", a lease of at most a day. Anything else (damaged, not
+# Tabula's, hostile) is a lease that cannot be read: it runs out a lease after the file last changed, so
+# that a holder that renews it keeps it and a dead one does not hold the storage for ever.
+exp=
+case $owner in
+*[!A-Za-z0-9_.\\ -]*) ;;
+*) printf '%s\\n' "$owner" | grep -Eqx '[A-Za-z0-9_.-]{1,64} [0-9]{1,10} [0-9a-f]{16} [0-9]{1,12}' && exp=\${owner##* } ;;
+esac
+[ -n "$exp" ] && [ "$exp" -gt $((now + 86400)) ] && exp=
+valid=$exp
 # No name at all: a run killed between its mkdir and writing its name (releases never leave one, see
 # holdScript); it is gone after a short grace, not a whole lease.
 grace=$lease; [ -n "$owner" ] || grace=10
-case $exp in ''|*[!0-9]*) exp=$(( $(stat -c %Y "$lock" 2>/dev/null || echo "$now") + grace ));; esac
+[ -n "$exp" ] || exp=$(( $(stat -c %Y "$lock/owner" 2>/dev/null || stat -c %Y "$lock" 2>/dev/null || echo "$now") + grace ))
 if [ "$now" -ge "$exp" ] || { [ -n "$dead" ] && [ "$owner" = "$dead" ]; }; then
   find .tabula -maxdepth 1 -name lock.takeover -mmin +1 -exec rmdir {} + 2>/dev/null
   if mkdir "$lock.takeover" 2>/dev/null; then
@@ -85,7 +96,8 @@ if [ "$now" -ge "$exp" ] || { [ -n "$dead" ] && [ "$owner" = "$dead" ]; }; then
     rmdir "$lock.takeover"
   fi
 fi
-echo HELD; echo "$now"; printf '%s\\n' "$owner"; exit 4
+shown=$owner; [ -z "$owner" ] || [ -n "$valid" ] || shown='?'
+echo HELD; echo "$now $exp"; printf '%s\\n' "$shown"; exit 4
 `;
 
 // $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] | release [1]. Each step
@@ -125,7 +137,9 @@ function defaultIsAlive(pid: number): boolean {
   }
 }
 
-export function heldReason(owner: LockOwner | null, storageNow: number, display: string): string {
+/** Why the lock is not ours yet; `unreadable`: the lock's owner file holds no line Tabula wrote. */
+export function heldReason(owner: LockOwner | null, storageNow: number, display: string, unreadable?: { expires: number }): string {
+  if (unreadable) return `The sync lock on the storage ${display} cannot be read (.tabula/lock/owner): it is damaged or was not written by Tabula. It is taken over in ${Math.max(0, unreadable.expires - storageNow)} s unless it changes.`;
   if (!owner) return `Another sync is starting on the storage ${display}.`;
   const left = Math.max(0, owner.expires - storageNow);
   return `The storage ${display} is busy: ${owner.host} (process ${owner.pid}) is syncing with it (its lease runs ${left} s more unless renewed).`;
@@ -153,10 +167,12 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
       continue;
     }
     // A nameless lock is one being made or removed this very moment: look again before saying so.
-    if (!owner && !nameless++) continue;
-    const reason = heldReason(owner, Number(lines[1]), ep.display);
-    if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} Try again when it has finished.`, { retryable: true });
-    if (!told) o.onWaiting?.(`${reason} Waiting for it to finish…`);
+    if (!ownerLine && !nameless++) continue;
+    const [storageNow, expires] = (lines[1] ?? '').split(' ').map(Number) as [number, number];
+    const unreadable = ownerLine === '?';
+    const reason = heldReason(owner, storageNow, ep.display, unreadable ? { expires } : undefined);
+    if (Date.now() >= deadline) throw new TabulaError('already-running', `${reason} ${unreadable ? 'Try again then.' : 'Try again when it has finished.'}`, { retryable: true });
+    if (!told) o.onWaiting?.(`${reason} ${unreadable ? 'Waiting…' : 'Waiting for it to finish…'}`);
     told = true;
     await new Promise((res) => setTimeout(res, 500 + Math.random() * 1000));
   }
