@@ -177,7 +177,7 @@ describe('offline queue', () => {
     await expect.poll(() => fs.existsSync(path.join(remote(), '.tabula-partial')) || fs.existsSync(path.join(remote(), 'docs')), { timeout: 20_000 }).toBe(true);
     running.kill();
     await new Promise((res) => setTimeout(res, 300));
-    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+$/); // left behind by the dead agent
+    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36}$/); // left behind by the dead agent
 
     sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: fast });
     const { agent } = agentWith(); // the queued request runs by itself
@@ -186,7 +186,7 @@ describe('offline queue', () => {
     const own = (rel: string) => rel.startsWith('.tabula') || rel.startsWith('.local') || rel === 'big.bin';
     expect(readTree(remote(), own)).toEqual(readTree(sb.home, own));
     expect(fs.readFileSync(path.join(remote(), 'big.bin')).equals(fs.readFileSync(path.join(sb.home, 'big.bin')))).toBe(true);
-  });
+  }, 90_000); // two 60 MB transfers and two agent starts: 29.3 s of the default 30 once under load
 });
 
 describe('deferral', () => {
