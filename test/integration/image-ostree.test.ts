@@ -77,6 +77,20 @@ describe('ostree backend', () => {
     expect(back.booted?.version).toBe('1.0');
   });
 
+  it('publishing an update adds only the changed files to the archive repo, signed, with the previous version as parent, and leaves no scratch repo behind', () => {
+    const repo = path.join(fleet.serverDir, 'repo');
+    const filez = () => execFileSync('find', [path.join(repo, 'objects'), '-name', '*.filez'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    const { commit: v1 } = publish('1.0', fleet.makeTree('v1', '1.0', 60, 'ostree'));
+    const before = filez();
+    const { commit: v2 } = publishV2(3);
+    expect(filez()).toBe(before + 4); // the three changed files and os-release
+    const log = execFileSync('ostree', [`--repo=${repo}`, 'log', REF], { encoding: 'utf8' });
+    expect(log).toMatch(new RegExp(`^commit ${v2}\\nParent: +${v1}\\n`));
+    expect(execFileSync('ostree', [`--repo=${repo}`, 'rev-parse', REF], { encoding: 'utf8' }).trim()).toBe(v2);
+    expect(fs.existsSync(path.join(repo, 'objects', v2.slice(0, 2), `${v2.slice(2)}.commitmeta`))).toBe(true); // the GPG signature
+    expect(fs.readdirSync(path.join(repo, 'tmp')).filter((n) => n.startsWith('tabula-commit-'))).toEqual([]);
+  });
+
   it('after booting v2, rollback makes v1 the next boot again', async () => {
     await bootedOnV1();
     const { commit: v2 } = publishV2();
