@@ -212,6 +212,7 @@ async function main() {
 /** Nothing changed, the storage a local folder (a mounted NAS): `tabula sync` against `rsync -a` between two folders. */
 function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) => Measured) {
   const dest = path.join(work, 'local-storage');
+  fs.mkdirSync(dest); // a local storage that is missing reads as not mounted
   const user = path.join(work, 'user-local');
   for (const d of ['config/tabula', 'state']) fs.mkdirSync(path.join(user, d), { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: dest } }));
