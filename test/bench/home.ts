@@ -143,6 +143,8 @@ async function main() {
     const flushed = <T>(run: () => T) => (spawnSync('sync'), run());
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
+    // TABULA_BENCH_ONLY=first: the first syncs alone (each tool twice, alternating), to work on their time.
+    if (process.env.TABULA_BENCH_ONLY === 'first') return firstOnly(firstPlain, firstTabula, work, rsync, tabula, flushed);
     // The run after a first sync is not an idle one: it records the home's inodes and change times (the
     // first sync's archive has the sent copies' only) and writes the archive. Said apart from the idle runs.
     const settleTabula = tabula();
@@ -203,6 +205,19 @@ async function main() {
     fs.rmSync(work, { recursive: true, force: true });
     fs.rmSync(ctl, { recursive: true, force: true });
   }
+}
+
+/** The first sync of each tool twice, alternating, from an empty storage each time. */
+function firstOnly(plain1: Measured, tabula1: Measured, work: string, rsync: () => Measured, tabula: () => Measured, flushed: <T>(run: () => T) => T) {
+  const emptied = () => {
+    for (const d of ['plain', 'tabula', 'user/state/tabula']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
+  };
+  emptied();
+  const plain2 = flushed(() => rsync());
+  const tabula2 = flushed(() => tabula());
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`\nfirst sync only, ${FILES} files; load average ${load}`);
+  for (const [p, t] of [[plain1, tabula1], [plain2, tabula2]] as const) console.log(`| first full sync | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× |`);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The sync as the agent runs it: offline requests queue on disk and run by themselves when the
 // storage is back (also after a restart, and after the agent was killed mid-run), conflicts are
-// settled with one call, and older versions come back from the storage.
+// settled with one call, and older versions come back from the storage (after a sync under way, never under it).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -176,7 +177,7 @@ describe('offline queue', () => {
     await expect.poll(() => fs.existsSync(path.join(remote(), '.tabula-partial')) || fs.existsSync(path.join(remote(), 'docs')), { timeout: 20_000 }).toBe(true);
     running.kill();
     await new Promise((res) => setTimeout(res, 300));
-    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+$/); // left behind by the dead agent
+    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36}$/); // left behind by the dead agent
 
     sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: fast });
     const { agent } = agentWith(); // the queued request runs by itself
@@ -185,7 +186,7 @@ describe('offline queue', () => {
     const own = (rel: string) => rel.startsWith('.tabula') || rel.startsWith('.local') || rel === 'big.bin';
     expect(readTree(remote(), own)).toEqual(readTree(sb.home, own));
     expect(fs.readFileSync(path.join(remote(), 'big.bin')).equals(fs.readFileSync(path.join(sb.home, 'big.bin')))).toBe(true);
-  });
+  }, 90_000); // two 60 MB transfers and two agent starts: 29.3 s of the default 30 once under load
 });
 
 describe('deferral', () => {
@@ -265,18 +266,24 @@ describe('conflicts and versions through the agent', { timeout: 90_000 }, () => 
     expect((err as Error).message).toBe('There is no conflict for ~/mine.txt.');
   });
 
-  it('restores an older version from the storage, in place or into another folder', async () => {
-    const { client } = agentWith(false);
+  /** Two drafts of `rel` synced one after the other: the storage keeps the first as an older version. */
+  async function twoDrafts(client: ApiClient, rel: string) {
     const sync = async () => {
       const done = nextFinished(client);
       await client.call('backup.start', {});
       return done;
     };
-    write('essay.txt', 'draft 1');
+    write(rel, 'draft 1');
     await sync();
     await new Promise((r) => setTimeout(r, 20)); // versions are stamped to the millisecond
-    write('essay.txt', 'draft 2 (longer)');
+    write(rel, 'draft 2 (longer)');
     await sync();
+    return sync;
+  }
+
+  it('restores an older version from the storage, in place or into another folder', async () => {
+    const { client } = agentWith(false);
+    const sync = await twoDrafts(client, 'essay.txt');
     const between = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 20));
     write('essay.txt', 'draft 3 (much longer)');
@@ -293,6 +300,39 @@ describe('conflicts and versions through the agent', { timeout: 90_000 }, () => 
     expect(first.restoredTo).toBe(path.join(aside, 'essay.txt'));
     const outside = await client.call('versions.restore', { path: '/etc/passwd' }).catch((e: Error) => e);
     expect((outside as Error).message).toBe('/etc/passwd is not inside your home folder.');
+  });
+
+  it('a restore asked during a sync waits for it, saying so, and holds: the restored version ends in the home and on the storage', { timeout: 180_000 }, async () => {
+    const { agent, client } = agentWith(false);
+    await twoDrafts(client, 'Writing/essay.txt');
+    // The other laptop writes draft 3, and a big file the next pull here takes a while over: rsync goes
+    // folder by folder in name order, so Videos/ comes before Writing/essay.txt.
+    await otherLaptop((home) => {
+      fs.mkdirSync(path.join(home, 'Videos'), { recursive: true });
+      fs.writeFileSync(path.join(home, 'Videos/holiday.bin'), crypto.randomBytes(4 << 20));
+      fs.writeFileSync(path.join(home, 'Writing/essay.txt'), 'draft 3 from laptop-b');
+    });
+    sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 }, backup: { ...fast, bandwidthLimitKBps: 600 } });
+
+    const pulling = nextFinished(client);
+    await client.call('backup.start', {});
+    // The pull has begun (it makes the folders first), with the big file and the essay still to come.
+    await expect.poll(() => fs.existsSync(path.join(sb.home, 'Videos')), { timeout: 20_000, interval: 20 }).toBe(true);
+    // The person brings back the first draft while the pull is under way.
+    const restoring = client.call('versions.restore', { path: 'Writing/essay.txt', at: '2000-01-01T00:00:00Z' });
+    await expect.poll(() => agent.status().backup, { timeout: 5_000, interval: 50 }).toMatchObject({ state: 'running', reason: expect.stringContaining('~/Writing/essay.txt is restored once this sync has finished') });
+    expect((await pulling).outcome).toBe('success');
+    expect(fs.readFileSync(path.join(sb.home, 'Videos/holiday.bin')).length).toBe(4 << 20);
+    const restored = await restoring;
+    expect(restored.restoredTo).toBe(path.join(sb.home, 'Writing/essay.txt'));
+    // The pull did not put draft 3 back over it: the restore came after, and asked for a run by itself.
+    expect(fs.readFileSync(path.join(sb.home, 'Writing/essay.txt'), 'utf8')).toBe('draft 1');
+    await expect.poll(() => fs.readFileSync(path.join(remote(), 'Writing/essay.txt'), 'utf8'), { timeout: 30_000, interval: 200 }).toBe('draft 1');
+    await waitState(agent, 'idle');
+    expect(fs.readFileSync(path.join(sb.home, 'Writing/essay.txt'), 'utf8')).toBe('draft 1');
+    // Draft 3 is not lost: it is the storage's newest older version.
+    const versions = await client.call('versions.list', { path: 'Writing/essay.txt' });
+    expect(versions).toHaveLength(4);
   });
 });
 

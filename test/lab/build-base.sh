@@ -12,6 +12,7 @@ cache="${TABULA_LAB_CACHE:-/var/cache/tabula-lab}"
 packages=(
   systemd systemd-sysv udev kmod dbus libpam-systemd login
   linux-image-amd64 initramfs-tools busybox   # busybox: cp/mv/rm for the initramfs hook
+  zstd                                        # initramfs-tools compresses with it (COMPRESS=zstd; gzip without it)
   systemd-boot systemd-boot-efi               # the EFI loader the lab puts on the ESP, and systemd-bless-boot
   nodejs rsync openssh-server openssh-client  # Tabula's agent, the backup and image transport
   polkitd pkexec                              # the agent reaches tabula-helper through pkexec

@@ -10,7 +10,7 @@ export function createSyncJournal(stateDir: string, now: () => Date, reportProbl
 }
 
 /** A person is waiting for one of the queued requests: "Back up now", resume, a settled conflict. */
-export const personAsked = (journal: Journal) => journal.requests().some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved');
+export const personAsked = (journal: Journal) => journal.requests().some((r) => r.reason === 'manual' || r.reason === 'resume' || r.reason === 'conflict-resolved' || r.reason === 'restored');
 
 /**
  * Requests made before a run started are answered by it when it completed (or was refused, or cannot

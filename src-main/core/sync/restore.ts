@@ -6,16 +6,24 @@ import { displayPath } from '../paths';
 import type { Endpoint } from './endpoint';
 import { homeRelative, listVersions, pickVersion, restoreVersion } from './versions';
 
-export function createRestore({ home, stateDir, storage }: { home: string; stateDir: string; storage: () => Endpoint }) {
+/**
+ * `inTurn`: runs the restore in the sync's one queue (a pull running meanwhile would put the
+ * storage's copy back over the restored one); `shown` is the file as the person knows it.
+ */
+export function createRestore({ home, stateDir, storage, inTurn }: { home: string; stateDir: string; storage: () => Endpoint; inTurn: <T>(shown: string, restore: () => Promise<T>) => Promise<T> }) {
   return {
     versions: (p: string) => listVersions(storage(), homeRelative(p, home)),
-    async restore(p: string, at?: string, to?: string) {
-      const remote = storage();
-      const rel = homeRelative(p, home);
-      const version = pickVersion(await listVersions(remote, rel), at ? new Date(at) : undefined);
-      if (!version) throw new TabulaError('invalid-argument', `The storage keeps no ${at ? 'such ' : 'older '}version of ${displayPath(path.join(home, rel), home)}.`);
-      const restoredTo = await restoreVersion({ storage: remote, home, rel, version, to, localBackupDir: path.join(stateDir, 'versions', `restore-${Date.now()}`) });
-      return { restoredTo, version };
+    restore(p: string, at?: string, to?: string) {
+      const rel = homeRelative(p, home); // refused at once, not after a wait
+      const shown = displayPath(path.join(home, rel), home);
+      // The version is picked in turn, from the versions as the run before left them.
+      return inTurn(shown, async () => {
+        const remote = storage();
+        const version = pickVersion(await listVersions(remote, rel), at ? new Date(at) : undefined);
+        if (!version) throw new TabulaError('invalid-argument', `The storage keeps no ${at ? 'such ' : 'older '}version of ${shown}.`);
+        const restoredTo = await restoreVersion({ storage: remote, home, rel, version, to, localBackupDir: path.join(stateDir, 'versions', `restore-${Date.now()}`) });
+        return { restoredTo, version };
+      });
     },
   };
 }

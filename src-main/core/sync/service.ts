@@ -97,6 +97,20 @@ export function createSyncService({ paths, getConfig: config, events, now = () =
     void schedule.trigger('request');
   }
 
+  const restore = createRestore({
+    home: paths.home,
+    stateDir: paths.stateDir,
+    storage: () => runOptions().storage,
+    // Like a conflict's choice, never under a running sync's feet; and since a restore takes a while
+    // (a copy from the storage), it holds the queue until done. The restored copy goes up next.
+    async inTurn(shown, fn) {
+      if (runner.running()) status.set('running', `${status.get().reason} ${shown} is restored once this sync has finished.`);
+      const r = await spool.run(fn);
+      if (!journal.paused()) request('restored');
+      return r;
+    },
+  });
+
   const api = {
     /** Watches the home and the config, arms the schedule, and runs what is queued from before a restart or reboot. */
     startAutomatic() {
@@ -148,7 +162,7 @@ export function createSyncService({ paths, getConfig: config, events, now = () =
       return r;
     },
     openConflict: (p: string, side: 'this-laptop' | 'storage', reveal: boolean) => conflicts.openVersion(p, side, reveal),
-    ...createRestore({ home: paths.home, stateDir: paths.stateDir, storage: () => runOptions().storage }),
+    ...restore,
     /** For the reimage guard: what in the home is not on the storage yet (a dry run of the sync). */
     unsyncedChanges: () => unsyncedChanges({ journal, running: runner.running(), spool, runOptions }),
     whenIdle: () => schedule.whenIdle(),

@@ -1,0 +1,129 @@
+// rsync given the names in batches (engine.ts RSYNC_BATCH; here 3 names a run) over a real sshd: every
+// batch's names arrive, folders keep their times across batches, a file deleted while the job runs is
+// passed over, and a connection lost between batches loses nothing and the next run finishes the job.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createWorld, type Laptop, type World } from '../fixtures/laptops';
+import { startSshServer, type SshServer } from '../fixtures/sshd';
+
+const BATCH = 8;
+const old = new Date('2020-03-04T05:06:07Z');
+
+/** The real rsync, behind a script on PATH that notes how many names each run was given (--files-from). */
+function countRsyncRuns() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-rsync-runs-'));
+  const log = path.join(dir, 'runs');
+  const real = ['/usr/bin/rsync', '/bin/rsync'].find((p) => fs.existsSync(p))!;
+  fs.writeFileSync(
+    path.join(dir, 'rsync'),
+    `#!/bin/sh\nfor a; do case "$a" in --files-from=*) tr -cd '\\000' < "\${a#--files-from=}" | wc -c >> '${log}';; esac; done\nexec ${real} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const before = process.env.PATH;
+  process.env.PATH = `${dir}:${before}`;
+  return {
+    /** Names given to each rsync run so far. */
+    runs: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map(Number) : []),
+    restore() {
+      process.env.PATH = before;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** 4 folders of 5 files, the folders' times set after their files: 24 entries, 3 batches of 8. */
+function fillHome(a: Laptop) {
+  for (let d = 0; d < 4; d++) for (let f = 0; f < 5; f++) a.write(`dir${d}/file${f}.txt`, `content ${d}.${f}`);
+  for (let d = 0; d < 4; d++) fs.utimesSync(path.join(a.home, `dir${d}`), old, old);
+}
+
+const files = (n = 20) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`dir${Math.floor(i / 5)}/file${i % 5}.txt`, `content ${Math.floor(i / 5)}.${i % 5}`]));
+
+describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
+  let sshd: SshServer;
+  let w: World;
+  let counter: ReturnType<typeof countRsyncRuns>;
+  beforeAll(async () => {
+    sshd = await startSshServer();
+  });
+  afterAll(() => sshd.dispose());
+  beforeEach(() => {
+    w = createWorld(sshd);
+    counter = countRsyncRuns();
+  });
+  afterEach(() => {
+    counter.restore();
+    w.dispose();
+  });
+
+  it('a first sync gives rsync at most a batch of names a run, sends them all, and folders keep their times', async () => {
+    const a = w.laptop('a');
+    fillHome(a);
+    const s = await a.sync({ rsyncBatch: BATCH });
+    expect(s.counts.pushed).toBe(20);
+    expect(w.storageFiles()).toEqual(files());
+    const runs = counter.runs();
+    expect(Math.max(...runs)).toBeLessThanOrEqual(BATCH);
+    expect(runs.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(24); // every entry, and the folders again
+    for (let d = 0; d < 4; d++) expect(fs.statSync(path.join(w.storageDir, `dir${d}`)).mtime.toISOString()).toBe(old.toISOString());
+
+    // And back: a fresh laptop gets the whole home, in batches too, folder times included.
+    const b = w.laptop('b');
+    const r = await b.sync({ rsyncBatch: BATCH });
+    expect(r.counts.pulled).toBe(20);
+    expect(b.files()).toEqual(files());
+    for (let d = 0; d < 4; d++) expect(fs.statSync(path.join(b.home, `dir${d}`)).mtime.toISOString()).toBe(old.toISOString());
+    expect((await a.sync({ rsyncBatch: BATCH })).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+  });
+
+  it('a file deleted while the batches run is passed over; the rest go, and nothing else is deleted', async () => {
+    const a = w.laptop('a');
+    fillHome(a);
+    let deleted = false;
+    const s = await a.sync({
+      rsyncBatch: BATCH,
+      onProgress: (p) => {
+        // In the first batch: the last file is in a batch whose list rsync has not been given yet.
+        if (p.phase === 'pushing' && p.currentFile && !deleted) {
+          deleted = true;
+          a.rm('dir3/file4.txt');
+        }
+      },
+    });
+    expect(deleted).toBe(true);
+    expect(s.counts.pushed).toBe(19);
+    const rest = files(19);
+    expect(w.storageFiles()).toEqual(rest);
+    const next = await a.sync({ rsyncBatch: BATCH });
+    expect(next.counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+    expect(a.files()).toEqual(rest);
+  });
+
+  it('the connection lost between batches: what went is kept, nothing is lost, and the next run sends only the rest', async () => {
+    const a = w.laptop('a');
+    fillHome(a);
+    // Its own process: the lock it cannot release on a lost connection is taken over at once when it has ended.
+    const go = path.join(w.dir, 'go');
+    let stopped: Promise<void> | null = null;
+    const last = await a.syncInChild({ rsyncBatch: BATCH, hold: { phase: 'pushing', files: 9, until: go } }, (line) => {
+      // Past the second batch: the NAS goes away for good in the middle of the job.
+      if (line === 'held') stopped = sshd.stop().then(() => fs.writeFileSync(go, ''));
+    });
+    await stopped;
+    expect(last).toMatch(/^failed /);
+    expect(a.files()).toEqual(files()); // the home untouched
+    const first = Object.keys(w.storageFiles()).length;
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThan(20);
+
+    await sshd.start();
+    const s = await a.sync({ rsyncBatch: BATCH });
+    expect(s.counts.pushed).toBeLessThan(20); // resumed, not started over
+    expect(s.counts.deletedLocal + s.counts.deletedRemote).toBe(0);
+    expect(w.storageFiles()).toEqual(files());
+    expect(a.files()).toEqual(files());
+    expect((await a.sync({ rsyncBatch: BATCH })).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+  });
+});
