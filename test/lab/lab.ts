@@ -37,6 +37,8 @@ export interface LabBackend {
   scenarios: Record<string, string>;
   /** The scenarios seen to hold here end to end: `npm test` runs these, the others count as skipped. */
   defaults: readonly string[];
+  /** Why a scenario stays out of the defaults, for its skip line (a generic reason where absent). */
+  outOfDefault?: Record<string, string>;
   /** Builds and boots the laptop, and walks the chosen scenarios (`run.wants(id)`) in order. */
   walk(ctx: LabContext, run: ScenarioRun): Promise<void>;
 }
@@ -77,8 +79,8 @@ export function chosenScenarios(spec: string | undefined, backend: LabBackend): 
   return out;
 }
 
-/** `finish()` reports (and counts) the scenarios not chosen as skipped, with `why`. */
-export function createScenarioRun(backend: LabBackend, chosen: Set<string>, report: LabReport, why: string): ScenarioRun & { finish(): void } {
+/** `finish()` reports (and counts) the scenarios not chosen as skipped, with `why(id)`. */
+export function createScenarioRun(backend: LabBackend, chosen: Set<string>, report: LabReport, why: (id: string) => string): ScenarioRun & { finish(): void } {
   const name = backend.name;
   const title = (id: string) => backend.scenarios[id] ?? id;
   const run: ScenarioRun & { finish(): void } = {
@@ -121,7 +123,7 @@ export function createScenarioRun(backend: LabBackend, chosen: Set<string>, repo
       console.log(`  lab figure: ${name}: ${k}: ${v}`);
     },
     finish() {
-      for (const id of Object.keys(backend.scenarios)) if (!chosen.has(id)) run.record(id, 'skipped', why);
+      for (const id of Object.keys(backend.scenarios)) if (!chosen.has(id)) run.record(id, 'skipped', why(id));
     },
   };
   return run;

@@ -36,8 +36,15 @@ export const rsyncTreeLaptop: LabBackend = {
     h: 'systemctl soft-reboot switches to a staged image that keeps the kernel (no firmware or kernel restart; the way back to 2 in e), /etc and /var fresh, the boot entries unchanged; downtime measured against a full reboot',
   },
   // Seen to hold here end to end at least twice in a row; the others run on request
-  // (TABULA_LAB_SCENARIOS) and count as skipped.
+  // (TABULA_LAB_SCENARIOS) and count as skipped, their lines saying why.
   defaults: ['a', 'b', 'c'],
+  outOfDefault: {
+    d: 'one hold in its present form (session 6; its journal check changed after session 5): not yet twice',
+    e: "no hold since the lab's reboots became cold resets (session 6: its run was cut when the lab's work folder was removed from outside); one in session 5 on warm resets",
+    f: "not run since the lab's reboots became cold resets (one hold in session 5, on warm resets)",
+    g: "not run since the lab's reboots became cold resets (one hold in session 5, on warm resets)",
+    h: "not run since the lab's reboots became cold resets (one hold in session 5, on warm resets)",
+  },
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
@@ -89,6 +96,9 @@ export const rsyncTreeLaptop: LabBackend = {
           // broken image of (f) falls back after one failed boot instead of three. A fleet keeps the default 3.
           fs.writeFileSync(path.join(t, 'etc/kernel/tries'), '1\n');
           mutate?.(t);
+          // /etc comes fresh from the image at every boot: without these marks every boot ran
+          // ldconfig and the journal catalog's rebuild (ConditionNeedsUpdate, no /etc/.updated), ~5 s a boot under TCG.
+          execFileSync('chroot', [t, '/usr/lib/systemd/systemd-update-done']);
         });
         publishRsyncTree(tree, v, serverDir, fleetKey);
         fs.rmSync(tree, { recursive: true, force: true });

@@ -42,7 +42,7 @@ async function main() {
     } catch (err) {
       console.log(`lab: could not run: ${(err as Error).message}`);
       for (const b of BACKENDS) {
-        const run = createScenarioRun(b, chosenScenarios(spec, b), report, notChosen());
+        const run = createScenarioRun(b, chosenScenarios(spec, b), report, notChosen(b));
         run.failRest(`the lab could not run: ${(err as Error).message.split('\n')[0]}`);
         run.finish();
       }
@@ -58,7 +58,7 @@ async function main() {
     const laptopAccel = { ...accel, cpus: sideBySide ? 1 : 2 };
     const walkBackend = async (b: LabBackend) => {
       const chosen = chosenScenarios(spec, b);
-      const run = createScenarioRun(b, chosen, report, notChosen());
+      const run = createScenarioRun(b, chosen, report, notChosen(b));
       const tb = Date.now();
       if (chosen.size) {
         const work = path.join(root, b.name);
@@ -83,8 +83,9 @@ async function main() {
   writeResults(report);
 }
 
-function notChosen(): string {
-  return spec === undefined ? 'not run by default: not yet seen to hold here (TABULA_LAB_SCENARIOS=all runs it)' : `not chosen (TABULA_LAB_SCENARIOS=${spec})`;
+function notChosen(b: LabBackend): (id: string) => string {
+  if (spec !== undefined) return () => `not chosen (TABULA_LAB_SCENARIOS=${spec})`;
+  return (id) => `not run by default: ${b.outOfDefault?.[id] ?? 'not yet seen to hold here twice'} (TABULA_LAB_SCENARIOS=all runs it)`;
 }
 
 function writeResults(report: LabReport) {
