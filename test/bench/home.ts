@@ -141,6 +141,8 @@ async function main() {
     // Each first sync writes the whole home (1.7 GB at 100k): the one after would otherwise wait for the
     // writeback of the one before. Flushed first, each pays only for its own.
     const flushed = <T>(run: () => T) => (spawnSync('sync'), run());
+    // TABULA_BENCH_ONLY=local: nothing changed with the storage a local folder, alone.
+    if (process.env.TABULA_BENCH_ONLY === 'local') return localPath(work, env, med);
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
     // TABULA_BENCH_ONLY=first: the first syncs alone (each tool twice, alternating), to work on their time.
@@ -207,17 +209,38 @@ async function main() {
   }
 }
 
+/** Nothing changed, the storage a local folder (a mounted NAS): `tabula sync` against `rsync -a` between two folders. */
+function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) => Measured) {
+  const dest = path.join(work, 'local-storage');
+  const user = path.join(work, 'user-local');
+  for (const d of ['config/tabula', 'state']) fs.mkdirSync(path.join(user, d), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: dest } }));
+  const localEnv = { ...env, XDG_CONFIG_HOME: path.join(user, 'config'), XDG_STATE_HOME: path.join(user, 'state') };
+  const rsync = () => measure('rsync', ['-a', `${home}/`, path.join(work, 'plain-local') + '/']);
+  const tabula = () => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick'], localEnv);
+  rsync();
+  tabula();
+  tabula(); // the run after a first sync records the home's inodes
+  const plain = med(Array.from({ length: RUNS }, rsync));
+  const ours = med(Array.from({ length: RUNS }, tabula));
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`\nnothing changed, local storage path, ${FILES} files, median of ${RUNS}; load average ${load}`);
+  console.log(`| nothing changed, local storage path | ${sc(ours)}, ${mib(ours.rssKiB)} | ${sc(plain)}, ${mib(plain.rssKiB)} | ${(ours.ms / plain.ms).toFixed(2)}× |`);
+}
+
 /** The first sync of each tool twice, alternating, from an empty storage each time. */
 function firstOnly(plain1: Measured, tabula1: Measured, work: string, rsync: () => Measured, tabula: () => Measured, flushed: <T>(run: () => T) => T) {
   const emptied = () => {
     for (const d of ['plain', 'tabula', 'user/state/tabula']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
   };
-  emptied();
-  const plain2 = flushed(() => rsync());
-  const tabula2 = flushed(() => tabula());
+  const pairs: [Measured, Measured][] = [[plain1, tabula1]];
+  if (RUNS > 1) {
+    emptied();
+    pairs.push([flushed(() => rsync()), flushed(() => tabula())]);
+  }
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
   console.log(`\nfirst sync only, ${FILES} files; load average ${load}`);
-  for (const [p, t] of [[plain1, tabula1], [plain2, tabula2]] as const) console.log(`| first full sync | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× |`);
+  for (const [p, t] of pairs) console.log(`| first full sync | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× |`);
 }
 
 /**
