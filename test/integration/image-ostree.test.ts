@@ -49,7 +49,7 @@ function publishV2(changed = 3) {
   return { ...publish('2.0', t), changedBytes: changed * 64 * 1024 };
 }
 
-describe('ostree backend', () => {
+describe('ostree backend', { timeout: 90_000 }, () => { // real ostree commits and pulls: 35-56 s under load ~8
   it('v1 → v2: check reads metadata only, pull fetches only the changed objects, v2 is deployed for next boot, rollback returns to v1', async () => {
     const v1 = await bootedOnV1();
     const { commit: v2, changedBytes } = publishV2(3);
@@ -230,7 +230,7 @@ function kargsOfEntry(id: string): string[] {
   throw new Error(`no boot entry for ${id}`);
 }
 
-describe('ostree through the agent and tabula-helper', () => {
+describe('ostree through the agent and tabula-helper', { timeout: 90_000 }, () => {
   it('`tabula image check` and `pull` stage the signed new commit for the next boot', async () => {
     const sb = createSandbox();
     const machine = createImageFleet({ root: sb.env.TABULA_ROOT! });

@@ -15,6 +15,12 @@ import { createVm, type Vm } from './vm';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 
 const USER = 'ann';
+/** Why each scenario outside the default run stays out: said in its line when `npm test` runs the lab. */
+const NOT_YET: Record<string, string> = {
+  e: 'held twice in session 5, then its VM hung at "reboot: machine restart" (a warm reset); held once since the lab restarts qemu on a reset',
+  f: 'held in three runs (749, 651, 638 s), but the lab\'s reboot changed between the last two, and it adds ~11 min to CI',
+  g: 'held once (652 s)',
+};
 /** The person's NAS (sshd on the host's loopback) and the helpdesk's signed commands (HTTP), as the laptop sees them. */
 const NAS_ADDR = '10.0.2.100';
 const COMMANDS_ADDR = '10.0.2.103';
@@ -40,16 +46,15 @@ export const ostreeLaptop: LabBackend = {
     h: 'soft-reboot into a staged image',
   },
   // Seen to hold here end to end twice with no relevant change between; the others run on request
-  // (TABULA_LAB_SCENARIOS) and count as skipped. (a) since 2026-12-01; (c), (d) and (e) held in both
-  // runs of 2026-12-02 (00:52 and 02:05 UTC). (f) held once; (g) failed once (fixed since).
-  // (e) held twice but hung in the lead's final check (the VM stopped at "reboot: machine restart" for 20+ min): out of the default until that is understood.
+  // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet (NOT_YET).
   defaults: ['a', 'c', 'd'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
     let commands: Awaited<ReturnType<typeof serveStatic>> | null = null;
     let nas: SshServer | null = null;
-    // Said on every run, chosen or not: why (h) is not walked here.
+    // The default run says why each scenario outside it stays out; every run says why (h) is not walked here.
+    if (!process.env.TABULA_LAB_SCENARIOS) for (const [id, why] of Object.entries(NOT_YET)) if (!run.wants(id)) run.record(id, 'skipped', `not run by default: ${why} (TABULA_LAB_SCENARIOS=ostree:all runs it)`);
     run.record('h', 'skipped', `does not apply: Debian 13's ostree (2025.2) cannot prepare a staged deployment for "systemctl soft-reboot" (ostree admin prepare-soft-reboot came in ostree 2025.3); an ostree update takes a full reboot`);
     try {
       const tSetup = Date.now();

@@ -16,7 +16,7 @@ depends() {
 }
 
 install() {
-    inst_multiple cp rm sed sync
+    inst_multiple cp rm rsync sed sync
     mkdir -p "${initdir}${systemdsystemconfdir}/initrd-root-fs.target.wants"
     for step in identity var; do
         inst_simple "$moddir/tabula-ostree-$step.sh" "/usr/libexec/tabula/tabula-ostree-$step"

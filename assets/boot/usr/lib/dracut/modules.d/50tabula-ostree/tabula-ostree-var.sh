@@ -5,8 +5,10 @@
 # runs from it, that /var goes back to the image's (the deployment's /usr/share/factory/var,
 # file-hierarchy(7)), keeping only the one list of what survives a boot (TABULA_KEEP_VAR in the
 # deployment's /usr/lib/tabula/boot/stateless.sh, as for rsync-tree) and /home (ostree's /home is
-# /var/home). Not kept paths are removed first, then the missing ones copied from the image: an
-# interrupted reset is finished by the next boot.
+# /var/home). One rsync does it, rewriting only what differs from the image (--checksum: a file
+# with the image's size and time but other bytes is rewritten too); removing everything and copying
+# the image's /var back took 7-15 s of every boot in the lab (TCG). An interrupted reset is finished
+# by the next boot.
 set -eu
 root="$1"
 os="$(sed -n 's|.*ostree=/ostree/boot\.[01]/\([^/ ]*\)/.*|\1|p' /proc/cmdline)"
@@ -31,19 +33,8 @@ if [ -e "$var/lib/tabula/reset-on-boot" ]; then
   rm -rf "$var/lib/tabula/state" "$var/lib/tabula/reset-on-boot"
 fi
 
-# $1 a folder, $2 its path under /var ("" or "lib/"): removes what is neither kept nor on the
-# way to a kept path.
-prune() {
-  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
-    [ -e "$e" ] || [ -L "$e" ] || continue
-    rel="$2${e##*/}"
-    case " $keep " in *" $rel "*) continue ;; esac
-    case " $keep " in
-      *" $rel/"*) if [ -d "$e" ] && [ ! -L "$e" ]; then prune "$e" "$rel/"; continue; fi ;;
-    esac
-    rm -rf "$e"
-  done
-}
-prune "$var" ""
-cp -a --update=none "$factory/." "$var/"
+# Kept paths are excluded, so --delete leaves them, and the folders on the way to them, in place.
+set --
+for k in $keep; do set -- "$@" "--exclude=/$k"; done
+rsync -aHAX --numeric-ids --checksum --delete "$@" "$factory/" "$var/"
 sync
