@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeIn as w, readOrNull as read } from '../fixtures/files';
 
 const script = path.resolve(__dirname, '../../assets/boot/usr/lib/dracut/modules.d/50tabula-ostree/tabula-ostree-var.sh');
 const stateless = path.resolve(__dirname, '../../assets/boot/usr/lib/tabula/boot/stateless.sh');
@@ -16,11 +17,6 @@ let dir: string;
 let root: string;
 let factory: string;
 let v: string;
-const w = (file: string, text: string) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text);
-};
-const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null);
 
 /** Boots the reset: the stateroot "tabula" named on the (bind-mounted) kernel command line. */
 function reset() {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeIn as w, readOrNull as read } from '../fixtures/files';
 
 const lib = path.resolve(__dirname, '../../assets/boot/usr/lib/tabula/boot/stateless.sh');
 const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
@@ -15,11 +16,6 @@ let dir: string;
 let tree: string;
 let persist: string;
 let root: string;
-const w = (file: string, text: string) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text);
-};
-const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null);
 
 /** Runs `script` after sourcing the library, in a private mount namespace; `root/etc` is listed from inside it. */
 function run(script: string) {

@@ -7,16 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeIn as w } from '../fixtures/files';
 
 const script = path.resolve(__dirname, '../../assets/boot/usr/libexec/tabula/tabula-ostree-esp');
 const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
 const checksum = 'ab'.repeat(32);
 
 let dir: string;
-const w = (file: string, text: string) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text);
-};
 
 /** Runs the script with `tries` as the image's /etc/kernel/tries (null: no such file); returns the ESP's entry names. */
 function copyEntries(tries: string | null) {
