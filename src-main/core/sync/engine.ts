@@ -99,6 +99,9 @@ export interface SyncSummary {
  */
 export const RSYNC_BATCH = 50_000;
 
+/** How often at most a transfer tells its progress by file (its progress lines come every 0.1 s, as rsync's output is read). */
+const PROGRESS_MS = 100;
+
 /** How many names of each kind a summary keeps (the window and the CLI show a few; the counts are whole). */
 export const SUMMARY_NAMES = 1000;
 
@@ -474,6 +477,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const result: RsyncResult = { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null };
       const started = performance.now();
       let [listed, batches, filesDone, bytesBefore, reported] = [0, 0, 0, 0, 0];
+      let [firstOfBatch, toldAt] = [1, 0];
       try {
         for (;;) {
           const n = writeNames(listFile, names, batchSize);
@@ -489,12 +493,17 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           const of = total ?? listed;
           // The whole job's share done, counted in names: a batch's own percent is of its bytes.
           const share = (percent: number) => (batches === 1 && n < batchSize ? percent : Math.min(100, Math.floor(((before + (n * percent) / 100) / Math.max(of, 1)) * 100)));
+          firstOfBatch = filesDone + 1;
           const run = runRsync([...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? `--files-from=${listFile}` : a))], {
             item(item) {
               filesDone++;
               if (item.change[1] !== 'd') reported++;
-              doneOut?.add(item.name.replace(/\/$/, ''));
-              if (track === 'sent' && /^[<>]/.test(item.change)) sent.add(item.name);
+              doneOut?.add(item.name.endsWith('/') ? item.name.slice(0, -1) : item.name);
+              if (track === 'sent' && (item.change[0] === '<' || item.change[0] === '>')) sent.add(item.name);
+              // Told for a batch's first file, then at most every PROGRESS_MS (not an object a file).
+              const t = performance.now();
+              if (filesDone > firstOfBatch && t - toldAt < PROGRESS_MS) return;
+              [firstOfBatch, toldAt] = [Infinity, t];
               o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: of, currentFile: item.name });
             },
             progress(p) {
@@ -503,7 +512,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
               const etaSeconds = percent === p.percent ? p.etaSeconds : percent > 0 ? Math.round((elapsed * (100 - percent)) / percent) : null;
               o.onProgress?.({ phase, percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone, filesDone, filesTotal: of, currentFile: null });
             },
-          });
+          }, { outputFile: path.join(spool, 'rsync-output') });
           current = run;
           const r = await run.done;
           current = null;
