@@ -176,8 +176,11 @@ async function main() {
         const noChange = med(Array.from({ length: RUNS }, u));
         changeOnePercent(99);
         const changed = u();
-        changedTabula.push(tabula());
-        unison = `first ${s(first.ms)} ${mib(first.rssKiB)}, no change ${s(noChange.ms)} ${mib(noChange.rssKiB)}, 1% changed ${s(changed.ms)} ${mib(changed.rssKiB)}`;
+        // The same change for both, one after the other: Tabula's run beside Unison's is the pair compared.
+        const changedBeside = tabula();
+        changedTabula.push(changedBeside);
+        const vs = (t: Measured, x: Measured) => `${(t.ms / x.ms).toFixed(2)}× (cpu ${(t.cpuMs / x.cpuMs).toFixed(2)}×)`;
+        unison = `first ${sc(first)} ${mib(first.rssKiB)} (Tabula ${vs(firstTabula, first)}), no change ${sc(noChange)} ${mib(noChange.rssKiB)} (Tabula ${vs(noChangeTabula, noChange)}), 1% changed ${sc(changed)} ${mib(changed.rssKiB)} (Tabula beside it ${sc(changedBeside)}, ${vs(changedBeside, changed)})`;
       }
     }
 
