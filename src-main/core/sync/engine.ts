@@ -490,6 +490,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
             Object.assign(result, { code: null, signal: 'SIGTERM' });
             break;
           }
+          const batchStart = doneOut?.mark();
           const before = listed;
           listed += n;
           batches++;
@@ -519,6 +520,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           current = run;
           const r = await run.done;
           current = null;
+          // A printed name is not yet a file in place: rsync prints it on the sending side once its data
+          // is sent, and on the receiving side just before the rename. Only a batch that ended well (0,
+          // or 24: a source file vanished) vouches for its names; those of any other are not recorded,
+          // and the next run finds each where it is (arrived: the same on both sides, agreed).
+          if (r.code !== 0 && r.code !== 24) doneOut?.rewind(batchStart!);
           bytesBefore += r.bytesTransferred;
           result.filesTransferred += r.filesTransferred;
           result.bytesTransferred += r.bytesTransferred;
@@ -851,13 +857,24 @@ function* topmostOf(records: Iterable<PathRecord>): Generator<PathRecord> {
 }
 
 function createNameWriter(file: string) {
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  // O_APPEND: after a rewind (a truncate), the next names go at the new end.
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o600);
   const out = createRecordWriter(fd);
   let closed = false;
   return {
     // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
     add(p: string) {
       out.write(`./${p}\0`);
+    },
+    /** Where the names written so far end, for {@link rewind}. */
+    mark(): number {
+      out.flush();
+      return fs.fstatSync(fd).size;
+    },
+    /** Forgets the names written since `mark`. */
+    rewind(mark: number) {
+      out.flush();
+      fs.ftruncateSync(fd, mark);
     },
     close() {
       if (closed) return;
