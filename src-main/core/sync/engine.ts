@@ -365,7 +365,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         // A copy received (or sent) gets its inode and change time on that side from the next listing.
         if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) counts.learned++;
         if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
-      }
+      } else if (a && !a.size && l?.type === 'd' && l.size) counts.learned++;
       if (l && r && l.type !== r.type) typeChanged.add(p);
       compared = l && r ? { l, r } : null;
       const d = planner.add(p, a, l, r);
@@ -1007,7 +1007,7 @@ const storageView = (a: Entry): Entry => ({ type: a.type, size: a.size, mtime: a
  * archive did not know them yet (a copy received or sent): a later edit restoring size and time is seen.
  */
 function learnStamps(a: Entry, l: Entry | undefined, r: Entry | undefined): Entry {
-  if (a.type === 'd') return a;
+  if (a.type === 'd') return !a.size && l?.type === 'd' && l.size ? { ...a, size: l.size } : a; // its permissions, from an archive of before
   let e = a;
   if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) e = { ...e, stamp: l.stamp };
   if (a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) e = { ...e, remoteStamp: r.stamp };
@@ -1028,7 +1028,7 @@ const received = (r: Entry): Entry => ({ type: r.type, size: r.size, mtime: r.mt
 /** A conflict copy made during this run, as the archive records it: the very integer a later listing reads. */
 function lstatEntry(file: string): Entry {
   const st = fs.lstatSync(file, { bigint: true });
-  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : Number(st.size), mtime: st.mtimeNs };
+  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? Number(st.mode & 0o777n) : Number(st.size), mtime: st.mtimeNs };
 }
 
 interface Counts {

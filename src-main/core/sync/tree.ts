@@ -5,6 +5,7 @@ export type EntryType = 'f' | 'd' | 'l';
 
 export interface Entry {
   type: EntryType;
+  /** A folder's: its permission bits (0o700 for a private one); 0 where not known (an archive of before). */
   size: number;
   /**
    * Nanoseconds since 1970, exactly as the file system keeps them (whole seconds × 10⁹ on a storage that
@@ -78,7 +79,7 @@ export const listScript = [
   // those bits): find's -readable, an access() call, is then skipped for nearly every file of a home
   // (a tenth of an idle run's processor time at 100,000 files).
   'uid=$(id -u)',
-  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! \\( -uid "$uid" -perm -u=r \\) ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
+  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! \\( -uid "$uid" -perm -u=r \\) ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -type d -printf 'd %m %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
 ].join('\n');
 
 /** Records "<inode>:<ctime> ./<name>\0" (find -printf '%i:%C@ %p\0' on ./names) → name → stamp. */
