@@ -19,9 +19,9 @@ import { startSshServer, type SshServer } from '../fixtures/sshd';
 const USER = 'ann';
 /** Why each scenario outside the default run stays out: said in its line when `npm test` runs the lab. */
 const NOT_YET: Record<string, string> = {
-  e: 'held twice in session 5, then its VM hung at "reboot: machine restart" (a warm reset); held once since the lab restarts qemu on a reset',
-  f: 'held in three runs (749, 651, 638 s), but the lab\'s reboot changed between the last two, and it adds ~11 min to CI',
-  g: 'held once (652 s)',
+  e: 'held once with the lab restarting qemu on a reset (session 6 run 2, 626 s), before the /var reset by rsync; its way back to 2 is now (g)\'s reimage (one reboot fewer), not yet run that way',
+  f: 'held once on the current code (session 7 run 1, 1,220 s at load 13-20); session 6\'s holds came before the /var reset by rsync, which its broken image runs too',
+  g: 'held once (session 6 run 1, 652 s, before the lab restarted qemu on a reset); it now walks before (f) and, from 1, is (e)\'s way back to 2: not yet run that way',
 };
 /** The person's NAS (sshd on the host's loopback) and the helpdesk's signed commands (HTTP), as the laptop sees them. */
 const NAS_ADDR = '10.0.2.100';
