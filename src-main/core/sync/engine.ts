@@ -359,7 +359,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         // A copy received (or sent) gets its inode and change time on that side from the next listing.
         if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) counts.learned++;
         if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
-      }
+      } else if (a && !a.size && l?.type === 'd' && l.size) counts.learned++;
       if (l && r && l.type !== r.type) typeChanged.add(p);
       compared = l && r ? { l, r } : null;
       const d = planner.add(p, a, l, r);
@@ -483,6 +483,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
             Object.assign(result, { code: null, signal: 'SIGTERM' });
             break;
           }
+          const batchStart = doneOut?.mark();
           const before = listed;
           listed += n;
           batches++;
@@ -507,6 +508,11 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           current = run;
           const r = await run.done;
           current = null;
+          // A printed name is not yet a file in place: rsync prints it on the sending side once its data
+          // is sent, and on the receiving side just before the rename. Only a batch that ended well (0,
+          // or 24: a source file vanished) vouches for its names; those of any other are not recorded,
+          // and the next run finds each where it is (arrived: the same on both sides, agreed).
+          if (r.code !== 0 && r.code !== 24) doneOut?.rewind(batchStart!);
           bytesBefore += r.bytesTransferred;
           result.filesTransferred += r.filesTransferred;
           result.bytesTransferred += r.bytesTransferred;
@@ -839,13 +845,24 @@ function* topmostOf(records: Iterable<PathRecord>): Generator<PathRecord> {
 }
 
 function createNameWriter(file: string) {
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  // O_APPEND: after a rewind (a truncate), the next names go at the new end.
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o600);
   const out = createRecordWriter(fd);
   let closed = false;
   return {
     // rsync skips --files-from lines that start with ';' or '#' (comments): a leading ./ keeps every name.
     add(p: string) {
       out.write(`./${p}\0`);
+    },
+    /** Where the names written so far end, for {@link rewind}. */
+    mark(): number {
+      out.flush();
+      return fs.fstatSync(fd).size;
+    },
+    /** Forgets the names written since `mark`. */
+    rewind(mark: number) {
+      out.flush();
+      fs.ftruncateSync(fd, mark);
     },
     close() {
       if (closed) return;
@@ -978,7 +995,7 @@ const storageView = (a: Entry): Entry => ({ type: a.type, size: a.size, mtime: a
  * archive did not know them yet (a copy received or sent): a later edit restoring size and time is seen.
  */
 function learnStamps(a: Entry, l: Entry | undefined, r: Entry | undefined): Entry {
-  if (a.type === 'd') return a;
+  if (a.type === 'd') return !a.size && l?.type === 'd' && l.size ? { ...a, size: l.size } : a; // its permissions, from an archive of before
   let e = a;
   if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) e = { ...e, stamp: l.stamp };
   if (a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) e = { ...e, remoteStamp: r.stamp };
@@ -999,7 +1016,7 @@ const received = (r: Entry): Entry => ({ type: r.type, size: r.size, mtime: r.mt
 /** A conflict copy made during this run, as the archive records it: the very integer a later listing reads. */
 function lstatEntry(file: string): Entry {
   const st = fs.lstatSync(file, { bigint: true });
-  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? 0 : Number(st.size), mtime: st.mtimeNs };
+  return { type: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f', size: st.isDirectory() ? Number(st.mode & 0o777n) : Number(st.size), mtime: st.mtimeNs };
 }
 
 interface Counts {

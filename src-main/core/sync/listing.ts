@@ -187,7 +187,8 @@ export function createListingFilter(excludes: string[]) {
       notes.skipped.push({ path: name, why: PERMISSION_DENIED });
       return { name, entry: 'unreadable' };
     }
-    return { name, entry: { type, size: type === 'd' ? 0 : Number(rec.slice(s1 + 1, s2)), mtime: parseFindTime(rec.slice(s2 + 1, s3)), stamp: rec.slice(s3 + 1, s4) } };
+    // A folder's size is its permission bits (find's %m, octal; set-id and sticky bits left out).
+    return { name, entry: { type, size: type === 'd' ? parseInt(rec.slice(s1 + 1, s2), 8) & 0o777 : Number(rec.slice(s1 + 1, s2)), mtime: parseFindTime(rec.slice(s2 + 1, s3)), stamp: rec.slice(s3 + 1, s4) } };
   }
   return { parse, notes };
 }

@@ -34,7 +34,11 @@ export type TimeMatch = 'exact' | 'stored' | 'seconds';
 export function sameEntry(a: Entry | undefined, b: Entry | undefined, match: TimeMatch = 'seconds'): boolean {
   if (!a || !b) return a === b;
   if (a.type !== b.type) return false;
-  if (a.type === 'd') return true;
+  // A folder's permissions (its size) count only for the home against its own record: a folder made
+  // private here is sent, so the storage keeps it private. A change on the storage's side is never read
+  // as one: a storage that keeps no modes (a CIFS or FAT mount shows 0777) would open every folder of
+  // the home. 0 is an archive of before, which knew no modes.
+  if (a.type === 'd') return match !== 'exact' || a.size === b.size || !a.size || !b.size;
   if (a.size !== b.size) return false;
   // The home against its own record: a new inode or change time is an edit, whatever size and time say.
   if (match === 'exact' && a.stamp !== undefined && b.stamp !== undefined && a.stamp !== b.stamp) return false;

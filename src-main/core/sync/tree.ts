@@ -5,6 +5,7 @@ export type EntryType = 'f' | 'd' | 'l';
 
 export interface Entry {
   type: EntryType;
+  /** A folder's: its permission bits (0o700 for a private one); 0 where not known (an archive of before). */
   size: number;
   /**
    * Nanoseconds since 1970, exactly as the file system keeps them (whole seconds × 10⁹ on a storage that
@@ -74,7 +75,7 @@ export const listScript = [
   // (they are matched literally by find -path).
   // Tabula's own names are printed as R (the home must say it leaves them out); files this user may
   // not read as U (rsync could not send them: one skipped item, not a failed run).
-  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
+  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -type d -printf 'd %m %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
 ].join('\n');
 
 /** Records "<inode>:<ctime> ./<name>\0" (find -printf '%i:%C@ %p\0' on ./names) → name → stamp. */
