@@ -42,7 +42,7 @@ export const rsyncTreeLaptop: LabBackend = {
   defaults: ['a', 'b', 'c', 'd', 'e', 'h'],
   outOfDefault: {
     f: "not run since the lab's reboots became cold resets (one hold in session 5, on warm resets); it adds a failed boot and a fallback boot (~5-8 min)",
-    g: "not yet held twice on cold resets (one hold in session 5, on warm resets); it adds a reimage and its reboot (~7-10 min)",
+    g: "held on cold resets only from image 1 right after a first boot (session 7 runs 3 and 4: 622 s, 362 s), not yet in a walk with (d)-(h) before it as the default would run it; it adds a reimage and its reboot (~5-10 min)",
   },
   async walk(ctx, run) {
     const { work, base } = ctx;
