@@ -122,7 +122,7 @@ async function main() {
   buildHome();
   if (process.env.TABULA_BENCH_BUILD_ONLY) return;
   npmBuild();
-  const sshd = await startSshServer({ plainShell: true });
+  const sshd = await startSshServer();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-bench-run-'));
   const ctl = fs.mkdtempSync('/tmp/tb-');
   try {
