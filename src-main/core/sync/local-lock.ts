@@ -15,6 +15,7 @@ export function acquireLock(stateDir: string, what: 'sync' | 'restore' = 'sync')
   // The pid, then what tells this lock from any other the same pid ever took, then what holds it.
   const mine = `${process.pid} ${crypto.randomUUID()} ${what}`;
   if (!take(file, mine)) throw new TabulaError('already-running', 'Another sync is starting.', { retryable: true });
+  removeHalfMade(file);
   // Only our own lock goes: one taken over from us (it cannot be, while we live) stays.
   return () => read(file) === mine && fs.rmSync(file, { force: true });
 }
@@ -66,6 +67,19 @@ function create(file: string, content: string): boolean {
     return false;
   } finally {
     fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * The files {@link create} writes before linking them in, left by a process killed in between: each
+ * names its process, and only those of a process that has ended are removed (a live one is mid-take).
+ */
+function removeHalfMade(file: string) {
+  const base = path.basename(file);
+  const own = new RegExp(`^${base.replace(/\./g, '\\.')}(?:\\.takeover)?\\.(\\d+)-[0-9a-f-]{36}$`);
+  for (const name of fs.readdirSync(path.dirname(file))) {
+    const pid = Number(own.exec(name)?.[1] ?? 0);
+    if (pid > 0 && pid !== process.pid && !isAlive(pid)) fs.rmSync(path.join(path.dirname(file), name), { force: true });
   }
 }
 
