@@ -122,7 +122,7 @@ async function main() {
   buildHome();
   if (process.env.TABULA_BENCH_BUILD_ONLY) return;
   npmBuild();
-  const sshd = await startSshServer({ plainShell: true });
+  const sshd = await startSshServer();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-bench-run-'));
   const ctl = fs.mkdtempSync('/tmp/tb-');
   try {
@@ -176,8 +176,11 @@ async function main() {
         const noChange = med(Array.from({ length: RUNS }, u));
         changeOnePercent(99);
         const changed = u();
-        changedTabula.push(tabula());
-        unison = `first ${s(first.ms)} ${mib(first.rssKiB)}, no change ${s(noChange.ms)} ${mib(noChange.rssKiB)}, 1% changed ${s(changed.ms)} ${mib(changed.rssKiB)}`;
+        // The same change for both, one after the other: Tabula's run beside Unison's is the pair compared.
+        const changedBeside = tabula();
+        changedTabula.push(changedBeside);
+        const vs = (t: Measured, x: Measured) => `${(t.ms / x.ms).toFixed(2)}× (cpu ${(t.cpuMs / x.cpuMs).toFixed(2)}×)`;
+        unison = `first ${sc(first)} ${mib(first.rssKiB)} (Tabula ${vs(firstTabula, first)}), no change ${sc(noChange)} ${mib(noChange.rssKiB)} (Tabula ${vs(noChangeTabula, noChange)}), 1% changed ${sc(changed)} ${mib(changed.rssKiB)} (Tabula beside it ${sc(changedBeside)}, ${vs(changedBeside, changed)})`;
       }
     }
 
@@ -229,20 +232,27 @@ function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) =
   console.log(`| nothing changed, local storage path | ${sc(ours)}, ${mib(ours.rssKiB)} | ${sc(plain)}, ${mib(plain.rssKiB)} | ${(ours.ms / plain.ms).toFixed(2)}× |`);
 }
 
-/** The first sync of each tool twice, alternating, from an empty storage each time. */
+/** The first sync of each tool, alternating, TABULA_BENCH_RUNS pairs, from an empty storage each time. */
 function firstOnly(plain1: Measured, tabula1: Measured, work: string, rsync: () => Measured, tabula: () => Measured, flushed: <T>(run: () => T) => T) {
   const emptied = () => {
     for (const d of ['plain', 'tabula', 'user/state/tabula']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
   };
-  const pairs: [Measured, Measured][] = [[plain1, tabula1]];
-  if (RUNS > 1) {
+  const pairs: [Measured, Measured, string][] = [[plain1, tabula1, loadNow()]];
+  for (let i = 1; i < RUNS; i++) {
     emptied();
-    pairs.push([flushed(() => rsync()), flushed(() => tabula())]);
+    // Which goes first alternates: a pair's two runs see the same load, whichever way it drifts.
+    const t = i % 2 ? flushed(() => tabula()) : null;
+    const p = flushed(() => rsync());
+    pairs.push([p, t ?? flushed(() => tabula()), loadNow()]);
   }
-  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
-  console.log(`\nfirst sync only, ${FILES} files; load average ${load}`);
-  for (const [p, t] of pairs) console.log(`| first full sync | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× |`);
+  console.log(`\nfirst sync only, ${FILES} files (load average after each pair)`);
+  console.log('| pair | `tabula sync` | `rsync -a` | ratio (wall) | ratio (cpu) | load |');
+  console.log('|---|---|---|---|---|---|');
+  pairs.forEach(([p, t, load], i) => console.log(`| ${i + 1} | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× | ${(t.cpuMs / p.cpuMs).toFixed(2)}× | ${load} |`));
+  console.log(`median ratio (wall) ${median(pairs.map(([p, t]) => t.ms / p.ms)).toFixed(2)}×, (cpu) ${median(pairs.map(([p, t]) => t.cpuMs / p.cpuMs)).toFixed(2)}×; peak of Tabula's processes ${mib(Math.max(...pairs.map(([, t]) => t.rssKiB)))}`);
 }
+
+const loadNow = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
 
 /**
  * The agent's runs, inside one process as in the agent: its change journal on the home, its ssh

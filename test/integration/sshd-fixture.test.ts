@@ -41,6 +41,21 @@ describe('sshd fixture', () => {
     expect(existsSync(tempDir)).toBe(false);
   }, 30_000);
 
+  it("gives every session its own empty HOME, so no rc file of the test account's real home runs", async () => {
+    const server = await startSshServer();
+    try {
+      // Root's ~/.bashrc here runs pyenv; a lock it left once made every ssh wait 2 s.
+      const r = await ssh(server, 'printf "%s\\n" "$HOME"; ls -A "$HOME" | wc -l');
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      const [home, entries] = r.stdout.trim().split('\n');
+      expect(home).not.toBe(os.homedir());
+      expect(path.dirname(home!)).toBe(path.dirname(server.identityFile));
+      expect(entries).toBe('0');
+    } finally {
+      await server.dispose();
+    }
+  }, 30_000);
+
   it('carries rsync', async () => {
     const server = await startSshServer();
     const local = await mkdtemp(path.join(os.tmpdir(), 'tabula-rsync-'));

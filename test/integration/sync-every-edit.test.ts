@@ -67,3 +67,24 @@ it('a file received is not sent back, and an edit to it afterwards is still seen
   await a.sync();
   expect(a.read('shared.txt')).toBe('from b, v2');
 });
+
+it("after runs that found nothing changed (the home compared in find's own order, not sorted), an edit restoring size and time and a new file are both seen", async () => {
+  const a = w.laptop('a');
+  const b = w.laptop('b');
+  for (let i = 0; i < 30; i++) a.write(`d${i % 3}/f${i}.txt`, `file ${i}`);
+  await a.sync();
+  await b.sync();
+  for (let i = 0; i < 3; i++) expect((await a.sync()).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+  const file = path.join(a.home, 'd1/f4.txt');
+  const ref = path.join(w.dir, 'ref');
+  execFileSync('cp', ['-p', file, ref]);
+  fs.writeFileSync(file, 'FILE 4'); // same size, same folder, same inode
+  execFileSync('touch', ['-r', ref, file]);
+  expect((await a.sync()).pushed).toEqual(['d1/f4.txt']);
+  expect((await a.sync()).counts.pushed).toBe(0);
+  a.write('d2/new.txt', 'new');
+  expect((await a.sync()).pushed).toEqual(['d2/new.txt']);
+  await b.sync();
+  expect(b.read('d1/f4.txt')).toBe('FILE 4');
+  expect(b.read('d2/new.txt')).toBe('new');
+});

@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseOsRelease } from '../../src-main/core/os-release';
-import { parseRsyncLine } from '../../src-main/core/rsync';
+import { parseableOutput, parseRsyncLine, runRsync, type RsyncItem } from '../../src-main/core/rsync';
 import { describeRsyncFailure } from '../../src-main/core/rsync-errors';
 import type { RsyncResult } from '../../src-main/core/rsync';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../../src-main/core/storage-url';
@@ -42,6 +45,33 @@ describe('rsync output', () => {
     });
     expect(parseRsyncLine('    1048576   3%   10.00MB/s    1:02:03')).toMatchObject({ progress: { percent: 3, etaSeconds: 3723, filesTotal: null } });
     expect(parseRsyncLine('sending incremental file list')).toBeNull();
+    expect(parseRsyncLine('>f+++++++++|12x|13|a')).toBeNull();
+    expect(parseRsyncLine('>f|1|1|a')).toBeNull(); // an itemize string is longer
+  });
+
+  it('read from a file instead of a pipe: every file a real rsync copies is told once, by its exact name, and the file is gone', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-rsync-out-'));
+    try {
+      const src = path.join(dir, 'src');
+      const names = ['a|b.txt', 'new\nline', 'caf\u00e9', ' lead', ...Array.from({ length: 3000 }, (_, i) => `d${i % 7}/f${i}`)];
+      for (const n of names) {
+        fs.mkdirSync(path.dirname(path.join(src, n)), { recursive: true });
+        fs.writeFileSync(path.join(src, n), n);
+      }
+      const items: RsyncItem[] = [];
+      const percents: number[] = [];
+      const out = path.join(dir, 'output');
+      const run = runRsync([...parseableOutput, '-a', `${src}/`, path.join(dir, 'dst') + '/'], { item: (i) => items.push(i), progress: (p) => percents.push(p.percent) }, { outputFile: out });
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      const files = items.filter((i) => i.change.startsWith('>f')).map((i) => i.name);
+      expect(files.sort()).toEqual([...names].sort());
+      expect(r.filesTransferred).toBe(names.length);
+      expect(percents.at(-1)).toBe(100);
+      expect(fs.existsSync(out)).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type
 import { freeConflictName, moveNoClobber, type ConflictRecord } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
-import { compareNames, createListingFilter, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
+import { compareNames, createListingFilter, listHomeToFile, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
 import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
@@ -99,6 +99,9 @@ export interface SyncSummary {
  */
 export const RSYNC_BATCH = 50_000;
 
+/** How often at most a transfer tells its progress by file (its progress lines come every 0.1 s, as rsync's output is read). */
+const PROGRESS_MS = 100;
+
 /** How many names of each kind a summary keeps (the window and the CLI show a few; the counts are whole). */
 export const SUMMARY_NAMES = 1000;
 
@@ -156,12 +159,12 @@ export async function listEndpoint(ep: Endpoint, excludes: string[]): Promise<Li
  * two listings, nothing has changed anywhere: it is done without parsing 100k entries or reading the archive.
  */
 const quietFile = (stateDir: string) => path.join(stateDir, 'sync-quiet.json');
-function readQuiet(stateDir: string, storage: string): { local: string; remote: string; skipped: Listing['skipped'] } | null {
+function readQuiet(stateDir: string, storage: string): { local: string; localRaw: string | null; remote: string; skipped: Listing['skipped'] } | null {
   try {
-    const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; remote?: string; skipped?: unknown };
+    const q = JSON.parse(fs.readFileSync(quietFile(stateDir), 'utf8')) as { storage?: string; local?: string; localRaw?: unknown; remote?: string; skipped?: unknown };
     // What was skipped stays skipped while nothing changes: it is said on every run, not only the first.
     const skipped = Array.isArray(q.skipped) ? q.skipped.filter((x): x is Listing['skipped'][number] => typeof x?.path === 'string' && typeof x?.why === 'string') : [];
-    return q.storage === storage && q.local && q.remote ? { local: q.local, remote: q.remote, skipped } : null;
+    return q.storage === storage && q.local && q.remote ? { local: q.local, localRaw: typeof q.localRaw === 'string' ? q.localRaw : null, remote: q.remote, skipped } : null;
   } catch {
     return null;
   }
@@ -233,10 +236,12 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     // The home is listed while the storage lock is taken: the lock is one small round trip. With the
     // change journal, only the folders that changed are; the rest of the home is the archive's record.
     let overlay: ListedChanges | null = null;
+    const lastQuiet = readQuiet(o.stateDir, o.storage.display);
     const listHome = async () => {
       const changes = o.localChanges && !verifyDue ? changedFolders(o.localChanges, o.excludes) : null;
-      if (!changes) return listToFile(o.home, o.excludes, homeFile);
-      const quietLocal = readQuiet(o.stateDir, o.storage.display)?.local;
+      // Found as the last quiet run listed it, in find's own order: not sorted unless the run goes on.
+      if (!changes) return listHomeToFile(o.home, o.excludes, homeFile, lastQuiet?.localRaw ? { rawDigest: lastQuiet.localRaw, digest: lastQuiet.local } : null);
+      const quietLocal = lastQuiet?.local;
       if (!changes.folders.length && !changes.trees.length && quietLocal) {
         overlay = changes;
         return unchangedListing(quietLocal, homeFile);
@@ -247,19 +252,20 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       overlay = changes;
       return listChangedToFile(o.home, o.excludes, changes, homeFile);
     };
-    const localListing = listHome();
-    localListing.catch(() => {}); // awaited below
+    const unsorted = listHome();
+    unsorted.catch(() => {}); // awaited below
     // The idle case: the home as the last quiet run left it, and the storage's generation where this
     // laptop's last sync ended it. Every writer changes the generation before its first write, so this
     // one small read needs no lock; there is nothing to write.
-    const lastQuiet = readQuiet(o.stateDir, o.storage.display);
     if (!verifyDue && lastQuiet) {
-      const [generation, home] = await Promise.all([readGeneration(o.storage), localListing]);
+      const [generation, home] = await Promise.all([readGeneration(o.storage), unsorted]);
       if (generation === seen.generation && home.digest === lastQuiet.local) {
         trace('nothing changed (generation and home)');
         return nothingDone(!!o.dryRun, []);
       }
     }
+    const localListing = unsorted.then((l) => (l.sort ? l.sort() : l));
+    localListing.catch(() => {}); // awaited below
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
     trace('storage locked');
@@ -474,6 +480,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const result: RsyncResult = { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null };
       const started = performance.now();
       let [listed, batches, filesDone, bytesBefore, reported] = [0, 0, 0, 0, 0];
+      let [firstOfBatch, toldAt] = [1, 0];
       try {
         for (;;) {
           const n = writeNames(listFile, names, batchSize);
@@ -490,12 +497,17 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           const of = total ?? listed;
           // The whole job's share done, counted in names: a batch's own percent is of its bytes.
           const share = (percent: number) => (batches === 1 && n < batchSize ? percent : Math.min(100, Math.floor(((before + (n * percent) / 100) / Math.max(of, 1)) * 100)));
+          firstOfBatch = filesDone + 1;
           const run = runRsync([...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? `--files-from=${listFile}` : a))], {
             item(item) {
               filesDone++;
               if (item.change[1] !== 'd') reported++;
-              doneOut?.add(item.name.replace(/\/$/, ''));
-              if (track === 'sent' && /^[<>]/.test(item.change)) sent.add(item.name);
+              doneOut?.add(item.name.endsWith('/') ? item.name.slice(0, -1) : item.name);
+              if (track === 'sent' && (item.change[0] === '<' || item.change[0] === '>')) sent.add(item.name);
+              // Told for a batch's first file, then at most every PROGRESS_MS (not an object a file).
+              const t = performance.now();
+              if (filesDone > firstOfBatch && t - toldAt < PROGRESS_MS) return;
+              [firstOfBatch, toldAt] = [Infinity, t];
               o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: of, currentFile: item.name });
             },
             progress(p) {
@@ -504,7 +516,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
               const etaSeconds = percent === p.percent ? p.etaSeconds : percent > 0 ? Math.round((elapsed * (100 - percent)) / percent) : null;
               o.onProgress?.({ phase, percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone, filesDone, filesTotal: of, currentFile: null });
             },
-          });
+          }, { outputFile: path.join(spool, 'rsync-output') });
           current = run;
           const r = await run.done;
           current = null;
@@ -604,7 +616,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
         agreedSettled = true;
         await writeArchive();
       }
-      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, remote: listed?.digest ?? 'not listed', skipped: summary.skipped }));
+      if (remote.hasSentinel) writeFileAtomic(quietFile(o.stateDir), JSON.stringify({ storage: o.storage.display, local: rawLocal.digest, localRaw: rawLocal.rawDigest, remote: listed?.digest ?? 'not listed', skipped: summary.skipped }));
       settled();
       return summary;
     }

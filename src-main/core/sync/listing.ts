@@ -2,6 +2,7 @@
 // ssh), sorted there by name in byte order (`sort -z`, LC_ALL=C), and spooled to a file in the state
 // folder. The merge (merge.ts) then reads the archive and both listings side by side, one entry at a
 // time: memory does not grow with the home.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { TabulaError } from '../../common/errors';
@@ -29,20 +30,69 @@ export interface ListingFile {
   digest: string;
   /** Folders find could not read: neither copied nor deleted, with all they hold. */
   unreadable: string[];
+  /**
+   * sha256 of the listing in find's own order, and the excludes (see {@link listHomeToFile}): equal
+   * digests mean the same listing, so the same sorted one.
+   */
+  rawDigest?: string;
+  /** Set when the listing was found equal to a known one and left unsorted: sorts it into `file`. */
+  sort?: () => Promise<ListingFile>;
 }
 
 export async function listToFile(ep: Endpoint, excludes: string[], file: string): Promise<ListingFile> {
+  return listed(ep, excludes, file, await runListing(ep, sortedListScript, excludes, file));
+}
+
+/**
+ * The home listed in find's own order first, which stays the same while nothing in the home changes
+ * (a folder's entries come in the order the file system keeps them). When that listing is the one
+ * `known` (the last quiet run's), it is not sorted: the caller has its sorted digest already, and
+ * sorts it (`sort()`) only if the run goes on. Otherwise it is sorted at once, as {@link listToFile}
+ * would have. Nothing changed with a local storage path: `sort` was a fifth of the run.
+ */
+export async function listHomeToFile(ep: Endpoint, excludes: string[], file: string, known: { rawDigest: string; digest: string } | null): Promise<ListingFile> {
+  const raw = `${file}.unsorted`;
+  const r = await runListing(ep, listScript, excludes, raw);
+  const first = await listed(ep, excludes, raw, r);
+  if (!first.exists) return first;
+  const sort = async (): Promise<ListingFile> => {
+    const s = await sortFile(raw, file);
+    fs.rmSync(raw, { force: true });
+    if (s.code !== 0) throw listingFailure(ep, s.code, s.stderr);
+    const hash = crypto.createHash('sha256');
+    await hashFile(hash, file);
+    hash.update(JSON.stringify(excludes));
+    return { ...first, file, digest: hash.digest('hex'), rawDigest: first.digest, sort: undefined };
+  };
+  if (known && first.digest === known.rawDigest) return { ...first, file: null, digest: known.digest, rawDigest: first.digest, sort };
+  return sort();
+}
+
+function sortFile(from: string, to: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('sort', ['-z', '-t', ' ', '-k', '5', '-S', '16M', '-o', to, '--', from], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', (err) => resolve({ code: null, stderr: String(err) }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+async function runListing(ep: Endpoint, script: string, excludes: string[], file: string) {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  let r;
   try {
-    r = await ep.sh(sortedListScript, [ep.path, ...prunableDirs(excludes)], undefined, fd);
+    return await ep.sh(script, [ep.path, ...prunableDirs(excludes)], undefined, fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+async function listed(ep: Endpoint, excludes: string[], file: string, r: { code: number | null; stderr: string }): Promise<ListingFile> {
   if (r.code === 3 && r.stderr.includes('NOROOT')) {
     fs.rmSync(file, { force: true });
     return { exists: false, file: null, digest: 'missing', unreadable: [] };
   }
+  // The sorted script tells find's exit code on stderr (a pipeline returns sort's); the other is find's own.
   const findExit = /FIND-EXIT (\d+)/.exec(r.stderr);
   const code = r.code === 0 && findExit ? Number(findExit[1]) : r.code;
   // find exits 1 when some folders could not be read; the rest of its listing is still good.

@@ -75,7 +75,11 @@ export const listScript = [
   // (they are matched literally by find -path).
   // Tabula's own names are printed as R (the home must say it leaves them out); files this user may
   // not read as U (rsync could not send them: one skipped item, not a failed run).
-  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -type d -printf 'd %m %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
+  // A file of one's own with its owner's read bit is readable (POSIX ACLs keep the owner's entry in
+  // those bits): find's -readable, an access() call, is then skipped for nearly every file of a home
+  // (a tenth of an idle run's processor time at 100,000 files).
+  'uid=$(id -u)',
+  `exec find . -mindepth 1 $prune \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -printf 'R 0 0 0:0 %P\\0' -o -type f ! \\( -uid "$uid" -perm -u=r \\) ! -readable -printf 'U %s %T@ %i:%C@ %P\\0' -o -type d -printf 'd %m %T@ %i:%C@ %P\\0' -o -printf '%y %s %T@ %i:%C@ %P\\0'`,
 ].join('\n');
 
 /** Records "<inode>:<ctime> ./<name>\0" (find -printf '%i:%C@ %p\0' on ./names) → name → stamp. */
