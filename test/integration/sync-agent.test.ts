@@ -177,7 +177,7 @@ describe('offline queue', () => {
     await expect.poll(() => fs.existsSync(path.join(remote(), '.tabula-partial')) || fs.existsSync(path.join(remote(), 'docs')), { timeout: 20_000 }).toBe(true);
     running.kill();
     await new Promise((res) => setTimeout(res, 300));
-    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36}$/); // left behind by the dead agent
+    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36} sync$/); // left behind by the dead agent
 
     sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: fast });
     const { agent } = agentWith(); // the queued request runs by itself
