@@ -177,7 +177,7 @@ describe('offline queue', () => {
     await expect.poll(() => fs.existsSync(path.join(remote(), '.tabula-partial')) || fs.existsSync(path.join(remote(), 'docs')), { timeout: 20_000 }).toBe(true);
     running.kill();
     await new Promise((res) => setTimeout(res, 300));
-    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36}$/); // left behind by the dead agent
+    expect(fs.readFileSync(path.join(sb.env.XDG_STATE_HOME!, 'tabula/sync.lock'), 'utf8')).toMatch(/^\d+ [0-9a-f-]{36} sync$/); // left behind by the dead agent
 
     sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions }, backup: fast });
     const { agent } = agentWith(); // the queued request runs by itself
@@ -300,6 +300,29 @@ describe('conflicts and versions through the agent', { timeout: 90_000 }, () => 
     expect(first.restoredTo).toBe(path.join(aside, 'essay.txt'));
     const outside = await client.call('versions.restore', { path: '/etc/passwd' }).catch((e: Error) => e);
     expect((outside as Error).message).toBe('/etc/passwd is not inside your home folder.');
+  });
+
+  it('`tabula sync` run by hand while the agent restores a file does not run under it: it says so and changes nothing, and the restored version goes up', { timeout: 180_000 }, async () => {
+    const { client } = agentWith(false);
+    await twoDrafts(client, 'essay.txt');
+    // A slow storage for the agent (this process) only: its rsync starts 8 s late. The command below
+    // runs in a process of its own, with the sandbox's environment, at full speed.
+    const slow = fs.mkdtempSync(path.join(sb.dir, 'slow-'));
+    fs.writeFileSync(path.join(slow, 'rsync'), `#!/bin/sh\nsleep 8\nexec ${['/usr/bin/rsync', '/bin/rsync'].find((p) => fs.existsSync(p))} "$@"\n`, { mode: 0o755 });
+    const before = process.env.PATH;
+    process.env.PATH = `${slow}:${before}`;
+    try {
+      const restoring = client.call('versions.restore', { path: 'essay.txt', at: '2000-01-01T00:00:00Z' });
+      const byHand = await sb.cli(['sync']);
+      expect(byHand.code).toBe(1);
+      expect(byHand.stderr).toMatch(/A restore is running \(process \d+\)/);
+      expect(fs.readFileSync(path.join(remote(), 'essay.txt'), 'utf8')).toBe('draft 2 (longer)');
+      await restoring;
+    } finally {
+      process.env.PATH = before;
+    }
+    expect(fs.readFileSync(path.join(sb.home, 'essay.txt'), 'utf8')).toBe('draft 1');
+    await expect.poll(() => fs.readFileSync(path.join(remote(), 'essay.txt'), 'utf8'), { timeout: 60_000, interval: 200 }).toBe('draft 1');
   });
 
   it('a restore asked during a sync waits for it, saying so, and holds: the restored version ends in the home and on the storage', { timeout: 180_000 }, async () => {

@@ -62,3 +62,17 @@ describe('the local sync lock', () => {
     }
   });
 });
+
+describe('what a process killed while taking the lock leaves behind', () => {
+  it('its half-made lock file (killed between writing it and linking it in) is removed by the next sync; a live one stays', async () => {
+    const { acquireLock } = await import('../../src-main/core/sync/local-lock');
+    const dead = deadPid();
+    const leftover = path.join(dir, `sync.lock.${dead}-0b7c1e52-5d1f-4f51-9a4c-7b1f0f6d2f1e`);
+    const leftoverGuard = path.join(dir, `sync.lock.takeover.${dead}-4f9e2d1a-1c3b-4e5f-8a7b-9c0d1e2f3a4b`);
+    const live = path.join(dir, `sync.lock.${process.ppid}-6a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d`);
+    for (const f of [leftover, leftoverGuard, live]) fs.writeFileSync(f, 'x');
+    const release = acquireLock(dir);
+    release();
+    expect(fs.readdirSync(dir).sort()).toEqual([path.basename(live)]);
+  });
+});

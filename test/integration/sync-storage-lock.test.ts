@@ -75,6 +75,24 @@ describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_
     void dead; // never released: its process "died"
   });
 
+  it('a lock this process could not release (the storage away for a moment) does not hold up its own next run for a lease', async () => {
+    const first = await acquireStorageLock(ep, { host: 'lap1', leaseSeconds: 120 });
+    fs.renameSync(w.storageDir, `${w.storageDir}.away`);
+    await first.release();
+    fs.renameSync(`${w.storageDir}.away`, w.storageDir);
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/lock'))).toBe(true);
+    // The agent's next run, in the same process: its pid is alive, but this lock is one it let go of.
+    const said: string[] = [];
+    const next = await acquireStorageLock(ep, { host: 'lap1', waitSeconds: 5, onWaiting: (r) => said.push(r) });
+    expect(said).toEqual([]);
+    await next.release();
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/lock'))).toBe(false);
+    // Another laptop is still kept out by a lock this process holds.
+    const held = await acquireStorageLock(ep, { host: 'lap1' });
+    await expect(acquireStorageLock(ep, { host: 'lap2', waitSeconds: 0 })).rejects.toThrow(/busy: lap1/);
+    await held.release();
+  });
+
   it('a lock file it cannot read (damaged, hostile, an absurd lease) is said so, never run, and taken over once a lease passes without a change', async () => {
     const owner = path.join(w.storageDir, '.tabula/lock/owner');
     fs.mkdirSync(path.dirname(owner), { recursive: true });

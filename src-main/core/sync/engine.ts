@@ -481,6 +481,8 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       const started = performance.now();
       let [listed, batches, filesDone, bytesBefore, reported] = [0, 0, 0, 0, 0];
       let [firstOfBatch, toldAt] = [1, 0];
+      // What the last progress line said: a file's own event repeats it (a bar sent back to 0 flickers).
+      let last = { percent: 0, etaSeconds: null as number | null, bytesDone: 0 };
       try {
         for (;;) {
           const n = writeNames(listFile, names, batchSize);
@@ -508,13 +510,14 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
               const t = performance.now();
               if (filesDone > firstOfBatch && t - toldAt < PROGRESS_MS) return;
               [firstOfBatch, toldAt] = [Infinity, t];
-              o.onProgress?.({ phase, percent: 0, etaSeconds: null, bytesDone: 0, filesDone, filesTotal: of, currentFile: item.name });
+              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: item.name });
             },
             progress(p) {
               const percent = share(p.percent);
               const elapsed = (performance.now() - started) / 1000;
               const etaSeconds = percent === p.percent ? p.etaSeconds : percent > 0 ? Math.round((elapsed * (100 - percent)) / percent) : null;
-              o.onProgress?.({ phase, percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone, filesDone, filesTotal: of, currentFile: null });
+              last = { percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone };
+              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: null });
             },
           }, { outputFile: path.join(spool, 'rsync-output') });
           current = run;

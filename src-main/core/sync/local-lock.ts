@@ -5,13 +5,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 
-/** Cross-process lock: one sync at a time, and a lock whose owner died is taken over. */
-export function acquireLock(stateDir: string): () => void {
+/**
+ * Cross-process lock: one sync at a time, and a lock whose owner died is taken over. A restore holds it
+ * too (`what`): a sync run by hand meanwhile could put the storage's copy back over the restored one.
+ */
+export function acquireLock(stateDir: string, what: 'sync' | 'restore' = 'sync'): () => void {
   const file = path.join(stateDir, 'sync.lock');
   fs.mkdirSync(stateDir, { recursive: true });
-  // The pid, then what tells this lock from any other the same pid ever took.
-  const mine = `${process.pid} ${crypto.randomUUID()}`;
+  // The pid, then what tells this lock from any other the same pid ever took, then what holds it.
+  const mine = `${process.pid} ${crypto.randomUUID()} ${what}`;
   if (!take(file, mine)) throw new TabulaError('already-running', 'Another sync is starting.', { retryable: true });
+  removeHalfMade(file);
   // Only our own lock goes: one taken over from us (it cannot be, while we live) stays.
   return () => read(file) === mine && fs.rmSync(file, { force: true });
 }
@@ -38,7 +42,8 @@ function take(file: string, mine: string, depth = 0): boolean {
     // (the sync service's one Exclusive, also for the reimage guard's dry run), and one process
     // runs one agent. Counting it as held would stop this laptop's syncs for good.
     if (owner > 0 && owner !== process.pid && isAlive(owner)) {
-      throw new TabulaError('already-running', `Another sync is running (process ${owner}).`, { retryable: true });
+      const restore = found.split(' ')[2] === 'restore';
+      throw new TabulaError('already-running', restore ? `A restore is running (process ${owner}); sync again once it has finished.` : `Another sync is running (process ${owner}).`, { retryable: true });
     }
     const guard = `${file}.takeover`;
     if (depth > 2 || !take(guard, mine, depth + 1)) return false;
@@ -62,6 +67,19 @@ function create(file: string, content: string): boolean {
     return false;
   } finally {
     fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * The files {@link create} writes before linking them in, left by a process killed in between: each
+ * names its process, and only those of a process that has ended are removed (a live one is mid-take).
+ */
+function removeHalfMade(file: string) {
+  const base = path.basename(file);
+  const own = new RegExp(`^${base.replace(/\./g, '\\.')}(?:\\.takeover)?\\.(\\d+)-[0-9a-f-]{36}$`);
+  for (const name of fs.readdirSync(path.dirname(file))) {
+    const pid = Number(own.exec(name)?.[1] ?? 0);
+    if (pid > 0 && pid !== process.pid && !isAlive(pid)) fs.rmSync(path.join(path.dirname(file), name), { force: true });
   }
 }
 

@@ -24,6 +24,7 @@ import { builtInStorage } from './excludes';
 import { createRunHistory } from './history';
 import { createSyncJournal } from './journal';
 import { syncRunOptions } from './options';
+import { acquireLock } from './local-lock';
 import { createRestore } from './restore';
 import { createSyncRunner } from './runner';
 import { createSyncSchedule } from './scheduling';
@@ -105,7 +106,15 @@ export function createSyncService({ paths, getConfig: config, events, now = () =
     // (a copy from the storage), it holds the queue until done. The restored copy goes up next.
     async inTurn(shown, fn) {
       if (runner.running()) status.set('running', `${status.get().reason} ${shown} is restored once this sync has finished.`);
-      const r = await spool.run(fn);
+      // The local lock as well: a `tabula sync` run by hand is refused meanwhile, as during a sync.
+      const r = await spool.run(async () => {
+        const release = acquireLock(paths.stateDir, 'restore');
+        try {
+          return await fn();
+        } finally {
+          release();
+        }
+      });
       if (!journal.paused()) request('restored');
       return r;
     },

@@ -126,6 +126,13 @@ export function parseOwner(line: string): LockOwner | null {
   return m ? { host: m[1]!, pid: Number(m[2]), expires: Number(m[3]) } : null;
 }
 
+/**
+ * Locks this process let go of without removing them (the release failed: the storage was away). Its
+ * pid is alive, so its next run would otherwise wait a whole lease for itself; the random token in
+ * each makes sure only these very locks are taken, never one this process still holds.
+ */
+const abandoned = new Set<string>();
+
 const safeHost = (host: string) => host.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'host';
 
 function defaultIsAlive(pid: number): boolean {
@@ -161,8 +168,9 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
     if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r.code, r.stderr);
     const ownerLine = lines[2] ?? '';
     const owner = parseOwner(ownerLine);
-    // A holder on this very machine whose process is gone is taken over at once, not after its lease.
-    if (owner && owner.host === safeHost(o.host) && !isAlive(owner.pid) && dead !== ownerLine) {
+    // A holder on this very machine whose process is gone (or a lock this process let go of) is taken
+    // over at once, not after its lease.
+    if (owner && owner.host === safeHost(o.host) && (!isAlive(owner.pid) || abandoned.has(ownerLine.slice(0, ownerLine.lastIndexOf(' ')))) && dead !== ownerLine) {
       dead = ownerLine;
       continue;
     }
@@ -234,7 +242,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
         // A first sync of a million files: neither the names nor their stamps pass through memory.
         const [inFd, outFd] = [fs.openSync(files.names, 'r'), fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
         try {
-          await act('release', ['1'], undefined, outFd, inFd).catch(() => false);
+          if (!(await act('release', ['1'], undefined, outFd, inFd).catch(() => false))) abandoned.add(me);
         } finally {
           fs.closeSync(inFd);
           fs.closeSync(outFd);
@@ -244,6 +252,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       const input = stamped.length ? Buffer.from(stamped.map((p) => `./${p}\0`).join('')) : undefined;
       // An unreleased lock expires with its lease; unknown stamps fall back to size and time.
       const ok = await act('release', [input ? '1' : '0'], input).catch(() => false);
+      if (!ok) abandoned.add(me);
       return ok ? parseStamps(stdout) : new Map<string, string>();
     },
   };
