@@ -6,13 +6,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { SyncRunSummary } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
-import { freeConflictName, moveNoClobber, type ConflictRecord } from './conflicts';
+import { freeConflictName, moveNoClobber } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { compareNames, createListingFilter, listHomeToFile, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
@@ -77,22 +78,11 @@ export interface SyncOptions {
   ioTimeoutSeconds?: number;
 }
 
-export interface SyncSummary {
-  dryRun: boolean;
-  firstSync: boolean;
-  /**
-   * Files (and links) each way, by name: the first {@link SUMMARY_NAMES} of each in name order; `counts`
-   * says how many in all. A first sync of a million files does not hold a million names to report them.
-   */
-  pulled: string[];
-  pushed: string[];
-  deletedLocal: string[];
-  deletedRemote: string[];
-  counts: { pulled: number; pushed: number; deletedLocal: number; deletedRemote: number };
-  conflicts: ConflictRecord[];
-  skipped: Listing['skipped'];
-  bytesTransferred: number;
-}
+/**
+ * What a run did. Files (and links) each way by name are the first {@link SUMMARY_NAMES} of each in name
+ * order; `counts` says how many in all: a first sync of a million files does not hold a million names.
+ */
+export type SyncSummary = SyncRunSummary;
 
 /**
  * Names per rsync run. Given a list with --files-from, rsync builds and holds all of it before it sends
