@@ -3,26 +3,17 @@
 // move: the version still at home stays under its name, and the message says what is missing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { createConflictResolution } from '../../src-main/core/sync/conflict-resolution';
-import { createWorld, type World } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
-let sshd: SshServer;
-let w: World;
-beforeAll(async () => {
-  sshd = await startSshServer();
-});
-afterAll(() => sshd.dispose());
-beforeEach(() => {
-  w = createWorld(sshd);
-});
-afterEach(() => w.dispose());
+const { world } = useWorldOverSsh();
 
 const t = (s: number) => new Date(Date.UTC(2026, 2, 1, 9, 0, s));
 
 it('"keep mine" when my copy is gone: refused with a clear message, the other version stays in place, the conflict stays open', { timeout: 90_000 }, async () => {
+  const w = world();
   const a = w.laptop('a');
   const b = w.laptop('b');
   a.write('notes.txt', 'base', t(0));
