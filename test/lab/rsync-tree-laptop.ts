@@ -38,12 +38,10 @@ export const rsyncTreeLaptop: LabBackend = {
   // Seen to hold here end to end at least twice in a row, on cold resets, with nothing they
   // exercise changed between; the others run on request (TABULA_LAB_SCENARIOS) and count as
   // skipped, their lines saying why. (d), (e), (h): held in session 7's runs 1 and 2 (the same
-  // code, load 13-25, no second ask or power-cycle; (d) also once in session 6).
-  defaults: ['a', 'b', 'c', 'd', 'e', 'h'],
-  outOfDefault: {
-    f: "not run since the lab's reboots became cold resets (one hold in session 5, on warm resets); it adds a failed boot and a fallback boot (~5-8 min)",
-    g: "held on cold resets only from image 1 right after a first boot (session 7 runs 3 and 4: 622 s, 362 s), not yet in a walk with (d)-(h) before it as the default would run it; it adds a reimage and its reboot (~5-10 min)",
-  },
+  // code, load 13-25, no second ask or power-cycle; (d) also once in session 6). (f), (g): held in
+  // session 8's full walks, runs 1 and 2 (README; between them
+  // boot-time changes only and main's sync stall watch, which (b) and (c) exercise too).
+  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
