@@ -29,7 +29,7 @@ export const commands: CommandSpec[] = [
   { name: 'restore', usage: 'tabula restore PATH [--at TIME] [--to DIR] [--json]   bring back an older version', values: ['--at', '--to'], flags: json, args: [1, 1] },
   {
     name: 'sync',
-    usage: 'tabula sync [--dry-run] [--force] [--quick|--verify] [--home DIR] [--storage URL] [--json]   one two-way sync without the agent, the storage listed in full (--verify, the default; --quick: trust its generation record, as the agent does between daily checks; exit 0 synced, 2 refused, 1 failed)',
+    usage: 'tabula sync [--dry-run] [--force] [--quick|--verify] [--home DIR] [--storage URL] [--json]   one two-way sync (by the running agent, else in this process), the storage listed in full (--verify, the default; --quick: trust its generation record, as the agent does between daily checks; exit 0 synced, 2 refused, 1 failed)',
     flags: ['--dry-run', '--force', '--quick', '--verify', '--json'],
     values: ['--home', '--storage'],
   },

@@ -3,12 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentStatus, ApiClient, BackupRun } from './common/contract';
+import type { SyncRunSummary } from './common/contract/sync';
 import { TabulaError } from './common/errors';
 import { safetyLine } from './common/safety-line';
 import { loadConfigQuickly } from './core/config-layers';
-import { displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
+import { agentSocketPath, displayPath, ensureRuntimeDir, ensureStateDir, type Paths } from './core/paths';
 import { syncRunOptions } from './core/sync/options';
 import { parseStorageUrl } from './core/storage-url';
+import { syncThroughAgent } from './core/sync/through-agent';
 
 export interface Args {
   words: string[];
@@ -190,7 +192,7 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
   }
 }
 
-/** `tabula sync`: one run in the foreground, no agent needed (for scripts, login hooks and helpdesk). */
+/** `tabula sync`: one run in the foreground (for scripts, login hooks and helpdesk), made by the agent when it runs, else here. */
 export async function syncForeground(args: Args, paths: Paths) {
   // A --storage that is no storage URL is a wrong command line, like a mistyped option: EX_USAGE.
   const storageArg = args.values.get('--storage');
@@ -203,29 +205,21 @@ export async function syncForeground(args: Args, paths: Paths) {
       return void (process.exitCode = 64);
     }
   }
-  // Without zod unless the config needs its verdict: `tabula sync` keeps to a small memory budget.
-  const { config, problems } = await loadConfigQuickly(paths);
-  for (const p of problems) console.error(`Warning: ${p.message}`);
-  ensureStateDir(paths);
-  ensureRuntimeDir(paths);
-  const { options } = syncRunOptions(paths, config, { home: path.resolve(args.values.get('--home') ?? paths.home), storageUrl: args.values.get('--storage') });
   const json = args.flags.has('--json');
-  // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
-  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
-  // Loaded here, not with the other commands (they ask the running agent and need none of it).
-  const { runSync } = await import('./core/sync/engine');
+  const force = args.flags.has('--force');
+  // A person who runs one sync by hand wants the storage as it is, also after a change made on it
+  // directly (an admin, a restore tool): list it in full. The agent's runs (every 15 minutes, a
+  // fleet's idle cost) trust the generation record between daily checks; --quick does that here.
+  const verify = args.flags.has('--verify') || !args.flags.has('--quick');
+  const onWaiting = (reason: string) => console.error(reason);
+  const onProgress = (p: { phase: string; percent: number; filesDone: number; filesTotal: number | null }) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `);
   try {
-    const summary = await runSync({
-      ...options,
-      dryRun: args.flags.has('--dry-run'),
-      force: args.flags.has('--force'),
-      // A person who runs one sync by hand wants the storage as it is, also after a change made on it
-      // directly (an admin, a restore tool): list it in full. The agent's runs (every 15 minutes, a
-      // fleet's idle cost) trust the generation record between daily checks; --quick does that here.
-      verify: args.flags.has('--verify') || !args.flags.has('--quick'),
-      onWaiting: (reason) => console.error(reason),
-      onProgress: (p) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `),
-    });
+    // The agent runs for this user: the run is its own (its change journal, its kept ssh connection),
+    // unless this one is not the agent's run (another home or storage, a dry run).
+    const alone = args.values.has('--home') || args.values.has('--storage') || args.flags.has('--dry-run') || !fs.existsSync(paths.runtimeDir);
+    if (!alone) ensureRuntimeDir(paths); // the user's own private folder, or nothing is sent to a socket in it
+    const byAgent = alone ? null : await syncThroughAgent(agentSocketPath(paths), { force, verify }, { onWaiting, onProgress });
+    const summary = byAgent ?? (await syncHere(args, paths, { force, verify, onWaiting, onProgress }));
     if (process.stderr.isTTY) process.stderr.write('\n');
     if (json) return console.log(JSON.stringify(summary, null, 2));
     const verb = summary.dryRun ? 'Would' : '';
@@ -250,6 +244,21 @@ export async function syncForeground(args: Args, paths: Paths) {
     if (err.code === 'sync-refused' && !err.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula sync --force');
     process.exitCode = err.code === 'sync-refused' ? 2 : 1;
   }
+}
+
+/** The run in this process (no agent, or not the agent's run). */
+async function syncHere(args: Args, paths: Paths, run: { force: boolean; verify: boolean; onWaiting: (reason: string) => void; onProgress: (p: { phase: string; percent: number; filesDone: number; filesTotal: number | null }) => void }): Promise<SyncRunSummary> {
+  // Without zod unless the config needs its verdict: `tabula sync` keeps to a small memory budget.
+  const { config, problems } = await loadConfigQuickly(paths);
+  for (const p of problems) console.error(`Warning: ${p.message}`);
+  ensureStateDir(paths);
+  ensureRuntimeDir(paths);
+  const { options } = syncRunOptions(paths, config, { home: path.resolve(args.values.get('--home') ?? paths.home), storageUrl: args.values.get('--storage') });
+  // ssh keeps its shared connection's socket there (the agent makes the folder; this may run without it).
+  fs.mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  // Loaded here, not with the other commands (they ask the running agent and need none of it).
+  const { runSync } = await import('./core/sync/engine');
+  return runSync({ ...options, ...run, dryRun: args.flags.has('--dry-run') });
 }
 
 /** The lines under an error: the files named, and how many more there are when only the first are. */

@@ -25,6 +25,13 @@ export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): Tabul
       ? new TabulaError('rsync-missing', 'rsync is not installed on this computer, so Tabula cannot copy files. Ask your helpdesk to install it.')
       : new TabulaError('internal', `Tabula could not start rsync (${r.spawnError.message}).`);
   }
+  // The connection is up but nothing came from the other side for that long: a storage whose rsync
+  // hangs (a dead disk, a stopped process), stopped by runRsync's watch (stallSeconds) or by rsync's --timeout.
+  const silent = r.stalledSeconds ?? Number(/io timeout after (\d+) seconds/.exec(stderr)?.[1] ?? (r.code === 30 ? 0 : NaN));
+  if (!ctx.cancelled && !Number.isNaN(silent)) {
+    const seconds = silent ? ` (nothing came back for ${silent} seconds)` : '';
+    return new TabulaError('storage-unreachable', `The storage ${ctx.storage} stopped answering${seconds}, so the backup stopped there. Files already copied are kept; the next backup continues from there.`, { retryable: true });
+  }
   if (ctx.cancelled || r.code === 20 || r.signal) {
     return new TabulaError('cancelled', 'The backup was stopped before it finished. Files already copied are kept; the next backup continues from there.', { retryable: true });
   }

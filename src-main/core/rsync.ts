@@ -30,6 +30,8 @@ export interface RsyncResult {
   bytesTransferred: number;
   /** Set when rsync itself could not be started. */
   spawnError: NodeJS.ErrnoException | null;
+  /** Set when the run was stopped because its rsync processes read nothing for `stallSeconds` (runRsync's option). */
+  stalledSeconds?: number;
 }
 
 export interface RsyncRun {
@@ -119,6 +121,11 @@ export function runRsync(
      * 100,000 files woke Node ~300,000 times, 3 s of its processor time taken from rsync and ssh.
      */
     outputFile?: string;
+    /**
+     * Stops the run (as a cancel does) when its rsync processes together read nothing for this long:
+     * see {@link createStallWatch}. Absent: no watch.
+     */
+    stallSeconds?: number;
   } = {},
 ): RsyncRun {
   const outFd = opts.outputFile ? fs.openSync(opts.outputFile, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
@@ -140,6 +147,7 @@ export function runRsync(
   let bytesTransferred = 0;
   let spawnError: NodeJS.ErrnoException | null = null;
   let killTimer: NodeJS.Timeout | null = null;
+  let stalledSeconds: number | undefined;
 
   const onItem = (item: RsyncItem) => {
     if ((item.change[0] === '<' || item.change[0] === '>') && item.change[1] === 'f') {
@@ -198,9 +206,14 @@ export function runRsync(
     if (stderr.length < 256 * 1024) stderr += chunk;
   });
   let over = false;
+  const watch = opts.stallSeconds && child.pid ? createStallWatch(child.pid, opts.stallSeconds, () => {
+    stalledSeconds = opts.stallSeconds;
+    stop();
+  }) : null;
   const ended = () => {
     if (over) return;
     over = true;
+    watch?.stop();
     if (poll) clearInterval(poll);
     poll = null;
     if (outFd !== null) {
@@ -223,10 +236,22 @@ export function runRsync(
         resolve({ code: null, signal: null, stderr, filesTransferred, bytesTransferred, spawnError });
       }
     });
+    // rsync's stderr reaches ssh, and with a shared connection (ControlMaster) ssh hands it to the
+    // master, which keeps it open while the storage's side of the session lives: a run stopped
+    // because that side hangs would never see 'close'. Once rsync itself has exited, what it wrote
+    // has arrived within a moment; then its pipes are let go.
+    child.on('exit', () => {
+      const late = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, 2000);
+      late.unref();
+      child.once('close', () => clearTimeout(late));
+    });
     child.on('close', (code, signal) => {
       ended();
       if (killTimer) clearTimeout(killTimer);
-      resolve({ code, signal, stderr, filesTransferred, bytesTransferred, spawnError });
+      resolve({ code, signal, stderr, filesTransferred, bytesTransferred, spawnError, ...(stalledSeconds ? { stalledSeconds } : {}) });
     });
   });
 
@@ -237,11 +262,66 @@ export function runRsync(
       /* already gone */
     }
   };
-  return {
-    done,
-    cancel() {
-      killGroup('SIGTERM');
-      killTimer ??= setTimeout(() => killGroup('SIGKILL'), 3000);
-    },
+  const stop = () => {
+    killGroup('SIGTERM');
+    killTimer ??= setTimeout(() => killGroup('SIGKILL'), 3000);
   };
+  return { done, cancel: stop };
+}
+
+/**
+ * Calls `stalled` once the rsync processes of the process group `pgid` have together read nothing
+ * (/proc/PID/io rchar) for `seconds`. rsync's own --timeout cannot see a storage whose rsync hangs (a
+ * dead disk, a stopped process) while sshd still answers: it counts its own writes as I/O, and its
+ * keep-alives go on filling ssh's buffers for hours (probed: a push whose storage-side rsync was
+ * SIGSTOPped never ended with --timeout=4). What a live storage does show is input: data, or the
+ * keep-alives rsync sends every half --timeout when it is busy, so a run given --timeout=N is read as
+ * stalled only after N seconds in which no rsync of it read a byte, from a file or from the storage.
+ * ssh is left out: it reads sshd's answers to its own keep-alives, which come while the storage's
+ * rsync is stuck.
+ */
+export function createStallWatch(pgid: number, seconds: number, stalled: () => void): { stop(): void } {
+  let last = -1;
+  let quietSince = Date.now();
+  const timer = setInterval(() => {
+    const read = groupReads(pgid);
+    if (read === null) return; // gone: the run ends by itself
+    const now = Date.now();
+    if (read !== last) [last, quietSince] = [read, now];
+    else if (now - quietSince >= seconds * 1000) {
+      clearInterval(timer);
+      stalled();
+    }
+  }, Math.min(5000, Math.max(250, (seconds * 1000) / 8)));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** Bytes read so far by the rsync processes of a process group; null when it has none left. */
+function groupReads(pgid: number): number | null {
+  let total = 0;
+  let found = false;
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      // "pid (comm) state ppid pgrp …": the name sits between the parentheses and may hold spaces.
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'rsync') continue;
+      if (Number(stat.slice(close + 2).split(' ')[2]) !== pgid) continue;
+      const rchar = /^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${entry}/io`, 'utf8'));
+      if (!rchar) continue;
+      found = true;
+      total += Number(rchar[1]);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found ? total : null;
 }

@@ -70,7 +70,7 @@ export function sharedConnection(storage: Storage, runtimeDir: string, persistSe
   const name = `ssh-${crypto.createHash('sha256').update(`${storage.user ?? ''}@${storage.host}:${storage.port}`).digest('hex').slice(0, 16)}`;
   const fits = (dir: string) => Buffer.byteLength(path.join(dir, name)) <= SOCKET_PATH_MAX;
   if (fits(runtimeDir)) return { socket: path.join(runtimeDir, name), persistSeconds };
-  const fallback = `/tmp/tabula-${os.userInfo().uid}`;
+  const fallback = path.join(os.tmpdir(), `tabula-${os.userInfo().uid}`); // as the runtime folder's own fallback (paths.ts)
   try {
     ensurePrivateDir(fallback); // made 0700 and ours, or refused (another user may have put it there first)
     return { socket: path.join(fallback, name), persistSeconds };

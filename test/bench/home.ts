@@ -142,9 +142,11 @@ async function main() {
     // writeback of the one before. Flushed first, each pays only for its own.
     const flushed = <T>(run: () => T) => (spawnSync('sync'), run());
     // TABULA_BENCH_ONLY=local: nothing changed with the storage a local folder, alone.
-    if (process.env.TABULA_BENCH_ONLY === 'local') return localPath(work, env, med);
+    if (process.env.TABULA_BENCH_ONLY === 'local') return await localPath(work, env, med);
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
+    // TABULA_BENCH_ONLY=agent: `tabula sync --quick` while the agent runs (a run of the agent), in pairs.
+    if (process.env.TABULA_BENCH_ONLY === 'agent') return await throughAgent(work, env, rsync, tabula, sshd.sshOptions, sshd.port, sshd.user);
     // TABULA_BENCH_ONLY=first: the first syncs alone (each tool twice, alternating), to work on their time.
     if (process.env.TABULA_BENCH_ONLY === 'first') return firstOnly(firstPlain, firstTabula, work, rsync, tabula, flushed);
     // The run after a first sync is not an idle one: it records the home's inodes and change times (the
@@ -213,7 +215,7 @@ async function main() {
 }
 
 /** Nothing changed, the storage a local folder (a mounted NAS): `tabula sync` against `rsync -a` between two folders. */
-function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) => Measured) {
+async function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) => Measured) {
   const dest = path.join(work, 'local-storage');
   fs.mkdirSync(dest); // a local storage that is missing reads as not mounted
   const user = path.join(work, 'user-local');
@@ -230,6 +232,75 @@ function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measured[]) =
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
   console.log(`\nnothing changed, local storage path, ${FILES} files, median of ${RUNS}; load average ${load}`);
   console.log(`| nothing changed, local storage path | ${sc(ours)}, ${mib(ours.rssKiB)} | ${sc(plain)}, ${mib(plain.rssKiB)} | ${(ours.ms / plain.ms).toFixed(2)}× |`);
+  // The same with the agent running: `tabula sync` is then a run of the agent, which lists only what its
+  // change journal marked. Its first run after a start lists the home in full.
+  const agent = await startAgent(localEnv);
+  try {
+    tabula();
+    pairs('nothing changed, local storage path, through the agent', rsync, tabula);
+  } finally {
+    await agent.stop();
+  }
+}
+
+/** Alternating pairs of the plain tool and `tabula sync` (which goes first alternates), printed with each pair's ratio and the median. */
+function pairs(what: string, plain: () => Measured, ours: () => Measured, before: (i: number) => void = () => {}) {
+  const rows: [Measured, Measured, string][] = [];
+  for (let i = 0; i < RUNS; i++) {
+    before(i);
+    const t = i % 2 ? ours() : null;
+    const p = plain();
+    rows.push([p, t ?? ours(), loadNow()]);
+  }
+  console.log(`\n${what}, ${FILES} files, ${RUNS} alternating pairs (load average after each pair)`);
+  console.log('| pair | `tabula sync` | plain | ratio (wall) | ratio (cpu) | load |');
+  console.log('|---|---|---|---|---|---|');
+  rows.forEach(([p, t, load], i) => console.log(`| ${i + 1} | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× | ${(t.cpuMs / p.cpuMs).toFixed(2)}× | ${load} |`));
+  console.log(`median: Tabula ${s(median(rows.map(([, t]) => t.ms)))}, plain ${s(median(rows.map(([p]) => p.ms)))}, ratio (wall) ${median(rows.map(([p, t]) => t.ms / p.ms)).toFixed(2)}×, (cpu) ${median(rows.map(([p, t]) => t.cpuMs / p.cpuMs)).toFixed(2)}×`);
+}
+
+/** The agent as a person's session runs it (`tabula --headless`), with its change journal; resolves once it listens. */
+async function startAgent(env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), '--headless', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`the agent did not start within 60 s:\n${out}`)), 60_000);
+    child.stdout!.on('data', (c: Buffer) => ((out += c), /^Open http/m.test(out) && (clearTimeout(t), resolve())));
+    child.stderr!.on('data', (c: Buffer) => (out += c));
+    child.on('close', () => (clearTimeout(t), reject(new Error(`the agent exited:\n${out}`))));
+  });
+  return { stop: () => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.on('close', () => resolve()), child.kill('SIGTERM')))) };
+}
+
+/**
+ * `tabula sync --quick` while the agent runs, whole processes: nothing changed and 1% changed, each in
+ * pairs with rsync (and, with TABULA_BENCH_UNISON=1, 1% changed beside Unison, its first sync made first).
+ */
+async function throughAgent(work: string, env: NodeJS.ProcessEnv, rsync: (...extra: string[]) => Measured, tabula: (...extra: string[]) => Measured, sshOptions: string[], port: number, user: string) {
+  // Nothing runs by itself during the bench: only the runs `tabula sync` asks for.
+  const cfg = path.join(env.XDG_CONFIG_HOME!, 'tabula/config.json');
+  fs.writeFileSync(cfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), backup: { debounceSeconds: 3600, intervalMinutes: 1440 } }));
+  let unison: (() => Measured) | null = null;
+  if (process.env.TABULA_BENCH_UNISON) {
+    const uRoot = path.join(work, 'unison');
+    fs.mkdirSync(uRoot);
+    unison = () => measure('unison', [home, `ssh://${user}@127.0.0.1/${uRoot}`, '-batch', '-silent', '-sshargs', `-p ${port} ${sshOptions.join(' ')}`], { ...process.env, UNISON: path.join(work, '.unison') });
+    console.log(`Unison's first sync: ${sc(unison())}`);
+  }
+  const agent = await startAgent(env);
+  try {
+    console.log(`the agent's first run (the home listed in full): ${sc(tabula())}`);
+    pairs('nothing changed over ssh, through the agent (rsync -a beside it)', () => rsync(), () => tabula());
+    pairs('nothing changed over ssh, `--home` (a process of its own, the home listed in full; rsync -a beside it)', () => rsync(), () => tabula('--home', home));
+    pairs('1% changed over ssh, through the agent (rsync -a --delete beside it, after the same change)', () => rsync('--delete'), () => tabula(), (i) => changeOnePercent(100 + i));
+    if (unison) {
+      const u = unison;
+      pairs('1% changed over ssh, through the agent (Unison beside it, after the same change)', u, () => tabula(), (i) => changeOnePercent(200 + i));
+      pairs('nothing changed over ssh, through the agent (Unison beside it)', u, () => tabula());
+    }
+  } finally {
+    await agent.stop();
+  }
 }
 
 /** The first sync of each tool, alternating, TABULA_BENCH_RUNS pairs, from an empty storage each time. */

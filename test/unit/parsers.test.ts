@@ -96,6 +96,15 @@ describe('rsync failures in words', () => {
     );
   });
 
+  it('says the storage stopped answering, whether rsync timed out or Tabula stopped a silent run, and a cancel stays a cancel', () => {
+    const timedOut = describeRsyncFailure(result(30, '[sender] io timeout after 121 seconds -- exiting\nrsync error: timeout in data send/receive (code 30) at io.c(248)'), ctx);
+    expect(timedOut).toMatchObject({ code: 'storage-unreachable', retryable: true });
+    expect(timedOut.message).toBe('The storage ssh://nas/ann stopped answering (nothing came back for 121 seconds), so the backup stopped there. Files already copied are kept; the next backup continues from there.');
+    const stalled: RsyncResult = { ...result(0, ''), code: null, signal: 'SIGTERM', stalledSeconds: 120 };
+    expect(describeRsyncFailure(stalled, ctx).message).toMatch(/^The storage ssh:\/\/nas\/ann stopped answering \(nothing came back for 120 seconds\)/);
+    expect(describeRsyncFailure(stalled, { ...ctx, cancelled: true }).code).toBe('cancelled');
+  });
+
   it('names a full storage and a refused login', () => {
     expect(describeRsyncFailure(result(11, 'write failed: No space left on device (28)'), ctx).code).toBe('storage-full');
     expect(describeRsyncFailure(result(255, 'bob@nas: Permission denied (publickey).'), ctx).code).toBe('storage-auth-failed');

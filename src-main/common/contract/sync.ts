@@ -102,6 +102,24 @@ export interface BackupStatus {
   bandwidthLimitKBps: number;
 }
 
+/**
+ * One run's end as `tabula sync` prints it, the same whether the run was made in its own process or by
+ * the running agent on its behalf (`sync.run`): what went each way (the first names and the counts),
+ * conflicts and what was skipped.
+ */
+export interface SyncRunSummary {
+  dryRun: boolean;
+  firstSync: boolean;
+  pulled: string[];
+  pushed: string[];
+  deletedLocal: string[];
+  deletedRemote: string[];
+  counts: { pulled: number; pushed: number; deletedLocal: number; deletedRemote: number };
+  conflicts: Omit<ConflictInfo, 'versions'>[];
+  skipped: { path: string; why: string }[];
+  bytesTransferred: number;
+}
+
 export interface SyncEventPayloads {
   /** Syncthing-style: entering a state always comes with its reason and how long the last one lasted. */
   'backup-state-changed': { from: BackupState; to: BackupState; reason: string; durationMs: number; status: BackupStatus };
@@ -113,6 +131,11 @@ export interface SyncEventPayloads {
 export const syncMethods = {
   /** Queues a sync and starts it when the storage is reachable; `force` overrides the safety refusals. */
   'backup.start': method<{ queued: boolean; requestedAt: string }>()(z.object({ force: z.boolean().optional() }).strict()),
+  /**
+   * One run now, answered when it ends (`tabula sync` while the agent runs: the agent's change journal
+   * and kept ssh connection serve it). `verify` lists the storage and the home in full, as a run by hand does.
+   */
+  'sync.run': method<SyncRunSummary>()(z.object({ force: z.boolean().optional(), verify: z.boolean().optional() }).strict()),
   'backup.cancel': method<{ cancelled: boolean }>()(noArgs),
   'backup.pause': method<BackupStatus>()(noArgs),
   'backup.resume': method<BackupStatus>()(noArgs),

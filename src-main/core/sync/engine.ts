@@ -6,13 +6,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { SyncRunSummary } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
 import { parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
-import { freeConflictName, moveNoClobber, type ConflictRecord } from './conflicts';
+import { freeConflictName, moveNoClobber } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
 import { compareNames, createListingFilter, listHomeToFile, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
@@ -73,24 +74,15 @@ export interface SyncOptions {
   localChanges?: LocalChanges | null;
   /** Names given to one rsync run (default {@link RSYNC_BATCH}); tests make it small. */
   rsyncBatch?: number;
+  /** rsync's I/O timeout: how long the other side may stay silent before the run stops (default {@link IO_TIMEOUT_SECONDS}). */
+  ioTimeoutSeconds?: number;
 }
 
-export interface SyncSummary {
-  dryRun: boolean;
-  firstSync: boolean;
-  /**
-   * Files (and links) each way, by name: the first {@link SUMMARY_NAMES} of each in name order; `counts`
-   * says how many in all. A first sync of a million files does not hold a million names to report them.
-   */
-  pulled: string[];
-  pushed: string[];
-  deletedLocal: string[];
-  deletedRemote: string[];
-  counts: { pulled: number; pushed: number; deletedLocal: number; deletedRemote: number };
-  conflicts: ConflictRecord[];
-  skipped: Listing['skipped'];
-  bytesTransferred: number;
-}
+/**
+ * What a run did. Files (and links) each way by name are the first {@link SUMMARY_NAMES} of each in name
+ * order; `counts` says how many in all: a first sync of a million files does not hold a million names.
+ */
+export type SyncSummary = SyncRunSummary;
 
 /**
  * Names per rsync run. Given a list with --files-from, rsync builds and holds all of it before it sends
@@ -98,6 +90,21 @@ export interface SyncSummary {
  * one ssh session on the shared connection.
  */
 export const RSYNC_BATCH = 50_000;
+
+/**
+ * How long an rsync run may read nothing before it is stopped: given to rsync as --timeout (which also
+ * ends the storage's rsync when this laptop vanishes) and watched from outside (rsync.ts
+ * createStallWatch), because rsync's own cannot see a storage whose rsync hangs while sshd still
+ * answers ssh's keep-alives (a dead disk, a stopped process). It is about silence, not speed: a slow
+ * transfer of a big file moves data all the time, and a side busy on its files sends rsync's
+ * keep-alives every half timeout (probed: a 2 GB delta transfer held with --timeout=3). 120 s is far
+ * beyond a NAS's disk spin-up (~30 s) and ssh's own 45 s for a dead connection, and a person sees a
+ * stuck storage named within two minutes. The one silent phase found, a checksum (-c) of whole files
+ * (probed: --timeout=3 cut a 2 GB md5), gets its bytes' worth more ({@link CHECKSUM_BYTES_PER_SECOND}).
+ */
+export const IO_TIMEOUT_SECONDS = 120;
+/** A slow disk's read rate for whole-file checksums (a USB 2 disk reads ~30 MB/s): a -c run gets its bytes' worth of time more. */
+const CHECKSUM_BYTES_PER_SECOND = 20e6;
 
 /** How often at most a transfer tells its progress by file (its progress lines come every 0.1 s, as rsync's output is read). */
 const PROGRESS_MS = 100;
@@ -345,9 +352,13 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     const listOf = { push: plan.push, pull: plan.pull, 'delete-remote': plan.deleteRemote, 'delete-local': plan.deleteLocal, agreed: plan.agreed };
     // The entries of a content check's two sides, from its record.
     let compared: { l: Entry; r: Entry } | null = null;
+    let compareBytes = 0; // both sides read whole to compare: silent meanwhile (IO_TIMEOUT_SECONDS)
     const planner = createPlanner((p, d, kinds, late) => {
       if (d.do === 'conflict') plan.conflicts.push({ path: p, keep: d.keep });
-      else if (d.do === 'compare') plan.compare.add(p, kinds, `${compared!.l.size}:${compared!.l.mtime}:${compared!.r.mtime}`);
+      else if (d.do === 'compare') {
+        plan.compare.add(p, kinds, `${compared!.l.size}:${compared!.l.mtime}:${compared!.r.mtime}`);
+        compareBytes += compared!.l.size;
+      }
       else if (d.do !== 'nothing') listOf[d.do][late ? 'addLate' : 'add'](p, kinds);
     });
     const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
@@ -458,6 +469,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     };
 
     let runs = 0;
+    const ioTimeout = o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
     const batchSize = Math.max(1, o.rsyncBatch ?? RSYNC_BATCH);
     /**
      * One rsync job over a list of names, run as one rsync per {@link RSYNC_BATCH} names: given its whole
@@ -500,7 +512,10 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           // The whole job's share done, counted in names: a batch's own percent is of its bytes.
           const share = (percent: number) => (batches === 1 && n < batchSize ? percent : Math.min(100, Math.floor(((before + (n * percent) / 100) / Math.max(of, 1)) * 100)));
           firstOfBatch = filesDone + 1;
-          const run = runRsync([...parseableOutput, ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? `--files-from=${listFile}` : a))], {
+          // The run's own limit (a checksum run's is longer), else the sync's.
+          const given = args.find((a) => a.startsWith('--timeout='));
+          const timeout = given ? Number(given.slice('--timeout='.length)) : ioTimeout;
+          const run = runRsync([...parseableOutput, ...(given ? [] : [`--timeout=${timeout}`]), ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? `--files-from=${listFile}` : a))], {
             item(item) {
               filesDone++;
               if (item.change[1] !== 'd') reported++;
@@ -519,7 +534,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
               last = { percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone };
               o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: null });
             },
-          }, { outputFile: path.join(spool, 'rsync-output') });
+          }, { outputFile: path.join(spool, 'rsync-output'), stallSeconds: timeout });
           current = run;
           const r = await run.done;
           current = null;
@@ -533,7 +548,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
           result.bytesTransferred += r.bytesTransferred;
           if (result.stderr.length < 256 * 1024) result.stderr += r.stderr;
           // Files skipped (23) outweigh files vanished (24), as in one rsync's exit code.
-          if (r.code !== 0 && result.code !== 23) Object.assign(result, { code: r.code, signal: r.signal, spawnError: r.spawnError });
+          if (r.code !== 0 && result.code !== 23) Object.assign(result, { code: r.code, signal: r.signal, spawnError: r.spawnError, stalledSeconds: r.stalledSeconds });
           onBatch?.(sent, n);
           sent.clear();
           if ((r.code !== 0 && r.code !== 23 && r.code !== 24) || n < batchSize) break;
@@ -560,7 +575,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       cleanups.push(() => sameContent.dispose(), () => timesOnly.dispose());
       // The list is read a second time beside rsync's batches: only one batch's differing names are held.
       const walked = plan.compare.records();
-      const { result } = await rsync('comparing', ['-a', '-n', '-c', '--files-from=-', '--from0', '--no-implied-dirs', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], mapNames(plan.compare.records()), 'sent', plan.compare.count, (sent, n) => {
+      const { result } = await rsync('comparing', ['-a', '-n', '-c', `--timeout=${ioTimeout + Math.ceil(compareBytes / CHECKSUM_BYTES_PER_SECOND)}`, '--files-from=-', '--from0', '--no-implied-dirs', ...o.storage.rsyncOptions, o.home.rsyncRoot, o.storage.rsyncRoot], mapNames(plan.compare.records()), 'sent', plan.compare.count, (sent, n) => {
         for (let i = 0; i < n; i++) {
           const { name: p, kinds, extra } = walked.next().value as PathRecord;
           const [size, lt, rt] = extra.split(':');

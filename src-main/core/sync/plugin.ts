@@ -12,6 +12,7 @@ export function createSyncPlugin(deps: SyncServiceDeps): FeaturePlugin<typeof sy
     service: backup,
     handlers: {
       'backup.start': ({ force }) => backup.start(force),
+      'sync.run': ({ force, verify }) => backup.run(force, verify),
       'backup.cancel': () => backup.cancel(),
       'backup.pause': () => backup.pause(),
       'backup.resume': () => backup.resume(),

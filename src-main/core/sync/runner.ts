@@ -3,7 +3,7 @@
 // published only once the schedule has armed the next try (`finished`), so that the event says when.
 import crypto from 'node:crypto';
 import type { BackupProgress, RunOutcome } from '../../common/contract/sync';
-import { toErrorInfo, type ErrorInfo } from '../../common/errors';
+import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import type { Journal } from '../runtime/journal';
 import type { ChangeJournal, TakenChanges } from './change-journal';
@@ -30,6 +30,13 @@ export interface SyncRunnerDeps {
   disposed: () => boolean;
 }
 
+/** `tabula sync` waiting for a run made for it (`sync.run`): answered by the next run that starts. */
+interface Waiter {
+  force: boolean;
+  verify: boolean;
+  settle(summary: SyncSummary | null, error: ErrorInfo | null): void;
+}
+
 export function createSyncRunner({ journal, history, conflicts, status, events, now, runOptions, changeJournal, countLocalChanges, disposed }: SyncRunnerDeps) {
   let current: { cancel: (() => void) | null; cancelled: boolean; done: Promise<unknown> } | null = null;
   /** A finished run's result, published once the next run is armed (so the event says when). */
@@ -37,17 +44,26 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
   /** When the last run ended, by the wall clock and by the monotonic one (which stops while the laptop sleeps). */
   let lastRunEnd: { wall: number; mono: number } | null = null;
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  const waiting: Waiter[] = [];
 
   /** Runs what the journal holds, if anything; resolves false on a failure worth retrying (the schedule backs off). */
   async function runQueued(): Promise<boolean> {
-    if (current || journal.paused() || disposed() || journal.pending() === 0) return true;
-    const force = journal.requests().some((r) => r.force);
-    const manual = journal.requests().some((r) => r.reason === 'manual');
+    if (current) return true;
+    if (journal.paused() || disposed()) {
+      const why = new TabulaError('not-running', disposed() ? 'The Tabula agent is stopping; the sync did not run.' : 'Sync is paused. Resume it first.').toInfo();
+      for (const w of waiting.splice(0)) w.settle(null, why);
+      return true;
+    }
+    if (journal.pending() === 0 && !waiting.length) return true;
+    // Those waiting now are answered by this run; whoever asks from here on, by the next.
+    const asked = waiting.splice(0);
+    const force = journal.requests().some((r) => r.force) || asked.some((w) => w.force);
+    const manual = journal.requests().some((r) => r.reason === 'manual') || asked.some((w) => w.verify);
     const id = crypto.randomUUID();
     const startedAt = now();
     current = { cancel: null, cancelled: false, done: Promise.resolve() };
     status.set('running', `Syncing with ${status.storageDisplay()}…`, { progress: null, nextAttemptAt: null });
-    const run = execute(id, startedAt, force, manual);
+    const run = execute(id, startedAt, force, manual, asked);
     current.done = run.catch(() => undefined);
     try {
       return await run;
@@ -56,7 +72,7 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     }
   }
 
-  async function execute(id: string, startedAt: Date, force: boolean, manual: boolean): Promise<boolean> {
+  async function execute(id: string, startedAt: Date, force: boolean, manual: boolean, asked: Waiter[]): Promise<boolean> {
     let outcome: RunOutcome = 'failed';
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
@@ -103,6 +119,7 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     lastRunEnd = { wall: Date.now(), mono: performance.now() };
     const run = runRecord({ id, startedAt, finishedAt: now(), outcome, summary, storage: storageName, error });
     history.add(run);
+    for (const w of asked) w.settle(summary, error);
     journal.finished(startedAt, runEnd(outcome, error));
     const open = conflicts.open();
     // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
@@ -133,6 +150,12 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
 
   return {
     runQueued,
+    /** The result of the next run that starts (the caller then starts one): its summary, or its error thrown. */
+    nextRun(opts: { force: boolean; verify: boolean }): Promise<SyncSummary> {
+      return new Promise((resolve, reject) => {
+        waiting.push({ ...opts, settle: (summary, error) => (summary ? resolve(summary) : reject(TabulaError.fromInfo(error ?? toErrorInfo(new Error('the run ended without a result'))))) });
+      });
+    },
     /** After the schedule armed the next try: the last run's result, published with when that is. */
     finished(nextAt: number | null) {
       const publish = finishing;

@@ -18,6 +18,7 @@ import type { Probes } from '../runtime/probes';
 import { createExclusive } from '../runtime/schedule';
 import { firstRunDelay, watchConfig, watchHomeChanges } from './automatic';
 import type { ChangeJournal } from './change-journal';
+import type { SyncSummary } from './engine';
 import { createChangeCount } from './change-count';
 import { createConflictResolution } from './conflict-resolution';
 import { builtInStorage } from './excludes';
@@ -143,6 +144,13 @@ export function createSyncService({ paths, getConfig: config, events, now = () =
       const requestedAt = now().toISOString();
       request('manual', force);
       return { queued: true, requestedAt };
+    },
+    /** `tabula sync` through the agent: one run now, with the agent's change journal and kept connection. */
+    run(force = false, verify = false): Promise<SyncSummary> {
+      if (journal.paused()) throw new TabulaError('not-running', 'Sync is paused. Resume it first.', { retryable: false });
+      const result = runner.nextRun({ force, verify });
+      void schedule.trigger('request', true); // a person asked: no waiting for a better network or more battery
+      return result;
     },
     cancel: () => runner.cancel(),
     pause(): BackupStatus {
