@@ -45,8 +45,8 @@ export const ostreeLaptop: LabBackend = {
   // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet.
   defaults: ['a', 'c', 'd', 'f'],
   outOfDefault: {
-    e: 'its way back to 2 is now the person\'s own "tabula image pull" on 1 (before: (g)\'s reimage, not a way back): not yet seen to hold twice',
-    g: 'held once (session 6 run 1, 652 s), then walked from 1 as (e)\'s way back; it now runs on 2 after (e): not yet seen to hold twice',
+    e: 'held once in its present form (session 8 run 2, 860 s: to 1 by an administrator\'s rollback, back to 2 by the person\'s own "tabula image pull"); a second full walk did not fit in that session',
+    g: 'held once in its present form (session 8 run 2, 625 s, from 2 after (e)); a second full walk did not fit in that session',
   },
   async walk(ctx, run) {
     let vm: Vm | null = null;
