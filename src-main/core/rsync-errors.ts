@@ -9,6 +9,8 @@ export interface FailureContext {
   storage: string;
   /** Set when the run was cancelled on purpose. */
   cancelled: boolean;
+  /** A restore of an older version rather than a backup (the default). */
+  restore?: boolean;
 }
 
 const unreadableRe = /(?:send_files failed to open|opendir|readlink_stat|link_stat|readlink) "([^"]+)"(?: failed)?: (Permission denied|No such file or directory|Input\/output error)/g;
@@ -30,7 +32,8 @@ export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): Tabul
   const silent = r.stalledSeconds ?? Number(/io timeout after (\d+) seconds/.exec(stderr)?.[1] ?? (r.code === 30 ? 0 : NaN));
   if (!ctx.cancelled && !Number.isNaN(silent)) {
     const seconds = silent ? ` (nothing came back for ${silent} seconds)` : '';
-    return new TabulaError('storage-unreachable', `The storage ${ctx.storage} stopped answering${seconds}, so the backup stopped there. Files already copied are kept; the next backup continues from there.`, { retryable: true });
+    const after = ctx.restore ? 'so the restore stopped. Nothing in your home was changed; try again once the storage answers.' : 'so the backup stopped there. Files already copied are kept; the next backup continues from there.';
+    return new TabulaError('storage-unreachable', `The storage ${ctx.storage} stopped answering${seconds}, ${after}`, { retryable: true });
   }
   if (ctx.cancelled || r.code === 20 || r.signal) {
     return new TabulaError('cancelled', 'The backup was stopped before it finished. Files already copied are kept; the next backup continues from there.', { retryable: true });

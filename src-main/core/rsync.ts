@@ -39,6 +39,18 @@ export interface RsyncRun {
   cancel(): void;
 }
 
+/**
+ * How long an rsync run may read nothing before it is stopped: given to rsync as --timeout (which also
+ * ends the storage's rsync when this laptop vanishes) and watched from outside ({@link createStallWatch}), because rsync's own cannot see a storage whose rsync hangs while sshd still
+ * answers ssh's keep-alives (a dead disk, a stopped process). It is about silence, not speed: a slow
+ * transfer of a big file moves data all the time, and a side busy on its files sends rsync's
+ * keep-alives every half timeout (probed: a 2 GB delta transfer held with --timeout=3). 120 s is far
+ * beyond a NAS's disk spin-up (~30 s) and ssh's own 45 s for a dead connection, and a person sees a
+ * stuck storage named within two minutes. The one silent phase found, a checksum (-c) of whole files
+ * (probed: --timeout=3 cut a 2 GB md5), gets its bytes' worth more ({@link CHECKSUM_BYTES_PER_SECOND}).
+ */
+export const IO_TIMEOUT_SECONDS = 120;
+
 /** How often rsync's output is read when it goes to a file (see runRsync's `outputFile`). */
 const POLL_MS = 100;
 

@@ -115,6 +115,27 @@ describe('rsync-tree from a local folder', () => {
     for (const v of ['1.0', '2.0']) expect(fs.statSync(path.join(fleet.root, 'var/lib/tabula/deployments', v, 'tree')).mode & 0o777, v).toBe(0o755);
   });
 
+  it("an update's /usr is no newer than its image's /etc/.updated, so systemd does not redo ldconfig at every boot (delta path)", async () => {
+    // Image 1 built two hours ago; image 2 now, its build ending with systemd-update-done (/etc/.updated).
+    const v1 = fleet.makeTree('v1', '1.0', 20);
+    const built = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(path.join(v1, 'usr'), built, built);
+    publish('1.0', v1);
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    const v2 = fleet.makeTree('v2', '2.0', 20);
+    fs.writeFileSync(path.join(v2, 'usr/share/new-in-2'), 'new\n');
+    fs.writeFileSync(path.join(v2, 'etc/.updated'), '# written by systemd-update-done\n');
+    publish('2.0', v2);
+    // The pull runs later than the image's build, as on a laptop.
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await backendFor(fleet.serverDir).stage();
+    expect(r.filesReused).toBeGreaterThan(0); // the delta path
+    const usr = fs.statSync(deployedFile('2.0', 'usr')).mtimeMs;
+    expect(usr).toBeLessThanOrEqual(fs.statSync(deployedFile('2.0', 'etc/.updated')).mtimeMs);
+    expect(fs.readFileSync(deployedFile('2.0', 'usr/share/new-in-2'), 'utf8')).toBe('new\n');
+  });
+
   it('keeps the booted and one previous deployment, no more', async () => {
     await bootedOnV1();
     publishV2();

@@ -26,8 +26,6 @@ if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
 rm -rf --one-file-system "$out.tmp"
-# Older bases are superseded by this recipe.
-find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key*" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --essential-hook="install -D -m 0755 \"$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula\" \"\$1/usr/share/initramfs-tools/scripts/local-bottom/tabula\"" \
@@ -35,4 +33,6 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   trixie "$out.tmp" >&2
 touch "$out.tmp/.complete"
 mv "$out.tmp" "$out"
+# Older bases are superseded by this recipe (removed only now: a lab still running may be reading one).
+find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key" -exec rm -rf --one-file-system {} + 2>/dev/null || true
 echo "$out"

@@ -3,6 +3,7 @@
 // tabula-fleet, and a laptop disk made without loop devices: GPT with an ESP (systemd-boot and the
 // boot entries Tabula writes) and the persistent disk (deployment 1 installed, /home, /var).
 import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeBootEntries, STATE_LABEL } from '../../src-main/core/image/boot-entries';
@@ -58,7 +59,8 @@ export function makeImageTree(base: string, dest: string, version: string, s: La
   const osr = fs.readFileSync(path.join(dest, 'usr/lib/os-release'), 'utf8').split('\n').filter((l) => l && !/^(IMAGE_ID|IMAGE_VERSION)=/.test(l));
   w('usr/lib/os-release', [...osr, 'IMAGE_ID=tabula-lab', `IMAGE_VERSION=${version}`, ''].join('\n'));
   w('etc/hostname', 'laptop\n');
-  w('etc/kernel/cmdline', 'console=ttyS0,115200 panic=10\n');
+  // panic=1: a kernel panic (a broken image's init exiting, (f)) restarts at once into systemd-boot's next try.
+  w('etc/kernel/cmdline', 'console=ttyS0,115200 panic=1\n');
   w('usr/share/defaults/tabula/config.json', JSON.stringify(s.config, null, 2) + '\n');
   // ssh refuses a key its own user could share: root's (the helper's fleet key) is 0600; the
   // person's NAS key is root's file that they may read (lab only; a real fleet uses per-user keys).
@@ -119,11 +121,12 @@ function installBootIntegration(tree: string) {
   sh('cp', ['-r', path.join(repo, 'assets/boot/usr'), tree]);
 }
 
-/** `npm run package:deb` (from the already built bundle) into `outDir`; null where the packager is absent. */
+/** `npm run package:deb` (a fresh build of this checkout) into `outDir`; null where the packager is absent. */
 export function buildDeb(outDir: string): string | null {
   const script = path.join(repo, 'scripts/package-deb.mjs');
   if (!fs.existsSync(script)) return null;
-  if (!fs.existsSync(path.join(repo, 'build/main/cli.js'))) sh('npm', ['run', '-s', 'build'], { cwd: repo });
+  // Always built here (~10 s): a build/ left from another checkout or an older commit would go into the images unseen.
+  sh('npm', ['run', '-s', 'build'], { cwd: repo });
   const r = spawnSync(process.execPath, [script, '--out', outDir], { cwd: repo, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`npm run package:deb failed: ${(r.stderr || r.stdout).trim()}`);
   const debs = fs.readdirSync(outDir).filter((f) => /^tabula_.*\.deb$/.test(f));
@@ -172,6 +175,9 @@ export function makeLaptopDisk(o: { dir: string; base: string; serverDir: string
   fs.copyFileSync(path.join(o.base, 'usr/lib/systemd/boot/efi/systemd-bootx64.efi'), path.join(esp, 'EFI/BOOT/BOOTX64.EFI'));
   fs.mkdirSync(path.join(esp, 'loader'), { recursive: true });
   fs.writeFileSync(path.join(esp, 'loader/loader.conf'), 'timeout 0\neditor no\nauto-entries no\nauto-firmware no\n');
+  // The boot loader's random seed, as `bootctl install` writes it (32 bytes): systemd-boot passes it
+  // on to the kernel and rewrites it at every boot (the image masks the OS-side refresh: customize-base.sh).
+  fs.writeFileSync(path.join(esp, 'loader/random-seed'), crypto.randomBytes(32), { mode: 0o600 });
   writeBootEntries({ esp, deploymentsDir: path.join(tabula, 'deployments'), versions: [o.version] });
 
   const espImg = path.join(o.dir, 'esp.img');

@@ -33,6 +33,13 @@ export interface Laptop {
   reboot(verb?: 'reboot' | 'soft-reboot'): Promise<number>;
   /** Waits until `tabula status` answers as the user; throws with the service's state and journal. */
   agentUp(timeoutMs?: number): Promise<AgentStatusJson>;
+  /**
+   * A broken image's way back ((f), either backend): `tabula image pull` stages `broken`, a reboot
+   * tries it, and the laptop comes back on `previous` by itself, its status saying "Version <broken>
+   * failed to start; you're back on <previous>"; a second pull stages nothing. Resolves with that
+   * status and the ms from the reboot's ask to ssh after the fallback.
+   */
+  brokenImageFallsBack(broken: string, previous: string): Promise<{ status: AgentStatusJson; rebootMs: number }>;
 }
 
 // `status.get` on the agent's socket (its reply is `{ok, result}`); `tabula status --json` where curl is missing.
@@ -78,6 +85,24 @@ export function createLaptop(vm: Vm, user: string): Laptop {
         const diag = await vm.ssh(user, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
         throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);
       }
+    },
+    async brokenImageFallsBack(broken, previous) {
+      const pull = async (timeoutMs: number) => JSON.parse(await vm.run(user, 'tabula image pull --json', { timeoutMs })) as AgentStatusJson['imageUpdate'];
+      const s = await pull(900_000);
+      if (s.staged?.version !== broken) throw new Error(`image ${broken} was not staged: ${s.state}, ${s.reason}`);
+      const t0 = Date.now();
+      await laptop.reboot();
+      const rebootMs = Date.now() - t0;
+      await laptop.agentUp();
+      const said = `Version ${broken} failed to start; you're back on ${previous}`;
+      const status = await waitFor(async () => {
+        const st = await laptop.peek();
+        return st.imageUpdate.reason.includes(said) ? st : null;
+      }, 600_000, `the status never said "${said}"`);
+      if (status.image.version !== previous) throw new Error(`running ${status.image.version}, expected ${previous}`);
+      const again = await pull(300_000);
+      if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
+      return { status, rebootMs };
     },
   };
   return laptop;

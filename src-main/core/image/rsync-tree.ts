@@ -240,6 +240,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
     const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes } });
     if (v.problems.length) throw treeMismatchError(v.problems);
+    keepFolderTimes(treeDir, prevTree, manifest);
     writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
     writeFileAtomic(path.join(dest, 'manifest.json.sig'), sig);
     return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
@@ -437,6 +438,21 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   };
 }
 export type RsyncTreeBackend = ReturnType<typeof createRsyncTreeBackend>;
+
+/**
+ * Folder times on the delta path. The manifest has none, and a folder made or filled here is newer
+ * than everything in the image: systemd reads a /usr newer than the image's own /etc/.updated as
+ * "/usr was updated offline" (ConditionNeedsUpdate) and reran ldconfig and the journal catalog's
+ * rebuild at every boot of such a deployment. Each folder takes the time it has in the previous
+ * deployment (the server's, as the full download keeps them); set last, as filling a folder changes
+ * its time. The tree was checked against the manifest: every listed folder is a folder.
+ */
+function keepFolderTimes(treeDir: string, prevTree: string, manifest: Manifest) {
+  for (const rel of ['', ...manifest.entries.filter((e) => e.type === 'dir').map((e) => e.path)]) {
+    const prev = lstatOrNull(path.join(prevTree, rel));
+    if (prev?.isDirectory()) fs.utimesSync(path.join(treeDir, rel), prev.atime, prev.mtime);
+  }
+}
 
 function lstatOrNull(p: string): fs.Stats | null {
   try {

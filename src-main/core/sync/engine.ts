@@ -10,7 +10,7 @@ import type { SyncRunSummary } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
-import { parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
+import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
 import { freeConflictName, moveNoClobber } from './conflicts';
@@ -91,18 +91,6 @@ export type SyncSummary = SyncRunSummary;
  */
 export const RSYNC_BATCH = 50_000;
 
-/**
- * How long an rsync run may read nothing before it is stopped: given to rsync as --timeout (which also
- * ends the storage's rsync when this laptop vanishes) and watched from outside (rsync.ts
- * createStallWatch), because rsync's own cannot see a storage whose rsync hangs while sshd still
- * answers ssh's keep-alives (a dead disk, a stopped process). It is about silence, not speed: a slow
- * transfer of a big file moves data all the time, and a side busy on its files sends rsync's
- * keep-alives every half timeout (probed: a 2 GB delta transfer held with --timeout=3). 120 s is far
- * beyond a NAS's disk spin-up (~30 s) and ssh's own 45 s for a dead connection, and a person sees a
- * stuck storage named within two minutes. The one silent phase found, a checksum (-c) of whole files
- * (probed: --timeout=3 cut a 2 GB md5), gets its bytes' worth more ({@link CHECKSUM_BYTES_PER_SECOND}).
- */
-export const IO_TIMEOUT_SECONDS = 120;
 /** A slow disk's read rate for whole-file checksums (a USB 2 disk reads ~30 MB/s): a -c run gets its bytes' worth of time more. */
 const CHECKSUM_BYTES_PER_SECOND = 20e6;
 

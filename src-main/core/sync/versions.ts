@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { displayPath } from '../paths';
-import { runRsync } from '../rsync';
+import { IO_TIMEOUT_SECONDS, runRsync } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import type { Endpoint } from './endpoint';
 import { STORAGE_AREA } from './tree';
@@ -96,6 +96,8 @@ export async function restoreVersion(opts: {
   to?: string;
   /** Where a file replaced in the home is kept. */
   localBackupDir: string;
+  /** How long the storage may stay silent (default {@link IO_TIMEOUT_SECONDS}); tests make it short. */
+  ioTimeoutSeconds?: number;
 }): Promise<string> {
   const { storage, rel, version } = opts;
   const srcPath = version.stamp ? `${STORAGE_AREA}/versions/${version.stamp}/${rel}` : rel;
@@ -106,8 +108,11 @@ export async function restoreVersion(opts: {
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   // A trailing slash on both copies a folder's contents onto the folder; a file is copied as itself.
   const isDir = (await storage.sh('[ -d "$1" ]', [`${storage.path}/${srcPath}`])).code === 0;
-  const args = ['-a', '--backup', `--backup-dir=${opts.localBackupDir}`, ...storage.rsyncOptions, isDir ? src + '/' : src, isDir ? dest + '/' : dest];
-  const result = await runRsync(args).done;
-  if (result.code !== 0) throw describeRsyncFailure(result, { home: opts.home, storage: storage.display, cancelled: false });
+  // What arrives from the storage never runs with another user's or group's rights (as in a sync: engine.ts NO_SET_ID);
+  // a storage that hangs ends the restore, which would otherwise hold the sync's queue for ever.
+  const timeout = opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
+  const args = ['-a', '--chmod=ug-s', `--timeout=${timeout}`, '--backup', `--backup-dir=${opts.localBackupDir}`, ...storage.rsyncOptions, isDir ? src + '/' : src, isDir ? dest + '/' : dest];
+  const result = await runRsync(args, {}, { stallSeconds: timeout }).done;
+  if (result.code !== 0) throw describeRsyncFailure(result, { home: opts.home, storage: storage.display, cancelled: false, restore: true });
   return dest;
 }
