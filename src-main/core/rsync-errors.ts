@@ -20,6 +20,10 @@ function listFiles(paths: string[], home: string): string {
   return shown.join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
 }
 
+// A restore moves each file it replaces into its own backup folder first (rsync --backup-dir), so a
+// restore cut part-way has lost nothing, but (a folder's restore) may have replaced some files already.
+const RESTORE_KEPT = 'Any file it had already replaced in your home is kept aside in Tabula\'s restore backups; nothing was lost.';
+
 export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): TabulaError {
   const { stderr } = r;
   if (r.spawnError) {
@@ -32,11 +36,12 @@ export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): Tabul
   const silent = r.stalledSeconds ?? Number(/io timeout after (\d+) seconds/.exec(stderr)?.[1] ?? (r.code === 30 ? 0 : NaN));
   if (!ctx.cancelled && !Number.isNaN(silent)) {
     const seconds = silent ? ` (nothing came back for ${silent} seconds)` : '';
-    const after = ctx.restore ? 'so the restore stopped. Nothing in your home was changed; try again once the storage answers.' : 'so the backup stopped there. Files already copied are kept; the next backup continues from there.';
+    const after = ctx.restore ? `so the restore stopped. ${RESTORE_KEPT} Try again once the storage answers.` : 'so the backup stopped there. Files already copied are kept; the next backup continues from there.';
     return new TabulaError('storage-unreachable', `The storage ${ctx.storage} stopped answering${seconds}, ${after}`, { retryable: true });
   }
   if (ctx.cancelled || r.code === 20 || r.signal) {
-    return new TabulaError('cancelled', 'The backup was stopped before it finished. Files already copied are kept; the next backup continues from there.', { retryable: true });
+    const what = ctx.restore ? `The restore was stopped before it finished. ${RESTORE_KEPT}` : 'The backup was stopped before it finished. Files already copied are kept; the next backup continues from there.';
+    return new TabulaError('cancelled', what, { retryable: true });
   }
   if (r.code === 11 || /No space left on device|Disk quota exceeded/.test(stderr)) {
     return new TabulaError('storage-full', `The storage ${ctx.storage} is full, so the backup could not finish. Free some space there or ask your helpdesk for more.`, { retryable: true });

@@ -6,10 +6,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { createWorld, type World } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import type { World } from '../fixtures/laptops';
+import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
 const none = { pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 };
 // Short here so that the test does not wait minutes; the product's default is in engine.ts.
@@ -53,21 +53,15 @@ function endsOrStuck<T>(run: Promise<T>): Promise<T> {
 const random = (bytes: number) => crypto.randomBytes(bytes).toString('base64');
 
 describe('the storage stops answering in the middle of a transfer', { timeout: 150_000 }, () => {
-  let sshd: SshServer;
+  const { world } = useWorldOverSsh();
   let w: World;
   const touched: number[] = [];
-  beforeAll(async () => {
-    sshd = await startSshServer();
-  });
-  afterAll(() => sshd.dispose());
   beforeEach(() => {
-    w = createWorld(sshd);
+    w = world();
   });
-  afterEach(() => {
-    // Whatever the test stopped: gone, so that nothing outlives it (a stuck run ends with them).
-    signal(touched.splice(0), 'SIGKILL');
-    w.dispose();
-  });
+  // Whatever the test stopped goes, so that nothing outlives it (a stuck run ends with it); before
+  // the world's own hook (hooks after a test run last first).
+  afterEach(() => signal(touched.splice(0), 'SIGKILL'));
 
   /**
    * Syncs `laptop` with a slow transfer (bandwidth limited) and does `what` to the storage's rsync once
@@ -183,6 +177,7 @@ describe('the storage stops answering in the middle of a transfer', { timeout: 1
     a.write('video/big.txt', big);
 
     const err = await syncWhileStorage(a, 'pushing', 'one killed');
+    expect(err.code).toBe('storage-unreachable'); // "cannot be reached right now (connection unexpectedly closed)"
     expect(err.retryable).toBe(true);
     signal(touched.splice(0), 'SIGKILL');
 

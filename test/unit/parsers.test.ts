@@ -105,6 +105,16 @@ describe('rsync failures in words', () => {
     expect(describeRsyncFailure(stalled, { ...ctx, cancelled: true }).code).toBe('cancelled');
   });
 
+  it('a restore cut part-way says it was the restore, and that what it replaced is kept', () => {
+    const killed: RsyncResult = { ...result(0, ''), code: null, signal: 'SIGTERM' };
+    const cut = describeRsyncFailure(killed, { ...ctx, restore: true });
+    expect(cut.code).toBe('cancelled');
+    expect(cut.message).toMatch(/^The restore was stopped before it finished\. Any file it had already replaced in your home is kept aside/);
+    expect(cut.message).not.toMatch(/backup was stopped/);
+    const stalled: RsyncResult = { ...killed, stalledSeconds: 120 };
+    expect(describeRsyncFailure(stalled, { ...ctx, restore: true }).message).toMatch(/stopped answering \(nothing came back for 120 seconds\), so the restore stopped\. Any file it had already replaced/);
+  });
+
   it('names a full storage and a refused login', () => {
     expect(describeRsyncFailure(result(11, 'write failed: No space left on device (28)'), ctx).code).toBe('storage-full');
     expect(describeRsyncFailure(result(255, 'bob@nas: Permission denied (publickey).'), ctx).code).toBe('storage-auth-failed');

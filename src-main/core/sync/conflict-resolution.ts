@@ -63,6 +63,11 @@ export function createConflictResolution({ home, stateDir, thisHost, opener, rep
       const { mine, theirs } = sides(c);
       if (keep !== 'both') {
         const [winner, loser] = keep === 'mine' ? [mine, theirs] : [theirs, mine];
+        // Checked before anything moves: with the chosen copy deleted or moved away, the other one
+        // would go aside and the name be left empty.
+        if (!fs.lstatSync(abs(winner), { throwIfNoEntry: false })) {
+          throw new TabulaError('invalid-argument', `Not settled: ${keep === 'mine' ? 'your' : 'the other'} version (${displayPath(abs(winner), home)}) is no longer there. Nothing was changed.`);
+        }
         // The loser is not lost: the sync moves its storage copy into the versions area, and an edit
         // made here since the conflict is kept in the local versions folder. The winner takes the
         // name without ever replacing a file (rename would, silently).

@@ -26,7 +26,8 @@ export interface ListedChanges {
 const script = [
   'LC_ALL=C; export LC_ALL',
   'cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }',
-  `expr='( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} ) -prune -printf R\\0400\\0400\\0400:0\\040%p\\0 -o -type f ! -readable -printf U\\040%s\\040%T@\\040%i:%C@\\040%p\\0 -o -type d -printf d\\040%m\\040%T@\\040%i:%C@\\040%p\\0 -o -printf %y\\040%s\\040%T@\\040%i:%C@\\040%p\\0'`,
+  // find's -readable (an access() call) only where the owner's read bit does not answer, as in tree.ts's listScript.
+  `expr='( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} ) -prune -printf R\\0400\\0400\\0400:0\\040%p\\0 -o -type f ! ( -uid '"$(id -u)"' -perm -u=r ) ! -readable -printf U\\040%s\\040%T@\\040%i:%C@\\040%p\\0 -o -type d -printf d\\040%m\\040%T@\\040%i:%C@\\040%p\\0 -o -printf %y\\040%s\\040%T@\\040%i:%C@\\040%p\\0'`,
   '{ find -files0-from "$2" -mindepth 1 -maxdepth 1 $expr; a=$?; find -files0-from "$3" -mindepth 1 $expr; b=$?; echo "FIND-EXIT $((a > b ? a : b))" >&2; } | sort -z -u -t " " -k 5 -S 16M',
 ].join('\n');
 
