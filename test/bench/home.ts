@@ -146,7 +146,10 @@ async function main() {
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
     // TABULA_BENCH_ONLY=agent: `tabula sync --quick` while the agent runs (a run of the agent), in pairs.
-    if (process.env.TABULA_BENCH_ONLY === 'agent') return await throughAgent(work, env, rsync, tabula, sshd.sshOptions, sshd.port, sshd.user);
+    if (process.env.TABULA_BENCH_ONLY === 'agent') {
+      console.log(`first sync (one pair, rsync first): Tabula ${sc(firstTabula)}, ${mib(firstTabula.rssKiB)}; rsync ${sc(firstPlain)}; ${(firstTabula.ms / firstPlain.ms).toFixed(2)}× (load ${loadNow()})`);
+      return await throughAgent(work, env, rsync, tabula, sshd.sshOptions, sshd.port, sshd.user);
+    }
     // TABULA_BENCH_ONLY=first: the first syncs alone (each tool twice, alternating), to work on their time.
     if (process.env.TABULA_BENCH_ONLY === 'first') return firstOnly(firstPlain, firstTabula, work, rsync, tabula, flushed);
     // The run after a first sync is not an idle one: it records the home's inodes and change times (the

@@ -113,6 +113,35 @@ describe('image service on a schedule', () => {
     service.stop();
   });
 
+  it('a version the laptop was rolled back from is not staged again by the schedule; the person\'s own pull brings it back', async () => {
+    const { fakePower, service } = setup();
+    fakePower.batteryPercent = null;
+    const t = fleet.makeTree('v2', '2.0', 20);
+    fs.writeFileSync(path.join(t, 'usr/share/data/d0/f0.bin'), 'new\n');
+    publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+    await createRsyncTreeBackend({ root: fleet.root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] }).stage();
+    fakeBootloaderBoot(fleet.root);
+    await service.start();
+    expect(service.status().booted?.version).toBe('2.0');
+    await service.rollback(); // version 2 misbehaves: back to 1
+    fakeBootloaderBoot(fleet.root);
+    service.stop();
+
+    const after = setup();
+    after.fakePower.batteryPercent = null;
+    await after.service.start();
+    expect(after.service.status()).toMatchObject({ booted: { version: '1.0' }, rollback: { version: '2.0' } });
+    await after.clock.advance(30 * 60_000); // the scheduled check sees 2.0 on the server
+    await after.service.whenIdle();
+    expect(after.service.status()).toMatchObject({ state: 'idle', staged: null, available: { version: '2.0' } });
+    expect(after.service.status().reason).toMatch(/Version 2\.0 is available \(running 1\.0/);
+
+    after.service.pull();
+    await after.service.whenIdle();
+    expect(after.service.status()).toMatchObject({ state: 'staged', staged: { version: '2.0' } });
+    after.service.stop();
+  });
+
   it('a scheduled check that comes due during a pull waits for it, and the schedule keeps going', async () => {
     let open!: () => void;
     const calls: string[][] = [];

@@ -2,13 +2,13 @@
 // change journal says what changed, so the home is not listed in full, and the person sees what a run
 // of its own would show (the same lines, the same exit codes). A real headless agent, real inotifywait,
 // real rsync over a real sshd on 127.0.0.1.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSocketClient } from '../../src-main/core/agent-socket';
 import { agentSocketPath, resolvePaths } from '../../src-main/core/paths';
-import { createSandbox, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
+import { createSandbox, repoRoot, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 
 let sshd: SshServer;
@@ -78,6 +78,25 @@ describe('`tabula sync` while the agent runs', () => {
     expect(await sb.cli(['sync', '--quick', '--force'])).toMatchObject({ code: 0, stdout: 'Sent 0 items, brought in 0, deleted 3 on the storage and 0 here.\n' });
     expect(fs.existsSync(path.join(remote(), 'Documents/notes.txt'))).toBe(false);
     expect(await agentRuns()).toBe(5);
+  });
+
+  it('Ctrl-C stops the run in the agent, which says so as a run of its own would (exit 1), and the next run sends the rest', { timeout: 120_000 }, async () => {
+    // The agent's rsync starts 8 s late: the command is interrupted while the run is under way.
+    const slow = path.join(sb.dir, 'slow-bin');
+    fs.mkdirSync(slow);
+    fs.writeFileSync(path.join(slow, 'rsync'), `#!/bin/sh\nsleep 8\nexec ${['/usr/bin/rsync', '/bin/rsync'].find((p) => fs.existsSync(p))} "$@"\n`, { mode: 0o755 });
+    sb.env.PATH = `${slow}:${sb.env.PATH}`;
+    await startHeadlessAgent(sb);
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync'], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await expect.poll(async () => (await createSocketClient(agentSocketPath(resolvePaths(sb.env))).call('status.get', {})).backup.state, { timeout: 20_000 }).toBe('running');
+    child.kill('SIGINT');
+    expect(await exited).toBe(1);
+    expect(stderr).toContain('The sync was stopped before it finished.');
+    expect(fs.existsSync(path.join(remote(), 'Documents/notes.txt'))).toBe(false);
+    expect(await sb.cli(['sync'])).toMatchObject({ code: 0, stdout: 'Sent 1 item, brought in 0, deleted 0 on the storage and 0 here.\n' });
   });
 
   it('runs in its own process when the agent is paused, and when the agent died and left its socket', { timeout: 120_000 }, async () => {

@@ -28,7 +28,14 @@ export const REPO_ADDR = '10.0.2.102';
 const MiB = 1024 * 1024;
 const ESP_MIB = 256;
 const ROOT_MIB = 6144;
-const KARGS = [`root=LABEL=${ROOT_LABEL}`, 'rw', 'console=ttyS0,115200', 'panic=10'];
+/**
+ * The laptop's kernel arguments (later deployments inherit them). panic=1: a broken image's panic
+ * restarts at once, and systemd-boot tries the next entry. systemd.condition_needs_update=0: the
+ * image is complete as built (linker cache, users, journal catalog), but its /etc and /var start
+ * fresh at every boot, without the .updated stamps, so ldconfig, the journal catalog and
+ * systemd-update-done ran at every boot (10-40 s here) before sysinit.target.
+ */
+const KARGS = [`root=LABEL=${ROOT_LABEL}`, 'rw', 'console=ttyS0,115200', 'panic=1', 'systemd.condition_needs_update=0'];
 
 /** Builds (or finds in the cache) the ostree laptop's Debian base; returns its path. */
 export function buildOstreeBase(log: (s: string) => void): string {
@@ -192,7 +199,7 @@ function versionTree(tree: string, v: string): void {
   const osRelease = path.join(tree, 'usr/lib/os-release');
   fs.writeFileSync(osRelease, fs.readFileSync(osRelease, 'utf8').replace(/^IMAGE_VERSION=.*$/m, `IMAGE_VERSION=${v}`));
   if (v === '2') fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n');
-  // Image 3 never reaches its target: its systemd exits, the kernel panics and restarts (panic=10).
+  // Image 3 never reaches its target: its systemd exits, the kernel panics and restarts (panic=1).
   if (v === '3') fs.writeFileSync(path.join(tree, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 });
 }
 
@@ -282,7 +289,7 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
     removeSysroot(work);
   }
   const first = dirs[OSTREE_LAB_VERSIONS[0]]!;
-  const diskDir = path.join(o.cache, `ostree-disk-${hashOf(first, String(makeOstreeLaptopDisk), String(assembleDisk), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
+  const diskDir = path.join(o.cache, `ostree-disk-${hashOf(first, String(makeOstreeLaptopDisk), String(assembleDisk), KARGS.join(' '), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
   if (!fs.existsSync(path.join(diskDir, '.complete'))) {
     const t0 = Date.now();
     removeSysroot(diskDir);

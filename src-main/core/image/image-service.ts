@@ -162,7 +162,10 @@ export function createImageService(deps: ImageServiceDeps) {
       const current = status.staged ?? status.booted;
       // A version that failed to start here is not staged again (a newer one is).
       const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
-      if (isNew && (trigger === 'pull' || config().image.autoPull)) {
+      // Nor, by the schedule, the one this laptop was rolled back from (still on disk as the rollback):
+      // the schedule would undo an administrator's rollback. The person's own pull brings it back.
+      const rolledBackFrom = !!available && sameImage(available, status.rollback);
+      if (isNew && (trigger === 'pull' || (config().image.autoPull && !rolledBackFrom))) {
         setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
         const staged = await callHelper(['stage'], true);
         const bytes = staged.verb === 'stage' ? staged.bytesReceived : null;

@@ -31,7 +31,9 @@ export async function syncThroughAgent(socketPath: string, args: { force: boolea
   const events = await openEvents(socketPath, hooks).catch(() => null);
   if (!events) return null; // a socket left by an agent that died
   // Ctrl-C stops the run in the agent, as it would stop a run made here; the run's end then says so.
-  const cancel = () => void post(socketPath, 'backup.cancel', {}).catch(() => {});
+  // A second one does not wait for that.
+  let asked = false;
+  const cancel = () => (asked ? process.exit(130) : ((asked = true), void post(socketPath, 'backup.cancel', {}).catch(() => {})));
   process.on('SIGINT', cancel);
   try {
     const reply = await post(socketPath, 'sync.run', args);
