@@ -43,11 +43,7 @@ export const ostreeLaptop: LabBackend = {
   },
   // Seen to hold here end to end twice with no relevant change between; the others run on request
   // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet.
-  defaults: ['a', 'c', 'd', 'f'],
-  outOfDefault: {
-    e: 'held once in its present form (session 8 run 2, 860 s: to 1 by an administrator\'s rollback, back to 2 by the person\'s own "tabula image pull"); a second full walk did not fit in that session',
-    g: 'held once in its present form (session 8 run 2, 625 s, from 2 after (e)); a second full walk did not fit in that session',
-  },
+  defaults: ['a', 'c', 'd', 'e', 'f', 'g'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
