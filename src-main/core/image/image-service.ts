@@ -8,7 +8,7 @@ import { TabulaError, toErrorInfo, type ErrorInfo } from '../../common/errors';
 import type { EventLog } from '../../common/event-log';
 import { createJsonStore } from '../atomic-file';
 import type { TabulaConfig } from '../config';
-import { createTrustStore, staleReason } from './freshness';
+import { compareVersions, createTrustStore, staleReason } from './freshness';
 import { applyPolicy, fetchPolicy, type FleetPolicy } from './policy';
 import type { Paths } from '../paths';
 import type { HelperClient } from './helper-client';
@@ -162,9 +162,10 @@ export function createImageService(deps: ImageServiceDeps) {
       const current = status.staged ?? status.booted;
       // A version that failed to start here is not staged again (a newer one is).
       const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
-      // Nor, by the schedule, the one this laptop was rolled back from (still on disk as the rollback):
-      // the schedule would undo an administrator's rollback. The person's own pull brings it back.
-      const rolledBackFrom = !!available && sameImage(available, status.rollback);
+      // Nor, by the schedule, the newer one this laptop was rolled back from (still on disk as the
+      // rollback, nothing staged): the schedule would undo an administrator's rollback. The person's own
+      // pull brings it back; an older one on offer (a signed pin going back) is staged as before.
+      const rolledBackFrom = !!available && !status.staged && !!status.booted && sameImage(available, status.rollback) && compareVersions(available.version, status.booted.version) > 0;
       if (isNew && (trigger === 'pull' || (config().image.autoPull && !rolledBackFrom))) {
         setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
         const staged = await callHelper(['stage'], true);
