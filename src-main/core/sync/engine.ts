@@ -213,12 +213,16 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   };
   // The listings are spooled here, sorted; never held in memory.
   const spool = path.join(o.stateDir, 'listings');
-  fs.rmSync(spool, { recursive: true, force: true });
+  fs.rmSync(spool, { recursive: true, force: true, maxRetries: 3 });
   fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
   const homeFile = path.join(spool, 'home');
   const storageFile = path.join(spool, 'storage');
   // Files the run holds open in the spool, closed however it ends.
   const cleanups: (() => void)[] = [];
+  // The home's listing (find, then sort) writes in the spool while the storage is asked: a run that
+  // fails early (the storage unreachable) waits for it before the spool goes, so that nothing of this
+  // run writes on after it ended, and its own error is what it ends with (not the spool's ENOTEMPTY).
+  let listing: Promise<unknown> = Promise.resolve();
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
@@ -249,6 +253,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
     };
     const unsorted = listHome();
     unsorted.catch(() => {}); // awaited below
+    listing = unsorted;
     // The idle case: the home as the last quiet run left it, and the storage's generation where this
     // laptop's last sync ended it. Every writer changes the generation before its first write, so this
     // one small read needs no lock; there is nothing to write.
@@ -260,6 +265,7 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
       }
     }
     const localListing = unsorted.then((l) => (l.sort ? l.sort() : l));
+    listing = localListing;
     localListing.catch(() => {}); // awaited below
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
@@ -799,8 +805,9 @@ export async function runSync(o: SyncOptions): Promise<SyncSummary> {
   } finally {
     for (const close of cleanups) close();
     await storageLock?.release();
+    await listing.catch(() => {});
     release();
-    fs.rmSync(spool, { recursive: true, force: true });
+    fs.rmSync(spool, { recursive: true, force: true, maxRetries: 3 });
   }
 
   function failure(result: Awaited<RsyncRun['done']>, opts: SyncOptions, wasCancelled: boolean) {
