@@ -41,7 +41,10 @@ export const rsyncTreeLaptop: LabBackend = {
   // code, load 13-25, no second ask or power-cycle; (d) also once in session 6). (f), (g): held in
   // session 8's full walks, runs 1 and 2 (README; between them
   // boot-time changes only and main's sync stall watch, which (b) and (c) exercise too).
-  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
+  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'h'],
+  outOfDefault: {
+    g: 'held in session 8 runs 1 and 2, but in the lead\'s fresh-clone check the reimage command was refused with "the storage cannot be reached right now (connection reset by peer)" instead of the unsynced file (not yet understood; the check\'s (c) had failed before it)',
+  },
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;
