@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
-import { makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
+import { leanBoot, makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
 import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
 import { createVm, type Vm } from './vm';
@@ -95,6 +95,7 @@ export const rsyncTreeLaptop: LabBackend = {
           // One try per new version (kernel-install's /etc/kernel/tries, read by tabula-helper): the
           // broken image of (f) falls back after one failed boot instead of three. A fleet keeps the default 3.
           fs.writeFileSync(path.join(t, 'etc/kernel/tries'), '1\n');
+          leanBoot(t);
           mutate?.(t);
           // /etc comes fresh from the image at every boot: without these marks every boot ran
           // ldconfig and the journal catalog's rebuild (ConditionNeedsUpdate, no /etc/.updated), ~5 s a boot under TCG.
