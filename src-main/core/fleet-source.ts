@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TabulaError } from '../common/errors';
 import { readSmallRegularFile } from './atomic-file';
-import { runRsync } from './rsync';
+import { IO_TIMEOUT_SECONDS, runRsync, type RsyncResult } from './rsync';
 import { describeRsyncFailure } from './rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from './storage-url';
 
@@ -17,6 +17,29 @@ export interface FleetSource {
 }
 
 const MAX_BYTES = 64 * 1024 * 1024;
+
+export interface FetchOptions {
+  rsyncPath?: string;
+  maxBytes?: number;
+  /** How long a server over ssh may stay silent before the fetch stops (default {@link IO_TIMEOUT_SECONDS}); tests make it short. */
+  ioTimeoutSeconds?: number;
+}
+
+/**
+ * rsync over ssh from the fleet server, with the sync's stall watch: a server whose rsync hangs (a dead
+ * disk, a stopped process) while its sshd still answers ssh's keep-alives would otherwise hold the
+ * agent's schedule, or the root helper a person waits on, for ever.
+ */
+async function fetchOverSsh(source: FleetSource, args: string[], opts: FetchOptions): Promise<RsyncResult> {
+  const timeout = opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
+  const r = await runRsync([`--timeout=${timeout}`, ...args], {}, { rsyncPath: opts.rsyncPath, stallSeconds: timeout }).done;
+  // 23 with "No such file" means the server has no such file: a normal answer, not an outage.
+  if (r.code === 0 || (r.code === 23 && /No such file or directory/.test(r.stderr))) return r;
+  const silent = r.stalledSeconds ?? (r.code === 30 ? timeout : null);
+  if (silent !== null) throw new TabulaError('image-unreachable', `The fleet server ${source.url} stopped answering (nothing came back for ${silent} seconds). Tabula tries again later.`, { retryable: true });
+  const e = describeRsyncFailure(r, { home: os.homedir(), storage: source.url, cancelled: false });
+  throw new TabulaError('image-unreachable', e.message, { retryable: e.retryable, details: e.details });
+}
 /** A detached signature is 88 bytes of base64. */
 const SIGNATURE_MAX_BYTES = 4096;
 
@@ -24,7 +47,7 @@ const SIGNATURE_MAX_BYTES = 4096;
  * Several files at once (e.g. a file and its signature): over ssh in one rsync run, as each run
  * costs a round trip and a remote process. Missing files come back as null.
  */
-export async function fetchFleetFiles(source: FleetSource, rels: string[], opts: { rsyncPath?: string; maxBytes?: number } = {}): Promise<(Buffer | null)[]> {
+export async function fetchFleetFiles(source: FleetSource, rels: string[], opts: FetchOptions = {}): Promise<(Buffer | null)[]> {
   if (/^https?:\/\//.test(source.url) || parseStorageUrl(source.url).kind === 'local') {
     return Promise.all(rels.map((r) => fetchFleetFile(source, r, r.endsWith('.sig') ? { ...opts, maxBytes: SIGNATURE_MAX_BYTES } : opts)));
   }
@@ -34,16 +57,7 @@ export async function fetchFleetFiles(source: FleetSource, rels: string[], opts:
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-fetch-'));
   try {
     const base = rsyncTarget(storage).replace(/\/$/, '');
-    const run = runRsync(
-      ['--no-h', `--max-size=${opts.maxBytes ?? MAX_BYTES}`, '-e', sshCommand(storage, source.sshOptions, source.connectTimeoutSeconds), '--', ...rels.map((r) => `${base}/${r}`), tmp + '/'],
-      {},
-      { rsyncPath: opts.rsyncPath },
-    );
-    const r = await run.done;
-    if (r.code !== 0 && !(r.code === 23 && /No such file or directory/.test(r.stderr))) {
-      const e = describeRsyncFailure(r, { home: os.homedir(), storage: source.url, cancelled: false });
-      throw new TabulaError('image-unreachable', e.message, { retryable: e.retryable, details: e.details });
-    }
+    await fetchOverSsh(source, ['--no-h', `--max-size=${opts.maxBytes ?? MAX_BYTES}`, '-e', sshCommand(storage, source.sshOptions, source.connectTimeoutSeconds), '--', ...rels.map((r) => `${base}/${r}`), tmp + '/'], opts);
     return rels.map((rel) => {
       const f = path.join(tmp, path.posix.basename(rel));
       return fs.existsSync(f) ? fs.readFileSync(f) : null;
@@ -54,7 +68,7 @@ export async function fetchFleetFiles(source: FleetSource, rels: string[], opts:
 }
 
 /** The file's bytes, or null when the server says it does not exist. Throws image-unreachable otherwise. */
-export async function fetchFleetFile(source: FleetSource, rel: string, opts: { rsyncPath?: string; maxBytes?: number } = {}): Promise<Buffer | null> {
+export async function fetchFleetFile(source: FleetSource, rel: string, opts: FetchOptions = {}): Promise<Buffer | null> {
   const max = opts.maxBytes ?? MAX_BYTES;
   const unreachable = (why: string) => new TabulaError('image-unreachable', `The fleet server ${source.url} could not be reached (${why}).`, { retryable: true });
   if (/^https?:\/\//.test(source.url)) {
@@ -87,18 +101,7 @@ export async function fetchFleetFile(source: FleetSource, rel: string, opts: { r
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-fetch-'));
   try {
-    const run = runRsync(
-      ['--no-h', `--max-size=${max}`, '-e', sshCommand(storage, source.sshOptions, source.connectTimeoutSeconds), '--', rsyncTarget(storage).replace(/\/$/, '') + '/' + rel, tmp + '/file'],
-      {},
-      { rsyncPath: opts.rsyncPath },
-    );
-    const r = await run.done;
-    // 23 with "No such file" means the server has no such file: a normal answer, not an outage.
-    if (r.code === 23 && /No such file or directory/.test(r.stderr)) return null;
-    if (r.code !== 0) {
-      const e = describeRsyncFailure(r, { home: os.homedir(), storage: source.url, cancelled: false });
-      throw new TabulaError('image-unreachable', e.message, { retryable: e.retryable, details: e.details });
-    }
+    await fetchOverSsh(source, ['--no-h', `--max-size=${max}`, '-e', sshCommand(storage, source.sshOptions, source.connectTimeoutSeconds), '--', rsyncTarget(storage).replace(/\/$/, '') + '/' + rel, tmp + '/file'], opts);
     return fs.existsSync(tmp + '/file') ? fs.readFileSync(tmp + '/file') : null;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -91,6 +91,23 @@ describe('sync on the runtime schedule (fake clock)', () => {
     expect(service.status().state).toBe('idle');
   });
 
+  it('"Back up now" in the very millisecond a run started (the clock has not moved) is not taken as answered by that run: a second run follows', async () => {
+    fs.mkdirSync(storage(), { recursive: true });
+    const { service, events, finished } = start();
+    let asked = false;
+    events.subscribe((e) => {
+      if (e.type !== 'backup-state-changed' || e.data.to !== 'running' || asked) return;
+      asked = true;
+      fs.writeFileSync(path.join(sb.home, 'Documents/late.txt'), 'written during the run\n');
+      expect(service.start().queued).toBe(true);
+    });
+    service.start();
+    await waitRuns(finished, 2);
+    expect(fs.readFileSync(path.join(storage(), 'Documents/late.txt'), 'utf8')).toBe('written during the run\n');
+    await service.whenIdle();
+    expect(finished.length).toBe(2);
+  });
+
   it('stopping leaves no timer: not the retry, not the debounce, not the config check, also when a run was under way', async () => {
     const { service, finished } = start();
     service.startAutomatic();

@@ -69,15 +69,28 @@ describe('request journal', () => {
     const j = createJournal({ file, now });
     j.add('manual');
     await clock.advance(1000);
-    const started = now();
+    const started = j.mark();
     for (const end of ['cancelled', 'interrupted', 'failed-will-retry'] as const) {
       j.finished(started, end);
       expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['manual']);
     }
-    await clock.advance(1000);
-    j.add('change'); // arrives during the run
+    j.add('change'); // arrives during the run, in the same millisecond as it started
     j.finished(started, 'completed');
     expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['change']);
+  });
+
+  it('a queue written before requests had ids is read in its order, and a completed run answers what it held', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-journal-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'queue.json');
+    const now = () => new Date(Date.parse('2026-01-05T08:00:00Z'));
+    const at = now().toISOString();
+    fs.writeFileSync(file, JSON.stringify({ paused: false, requests: [{ at, reason: 'manual' }, { at, reason: 'change' }] }));
+    const j = createJournal({ file, now });
+    const started = j.mark();
+    j.add('resume');
+    j.finished(started, 'completed');
+    expect(createJournal({ file, now }).requests().map((r) => r.reason)).toEqual(['resume']);
   });
 
   it('a truncated queue.json still holds the offline "Back up now": it comes back from the last saved copy, and the damage is reported', () => {

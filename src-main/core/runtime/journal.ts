@@ -7,9 +7,12 @@ import { createJsonStore } from '../atomic-file';
 
 const journalSchema = z.object({
   paused: z.boolean(),
-  requests: z.array(z.object({ at: z.string(), reason: z.string(), force: z.boolean().optional() })),
+  // `id` orders requests and runs: a run answers those up to its mark (taken as it starts). Times do
+  // not: two in the same millisecond, or a clock set back, mixed up which run answered which request.
+  // A queue written before ids has none: numbered in its order when read.
+  requests: z.array(z.object({ id: z.number().int().positive().optional(), at: z.string(), reason: z.string(), force: z.boolean().optional() })),
 });
-export type JournalRequest = z.infer<typeof journalSchema>['requests'][number];
+export type JournalRequest = z.infer<typeof journalSchema>['requests'][number] & { id: number };
 
 /** How a run ended, as the journal sees it: only 'completed' answers requests. */
 export type RunEnd = 'completed' | 'cancelled' | 'interrupted' | 'failed-will-retry';
@@ -24,7 +27,9 @@ export function createJournal({ file, now, reportProblem }: JournalDeps) {
   const store = createJsonStore(file, journalSchema, () => ({ paused: false, requests: [] }));
   const loaded = store.load();
   if (loaded.problem) reportProblem?.(loaded.problem);
-  const state = loaded.value;
+  const state = loaded.value as { paused: boolean; requests: JournalRequest[] };
+  let lastId = 0;
+  for (const r of state.requests) lastId = r.id = Math.max(r.id ?? 0, lastId + 1);
 
   function save() {
     try {
@@ -44,19 +49,19 @@ export function createJournal({ file, now, reportProblem }: JournalDeps) {
     },
     /** Records a request on disk before anything acts on it. */
     add(reason: string, opts: { force?: boolean; persist?: boolean } = {}): JournalRequest {
-      const r: JournalRequest = { at: now().toISOString(), reason, ...(opts.force ? { force: true } : {}) };
+      const r: JournalRequest = { id: ++lastId, at: now().toISOString(), reason, ...(opts.force ? { force: true } : {}) };
       state.requests.push(r);
       if (opts.persist !== false) save();
       return r;
     },
-    /** Requests made after `t` (they arrived while a run that started at `t` was going). */
-    since: (t: Date) => state.requests.filter((r) => Date.parse(r.at) > t.getTime()),
+    /** Taken as a run starts: the requests it answers (those made so far), for {@link finished}. */
+    mark: (): number => lastId,
     /**
-     * A run that started at `startedAt` ended: a completed one answers every request made before it
-     * started; any other end leaves them all queued.
+     * A run that took `mark` as it started ended: a completed one answers every request made before
+     * it started; any other end leaves them all queued.
      */
-    finished(startedAt: Date, end: RunEnd) {
-      if (end === 'completed') state.requests = state.requests.filter((r) => Date.parse(r.at) > startedAt.getTime());
+    finished(mark: number, end: RunEnd) {
+      if (end === 'completed') state.requests = state.requests.filter((r) => r.id > mark);
       save();
     },
   };

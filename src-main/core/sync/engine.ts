@@ -195,6 +195,17 @@ const exists = (p: string) => {
 };
 
 export async function runSync(o: SyncOptions): Promise<SyncSummary> {
+  try {
+    return await syncOnce(o);
+  } catch (err) {
+    // The kept ssh connection may carry the storage's hung session (a stopped rsync holds its channel
+    // open for ever): the next run opens a fresh connection instead (~0.3 s once).
+    if (err instanceof TabulaError && err.code === 'storage-unreachable') await o.storage.close();
+    throw err;
+  }
+}
+
+async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
   const t0 = performance.now();
   const trace = process.env.TABULA_SYNC_TRACE ? (what: string) => (process.env.TABULA_SYNC_TRACE === "gc" && (globalThis as { gc?: () => void }).gc?.(), console.error(`[sync] ${what} at ${(performance.now() - t0).toFixed(0)} ms, ${memoryNow()}`)) : () => {};
   const now = o.now ?? (() => new Date());

@@ -61,9 +61,10 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     const manual = journal.requests().some((r) => r.reason === 'manual') || asked.some((w) => w.verify);
     const id = crypto.randomUUID();
     const startedAt = now();
+    const answers = journal.mark();
     current = { cancel: null, cancelled: false, done: Promise.resolve() };
     status.set('running', `Syncing with ${status.storageDisplay()}…`, { progress: null, nextAttemptAt: null });
-    const run = execute(id, startedAt, force, manual, asked);
+    const run = execute(id, startedAt, answers, force, manual, asked);
     current.done = run.catch(() => undefined);
     try {
       return await run;
@@ -72,7 +73,7 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     }
   }
 
-  async function execute(id: string, startedAt: Date, force: boolean, manual: boolean, asked: Waiter[]): Promise<boolean> {
+  async function execute(id: string, startedAt: Date, answers: number, force: boolean, manual: boolean, asked: Waiter[]): Promise<boolean> {
     let outcome: RunOutcome = 'failed';
     let error: ErrorInfo | null = null;
     let summary: SyncSummary | null = null;
@@ -120,7 +121,7 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     const run = runRecord({ id, startedAt, finishedAt: now(), outcome, summary, storage: storageName, error });
     history.add(run);
     for (const w of asked) w.settle(summary, error);
-    journal.finished(startedAt, runEnd(outcome, error));
+    journal.finished(answers, runEnd(outcome, error));
     const open = conflicts.open();
     // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
     const next = journal.paused() && run.outcome !== 'failed' && !open.length ? { state: 'paused' as const, reason: pausedReason } : stateAfter(run, open.length);

@@ -113,6 +113,7 @@ export async function restoreVersion(opts: {
   const timeout = opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
   const args = ['-a', '--chmod=ug-s', `--timeout=${timeout}`, '--backup', `--backup-dir=${opts.localBackupDir}`, ...storage.rsyncOptions, isDir ? src + '/' : src, isDir ? dest + '/' : dest];
   const result = await runRsync(args, {}, { stallSeconds: timeout }).done;
+  if (result.stalledSeconds) await storage.close(); // its kept connection holds the hung session: the next run opens a fresh one
   if (result.code !== 0) throw describeRsyncFailure(result, { home: opts.home, storage: storage.display, cancelled: false, restore: true });
   return dest;
 }
