@@ -76,7 +76,8 @@ describe('polkit rules for tabula-helper', () => {
 
   it('contacting the fleet server (check), installing, going back and resetting need the active session or an administrator', () => {
     expect(actionFor(['check'])).toBe('org.tabula.helper.check');
-    for (const verb of ['check', 'stage', 'rollback', 'reimage']) expect(nobodyMay(`org.tabula.helper.${verb}`), verb).toBe('auth');
+    expect(actionFor(['pull'])).toBe('org.tabula.helper.pull');
+    for (const verb of ['check', 'stage', 'pull', 'rollback', 'reimage']) expect(nobodyMay(`org.tabula.helper.${verb}`), verb).toBe('auth');
   });
 
   it('`status --check` cannot ride on the status rule: the helper refuses it before doing anything', () => {

@@ -30,14 +30,16 @@ afterEach(() => fleet.dispose());
 /** The helper's own code, called in-process (this test runs as root, as the helper does). */
 const inProcessHelper = (root: string): HelperClient => ({ run: (args, onProgress) => runHelperVerb(parseHelperArgs(args), root, onProgress) });
 
+const asksServer = (args: string[]) => args[0] === 'check' || args[0] === 'pull';
+
 function setup(opts: { checkGate?: Promise<void>; calls?: string[][] } = {}) {
   const clock = createFakeClock();
   const real = inProcessHelper(fleet.root);
-  // The real helper, with the first `check` held at a gate when the test gives one.
+  // The real helper, with the first run that asks the server (`check`, or `pull`: check then stage) held at a gate when the test gives one.
   const helper: HelperClient = {
     run: async (args, onProgress) => {
       opts.calls?.push(args);
-      if (args.includes('check') && opts.checkGate) {
+      if (asksServer(args) && opts.checkGate) {
         const gate = opts.checkGate;
         opts.checkGate = undefined;
         await gate;
@@ -153,11 +155,11 @@ describe('image service on a schedule', () => {
     publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
 
     expect(service.pull()).toEqual({ started: true });
-    await until(() => calls.some((c) => c.includes('check')), 'the pull to ask for the current version');
+    await until(() => calls.some(asksServer), 'the pull to ask for the current version');
     // The scheduled check comes due while the pull still waits on the server.
     await clock.advance(30 * 60_000);
     open();
-    await until(() => calls.filter((c) => c.includes('check')).length === 2, 'the scheduled check after the pull');
+    await until(() => calls.filter(asksServer).length === 2, 'the scheduled check after the pull');
     await service.whenIdle();
     expect(service.status()).toMatchObject({ state: 'staged', staged: { version: '2.0' } });
     // The schedule is still armed: the next check is 6 h plus the offset away, not in the past.

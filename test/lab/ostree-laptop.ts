@@ -176,8 +176,8 @@ export const ostreeLaptop: LabBackend = {
           run.figure('bytes pulled for image 2 (server sent)', `${served}`);
           run.figure('bytes pulled for image 2 (ostree says)', `${s.lastPullBytes}`);
           run.figure('tabula image pull of image 2 (check, download, verify, stage)', `${Math.round((Date.now() - tPull) / 1000)} s`);
-          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
-          if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
+          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper pull" || true`);
+          if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper pull" (check, then stage, in one run)');
           const adm = await laptop.vm.run('root', 'ostree admin status; systemctl is-active ostree-finalize-staged.service');
           if (!/\(staged\)/.test(adm) || !/^active$/m.test(adm)) throw new Error(`image 2 is not staged for ostree-finalize-staged:\n${adm}`);
           await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && echo stray > /var/tabula-lab-stray && echo stray > /var/lib/tabula-lab-stray && echo kept > /var/log/journal/tabula-lab-kept');
@@ -257,8 +257,8 @@ export const ostreeLaptop: LabBackend = {
         if (on1.image.version !== '1' || b1.version !== '1') throw new Error(`after the rollback and a reboot: tabula status shows ${on1.image.version}, ostree booted ${b1.version}; expected 1\n${b1.text}`);
         const s = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
         if (s.staged?.version !== '2') throw new Error(`on 1, "tabula image pull" staged ${s.staged?.version ?? 'nothing'} (state ${s.state}: ${s.reason}), expected 2`);
-        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
-        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage" on 1');
+        const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper pull" || true`);
+        if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper pull" (check, then stage, in one run) on 1');
         const forward = await reboot();
         const st = await agentUp();
         const b2 = await booted();
@@ -321,21 +321,11 @@ export const ostreeLaptop: LabBackend = {
 
       await run.scenario('f', vm, async () => {
         offer('3');
-        const s = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 })) as AgentStatusJson['imageUpdate'];
-        if (s.staged?.version !== '3') throw new Error(`image 3 was not staged: ${s.state}, ${s.reason}`);
-        const t0 = Date.now();
         // One try of 3 (the images' /etc/kernel/tries: a kernel panic and a restart), then systemd-boot starts 2.
-        await reboot();
-        run.figure('broken image: reboot to back on the previous one', `${Math.round((Date.now() - t0) / 1000)} s`);
-        await agentUp();
-        const after = await waitFor(async () => {
-          const st = await laptop.peek();
-          return /Version 3 failed to start; you're back on 2/.test(st.imageUpdate.reason) ? st : null;
-        }, 600_000, 'the status never said "Version 3 failed to start; you\'re back on 2"');
+        const { status: after, rebootMs } = await laptop.brokenImageFallsBack('3', '2');
+        run.figure('broken image: reboot to back on the previous one', `${Math.round(rebootMs / 1000)} s`);
         const b = await booted();
-        if (after.image.version !== '2' || b.version !== '2') throw new Error(`running ${after.image.version} (ostree: ${b.version}), expected 2\n${b.text}`);
-        const again = JSON.parse(await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 300_000 })) as AgentStatusJson['imageUpdate'];
-        if (again.staged) throw new Error(`image ${again.staged.version} was staged again after it failed to start`);
+        if (b.version !== '2') throw new Error(`ostree says ${b.version} runs, expected 2\n${b.text}`);
         // 3's deployment is gone and so is its entry on the ESP (ostree's staging had already dropped
         // the older rollback: it keeps the booted deployment and the new one).
         const entries = (await laptop.vm.run('root', 'ls /efi/loader/entries')).trim().split('\n');

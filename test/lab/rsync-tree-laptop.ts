@@ -212,8 +212,8 @@ export const rsyncTreeLaptop: LabBackend = {
           run.figure('bytes pulled for image 2', `${s.lastPullBytes}`);
           run.figure('tabula image pull of image 2 (check, download, verify, stage, boot entries)', `${Math.round((Date.now() - tPull) / 1000)} s`);
           // The helper ran as root through pkexec, asked for by the user's agent: no root shell.
-          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper stage" || true`);
-          if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper stage"');
+          const pk = await laptop.vm.run('root', `journalctl -b --no-pager -o cat -t pkexec | grep -c "${USER}: Executing command \\[USER=root\\].*tabula-helper pull" || true`);
+          if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper pull" (check, then stage, in one run)');
           const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
           if (!/tabula-2\+1\.conf/.test(entries)) throw new Error(`no counted boot entry (one try, the image's /etc/kernel/tries) for image 2 on the ESP: ${entries.trim()}`);
           await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');

@@ -44,6 +44,8 @@ export interface ImageUpdateProgress {
   bytesDone: number;
   bytesTotal: number | null;
   percent: number;
+  /** The version being fetched, where the helper found it itself (a pull checks in the same run). */
+  version?: string;
 }
 
 export interface ImageUpdateStatus {

@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DeploymentsStatus } from '../../common/contract/image';
+import type { DeploymentsStatus, ImageDeployment } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { z } from 'zod';
 import { fsyncDir, readJsonDocument, writeFileAtomic } from '../atomic-file';
@@ -250,9 +250,10 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
     },
     check: () => b.check(),
     serverData: () => b.serverData(),
-    async stage() {
+    /** `offer`: the channel's version as check() found it earlier in this run (not fetched again). */
+    async stage(offer?: ImageDeployment) {
       assess();
-      const v = (await b.check()).version;
+      const v = offer?.version ?? (await b.check()).version;
       if (readFailed().some((r) => r.version === v)) {
         throw new TabulaError('image-invalid', `Version ${v} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
       }

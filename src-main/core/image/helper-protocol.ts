@@ -28,11 +28,13 @@ const progress: z.ZodType<ImageUpdateProgress> = z
     bytesDone: z.number().min(0),
     bytesTotal: z.number().min(0).nullable(),
     percent: z.number().min(0).max(100),
+    version: text(200).optional(),
   });
 
 const resultSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
   z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
+  z.object({ verb: z.literal('pull'), deployments, available: deployment.nullable(), serverData: serverData.nullable(), pulled: z.object({ version: text(200), bytesReceived: z.number().min(0) }).nullable() }),
   z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('rollback'), deployments }),
@@ -78,4 +80,16 @@ export function parseHelperMessage(line: string): HelperMessage {
 
 /** The verb a result must carry for the verb asked (`check` answers with the status). */
 export const resultVerbFor = (asked: string): HelperResult['verb'] | null =>
-  asked === 'check' ? 'status' : asked === 'status' || asked === 'stage' || asked === 'reimage' || asked === 'reimage-signed' || asked === 'rollback' ? asked : null;
+  asked === 'check' ? 'status' : asked === 'status' || asked === 'stage' || asked === 'pull' || asked === 'reimage' || asked === 'reimage-signed' || asked === 'rollback' ? asked : null;
+
+/** Same image: by checksum where both have one (ostree), else by version (rsync-tree). */
+export const sameImage = (a: ImageDeployment | null | undefined, b: ImageDeployment | null | undefined) =>
+  !!a && !!b && (a.checksum && b.checksum ? a.checksum === b.checksum : a.version === b.version);
+
+/**
+ * Whether a pull stages the offer: it is not what the next boot starts already, and not the
+ * version that failed to start here (a newer one is staged). The one rule for the agent's check and
+ * the helper's `pull`, so one helper run decides as two did.
+ */
+export const offerIsNew = (available: ImageDeployment | null, d: DeploymentsStatus): boolean =>
+  !!available && !sameImage(available, d.staged ?? d.booted) && available.version !== d.failedBoot?.version;

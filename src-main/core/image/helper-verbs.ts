@@ -12,7 +12,7 @@ import { resolvePaths } from '../paths';
 import { createOstreeBackend } from './ostree';
 import { createRsyncTreeBackend } from './rsync-tree';
 import { withBootEntries } from './boot-entries';
-import type { HelperResult } from './helper-protocol';
+import { offerIsNew, type HelperResult } from './helper-protocol';
 import { verifyFleetCommand, type SignedCommand } from '../fleet-command';
 import { readJsonDocument, writeFileAtomic } from '../atomic-file';
 import { z } from 'zod';
@@ -21,8 +21,10 @@ import type { MachineIdentity } from '../../common/contract/helpdesk';
 /**
  * One word each, always argv[1]: polkit tells pkexec'd actions apart by argv1 only, so `check`
  * (root contacts the fleet server) is its own verb with its own rule, not an option of `status`.
+ * `pull` is check, then stage when the offer is new, in one run: one process start and one look at
+ * the server instead of two (a person's pull; the schedule's when it cannot undo a rollback).
  */
-export const helperVerbs = ['status', 'check', 'stage', 'rollback', 'reimage', 'reimage-signed'] as const;
+export const helperVerbs = ['status', 'check', 'stage', 'pull', 'rollback', 'reimage', 'reimage-signed'] as const;
 export type HelperVerb = (typeof helperVerbs)[number];
 
 export interface HelperRequest {
@@ -47,7 +49,8 @@ export interface ImageBackend {
   check(): Promise<ImageDeployment>;
   /** The serial and expiry of the update server's data last accepted. */
   serverData(): Promise<ServerData | null>;
-  stage(): Promise<{ version: string; bytesReceived: number }>;
+  /** `offer`: what check() returned earlier in this same run; the server is not asked again for it. */
+  stage(offer?: ImageDeployment): Promise<{ version: string; bytesReceived: number }>;
   rollback(): Promise<DeploymentsStatus>;
   /** `note`: why the reset lays down another version than the channel names (it failed to start here). */
   reimage(): Promise<{ version: string; bytesReceived: number; note?: string }>;
@@ -96,7 +99,7 @@ export async function backendFromSystemConfig(root: string, onProgress?: (p: Ima
     status: async () => b.status(),
     check: () => b.check(),
     serverData: async () => b.serverData(),
-    stage: () => b.stage(),
+    stage: (offer) => b.stage(offer),
     rollback: async () => b.rollback(),
     reimage: () => b.reimage(),
     close: () => b.close(),
@@ -140,21 +143,33 @@ export function acceptSignedReimage(root: string, signed: SignedCommand | undefi
 
 export async function runHelperVerb(req: HelperRequest, root: string, onProgress?: (p: ImageUpdateProgress) => void, identity?: Pick<MachineIdentity, 'machineId' | 'primaryMac'>): Promise<HelperResult> {
   if (req.verb === 'reimage-signed') acceptSignedReimage(root, req.signed, identity ?? { machineId: null, primaryMac: null });
-  const backend = await backendFromSystemConfig(root, onProgress);
+  // A pull's progress names the version its own check found (the agent has not seen it yet).
+  let offered: string | undefined;
+  const backend = await backendFromSystemConfig(root, onProgress && ((p) => onProgress(offered ? { ...p, version: offered } : p)));
   try {
-    return await runOn(backend, req);
+    return await runOn(backend, req, (v) => (offered = v));
   } finally {
     backend.close?.();
   }
 }
 
-async function runOn(backend: ImageBackend, req: HelperRequest): Promise<HelperResult> {
+async function runOn(backend: ImageBackend, req: HelperRequest, offering: (version: string) => void): Promise<HelperResult> {
   switch (req.verb) {
     case 'status':
     case 'check': {
       const deployments = await backend.status();
       const available = req.verb === 'check' ? await backend.check() : null;
       return { verb: 'status', deployments, available, serverData: await backend.serverData() };
+    }
+    case 'pull': {
+      // The same checks as `check` then `stage`, in that order: status (a failed boot is assessed
+      // first), the signed offer, the rule the agent applies; the backend's stage refuses as before.
+      const before = await backend.status();
+      const available = await backend.check();
+      if (!offerIsNew(available, before)) return { verb: 'pull', deployments: before, available, serverData: await backend.serverData(), pulled: null };
+      offering(available.version);
+      const r = await backend.stage(available);
+      return { verb: 'pull', deployments: await backend.status(), available, serverData: await backend.serverData(), pulled: { version: r.version, bytesReceived: r.bytesReceived } };
     }
     case 'stage':
     case 'reimage':

@@ -13,6 +13,7 @@ import { applyPolicy, fetchPolicy, type FleetPolicy } from './policy';
 import type { Paths } from '../paths';
 import type { HelperClient } from './helper-client';
 import type { HelperResult } from './helper-verbs';
+import { offerIsNew, sameImage } from './helper-protocol';
 import { realClock, type Clock } from '../runtime/clock';
 import type { Probes } from '../runtime/probes';
 import { transition } from '../runtime/state-machine';
@@ -46,9 +47,6 @@ export function policyFrom(config: TabulaConfig): SchedulePolicy {
     deferRetryMs: 15 * 60_000,
   };
 }
-
-const sameImage = (a: ImageDeployment | null, b: ImageDeployment | null) =>
-  !!a && !!b && (a.checksum && b.checksum ? a.checksum === b.checksum : a.version === b.version);
 
 export function createImageService(deps: ImageServiceDeps) {
   const clock = deps.clock ?? realClock;
@@ -132,7 +130,7 @@ export function createImageService(deps: ImageServiceDeps) {
 
   const onProgress = (p: ImageUpdateProgress) => {
     const phaseState: ImageUpdateState = p.phase;
-    const reason = p.phase === 'downloading' ? `Downloading version ${status.available?.version ?? ''}…` : p.phase === 'verifying' ? 'Checking every file against the signed manifest…' : 'Preparing the new version for the next restart…';
+    const reason = p.phase === 'downloading' ? `Downloading version ${p.version ?? status.available?.version ?? ''}…` : p.phase === 'verifying' ? 'Checking every file against the signed manifest…' : 'Preparing the new version for the next restart…';
     if (status.state !== phaseState) setState(phaseState, reason, { progress: p });
     else status = { ...status, progress: p };
     deps.events.publish('image-progress', p);
@@ -141,8 +139,20 @@ export function createImageService(deps: ImageServiceDeps) {
   async function callHelper(args: string[], progress = false, input?: string): Promise<HelperResult> {
     const r = await deps.helper.run(args, progress ? onProgress : undefined, input);
     applyDeployments(r.deployments);
-    if (r.verb === 'status') status = { ...status, serverData: r.serverData };
+    if (r.verb === 'status' || r.verb === 'pull') status = { ...status, serverData: r.serverData };
     return r;
+  }
+
+  function checked(available: ImageDeployment | null) {
+    saved = { ...saved, lastCheckAt: iso(clock.now()), available };
+    store.save(saved);
+    status = { ...status, available, lastCheckAt: saved.lastCheckAt };
+  }
+
+  function pulled(bytes: number | null) {
+    saved = { ...saved, lastPullBytes: bytes };
+    store.save(saved);
+    status = { ...status, lastPullBytes: bytes };
   }
 
   /** One scheduled or requested round: check; pull and stage when something new is there. */
@@ -154,25 +164,28 @@ export function createImageService(deps: ImageServiceDeps) {
     try {
       setState('checking', 'Asking the fleet server for the current version…', { lastError: null });
       await refreshPolicy();
-      const r = await callHelper(['check']);
-      const available = r.verb === 'status' ? r.available : null;
-      saved = { ...saved, lastCheckAt: iso(clock.now()), available };
-      store.save(saved);
-      status = { ...status, available, lastCheckAt: saved.lastCheckAt };
-      const current = status.staged ?? status.booted;
-      // A version that failed to start here is not staged again (a newer one is).
-      const isNew = !!available && !sameImage(available, current) && available.version !== deployments?.failedBoot?.version;
-      // Nor, by the schedule, the newer one this laptop was rolled back from (still on disk as the
-      // rollback, nothing staged): the schedule would undo an administrator's rollback. The person's own
+      // The schedule never stages the newer version this laptop was rolled back from (still on disk
+      // as the rollback, nothing staged): it would undo an administrator's rollback. The person's own
       // pull brings it back; an older one on offer (a signed pin going back) is staged as before.
-      const rolledBackFrom = !!available && !status.staged && !!status.booted && sameImage(available, status.rollback) && compareVersions(available.version, status.booted.version) > 0;
-      if (isNew && (trigger === 'pull' || (config().image.autoPull && !rolledBackFrom))) {
-        setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
-        const staged = await callHelper(['stage'], true);
-        const bytes = staged.verb === 'stage' ? staged.bytesReceived : null;
-        saved = { ...saved, lastPullBytes: bytes };
-        store.save(saved);
-        status = { ...status, lastPullBytes: bytes };
+      const rolledBackFrom = (offer: ImageDeployment | null) => !!offer && !status.staged && !!status.booted && sameImage(offer, status.rollback) && compareVersions(offer.version, status.booted.version) > 0;
+      const mayUndoRollback = rolledBackFrom(status.rollback);
+      if (trigger === 'pull' || (config().image.autoPull && !mayUndoRollback)) {
+        // One helper run checks and, when the offer is new (offerIsNew), stages it: its progress
+        // moves the state to downloading.
+        const r = await callHelper(['pull'], true);
+        if (r.verb === 'pull') {
+          checked(r.available);
+          if (r.pulled) pulled(r.pulled.bytesReceived);
+        }
+      } else {
+        const r = await callHelper(['check']);
+        const available = r.verb === 'status' ? r.available : null;
+        checked(available);
+        if (config().image.autoPull && offerIsNew(available, r.deployments) && !rolledBackFrom(available)) {
+          setState('downloading', `Downloading version ${available!.version}…`, { progress: { phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 } });
+          const staged = await callHelper(['stage'], true);
+          pulled(staged.verb === 'stage' ? staged.bytesReceived : null);
+        }
       }
       const [s, reason] = restingState();
       setState(s, reason, { progress: null });

@@ -168,6 +168,8 @@ export function createOstreeBackend(opts: OstreeOptions) {
    * against what was accepted before: a replayed or frozen summary is refused before any pull.
    * `remote summary` verifies the summary's GPG signature (gpg-verify-summary=true).
    */
+  /** Set once check() verified the summary in this run (this backend lives for one helper run). */
+  let summaryChecked = false;
   async function verifySummary(): Promise<void> {
     let text: string;
     try {
@@ -294,9 +296,12 @@ export function createOstreeBackend(opts: OstreeOptions) {
     return list.filter((d) => keep.has(d));
   }
 
-  async function pull(): Promise<number> {
-    await ensureRemote();
-    await verifySummary();
+  /** `checked`: this run's check() verified the summary just now (the pull itself still checks every signature). */
+  async function pull(checked = false): Promise<number> {
+    if (!checked) {
+      await ensureRemote();
+      await verifySummary();
+    }
     opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: null, percent: 0 });
     try {
       // --timestamp-check: a commit older than the one the remote ref holds is a downgrade.
@@ -332,6 +337,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
         throw describeDowngrade(err) ?? describe(err, 'check for a new image', opts.url);
       }
       trust.acceptVersion(found.version, null);
+      summaryChecked = true;
       return found;
     },
     async serverData(): Promise<ServerData | null> {
@@ -342,9 +348,10 @@ export function createOstreeBackend(opts: OstreeOptions) {
         return null;
       }
     },
-    async stage(): Promise<{ version: string; bytesReceived: number }> {
+    /** `offer`: what check() returned earlier in this run (its summary verified then). */
+    async stage(offer?: ImageDeployment): Promise<{ version: string; bytesReceived: number }> {
       await assess(await deployments());
-      const bytesReceived = await pull();
+      const bytesReceived = await pull(!!offer && summaryChecked);
       const fetched = await fetchedVersion();
       if (fetched.failed) throw new TabulaError('image-invalid', `Version ${fetched.version} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
       const list = await deployments();
