@@ -282,8 +282,8 @@ export function runRsync(
 }
 
 /**
- * Calls `stalled` once the rsync processes of the process group `pgid` have together read nothing
- * (/proc/PID/io rchar) for `seconds`. rsync's own --timeout cannot see a storage whose rsync hangs (a
+ * Calls `stalled` once the rsync processes of the run started as `pid` (it and its descendants) have
+ * together read nothing (/proc/PID/io rchar) for `seconds`. rsync's own --timeout cannot see a storage whose rsync hangs (a
  * dead disk, a stopped process) while sshd still answers: it counts its own writes as I/O, and its
  * keep-alives go on filling ssh's buffers for hours (probed: a push whose storage-side rsync was
  * SIGSTOPped never ended with --timeout=4). What a live storage does show is input: data, or the
@@ -292,11 +292,11 @@ export function runRsync(
  * ssh is left out: it reads sshd's answers to its own keep-alives, which come while the storage's
  * rsync is stuck.
  */
-export function createStallWatch(pgid: number, seconds: number, stalled: () => void): { stop(): void } {
+export function createStallWatch(pid: number, seconds: number, stalled: () => void): { stop(): void } {
   let last = -1;
   let quietSince = Date.now();
   const timer = setInterval(() => {
-    const read = groupReads(pgid);
+    const read = runReads(pid);
     if (read === null) return; // gone: the run ends by itself
     const now = Date.now();
     if (read !== last) [last, quietSince] = [read, now];
@@ -309,25 +309,24 @@ export function createStallWatch(pgid: number, seconds: number, stalled: () => v
   return { stop: () => clearInterval(timer) };
 }
 
-/** Bytes read so far by the rsync processes of a process group; null when it has none left. */
-function groupReads(pgid: number): number | null {
+/**
+ * Bytes read so far by the rsync processes of a run: the one started as `pid` and those it forked
+ * (with the ssh it started), found through /proc/PID/task/TID/children. Only the run's own few
+ * processes are read, not all of /proc every few seconds (nor another user's processes).
+ */
+function runReads(pid: number): number | null {
   let total = 0;
   let found = false;
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return null;
-  }
-  for (const entry of entries) {
-    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+  for (const todo = [pid]; todo.length; ) {
+    const p = todo.pop()!;
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      // "pid (comm) state ppid pgrp …": the name sits between the parentheses and may hold spaces.
-      if (stat.slice(stat.indexOf('(') + 1, close) !== 'rsync') continue;
-      if (Number(stat.slice(close + 2).split(' ')[2]) !== pgid) continue;
-      const rchar = /^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${entry}/io`, 'utf8'));
+      for (const task of fs.readdirSync(`/proc/${p}/task`)) {
+        for (const child of fs.readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').split(' ')) if (child) todo.push(Number(child));
+      }
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      // "pid (comm) state …": the name sits between the parentheses and may hold spaces.
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'rsync') continue;
+      const rchar = /^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${p}/io`, 'utf8'));
       if (!rchar) continue;
       found = true;
       total += Number(rchar[1]);
