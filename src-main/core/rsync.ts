@@ -3,6 +3,8 @@
 // /bin/sh with incomplete escaping and its kill leaves rsync/ssh running: see README "Why not node-rsync".)
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
 export interface RsyncItem {
@@ -50,6 +52,9 @@ export interface RsyncRun {
  * (probed: --timeout=3 cut a 2 GB md5), gets its bytes' worth more ({@link CHECKSUM_BYTES_PER_SECOND}).
  */
 export const IO_TIMEOUT_SECONDS = 120;
+
+/** How much of rsync's stderr a result keeps. */
+const STDERR_MAX = 256 * 1024;
 
 /** How often rsync's output is read when it goes to a file (see runRsync's `outputFile`). */
 const POLL_MS = 100;
@@ -140,13 +145,25 @@ export function runRsync(
     stallSeconds?: number;
   } = {},
 ): RsyncRun {
-  const outFd = opts.outputFile ? fs.openSync(opts.outputFile, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
-  if (opts.outputFile) fs.rmSync(opts.outputFile, { force: true }); // the descriptors remain: nothing is left behind
-  let child: ChildProcess;
+  const outFd = opts.outputFile ? openUnlinked(opts.outputFile) : null;
+  // rsync's stderr goes to a file, not a pipe: rsync hands it on to ssh, and with a shared connection
+  // (ControlMaster) ssh hands it to the master, which holds it while the storage's side of the session
+  // lives. A pipe then ended only when the storage's session did: never, for a storage that hangs
+  // (Node's 'close' waits for every holder), and the run was let go by a timer 2 s after rsync exited.
+  // A file is whole once rsync has exited: the run ends then.
+  let errFd: number;
   try {
-    child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', outFd ?? 'pipe', 'pipe'], env: opts.env ?? process.env });
+    errFd = opts.outputFile ? openUnlinked(opts.outputFile + '-stderr') : privateScratch();
   } catch (err) {
     if (outFd !== null) fs.closeSync(outFd);
+    throw err;
+  }
+  let child: ChildProcess;
+  try {
+    child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', outFd ?? 'pipe', errFd], env: opts.env ?? process.env });
+  } catch (err) {
+    if (outFd !== null) fs.closeSync(outFd);
+    fs.closeSync(errFd);
     throw err;
   }
   if (opts.input) {
@@ -213,10 +230,6 @@ export function runRsync(
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', onText);
   }
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    if (stderr.length < 256 * 1024) stderr += chunk;
-  });
   let over = false;
   const watch = opts.stallSeconds && child.pid ? createStallWatch(child.pid, opts.stallSeconds, () => {
     stalledSeconds = opts.stallSeconds;
@@ -237,6 +250,9 @@ export function runRsync(
       }
     }
     flushPending();
+    const err = Buffer.allocUnsafe(STDERR_MAX);
+    stderr = err.subarray(0, fs.readSync(errFd, err, 0, STDERR_MAX, 0)).toString('utf8');
+    fs.closeSync(errFd);
   };
 
   const done = new Promise<RsyncResult>((resolve) => {
@@ -247,18 +263,6 @@ export function runRsync(
         ended();
         resolve({ code: null, signal: null, stderr, filesTransferred, bytesTransferred, spawnError });
       }
-    });
-    // rsync's stderr reaches ssh, and with a shared connection (ControlMaster) ssh hands it to the
-    // master, which keeps it open while the storage's side of the session lives: a run stopped
-    // because that side hangs would never see 'close'. Once rsync itself has exited, what it wrote
-    // has arrived within a moment; then its pipes are let go.
-    child.on('exit', () => {
-      const late = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, 2000);
-      late.unref();
-      child.once('close', () => clearTimeout(late));
     });
     child.on('close', (code, signal) => {
       ended();
@@ -279,6 +283,23 @@ export function runRsync(
     killTimer ??= setTimeout(() => killGroup('SIGKILL'), 3000);
   };
   return { done, cancel: stop };
+}
+
+/** A file made anew at `file` and removed at once: the descriptor remains, nothing is left behind. */
+function openUnlinked(file: string): number {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  fs.rmSync(file, { force: true });
+  return fd;
+}
+
+/** The same in a folder of its own (0700) in the temporary folder, which anyone may write to. */
+function privateScratch(): number {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-rsync-'));
+  try {
+    return openUnlinked(path.join(dir, 'stderr'));
+  } finally {
+    fs.rmdirSync(dir);
+  }
 }
 
 /**
