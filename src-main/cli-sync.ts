@@ -11,6 +11,7 @@ import { agentSocketPath, displayPath, ensureRuntimeDir, ensureStateDir, type Pa
 import { syncRunOptions } from './core/sync/options';
 import { parseStorageUrl } from './core/storage-url';
 import { syncThroughAgent } from './core/sync/through-agent';
+import { plural, printDetails, printSyncFailure, printSyncSummary, syncHooks } from './sync-report';
 
 export interface Args {
   words: string[];
@@ -57,8 +58,6 @@ export function formatStatus(s: AgentStatus): string {
   for (const p of s.problems) lines.push(`Problem: ${p.message}`);
   return lines.join('\n');
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 async function backupNow(client: ApiClient, args: Args) {
   const force = args.flags.has('--force');
@@ -192,8 +191,11 @@ export async function runAgentCommand(args: Args, agent: () => Promise<ApiClient
   }
 }
 
-/** `tabula sync`: one run in the foreground (for scripts, login hooks and helpdesk), made by the agent when it runs, else here. */
-export async function syncForeground(args: Args, paths: Paths) {
+/**
+ * `tabula sync`: one run in the foreground (for scripts, login hooks and helpdesk), made by the agent when
+ * it runs, else here. `agentAsked`: the agent was asked already (sync-client.ts) and will not make it.
+ */
+export async function syncForeground(args: Args, paths: Paths, agentAsked = false) {
   // A --storage that is no storage URL is a wrong command line, like a mistyped option: EX_USAGE.
   const storageArg = args.values.get('--storage');
   if (storageArg !== undefined) {
@@ -211,38 +213,16 @@ export async function syncForeground(args: Args, paths: Paths) {
   // directly (an admin, a restore tool): list it in full. The agent's runs (every 15 minutes, a
   // fleet's idle cost) trust the generation record between daily checks; --quick does that here.
   const verify = args.flags.has('--verify') || !args.flags.has('--quick');
-  const onWaiting = (reason: string) => console.error(reason);
-  const onProgress = (p: { phase: string; percent: number; filesDone: number; filesTotal: number | null }) => process.stderr.isTTY && process.stderr.write(`\r${p.phase} ${p.percent}% ${p.filesDone}/${p.filesTotal ?? '?'}   `);
   try {
     // The agent runs for this user: the run is its own (its change journal, its kept ssh connection),
     // unless this one is not the agent's run (another home or storage, a dry run).
-    const alone = args.values.has('--home') || args.values.has('--storage') || args.flags.has('--dry-run') || !fs.existsSync(paths.runtimeDir);
+    const alone = agentAsked || args.values.has('--home') || args.values.has('--storage') || args.flags.has('--dry-run') || !fs.existsSync(paths.runtimeDir);
     if (!alone) ensureRuntimeDir(paths); // the user's own private folder, or nothing is sent to a socket in it
-    const byAgent = alone ? null : await syncThroughAgent(agentSocketPath(paths), { force, verify }, { onWaiting, onProgress });
-    const summary = byAgent ?? (await syncHere(args, paths, { force, verify, onWaiting, onProgress }));
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    if (json) return console.log(JSON.stringify(summary, null, 2));
-    const verb = summary.dryRun ? 'Would' : '';
-    console.log(
-      `${summary.dryRun ? 'Dry run: nothing was changed.\n' : ''}${verb ? 'Would send' : 'Sent'} ${plural(summary.counts.pushed, 'item')}, ${verb ? 'bring in' : 'brought in'} ${summary.counts.pulled}, ${verb ? 'delete' : 'deleted'} ${summary.counts.deletedRemote} on the storage and ${summary.counts.deletedLocal} here.`,
-    );
-    for (const [label, list, count] of [
-      ['delete on the storage', summary.deletedRemote, summary.counts.deletedRemote],
-      ['delete here', summary.deletedLocal, summary.counts.deletedLocal],
-    ] as const) {
-      if (!summary.dryRun) continue;
-      for (const p of list) console.log(`  ${label}: ${p}`);
-      if (count > list.length) console.log(`  …and ${count - list.length} more to ${label}`);
-    }
-    for (const c of summary.conflicts) console.log(`Conflict: ${c.path}${c.conflictPath ? ` — the other version is ${c.conflictPath}` : ''}`);
-    for (const s of summary.skipped) console.log(`Skipped ${s.path}: ${s.why}`);
+    const byAgent = alone ? null : await syncThroughAgent(agentSocketPath(paths), { force, verify }, syncHooks);
+    printSyncSummary(byAgent ?? (await syncHere(args, paths, { force, verify, ...syncHooks })), json);
   } catch (err) {
     if (!(err instanceof TabulaError)) throw err;
-    if (json) console.log(JSON.stringify({ error: err.toInfo() }, null, 2));
-    console.error(err.message);
-    printDetails(err);
-    if (err.code === 'sync-refused' && !err.message.includes('--force')) console.error('If this is what you meant, go ahead with: tabula sync --force');
-    process.exitCode = err.code === 'sync-refused' ? 2 : 1;
+    printSyncFailure(err, json);
   }
 }
 
@@ -259,11 +239,4 @@ async function syncHere(args: Args, paths: Paths, run: { force: boolean; verify:
   // Loaded here, not with the other commands (they ask the running agent and need none of it).
   const { runSync } = await import('./core/sync/engine');
   return runSync({ ...options, ...run, dryRun: args.flags.has('--dry-run') });
-}
-
-/** The lines under an error: the files named, and how many more there are when only the first are. */
-function printDetails(err: { details?: string[]; detailsTotal?: number } | null) {
-  const details = err?.details ?? [];
-  for (const d of details) console.error(`  ${d}`);
-  if (err?.detailsTotal !== undefined && err.detailsTotal > details.length) console.error(`  …and ${plural(err.detailsTotal - details.length, 'more file')}`);
 }

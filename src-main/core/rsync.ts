@@ -3,6 +3,8 @@
 // /bin/sh with incomplete escaping and its kill leaves rsync/ssh running: see README "Why not node-rsync".)
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
 export interface RsyncItem {
@@ -50,6 +52,9 @@ export interface RsyncRun {
  * (probed: --timeout=3 cut a 2 GB md5), gets its bytes' worth more ({@link CHECKSUM_BYTES_PER_SECOND}).
  */
 export const IO_TIMEOUT_SECONDS = 120;
+
+/** How much of rsync's stderr a result keeps. */
+const STDERR_MAX = 256 * 1024;
 
 /** How often rsync's output is read when it goes to a file (see runRsync's `outputFile`). */
 const POLL_MS = 100;
@@ -140,13 +145,25 @@ export function runRsync(
     stallSeconds?: number;
   } = {},
 ): RsyncRun {
-  const outFd = opts.outputFile ? fs.openSync(opts.outputFile, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
-  if (opts.outputFile) fs.rmSync(opts.outputFile, { force: true }); // the descriptors remain: nothing is left behind
-  let child: ChildProcess;
+  const outFd = opts.outputFile ? openUnlinked(opts.outputFile) : null;
+  // rsync's stderr goes to a file, not a pipe: rsync hands it on to ssh, and with a shared connection
+  // (ControlMaster) ssh hands it to the master, which holds it while the storage's side of the session
+  // lives. A pipe then ended only when the storage's session did: never, for a storage that hangs
+  // (Node's 'close' waits for every holder), and the run was let go by a timer 2 s after rsync exited.
+  // A file is whole once rsync has exited: the run ends then.
+  let errFd: number;
   try {
-    child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', outFd ?? 'pipe', 'pipe'], env: opts.env ?? process.env });
+    errFd = opts.outputFile ? openUnlinked(opts.outputFile + '-stderr') : privateScratch();
   } catch (err) {
     if (outFd !== null) fs.closeSync(outFd);
+    throw err;
+  }
+  let child: ChildProcess;
+  try {
+    child = spawn(opts.rsyncPath ?? 'rsync', args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', outFd ?? 'pipe', errFd], env: opts.env ?? process.env });
+  } catch (err) {
+    if (outFd !== null) fs.closeSync(outFd);
+    fs.closeSync(errFd);
     throw err;
   }
   if (opts.input) {
@@ -213,10 +230,6 @@ export function runRsync(
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', onText);
   }
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    if (stderr.length < 256 * 1024) stderr += chunk;
-  });
   let over = false;
   const watch = opts.stallSeconds && child.pid ? createStallWatch(child.pid, opts.stallSeconds, () => {
     stalledSeconds = opts.stallSeconds;
@@ -237,6 +250,9 @@ export function runRsync(
       }
     }
     flushPending();
+    const err = Buffer.allocUnsafe(STDERR_MAX);
+    stderr = err.subarray(0, fs.readSync(errFd, err, 0, STDERR_MAX, 0)).toString('utf8');
+    fs.closeSync(errFd);
   };
 
   const done = new Promise<RsyncResult>((resolve) => {
@@ -247,18 +263,6 @@ export function runRsync(
         ended();
         resolve({ code: null, signal: null, stderr, filesTransferred, bytesTransferred, spawnError });
       }
-    });
-    // rsync's stderr reaches ssh, and with a shared connection (ControlMaster) ssh hands it to the
-    // master, which keeps it open while the storage's side of the session lives: a run stopped
-    // because that side hangs would never see 'close'. Once rsync itself has exited, what it wrote
-    // has arrived within a moment; then its pipes are let go.
-    child.on('exit', () => {
-      const late = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, 2000);
-      late.unref();
-      child.once('close', () => clearTimeout(late));
     });
     child.on('close', (code, signal) => {
       ended();
@@ -281,9 +285,26 @@ export function runRsync(
   return { done, cancel: stop };
 }
 
+/** A file made anew at `file` and removed at once: the descriptor remains, nothing is left behind. */
+function openUnlinked(file: string): number {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  fs.rmSync(file, { force: true });
+  return fd;
+}
+
+/** The same in a folder of its own (0700) in the temporary folder, which anyone may write to. */
+function privateScratch(): number {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-rsync-'));
+  try {
+    return openUnlinked(path.join(dir, 'stderr'));
+  } finally {
+    fs.rmdirSync(dir);
+  }
+}
+
 /**
- * Calls `stalled` once the rsync processes of the process group `pgid` have together read nothing
- * (/proc/PID/io rchar) for `seconds`. rsync's own --timeout cannot see a storage whose rsync hangs (a
+ * Calls `stalled` once the rsync processes of the run started as `pid` (it and its descendants) have
+ * together read nothing (/proc/PID/io rchar) for `seconds`. rsync's own --timeout cannot see a storage whose rsync hangs (a
  * dead disk, a stopped process) while sshd still answers: it counts its own writes as I/O, and its
  * keep-alives go on filling ssh's buffers for hours (probed: a push whose storage-side rsync was
  * SIGSTOPped never ended with --timeout=4). What a live storage does show is input: data, or the
@@ -292,11 +313,11 @@ export function runRsync(
  * ssh is left out: it reads sshd's answers to its own keep-alives, which come while the storage's
  * rsync is stuck.
  */
-export function createStallWatch(pgid: number, seconds: number, stalled: () => void): { stop(): void } {
+export function createStallWatch(pid: number, seconds: number, stalled: () => void): { stop(): void } {
   let last = -1;
   let quietSince = Date.now();
   const timer = setInterval(() => {
-    const read = groupReads(pgid);
+    const read = runReads(pid);
     if (read === null) return; // gone: the run ends by itself
     const now = Date.now();
     if (read !== last) [last, quietSince] = [read, now];
@@ -309,25 +330,24 @@ export function createStallWatch(pgid: number, seconds: number, stalled: () => v
   return { stop: () => clearInterval(timer) };
 }
 
-/** Bytes read so far by the rsync processes of a process group; null when it has none left. */
-function groupReads(pgid: number): number | null {
+/**
+ * Bytes read so far by the rsync processes of a run: the one started as `pid` and those it forked
+ * (with the ssh it started), found through /proc/PID/task/TID/children. Only the run's own few
+ * processes are read, not all of /proc every few seconds (nor another user's processes).
+ */
+function runReads(pid: number): number | null {
   let total = 0;
   let found = false;
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return null;
-  }
-  for (const entry of entries) {
-    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+  for (const todo = [pid]; todo.length; ) {
+    const p = todo.pop()!;
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      // "pid (comm) state ppid pgrp …": the name sits between the parentheses and may hold spaces.
-      if (stat.slice(stat.indexOf('(') + 1, close) !== 'rsync') continue;
-      if (Number(stat.slice(close + 2).split(' ')[2]) !== pgid) continue;
-      const rchar = /^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${entry}/io`, 'utf8'));
+      for (const task of fs.readdirSync(`/proc/${p}/task`)) {
+        for (const child of fs.readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').split(' ')) if (child) todo.push(Number(child));
+      }
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      // "pid (comm) state …": the name sits between the parentheses and may hold spaces.
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'rsync') continue;
+      const rchar = /^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${p}/io`, 'utf8'));
       if (!rchar) continue;
       found = true;
       total += Number(rchar[1]);

@@ -293,7 +293,12 @@ async function throughAgent(work: string, env: NodeJS.ProcessEnv, rsync: (...ext
   const agent = await startAgent(env);
   try {
     console.log(`the agent's first run (the home listed in full): ${sc(tabula())}`);
-    pairs('nothing changed over ssh, through the agent (rsync -a beside it)', () => rsync(), () => tabula());
+    // Node's own start, measured before each pair: the floor under a whole `tabula sync` process.
+    const bare: Measured[] = [];
+    pairs('nothing changed over ssh, through the agent (rsync -a beside it)', () => rsync(), () => tabula(), () => void bare.push(measure(process.execPath, ['-e', ''])));
+    console.log(`a bare Node start (\`node -e ''\`) before each pair: ${bare.map((m) => `${sc(m)}, ${mib(m.rssKiB)}`).join(' / ')}; median ${s(median(bare.map((m) => m.ms)))} (cpu ${s(median(bare.map((m) => m.cpuMs)))})`);
+    // TABULA_BENCH_AGENT=idle: only that (the other pairs take minutes beside virtual machines).
+    if (process.env.TABULA_BENCH_AGENT === 'idle') return;
     pairs('nothing changed over ssh, `--home` (a process of its own, the home listed in full; rsync -a beside it)', () => rsync(), () => tabula('--home', home));
     pairs('1% changed over ssh, through the agent (rsync -a --delete beside it, after the same change)', () => rsync('--delete'), () => tabula(), (i) => changeOnePercent(100 + i));
     if (unison) {

@@ -5,9 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { fetchFleetFile, fetchFleetFiles } from '../../src-main/core/fleet-source';
+import { runRsync } from '../../src-main/core/rsync';
 import { storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { parseStorageUrl, sharedConnection } from '../../src-main/core/storage-url';
 import { useWorldOverSsh } from '../fixtures/world-over-ssh';
@@ -47,17 +48,18 @@ describe('the other side of an rsync hangs as it starts', { timeout: 120_000 }, 
     scripts.push(script);
     return script;
   }
-  /** The processes (stopped) running one of the scripts: gone after the test, so that nothing outlives it. */
-  afterEach(() => {
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
+  /** The storage's side: the processes running one of the scripts (stopped). */
+  const hung = () =>
+    fs.readdirSync('/proc').filter((entry) => {
       try {
-        const args = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-        if (args.some((a) => scripts.includes(a))) process.kill(Number(entry), 'SIGKILL');
+        return /^\d+$/.test(entry) && scripts.includes(fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')[1]!);
       } catch {
-        // gone meanwhile
+        return false; // gone meanwhile
       }
-    }
+    });
+  // Gone after the test, so that nothing outlives it.
+  afterEach(() => {
+    for (const pid of hung()) process.kill(Number(pid), 'SIGKILL');
     scripts.length = 0;
   });
 
@@ -109,5 +111,26 @@ describe('the other side of an rsync hangs as it starts', { timeout: 120_000 }, 
     }
     // The same server with a live rsync: the files arrive.
     expect(String(await fetchFleetFile(source, 'policy.json', { ioTimeoutSeconds: IO_TIMEOUT }))).toBe('{}');
+  });
+
+  it('a run stopped while the storage hangs ends once rsync has exited: it waits on no timer (the kept connection holds the hung session)', async () => {
+    const w = world();
+    const ep = storageEndpoint(parseStorageUrl(sshd().url(w.storageDir)), sshd().sshOptions, 5, w.dir);
+    await ep.sh('true', []); // the kept connection, as the agent has it
+    fs.writeFileSync(path.join(w.dir, 'notes.txt'), 'kept');
+    const run = runRsync(['-a', ...ep.rsyncOptions, `--rsync-path=${hungRsync(w.dir)}`, path.join(w.dir, 'notes.txt'), ep.rsyncRoot]);
+    await expect.poll(() => hung().length, { timeout: 10_000, interval: 50 }).toBe(1);
+
+    const sleep = globalThis.setTimeout;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] }); // held still from here
+    try {
+      run.cancel();
+      const ended = await Promise.race([run.done.then(() => 'ended'), new Promise((resolve) => sleep(() => resolve('still running'), 15_000))]);
+      expect(ended).toBe('ended');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(hung().length).toBe(1); // the storage's side still hangs: the run did not wait for it
+    await ep.close();
   });
 });

@@ -4,9 +4,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createWorld, type Laptop, type World } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Laptop, World } from '../fixtures/laptops';
+import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
 const BATCH = 8;
 const old = new Date('2020-03-04T05:06:07Z');
@@ -42,21 +42,14 @@ function fillHome(a: Laptop) {
 const files = (n = 20) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`dir${Math.floor(i / 5)}/file${i % 5}.txt`, `content ${Math.floor(i / 5)}.${i % 5}`]));
 
 describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
-  let sshd: SshServer;
+  const { world, sshd } = useWorldOverSsh();
   let w: World;
   let counter: ReturnType<typeof countRsyncRuns>;
-  beforeAll(async () => {
-    sshd = await startSshServer();
-  });
-  afterAll(() => sshd.dispose());
   beforeEach(() => {
-    w = createWorld(sshd);
+    w = world();
     counter = countRsyncRuns();
   });
-  afterEach(() => {
-    counter.restore();
-    w.dispose();
-  });
+  afterEach(() => counter.restore());
 
   it('a first sync gives rsync at most a batch of names a run, sends them all, and folders keep their times', async () => {
     const a = w.laptop('a');
@@ -109,7 +102,7 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     let stopped: Promise<void> | null = null;
     const last = await a.syncInChild({ rsyncBatch: BATCH, hold: { phase: 'pushing', files: 9, until: go } }, (line) => {
       // Past the second batch: the NAS goes away for good in the middle of the job.
-      if (line === 'held') stopped = sshd.stop().then(() => fs.writeFileSync(go, ''));
+      if (line === 'held') stopped = sshd().stop().then(() => fs.writeFileSync(go, ''));
     });
     await stopped;
     expect(last).toMatch(/^failed /);
@@ -118,7 +111,7 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     expect(first).toBeGreaterThan(0);
     expect(first).toBeLessThan(20);
 
-    await sshd.start();
+    await sshd().start();
     const s = await a.sync({ rsyncBatch: BATCH });
     expect(s.counts.pushed).toBeLessThan(20); // resumed, not started over
     expect(s.counts.deletedLocal + s.counts.deletedRemote).toBe(0);

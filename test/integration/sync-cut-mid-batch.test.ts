@@ -7,9 +7,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createWorld, type World } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { World } from '../fixtures/laptops';
+import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
 const REAL_RSYNC = ['/usr/bin/rsync', '/bin/rsync'].find((p) => fs.existsSync(p))!;
 const none = { pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 };
@@ -42,16 +42,11 @@ const ten = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`new/file${
 const kept = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`kept/file${i}.txt`, `kept ${i}`]));
 
 describe('a connection cut after rsync printed a file but before it was in place', { timeout: 120_000 }, () => {
-  let sshd: SshServer;
+  const { world } = useWorldOverSsh();
   let w: World;
-  beforeAll(async () => {
-    sshd = await startSshServer();
-  });
-  afterAll(() => sshd.dispose());
   beforeEach(() => {
-    w = createWorld(sshd);
+    w = world();
   });
-  afterEach(() => w.dispose());
 
   for (const how of ['die', 'fail'] as const) {
     it(`push (the storage's rsync ${how === 'die' ? 'dies' : 'fails one rename'}): the files that never reached the storage stay at home and go up with the next run`, async () => {

@@ -3,24 +3,19 @@
 // a storage that shows other modes (one that keeps none, as a CIFS mount's 0777) never opens a folder at home.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createWorld, type World } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { World } from '../fixtures/laptops';
+import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
 const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
 const none = { pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 };
 
 describe('folder permissions', { timeout: 90_000 }, () => {
-  let sshd: SshServer;
+  const { world } = useWorldOverSsh();
   let w: World;
-  beforeAll(async () => {
-    sshd = await startSshServer();
-  });
-  afterAll(() => sshd.dispose());
   beforeEach(() => {
-    w = createWorld(sshd);
+    w = world();
   });
-  afterEach(() => w.dispose());
 
   it('a folder made private at home is private on the storage and on a fresh laptop; a new private folder arrives private', async () => {
     const a = w.laptop('a');

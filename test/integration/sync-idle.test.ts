@@ -5,32 +5,27 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createInProcessClient } from '../../src-main/common/clients';
 import type { ApiClient, BackupRun } from '../../src-main/common/contract';
 import { createAgent, type Agent } from '../../src-main/core/agent';
 import { resolvePaths } from '../../src-main/core/paths';
 import { parseStorageUrl, sharedConnection } from '../../src-main/core/storage-url';
-import { createSandbox, type AgentSandbox } from '../fixtures/headless-agent';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import type { AgentSandbox } from '../fixtures/headless-agent';
+import type { SshServer } from '../fixtures/sshd';
+import { useSandboxOverSsh } from '../fixtures/world-over-ssh';
 
+const over = useSandboxOverSsh();
+const remote = over.remote;
 let sshd: SshServer;
 let sb: AgentSandbox;
 let agents: Agent[] = [];
-const remote = () => path.join(sb.dir, 'server/ann');
-
-beforeAll(async () => {
-  sshd = await startSshServer();
-});
-afterAll(() => sshd.dispose());
 beforeEach(() => {
-  sb = createSandbox();
-  sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 5 }, backup: { watchHome: false } });
+  [sb, sshd] = [over.sb(), over.sshd()];
 });
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.shutdown()));
   agents = [];
-  await sb.dispose();
 });
 
 function nextFinished(client: ApiClient): Promise<BackupRun> {

@@ -6,25 +6,22 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolvePaths } from '../../src-main/core/paths';
 import { parseStorageUrl, sharedConnection } from '../../src-main/core/storage-url';
-import { createSandbox, type AgentSandbox } from '../fixtures/headless-agent';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import type { AgentSandbox } from '../fixtures/headless-agent';
+import type { SshServer } from '../fixtures/sshd';
+import { useSandboxOverSsh } from '../fixtures/world-over-ssh';
 
 const ATTACKER = ['--reuid=daemon', '--regid=daemon', '--clear-groups'];
+const over = useSandboxOverSsh();
+const remote = over.remote;
 let sshd: SshServer;
 let sb: AgentSandbox;
 let shared: string;
-const remote = () => path.join(sb.dir, 'server/ann');
 
-beforeAll(async () => {
-  sshd = await startSshServer();
-});
-afterAll(() => sshd.dispose());
 beforeEach(() => {
-  sb = createSandbox();
-  sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 5 }, backup: { watchHome: false } });
+  [sb, sshd] = [over.sb(), over.sshd()];
   shared = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-sharedtmp-'));
   fs.chmodSync(shared, 0o1777);
   sb.env.TMPDIR = shared;
@@ -32,7 +29,6 @@ beforeEach(() => {
 afterEach(async () => {
   // The masters `tabula sync` left running (ControlPersist) end with their sockets' folders.
   for (const s of [socketIn(resolvePaths(sb.env).runtimeDir), path.join(shared, `tabula-${process.getuid!()}`, path.basename(socketIn('/r')))]) spawnSync('ssh', ['-o', `ControlPath=${s}`, '-O', 'exit', 'x']);
-  await sb.dispose();
   fs.rmSync(shared, { recursive: true, force: true });
 });
 
