@@ -131,6 +131,11 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   const fwd = opts.forwards.map((f) => `,guestfwd=tcp:${f.guest}:${f.guestPort}-cmd:${process.execPath} ${GUESTFWD} 127.0.0.1 ${f.hostPort}`).join('');
   const args = [
     '-machine', 'q35',
+    // No default devices: a laptop here has its virtio disk and network and a serial console, and
+    // nothing else to probe at every boot. q35's defaults added a VGA card (bochs-drm and a console
+    // switch), a DVD drive on the SATA controller (its ATAPI probe and the sr/cdrom drivers, ~4 s of
+    // each boot under TCG) and a parallel port (parport_pc, ppdev, lp).
+    '-nodefaults',
     ...accelArgs(opts.accel),
     '-smp', String(opts.accel.cpus ?? 2),
     '-m', String(opts.memoryMiB ?? 1536),
@@ -139,7 +144,6 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     '-drive', `file=${opts.disk},format=raw,if=virtio,cache=unsafe`,
     '-nic', `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
     '-display', 'none',
-    '-vga', 'std',
     '-serial', 'stdio',
     '-monitor', 'none',
     '-no-reboot',
@@ -164,7 +168,8 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   // variables: a cold reset. OVMF's warm reset under TCG took ~85 s to reach the kernel here (10 s
   // from a power on), and once hung for 20+ min after "reboot: machine restart" (ostree (e), session 5).
   const spawnQemu = async () => {
-    const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // guestfwd.cjs (run by qemu for each guest connection) logs each connection there.
+    const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TABULA_LAB_GUESTFWD_LOG: path.join(opts.dir, 'guestfwd.log') } });
     let stderr = '';
     c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     c.stdout!.setEncoding('utf8').on('data', writeConsole);
