@@ -4,15 +4,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createInProcessClient } from '../../src-main/common/clients';
 import type { ApiClient, BackupRun, BackupState } from '../../src-main/common/contract';
 import { createAgent, type Agent } from '../../src-main/core/agent';
 import { resolvePaths } from '../../src-main/core/paths';
 import { startCupsd } from '../fixtures/cupsd';
-import { createSandbox, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
+import { startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
 import { readTree } from '../fixtures/laptops';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import type { SshServer } from '../fixtures/sshd';
+import { useSandboxOverSsh } from '../fixtures/world-over-ssh';
 import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { runSync } from '../../src-main/core/sync/engine';
 import { parseStorageUrl } from '../../src-main/core/storage-url';
@@ -20,22 +21,17 @@ import { parseStorageUrl } from '../../src-main/core/storage-url';
 let sshd: SshServer;
 let sb: AgentSandbox;
 let agents: Agent[] = [];
-const remote = () => path.join(sb.dir, 'server/ann');
 const fast = { retryMinSeconds: 1, retryMaxSeconds: 2, watchHome: false };
+const over = useSandboxOverSsh(fast, 2);
+const remote = over.remote;
 
-beforeAll(async () => {
-  sshd = await startSshServer();
-});
-afterAll(() => sshd.dispose());
 beforeEach(() => {
-  sb = createSandbox();
-  sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 2 }, backup: fast });
+  [sb, sshd] = [over.sb(), over.sshd()];
 });
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.shutdown()));
   agents = [];
   await sshd.start().catch(() => {});
-  await sb.dispose();
 });
 
 function agentWith(autoStart = true) {

@@ -5,28 +5,22 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createSocketClient } from '../../src-main/core/agent-socket';
 import { agentSocketPath, resolvePaths } from '../../src-main/core/paths';
-import { createSandbox, repoRoot, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
-import { startSshServer, type SshServer } from '../fixtures/sshd';
+import { repoRoot, startHeadlessAgent, type AgentSandbox } from '../fixtures/headless-agent';
+import { useSandboxOverSsh } from '../fixtures/world-over-ssh';
 
-let sshd: SshServer;
 let sb: AgentSandbox;
-const remote = () => path.join(sb.dir, 'server/ann');
 const home = (rel: string) => path.join(sb.home, rel);
 const onStorage = (rel: string) => fs.readFileSync(path.join(remote(), rel), 'utf8');
 
-beforeAll(async () => {
-  sshd = await startSshServer();
-});
-afterAll(() => sshd.dispose());
+// Runs only when asked: no run by itself after a change (5 minutes of quiet) or on the schedule.
+const over = useSandboxOverSsh({ watchHome: true, debounceSeconds: 300, intervalMinutes: 600 });
+const remote = over.remote;
 beforeEach(() => {
-  sb = createSandbox();
-  // Runs only when asked: no run by itself after a change (5 minutes of quiet) or on the schedule.
-  sb.writeUserConfig({ storage: { url: sshd.url(remote()), sshOptions: sshd.sshOptions, connectTimeoutSeconds: 5 }, backup: { watchHome: true, debounceSeconds: 300, intervalMinutes: 600 } });
+  sb = over.sb();
 });
-afterEach(() => sb.dispose());
 
 /** The runs the agent made (its history): a run of `tabula sync` in its own process is not among them. */
 const agentRuns = async () => (await createSocketClient(agentSocketPath(resolvePaths(sb.env))).call('backup.history', {})).length;
