@@ -43,7 +43,13 @@ export const ostreeLaptop: LabBackend = {
   },
   // Seen to hold here end to end twice with no relevant change between; the others run on request
   // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet.
-  defaults: ['a', 'c', 'd', 'e', 'f', 'g'],
+  // (e), (f), (g): out since the lead's fresh-clone check of session 9 (below, and the README).
+  defaults: ['a', 'c', 'd'],
+  outOfDefault: {
+    e: 'failed in the lead\'s fresh-clone check of session 9: "tabula image pull" on 1 staged 2, but after the reboot ostree booted 1 with no other deployment left (it held in session 9\'s walk on the one-run pull before; the check was the first ostree walk with qemu -nodefaults); back in the default once understood and two full walks hold',
+    f: 'in session 9\'s walk image 3 booted again and again (systemd-bless-boot had failed on the boot after (g)\'s reimage, so 2\'s entry was not marked good); walked after (e) and (g), out with them until understood and two full walks hold',
+    g: 'failed in the lead\'s fresh-clone check of session 9 after (e) left the laptop on 1 (the reset lays down the running version); out with (e)',
+  },
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
