@@ -40,6 +40,18 @@ function start() {
   return { service, events, finished };
 }
 
+/** At the first run's start: a new file and "Back up now" again (`first` runs before, e.g. the clock moved on). */
+function askAgainWhenRunning(service: ReturnType<typeof start>['service'], events: ReturnType<typeof start>['events'], first = () => {}) {
+  let asked = false;
+  events.subscribe((e) => {
+    if (e.type !== 'backup-state-changed' || e.data.to !== 'running' || asked) return;
+    asked = true;
+    first();
+    fs.writeFileSync(path.join(sb.home, 'Documents/late.txt'), 'written during the run\n');
+    expect(service.start().queued).toBe(true);
+  });
+}
+
 const waitRuns = (finished: BackupRun[], n: number) => expect.poll(() => finished.length, { timeout: 20_000, interval: 50 }).toBe(n);
 const inSeconds = (iso: string | null) => (Date.parse(iso!) - clock.now()) / 1000;
 
@@ -74,15 +86,8 @@ describe('sync on the runtime schedule (fake clock)', () => {
   it('"Back up now" during a run is queued and runs once that run ends, with what changed meanwhile', async () => {
     fs.mkdirSync(storage(), { recursive: true });
     const { service, events, finished } = start();
-    let asked = false;
-    events.subscribe((e) => {
-      if (e.type !== 'backup-state-changed' || e.data.to !== 'running' || asked) return;
-      asked = true;
-      // While the first run is under way: a second later, a new file and "Back up now" again.
-      void clock.advance(1000);
-      fs.writeFileSync(path.join(sb.home, 'Documents/late.txt'), 'written during the run\n');
-      expect(service.start().queued).toBe(true);
-    });
+    // While the first run is under way: a second later, a new file and "Back up now" again.
+    askAgainWhenRunning(service, events, () => void clock.advance(1000));
     service.start();
     await waitRuns(finished, 2);
     expect(finished.map((r) => r.outcome)).toEqual(['success', 'success']);
@@ -94,13 +99,7 @@ describe('sync on the runtime schedule (fake clock)', () => {
   it('"Back up now" in the very millisecond a run started (the clock has not moved) is not taken as answered by that run: a second run follows', async () => {
     fs.mkdirSync(storage(), { recursive: true });
     const { service, events, finished } = start();
-    let asked = false;
-    events.subscribe((e) => {
-      if (e.type !== 'backup-state-changed' || e.data.to !== 'running' || asked) return;
-      asked = true;
-      fs.writeFileSync(path.join(sb.home, 'Documents/late.txt'), 'written during the run\n');
-      expect(service.start().queued).toBe(true);
-    });
+    askAgainWhenRunning(service, events); // the clock not moved since the run started
     service.start();
     await waitRuns(finished, 2);
     expect(fs.readFileSync(path.join(storage(), 'Documents/late.txt'), 'utf8')).toBe('written during the run\n');
