@@ -7,7 +7,7 @@ import path from 'node:path';
 import { TabulaError } from '../common/errors';
 import { readSmallRegularFile } from './atomic-file';
 import { IO_TIMEOUT_SECONDS, runRsync, type RsyncResult } from './rsync';
-import { describeRsyncFailure } from './rsync-errors';
+import { connectionFailed, describeRsyncFailure, loginRefused } from './rsync-errors';
 import { parseStorageUrl, rsyncTarget, sshCommand } from './storage-url';
 
 export interface FleetSource {
@@ -35,10 +35,24 @@ async function fetchOverSsh(source: FleetSource, args: string[], opts: FetchOpti
   const r = await runRsync([`--timeout=${timeout}`, ...args], {}, { rsyncPath: opts.rsyncPath, stallSeconds: timeout }).done;
   // 23 with "No such file" means the server has no such file: a normal answer, not an outage.
   if (r.code === 0 || (r.code === 23 && /No such file or directory/.test(r.stderr))) return r;
+  throw describeFleetFailure(r, source.url, timeout);
+}
+
+/**
+ * A failed rsync from the fleet server, in words that name it (the storage's wording speaks of a
+ * backup). `timeout`: the run's --timeout, which rsync's exit 30 means was reached.
+ */
+export function describeFleetFailure(r: RsyncResult, url: string, timeout: number): TabulaError {
   const silent = r.stalledSeconds ?? (r.code === 30 ? timeout : null);
-  if (silent !== null) throw new TabulaError('image-unreachable', `The fleet server ${source.url} stopped answering (nothing came back for ${silent} seconds). Tabula tries again later.`, { retryable: true });
-  const e = describeRsyncFailure(r, { home: os.homedir(), storage: source.url, cancelled: false });
-  throw new TabulaError('image-unreachable', e.message, { retryable: e.retryable, details: e.details });
+  if (silent !== null) return new TabulaError('image-unreachable', `The fleet server ${url} stopped answering (nothing came back for ${silent} seconds). Tabula tries again later.`, { retryable: true });
+  if (r.spawnError) return describeRsyncFailure(r, { home: os.homedir(), storage: url, cancelled: false }); // rsync missing on this computer
+  if (r.signal || r.code === 20) return new TabulaError('cancelled', `Fetching from the fleet server ${url} was stopped before it finished.`, { retryable: true });
+  const login = loginRefused(r);
+  if (login) return new TabulaError('image-unreachable', `The fleet server ${url} refused this computer's login (${login}).`);
+  const why = connectionFailed(r);
+  if (why) return new TabulaError('image-unreachable', `The fleet server ${url} could not be reached (${why}).`, { retryable: true });
+  const said = r.stderr.split('\n').find((l) => l.trim())?.replace(/^rsync(?: error)?: /, '').trim() ?? 'no message';
+  return new TabulaError('image-unreachable', `Fetching from the fleet server ${url} failed (rsync error ${r.code}: ${said}).`, { retryable: true });
 }
 /** A detached signature is 88 bytes of base64. */
 const SIGNATURE_MAX_BYTES = 4096;

@@ -24,6 +24,19 @@ function listFiles(paths: string[], home: string): string {
 // restore cut part-way has lost nothing, but (a folder's restore) may have replaced some files already.
 const RESTORE_KEPT = 'Any file it had already replaced in your home is kept aside in Tabula\'s restore backups; nothing was lost.';
 
+/** Why ssh refused to log in, in words; null when it did not refuse. */
+export function loginRefused(r: RsyncResult): string | null {
+  if (!/Permission denied \(publickey|Host key verification failed|Too many authentication failures/.test(r.stderr)) return null;
+  return /Host key verification failed/.test(r.stderr) ? 'the server\'s identity has changed or is unknown' : 'the key was not accepted';
+}
+
+/** Why the connection to the other side failed, in words; null when the failure was not the connection's. */
+export function connectionFailed(r: RsyncResult): string | null {
+  const net = /(Connection refused|Connection timed out|No route to host|Network is unreachable|Could not resolve hostname[^\n]*|Connection reset by peer|Broken pipe|connection unexpectedly closed)/.exec(r.stderr);
+  if (!(r.code === 255 || r.code === 12 || r.code === 10 || r.code === 35 || r.code === 30 || net)) return null;
+  return net ? net[1]!.replace(/^Could not resolve hostname.*/, 'the server name could not be found').toLowerCase() : 'the connection failed';
+}
+
 export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): TabulaError {
   const { stderr } = r;
   if (r.spawnError) {
@@ -46,14 +59,10 @@ export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): Tabul
   if (r.code === 11 || /No space left on device|Disk quota exceeded/.test(stderr)) {
     return new TabulaError('storage-full', `The storage ${ctx.storage} is full, so the backup could not finish. Free some space there or ask your helpdesk for more.`, { retryable: true });
   }
-  if (/Permission denied \(publickey|Host key verification failed|Too many authentication failures/.test(stderr)) {
-    return new TabulaError('storage-auth-failed', `The storage ${ctx.storage} refused Tabula's login (${/Host key verification failed/.test(stderr) ? 'the server\'s identity has changed or is unknown' : 'the key was not accepted'}).`);
-  }
-  const net = /(Connection refused|Connection timed out|No route to host|Network is unreachable|Could not resolve hostname[^\n]*|Connection reset by peer|Broken pipe|connection unexpectedly closed)/.exec(stderr);
-  if (r.code === 255 || r.code === 12 || r.code === 10 || r.code === 35 || r.code === 30 || net) {
-    const why = net ? net[1]!.replace(/^Could not resolve hostname.*/, 'the server name could not be found').toLowerCase() : 'the connection failed';
-    return new TabulaError('storage-unreachable', `The storage ${ctx.storage} cannot be reached right now (${why}).`, { retryable: true });
-  }
+  const login = loginRefused(r);
+  if (login) return new TabulaError('storage-auth-failed', `The storage ${ctx.storage} refused Tabula's login (${login}).`);
+  const why = connectionFailed(r);
+  if (why) return new TabulaError('storage-unreachable', `The storage ${ctx.storage} cannot be reached right now (${why}).`, { retryable: true });
   const unreadable: Record<string, string[]> = {};
   for (const m of stderr.matchAll(unreadableRe)) (unreadable[m[2]!.toLowerCase()] ??= []).push(m[1]!);
   const kinds = Object.entries(unreadable);

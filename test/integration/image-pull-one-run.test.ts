@@ -103,12 +103,16 @@ it('the single run still checks first: a channel file a stranger signed is refus
   s.stop();
 });
 
-it('a tampered offer (a file changed after signing) is refused by the same run, named, and nothing is staged or kept', async () => {
-  // 2.0 changes f1.bin; the server then sends other bytes for it than the signed manifest names.
+/** 2.0 changes f1.bin; the server then sends other bytes for it than the signed manifest names. */
+function publishTampered() {
   const t = fleet.makeTree('v2.0', '2.0', 20);
   fs.writeFileSync(path.join(t, 'usr/share/data/d1/f1.bin'), 'new in 2.0\n');
   publishRsyncTree({ treeDir: t, outDir: fleet.serverDir, version: '2.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
   fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/usr/share/data/d1/f1.bin'), 'evil in 2.0\n');
+}
+
+it('a tampered offer (a file changed after signing) is refused by the same run, named, and nothing is staged or kept', async () => {
+  publishTampered();
   const { s, runs } = service();
   await s.start();
   const after = await pull(s);
@@ -118,4 +122,19 @@ it('a tampered offer (a file changed after signing) is refused by the same run, 
   expect(next()).toBe('deployments/1.0');
   expect(deployments()).toEqual(['1.0']);
   s.stop();
+});
+
+it('a pull that fails at staging still records its check: the person sees when it checked and what is on offer, not a stale "last checked"', async () => {
+  publishTampered();
+  const { s } = service();
+  await s.start();
+  expect(s.status().lastCheckAt).toBeNull();
+  const after = await pull(s);
+  expect(after).toMatchObject({ state: 'failed', lastError: { code: 'image-invalid' }, available: { version: '2.0' }, lastCheckAt: new Date(createFakeClock().now()).toISOString() });
+  s.stop();
+  // Kept across a restart of the agent, as any check is.
+  const again = service();
+  await again.s.start();
+  expect(again.s.status()).toMatchObject({ lastCheckAt: after.lastCheckAt, available: { version: '2.0' }, reason: 'Version 2.0 is available (running 1.0).' });
+  again.s.stop();
 });

@@ -8,9 +8,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { fetchFleetFile, fetchFleetFiles } from '../../src-main/core/fleet-source';
+import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
+import { publishRsyncTree } from '../../src-main/fleet-publish';
 import { runRsync } from '../../src-main/core/rsync';
 import { storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { parseStorageUrl, sharedConnection } from '../../src-main/core/storage-url';
+import { createImageFleet } from '../fixtures/image-fleet';
 import { useWorldOverSsh } from '../fixtures/world-over-ssh';
 
 // Short here so that the test does not wait minutes; the product's default is IO_TIMEOUT_SECONDS.
@@ -111,6 +114,30 @@ describe('the other side of an rsync hangs as it starts', { timeout: 120_000 }, 
     }
     // The same server with a live rsync: the files arrive.
     expect(String(await fetchFleetFile(source, 'policy.json', { ioTimeoutSeconds: IO_TIMEOUT }))).toBe('{}');
+  });
+
+  it("an image download whose fleet server hangs once the tree's transfer starts ends saying the fleet server stopped answering; the next pull finishes it", async () => {
+    const fleet = createImageFleet();
+    try {
+      publishRsyncTree({ treeDir: fleet.makeTree('v1', '1.0', 5), outDir: fleet.serverDir, version: '1.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+      // The channel and the manifest come; the server's rsync for the tree hangs.
+      const client = path.join(fleet.dir, 'rsync-tree-hangs');
+      fs.writeFileSync(client, `#!/bin/sh\ncase "$*" in *images/1.0/tree*) exec rsync --rsync-path=${hungRsync(fleet.dir)} "$@";; esac\nexec rsync "$@"\n`, { mode: 0o755 });
+      const backend = (rsyncPath?: string) =>
+        createRsyncTreeBackend({ root: fleet.root, source: { url: sshd().url(fleet.serverDir), sshOptions: sshd().sshOptions, connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey], rsyncPath, ioTimeoutSeconds: IO_TIMEOUT });
+
+      const hanging = backend(client);
+      const err = await endsOrStuck('the image download', failureOf(hanging.stage()).finally(() => hanging.close()));
+      expect(err).toBeInstanceOf(TabulaError);
+      expect((err as TabulaError).code).toBe('image-unreachable');
+      expect((err as TabulaError).message).toMatch(/^Downloading image 1\.0 failed: The fleet server ssh:\/\/\S+ stopped answering \(nothing came back for \d+ seconds\)/);
+      expect((err as TabulaError).retryable).toBe(true);
+
+      const answering = backend();
+      expect(await answering.stage().finally(() => answering.close())).toMatchObject({ version: '1.0' });
+    } finally {
+      fleet.dispose();
+    }
   });
 
   it('a run stopped while the storage hangs ends once rsync has exited: it waits on no timer (the kept connection holds the hung session)', async () => {

@@ -22,9 +22,14 @@ packages=(
 )
 key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"
 out="$cache/base-$key"
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-
+# Two labs may start at once (two worktrees, or the rsync-tree and ostree engineers' runs, which both
+# pass here): one builds, the other waits for it and uses the same tree.
 mkdir -p "$cache"
+exec 9>"$cache/base-$key.lock"
+flock 9
+# Marked as used (the folder's time): the removal of superseded bases below spares a base a lab used lately.
+if [ -f "$out/.complete" ]; then touch "$out"; echo "$out"; exit 0; fi
+
 rm -rf --one-file-system "$out.tmp"
 mmdebstrap --variant=minbase --mode=root --quiet \
   --include="$(IFS=,; echo "${packages[*]}")" \
@@ -33,6 +38,8 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   trixie "$out.tmp" >&2
 touch "$out.tmp/.complete"
 mv "$out.tmp" "$out"
-# Older bases are superseded by this recipe (removed only now: a lab still running may be reading one).
-find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key" -exec rm -rf --one-file-system {} + 2>/dev/null || true
+# Older bases are superseded by this recipe, but another checkout (another branch's recipe) may be
+# building one or walking a laptop made from one right now: only bases no lab used for 12 hours go.
+find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key" ! -name '*.lock' -mmin +720 -exec rm -rf --one-file-system {} + 2>/dev/null || true
+find "$cache" -maxdepth 1 -name 'base-*.lock' -mmin +720 -delete 2>/dev/null || true
 echo "$out"

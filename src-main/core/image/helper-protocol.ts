@@ -31,18 +31,19 @@ const progress: z.ZodType<ImageUpdateProgress> = z
     version: text(200).optional(),
   });
 
+const errorSchema: z.ZodType<ErrorInfo> = z
+  .object({ code: z.enum(errorCodes), message: text(), retryable: z.boolean(), details: z.array(text(1000)).max(200).optional() });
+
 const resultSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
   z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
-  z.object({ verb: z.literal('pull'), deployments, available: deployment.nullable(), serverData: serverData.nullable(), pulled: z.object({ version: text(200), bytesReceived: z.number().min(0) }).nullable() }),
+  // `stageFailed`: the check held (its offer is `available`) but staging it failed; the agent records the check, then reports this.
+  z.object({ verb: z.literal('pull'), deployments, available: deployment.nullable(), serverData: serverData.nullable(), pulled: z.object({ version: text(200), bytesReceived: z.number().min(0) }).nullable(), stageFailed: errorSchema.optional() }),
   z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('rollback'), deployments }),
 ]);
 export type HelperResult = z.infer<typeof resultSchema>;
-
-const errorSchema: z.ZodType<ErrorInfo> = z
-  .object({ code: z.enum(errorCodes), message: text(), retryable: z.boolean(), details: z.array(text(1000)).max(200).optional() });
 
 const messageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), progress }),

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
-import { TabulaError } from '../../common/errors';
+import { TabulaError, toErrorInfo } from '../../common/errors';
 import { loadConfig } from '../config';
 import { createTrustStore, type ServerData } from './freshness';
 import { applyPolicy, fetchPolicy, pinOf } from './policy';
@@ -168,7 +168,14 @@ async function runOn(backend: ImageBackend, req: HelperRequest, offering: (versi
       const available = await backend.check();
       if (!offerIsNew(available, before)) return { verb: 'pull', deployments: before, available, serverData: await backend.serverData(), pulled: null };
       offering(available.version);
-      const r = await backend.stage(available);
+      let r: { version: string; bytesReceived: number };
+      try {
+        r = await backend.stage(available);
+      } catch (err) {
+        // The check held: its offer goes back with the failure, so that the agent records when it
+        // checked and what was on offer, as after a `check` and a failed `stage`.
+        return { verb: 'pull', deployments: await backend.status().catch(() => before), available, serverData: await backend.serverData(), pulled: null, stageFailed: toErrorInfo(err) };
+      }
       return { verb: 'pull', deployments: await backend.status(), available, serverData: await backend.serverData(), pulled: { version: r.version, bytesReceived: r.bytesReceived } };
     }
     case 'stage':

@@ -175,6 +175,7 @@ export function createImageService(deps: ImageServiceDeps) {
         const r = await callHelper(['pull'], true);
         if (r.verb === 'pull') {
           checked(r.available);
+          if (r.stageFailed) throw TabulaError.fromInfo(r.stageFailed);
           if (r.pulled) pulled(r.pulled.bytesReceived);
         }
       } else {

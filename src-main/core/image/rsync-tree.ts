@@ -13,10 +13,9 @@ import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { parseJsonDocument, writeFileAtomic } from '../atomic-file';
-import { fetchFleetFiles, type FleetSource } from '../fleet-source';
+import { describeFleetFailure, fetchFleetFiles, type FleetSource } from '../fleet-source';
 import { requireSignature } from '../signing';
-import { parseableOutput, runRsync, type RsyncRun } from '../rsync';
-import { describeRsyncFailure } from '../rsync-errors';
+import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
 import { createTrustStore, expiresSchema, serialSchema, type ServerData, type TrustStore } from './freshness';
@@ -47,6 +46,8 @@ export interface RsyncTreeOptions {
   trust?: TrustStore;
   bandwidthKBps?: number;
   rsyncPath?: string;
+  /** How long the fleet server may stay silent before a fetch stops (default {@link IO_TIMEOUT_SECONDS}); tests make it short. */
+  ioTimeoutSeconds?: number;
   onProgress?: (p: ImageUpdateProgress) => void;
 }
 
@@ -64,6 +65,9 @@ export interface PullResult {
  * No name in the tree is exempt from the manifest.
  */
 const partialDataDir = (dest: string) => path.join(dest, 'rsync-partial');
+
+/** A slow disk's read rate for whole-file checksums, as the sync's (core/sync/engine.ts). */
+const CHECKSUM_BYTES_PER_SECOND = 20e6;
 
 export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s).
@@ -118,7 +122,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   }
 
   async function fetchSigned(rel: string, what: string): Promise<{ data: Buffer; sig: Buffer }> {
-    const [data, sig] = await fetchFleetFiles(opts.source, [rel, `${rel}.sig`], { rsyncPath: opts.rsyncPath });
+    const [data, sig] = await fetchFleetFiles(opts.source, [rel, `${rel}.sig`], { rsyncPath: opts.rsyncPath, ioTimeoutSeconds: opts.ioTimeoutSeconds });
     if (!data) throw new TabulaError('image-invalid', `${what} is missing on the fleet server (${rel}).`, { retryable: true });
     requireSignature(data, sig ? sig.toString('utf8') : null, opts.trustedKeys, what);
     return { data, sig: sig! };
@@ -279,7 +283,10 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     manifestP.catch(() => {});
     let bytesReceived: number;
     try {
-      bytesReceived = await rsyncInto(version, args, null);
+      // --checksum reads every file on the server before it says a word about it: the run gets the
+      // tree's reading time on top of the silence it may keep (as the sync's compare does).
+      const checksumSeconds = copyFrom ? Math.ceil((await manifestP).manifest.entries.reduce((n, e) => n + e.size, 0) / CHECKSUM_BYTES_PER_SECOND) : 0;
+      bytesReceived = await rsyncInto(version, args, null, checksumSeconds);
     } catch (err) {
       await manifestP.catch(() => {});
       throw err;
@@ -296,10 +303,15 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
   }
 
-  async function rsyncInto(version: string, args: string[], total: number | null): Promise<number> {
+  /**
+   * The download, with the sync's stall watch: a fleet server whose rsync hangs while its sshd still
+   * answers would otherwise hold the pull, and the person waiting on it, for ever.
+   */
+  async function rsyncInto(version: string, args: string[], total: number | null, extraSeconds = 0): Promise<number> {
     let bytesReceived = 0;
+    const timeout = (opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS) + extraSeconds;
     running = runRsync(
-      args,
+      [`--timeout=${timeout}`, ...args],
       {
         progress: (p) => opts.onProgress?.({ phase: 'downloading', bytesDone: p.bytesDone, bytesTotal: total, percent: p.percent }),
         other: (line) => {
@@ -307,17 +319,14 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
           if (m) bytesReceived = Number(m[1]!.replace(/,/g, ''));
         },
       },
-      { rsyncPath: opts.rsyncPath },
+      { rsyncPath: opts.rsyncPath, stallSeconds: timeout },
     );
     const r = await running.done;
     running = null;
     if (r.code !== 0) {
-      const e = describeRsyncFailure(r, { home: '/', storage: opts.source.url, cancelled: false });
+      const e = describeFleetFailure(r, opts.source.url, timeout);
       const cancelled = e.code === 'cancelled';
-      throw new TabulaError(cancelled ? 'cancelled' : 'image-unreachable', cancelled ? 'The download was stopped; the next pull resumes where it stopped.' : `Downloading image ${version} failed: ${e.message} The part already downloaded is kept and the next pull resumes.`, {
-        retryable: true,
-        details: e.details,
-      });
+      throw new TabulaError(cancelled ? 'cancelled' : 'image-unreachable', cancelled ? 'The download was stopped; the next pull resumes where it stopped.' : `Downloading image ${version} failed: ${e.message} The part already downloaded is kept and the next pull resumes.`, { retryable: true });
     }
     return bytesReceived;
   }
