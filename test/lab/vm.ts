@@ -236,11 +236,11 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
         const now = r.stdout.trim();
         // After a power-cycle any answer is the new boot (a soft reboot's count starts again at 0).
         if (r.code === 0 && now && (now !== ask.before || powerCycled)) {
-          // A crash on the way (a TCG Oops, a broken image's panic) restarted the guest: said in the scenario's line.
+          // A crash on the way (a TCG Oops, a broken image's panic): said in the scenario's line.
           const crashes = kernelCrashes(consoleText.slice(ask.since));
           if (crashes.length) {
             log(`kernel crash during ${ask.what}: ${crashes.join(' | ')}`);
-            notes.push(`kernel crash during ${ask.what} (the guest restarted): ${crashes.join(' | ')}`);
+            notes.push(`kernel crash during ${ask.what}: ${crashes.join(' | ')}`);
           }
           return Date.now() - ask.t0;
         }
