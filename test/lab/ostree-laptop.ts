@@ -47,9 +47,9 @@ export const ostreeLaptop: LabBackend = {
   // (e), (f), (g): out since the lead's fresh-clone check of session 9 (below, and the README).
   defaults: ['a', 'c', 'd'],
   outOfDefault: {
-    e: 'failed in the lead\'s fresh-clone check of session 9: the boot into 2 after "tabula image pull" on 1 crashed 4 s in (a kernel Oops, int3 in sched_clock_cpu, under TCG with two virtual CPUs), which used 2\'s one try (the lab images\' /etc/kernel/tries), so systemd-boot fell back to 1 and Tabula recorded 2 as failed, as designed; back in the default once the lab stops a TCG crash from spending a try (e.g. two tries for images that should start) and two full walks hold',
-    f: 'in session 9\'s walk image 3 booted again and again (systemd-bless-boot had failed on the boot after (g)\'s reimage, so 2\'s entry was not marked good); walked after (e) and (g), out with them until understood and two full walks hold',
-    g: 'failed in the lead\'s fresh-clone check of session 9 after (e) left the laptop on 1 (the reset lays down the running version); out with (e)',
+    e: 'out since the lead\'s fresh-clone check of session 9, where the boot into 2 crashed under TCG (a kernel Oops, int3 in sched_clock_cpu) and spent 2\'s one try; the lab images now have two tries, and (e) held in session 10\'s full walk (README, lab section); back in the default after a second full walk on the same code',
+    f: 'out since session 9, where image 3 booted again and again after systemd-bless-boot failed on the boot after (g)\'s reimage; tabula-helper now marks a completed boot good itself before staging, and (f) held in session 10\'s full walk with two tries (README, lab section); back in the default after a second full walk on the same code',
+    g: 'out since the lead\'s fresh-clone check of session 9, after (e) left the laptop on 1; held in session 10\'s full walk (README, lab section; the bless checked after the reimage); back in the default after a second full walk on the same code',
   },
   async walk(ctx, run) {
     let vm: Vm | null = null;
