@@ -25,7 +25,7 @@ const zodApart = {
 
 await Promise.all([
   build({ ...common, entryPoints: { cli: 'src-main/cli.ts' }, outdir: 'build/main' }),
-  build({ ...common, entryPoints: { sync: 'src-main/sync-main.ts' }, outdir: 'build/main', plugins: [zodApart] }),
+  build({ ...common, entryPoints: { sync: 'src-main/sync-main.ts', 'sync-client': 'src-main/sync-client.ts' }, outdir: 'build/main', plugins: [zodApart] }),
   build({ ...common, entryPoints: { 'sync-zod': 'node_modules/zod/index.js' }, outdir: 'build/main' }),
   build({ ...common, entryPoints: { helper: 'src-main/helper.ts', fleet: 'src-main/fleet.ts', 'bench-image': 'scripts/bench-image.ts' }, outdir: 'build/main' }),
   build({ ...common, entryPoints: { shell: 'src-main/shell/main.ts' }, outdir: 'build/main' }),
@@ -36,5 +36,4 @@ await Promise.all([
 // V8 keeps a script's source in memory, one byte a character only if every character fits in one
 // (Latin-1). esbuild escapes what is not ASCII in code but leaves comments as they are: one '—' in a
 // kept comment made `tabula sync`'s 1 MB bundle take 2 MiB of its 64 MiB budget. Escaped in comments too.
-const sync = 'build/main/sync.js';
-fs.writeFileSync(sync, fs.readFileSync(sync, 'utf8').replace(/[^\0-\xff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+for (const sync of ['build/main/sync.js', 'build/main/sync-client.js']) fs.writeFileSync(sync, fs.readFileSync(sync, 'utf8').replace(/[^\0-\xff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));

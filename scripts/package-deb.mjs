@@ -46,7 +46,7 @@ for (const tool of ['dpkg-deb', 'dpkg-shlibdeps', 'strip']) {
   }
 }
 const arch = run('dpkg', ['--print-architecture']).trim();
-const mainFiles = ['cli.js', 'sync.js', 'sync-zod.js', 'helper.js', 'fleet.js', 'shell.js', 'preload.js'];
+const mainFiles = ['cli.js', 'sync.js', 'sync-client.js', 'sync-zod.js', 'helper.js', 'fleet.js', 'shell.js', 'preload.js'];
 for (const f of [...mainFiles.map((f) => `build/main/${f}`), 'build/renderer/index.html', 'node_modules/keytar/build/Release/keytar.node']) {
   if (!fs.existsSync(path.join(repo, f))) fail(`${f} is missing: run \`npm run build\` (and npm install) first.`);
 }

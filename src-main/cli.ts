@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ApiClient } from './common/contract';
-import { parseArgs, runAgentCommand, syncForeground } from './cli-sync';
+import { parseArgs, runAgentCommand } from './cli-sync';
 import { helpFor, matchCommand, usageText } from './cli-commands';
 import { TabulaError } from './common/errors';
 import { imageLabel } from './common/image-label';
@@ -194,7 +194,6 @@ async function main(argv: string[]) {
   if (args.words.join(' ') === 'agent') return runService(port);
   if (args.words.join(' ') === 'tray') return tray();
   if (args.flags.has('--launch')) return launch(port);
-  if (args.words[0] === 'sync') return syncForeground(args, paths);
   if (args.words[0] === 'prefs') {
     process.exitCode = await (await import('./cli-prefs')).runPrefsCommand(argv, runningAgent);
     return;

@@ -1,8 +1,9 @@
 // `tabula sync` while the agent runs: the agent makes the run (`sync.run` over its socket) with its
 // change journal and its kept ssh connection, so this process needs none of the sync engine, the
-// config or zod. Nothing changed is ~0.02 s of the agent's; Node's own start here is 0.10-0.14 s of
-// the 0.15 s such a run may take (issue 9), so this part loads only Node's fs, os, path and http.
-// The rest of sync.js is loaded when the run is made here (sync-main.ts).
+// config or zod. Nothing changed is ~0.02 s of the agent's; Node's own start here is 0.09-0.14 s of
+// the 0.15 s such a run may take (issue 9), so this is a bundle of its own (build/main/sync-client.js,
+// ~20 KB, which bin/tabula.js loads first) and loads only Node's fs, os, path and net. The sync bundle
+// (sync.js, ~190 KB: ~0.01 s more to read and compile) is loaded only when the run is made here.
 import fs from 'node:fs';
 import { TabulaError } from './common/errors';
 import { agentSocketPath, ensureRuntimeDir, resolvePaths } from './core/paths';
@@ -35,4 +36,13 @@ export async function syncByAgent(argv: string[]): Promise<boolean> {
     printSyncFailure(err, json);
   }
   return true;
+}
+
+/** bin/tabula.js's way in: true when the agent made the run (or said why not); any other failure printed as sync-main.ts prints it. */
+export function runByAgent(argv: string[]): Promise<boolean> {
+  process.umask(0o077); // only ever the main thread, as sync-main.ts
+  return syncByAgent(argv).catch((err: unknown) => {
+    console.error(err instanceof TabulaError ? err.message : `tabula: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exit(1);
+  });
 }

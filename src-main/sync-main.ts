@@ -1,11 +1,10 @@
 // `tabula sync` on its own: the foreground sync loads only the sync engine and the config, not the
 // agent, the window's server, image or prefs code (bin/tabula.js picks this bundle when the first word
 // is `sync`). Memory is the reason: the whole CLI costs ~25 MiB more before it does anything.
-// While the agent runs, the run is the agent's and this process only asks for it (sync-client.ts):
-// the rest of the bundle (the engine, the config, the command line's grammar) is loaded only when the
-// run is made here; esbuild keeps what is imported with import() unloaded until then.
+// While the agent runs, the run is the agent's: bin/tabula.js asks it first with a bundle of its own
+// (sync-client.ts) and loads this one only when the run is made here. Even then the engine, the config
+// and the command line's grammar load only once needed (esbuild keeps what import() names unloaded).
 import { TabulaError } from './common/errors';
-import { syncByAgent } from './sync-client';
 
 const EX_USAGE = 64;
 
@@ -19,7 +18,6 @@ const EX_USAGE = 64;
 const SYNC_V8_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=10', '--max-opt=1'];
 
 async function main(argv: string[]) {
-  if (await syncByAgent(argv)) return;
   // Not import(): esbuild leaves a builtin's import() to Node's ES module loader, slower to start.
   const v8 = process.getBuiltinModule('node:v8');
   for (const flag of SYNC_V8_FLAGS) v8.setFlagsFromString(flag);
@@ -29,7 +27,7 @@ async function main(argv: string[]) {
     console.error(matched.error);
     return void (process.exitCode = EX_USAGE);
   }
-  // The agent was asked already when it could make this run (sync-client.ts).
+  // The agent was asked already when it could make this run (bin/tabula.js, sync-client.ts).
   await syncForeground(parseArgs(argv, ['--port', '--home', '--storage', '--keep', '--at', '--to']), resolvePaths(), true);
 }
 

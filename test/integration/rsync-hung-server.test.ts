@@ -34,6 +34,18 @@ function keptConnection(socket: string): number | null {
   return r.status === 0 ? Number(/pid=(\d+)/.exec(r.stderr)?.[1]) : null;
 }
 
+/** The ssh processes of the image backend's kept connections (control folder tabula-ssh-*) connected to the sshd on `port`. */
+function keptFleetConnections(port: number): number[] {
+  const out = spawnSync('ss', ['-tnpH', 'dst', `127.0.0.1:${port}`], { encoding: 'utf8' }).stdout;
+  return [...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tabula-ssh-');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 const failureOf = (p: Promise<unknown>) =>
   p.then(
     () => new Error('it finished although the other side hung'),
@@ -132,6 +144,8 @@ describe('the other side of an rsync hangs as it starts', { timeout: 120_000 }, 
       expect((err as TabulaError).code).toBe('image-unreachable');
       expect((err as TabulaError).message).toMatch(/^Downloading image 1\.0 failed: The fleet server ssh:\/\/\S+ stopped answering \(nothing came back for \d+ seconds\)/);
       expect((err as TabulaError).retryable).toBe(true);
+      // Its kept ssh connection ended with the run: it would hold the hung session, and a root ssh process, for ever.
+      expect(keptFleetConnections(sshd().port)).toEqual([]);
 
       const answering = backend();
       expect(await answering.stage().finally(() => answering.close())).toMatchObject({ version: '1.0' });

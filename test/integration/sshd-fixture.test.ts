@@ -70,4 +70,21 @@ describe('sshd fixture', () => {
       await rm(local, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('an sshd that cannot start says why in its own last words, without holding all it printed before', async () => {
+    // sshd warns once per deprecated line (~1 MB here), then stops at the option it does not know.
+    const extraConfig = [...Array<string>(20_000).fill('UsePrivilegeSeparation yes'), 'NoSuchOption yes'];
+    const err = await startSshServer({ extraConfig }).then(
+      async (server) => {
+        await server.dispose();
+        return new Error('sshd started');
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toMatch(/^sshd exited \(255\) before listening on port \d+:\n/);
+    // What it said last, from a line's start (sshd ends its lines with \r\n).
+    expect(err.message).toMatch(/:\n…\n\/\S+ line \d+: Deprecated option UsePrivilegeSeparation\r\n/);
+    expect(err.message).toMatch(/Bad configuration option: NoSuchOption\r\n[^\n]* terminating, 1 bad configuration options\r\n$/);
+    expect(err.message.length).toBeLessThan(10_000);
+  }, 30_000);
 });

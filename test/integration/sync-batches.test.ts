@@ -18,7 +18,7 @@ function countRsyncRuns() {
   const real = ['/usr/bin/rsync', '/bin/rsync'].find((p) => fs.existsSync(p))!;
   fs.writeFileSync(
     path.join(dir, 'rsync'),
-    `#!/bin/sh\nfor a; do case "$a" in --files-from=*) tr -cd '\\000' < "\${a#--files-from=}" | wc -c >> '${log}';; esac; done\nexec ${real} "$@"\n`,
+    `#!/bin/sh\nfor a; do case "$a" in --files-from=:*) echo storage >> '${log}.where';; --files-from=*) echo here >> '${log}.where'; tr -cd '\\000' < "\${a#--files-from=}" | wc -c >> '${log}';; esac; done\nexec ${real} "$@"\n`,
     { mode: 0o755 },
   );
   const before = process.env.PATH;
@@ -26,6 +26,8 @@ function countRsyncRuns() {
   return {
     /** Names given to each rsync run so far. */
     runs: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map(Number) : []),
+    /** Where each run read its list of names: 'here' (a local file) or 'storage' (`--files-from=:path`). */
+    where: () => (fs.existsSync(`${log}.where`) ? fs.readFileSync(`${log}.where`, 'utf8').trim().split('\n').filter(Boolean) : []),
     restore() {
       process.env.PATH = before;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -69,6 +71,36 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     expect(b.files()).toEqual(files());
     for (let d = 0; d < 4; d++) expect(fs.statSync(path.join(b.home, `dir${d}`)).mtime.toISOString()).toBe(old.toISOString());
     expect((await a.sync({ rsyncBatch: BATCH })).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+  });
+
+  it('long lists of names go to the storage for rsync to read there (it reads a local one a byte at a time): every name of every batch arrives, deletions too, and pulls read theirs here', async () => {
+    const a = w.laptop('a');
+    fillHome(a);
+    const opts = { rsyncBatch: BATCH, namesOnStorageBytes: 1 };
+    const s = await a.sync(opts);
+    expect(s.counts.pushed).toBe(20);
+    expect(w.storageFiles()).toEqual(files());
+    for (let d = 0; d < 4; d++) expect(fs.statSync(path.join(w.storageDir, `dir${d}`)).mtime.toISOString()).toBe(old.toISOString());
+    expect(counter.where().filter((x) => x === 'storage').length).toBeGreaterThanOrEqual(3); // each batch of the push
+    expect(counter.where()).not.toContain('here');
+    expect((await a.sync(opts)).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+
+    // Changes and deletions in the same way; a fresh laptop pulls the names from a local list.
+    a.write('dir0/file0.txt', 'changed');
+    a.rm('dir3/file4.txt');
+    a.rm('dir2/file1.txt');
+    const next = await a.sync(opts);
+    expect(next.counts).toEqual({ pulled: 0, pushed: 1, deletedLocal: 0, deletedRemote: 2 });
+    const now = { ...files(), 'dir0/file0.txt': 'changed' };
+    delete (now as Record<string, string>)['dir3/file4.txt'];
+    delete (now as Record<string, string>)['dir2/file1.txt'];
+    expect(w.storageFiles()).toEqual(now);
+    const before = counter.where().length;
+    const b = w.laptop('b');
+    expect((await b.sync(opts)).counts.pulled).toBe(18);
+    expect(b.files()).toEqual(now);
+    expect(counter.where().slice(before)).not.toContain('storage');
+    expect((await a.sync(opts)).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
   });
 
   it('a file deleted while the batches run is passed over; the rest go, and nothing else is deleted', async () => {

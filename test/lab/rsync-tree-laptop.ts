@@ -40,11 +40,9 @@ export const rsyncTreeLaptop: LabBackend = {
   // skipped, their lines saying why. (d), (e), (h): held in session 7's runs 1 and 2 (the same
   // code, load 13-25, no second ask or power-cycle; (d) also once in session 6). (f), (g): held in
   // session 8's full walks, runs 1 and 2 (README; between them
-  // boot-time changes only and main's sync stall watch, which (b) and (c) exercise too).
-  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'h'],
-  outOfDefault: {
-    g: 'failed in the lead\'s fresh-clone check of session 8: a (c) that failed left the NAS down (the walk now brings it back whatever (c) found), so the reimage was refused for the unreachable storage; back in the default once two full walks hold with that',
-  },
+  // boot-time changes only and main's sync stall watch, which (b) and (c) exercise too). (g) again
+  // in session 9's walk B and session 10's run 1, with the NAS started after (c) whatever (c) found.
+  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
   async walk(ctx, run) {
     const { work, base } = ctx;
     let nas: SshServer | null = null;

@@ -5,6 +5,7 @@
 //   deployments/<version>.partial/                                   a pull in progress (resumable)
 //   next -> deployments/<version>                                    what the next boot starts
 //   reset-on-boot                                                    reimage: drop /etc and /var state
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -70,12 +71,13 @@ const partialDataDir = (dest: string) => path.join(dest, 'rsync-partial');
 const CHECKSUM_BYTES_PER_SECOND = 20e6;
 
 export function createRsyncTreeBackend(options: RsyncTreeOptions) {
-  // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s).
+  // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s): one
+  // server, so one name for it in its own folder.
   let controlDir: string | null = null;
   const viaSsh = options.source.url.startsWith('ssh://');
   if (viaSsh) controlDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-ssh-'));
   const opts: RsyncTreeOptions = viaSsh
-    ? { ...options, source: { ...options.source, sshOptions: [...options.source.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=15'] } }
+    ? { ...options, source: { ...options.source, sshOptions: [...options.source.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/fleet`, '-o', 'ControlPersist=15'] } }
     : options;
   const base = path.join(opts.root, 'var/lib/tabula');
   const deploymentsDir = path.join(base, 'deployments');
@@ -436,9 +438,14 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     cancel() {
       running?.cancel();
     },
-    /** Ends the shared ssh connection. */
+    /**
+     * Ends the shared ssh connection now: after a stall it would hold the server's hung session, and
+     * its ssh process here, for ever (ControlPersist counts only from the last session's end).
+     */
     close() {
-      if (controlDir) fs.rmSync(controlDir, { recursive: true, force: true });
+      if (!controlDir) return;
+      spawnSync('ssh', ['-o', `ControlPath=${controlDir}/fleet`, '-O', 'exit', 'fleet'], { stdio: 'ignore', timeout: 10_000 });
+      fs.rmSync(controlDir, { recursive: true, force: true });
       controlDir = null;
     },
     /** Reads a deployment's verified manifest (for tests and diagnostics). */

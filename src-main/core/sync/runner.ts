@@ -119,8 +119,13 @@ export function createSyncRunner({ journal, history, conflicts, status, events, 
     }
     lastRunEnd = { wall: Date.now(), mono: performance.now() };
     const run = runRecord({ id, startedAt, finishedAt: now(), outcome, summary, storage: storageName, error });
-    history.add(run);
+    // `tabula sync` waiting for this run is answered before the agent's own records of it are written
+    // (history, request journal: each a file written and flushed to disk, ~10 ms, far more on a busy
+    // disk; issue 9). What the run synced is recorded already (the archive, inside runSync); a crash in
+    // between costs a history line and a repeated run, never a change.
     for (const w of asked) w.settle(summary, error);
+    if (asked.length) await new Promise((resolve) => setImmediate(resolve));
+    history.add(run);
     journal.finished(answers, runEnd(outcome, error));
     const open = conflicts.open();
     // Paused during the run: the run's result is kept (last run, last success), the state stays paused.
