@@ -101,6 +101,25 @@ describe('ostree backend', { timeout: 90_000 }, () => { // real ostree commits a
     expect(s.staged?.version).toBe('1.0');
   });
 
+  it('before staging, a running deployment whose entry systemd-bless-boot left counted is marked good once the boot is complete, so a broken next version has it to fall back to', async () => {
+    const v1 = await bootedOnV1();
+    publishV2();
+    // This boot was v1's second counted try and reached boot-complete.target, but its entry was not
+    // blessed (session 9's lab: systemd-bless-boot FAILED after a reimage).
+    const entries = path.join(fleet.root, 'efi/loader/entries');
+    fs.mkdirSync(entries, { recursive: true });
+    fs.writeFileSync(path.join(entries, `tabula-ostree-${v1}.0+0-2.conf`), 'title v1\n');
+    const b = (complete: boolean) => createOstreeBackend({ sysroot: fleet.root, url: `${http.url}/repo`, ref: REF, osName: 'tabula', gpgKeyring: fleet.gpgKey().keyring, syncEsp: async () => undefined, bootComplete: async () => complete });
+    // Not judged yet (the target not reached): a pull stages v2 and leaves the counter to systemd.
+    expect((await b(false).stage()).version).toBe('2.0');
+    expect(fs.readdirSync(entries)).toEqual([`tabula-ostree-${v1}.0+0-2.conf`]);
+    // The boot is complete: the next deployment (here the helpdesk's reset) marks v1's entry good
+    // first, as systemd-bless-boot would have.
+    await b(true).reimage();
+    expect(fs.readdirSync(entries)).toEqual([`tabula-ostree-${v1}.0.conf`]);
+    expect(fs.readFileSync(path.join(entries, `tabula-ostree-${v1}.0.conf`), 'utf8')).toBe('title v1\n');
+  }, 180_000);
+
   it('a new version systemd-boot gave up on is recorded and removed, the status says so, it is not staged again (a newer one is), and a reimage lays down the running one', async () => {
     const v1 = await bootedOnV1();
     const { commit: v2 } = publishV2();

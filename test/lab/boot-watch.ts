@@ -105,3 +105,21 @@ export function lastBoot(text: string): string {
   for (let i = lines.length - 1; i > 0; i--) if (POWER_ON.test(lines[i]!) || RESTART.test(lines[i - 1]!)) return lines.slice(i).join('\n');
   return text;
 }
+
+// A guest kernel's crash on the console: an Oops (under TCG with two virtual CPUs, session 9 saw
+// "int3: 0000 [#1] PREEMPT SMP NOPTI" in sched_clock_cpu, qemu's and not the image's), a BUG, or a
+// panic. Not "BUG: soft lockup": a warning that a virtual CPU got no host time for 20 s (a loaded
+// host), after which the guest goes on (session 10's (e), load ~9).
+const CRASH = /\b(Oops|int3): [0-9a-f]{4} \[#\d+\]|\bBUG: (?!soft lockup)|general protection fault|Kernel panic - not syncing: .*/;
+
+/** The crash lines in a console text (each once, in order, without the time stamps), for the scenario's line. */
+export function kernelCrashes(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = CRASH.exec(line);
+    if (!m) continue;
+    const said = line.slice(m.index).trim().slice(0, 120);
+    if (!out.includes(said)) out.push(said);
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildBase, buildDeb } from './image';
 import { chosenScenarios, createScenarioRun, type LabBackend, type LabReport } from './lab';
+import { buildOstreeBase } from './ostree-image';
 import { ostreeLaptop } from './ostree-laptop';
 import { rsyncTreeLaptop } from './rsync-tree-laptop';
 import { probeAccel, qemuUnavailable } from './vm';
@@ -36,7 +37,10 @@ async function main() {
     let base: string;
     let deb: string | null;
     try {
-      base = buildBase(log);
+      // The rsync-tree base only where an rsync-tree scenario runs: the ostree laptop has its own
+      // (ostree-build-base.sh), and a second lab building the same base-<key>.tmp at once (the two
+      // lab engineers' runs) would remove it under the first. The KVM probe needs a kernel: either base's.
+      base = chosenScenarios(spec, rsyncTreeLaptop).size ? buildBase(log) : buildOstreeBase(log);
       deb = buildDeb(path.join(root, 'dist'));
       log(deb ? `installing ${path.basename(deb)} in the images` : 'no package script: installing the build output in the images');
     } catch (err) {

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../fixtures/free-port';
-import { bootPhase, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
+import { bootPhase, kernelCrashes, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
@@ -66,8 +66,10 @@ export interface Vm {
   waitForBoot(ask: BootAsk): Promise<number>;
   /** Where the console is now, for BootAsk.since. */
   consoleMark(): number;
-  /** What happened to the machine since the last call (power-cycles, reboots asked twice), for the scenario's line. */
+  /** What happened to the machine since the last call (power-cycles, reboots asked twice, kernel crashes), for the scenario's line. */
   takeNotes(): string[];
+  /** Adds a note of the scenario's own (a boot whose bless failed) to the next line. */
+  note(s: string): void;
   ssh(user: string, command: string, opts?: { timeoutMs?: number; input?: string; signal?: AbortSignal }): Promise<SshResult>;
   /** ssh that must succeed: throws with the command's output otherwise. */
   run(user: string, command: string, opts?: { timeoutMs?: number; input?: string }): Promise<string>;
@@ -233,7 +235,15 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
         if (fresh.signal.aborted) continue;
         const now = r.stdout.trim();
         // After a power-cycle any answer is the new boot (a soft reboot's count starts again at 0).
-        if (r.code === 0 && now && (now !== ask.before || powerCycled)) return Date.now() - ask.t0;
+        if (r.code === 0 && now && (now !== ask.before || powerCycled)) {
+          // A crash on the way (a TCG Oops, a broken image's panic): said in the scenario's line.
+          const crashes = kernelCrashes(consoleText.slice(ask.since));
+          if (crashes.length) {
+            log(`kernel crash during ${ask.what}: ${crashes.join(' | ')}`);
+            notes.push(`kernel crash during ${ask.what}: ${crashes.join(' | ')}`);
+          }
+          return Date.now() - ask.t0;
+        }
         last = { answers: r.code === 0, same: r.code === 0 && now === ask.before };
         if (r.code !== 0) lastSsh = (r.stderr || `exit ${r.code}`).trim().slice(-300);
         const phase: BootPhase = bootPhase(consoleText.slice(since), from);
@@ -267,6 +277,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
       }
     },
     consoleMark: () => consoleText.length,
+    note: (s) => void notes.push(s),
     takeNotes() {
       const n = notes;
       notes = [];
@@ -323,12 +334,13 @@ function accelArgs(a: Accel): string[] {
 }
 
 const PROBE_TIMEOUT_MS = 20_000;
-// Printed by initramfs-tools' /init as its first words: the kernel booted and ran userspace.
-const PROBE_MARK = 'Loading, please wait';
+// The kernel booted and ran userspace: initramfs-tools' /init prints the first as its first words;
+// the kernel prints the second before any initramfs (dracut's, on the ostree base, says neither).
+const PROBE_MARKS = ['Loading, please wait', 'Run /init as init process'];
 
 /**
  * KVM where a guest boot is proven to work, TCG otherwise. The proof: the base image's own kernel
- * and initramfs, booted directly under KVM, reach initramfs-tools' first line within 20 s (under a
+ * and initramfs, booted directly under KVM, reach userspace (PROBE_MARKS) within 20 s (under a
  * working KVM that takes ~2 s; where KVM is broken the guest hangs after "Probing EDD"). The answer
  * is kept for the host's boot (its kernel and KVM do not change until it reboots).
  */
@@ -363,10 +375,10 @@ export async function probeAccel(base: string, cacheDir = process.env.TABULA_LAB
     const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
     c.stdout.setEncoding('utf8').on('data', (d: string) => {
       out = (out + d).slice(-4096);
-      if (out.includes(PROBE_MARK)) done(true);
+      if (PROBE_MARKS.some((m) => out.includes(m))) done(true);
     });
     c.once('error', () => done(false));
-    c.once('exit', () => done(out.includes(PROBE_MARK)));
+    c.once('exit', () => done(PROBE_MARKS.some((m) => out.includes(m))));
   });
   const seconds = Math.round((Date.now() - t0) / 1000);
   try {

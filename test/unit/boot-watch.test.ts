@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bootPhase, lastBoot, nextBootStep, type BootState } from '../lab/boot-watch';
+import { bootPhase, kernelCrashes, lastBoot, nextBootStep, type BootState } from '../lab/boot-watch';
 
 const read = (name: string) => fs.readFileSync(path.join(__dirname, '../fixtures/consoles', name), 'utf8').replace(/\r/g, '');
 // The default rsync-tree walk (a, b, c) of the lead's final check: a first boot, then (c)'s reboot.
@@ -103,5 +103,23 @@ describe('nextBootStep', () => {
 
   it('no boot waits longer than ten minutes', () => {
     expect(step({ phase: 'booting', silentMs: 5_000, sinceAskMs: 601_000, sshAnswers: false, sameBoot: false }).do).toBe('fail');
+  });
+});
+
+describe('kernelCrashes', () => {
+  it("finds a TCG Oops and the panic it ends in, once each, and nothing in a clean boot", () => {
+    // The shape of session 9's crash (its console is gone with that machine): an int3 Oops in
+    // sched_clock_cpu 4 s into the boot, then the panic that restarted the guest (panic=1).
+    const crash = [
+      '15:02:11.120 [    4.021337] int3: 0000 [#1] PREEMPT SMP NOPTI',
+      '15:02:11.121 [    4.021337] CPU: 1 PID: 0 Comm: swapper/1 Not tainted 6.12.57+deb13-amd64 #1  Debian 6.12.57-1',
+      '15:02:11.122 [    4.021337] RIP: 0010:sched_clock_cpu+0x10/0x1a0',
+      '15:02:11.130 [    4.080000] Kernel panic - not syncing: Fatal exception in interrupt',
+      '15:02:11.131 [    4.080000] Kernel panic - not syncing: Fatal exception in interrupt',
+    ].join('\n');
+    expect(kernelCrashes(crash)).toEqual(['int3: 0000 [#1] PREEMPT SMP NOPTI', 'Kernel panic - not syncing: Fatal exception in interrupt']);
+    expect(kernelCrashes(walk)).toEqual([]);
+    // Session 10's (e): a virtual CPU starved by a loaded host warns, and the boot goes on.
+    expect(kernelCrashes('00:01:12.001 [   31.504112] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [modprobe:441]')).toEqual([]);
   });
 });

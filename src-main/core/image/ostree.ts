@@ -32,6 +32,8 @@ export interface OstreeOptions {
   esp?: string;
   /** Brings the ESP's entries in line with ostree's after a deployment is removed; default on a booted system: tabula-ostree-esp. */
   syncEsp?: () => Promise<void>;
+  /** Has this boot reached boot-complete.target (systemd's "this boot is good")? Default on a booted system: systemctl; false otherwise. */
+  bootComplete?: () => Promise<boolean>;
   /** Highest summary serial and version accepted; default <sysroot>/var/lib/tabula/trust.json. */
   trust?: TrustStore;
   onProgress?: (p: ImageUpdateProgress) => void;
@@ -312,7 +314,30 @@ export function createOstreeBackend(opts: OstreeOptions) {
     }
   }
 
+  /**
+   * Before anything new is staged, the running deployment must be a good entry to fall back to.
+   * systemd-bless-boot marks a boot that reached boot-complete.target good (its entry loses the
+   * "+LEFT-DONE" counter); where that did not happen (the lab saw it FAILED once, after a reimage),
+   * the entry stays counted, and once a broken new version's tries are spent too, systemd-boot has
+   * only counted-out entries and starts the newest, the broken one, again and again. So the running
+   * entry is marked good here, on the same evidence bless-boot uses. Returns whether it was.
+   */
+  async function blessBooted(): Promise<boolean> {
+    const booted = bootedOf(await deployments());
+    if (!booted || espTriesLeft(esp, booted) === null) return false;
+    const complete = opts.bootComplete ?? (opts.booted ? () => run(['is-active', '--quiet', 'boot-complete.target'], 60_000, { file: 'systemctl', pre: [] }).then(() => true, () => false) : async () => false);
+    if (!(await complete())) return false;
+    const dir = path.join(esp, 'loader/entries');
+    const prefix = `tabula-ostree-${booted.checksum}.${booted.serial}`;
+    const counted = fs.readdirSync(dir).find((n) => n.startsWith(prefix) && /^\+\d+(-\d+)?\.conf$/.test(n.slice(prefix.length)));
+    if (!counted || fs.existsSync(path.join(dir, `${prefix}.conf`))) return false;
+    fs.renameSync(path.join(dir, counted), path.join(dir, `${prefix}.conf`));
+    process.stderr.write(`tabula-helper: this boot reached boot-complete.target but its entry ${counted} was not marked good (systemd-bless-boot did not run or failed); marked it good, so a new version has it to fall back to\n`);
+    return true;
+  }
+
   async function deploy(extra: string[], target = refspec) {
+    await blessBooted();
     opts.onProgress?.({ phase: 'deploying', bytesDone: 0, bytesTotal: null, percent: 100 });
     try {
       // `--stage` needs a booted ostree system; a temp sysroot takes a plain deploy (ENV-FACTS).
