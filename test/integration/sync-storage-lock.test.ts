@@ -25,14 +25,18 @@ function childOfUs(pid: number): boolean {
 // Over ssh every step is a real connection; on a loaded two-core machine a run takes seconds.
 const SSH_TIMEOUT = 120_000;
 
+// One sshd for the file's three ssh groups (started when the first needs it): none stops it.
+let shared: Promise<SshServer> | undefined;
+const sharedSshd = () => (shared ??= startSshServer());
+afterAll(async () => (await shared)?.dispose());
+
 describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_TIMEOUT }, (kind) => {
   let sshd: SshServer | undefined;
   let w: World;
   let ep: Endpoint;
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   beforeEach(() => {
     w = createWorld(sshd);
     ep = storageEndpoint(parseStorageUrl(sshd ? sshd.url(w.storageDir) : w.storageDir), sshd?.sshOptions ?? [], 5);
@@ -129,9 +133,8 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
   let sshd: SshServer | undefined;
   let w: World;
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   beforeEach(() => {
     w = createWorld(sshd);
   });
@@ -236,9 +239,8 @@ describe.each(['folder', 'ssh'])('two `tabula sync` processes, two homes, one %s
   let sshd: SshServer | undefined;
   let laptops: AgentSandbox[] = [];
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   afterEach(async () => {
     await Promise.all(laptops.map((l) => l.dispose()));
     laptops = [];
