@@ -28,7 +28,7 @@ export const rsyncTreeLaptop: LabBackend = {
   scenarios: {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
     b: 'first login on a new laptop restores the home from the NAS',
-    c: 'an edit is backed up; with the NAS down "Back up now" is queued, survives a reboot and runs when the NAS is back',
+    c: 'an edit is backed up by itself (the change journal); with the NAS down "Back up now" is queued, survives a reboot and runs when the NAS is back',
     d: 'image 2 is pulled and staged through pkexec; after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back to 2',
     f: 'a broken image 3 falls back to 2 by itself, and the window says so',
@@ -185,9 +185,16 @@ export const rsyncTreeLaptop: LabBackend = {
       const tC = Date.now();
       if (run.wants('c')) {
         try {
-          await laptop.vm.run(USER, 'echo "edited on the laptop" > ~/Documents/edit.txt && tabula backup now', { timeoutMs: 600_000 });
-          const onNas = fs.readFileSync(path.join(nasHome, 'Documents/edit.txt'), 'utf8');
-          if (onNas !== 'edited on the laptop\n') throw new Error(`the edit is not on the NAS after "Back up now": ${JSON.stringify(onNas)}`);
+          // Backed up by itself: the agent's change journal (inotifywait) sees the edit and a run starts
+          // after the debounce; without it the edit waits for the hourly interval.
+          await laptop.vm.run(USER, 'echo "edited on the laptop" > ~/Documents/edit.txt');
+          const edit = path.join(nasHome, 'Documents/edit.txt');
+          const tEdit = Date.now();
+          await waitFor(async () => (fs.existsSync(edit) && fs.readFileSync(edit, 'utf8') === 'edited on the laptop\n') || null, 300_000, 'the edit did not reach the NAS by itself').catch(async (err: Error) => {
+            const problems = (await laptop.peek().catch(() => null))?.problems?.map((p) => p.message).join(' | ');
+            throw new Error(`${err.message}; the agent's problems: ${problems || 'none'}`);
+          });
+          run.figure('an edit on the NAS by itself (no "Back up now")', `${Math.round((Date.now() - tEdit) / 1000)} s`);
           await nas.stop();
           await laptop.vm.ssh(USER, 'echo "written while the NAS was down" > ~/Documents/offline.txt && tabula backup now --no-wait', { timeoutMs: 60_000 });
           await waitFor(async () => {
