@@ -53,6 +53,9 @@ export interface RsyncRun {
  */
 export const IO_TIMEOUT_SECONDS = 120;
 
+/** A slow disk's read rate for whole-file checksums (a USB 2 disk reads ~30 MB/s): a -c run gets its bytes' worth of time more. */
+export const CHECKSUM_BYTES_PER_SECOND = 20e6;
+
 /** How much of rsync's stderr a result keeps. */
 const STDERR_MAX = 256 * 1024;
 

@@ -16,7 +16,7 @@ import { TabulaError } from '../../common/errors';
 import { parseJsonDocument, writeFileAtomic } from '../atomic-file';
 import { describeFleetFailure, fetchFleetFiles, type FleetSource } from '../fleet-source';
 import { requireSignature } from '../signing';
-import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '../rsync';
+import { CHECKSUM_BYTES_PER_SECOND, IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
 import { createTrustStore, expiresSchema, serialSchema, type ServerData, type TrustStore } from './freshness';
@@ -66,9 +66,6 @@ export interface PullResult {
  * No name in the tree is exempt from the manifest.
  */
 const partialDataDir = (dest: string) => path.join(dest, 'rsync-partial');
-
-/** A slow disk's read rate for whole-file checksums, as the sync's (core/sync/engine.ts). */
-const CHECKSUM_BYTES_PER_SECOND = 20e6;
 
 export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   // One ssh connection for the channel, the manifest and the tree (each new one costs ~0.3 s): one

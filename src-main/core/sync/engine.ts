@@ -10,7 +10,7 @@ import type { SyncRunSummary } from '../../common/contract/sync';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
-import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
+import { CHECKSUM_BYTES_PER_SECOND, IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
 import { describeRsyncFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
 import { freeConflictName, moveNoClobber } from './conflicts';
@@ -94,9 +94,6 @@ export type SyncSummary = SyncRunSummary;
 export const RSYNC_BATCH = 50_000;
 /** A batch's list of names at least this long goes to the storage for rsync to read there (see filesFrom). */
 export const NAMES_ON_STORAGE_BYTES = 64 * 1024;
-
-/** A slow disk's read rate for whole-file checksums (a USB 2 disk reads ~30 MB/s): a -c run gets its bytes' worth of time more. */
-const CHECKSUM_BYTES_PER_SECOND = 20e6;
 
 /** How often at most a transfer tells its progress by file (its progress lines come every 0.1 s, as rsync's output is read). */
 const PROGRESS_MS = 100;
