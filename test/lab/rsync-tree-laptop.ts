@@ -214,6 +214,10 @@ export const rsyncTreeLaptop: LabBackend = {
       if (run.wants('d')) {
         try {
           image('2', (tree) => fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n'));
+          // As if systemd-bless-boot had not marked image 1's boot good (the ostree laptop saw it FAILED
+          // once): its entry counted again, one try left. The helper marks it good before it stages 2
+          // (this boot reached boot-complete.target), so a broken 2 would have it to fall back to.
+          await laptop.vm.run('root', 'cd /efi/loader/entries && if [ -e tabula-1.conf ]; then mv tabula-1.conf tabula-1+1-1.conf; fi');
           const tPull = Date.now();
           const out = await laptop.vm.run(USER, 'tabula image pull --json', { timeoutMs: 900_000 });
           const s = JSON.parse(out) as AgentStatusJson['imageUpdate'];
@@ -225,6 +229,7 @@ export const rsyncTreeLaptop: LabBackend = {
           if (Number(pk.trim()) < 1) throw new Error('no pkexec record of the agent running "tabula-helper pull" (check, then stage, in one run)');
           const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
           if (!/tabula-2\+2\.conf/.test(entries)) throw new Error(`no counted boot entry (two tries, the image's /etc/kernel/tries) for image 2 on the ESP: ${entries.trim()}`);
+          if (!/^tabula-1\.conf$/m.test(entries)) throw new Error(`image 1's entry, counted while 1 ran with its boot complete, was not marked good before image 2 was staged: ${entries.trim()}`);
           await laptop.vm.run('root', 'echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file');
           homeBefore = await laptop.vm.run(USER, 'cd ~ && find Documents Pictures -type f -exec sha256sum {} + | sort');
           identityBefore = await laptop.vm.run('root', IDENTITY);
