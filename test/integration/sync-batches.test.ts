@@ -103,6 +103,29 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     expect((await a.sync(opts)).counts).toEqual({ pulled: 0, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
   });
 
+  it("the list of names sent to the storage is removed there when the run ends, and one a killed run left is removed by the next run that takes the lock, even one that only pulls", async () => {
+    const a = w.laptop('a');
+    fillHome(a);
+    const opts = { rsyncBatch: BATCH, namesOnStorageBytes: 1 };
+    const tmpA = path.join(w.storageDir, '.tabula/tmp/a');
+    // The list names every file of the home: it does not stay on the storage after the run.
+    expect((await a.sync(opts)).counts.pushed).toBe(20);
+    expect(counter.where()).toContain('storage');
+    expect(fs.existsSync(tmpA)).toBe(false);
+
+    // A run killed after its upload left the list (and a temporary file of rsync's) behind.
+    fs.mkdirSync(tmpA, { recursive: true });
+    fs.writeFileSync(path.join(tmpA, 'names'), 'dir0/file0.txt\0');
+    fs.writeFileSync(path.join(tmpA, '.file1.txt.AbC123'), 'half');
+    const b = w.laptop('b');
+    expect((await b.sync(opts)).counts.pulled).toBe(20);
+    b.write('from-b.txt', 'b');
+    await b.sync(opts);
+    expect((await a.sync(opts)).counts).toEqual({ pulled: 1, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
+    expect(fs.existsSync(tmpA)).toBe(false);
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/tmp/b'))).toBe(false);
+  });
+
   it('a file deleted while the batches run is passed over; the rest go, and nothing else is deleted', async () => {
     const a = w.laptop('a');
     fillHome(a);

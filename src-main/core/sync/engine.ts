@@ -279,8 +279,13 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const localListing = unsorted.then((l) => (l.sort ? l.sort() : l));
     listing = localListing;
     localListing.catch(() => {}); // awaited below
+    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
+    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
+    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder): the
+    // release removes the folder, and a push empties it first.
+    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
-    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote });
     trace('storage locked');
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
@@ -641,10 +646,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
     const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
     const pushes = plan.push.count + plan.deleteRemote.count + plan.conflicts.length > 0;
-    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
-    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
-    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
-    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     let remoteTmpReady = false;
     // Every writer changes the generation before its first write: any laptop that reads it afterwards
     // lists the storage. A storage without one gets one, so that the next quiet run can skip. The
