@@ -1,6 +1,7 @@
 // The two ends of a sync, behind one shape: a folder on this machine or a folder over ssh. Both run
 // the same POSIX sh scripts (listing, pruning versions) and give rsync its root and transport options.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import type { Storage } from '../storage-url';
 import { closeSharedConnection, rsyncTarget, sharedConnection, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
 
@@ -8,7 +9,26 @@ export interface ShellResult {
   code: number | null;
   stdout: Buffer;
   stderr: string;
+  /** Set when the script was stopped for passing one of its {@link ShellBounds}. */
+  stopped?: { silentSeconds: number } | { maxBytes: number };
 }
+
+/**
+ * What a script on the storage may do before it is stopped: a broken or hostile storage can send
+ * output without end (filling this disk or memory) or nothing at all for ever (a dead disk, a stopped
+ * process, while its sshd still answers ssh's keep-alives).
+ */
+export interface ShellBounds {
+  /** Stopped once it has sent nothing (output or errors) for this long. Absent: no limit. */
+  silentSeconds?: number;
+  /** Stopped once its output passes this many bytes. */
+  maxBytes?: number;
+}
+
+/** What a storage's script may write to memory, and to a file (a listing: ~100 bytes a file, 10 million files). */
+export const STORAGE_OUTPUT_MAX = { memory: 64 * 1024 * 1024, file: 1024 * 1024 * 1024 };
+/** How much of a script's stderr is kept. */
+const STDERR_MAX = 256 * 1024;
 
 export interface Endpoint {
   display: string;
@@ -24,12 +44,12 @@ export interface Endpoint {
    * `stdout`: a file descriptor that receives the output instead of memory (a listing of 1M entries);
    * `input` likewise a descriptor to read from.
    */
-  sh(script: string, args: string[], input?: Buffer | number, stdout?: number): Promise<ShellResult>;
+  sh(script: string, args: string[], input?: Buffer | number, stdout?: number, bounds?: ShellBounds): Promise<ShellResult>;
   /** Ends the connection kept open for the next use (ssh's shared connection), if there is one. */
   close(): Promise<void>;
 }
 
-function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: number): Promise<ShellResult> {
+function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: number, bounds: ShellBounds = {}): Promise<ShellResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: [typeof input === 'number' ? input : input ? 'pipe' : 'ignore', stdout ?? 'pipe', 'pipe'] });
     if (input && typeof input !== 'number') {
@@ -37,11 +57,51 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       child.stdin!.end(input);
     }
     const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout?.on('data', (c: Buffer) => out.push(c));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', (err) => resolve({ code: null, stdout: Buffer.alloc(0), stderr: String(err) }));
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+    let [outBytes, errBytes, stderr] = [0, 0, ''];
+    let stopped: ShellResult['stopped'];
+    const stop = (why: NonNullable<ShellResult['stopped']>) => {
+      stopped ??= why;
+      child.kill('SIGKILL');
+    };
+    const maxBytes = bounds.maxBytes ?? Infinity;
+    child.stdout?.on('data', (c: Buffer) => {
+      outBytes += c.length;
+      if (outBytes > maxBytes) stop({ maxBytes });
+      else out.push(c);
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      errBytes += c.length;
+      if (stderr.length < STDERR_MAX) stderr += c.toString('utf8', 0, Math.min(c.length, STDERR_MAX - stderr.length));
+    });
+    // Output to a file is watched by its size; silence is judged on output and errors together.
+    let [seen, quietSince] = [-1, Date.now()];
+    const watch =
+      bounds.silentSeconds || (stdout !== undefined && bounds.maxBytes)
+        ? setInterval(() => {
+            const size = stdout === undefined ? outBytes : fs.fstatSync(stdout).size;
+            if (size > maxBytes) return stop({ maxBytes });
+            const now = Date.now();
+            if (size + errBytes !== seen) [seen, quietSince] = [size + errBytes, now];
+            else if (bounds.silentSeconds && now - quietSince >= bounds.silentSeconds * 1000) stop({ silentSeconds: bounds.silentSeconds });
+          }, Math.min(1000, Math.max(100, ((bounds.silentSeconds ?? 1) * 1000) / 8)))
+        : null;
+    let over = false;
+    const done = (r: ShellResult) => {
+      if (over) return;
+      over = true;
+      if (watch) clearInterval(watch);
+      resolve(stopped ? { ...r, stopped } : r);
+    };
+    child.on('error', (err) => done({ code: null, stdout: Buffer.alloc(0), stderr: String(err) }));
+    child.on('close', (code) => done({ code: stopped ? null : code, stdout: Buffer.concat(out), stderr }));
+    // Stopped: ended now, not when its pipes close. Over a shared connection (ControlMaster) ssh handed
+    // them to the connection's master, which keeps them while the storage's side of the session lives.
+    child.on('exit', () => {
+      if (!stopped) return;
+      child.stdout?.destroy();
+      child.stderr!.destroy();
+      done({ code: null, stdout: Buffer.concat(out), stderr });
+    });
   });
 }
 
@@ -52,7 +112,7 @@ export function localEndpoint(dir: string, display = dir): Endpoint {
     rsyncRoot: dir.endsWith('/') ? dir : dir + '/',
     rsyncOptions: [],
     isRemote: false,
-    sh: (script, args, input, stdout) => collect('sh', ['-c', script, 'sh', ...args], input, stdout),
+    sh: (script, args, input, stdout, bounds) => collect('sh', ['-c', script, 'sh', ...args], input, stdout, bounds),
     close: () => Promise.resolve(),
   };
 }
@@ -73,7 +133,8 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
     rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, shared)],
     isRemote: true,
     // ssh joins its arguments into one command line for the remote shell: quote each one.
-    sh: (script, args, input, stdout) => collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout),
+    sh: (script, args, input, stdout, bounds) =>
+      collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds }),
     close: () => (shared ? closeSharedConnection(storage, shared) : Promise.resolve()),
   };
 }

@@ -290,7 +290,9 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
     const skipRemote = !verifyDue && seen.generation === storageLock.generation;
-    const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile);
+    // Stopped when the storage goes silent for as long as a transfer may (IO_TIMEOUT_SECONDS).
+    const listBounds = { silentSeconds: o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS };
+    const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile, listBounds);
     remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
     const rawLocal = await localListing;
     trace('home listed');
@@ -314,7 +316,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     if (overlay && (archive.first || archive.roundedTimes)) throw new TabulaError('internal', 'The sync archive was missing or damaged; the next sync lists the whole home.', { retryable: true });
     const changed = overlay as ListedChanges | null;
     // Without an archive the generation says nothing: list after all.
-    const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile) : null);
+    const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile, listBounds) : null);
     if (!rawLocal.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     trace('archive opened');
 
