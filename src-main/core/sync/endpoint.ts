@@ -1,7 +1,9 @@
 // The two ends of a sync, behind one shape: a folder on this machine or a folder over ssh. Both run
 // the same POSIX sh scripts (listing, pruning versions) and give rsync its root and transport options.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import type { Storage } from '../storage-url';
 import { closeSharedConnection, rsyncTarget, sharedConnection, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
 
@@ -45,6 +47,12 @@ export interface Endpoint {
    * `input` likewise a descriptor to read from.
    */
   sh(script: string, args: string[], input?: Buffer | number, stdout?: number, bounds?: ShellBounds): Promise<ShellResult>;
+  /**
+   * The first line of a small file there (at most 200 bytes read; '' when it is missing). Over a kept ssh
+   * connection, through a shell kept open beside it (see {@link openReader}): no new session, shell and
+   * process for each read.
+   */
+  readHead(file: string): Promise<string>;
   /** Ends the connection kept open for the next use (ssh's shared connection), if there is one. */
   close(): Promise<void>;
 }
@@ -113,7 +121,103 @@ export function localEndpoint(dir: string, display = dir): Endpoint {
     rsyncOptions: [],
     isRemote: false,
     sh: (script, args, input, stdout, bounds) => collect('sh', ['-c', script, 'sh', ...args], input, stdout, bounds),
+    readHead: (file) => Promise.resolve(readHeadHere(file)),
     close: () => Promise.resolve(),
+  };
+}
+
+function readHeadHere(file: string): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return '';
+  }
+  try {
+    const buf = Buffer.alloc(200);
+    return buf.toString('utf8', 0, fs.readSync(fd, buf, 0, 200, 0)).split('\n')[0]!;
+  } catch {
+    return '';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The head of a file through `sh` there: one session (and shell, and `head`) per read. */
+async function readHeadBySh(sh: Endpoint['sh'], file: string): Promise<string> {
+  const r = await sh('head -c 200 -- "$1" 2>/dev/null; echo', [file]);
+  return r.code === 0 ? (r.stdout.toString('utf8').split('\n')[0] ?? '') : '';
+}
+
+interface Reader {
+  read(file: string): Promise<string>;
+  close(): void;
+}
+
+/**
+ * The agent reads the storage's generation before each run (nothing changed: that read is the run).
+ * A new ssh session on the kept connection costs ~30 ms (ssh's start, sshd's session, two shells and
+ * `head`); a shell kept open on it answers in ~1 ms. One per kept connection, for this process; a
+ * reader that fails or stays silent past the connect timeout is closed, and that read made the usual
+ * way. It holds the process open for nothing: a process that is done exits, and the shell with it.
+ */
+const readers = new Map<string, Reader>();
+
+function openReader(command: string[], timeoutMs: number, onGone: () => void): Reader {
+  // Each answer ends with a line of its own no file can forge.
+  const end = crypto.randomBytes(12).toString('hex');
+  const script = `while IFS= read -r f; do head -c 200 -- "$f" 2>/dev/null; printf '\\n%s\\n' ${end}; done`;
+  const child = spawn(command[0]!, [...command.slice(1), ['sh', '-c', script].map(shellQuote).join(' ')], { stdio: ['pipe', 'pipe', 'ignore'] });
+  child.unref();
+  for (const s of [child.stdin, child.stdout] as (Writable | Readable | null)[]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+  let buf = '';
+  let waiting: { resolve: (s: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  let gone = false;
+  const fail = (why: string) => {
+    if (!gone) {
+      gone = true;
+      onGone();
+      child.kill();
+    }
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      waiting.reject(new Error(why));
+      waiting = null;
+    }
+  };
+  child.on('error', () => fail('the reader did not start'));
+  child.on('close', () => fail('the reader ended'));
+  child.stdin!.on('error', () => fail('the reader ended'));
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (text: string) => {
+    buf += text;
+    const at = buf.indexOf(`\n${end}\n`);
+    if (at < 0) return buf.length > 4096 ? fail('an answer too long') : undefined;
+    const head = buf.slice(0, at);
+    buf = buf.slice(at + end.length + 2);
+    const w = waiting;
+    waiting = null;
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(head.split('\n')[0]!);
+    }
+  });
+  const ask = (file: string) =>
+    new Promise<string>((resolve, reject) => {
+      if (gone) return reject(new Error('the reader ended'));
+      // Held (not unref'd): it keeps the process up while an answer is awaited.
+      const timer = setTimeout(() => fail('no answer in time'), timeoutMs);
+      waiting = { resolve, reject, timer };
+      child.stdin!.write(`${file}\n`);
+    });
+  return {
+    read(file) {
+      const r = queue.then(() => ask(file));
+      queue = r.catch(() => {});
+      return r;
+    },
+    close: () => fail('closed'),
   };
 }
 
@@ -126,15 +230,30 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
   if (storage.kind === 'local') return localEndpoint(storage.path, storage.display);
   const shared = controlDir ? sharedConnection(storage, controlDir, persistSeconds) : null;
   const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, shared);
+  // ssh joins its arguments into one command line for the remote shell: quote each one.
+  const sh: Endpoint['sh'] = (script, args, input, stdout, bounds) =>
+    collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds });
   return {
     display: storage.display,
     path: storage.path,
     rsyncRoot: rsyncTarget(storage),
     rsyncOptions: ['-e', sshCommand(storage, sshOptions, connectTimeoutSeconds, shared)],
     isRemote: true,
-    // ssh joins its arguments into one command line for the remote shell: quote each one.
-    sh: (script, args, input, stdout, bounds) =>
-      collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds }),
-    close: () => (shared ? closeSharedConnection(storage, shared) : Promise.resolve()),
+    sh,
+    async readHead(file) {
+      // Kept only beside a kept connection, and for names a line can carry.
+      if (!shared || file.includes('\n')) return readHeadBySh(sh, file);
+      let reader = readers.get(shared.socket);
+      if (!reader) {
+        const opened: Reader = openReader(['ssh', ...ssh, sshDestination(storage), '--'], connectTimeoutSeconds * 1000, () => readers.get(shared.socket) === opened && readers.delete(shared.socket));
+        readers.set(shared.socket, (reader = opened));
+      }
+      return reader.read(file).catch(() => readHeadBySh(sh, file));
+    },
+    close() {
+      if (!shared) return Promise.resolve();
+      readers.get(shared.socket)?.close();
+      return closeSharedConnection(storage, shared);
+    },
   };
 }

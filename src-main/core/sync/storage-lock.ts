@@ -198,8 +198,7 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
  * last sync, as every writer changes it before its first write. One small read on the storage.
  */
 export async function readGeneration(ep: Endpoint): Promise<string> {
-  const r = await ep.sh('head -c 200 -- "$1/.tabula/generation" 2>/dev/null; echo', [ep.path]);
-  return r.code === 0 ? cleanGeneration(r.stdout.toString('utf8').split('\n')[0] ?? '') : '';
+  return cleanGeneration(await ep.readHead(`${ep.path}/.tabula/generation`));
 }
 
 function cleanGeneration(line: string): string {
