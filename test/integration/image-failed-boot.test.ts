@@ -9,7 +9,8 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createEventLog } from '../../src-main/common/event-log';
 import { loadConfig } from '../../src-main/core/config';
 import { publishRsyncTree } from '../../src-main/fleet-publish';
-import { readBootEntries } from '../../src-main/core/image/boot-entries';
+import { readBootEntries, withBootEntries } from '../../src-main/core/image/boot-entries';
+import { createRsyncTreeBackend } from '../../src-main/core/image/rsync-tree';
 import { readSymlink } from '../../src-main/core/image/deployments-dir';
 import { parseHelperArgs, runHelperVerb } from '../../src-main/core/image/helper-verbs';
 import { createImageService } from '../../src-main/core/image/image-service';
@@ -130,4 +131,35 @@ it('a damaged record of the versions that failed is never taken for "none failed
   expect(fs.existsSync(marker())).toBe(false);
   fs.writeFileSync(record, JSON.stringify([{ version: '2.0', bootedInstead: '1.0', at: 'x'.repeat(2 << 20) }]));
   await expect(runHelperVerb({ verb: 'stage' }, fleet.root)).rejects.toThrow(/failed-boots\.json\) is too large/);
+});
+
+it('before staging, a running version whose entry systemd-bless-boot left counted is marked good once the boot is complete, so a broken next version has it to fall back to', async () => {
+  const dir = path.join(esp(), 'loader/entries');
+  const files = () => fs.readdirSync(dir).sort();
+  // 1.0 runs from its first counted try and reached boot-complete.target, but its entry was not
+  // blessed (the ostree laptop's session 9: systemd-bless-boot FAILED after a reimage).
+  const first = readBootEntries(esp()).find((e) => e.version === '1.0')!;
+  fs.renameSync(path.join(dir, first.file), path.join(dir, 'tabula-1.0+2-1.conf'));
+  const helper = (complete: boolean) =>
+    withBootEntries(fleet.root, createRsyncTreeBackend({ root: fleet.root, source: { url: fleet.serverDir, sshOptions: [], connectTimeoutSeconds: 5 }, channel: 'stable', trustedKeys: [fleet.key.publicKey] }), { bootComplete: () => complete });
+  // Not judged yet (the target not reached): a pull stages 2.0 and leaves 1.0's counter to systemd.
+  publish('2.0');
+  const early = helper(false);
+  expect((await early.stage()).version).toBe('2.0');
+  early.close();
+  expect(files()).toEqual(['tabula-1.0+2-1.conf', 'tabula-2.0+3.conf']);
+  // The boot is complete: the next change (here a rollback, then a pull of 3.0) marks 1.0's entry
+  // good first, as systemd-bless-boot would have; the new version's entry counts its tries.
+  const later = helper(true);
+  later.rollback();
+  expect(files()).toEqual(['tabula-1.0.conf', 'tabula-2.0+3.conf']);
+  publish('3.0');
+  expect((await later.stage()).version).toBe('3.0');
+  later.close();
+  expect(files()).toEqual(['tabula-1.0.conf', 'tabula-3.0+3.conf']);
+  // 3.0 never starts: its tries are spent and systemd-boot starts the good 1.0, which the status says.
+  fs.renameSync(path.join(dir, 'tabula-3.0+3.conf'), path.join(dir, 'tabula-3.0+0-3.conf'));
+  fakeBootloaderBoot(fleet.root, '1.0');
+  expect((await runHelperVerb({ verb: 'status' }, fleet.root)).deployments.failedBoot).toEqual({ version: '3.0', bootedInstead: '1.0' });
+  expect(readBootEntries(esp()).find((e) => e.version === '1.0')).toMatchObject({ file: 'tabula-1.0.conf', triesLeft: null });
 });

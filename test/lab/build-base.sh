@@ -18,6 +18,7 @@ packages=(
   polkitd pkexec                              # the agent reaches tabula-helper through pkexec
   procps iproute2
   curl                                        # the lab's cheap status probe on the agent's socket (laptop.ts peek)
+  inotify-tools                               # the agent's change journal (inotifywait): the package recommends it, apt installs it
   libsecret-1-0                               # keytar in the Tabula package links it
 )
 key="$(cat "$0" "$here/customize-base.sh" "$repo/assets/boot/usr/share/initramfs-tools/scripts/local-bottom/tabula" | sha256sum | cut -c1-16)"

@@ -15,6 +15,8 @@ export interface AgentStatusJson {
     rollback: { version: string } | null;
     lastPullBytes: number | null;
   };
+  /** Settings problems and the agent's own (its change journal not tracking the home, …). */
+  problems?: { message: string }[];
 }
 
 export interface Laptop {

@@ -5,9 +5,11 @@
 // The entry for `next` gets the highest `version` field, so systemd-boot (which sorts entries by
 // sort-key, then version, newest first, and puts entries without tries left last) boots it by
 // default. A newly written entry carries a boot counter (+3, or the image's /etc/kernel/tries): systemd-boot counts each try down,
-// systemd-bless-boot drops the counter once the boot reached its target, and an entry at +0 is
+// systemd-bless-boot drops the counter once the boot reached its target (tabula-helper does it before
+// staging anything where bless-boot did not), and an entry at +0 is
 // skipped, so a deployment that never comes up falls back to the next entry by itself.
 // Runs as root inside tabula-helper; the installer (and the lab) use it to write the first entry.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -197,8 +199,10 @@ type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
  * staged again (a newer one is). Without an ESP at <root>/efi (no boot path installed, as in
  * tests with a temporary root) the backend runs unchanged.
  */
-export function withBootEntries(root: string, b: RsyncTreeBackend) {
+export function withBootEntries(root: string, b: RsyncTreeBackend, opts: { bootComplete?: () => boolean } = {}) {
   const esp = path.join(root, 'efi');
+  /** Has this boot reached boot-complete.target (systemd's "this boot is good")? Asked of systemd on a booted machine only. */
+  const bootComplete = opts.bootComplete ?? (() => root === '/' && spawnSync('systemctl', ['is-active', '--quiet', 'boot-complete.target'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
   const failedFile = path.join(b.paths.base, 'failed-boots.json');
   const installed = () => isBootPathInstalled(esp);
   const nextVersion = () => {
@@ -215,6 +219,25 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
     if (r.status === 'missing') return [];
     throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${failedFile}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
   };
+  /**
+   * Before anything new is staged, the running version must be a good entry to fall back to.
+   * systemd-bless-boot marks a boot that reached boot-complete.target good (its entry loses the
+   * "+LEFT-DONE" counter); where that did not happen (the ostree laptop saw it FAILED once), the
+   * entry stays counted, and once a broken new version's tries are spent too, a crash of the good
+   * one can spend its last try, and systemd-boot has only counted-out entries left. So the running
+   * entry is marked good here, on the same evidence bless-boot uses (as ostree.ts does).
+   */
+  function blessBooted() {
+    const booted = readBootedMarker(root);
+    if (!booted || !installed()) return;
+    const counted = readBootEntries(esp).find((e) => e.version === booted && e.triesLeft !== null);
+    const dir = path.join(esp, 'loader/entries');
+    const good = `${entryId(booted)}.conf`;
+    if (!counted || fs.existsSync(path.join(dir, good)) || !bootComplete()) return;
+    fs.renameSync(path.join(dir, counted.file), path.join(dir, good));
+    fsyncDir(dir);
+    process.stderr.write(`tabula-helper: this boot reached boot-complete.target but its entry ${counted.file} was not marked good (systemd-bless-boot did not run or failed); marked it good, so a new version has it to fall back to\n`);
+  }
   function sync() {
     if (!installed()) {
       // A machine started by this boot path must be able to change its boot entries.
@@ -257,11 +280,13 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
       if (readFailed().some((r) => r.version === v)) {
         throw new TabulaError('image-invalid', `Version ${v} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
       }
+      blessBooted();
       const r = await b.stage(v);
       sync();
       return r;
     },
     rollback(): DeploymentsStatus {
+      blessBooted();
       const s = b.rollback();
       sync();
       return s;
@@ -273,6 +298,7 @@ export function withBootEntries(root: string, b: RsyncTreeBackend) {
     async reimage(): Promise<PullResult & { note?: string }> {
       assess();
       const channel = (await b.check()).version;
+      blessBooted();
       if (!readFailed().some((r) => r.version === channel)) {
         const r = await b.reimage(channel);
         sync();
