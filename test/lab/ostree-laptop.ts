@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
-import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic } from './ostree-image';
+import { OSTREE_REF, REPO_ADDR, buildOstreeBase, buildOstreeLab, serveStatic, type OstreeLab } from './ostree-image';
 import { createVm, type Vm } from './vm';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 
@@ -52,12 +52,13 @@ export const ostreeLaptop: LabBackend = {
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
     let commands: Awaited<ReturnType<typeof serveStatic>> | null = null;
     let nas: SshServer | null = null;
+    let lab: OstreeLab | null = null;
     // Every run says why (h) is not walked here.
     run.record('h', 'skipped', `does not apply: Debian 13's ostree (2025.2) cannot prepare a staged deployment for "systemctl soft-reboot" (ostree admin prepare-soft-reboot came in ostree 2025.3); an ostree update takes a full reboot`);
     try {
       const tSetup = Date.now();
       const base = buildOstreeBase(ctx.log);
-      const lab = buildOstreeLab({
+      lab = await buildOstreeLab({
         cache: path.dirname(base),
         base,
         deb: ctx.deb,
@@ -74,13 +75,19 @@ export const ostreeLaptop: LabBackend = {
       execFileSync('cp', ['--sparse=always', lab.disk, disk]);
       // The fleet's server offers one version at a time: a copy of the cache's server as that version
       // left it, its summary re-signed with a fresh serial and expiry, as a fleet admin refreshes it.
+      // 1 while the laptop starts; 2 and 3 when their scenarios come (made while the laptop boots).
       const serverDir = path.join(ctx.work, 'server');
-      const offer = (v: string) => {
+      const fleet = lab;
+      let offered = '';
+      const offer = async (v: string) => {
+        const { server: at, commit } = await fleet.ready(v);
+        offered = v;
         fs.rmSync(serverDir, { recursive: true, force: true });
-        execFileSync('cp', ['-al', lab.serverAt(v), serverDir]);
-        execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', lab.fleetKey, '--out', serverDir, '--gpg-key', lab.gpg.keyId, '--gpg-homedir', lab.gpg.homedir], { stdio: 'ignore' });
+        execFileSync('cp', ['-al', at, serverDir]);
+        execFileSync(process.execPath, [path.join(repo, 'bin/tabula-fleet.js'), 'refresh', '--channel', 'stable', '--key', fleet.fleetKey, '--out', serverDir, '--gpg-key', fleet.gpg.keyId, '--gpg-homedir', fleet.gpg.homedir], { stdio: 'ignore' });
+        return commit;
       };
-      offer('2');
+      await offer('1');
       server = await serveStatic(serverDir);
       // (g): the NAS and the helpdesk. The cached images name neither (their keys are this run's):
       // (g) gives the laptop an administrator's config layer in /etc/tabula, which the next boot drops.
@@ -215,6 +222,7 @@ export const ostreeLaptop: LabBackend = {
       const identity = async () => laptop.vm.run('root', 'cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub');
       if (run.wants('d')) {
         try {
+          await offer('2');
           await laptop.vm.run(USER, 'mkdir -p ~/Documents && echo "written on image 1" > ~/Documents/note.txt');
           const sentBefore = server.bytesSent();
           const tPull = Date.now();
@@ -290,6 +298,8 @@ export const ostreeLaptop: LabBackend = {
       // way forward is the person's own "tabula image pull" (pkexec in the active session, no
       // password). Two reboots: no other scenario's boot can carry either ((g)'s reimage lays down a
       // pristine copy, not a way back; (f)'s fallback goes to what was booted when 3 was staged).
+      // From here on the channel names 2 ((e)'s way back, (g)'s reimage), until (f) publishes 3.
+      if (offered !== '2') await offer('2');
       await run.scenario('e', vm, withDiag('e', async () => {
         const from = (await status()).image.version;
         if (from !== '2') throw new Error(`(e) starts on image 2 (scenario d); the laptop runs ${from}`);
@@ -369,7 +379,7 @@ export const ostreeLaptop: LabBackend = {
       }));
 
       await run.scenario('f', vm, withDiag('f', async () => {
-        offer('3');
+        const broken = await offer('3');
         // Two tries of 3 (the images' /etc/kernel/tries: each a kernel panic and a restart), then systemd-boot starts 2.
         const { status: after, rebootMs } = await laptop.brokenImageFallsBack('3', '2');
         run.figure('broken image: reboot to back on the previous one', `${Math.round(rebootMs / 1000)} s`);
@@ -378,10 +388,12 @@ export const ostreeLaptop: LabBackend = {
         // 3's deployment is gone and so is its entry on the ESP (ostree's staging had already dropped
         // the older rollback: it keeps the booted deployment and the new one).
         const entries = (await laptop.vm.run('root', 'ls /efi/loader/entries')).trim().split('\n');
-        if (entries.some((e) => e.includes(lab.commits['3']!)) || !entries.some((e) => e.includes(lab.commits['2']!))) throw new Error(`the ESP should hold 2's entry and none of 3's: ${entries.join(' ')}`);
+        const good = (await fleet.ready('2')).commit;
+        if (entries.some((e) => e.includes(broken)) || !entries.some((e) => e.includes(good))) throw new Error(`the ESP should hold 2's entry and none of 3's: ${entries.join(' ')}`);
         return `"${after.imageUpdate.reason}"; ESP entries: ${entries.join(' ')}`;
       }));
     } finally {
+      lab?.stop();
       await vm?.stop();
       await server?.close();
       await commands?.close();
