@@ -338,7 +338,7 @@ export async function buildOstreeLab(o: { cache: string; base: string; deb: stri
 /**
  * Image 1 as the package makes it, before it becomes an ostree tree: the base with Tabula installed
  * (image.ts), the fleet's GPG key, and two tries for a new deployment (/etc/kernel/tries, read by
- * tabula-ostree-esp): a broken image falls back after two failed boots instead of three. Not one:
+ * tabula-ostree-esp on the system that stages it; (f) sets one for its broken 3). Not one:
  * under TCG with two virtual CPUs a boot now and then crashes in the guest kernel (session 9: an
  * int3 Oops in sched_clock_cpu, 4 s in, qemu 7.2's multi-threaded TCG racing the kernel's text
  * patching across vCPUs), and with one try that crash made a good image 2 count as broken. Two
