@@ -7,7 +7,7 @@
 // the kernel arguments, ostree's boot entries copied to the ESP by the package's tabula-ostree-esp.
 // The disk is made without loop devices (mkfs.ext4 -d, mtools, dd into a GPT image).
 // Everything before the first boot is cached under a hash of its inputs (base, package, this file).
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -55,6 +55,22 @@ export function buildOstreeBase(log: (s: string) => void): string {
   const base = r.stdout.trim().split('\n').at(-1)!;
   log(`ostree base ${path.basename(base)} ready in ${Math.round((Date.now() - t0) / 1000)} s`);
   return base;
+}
+
+/**
+ * Starts building the ostree base in the background at the lowest priority (run-lab.ts: beside the
+ * rsync-tree base on a machine that has neither); resolves when it ends, its output in `logFile`.
+ * Its outcome is buildOstreeBase's to tell, called once this has ended: it finds the base made, or
+ * builds it again and says why it failed.
+ */
+export function startOstreeBase(logFile: string): Promise<void> {
+  const out = fs.openSync(logFile, 'w');
+  const child = spawn('nice', ['-n', '19', path.join(__dirname, 'ostree-build-base.sh')], { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  return new Promise((resolve) => {
+    child.once('error', () => resolve());
+    child.once('exit', () => resolve());
+  });
 }
 
 export interface GpgSigner {
