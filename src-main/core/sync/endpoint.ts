@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { IO_TIMEOUT_SECONDS } from '../rsync';
 import type { Storage } from '../storage-url';
 import { closeSharedConnection, rsyncTarget, sharedConnection, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
 
@@ -21,7 +22,10 @@ export interface ShellResult {
  * process, while its sshd still answers ssh's keep-alives).
  */
 export interface ShellBounds {
-  /** Stopped once it has sent nothing (output or errors) for this long. Absent: no limit. */
+  /**
+   * Stopped once it has sent nothing (output or errors) and read nothing of its input for this long.
+   * Absent: no limit here, {@link IO_TIMEOUT_SECONDS} over ssh.
+   */
   silentSeconds?: number;
   /** Stopped once its output passes this many bytes. */
   maxBytes?: number;
@@ -81,7 +85,8 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       errBytes += c.length;
       if (stderr.length < STDERR_MAX) stderr += c.toString('utf8', 0, Math.min(c.length, STDERR_MAX - stderr.length));
     });
-    // Output to a file is watched by its size; silence is judged on output and errors together.
+    // Output to a file is watched by its size; silence is judged on output, errors and how far an input
+    // file was read (an upload answers with nothing but taking it) together.
     let [seen, quietSince] = [-1, Date.now()];
     const watch =
       bounds.silentSeconds || (stdout !== undefined && bounds.maxBytes)
@@ -89,7 +94,8 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
             const size = stdout === undefined ? outBytes : fs.fstatSync(stdout).size;
             if (size > maxBytes) return stop({ maxBytes });
             const now = Date.now();
-            if (size + errBytes !== seen) [seen, quietSince] = [size + errBytes, now];
+            const moved = size + errBytes + (typeof input === 'number' ? readSoFar(input) : 0);
+            if (moved !== seen) [seen, quietSince] = [moved, now];
             else if (bounds.silentSeconds && now - quietSince >= bounds.silentSeconds * 1000) stop({ silentSeconds: bounds.silentSeconds });
           }, Math.min(1000, Math.max(100, ((bounds.silentSeconds ?? 1) * 1000) / 8)))
         : null;
@@ -111,6 +117,15 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       done({ code: null, stdout: Buffer.concat(out), stderr });
     });
   });
+}
+
+/** How far a file given as a child's input was read: the child shares our descriptor's offset. */
+function readSoFar(fd: number): number {
+  try {
+    return Number(/^pos:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 export function localEndpoint(dir: string, display = dir): Endpoint {
@@ -230,9 +245,11 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
   if (storage.kind === 'local') return localEndpoint(storage.path, storage.display);
   const shared = controlDir ? sharedConnection(storage, controlDir, persistSeconds) : null;
   const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, shared);
-  // ssh joins its arguments into one command line for the remote shell: quote each one.
+  // ssh joins its arguments into one command line for the remote shell: quote each one. Every script is
+  // bounded: a storage that stops answering (a dead disk, a stopped process, while its sshd still answers
+  // ssh's keep-alives) ends it as it ends a transfer, whatever the script (lock, prune, versions).
   const sh: Endpoint['sh'] = (script, args, input, stdout, bounds) =>
-    collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds });
+    collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { silentSeconds: IO_TIMEOUT_SECONDS, maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds });
   return {
     display: storage.display,
     path: storage.path,
