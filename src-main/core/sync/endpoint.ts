@@ -165,16 +165,26 @@ async function readHeadBySh(sh: Endpoint['sh'], file: string): Promise<string> {
 }
 
 interface Reader {
+  /** Rejects with {@link ReaderSilent} when no answer came in time. */
   read(file: string): Promise<string>;
   close(): void;
 }
+
+class ReaderSilent extends Error {}
+
+/**
+ * How long a reader kept from an earlier read may take to answer (it answers in ~1 ms): past it, the
+ * connection under it is taken for dead (the laptop slept, the network changed), not waited for until
+ * ssh's keep-alives give up on it (45 s and more). A new reader has the connect timeout: it may connect.
+ */
+const KEPT_READER_REPLY_MS = 3000;
 
 /**
  * The agent reads the storage's generation before each run (nothing changed: that read is the run).
  * A new ssh session on the kept connection costs ~30 ms (ssh's start, sshd's session, two shells and
  * `head`); a shell kept open on it answers in ~1 ms. One per kept connection, for this process; a
- * reader that fails or stays silent past the connect timeout is closed, and that read made the usual
- * way. It holds the process open for nothing: a process that is done exits, and the shell with it.
+ * reader that fails or stays silent (see {@link KEPT_READER_REPLY_MS}) is closed, and that read made the
+ * usual way; a silent one's connection is stopped first, so that the read connects anew. It holds the process open for nothing: a process that is done exits, and the shell with it.
  */
 const readers = new Map<string, Reader>();
 
@@ -189,7 +199,8 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
   let waiting: { resolve: (s: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   let gone = false;
-  const fail = (why: string) => {
+  let answered = false;
+  const fail = (why: string, silent = false) => {
     if (!gone) {
       gone = true;
       onGone();
@@ -197,7 +208,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     }
     if (waiting) {
       clearTimeout(waiting.timer);
-      waiting.reject(new Error(why));
+      waiting.reject(silent ? new ReaderSilent(why) : new Error(why));
       waiting = null;
     }
   };
@@ -213,6 +224,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     buf = buf.slice(at + end.length + 2);
     const w = waiting;
     waiting = null;
+    answered = true;
     if (w) {
       clearTimeout(w.timer);
       w.resolve(head.split('\n')[0]!);
@@ -222,7 +234,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     new Promise<string>((resolve, reject) => {
       if (gone) return reject(new Error('the reader ended'));
       // Held (not unref'd): it keeps the process up while an answer is awaited.
-      const timer = setTimeout(() => fail('no answer in time'), timeoutMs);
+      const timer = setTimeout(() => fail('no answer in time', true), answered ? Math.min(timeoutMs, KEPT_READER_REPLY_MS) : timeoutMs);
       waiting = { resolve, reject, timer };
       child.stdin!.write(`${file}\n`);
     });
@@ -265,7 +277,10 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
         const opened: Reader = openReader(['ssh', ...ssh, sshDestination(storage), '--'], connectTimeoutSeconds * 1000, () => readers.get(shared.socket) === opened && readers.delete(shared.socket));
         readers.set(shared.socket, (reader = opened));
       }
-      return reader.read(file).catch(() => readHeadBySh(sh, file));
+      return reader.read(file).catch(async (err: unknown) => {
+        if (err instanceof ReaderSilent) await closeSharedConnection(storage, shared, 'stop');
+        return readHeadBySh(sh, file);
+      });
     },
     close() {
       if (!shared) return Promise.resolve();
