@@ -258,7 +258,9 @@ export const ostreeLaptop: LabBackend = {
         await run.scenario('c', vm, async () => {
           try {
             // Before the NAS is back: the request crossed the reboot (the person's state is in the home).
-            const st = await agentAnswers();
+            // `tabula status` here, not the socket's first answer: that came while the agent's first try
+            // at the NAS was running (state running, nothing counted as queued: session 12 run 1).
+            const st = await agentUp();
             if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
             await nas!.start();
             const tBack = Date.now();
