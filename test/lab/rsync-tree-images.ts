@@ -29,6 +29,11 @@ export function buildImage(s: ImageSpec): string {
   return makeImageTree(s.base, s.dest, s.version, s.settings, (t) => {
     fs.writeFileSync(path.join(t, 'etc/kernel/tries'), `${s.tries}\n`);
     leanBoot(t);
+    // The lab drives the laptop over ssh, as root between long pauses: logind stopped root's user
+    // manager 10 s after each of its sessions ended, and the next login started it again (7 s of a
+    // TCG guest's processor, session 11). Kept once started (lab only: a laptop's root seldom logs in).
+    fs.mkdirSync(path.join(t, 'etc/systemd/logind.conf.d'), { recursive: true });
+    fs.writeFileSync(path.join(t, 'etc/systemd/logind.conf.d/tabula-lab.conf'), '[Login]\nUserStopDelaySec=infinity\n');
     for (const f of s.files ?? []) {
       fs.writeFileSync(path.join(t, f.path), f.text);
       if (f.mode !== undefined) fs.chmodSync(path.join(t, f.path), f.mode);
