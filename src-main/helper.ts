@@ -6,7 +6,7 @@ import { toErrorInfo, TabulaError } from './common/errors';
 import { parseJsonDocument } from './core/atomic-file';
 import { signedCommandSchema, type SignedCommand } from './core/fleet-command';
 import { readMachineId, readPrimaryMac } from './core/helpdesk/identity';
-import { encodeHelperMessage, type HelperMessage } from './core/image/helper-protocol';
+import { encodeHelperMessage, STAGE_FAILED_EXIT, type HelperMessage } from './core/image/helper-protocol';
 import { parseHelperArgs, runHelperVerb } from './core/image/helper-verbs';
 
 const emit = (msg: HelperMessage) => process.stdout.write(encodeHelperMessage(msg));
@@ -36,6 +36,13 @@ async function main() {
     { machineId: readMachineId(root), primaryMac: readPrimaryMac() },
   );
   emit({ type: 'result', result });
+  // A pull that checked but could not stage failed, for whoever runs it (a fleet script): the result
+  // line carries the check and the reason, and a person at a terminal reads the reason on stderr.
+  if (result.verb === 'pull' && result.stageFailed) {
+    process.stderr.write(`tabula-helper: ${result.stageFailed.message}\n`);
+    return STAGE_FAILED_EXIT;
+  }
+  return 0;
 }
 
 async function readSignedCommand(): Promise<SignedCommand> {
@@ -51,7 +58,7 @@ async function readSignedCommand(): Promise<SignedCommand> {
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (err) => {
     const info = toErrorInfo(err);
     emit({ type: 'error', error: info });

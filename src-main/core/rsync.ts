@@ -153,10 +153,13 @@ export function runRsync(
   // (ControlMaster) ssh hands it to the master, which holds it while the storage's side of the session
   // lives. A pipe then ended only when the storage's session did: never, for a storage that hangs
   // (Node's 'close' waits for every holder), and the run was let go by a timer 2 s after rsync exited.
-  // A file is whole once rsync has exited: the run ends then.
+  // A file is whole once rsync has exited: the run ends then. It is written only at its end (O_APPEND)
+  // and cut back to its first STDERR_MAX bytes, the ones a result keeps, whenever it has grown past
+  // them: ssh writes there whatever the storage's side says, and a broken or hostile storage that
+  // says it without end would otherwise fill this disk.
   let errFd: number;
   try {
-    errFd = opts.outputFile ? openUnlinked(opts.outputFile + '-stderr') : privateScratch();
+    errFd = opts.outputFile ? openUnlinked(opts.outputFile + '-stderr', fs.constants.O_APPEND) : privateScratch();
   } catch (err) {
     if (outFd !== null) fs.closeSync(outFd);
     throw err;
@@ -233,6 +236,9 @@ export function runRsync(
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', onText);
   }
+  const capStderr = setInterval(() => {
+    if (fs.fstatSync(errFd).size > STDERR_MAX) fs.ftruncateSync(errFd, STDERR_MAX);
+  }, POLL_MS);
   let over = false;
   const watch = opts.stallSeconds && child.pid ? createStallWatch(child.pid, opts.stallSeconds, () => {
     stalledSeconds = opts.stallSeconds;
@@ -242,6 +248,7 @@ export function runRsync(
     if (over) return;
     over = true;
     watch?.stop();
+    clearInterval(capStderr);
     if (poll) clearInterval(poll);
     poll = null;
     if (outFd !== null) {
@@ -289,8 +296,8 @@ export function runRsync(
 }
 
 /** A file made anew at `file` and removed at once: the descriptor remains, nothing is left behind. */
-function openUnlinked(file: string): number {
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+function openUnlinked(file: string, flags = 0): number {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW | flags, 0o600);
   fs.rmSync(file, { force: true });
   return fd;
 }
@@ -299,7 +306,7 @@ function openUnlinked(file: string): number {
 function privateScratch(): number {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-rsync-'));
   try {
-    return openUnlinked(path.join(dir, 'stderr'));
+    return openUnlinked(path.join(dir, 'stderr'), fs.constants.O_APPEND);
   } finally {
     fs.rmdirSync(dir);
   }

@@ -62,6 +62,13 @@ describe.skipIf(process.getuid?.() !== 0)('tabula-helper protocol, agent side', 
     await expect(helper.run(['rollback'])).rejects.toMatchObject({ code: 'helper-failed', message: 'tabula-helper went on after its answer; nothing of that answer was used.' });
   });
 
+  it('a pull that checked but failed to stage exits 1 with its result: the check and the failure both reach the agent; any other result with exit 1 does not', async () => {
+    const stageFailed = { code: 'image-invalid', message: 'Version 2.0 does not match its signed manifest.', retryable: false };
+    const result = { verb: 'pull', deployments, available: { version: '2.0', checksum: null }, serverData: null, pulled: null, stageFailed };
+    await expect(fakeHelper('stage-failed', line({ type: 'result', result }), 1).run(['pull'])).resolves.toMatchObject({ verb: 'pull', available: { version: '2.0' }, stageFailed });
+    await expect(fakeHelper('pull-exit-1', line({ type: 'result', result: { ...result, stageFailed: undefined } }), 1).run(['pull'])).rejects.toMatchObject({ code: 'helper-failed', message: expect.stringMatching(/stopped unexpectedly \(exit 1\)/) });
+  });
+
   it('an error the helper reports crosses intact', async () => {
     const helper = fakeHelper('error', line({ type: 'error', error: { code: 'image-unreachable', message: 'The update server cannot be reached.', retryable: true } }), 1);
     await expect(helper.run(['check'])).rejects.toMatchObject({ code: 'image-unreachable', message: 'The update server cannot be reached.', retryable: true });

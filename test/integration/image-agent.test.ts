@@ -103,6 +103,9 @@ describe('tabula image (CLI against the headless agent)', () => {
     expect(r.value.reason).toMatch(/does not match its signed manifest/);
     expect(r.value.lastError.details).toContain('usr/share/data/d0/f0.bin: content does not match its checksum');
     expect(r.value.staged).toBeNull();
+    // The helper's check held: the agent records it (the helper exits non-zero with that result).
+    expect(r.value.available.version).toBe('2.0');
+    expect(r.value.lastCheckAt).not.toBeNull();
     expect(readSymlink(path.join(root, 'var/lib/tabula/next'))).toBe('deployments/1.0');
   });
 
@@ -249,6 +252,27 @@ describe('tabula-helper', () => {
     const r = runHelper(['status']);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).result.deployments.booted.version).toBe('1.0');
+  });
+
+  it('a pull that checks but cannot stage (a tampered image) exits non-zero, with the check and the reason in its result and the reason on stderr', () => {
+    publishV2();
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/2.0/tree/usr/share/data/d0/f0.bin'), 'bad in 2.0\n');
+    const r = runHelper(['pull']);
+    expect(r.status).toBe(1);
+    const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(last.type).toBe('result');
+    expect(last.result.available.version).toBe('2.0');
+    expect(last.result.pulled).toBeNull();
+    expect(last.result.stageFailed.code).toBe('image-invalid');
+    expect(r.stderr).toMatch(/^tabula-helper: .*does not match its signed manifest/m);
+    expect(readSymlink(path.join(root, 'var/lib/tabula/next'))).toBe('deployments/1.0');
+
+    // A sound 3.0 on offer: the pull stages it and succeeds.
+    publishRsyncTree({ treeDir: fleet.makeTree('v3', '3.0', 30), outDir: fleet.serverDir, version: '3.0', channel: 'stable', privateKeyPem: fleet.key.privateKeyPem });
+    const again = runHelper(['pull']);
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout.trim().split('\n').at(-1)!).result).toMatchObject({ pulled: { version: '3.0' } });
+    expect(readSymlink(path.join(root, 'var/lib/tabula/next'))).toBe('deployments/3.0');
   });
 
   it('ignores TABULA_ROOT under pkexec (the caller shapes that environment)', () => {

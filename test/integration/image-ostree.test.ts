@@ -147,12 +147,19 @@ describe('ostree backend', { timeout: 90_000 }, () => { // real ostree commits a
     expect((await b().reimage()).note).toBe("Version 2.0, the channel's, failed to start on this computer, so the reset lays down a fresh copy of version 1.0, the one running.");
     expect((await b().status()).reimagePending).toBe(true);
     expect(fs.readdirSync(path.join(fleet.root, 'ostree/deploy/tabula/deploy')).filter((n) => /\.\d+$/.test(n)).sort()).toEqual([`${v1}.0`, `${v1}.1`]);
-    // A damaged record is read as none, not as a reason to refuse everything.
-    fs.writeFileSync(path.join(fleet.root, 'var/lib/tabula/failed-boots.json'), '{"not": "a list"');
-    expect((await b().status()).failedBoot).toBeNull();
+    // A damaged record is never read as "none failed" (2.0 would be staged again): staging and a
+    // reset stop and name the file, which stays as it was (as rsync-tree's boot entries do).
+    const record = path.join(fleet.root, 'var/lib/tabula/failed-boots.json');
+    await b().rollback(); // the reset's staged copy of 1.0 dropped
+    fs.writeFileSync(record, fs.readFileSync(record, 'utf8').slice(0, 30)); // a disk fault cuts it short
+    const damaged = fs.readFileSync(record);
+    expect((await rejection(b().stage())).message).toMatch(/^The record of versions that failed to start on this computer \(.*failed-boots\.json\) is not valid JSON.*: no version is installed until it is repaired or removed, so that one that failed is not installed again\.$/);
+    expect((await rejection(b().reimage())).message).toMatch(/failed-boots\.json\) is not valid JSON/);
+    expect((await b().status()).staged).toBeNull();
+    expect(fs.readFileSync(record)).toEqual(damaged);
     const t3 = fleet.makeTree('v3', '3.0', 60, 'ostree');
     publish('3.0', t3);
-    fs.writeFileSync(path.join(fleet.root, 'var/lib/tabula/failed-boots.json'), JSON.stringify([{ version: '2.0', bootedInstead: '1.0', at: new Date().toISOString() }]));
+    fs.writeFileSync(record, JSON.stringify([{ version: '2.0', bootedInstead: '1.0', at: new Date().toISOString() }]));
     expect((await b().stage()).version).toBe('3.0');
   }, 180_000);
 

@@ -38,6 +38,36 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     expect(fs.existsSync(path.join(w.storageDir, '.tabula-storage'))).toBe(true);
   });
 
+  it('a first sync onto an empty storage sends the whole home and leaves out exactly what a listing leaves out', async () => {
+    const a = w.laptop('a');
+    for (let i = 0; i < 30; i++) a.write(`deep/d${i % 3}/s${i % 5}/f${i}.txt`, `file ${i}`);
+    a.write('top.txt', 'top');
+    a.write('Projects/app/node_modules/pkg/index.js', 'dependency');
+    a.write('Projects/app/build.log', 'log');
+    a.write('Projects/keep.log.txt', 'kept');
+    a.write('Projects/.tabula/inner.txt', 'only the top .tabula is Tabula\'s');
+    a.write('Projects/.tabula-partial/half.txt', 'a partial transfer');
+    a.write('.tabula/own.txt', "Tabula's name at the top");
+    a.write('.cache/deep/x.tmp', 'cache');
+    fs.chmodSync(path.join(a.home, 'deep/d1'), 0o700);
+    const excludes = ['/.local/state/tabula/', '/.cache/', 'node_modules/', '*.log', '/Projects/app/*.tmp'];
+    const s = await a.sync({ excludes });
+    expect(s.counts.pushed).toBe(33);
+    expect(s.skipped).toEqual([{ path: '.tabula', why: "the name is Tabula's own on the storage" }]);
+    const sent = { ...a.files() };
+    for (const gone of ['Projects/app/node_modules/pkg/index.js', 'Projects/app/build.log', 'Projects/.tabula-partial/half.txt', '.cache/deep/x.tmp']) delete sent[gone];
+    delete sent['.tabula/own.txt'];
+    expect(w.storageFiles()).toEqual(sent);
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/own.txt'))).toBe(false);
+    expect(fs.statSync(path.join(w.storageDir, 'deep/d1')).mode & 0o777).toBe(0o700);
+    // Everything sent was recorded: the next run has nothing to do, and a second laptop gets the same files.
+    const again = await a.sync({ excludes });
+    expect([again.counts.pushed, again.counts.pulled, again.counts.deletedLocal, again.counts.deletedRemote]).toEqual([0, 0, 0, 0]);
+    const b = w.laptop('b');
+    await b.sync({ excludes });
+    expect(b.files()).toEqual(sent);
+  });
+
   it('propagates changes and deletions both ways, keeping old versions on the storage', async () => {
     const a = w.laptop('a');
     const b = w.laptop('b');

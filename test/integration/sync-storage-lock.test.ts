@@ -12,17 +12,31 @@ import { createSandbox, type AgentSandbox } from '../fixtures/headless-agent';
 import { createWorld, readTree, type World } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
 
+/** Whether a process is a child of this one (its parent pid, from /proc). */
+function childOfUs(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+  } catch {
+    return false; // gone
+  }
+}
+
 // Over ssh every step is a real connection; on a loaded two-core machine a run takes seconds.
 const SSH_TIMEOUT = 120_000;
+
+// One sshd for the file's three ssh groups (started when the first needs it): none stops it.
+let shared: Promise<SshServer> | undefined;
+const sharedSshd = () => (shared ??= startSshServer());
+afterAll(async () => (await shared)?.dispose());
 
 describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_TIMEOUT }, (kind) => {
   let sshd: SshServer | undefined;
   let w: World;
   let ep: Endpoint;
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   beforeEach(() => {
     w = createWorld(sshd);
     ep = storageEndpoint(parseStorageUrl(sshd ? sshd.url(w.storageDir) : w.storageDir), sshd?.sshOptions ?? [], 5);
@@ -119,9 +133,8 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
   let sshd: SshServer | undefined;
   let w: World;
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   beforeEach(() => {
     w = createWorld(sshd);
   });
@@ -163,6 +176,17 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
     await a.sync();
     await b.sync();
     expect(b.files()).toEqual({ 'notes.txt': 'v2 from b, longer' });
+    if (kind !== 'ssh') return;
+    // Over a kept connection the generation is read through a shell kept open beside it (endpoint.ts).
+    // That shell dies (a dropped session): the next quiet run reads it anew, and b's change still comes.
+    const readers = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && childOfUs(Number(p)) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('read -r f'));
+    expect(readers).toHaveLength(1);
+    process.kill(Number(readers[0]), 'SIGKILL');
+    b.write('after.txt', 'written after the reader died');
+    await b.sync();
+    expect((await syncWatching(a)).listedStorage).toBe(true);
+    expect(a.read('after.txt')).toBe('written after the reader died');
+    expect((await syncWatching(a)).listedStorage).toBe(false);
   });
 
   it('both laptops syncing at the same moment: every edit reaches both, a clash becomes a conflict', async () => {
@@ -215,9 +239,8 @@ describe.each(['folder', 'ssh'])('two `tabula sync` processes, two homes, one %s
   let sshd: SshServer | undefined;
   let laptops: AgentSandbox[] = [];
   beforeAll(async () => {
-    if (kind === 'ssh') sshd = await startSshServer();
+    if (kind === 'ssh') sshd = await sharedSshd();
   });
-  afterAll(() => sshd?.dispose());
   afterEach(async () => {
     await Promise.all(laptops.map((l) => l.dispose()));
     laptops = [];

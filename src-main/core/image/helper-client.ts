@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
-import { MAX_HELPER_LINE, parseHelperMessage, resultVerbFor, type HelperResult } from './helper-protocol';
+import { MAX_HELPER_LINE, parseHelperMessage, resultVerbFor, STAGE_FAILED_EXIT, type HelperResult } from './helper-protocol';
 
 export const installedHelper = '/usr/libexec/tabula/tabula-helper';
 
@@ -58,7 +58,9 @@ export function createHelperClient(opts: { env?: NodeJS.ProcessEnv; helperScript
         child.on('close', (code) => {
           take(pending); // a last line without its newline
           if (broken) return reject(broken);
-          if (outcome.result && code === 0) return resolve(outcome.result);
+          // A pull that failed at staging exits so, and its result holds the check to record and the reason.
+          const stageFailed = outcome.result?.verb === 'pull' && !!outcome.result.stageFailed && code === STAGE_FAILED_EXIT;
+          if (outcome.result && (code === 0 || stageFailed)) return resolve(outcome.result);
           if (outcome.error) return reject(outcome.error);
           // pkexec: 126 = the person dismissed the authentication dialog, 127 = not authorised.
           if (!asRoot && code === 126) return reject(new TabulaError('cancelled', 'The administrator authentication was cancelled; nothing was changed.', { retryable: true }));

@@ -38,12 +38,16 @@ const resultSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal('status'), deployments, available: deployment.nullable(), serverData: serverData.nullable() }),
   z.object({ verb: z.literal('stage'), version: text(200), bytesReceived: z.number().min(0), deployments }),
   // `stageFailed`: the check held (its offer is `available`) but staging it failed; the agent records the check, then reports this.
+  // The helper then exits with STAGE_FAILED_EXIT: a script that runs `tabula-helper pull` sees a failure.
   z.object({ verb: z.literal('pull'), deployments, available: deployment.nullable(), serverData: serverData.nullable(), pulled: z.object({ version: text(200), bytesReceived: z.number().min(0) }).nullable(), stageFailed: errorSchema.optional() }),
   z.object({ verb: z.literal('reimage'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('reimage-signed'), version: text(200), bytesReceived: z.number().min(0), note: text(1000).optional(), deployments }),
   z.object({ verb: z.literal('rollback'), deployments }),
 ]);
 export type HelperResult = z.infer<typeof resultSchema>;
+
+/** tabula-helper's exit code after a pull whose check held and whose staging failed (its result line says why). */
+export const STAGE_FAILED_EXIT = 1;
 
 const messageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), progress }),

@@ -148,9 +148,15 @@ export function createOstreeBackend(opts: OstreeOptions) {
   const resetMarker = path.join(opts.sysroot, 'var/lib/tabula/reset-on-boot');
   const esp = opts.esp ?? path.join(opts.sysroot, 'efi');
   const failedFile = path.join(opts.sysroot, 'var/lib/tabula/failed-boots.json');
+  /**
+   * The versions that failed to start here. A damaged record is never taken for "none failed" (the
+   * version that failed would be staged again): staging and resetting stop, and say why.
+   */
   const readFailed = (): FailedBootRecord[] => {
     const r = readJsonDocument(failedFile, failedBootsSchema);
-    return r.status === 'ok' ? r.value : [];
+    if (r.status === 'ok') return r.value;
+    if (r.status === 'missing') return [];
+    throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${failedFile}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
   };
   const versionOf = (d: OstreeDeployment) => d.version ?? d.checksum.slice(0, 10);
   /** Removes deployment `index` (not a staged one), then the ESP follows ostree's entries. */
@@ -230,13 +236,17 @@ export function createOstreeBackend(opts: OstreeOptions) {
     const booted = bootedOf(list);
     const first = list[0];
     if (first && booted && first !== booted && !first.staged && espTriesLeft(esp, first) === 0) {
-      const records = readFailed().filter((r) => r.version !== versionOf(first));
+      const read = readJsonDocument(failedFile, failedBootsSchema);
+      // A damaged record is kept beside (nothing is lost) and a new one starts with this failure.
+      if (read.status === 'invalid') fs.renameSync(failedFile, `${failedFile}.damaged-${Date.now()}`);
+      const records = read.status === 'ok' ? read.value.filter((r) => r.version !== versionOf(first)) : [];
       const record = { version: versionOf(first), bootedInstead: versionOf(booted), checksum: first.checksum, at: new Date().toISOString() };
       writeFileAtomic(failedFile, JSON.stringify([...records, record].slice(-20), null, 2) + '\n', 0o644);
       await undeploy(0);
       list = await deployments();
     }
-    const last = readFailed().at(-1);
+    const read = readJsonDocument(failedFile, failedBootsSchema);
+    const last = read.status === 'ok' ? read.value.at(-1) : undefined;
     const now = bootedOf(list);
     return { list, failedBoot: last && now && last.bootedInstead === versionOf(now) ? { version: last.version, bootedInstead: last.bootedInstead } : null };
   }
@@ -280,13 +290,15 @@ export function createOstreeBackend(opts: OstreeOptions) {
     return null;
   }
 
-  /** The version the fetched ref points at, and whether it failed to start here before. */
-  async function fetchedVersion(): Promise<{ checksum: string; version: string; failed: boolean }> {
+  /** The version the fetched ref points at. */
+  async function fetchedVersion(): Promise<{ version: string; checksum: string }> {
     const checksum = (await run([repoArg, 'rev-parse', refspec])).stdout.trim();
     const meta = await run([repoArg, 'show', '--print-metadata-key=version', checksum]).catch(() => ({ stdout: '' }));
     const version = /^'(.*)'$/.exec(meta.stdout.trim())?.[1] ?? checksum.slice(0, 10);
-    return { checksum, version, failed: readFailed().some((r) => r.version === version || r.checksum === checksum) };
+    return { checksum, version };
   }
+  /** Whether a version failed to start here before (a damaged record throws: readFailed). */
+  const failedHere = (v: { version: string; checksum: string }) => readFailed().some((r) => r.version === v.version || r.checksum === v.checksum);
 
   /** Keeps the next boot, the booted one and one previous; removes the rest. Returns what is left. */
   async function prune(): Promise<OstreeDeployment[]> {
@@ -376,9 +388,10 @@ export function createOstreeBackend(opts: OstreeOptions) {
     /** `offer`: what check() returned earlier in this run (its summary verified then). */
     async stage(offer?: ImageDeployment): Promise<{ version: string; bytesReceived: number }> {
       await assess(await deployments());
+      readFailed(); // a damaged record stops staging before the download
       const bytesReceived = await pull(!!offer && summaryChecked);
       const fetched = await fetchedVersion();
-      if (fetched.failed) throw new TabulaError('image-invalid', `Version ${fetched.version} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
+      if (failedHere(fetched)) throw new TabulaError('image-invalid', `Version ${fetched.version} failed to start on this computer before, so it is not installed again; waiting for a newer version.`);
       const list = await deployments();
       const checksum = fetched.checksum;
       let after = list;
@@ -400,11 +413,12 @@ export function createOstreeBackend(opts: OstreeOptions) {
     },
     /** Pristine deployment of the current image: `--no-merge` drops /etc changes; /var is reset at boot. */
     async reimage(): Promise<{ version: string; bytesReceived: number; note?: string }> {
+      readFailed(); // a damaged record stops the reset before the download
       const bytesReceived = await pull();
       // Never a version that failed to start here: then the running one, pristine.
       const fetched = await fetchedVersion();
       const list = await deployments();
-      const running = fetched.failed ? bootedOf(list) : null;
+      const running = failedHere(fetched) ? bootedOf(list) : null;
       // The kernel arguments of what runs now (known to boot); the default one where nothing is booted (tests).
       const source = bootedOf(list) ?? list[0];
       const kargs = source ? kargsOf(source) : null;

@@ -279,13 +279,20 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const localListing = unsorted.then((l) => (l.sort ? l.sort() : l));
     listing = localListing;
     localListing.catch(() => {}); // awaited below
+    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
+    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
+    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder): the
+    // release removes the folder, and a push empties it first.
+    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
-    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun });
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote });
     trace('storage locked');
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
     const skipRemote = !verifyDue && seen.generation === storageLock.generation;
-    const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile);
+    // Stopped when the storage goes silent for as long as a transfer may (IO_TIMEOUT_SECONDS).
+    const listBounds = { silentSeconds: o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS };
+    const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile, listBounds);
     remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
     const rawLocal = await localListing;
     trace('home listed');
@@ -309,7 +316,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     if (overlay && (archive.first || archive.roundedTimes)) throw new TabulaError('internal', 'The sync archive was missing or damaged; the next sync lists the whole home.', { retryable: true });
     const changed = overlay as ListedChanges | null;
     // Without an archive the generation says nothing: list after all.
-    const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile) : null);
+    const listed = rawRemote ?? (archive.first ? await listToFile(o.storage, o.excludes, storageFile, listBounds) : null);
     if (!rawLocal.exists) throw new TabulaError('storage-invalid', `The home folder ${o.home.path} does not exist.`);
     trace('archive opened');
 
@@ -369,11 +376,12 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     });
     const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
     const typeChanged = new Set<string>();
-    const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0 };
+    const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0, remoteEntries: 0 };
     const first = sides();
     await merge3(first, (p, a0, l0, r0) => {
       if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
       if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
+      if (r0) counts.remoteEntries++;
       if (isBlind(p, l0, r0)) return;
       const [l, r] = [l0 as Entry | undefined, r0 as Entry | undefined];
       const a = archived(a0, l, r);
@@ -394,6 +402,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const remote = listed ? { exists: listed.exists, ...first.remoteNotes } : { exists: true, hasSentinel: true, skipped: [], reserved: [] };
     const unreadableSkips = (lf: ListingFile | null) => (lf?.unreadable ?? []).map((p) => ({ path: p, why: PERMISSION_DENIED }));
     trace('planned');
+    // A first sync onto an empty storage sends the whole home: rsync walks it itself (the push below).
+    const whole = archive.first && !!listed && counts.remoteEntries === 0 && !remote.skipped.length && !local.skipped.length && !rawLocal.unreadable.length && !plan.pull.count && !plan.deleteLocal.count && !plan.deleteRemote.count && !plan.compare.count && !plan.agreed.count && !plan.conflicts.length && o.excludes.every(rsyncExact);
     checkSafety(o, archive.first, remote, counts, plan);
     /** The types of a path the plan holds in memory (a content check, a conflict): "<archive><home><storage>". */
     const kindsOf = (p: string) => {
@@ -641,10 +651,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const verifiedAt = listed ? Date.now() : seen!.verifiedAt;
     const settled = () => writeGenerationState(o.stateDir, { storage: o.storage.display, generation: storageLock!.generation, verifiedAt });
     const pushes = plan.push.count + plan.deleteRemote.count + plan.conflicts.length > 0;
-    // rsync's temporary files live in Tabula's own areas, never beside the user's files: a run killed
-    // mid-file must not leave a ".name.XXXXXX" that the next run would take for a new file. Leftovers
-    // of a killed run are ours to remove (we hold the lock; each laptop has its own folder).
-    const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     let remoteTmpReady = false;
     // Every writer changes the generation before its first write: any laptop that reads it afterwards
     // lists the storage. A storage without one gets one, so that the next quiet run can skip. The
@@ -770,7 +776,15 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // parent folders took a third of its processor time in a first sync (12.8 s against 7.9 s at
       // 100,000 files), and a parent that is a link on the receiving side is refused, not replaced.
       const setIds = phase === 'pulling' ? NO_SET_ID : [];
-      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, '--files-from=-', '--from0', '--no-implied-dirs', '--ignore-missing-args', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], mapNames(copy.records()), 'done', copy.count);
+      // The whole home to an empty storage (a first sync): rsync is given the home's top-level names and
+      // walks each itself (-r), as `rsync -a` does, with the excludes and Tabula's own names as its own
+      // filters: a list of every name costs it twice the processor time (it reads and checks each name's
+      // path) and builds all of a batch before it sends anything. What it sends is read from its report,
+      // as for a list of names: a file made since the listing goes too, and the next run agrees on it.
+      const walk = phase === 'pushing' && whole;
+      const listedNames = walk ? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) : mapNames(copy.records());
+      const how = walk ? ['-r', '--no-D', ...wholeTreeFilters(o.excludes)] : ['--no-implied-dirs'];
+      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, '--files-from=-', '--from0', ...how, '--ignore-missing-args', `--partial-dir=${PARTIAL_DIR}`, `--temp-dir=${tmp}`, ...backup, ...o.storage.rsyncOptions, src.rsyncRoot, dst.rsyncRoot], listedNames, 'done', copy.count);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       // Every file and link of the list reported: all went. Fewer (one gone since the listing, passed
@@ -1114,6 +1128,20 @@ function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; 
   if (share.remote / share.archived > max) {
     throw refuse(`This sync would delete ${share.remote} of ${share.archived} files on the storage (${limit}).`, plan.deleteRemote);
   }
+}
+
+/**
+ * Whether rsync's own --exclude reads a pattern exactly as the listing's matcher does (excludes.ts):
+ * plain names, "*" within one component, a leading "/" anchoring at the top of the home, a trailing "/"
+ * for folders. Character classes, "?", "**", escapes and rsync's rule prefixes are left to the listing.
+ */
+export function rsyncExact(pattern: string): boolean {
+  return /[^/]/.test(pattern) && !/[?[\]\\]|\*\*|^[-+!]|^\s|\s$/.test(pattern);
+}
+
+/** The listing's exclusions as rsync filters: the excludes, Tabula's own names (tree.ts listScript), the marker. */
+function wholeTreeFilters(excludes: string[]): string[] {
+  return [...excludes, `/${STORAGE_AREA}`, PARTIAL_DIR, `/${SENTINEL}`].map((p) => `--exclude=${p}`);
 }
 
 /** Versions older than the retention go, on the storage and locally (checked at most once an hour). */

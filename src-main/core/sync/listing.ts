@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { TabulaError } from '../../common/errors';
 import { describeRsyncFailure } from '../rsync-errors';
-import type { Endpoint } from './endpoint';
+import { STORAGE_OUTPUT_MAX, type Endpoint, type ShellBounds, type ShellResult } from './endpoint';
 import { createMatcher, prunableDirs, type Matcher } from './excludes';
 import { listScript, parseFindTime, PERMISSION_DENIED, SENTINEL, type Entry, type Listing } from './tree';
 
@@ -39,7 +39,14 @@ export interface ListingFile {
   sort?: () => Promise<ListingFile>;
 }
 
-export async function listToFile(ep: Endpoint, excludes: string[], file: string): Promise<ListingFile> {
+/**
+ * `bounds`: for a storage over ssh, when its listing is stopped (see {@link ShellBounds}). There it
+ * lists in find's own order and this laptop sorts: find's output flows while it walks, so a storage
+ * gone silent (a dead disk, a stopped process) is told from one listing a big folder, which sort's
+ * silence until its input ends would hide.
+ */
+export async function listToFile(ep: Endpoint, excludes: string[], file: string, bounds?: ShellBounds): Promise<ListingFile> {
+  if (ep.isRemote) return listHomeToFile(ep, excludes, file, null, bounds);
   return listed(ep, excludes, file, await runListing(ep, sortedListScript, excludes, file));
 }
 
@@ -50,9 +57,9 @@ export async function listToFile(ep: Endpoint, excludes: string[], file: string)
  * sorts it (`sort()`) only if the run goes on. Otherwise it is sorted at once, as {@link listToFile}
  * would have. Nothing changed with a local storage path: `sort` was a fifth of the run.
  */
-export async function listHomeToFile(ep: Endpoint, excludes: string[], file: string, known: { rawDigest: string; digest: string } | null): Promise<ListingFile> {
+export async function listHomeToFile(ep: Endpoint, excludes: string[], file: string, known: { rawDigest: string; digest: string } | null, bounds?: ShellBounds): Promise<ListingFile> {
   const raw = `${file}.unsorted`;
-  const r = await runListing(ep, listScript, excludes, raw);
+  const r = await runListing(ep, listScript, excludes, raw, bounds);
   const first = await listed(ep, excludes, raw, r);
   if (!first.exists) return first;
   const sort = async (): Promise<ListingFile> => {
@@ -78,16 +85,22 @@ function sortFile(from: string, to: string): Promise<{ code: number | null; stde
   });
 }
 
-async function runListing(ep: Endpoint, script: string, excludes: string[], file: string) {
+async function runListing(ep: Endpoint, script: string, excludes: string[], file: string, bounds?: ShellBounds) {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    return await ep.sh(script, [ep.path, ...prunableDirs(excludes)], undefined, fd);
+    return await ep.sh(script, [ep.path, ...prunableDirs(excludes)], undefined, fd, bounds);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-async function listed(ep: Endpoint, excludes: string[], file: string, r: { code: number | null; stderr: string }): Promise<ListingFile> {
+async function listed(ep: Endpoint, excludes: string[], file: string, r: ShellResult): Promise<ListingFile> {
+  if (r.stopped) {
+    fs.rmSync(file, { force: true });
+    if ('silentSeconds' in r.stopped) throw listingFailure(ep, null, r.stderr, r.stopped.silentSeconds);
+    const gib = Math.round((r.stopped.maxBytes / 2 ** 30) * 10) / 10;
+    throw new TabulaError('storage-invalid', `The storage ${ep.display} sent a list of its files longer than ${r.stopped.maxBytes === STORAGE_OUTPUT_MAX.file ? `${gib} GiB (about ${Math.round(gib * 10)} million files)` : `${r.stopped.maxBytes} bytes`}, so Tabula stopped listing it: it does not sync that many. If the storage folder holds nowhere near that many, the storage is not answering as it should: ask your helpdesk.`);
+  }
   if (r.code === 3 && r.stderr.includes('NOROOT')) {
     fs.rmSync(file, { force: true });
     return { exists: false, file: null, digest: 'missing', unreadable: [] };
@@ -119,10 +132,10 @@ export async function hashFile(hash: crypto.Hash, file: string): Promise<void> {
   }
 }
 
-export function listingFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
+export function listingFailure(ep: Endpoint, code: number | null, stderr: string, stalledSeconds?: number): TabulaError {
   if (ep.isRemote) {
     return describeRsyncFailure(
-      { code: code === 255 ? 255 : code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null },
+      { code: code === 255 ? 255 : code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null, ...(stalledSeconds ? { stalledSeconds } : {}) },
       { home: '', storage: ep.display, cancelled: false },
     );
   }

@@ -50,6 +50,11 @@ export interface LockOptions {
   onWaiting?: (reason: string) => void;
   /** Whether a missing storage folder is created (over ssh, as rsync --mkpath would). */
   createRoot?: boolean;
+  /**
+   * This laptop's temporary folder on the storage (from its root), removed with the lock: what a run
+   * left there (a push's list of names, a killed run's leftovers) does not stay until its next push.
+   */
+  tmp?: string;
   /** The pid check for holders on this same host (a dead one is taken over at once). */
   isAlive?: (pid: number) => boolean;
 }
@@ -100,9 +105,10 @@ shown=$owner; [ -z "$owner" ] || [ -n "$valid" ] || shown='?'
 echo HELD; echo "$now $exp"; printf '%s\\n' "$shown"; exit 4
 `;
 
-// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] | release [1]. Each step
+// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] | release [1] [TMP]. Each step
 // that can share the round trip does: a bump also empties this laptop's temporary folder on the storage,
-// and a release first prints the inode and change time of the names on stdin (what was just sent).
+// and a release first prints the inode and change time of the names on stdin (what was just sent), and
+// removes the temporary folder.
 const holdScript = `
 LC_ALL=C; export LC_ALL
 cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }
@@ -111,6 +117,7 @@ lock=.tabula/lock owner=$(head -c 300 .tabula/lock/owner 2>/dev/null)
 case $4 in
 release)
   [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
+  [ -z "$6" ] || [ ! -e "$6" ] || rm -rf -- "$6"
   # Renamed away first, so that a run killed here never leaves a lock without a name.
   mv -f -- "$lock" ".tabula/lock.gone.$$" && rm -rf -- ".tabula/lock.gone.$$"; exit ;;
 bump)
@@ -163,7 +170,7 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
   for (;;) {
     const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0']);
     const lines = r.stdout.toString('utf8').split('\n');
-    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''));
+    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''), o.tmp ?? '');
     if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-unreachable', `The storage folder ${ep.display} does not exist or is not mounted.`, { retryable: true });
     if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r.code, r.stderr);
     const ownerLine = lines[2] ?? '';
@@ -191,8 +198,7 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
  * last sync, as every writer changes it before its first write. One small read on the storage.
  */
 export async function readGeneration(ep: Endpoint): Promise<string> {
-  const r = await ep.sh('head -c 200 -- "$1/.tabula/generation" 2>/dev/null; echo', [ep.path]);
-  return r.code === 0 ? cleanGeneration(r.stdout.toString('utf8').split('\n')[0] ?? '') : '';
+  return cleanGeneration(await ep.readHead(`${ep.path}/.tabula/generation`));
 }
 
 function cleanGeneration(line: string): string {
@@ -206,7 +212,7 @@ function lockFailure(ep: Endpoint, code: number | null, stderr: string): TabulaE
   return new TabulaError('storage-permission', `Could not take the sync lock on ${ep.display}${first ? `: ${first}` : ` (exit ${code})`}.`, { retryable: true });
 }
 
-function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string): StorageLock {
+function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string): StorageLock {
   let lost: string | null = null;
   let released = false;
   const act = async (action: string, extra: string[] = [], input?: Buffer, outFd?: number, inFd?: number) => {
@@ -242,7 +248,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
         // A first sync of a million files: neither the names nor their stamps pass through memory.
         const [inFd, outFd] = [fs.openSync(files.names, 'r'), fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
         try {
-          if (!(await act('release', ['1'], undefined, outFd, inFd).catch(() => false))) abandoned.add(me);
+          if (!(await act('release', ['1', tmp], undefined, outFd, inFd).catch(() => false))) abandoned.add(me);
         } finally {
           fs.closeSync(inFd);
           fs.closeSync(outFd);
@@ -251,7 +257,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       }
       const input = stamped.length ? Buffer.from(stamped.map((p) => `./${p}\0`).join('')) : undefined;
       // An unreleased lock expires with its lease; unknown stamps fall back to size and time.
-      const ok = await act('release', [input ? '1' : '0'], input).catch(() => false);
+      const ok = await act('release', [input ? '1' : '0', tmp], input).catch(() => false);
       if (!ok) abandoned.add(me);
       return ok ? parseStamps(stdout) : new Map<string, string>();
     },
