@@ -44,13 +44,9 @@ export const ostreeLaptop: LabBackend = {
   },
   // Seen to hold here end to end twice with no relevant change between; the others run on request
   // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet.
-  // (e), (f), (g): out since the lead's fresh-clone check of session 9 (below, and the README).
-  defaults: ['a', 'c', 'd'],
-  outOfDefault: {
-    e: 'out since the lead\'s fresh-clone check of session 9, where the boot into 2 crashed under TCG (a kernel Oops, int3 in sched_clock_cpu) and spent 2\'s one try; the lab images now have two tries, and (e) held in session 10\'s full walk (README, lab section); back in the default after a second full walk on the same code',
-    f: 'out since session 9, where image 3 booted again and again after systemd-bless-boot failed on the boot after (g)\'s reimage; tabula-helper now marks a completed boot good itself before staging, and (f) held in session 10\'s full walk with two tries (README, lab section); back in the default after a second full walk on the same code',
-    g: 'out since the lead\'s fresh-clone check of session 9, after (e) left the laptop on 1; held in session 10\'s full walk (README, lab section; the bless checked after the reimage); back in the default after a second full walk on the same code',
-  },
+  // (e), (f), (g): out from the lead's fresh-clone check of session 9 until session 11: each held in
+  // session 10's full walk and in session 11's run 1 (README, lab section).
+  defaults: ['a', 'c', 'd', 'e', 'f', 'g'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;

@@ -15,9 +15,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DeploymentsStatus, ImageDeployment } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
-import { z } from 'zod';
 import { fsyncDir, readJsonDocument, writeFileAtomic } from '../atomic-file';
-import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
+import { failedBootsSchema, readBootedMarker, readFailedBoots, readSymlink, switchSymlink } from './deployments-dir';
 import type { PullResult, RsyncTreeBackend } from './rsync-tree';
 
 /** Tries a new entry gets when its image does not say (kernel-install's /etc/kernel/tries). */
@@ -189,8 +188,6 @@ export function failedBoot(esp: string, next: string | null, booted: string | nu
   return e && e.triesLeft === 0 ? next : null;
 }
 
-const failedBootsSchema = z.array(z.object({ version: z.string().max(200), bootedInstead: z.string().max(200), at: z.string().max(100) }));
-type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
 
 /**
  * The rsync-tree backend with its boot path: after every stage, rollback and reimage the ESP holds
@@ -209,16 +206,7 @@ export function withBootEntries(root: string, b: RsyncTreeBackend, opts: { bootC
     const t = readSymlink(b.paths.nextLink);
     return t ? path.basename(t) : null;
   };
-  /**
-   * The versions that failed to start here. A damaged record is never taken for "none failed" (the
-   * version that failed would be installed again): staging and resetting stop, and say why.
-   */
-  const readFailed = (): FailedBootRecord[] => {
-    const r = readJsonDocument(failedFile, failedBootsSchema);
-    if (r.status === 'ok') return r.value;
-    if (r.status === 'missing') return [];
-    throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${failedFile}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
-  };
+  const readFailed = () => readFailedBoots(failedFile);
   /**
    * Before anything new is staged, the running version must be a good entry to fall back to.
    * systemd-bless-boot marks a boot that reached boot-complete.target good (its entry loses the

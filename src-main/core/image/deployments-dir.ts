@@ -4,7 +4,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir } from '../atomic-file';
+import { z } from 'zod';
+import { TabulaError } from '../../common/errors';
+import { fsyncDir, readJsonDocument } from '../atomic-file';
 
 export function readBootedMarker(root: string): string | null {
   try {
@@ -29,4 +31,19 @@ export function readSymlink(link: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** The versions that failed to start on this computer (both backends; ostree also records the commit). */
+export const failedBootsSchema = z.array(z.object({ version: z.string().max(200), bootedInstead: z.string().max(200), checksum: z.string().max(64).optional(), at: z.string().max(100) })).max(50);
+export type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
+
+/**
+ * The versions that failed to start here. A damaged record is never taken for "none failed" (the
+ * version that failed would be installed again): staging and resetting stop, and say why.
+ */
+export function readFailedBoots(file: string): FailedBootRecord[] {
+  const r = readJsonDocument(file, failedBootsSchema);
+  if (r.status === 'ok') return r.value;
+  if (r.status === 'missing') return [];
+  throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${file}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
 }

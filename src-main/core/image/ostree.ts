@@ -6,11 +6,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import type { DeploymentsStatus, ImageDeployment, ImageUpdateProgress } from '../../common/contract/image';
 import { TabulaError } from '../../common/errors';
 import { readJsonDocument, writeFileAtomic } from '../atomic-file';
-import { readBootedMarker } from './deployments-dir';
+import { failedBootsSchema, readBootedMarker, readFailedBoots } from './deployments-dir';
 import { createTrustStore, type ServerData, type TrustStore } from './freshness';
 
 export const REMOTE = 'tabula';
@@ -119,8 +118,6 @@ export function espTriesLeft(esp: string, d: { checksum: string; serial: number 
   return null;
 }
 
-const failedBootsSchema = z.array(z.object({ version: z.string().max(200), bootedInstead: z.string().max(200), checksum: z.string().max(64).optional(), at: z.string().max(64) })).max(50);
-type FailedBootRecord = z.infer<typeof failedBootsSchema>[number];
 
 function parseTransferred(text: string): number {
   // "… 29.6 kB transferred …" (GLib's sizes: SI; newer ostree may print IEC units).
@@ -148,16 +145,7 @@ export function createOstreeBackend(opts: OstreeOptions) {
   const resetMarker = path.join(opts.sysroot, 'var/lib/tabula/reset-on-boot');
   const esp = opts.esp ?? path.join(opts.sysroot, 'efi');
   const failedFile = path.join(opts.sysroot, 'var/lib/tabula/failed-boots.json');
-  /**
-   * The versions that failed to start here. A damaged record is never taken for "none failed" (the
-   * version that failed would be staged again): staging and resetting stop, and say why.
-   */
-  const readFailed = (): FailedBootRecord[] => {
-    const r = readJsonDocument(failedFile, failedBootsSchema);
-    if (r.status === 'ok') return r.value;
-    if (r.status === 'missing') return [];
-    throw new TabulaError('image-invalid', `The record of versions that failed to start on this computer (${failedFile}) ${r.problem}: no version is installed until it is repaired or removed, so that one that failed is not installed again.`);
-  };
+  const readFailed = () => readFailedBoots(failedFile);
   const versionOf = (d: OstreeDeployment) => d.version ?? d.checksum.slice(0, 10);
   /** Removes deployment `index` (not a staged one), then the ESP follows ostree's entries. */
   async function undeploy(index: number) {
