@@ -285,7 +285,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // release removes the folder, and a push empties it first.
     const tmpRemote = `${STORAGE_AREA}/tmp/${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
-    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote });
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds });
     trace('storage locked');
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
@@ -1152,6 +1152,8 @@ async function pruneVersions(o: SyncOptions) {
   fs.writeFileSync(stampFile, '');
   const minutes = String(Math.round((o.versionsRetentionDays ?? 30) * 24 * 60));
   const script = 'cd -- "$1" 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +"$2" -exec rm -rf -- {} +';
-  await Promise.all([o.storage.sh(script, [`${o.storage.path}/${STORAGE_AREA}/versions`, minutes]), o.home.sh(script, [path.join(o.stateDir, 'versions'), minutes])]);
+  // A storage that stops answering meanwhile ends the prune (at its I/O timeout over ssh), not the sync's result.
+  const bounds = o.ioTimeoutSeconds ? { silentSeconds: o.ioTimeoutSeconds } : undefined;
+  await Promise.all([o.storage.sh(script, [`${o.storage.path}/${STORAGE_AREA}/versions`, minutes], undefined, undefined, bounds), o.home.sh(script, [path.join(o.stateDir, 'versions'), minutes])]);
 }
 
