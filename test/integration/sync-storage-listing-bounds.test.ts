@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { listToFile } from '../../src-main/core/sync/listing';
+import { listVersions } from '../../src-main/core/sync/versions';
 import { parseStorageUrl } from '../../src-main/core/storage-url';
 import { createWorld, type World } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
@@ -40,12 +41,12 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   let w: World;
   /** What the storage's find does: 'hang', 'endless' or '' (the real one). */
   const mode = (m: string) => fs.writeFileSync(path.join(dir, 'mode'), m);
-  /** Which command of the storage's find, mkdir and mv stops for ever: a sh pattern of "name args" ('' none). */
+  /** Which command of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stops for ever: a sh pattern ('' none). */
   const hang = (pattern: string) => fs.writeFileSync(path.join(dir, 'hang'), pattern);
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tabula-hostile-find-'));
     fs.mkdirSync(path.join(dir, 'bin'));
-    const stopsIf = (name: string) => `#!/bin/sh\nhang=$(/usr/bin/cat '${dir}/hang')\ncase "${name} $*" in $hang) kill -STOP $$;; esac\n`;
+    const stopsIf = (name: string, what = '$*') => `#!/bin/sh\nhang=$(/usr/bin/cat '${dir}/hang')\ncase "${name} ${what}" in $hang) kill -STOP $$;; esac\n`;
     // A storage that takes an upload slowly: 64 KiB each 50 ms.
     const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.05 }'\n`;
     fs.writeFileSync(path.join(dir, 'bin/cat'), `${stopsIf('cat')}${slowly}exec /usr/bin/cat "$@"\n`, { mode: 0o755 });
@@ -55,7 +56,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
       `${stopsIf('find')}case $(/usr/bin/cat '${dir}/mode') in\nhang) kill -STOP $$;;\nendless) yes 'f 1 1.0 1:1.0 junk' | tr '\\n' '\\0' | head -c 200000000; exit 0;;\nesac\nexec /usr/bin/find "$@"\n`,
       { mode: 0o755 },
     );
-    fs.writeFileSync(path.join(dir, 'session'), `#!/bin/sh\nPATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'session'), `${stopsIf('session', '$SSH_ORIGINAL_COMMAND')}PATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
     mode('');
     hang('');
     sshd = await startSshServer({ extraConfig: [`ForceCommand ${path.join(dir, 'session')}`] });
@@ -167,6 +168,16 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     a.write('notes.txt', 'kept, then edited');
     expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept, then edited' });
+  });
+
+  it("listing a file's versions on a storage that hangs ends saying so", async () => {
+    w = createWorld(sshd);
+    const ep = storageEndpoint(parseStorageUrl(sshd.url(w.storageDir)), sshd.sshOptions, 5, w.dir);
+    hang('session *report.txt*');
+    const err = await endsOrStuck('the listing of versions', failureOf(listVersions(ep, 'Documents/report.txt', { ioTimeoutSeconds: IO_TIMEOUT })));
+    expect(err).toBeInstanceOf(TabulaError);
+    expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\), so its versions could not be listed\. Try again once it answers\.$/);
+    await ep.close();
   });
 
   it('pruning old versions on a storage that hangs ends the sync, its files sent', async () => {

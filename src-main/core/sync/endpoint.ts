@@ -184,7 +184,8 @@ const KEPT_READER_REPLY_MS = 3000;
  * A new ssh session on the kept connection costs ~30 ms (ssh's start, sshd's session, two shells and
  * `head`); a shell kept open on it answers in ~1 ms. One per kept connection, for this process; a
  * reader that fails or stays silent (see {@link KEPT_READER_REPLY_MS}) is closed, and that read made the
- * usual way; a silent one's connection is stopped first, so that the read connects anew. It holds the process open for nothing: a process that is done exits, and the shell with it.
+ * usual way; a silent one's connection is stopped first, so that the read connects anew. It holds the
+ * process open for nothing: a process that is done exits, and the shell with it.
  */
 const readers = new Map<string, Reader>();
 
