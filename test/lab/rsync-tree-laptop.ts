@@ -9,9 +9,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
-import { leanBoot, makeImageTree, makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
+import { makeLaptopDisk, publishRsyncTree, type LabImageSettings } from './image';
 import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
+import { buildImage, buildImagesInBackground, type ImageSpec } from './rsync-tree-images';
 import { createVm, type Vm } from './vm';
 
 const USER = 'ann';
@@ -49,6 +50,7 @@ export const rsyncTreeLaptop: LabBackend = {
     let fleet: SshServer | null = null;
     let commands: http.Server | null = null;
     let vm: Vm | null = null;
+    let later: ReturnType<typeof buildImagesInBackground> | null = null;
     try {
       const tSetup = Date.now();
       nas = await startSshServer();
@@ -88,28 +90,28 @@ export const rsyncTreeLaptop: LabBackend = {
           },
         },
       };
-      const image = (v: string, mutate?: (tree: string) => void, tries = 2) => {
-        const tree = makeImageTree(base, path.join(work, 'trees', v), v, settings, (t) => {
-          // The tries of a new version (kernel-install's /etc/kernel/tries, read by tabula-helper from
-          // the new image): two for the images that should start, so that a crash of the emulator's
-          // (session 9: a kernel Oops, int3 in sched_clock_cpu, 4 s into a boot under TCG with two
-          // virtual CPUs) spends a try, not the version; one for the broken image of (f), which falls
-          // back after one failed boot. A fleet keeps the default 3.
-          fs.writeFileSync(path.join(t, 'etc/kernel/tries'), `${tries}\n`);
-          leanBoot(t);
-          mutate?.(t);
-          // /etc comes fresh from the image at every boot: without these marks every boot ran
-          // ldconfig and the journal catalog's rebuild (ConditionNeedsUpdate, no /etc/.updated), ~5 s a boot under TCG.
-          execFileSync('chroot', [t, '/usr/lib/systemd/systemd-update-done']);
-        });
+      const spec = (version: string, tries = 2, files?: ImageSpec['files']): ImageSpec => ({ base, dest: path.join(work, 'trees', version), version, settings, tries, files });
+      const publish = (v: string, tree: string) => {
         publishRsyncTree(tree, v, serverDir, fleetKey);
         fs.rmSync(tree, { recursive: true, force: true });
       };
-      image('1');
+      publish('1', buildImage(spec('1')));
       const laptopDir = path.join(work, 'laptop');
       fs.mkdirSync(laptopDir);
       const disk = makeLaptopDisk({ dir: laptopDir, base, serverDir, version: '1', user: USER });
       ctx.log(`image 1 built, published and installed on a laptop disk in ${Math.round((Date.now() - tSetup) / 1000)} s`);
+      // Images 2-4 are made while the laptop boots (a child process at a low priority); each is
+      // published when its scenario needs it, so the channel names them in order.
+      later = buildImagesInBackground(
+        [
+          spec('2', 2, [{ path: 'usr/share/doc/tabula-lab-image-2', text: 'new in image 2\n' }]),
+          // Image 3's systemd cannot start: the kernel panics, reboots (panic=1), systemd-boot counts its one try down.
+          spec('3', 1, [{ path: 'usr/lib/systemd/systemd', text: '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', mode: 0o755 }]),
+          spec('4'),
+        ],
+        path.join(work, 'image-job.json'),
+      );
+      const image = async (v: string) => publish(v, await later!.ready(v));
 
       // The person's home as another laptop left it on the NAS (a real sync, with the storage marker).
       const oldHome = path.join(work, 'old-laptop-home');
@@ -213,7 +215,7 @@ export const rsyncTreeLaptop: LabBackend = {
       const tD = Date.now();
       if (run.wants('d')) {
         try {
-          image('2', (tree) => fs.writeFileSync(path.join(tree, 'usr/share/doc/tabula-lab-image-2'), 'new in image 2\n'));
+          await image('2');
           // As if systemd-bless-boot had not marked image 1's boot good (the ostree laptop saw it FAILED
           // once): its entry counted again, one try left. The helper marks it good before it stages 2
           // (this boot reached boot-complete.target), so a broken 2 would have it to fall back to.
@@ -242,17 +244,20 @@ export const rsyncTreeLaptop: LabBackend = {
 
       // A full reboot's downtime, for the comparison with a soft reboot in (h).
       let fullReboot: { toSsh: number; toAgent: number } | null = null;
+      // `tabula status` right after the reboot (agentUp asks it once the agent answers): what (c) and
+      // (d) check, without a second and third run of the command (~10 s of a TCG guest's processor each).
+      let afterReboot: AgentStatusJson | null = null;
       if (cPart1 || staged) {
         const t0 = Date.now();
         const toSsh = await reboot();
-        await agentUp();
+        afterReboot = await agentUp();
         fullReboot = { toSsh, toAgent: Date.now() - t0 };
         run.figure('full reboot (systemctl reboot) to ssh', `${Math.round(toSsh / 1000)} s`);
         run.figure('full reboot (systemctl reboot) to the agent answering', `${Math.round(fullReboot.toAgent / 1000)} s`);
       }
       if (cPart1) {
         await run.scenario('c', vm, async () => {
-          const st = await status();
+          const st = afterReboot!;
           if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
           await nas!.start();
           const tBack = Date.now();
@@ -266,7 +271,7 @@ export const rsyncTreeLaptop: LabBackend = {
       await nas.start();
       if (staged) {
         await run.scenario('d', vm, async () => {
-          const st = await status();
+          const st = afterReboot!;
           if (st.image.version !== '2') throw new Error(`after the reboot the laptop runs image ${st.image.version}, expected 2`);
           const leftovers = (await laptop.vm.run('root', 'ls /etc/tabula-lab-root-edit /var/lib/stray/file 2>/dev/null || true')).trim();
           if (leftovers) throw new Error(`left over after the reboot: ${leftovers}`);
@@ -344,8 +349,7 @@ export const rsyncTreeLaptop: LabBackend = {
       else if (run.wants('h')) await walkE().catch((err: Error) => run.record('h', 'failed', `the rollback to 1 it starts from failed: ${err.message}`, vm));
 
       await run.scenario('f', vm, async () => {
-        // Image 3's systemd cannot start: the kernel panics, reboots (panic=1), systemd-boot counts the tries down.
-        image('3', (tree) => fs.writeFileSync(path.join(tree, 'usr/lib/systemd/systemd'), '#!/bin/sh\necho "image 3: broken on purpose" >&2\nexit 1\n', { mode: 0o755 }), 1);
+        await image('3');
         const { status: after, rebootMs } = await laptop.brokenImageFallsBack('3', '2');
         run.figure('broken image: reboot to back on the previous one', `${Math.round(rebootMs / 1000)} s`);
         const entries = await laptop.vm.run('root', 'ls /efi/loader/entries');
@@ -364,7 +368,7 @@ export const rsyncTreeLaptop: LabBackend = {
         await laptop.vm.run('root', `echo tampered > /var/lib/tabula/deployments/${running}/tree/usr/share/doc/tabula/copyright && echo tampered > /etc/tabula-lab-root-edit && mkdir -p /var/lib/stray && echo stray > /var/lib/stray/file && mkdir -p /var/lib/tabula/state && echo old > /var/lib/tabula/state/tabula-lab-marker`);
         // After the broken 3 the fleet publishes a fixed 4: a reset lays down the current image.
         const v = '4';
-        image(v);
+        await image(v);
         order();
         const refused = await poll();
         if (refused.outcome !== 'refused' || !/not on the storage yet/.test(refused.message)) throw new Error(`with an unsynced file the reimage command was not refused: ${JSON.stringify(refused)}`);
@@ -396,6 +400,7 @@ export const rsyncTreeLaptop: LabBackend = {
         return `refused: "${refused.message.slice(0, 80)}…"; then ran after the backup (${prepared.imageUpdate.lastPullBytes} bytes pulled)`;
       });
     } finally {
+      later?.stop();
       commands?.close();
       await vm?.stop();
       await nas?.dispose();
