@@ -66,14 +66,8 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   afterEach(() => {
-    // The stopped commands go with the test.
-    for (const pid of fs.readdirSync('/proc')) {
-      try {
-        if (/^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/bin/`)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
+    // The stopped commands go with the test, and the sessions that ran them.
+    sshd.endSessions();
     mode('');
     hang('');
     w?.dispose();
