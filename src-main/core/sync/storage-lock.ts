@@ -120,6 +120,10 @@ case $4 in
 release)
   [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
   [ -z "$6" ] || [ ! -e "$6" ] || rm -rf -- "$6"
+  # Before 8e9cece the folder was .tabula/tmp/<host>: this host's old one goes too (a killed run's
+  # leftovers; no run of this host can be using it while this one holds the lock), never another's.
+  old=\${6#.tabula/tmp-}
+  case $old in ''|.|..|*/*) ;; *) [ ! -d .tabula/tmp ] || { rm -rf -- ".tabula/tmp/$old"; rmdir .tabula/tmp 2>/dev/null; } ;; esac
   # Renamed away first, so that a run killed here never leaves a lock without a name.
   mv -f -- "$lock" ".tabula/lock.gone.$$" && rm -rf -- ".tabula/lock.gone.$$"; exit ;;
 bump)
