@@ -43,6 +43,8 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   const mode = (m: string) => fs.writeFileSync(path.join(dir, 'mode'), m);
   /** Which command of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stops for ever: a sh pattern ('' none). */
   const hang = (pattern: string) => fs.writeFileSync(path.join(dir, 'hang'), pattern);
+  /** Which of the storage's mkdir commands (a sh pattern, '' none) fails, and the reason its error gives. */
+  const refuse = (pattern: string, why = '') => (fs.writeFileSync(path.join(dir, 'refuse'), pattern), fs.writeFileSync(path.join(dir, 'refuse-why'), why));
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tabula-hostile-find-'));
     fs.mkdirSync(path.join(dir, 'bin'));
@@ -50,7 +52,8 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     // A storage that takes an upload slowly: 64 KiB each 50 ms.
     const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.05 }'\n`;
     fs.writeFileSync(path.join(dir, 'bin/cat'), `${stopsIf('cat')}${slowly}exec /usr/bin/cat "$@"\n`, { mode: 0o755 });
-    for (const name of ['mkdir', 'mv']) fs.writeFileSync(path.join(dir, 'bin', name), `${stopsIf(name)}exec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
+    const refuses = `case "mkdir $*" in $(/usr/bin/cat '${dir}/refuse')) echo "mkdir: cannot create directory '$3': $(/usr/bin/cat '${dir}/refuse-why')" >&2; exit 1;; esac\n`;
+    for (const name of ['mkdir', 'mv']) fs.writeFileSync(path.join(dir, 'bin', name), `${stopsIf(name)}${name === 'mkdir' ? refuses : ''}exec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
     fs.writeFileSync(
       path.join(dir, 'bin/find'),
       `${stopsIf('find')}case $(/usr/bin/cat '${dir}/mode') in\nhang) kill -STOP $$;;\nendless) yes 'f 1 1.0 1:1.0 junk' | tr '\\n' '\\0' | head -c 200000000; exit 0;;\nesac\nexec /usr/bin/find "$@"\n`,
@@ -59,6 +62,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     fs.writeFileSync(path.join(dir, 'session'), `${stopsIf('session', '$SSH_ORIGINAL_COMMAND')}PATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
     mode('');
     hang('');
+    refuse('');
     sshd = await startSshServer({ extraConfig: [`ForceCommand ${path.join(dir, 'session')}`] });
   });
   afterAll(async () => {
@@ -70,6 +74,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     sshd.endSessions();
     mode('');
     hang('');
+    refuse('');
     w?.dispose();
   });
 
@@ -150,6 +155,29 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
   });
+
+  for (const [why, said] of [
+    ['hangs', /^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\)/],
+    ['No space left on device', /^The storage ssh:\/\/\S+ is full, so the backup could not finish\. Free some space there/],
+    ['Permission denied', /^Tabula may not write to the storage ssh:\/\/\S+ \(permission denied\)\. Ask your helpdesk to check the folder's permissions\.$/],
+  ] as const) {
+    it(`a storage that cannot make rsync's temporary folder (${why}) ends the sync saying so; nothing is lost, and the next sync goes through`, async () => {
+      w = createWorld(sshd);
+      const a = w.laptop('a');
+      a.write('notes.txt', 'kept');
+      if (why === 'hangs') hang('mkdir -p -- .tabula/tmp-a');
+      else refuse('mkdir -p -- .tabula/tmp-a', why);
+      const err = await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT })));
+      expect(err).toBeInstanceOf(TabulaError);
+      expect((err as TabulaError).message).toMatch(said);
+      expect(a.read('notes.txt')).toBe('kept');
+      expect(w.storageFiles()).toEqual({});
+      hang('');
+      refuse('');
+      expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+      expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+    });
+  }
 
   it('a lock release that hangs ends the sync with what it sent kept; the next sync goes through', async () => {
     w = createWorld(sshd);
