@@ -94,11 +94,14 @@ export function sshArgs(storage: Storage, options: string[], connectTimeoutSecon
   ];
 }
 
-/** Ends the shared connection now (the agent stops, or the laptop slept and its TCP connection is likely dead). */
-export function closeSharedConnection(storage: Storage, shared: SharedConnection): Promise<void> {
+/**
+ * Ends the shared connection now (the agent stops, or the laptop slept and its TCP connection is likely
+ * dead); `stop`: it takes no new sessions (the next ssh connects anew) and ends once those running end.
+ */
+export function closeSharedConnection(storage: Storage, shared: SharedConnection, how: 'exit' | 'stop' = 'exit'): Promise<void> {
   if (storage.kind !== 'ssh') return Promise.resolve();
   return new Promise((resolve) => {
-    const child = spawn('ssh', ['-o', `ControlPath=${shared.socket}`, '-O', 'exit', sshDestination(storage)], { stdio: 'ignore' });
+    const child = spawn('ssh', ['-o', `ControlPath=${shared.socket}`, '-O', how, sshDestination(storage)], { stdio: 'ignore' });
     child.on('error', () => resolve());
     child.on('close', () => resolve());
   });

@@ -42,6 +42,9 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     const a = w.laptop('a');
     for (let i = 0; i < 30; i++) a.write(`deep/d${i % 3}/s${i % 5}/f${i}.txt`, `file ${i}`);
     a.write('top.txt', 'top');
+    // The top-level names go on rsync's command line: read as names, never as options or hosts.
+    a.write('-e top.txt', 'dash');
+    a.write('host:path.txt', 'colon');
     a.write('Projects/app/node_modules/pkg/index.js', 'dependency');
     a.write('Projects/app/build.log', 'log');
     a.write('Projects/keep.log.txt', 'kept');
@@ -52,7 +55,7 @@ describe.each(['folder', 'ssh'])('two-way sync with a %s storage', (kind) => {
     fs.chmodSync(path.join(a.home, 'deep/d1'), 0o700);
     const excludes = ['/.local/state/tabula/', '/.cache/', 'node_modules/', '*.log', '/Projects/app/*.tmp'];
     const s = await a.sync({ excludes });
-    expect(s.counts.pushed).toBe(33);
+    expect(s.counts.pushed).toBe(35);
     expect(s.skipped).toEqual([{ path: '.tabula', why: "the name is Tabula's own on the storage" }]);
     const sent = { ...a.files() };
     for (const gone of ['Projects/app/node_modules/pkg/index.js', 'Projects/app/build.log', 'Projects/.tabula-partial/half.txt', '.cache/deep/x.tmp']) delete sent[gone];

@@ -1,17 +1,20 @@
-// The storage's listing (its `find`, run over ssh) is bounded: a storage whose find hangs (a dead
-// disk, a stopped process, while its sshd still answers ssh's keep-alives) ends the sync with a reason
-// a person can read instead of holding it for ever, and one that sends a listing without end is
-// stopped before it fills this laptop's disk. The storage here is a real sshd whose sessions find a
-// hostile `find` first on their PATH (ForceCommand); real ssh, real files.
+// The storage's scripts over ssh are bounded: a storage whose listing (its `find`), lock, generation
+// change, lock release or versions pruning hangs (a dead disk, a stopped process, while its sshd still
+// answers ssh's keep-alives) ends the sync with a reason a person can read instead of holding it for
+// ever, and one that sends a listing without end is stopped before it fills this laptop's disk. The
+// storage here is a real sshd whose sessions find a hostile `find`, `mkdir` and `mv` first on their PATH
+// (ForceCommand); real ssh, real files.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
 import { storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { listToFile } from '../../src-main/core/sync/listing';
+import { listVersions } from '../../src-main/core/sync/versions';
 import { parseStorageUrl } from '../../src-main/core/storage-url';
 import { createWorld, type World } from '../fixtures/laptops';
 import { startSshServer, type SshServer } from '../fixtures/sshd';
+import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 
@@ -22,7 +25,7 @@ const ENDS_WITHIN_MS = 40_000;
 
 function endsOrStuck<T>(what: string, run: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout;
-  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} was still running ${ENDS_WITHIN_MS / 1000} s after the storage's find hung`)), ENDS_WITHIN_MS)));
+  const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} was still running ${ENDS_WITHIN_MS / 1000} s after the storage hung`)), ENDS_WITHIN_MS)));
   return Promise.race([run, stuck]).finally(() => clearTimeout(timer));
 }
 
@@ -38,16 +41,24 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   let w: World;
   /** What the storage's find does: 'hang', 'endless' or '' (the real one). */
   const mode = (m: string) => fs.writeFileSync(path.join(dir, 'mode'), m);
+  /** Which command of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stops for ever: a sh pattern ('' none). */
+  const hang = (pattern: string) => fs.writeFileSync(path.join(dir, 'hang'), pattern);
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tabula-hostile-find-'));
     fs.mkdirSync(path.join(dir, 'bin'));
+    const stopsIf = (name: string, what = '$*') => `#!/bin/sh\nhang=$(/usr/bin/cat '${dir}/hang')\ncase "${name} ${what}" in $hang) kill -STOP $$;; esac\n`;
+    // A storage that takes an upload slowly: 64 KiB each 50 ms.
+    const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.05 }'\n`;
+    fs.writeFileSync(path.join(dir, 'bin/cat'), `${stopsIf('cat')}${slowly}exec /usr/bin/cat "$@"\n`, { mode: 0o755 });
+    for (const name of ['mkdir', 'mv']) fs.writeFileSync(path.join(dir, 'bin', name), `${stopsIf(name)}exec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
     fs.writeFileSync(
       path.join(dir, 'bin/find'),
-      `#!/bin/sh\ncase $(cat '${dir}/mode') in\nhang) kill -STOP $$;;\nendless) yes 'f 1 1.0 1:1.0 junk' | tr '\\n' '\\0' | head -c 200000000; exit 0;;\nesac\nexec /usr/bin/find "$@"\n`,
+      `${stopsIf('find')}case $(/usr/bin/cat '${dir}/mode') in\nhang) kill -STOP $$;;\nendless) yes 'f 1 1.0 1:1.0 junk' | tr '\\n' '\\0' | head -c 200000000; exit 0;;\nesac\nexec /usr/bin/find "$@"\n`,
       { mode: 0o755 },
     );
-    fs.writeFileSync(path.join(dir, 'session'), `#!/bin/sh\nPATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'session'), `${stopsIf('session', '$SSH_ORIGINAL_COMMAND')}PATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
     mode('');
+    hang('');
     sshd = await startSshServer({ extraConfig: [`ForceCommand ${path.join(dir, 'session')}`] });
   });
   afterAll(async () => {
@@ -55,15 +66,16 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   afterEach(() => {
-    // The stopped finds go with the test.
+    // The stopped commands go with the test.
     for (const pid of fs.readdirSync('/proc')) {
       try {
-        if (/^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/bin/find`)) process.kill(Number(pid), 'SIGKILL');
+        if (/^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/bin/`)) process.kill(Number(pid), 'SIGKILL');
       } catch {
         // gone meanwhile
       }
     }
     mode('');
+    hang('');
     w?.dispose();
   });
 
@@ -94,5 +106,87 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ sent a list of its files longer than 1048576 bytes, so Tabula stopped listing it/);
     expect(fs.readdirSync(w.dir).filter((f) => f.startsWith('listing'))).toEqual([]);
     await ep.close();
+  });
+
+  it('an upload the storage takes slowly but steadily is not stopped for silence, though nothing comes back', async () => {
+    w = createWorld(sshd);
+    const ep = storageEndpoint(parseStorageUrl(sshd.url(w.storageDir)), sshd.sshOptions, 5, w.dir);
+    const names = path.join(w.dir, 'names');
+    fs.writeFileSync(names, crypto.randomBytes(8 * 1024 * 1024)); // far more than ssh and the sockets hold
+    mode('slow');
+    const fd = fs.openSync(names, 'r');
+    try {
+      const r = await endsOrStuck('the upload', ep.sh('cat > "$1"', [path.join(w.storageDir, 'names')], fd, undefined, { silentSeconds: 2 }));
+      expect(r.stopped).toBeUndefined();
+      expect(r.code).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+      await ep.close();
+    }
+    expect(fs.readFileSync(path.join(w.storageDir, 'names')).equals(fs.readFileSync(names))).toBe(true);
+  });
+
+  const stoppedAnswering = (err: unknown) => {
+    expect(err).toBeInstanceOf(TabulaError);
+    expect((err as TabulaError).code).toBe('storage-unreachable');
+    expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\)/);
+    expect((err as TabulaError).retryable).toBe(true);
+  };
+
+  it('a sync lock that hangs while being taken ends the sync saying the storage stopped answering; the next sync goes through', async () => {
+    w = createWorld(sshd);
+    const a = w.laptop('a');
+    a.write('notes.txt', 'kept');
+    hang('mkdir .tabula/lock');
+    stoppedAnswering(await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))));
+    hang('');
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+  });
+
+  it("a storage that hangs while the run marks its first write ends the sync; the lock is left to its lease, and this laptop's next sync takes it over at once", async () => {
+    w = createWorld(sshd);
+    const a = w.laptop('a');
+    a.write('notes.txt', 'kept');
+    hang('mv -f .tabula/generation.new .tabula/generation');
+    stoppedAnswering(await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))));
+    expect(w.storageFiles()).toEqual({}); // nothing was written before the mark
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/lock'))).toBe(true); // not released: the storage did not answer
+    hang('');
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+  });
+
+  it('a lock release that hangs ends the sync with what it sent kept; the next sync goes through', async () => {
+    w = createWorld(sshd);
+    const a = w.laptop('a');
+    a.write('notes.txt', 'kept');
+    hang('mv -f -- .tabula/lock *');
+    expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+    hang('');
+    a.write('notes.txt', 'kept, then edited');
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept, then edited' });
+  });
+
+  it("listing a file's versions on a storage that hangs ends saying so", async () => {
+    w = createWorld(sshd);
+    const ep = storageEndpoint(parseStorageUrl(sshd.url(w.storageDir)), sshd.sshOptions, 5, w.dir);
+    hang('session *report.txt*');
+    const err = await endsOrStuck('the listing of versions', failureOf(listVersions(ep, 'Documents/report.txt', { ioTimeoutSeconds: IO_TIMEOUT })));
+    expect(err).toBeInstanceOf(TabulaError);
+    expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\), so its versions could not be listed\. Try again once it answers\.$/);
+    await ep.close();
+  });
+
+  it('pruning old versions on a storage that hangs ends the sync, its files sent', async () => {
+    w = createWorld(sshd);
+    const a = w.laptop('a');
+    a.write('notes.txt', 'kept');
+    fs.mkdirSync(path.join(w.storageDir, '.tabula/versions/2026-01-01T000000Z'), { recursive: true }); // something to prune
+    hang('find . -mindepth 1 -maxdepth 1 -type d -mmin *');
+    expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
   });
 });

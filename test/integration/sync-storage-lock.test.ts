@@ -280,3 +280,62 @@ describe.each(['folder', 'ssh'])('two `tabula sync` processes, two homes, one %s
     expect(Object.keys(fa).filter((p) => p.startsWith('from-'))).toHaveLength(400);
   });
 });
+
+/** Every process under the sshd listener (its connections and what their sessions run), as /proc tells. */
+function sessionsOf(sshd: SshServer): number[] {
+  const parent = new Map<number, number>();
+  for (const p of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      parent.set(Number(p), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const under = new Set([Number(fs.readFileSync(path.join(path.dirname(sshd.identityFile), 'sshd.pid'), 'utf8'))]);
+  for (let more = true; more; ) {
+    more = false;
+    for (const [pid, ppid] of parent) if (under.has(ppid) && !under.has(pid)) more = !!under.add(pid);
+  }
+  return [...under].slice(1);
+}
+
+// How long a quiet run may take over a connection that froze: a fresh connection, the lock, a listing and
+// one file pulled, on a loaded two-core machine. Waiting for ssh's keep-alives to give up took 50 s and more.
+const FROZEN_RUN_MS = 25_000;
+
+describe('a kept ssh connection that froze (the laptop slept, the network changed, the NAS hung)', { timeout: SSH_TIMEOUT }, () => {
+  it("a quiet run does not wait for it: it connects anew within seconds, and another laptop's change comes", async () => {
+    const sshd = await sharedSshd();
+    const w = createWorld(sshd);
+    let frozen: number[] = [];
+    try {
+      const [a, b] = [w.laptop('a'), w.laptop('b')];
+      a.write('notes.txt', 'v1');
+      await a.sync();
+      await b.sync();
+      await a.sync(); // quiet from now on
+      await a.sync(); // the generation read through a shell kept on the kept connection
+      b.write('after.txt', 'written before the freeze');
+      await b.sync();
+      // The connection's server side stops: it takes packets and answers nothing, as a dead link.
+      frozen = sessionsOf(sshd);
+      expect(frozen.length).toBeGreaterThan(0);
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      const started = Date.now();
+      await a.sync();
+      const took = Date.now() - started;
+      expect(a.read('after.txt')).toBe('written before the freeze');
+      expect(took).toBeLessThan(FROZEN_RUN_MS);
+    } finally {
+      for (const pid of frozen) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      w.dispose();
+    }
+  });
+});

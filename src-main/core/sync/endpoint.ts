@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { IO_TIMEOUT_SECONDS } from '../rsync';
 import type { Storage } from '../storage-url';
 import { closeSharedConnection, rsyncTarget, sharedConnection, shellQuote, sshArgs, sshCommand, sshDestination } from '../storage-url';
 
@@ -21,7 +22,10 @@ export interface ShellResult {
  * process, while its sshd still answers ssh's keep-alives).
  */
 export interface ShellBounds {
-  /** Stopped once it has sent nothing (output or errors) for this long. Absent: no limit. */
+  /**
+   * Stopped once it has sent nothing (output or errors) and read nothing of its input for this long.
+   * Absent: no limit here, {@link IO_TIMEOUT_SECONDS} over ssh.
+   */
   silentSeconds?: number;
   /** Stopped once its output passes this many bytes. */
   maxBytes?: number;
@@ -81,7 +85,8 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       errBytes += c.length;
       if (stderr.length < STDERR_MAX) stderr += c.toString('utf8', 0, Math.min(c.length, STDERR_MAX - stderr.length));
     });
-    // Output to a file is watched by its size; silence is judged on output and errors together.
+    // Output to a file is watched by its size; silence is judged on output, errors and how far an input
+    // file was read (an upload answers with nothing but taking it) together.
     let [seen, quietSince] = [-1, Date.now()];
     const watch =
       bounds.silentSeconds || (stdout !== undefined && bounds.maxBytes)
@@ -89,7 +94,8 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
             const size = stdout === undefined ? outBytes : fs.fstatSync(stdout).size;
             if (size > maxBytes) return stop({ maxBytes });
             const now = Date.now();
-            if (size + errBytes !== seen) [seen, quietSince] = [size + errBytes, now];
+            const moved = size + errBytes + (typeof input === 'number' ? readSoFar(input) : 0);
+            if (moved !== seen) [seen, quietSince] = [moved, now];
             else if (bounds.silentSeconds && now - quietSince >= bounds.silentSeconds * 1000) stop({ silentSeconds: bounds.silentSeconds });
           }, Math.min(1000, Math.max(100, ((bounds.silentSeconds ?? 1) * 1000) / 8)))
         : null;
@@ -111,6 +117,15 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       done({ code: null, stdout: Buffer.concat(out), stderr });
     });
   });
+}
+
+/** How far a file given as a child's input was read: the child shares our descriptor's offset. */
+function readSoFar(fd: number): number {
+  try {
+    return Number(/^pos:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 export function localEndpoint(dir: string, display = dir): Endpoint {
@@ -150,16 +165,27 @@ async function readHeadBySh(sh: Endpoint['sh'], file: string): Promise<string> {
 }
 
 interface Reader {
+  /** Rejects with {@link ReaderSilent} when no answer came in time. */
   read(file: string): Promise<string>;
   close(): void;
 }
+
+class ReaderSilent extends Error {}
+
+/**
+ * How long a reader kept from an earlier read may take to answer (it answers in ~1 ms): past it, the
+ * connection under it is taken for dead (the laptop slept, the network changed), not waited for until
+ * ssh's keep-alives give up on it (45 s and more). A new reader has the connect timeout: it may connect.
+ */
+const KEPT_READER_REPLY_MS = 3000;
 
 /**
  * The agent reads the storage's generation before each run (nothing changed: that read is the run).
  * A new ssh session on the kept connection costs ~30 ms (ssh's start, sshd's session, two shells and
  * `head`); a shell kept open on it answers in ~1 ms. One per kept connection, for this process; a
- * reader that fails or stays silent past the connect timeout is closed, and that read made the usual
- * way. It holds the process open for nothing: a process that is done exits, and the shell with it.
+ * reader that fails or stays silent (see {@link KEPT_READER_REPLY_MS}) is closed, and that read made the
+ * usual way; a silent one's connection is stopped first, so that the read connects anew. It holds the
+ * process open for nothing: a process that is done exits, and the shell with it.
  */
 const readers = new Map<string, Reader>();
 
@@ -174,7 +200,8 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
   let waiting: { resolve: (s: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   let gone = false;
-  const fail = (why: string) => {
+  let answered = false;
+  const fail = (why: string, silent = false) => {
     if (!gone) {
       gone = true;
       onGone();
@@ -182,7 +209,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     }
     if (waiting) {
       clearTimeout(waiting.timer);
-      waiting.reject(new Error(why));
+      waiting.reject(silent ? new ReaderSilent(why) : new Error(why));
       waiting = null;
     }
   };
@@ -198,6 +225,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     buf = buf.slice(at + end.length + 2);
     const w = waiting;
     waiting = null;
+    answered = true;
     if (w) {
       clearTimeout(w.timer);
       w.resolve(head.split('\n')[0]!);
@@ -207,7 +235,7 @@ function openReader(command: string[], timeoutMs: number, onGone: () => void): R
     new Promise<string>((resolve, reject) => {
       if (gone) return reject(new Error('the reader ended'));
       // Held (not unref'd): it keeps the process up while an answer is awaited.
-      const timer = setTimeout(() => fail('no answer in time'), timeoutMs);
+      const timer = setTimeout(() => fail('no answer in time', true), answered ? Math.min(timeoutMs, KEPT_READER_REPLY_MS) : timeoutMs);
       waiting = { resolve, reject, timer };
       child.stdin!.write(`${file}\n`);
     });
@@ -230,9 +258,11 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
   if (storage.kind === 'local') return localEndpoint(storage.path, storage.display);
   const shared = controlDir ? sharedConnection(storage, controlDir, persistSeconds) : null;
   const ssh = sshArgs(storage, sshOptions, connectTimeoutSeconds, shared);
-  // ssh joins its arguments into one command line for the remote shell: quote each one.
+  // ssh joins its arguments into one command line for the remote shell: quote each one. Every script is
+  // bounded: a storage that stops answering (a dead disk, a stopped process, while its sshd still answers
+  // ssh's keep-alives) ends it as it ends a transfer, whatever the script (lock, prune, versions).
   const sh: Endpoint['sh'] = (script, args, input, stdout, bounds) =>
-    collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds });
+    collect('ssh', [...ssh, sshDestination(storage), '--', ['sh', '-c', script, 'sh', ...args].map(shellQuote).join(' ')], input, stdout, { silentSeconds: IO_TIMEOUT_SECONDS, maxBytes: stdout === undefined ? STORAGE_OUTPUT_MAX.memory : STORAGE_OUTPUT_MAX.file, ...bounds });
   return {
     display: storage.display,
     path: storage.path,
@@ -248,7 +278,10 @@ export function storageEndpoint(storage: Storage, sshOptions: string[], connectT
         const opened: Reader = openReader(['ssh', ...ssh, sshDestination(storage), '--'], connectTimeoutSeconds * 1000, () => readers.get(shared.socket) === opened && readers.delete(shared.socket));
         readers.set(shared.socket, (reader = opened));
       }
-      return reader.read(file).catch(() => readHeadBySh(sh, file));
+      return reader.read(file).catch(async (err: unknown) => {
+        if (err instanceof ReaderSilent) await closeSharedConnection(storage, shared, 'stop');
+        return readHeadBySh(sh, file);
+      });
     },
     close() {
       if (!shared) return Promise.resolve();

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { describeRsyncFailure } from '../rsync-errors';
-import type { Endpoint } from './endpoint';
+import type { Endpoint, ShellBounds, ShellResult } from './endpoint';
 import { parseStamps } from './tree';
 
 export interface LockOwner {
@@ -57,6 +57,8 @@ export interface LockOptions {
   tmp?: string;
   /** The pid check for holders on this same host (a dead one is taken over at once). */
   isAlive?: (pid: number) => boolean;
+  /** How long the storage may stay silent in one of the lock's scripts (default: the endpoint's bound). */
+  silentSeconds?: number;
 }
 
 // $1 root, $2 "host pid token", $3 lease seconds, $4 an owner line known to be dead (or ''), $5 create root.
@@ -167,12 +169,13 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
   let dead = '';
   let told = false;
   let nameless = 0;
+  const bounds = o.silentSeconds ? { silentSeconds: o.silentSeconds } : undefined;
   for (;;) {
-    const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0']);
+    const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0'], undefined, undefined, bounds);
     const lines = r.stdout.toString('utf8').split('\n');
-    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''), o.tmp ?? '');
+    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''), o.tmp ?? '', bounds);
     if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-unreachable', `The storage folder ${ep.display} does not exist or is not mounted.`, { retryable: true });
-    if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r.code, r.stderr);
+    if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r);
     const ownerLine = lines[2] ?? '';
     const owner = parseOwner(ownerLine);
     // A holder on this very machine whose process is gone (or a lock this process let go of) is taken
@@ -205,25 +208,30 @@ function cleanGeneration(line: string): string {
   return /^[A-Za-z0-9_.-]{1,200}$/.test(line) ? line : '';
 }
 
-function lockFailure(ep: Endpoint, code: number | null, stderr: string): TabulaError {
+function lockFailure(ep: Endpoint, { code, stderr, stopped }: ShellResult): TabulaError {
   const first = stderr.trim().split('\n')[0];
-  // ssh's failures (refused, unknown host key, key not accepted) read as rsync's would.
-  if (ep.isRemote && code === 255) return describeRsyncFailure({ code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null }, { home: '', storage: ep.display, cancelled: false });
+  // ssh's failures (refused, unknown host key, key not accepted) and a storage gone silent read as rsync's would.
+  const stalledSeconds = stopped && 'silentSeconds' in stopped ? stopped.silentSeconds : undefined;
+  if ((ep.isRemote && code === 255) || stalledSeconds) return describeRsyncFailure({ code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null, stalledSeconds }, { home: '', storage: ep.display, cancelled: false });
   return new TabulaError('storage-permission', `Could not take the sync lock on ${ep.display}${first ? `: ${first}` : ` (exit ${code})`}.`, { retryable: true });
 }
 
-function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string): StorageLock {
+function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string, bounds?: ShellBounds): StorageLock {
   let lost: string | null = null;
   let released = false;
+  // A script stopped for the storage's silence: the release is not tried (it would wait as long again);
+  // the lock runs out with its lease, and this process's next run takes it over at once (abandoned).
+  let silent = false;
   const act = async (action: string, extra: string[] = [], input?: Buffer, outFd?: number, inFd?: number) => {
-    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra], inFd ?? input, outFd);
+    const r = await ep.sh(holdScript, [ep.path, me, String(lease), action, ...extra], inFd ?? input, outFd, bounds);
+    if (r.stopped && 'silentSeconds' in r.stopped) silent = true;
     const out = r.stdout.toString('utf8').split('\n');
     if (r.code === 4 && out[0] === 'LOST') {
       const owner = parseOwner(out[1] ?? '');
       lost ??= `The lock on the storage ${ep.display} was taken over${owner ? ` by ${owner.host} (process ${owner.pid})` : ''} while this sync was paused; it stopped so that the two runs do not mix. The next sync starts over.`;
       return false;
     }
-    if (r.code !== 0) throw lockFailure(ep, r.code, r.stderr);
+    if (r.code !== 0) throw lockFailure(ep, r);
     stdout = r.stdout;
     return true;
   };
@@ -244,6 +252,10 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       if (released) return new Map();
       released = true;
       clearInterval(timer);
+      if (silent) {
+        abandoned.add(me);
+        return new Map();
+      }
       if (files) {
         // A first sync of a million files: neither the names nor their stamps pass through memory.
         const [inFd, outFd] = [fs.openSync(files.names, 'r'), fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];

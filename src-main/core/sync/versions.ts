@@ -35,8 +35,11 @@ export function homeRelative(p: string, home: string): string {
 }
 
 /** Newest first; the current copy on the storage (if any) comes first of all. */
-export async function listVersions(storage: Endpoint, rel: string): Promise<FileVersion[]> {
-  const r = await storage.sh(listVersionsScript, [`${storage.path}/${STORAGE_AREA}/versions`, rel, `${storage.path}/${rel}`]);
+export async function listVersions(storage: Endpoint, rel: string, opts: { /** How long the storage may stay silent (default: the endpoint's bound); tests make it short. */ ioTimeoutSeconds?: number } = {}): Promise<FileVersion[]> {
+  const r = await storage.sh(listVersionsScript, [`${storage.path}/${STORAGE_AREA}/versions`, rel, `${storage.path}/${rel}`], undefined, undefined, opts.ioTimeoutSeconds ? { silentSeconds: opts.ioTimeoutSeconds } : undefined);
+  if (r.stopped && 'silentSeconds' in r.stopped) {
+    throw new TabulaError('storage-unreachable', `The storage ${storage.display} stopped answering (nothing came back for ${r.stopped.silentSeconds} seconds), so its versions could not be listed. Try again once it answers.`, { retryable: true });
+  }
   if (r.code !== 0) throw new TabulaError('storage-unreachable', `Could not list the versions on ${storage.display}.`, { retryable: true });
   const names = r.stdout.toString('utf8').split('\0').filter(Boolean);
   const stamps = names.filter((n) => n !== 'current').sort().reverse();
