@@ -113,7 +113,7 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     const a = w.laptop('a');
     fillHome(a);
     const opts = { rsyncBatch: BATCH, ...LISTED, namesOnStorageBytes: 1 };
-    const tmpA = path.join(w.storageDir, '.tabula/tmp/a');
+    const tmpA = path.join(w.storageDir, '.tabula/tmp-a');
     // The list names every file of the home: it does not stay on the storage after the run.
     expect((await a.sync(opts)).counts.pushed).toBe(20);
     expect(counter.where()).toContain('storage');
@@ -129,7 +129,7 @@ describe('rsync runs in batches over ssh', { timeout: 120_000 }, () => {
     await b.sync(opts);
     expect((await a.sync(opts)).counts).toEqual({ pulled: 1, pushed: 0, deletedLocal: 0, deletedRemote: 0 });
     expect(fs.existsSync(tmpA)).toBe(false);
-    expect(fs.existsSync(path.join(w.storageDir, '.tabula/tmp/b'))).toBe(false);
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/tmp-b'))).toBe(false);
   });
 
   it('a file deleted while the batches run is passed over; the rest go, and nothing else is deleted', async () => {

@@ -7,16 +7,26 @@
 // the kernel arguments, ostree's boot entries copied to the ESP by the package's tabula-ostree-esp.
 // The disk is made without loop devices (mkfs.ext4 -d, mtools, dd into a GPT image).
 // Everything before the first boot is cached under a hash of its inputs (base, package, this file).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { makeImageTree, type LabImageSettings } from './image';
+import { leanBoot, makeImageTree, type LabImageSettings } from './image';
 
 const repo = path.resolve(__dirname, '../..');
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
   execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+/**
+ * A command at the lowest priority that leaves the lab's event loop free: images 2 and 3 are made
+ * while the laptop boots (the guest's processor goes first), and `signal` stops them when the walk ends.
+ */
+const shLow = (cmd: string, args: string[], signal?: AbortSignal) =>
+  new Promise<string>((resolve, reject) =>
+    execFile('nice', ['-n', '19', cmd, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, signal }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')} failed: ${(stderr || err.message).trim().slice(-2000)}`)) : resolve(stdout),
+    ),
+  );
 
 export const OS_NAME = 'tabula';
 export const OSTREE_REF = 'tabula/stable/x86_64';
@@ -47,6 +57,22 @@ export function buildOstreeBase(log: (s: string) => void): string {
   return base;
 }
 
+/**
+ * Starts building the ostree base in the background at the lowest priority (run-lab.ts: beside the
+ * rsync-tree base on a machine that has neither); resolves when it ends, its output in `logFile`.
+ * Its outcome is buildOstreeBase's to tell, called once this has ended: it finds the base made, or
+ * builds it again and says why it failed.
+ */
+export function startOstreeBase(logFile: string): Promise<void> {
+  const out = fs.openSync(logFile, 'w');
+  const child = spawn('nice', ['-n', '19', path.join(__dirname, 'ostree-build-base.sh')], { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  return new Promise((resolve) => {
+    child.once('error', () => resolve());
+    child.once('exit', () => resolve());
+  });
+}
+
 export interface GpgSigner {
   homedir: string;
   keyId: string;
@@ -72,7 +98,7 @@ export function makeGpgKey(dir: string): GpgSigner {
  * The image's /var goes to /usr/share/factory/var (the machine's /var is reset to it at every boot)
  * and to `varSeed`, which seeds the machine's /var at install.
  */
-export function toOstreeTree(tree: string, varSeed: string): void {
+export async function toOstreeTree(tree: string, varSeed: string, signal?: AbortSignal): Promise<void> {
   const kver = fs.readdirSync(path.join(tree, 'usr/lib/modules'))[0]!;
   const mod = path.join(tree, 'usr/lib/modules', kver);
   fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${kver}`), path.join(mod, 'vmlinuz'));
@@ -85,14 +111,14 @@ export function toOstreeTree(tree: string, varSeed: string): void {
   fs.writeFileSync(path.join(tree, 'etc/fstab'), 'PARTLABEL=esp /efi vfat umask=0077,nofail 0 0\n');
   fs.renameSync(path.join(tree, 'etc'), path.join(tree, 'usr/etc'));
   // root's dot files go with its home into /var/roothome; the other folders are empty in Debian.
-  if (fs.existsSync(path.join(tree, 'root'))) sh('cp', ['-a', path.join(tree, 'root'), path.join(tree, 'var/roothome')]);
+  if (fs.existsSync(path.join(tree, 'root'))) await shLow('cp', ['-a', path.join(tree, 'root'), path.join(tree, 'var/roothome')], signal);
   // The image's /var as the factory default (file-hierarchy(7)): the package's dracut module resets
   // the machine's /var to it at every boot (ostree itself never writes /var).
   fs.mkdirSync(path.join(tree, 'usr/share/factory'), { recursive: true });
   fs.renameSync(path.join(tree, 'var'), path.join(tree, 'usr/share/factory/var'));
   fs.mkdirSync(path.join(tree, 'var'));
   fs.rmSync(varSeed, { recursive: true, force: true });
-  sh('cp', ['-a', path.join(tree, 'usr/share/factory/var'), varSeed]);
+  await shLow('cp', ['-a', path.join(tree, 'usr/share/factory/var'), varSeed], signal);
   for (const [link, target] of [['home', 'var/home'], ['root', 'var/roothome'], ['opt', 'var/opt'], ['srv', 'var/srv'], ['mnt', 'var/mnt'], ['media', 'run/media'], ['usr/local', '../var/usrlocal']] as const) {
     fs.rmSync(path.join(tree, link), { recursive: true, force: true });
     fs.symlinkSync(target, path.join(tree, link));
@@ -102,14 +128,13 @@ export function toOstreeTree(tree: string, varSeed: string): void {
 }
 
 /** `tabula-fleet publish --backend ostree`: the commit and the summary, GPG-signed. */
-export function publishOstreeImage(tree: string, version: string, serverDir: string, key: string, gpg: GpgSigner): string {
-  const r = spawnSync(
+export async function publishOstreeImage(tree: string, version: string, serverDir: string, key: string, gpg: GpgSigner, signal?: AbortSignal): Promise<string> {
+  const out = await shLow(
     process.execPath,
     [path.join(repo, 'bin/tabula-fleet.js'), 'publish', '--backend', 'ostree', '--tree', tree, '--version', version, '--channel', 'stable', '--key', key, '--out', serverDir, '--gpg-key', gpg.keyId, '--gpg-homedir', gpg.homedir, '--ref', OSTREE_REF],
-    { encoding: 'utf8' },
+    signal,
   );
-  if (r.status !== 0) throw new Error(`tabula-fleet publish --backend ostree ${version} failed: ${r.stderr || r.stdout}`);
-  return /as ([0-9a-f]{64})/.exec(r.stdout)![1]!;
+  return /as ([0-9a-f]{64})/.exec(out)![1]!;
 }
 
 /**
@@ -184,14 +209,16 @@ export interface OstreeLab {
   gpg: GpgSigner;
   fleetKey: string;
   /**
-   * The fleet's server right after version `v` was published (its ref and summary at `v`), as hard
-   * links: copy it (`cp -al`) before serving it; publish and refresh replace files, never write into them.
+   * Version `v` once published: its commit, and the fleet's server right after it was published (its
+   * ref and summary at `v`), as hard links: copy it (`cp -al`) before serving it; publish and refresh
+   * replace files, never write into them. Image 1 is ready at once; 2 and 3 are made while the laptop boots.
    */
-  serverAt: (v: string) => string;
+  ready: (v: string) => Promise<{ server: string; commit: string }>;
+  /** Stops making the images not yet made (the walk is over). */
+  stop: () => void;
   sshKey: string;
   /** The pristine laptop disk with image 1 installed; copy it before booting. */
   disk: string;
-  commits: Record<string, string>;
 }
 
 /** What each lab version changes in the image the package made (image 1 is that image). */
@@ -235,8 +262,10 @@ const hashOf = (...parts: (string | Buffer)[]) => {
  * as that version left it, and the commit); the disk by image 1 and the code that installs it
  * (`ostree-disk-<hash>/`). A package change rebuilds the three images (image 1's tree is made once,
  * 2 and 3 are copies of it with their changes) and the disk; a change to the disk's code, the disk only.
+ * Resolves once image 1 and the disk are there; images 2 and 3 are made after it, at a low priority
+ * while the lab goes on (the laptop's first boot), each awaited by `ready` where a scenario needs it.
  */
-export function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): OstreeLab {
+export async function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): Promise<OstreeLab> {
   const keys = labKeys(path.join(o.cache, 'ostree-lab-keys'));
   const settings: LabImageSettings & { deb: string | null } = {
     deb: o.deb,
@@ -250,67 +279,82 @@ export function buildOstreeLab(o: { cache: string; base: string; deb: string | n
   // The package by what it installs (its path is a fresh temp folder every run).
   let key = hashOf(o.base, o.deb ? debContentHash(o.deb) : 'build output', fs.readFileSync(path.join(__dirname, 'image.ts')), code, JSON.stringify({ ...settings, deb: null }), keys.gpg.keyId);
   const dirs: Record<string, string> = {};
-  const commits: Record<string, string> = {};
+  for (const v of OSTREE_LAB_VERSIONS) dirs[v] = path.join(o.cache, `ostree-image-${(key = hashOf(key, v))}`);
+  const complete = (v: string) => fs.existsSync(path.join(dirs[v]!, '.complete'));
   const work = path.join(o.cache, 'ostree-lab-work');
-  let imageTree: string | null = null;
-  try {
-    let previous: string | null = null;
-    for (const v of OSTREE_LAB_VERSIONS) {
-      key = hashOf(key, v);
-      const dir = path.join(o.cache, `ostree-image-${key}`);
-      if (!fs.existsSync(path.join(dir, '.complete'))) {
-        const t0 = Date.now();
-        if (!imageTree) {
-          removeSysroot(work);
-          imageTree = labImage(o.base, path.join(work, 'image'), settings, keys.gpg);
-          o.log(`image tree made from the base and the package in ${Math.round((Date.now() - t0) / 1000)} s`);
-        }
-        removeSysroot(dir);
-        fs.mkdirSync(dir, { recursive: true });
-        // The server as the version before left it (hard links), this version published into it.
-        if (previous) sh('cp', ['-al', path.join(previous, 'server'), path.join(dir, 'server')]);
-        else fs.mkdirSync(path.join(dir, 'server'));
-        const tree = path.join(work, `tree-${v}`);
-        sh('cp', ['-a', imageTree, tree]);
-        versionTree(tree, v);
-        toOstreeTree(tree, path.join(dir, 'var-seed'));
-        const t1 = Date.now();
-        const commit = publishOstreeImage(tree, v, path.join(dir, 'server'), keys.fleetKey, keys.gpg);
-        fs.rmSync(tree, { recursive: true, force: true });
-        fs.writeFileSync(path.join(dir, 'commit'), commit + '\n');
-        fs.writeFileSync(path.join(dir, '.complete'), '');
-        o.log(`image ${v} committed as ${commit.slice(0, 12)} in ${Math.round((Date.now() - t0) / 1000)} s (tabula-fleet publish ${Math.round((Date.now() - t1) / 1000)} s)`);
-      }
-      dirs[v] = dir;
-      commits[v] = fs.readFileSync(path.join(dir, 'commit'), 'utf8').trim();
-      previous = dir;
-    }
-  } finally {
+  const stop = new AbortController();
+  let imageTree = '';
+  if (OSTREE_LAB_VERSIONS.some((v) => !complete(v))) {
+    const t0 = Date.now();
     removeSysroot(work);
+    imageTree = labImage(o.base, path.join(work, 'image'), settings, keys.gpg);
+    o.log(`image tree made from the base and the package in ${Math.round((Date.now() - t0) / 1000)} s`);
   }
-  const first = dirs[OSTREE_LAB_VERSIONS[0]]!;
-  const diskDir = path.join(o.cache, `ostree-disk-${hashOf(first, String(makeOstreeLaptopDisk), String(assembleDisk), KARGS.join(' '), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
+  const build = async (v: string, previous: string | null) => {
+    if (complete(v)) return;
+    const t0 = Date.now();
+    const dir = dirs[v]!;
+    removeSysroot(dir);
+    fs.mkdirSync(dir, { recursive: true });
+    // The server as the version before left it (hard links), this version published into it.
+    if (previous) await shLow('cp', ['-al', path.join(dirs[previous]!, 'server'), path.join(dir, 'server')], stop.signal);
+    else fs.mkdirSync(path.join(dir, 'server'));
+    const tree = path.join(work, `tree-${v}`);
+    await shLow('cp', ['-a', imageTree, tree], stop.signal);
+    versionTree(tree, v);
+    await toOstreeTree(tree, path.join(dir, 'var-seed'), stop.signal);
+    const t1 = Date.now();
+    const commit = await publishOstreeImage(tree, v, path.join(dir, 'server'), keys.fleetKey, keys.gpg, stop.signal);
+    await shLow('rm', ['-rf', '--one-file-system', tree], stop.signal);
+    fs.writeFileSync(path.join(dir, 'commit'), commit + '\n');
+    fs.writeFileSync(path.join(dir, '.complete'), '');
+    o.log(`image ${v} committed as ${commit.slice(0, 12)} in ${Math.round((Date.now() - t0) / 1000)} s (tabula-fleet publish ${Math.round((Date.now() - t1) / 1000)} s)`);
+  };
+  const [first, ...later] = OSTREE_LAB_VERSIONS;
+  await build(first, null);
+  // Each later version after the one before it (its server is a copy of that one's).
+  const built: Record<string, Promise<void>> = { [first]: Promise.resolve() };
+  let previous: string = first;
+  for (const v of later) {
+    const before = previous;
+    built[v] = built[before]!.then(() => build(v, before));
+    previous = v;
+  }
+  // The trees' work folder goes once the last is made or the making failed (the scenario that awaits it says why).
+  if (imageTree) void built[previous]!.catch(() => undefined).then(() => shLow('rm', ['-rf', '--one-file-system', work])).catch(() => undefined);
+  const diskDir = path.join(o.cache, `ostree-disk-${hashOf(dirs[first]!, String(makeOstreeLaptopDisk), String(assembleDisk), KARGS.join(' '), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
+  const commitOf = (v: string) => fs.readFileSync(path.join(dirs[v]!, 'commit'), 'utf8').trim();
   if (!fs.existsSync(path.join(diskDir, '.complete'))) {
     const t0 = Date.now();
     removeSysroot(diskDir);
     fs.mkdirSync(diskDir, { recursive: true });
-    makeOstreeLaptopDisk({ dir: diskDir, base: o.base, serverDir: path.join(first, 'server'), commit: commits['1']!, gpg: keys.gpg, varSeed: path.join(first, 'var-seed'), user: o.user, url: `http://${REPO_ADDR}/repo` });
+    makeOstreeLaptopDisk({ dir: diskDir, base: o.base, serverDir: path.join(dirs[first]!, 'server'), commit: commitOf(first), gpg: keys.gpg, varSeed: path.join(dirs[first]!, 'var-seed'), user: o.user, url: `http://${REPO_ADDR}/repo` });
     fs.writeFileSync(path.join(diskDir, '.complete'), '');
     o.log(`laptop disk with image 1 installed in ${Math.round((Date.now() - t0) / 1000)} s`);
-  } else o.log(`ostree images ${OSTREE_LAB_VERSIONS.join(', ')} and the laptop disk from the cache`);
+  } else o.log(`the laptop disk with image 1 from the cache${later.every(complete) ? `, and images ${later.join(', ')}` : `; images ${later.filter((v) => !complete(v)).join(', ')} are made while the laptop boots`}`);
   // Older images and disks are superseded (the VM lock keeps two labs from using the cache at once).
   const used = [...Object.values(dirs), diskDir];
   for (const n of fs.readdirSync(o.cache)) {
     const p = path.join(o.cache, n);
     if (/^(ostree-image-|ostree-disk-|ostree-lab-[0-9a-f]{16}$)/.test(n) && !used.includes(p)) removeSysroot(p);
   }
-  return { gpg: keys.gpg, fleetKey: keys.fleetKey, serverAt: (v) => path.join(dirs[v]!, 'server'), sshKey: keys.sshKey, disk: path.join(diskDir, 'disk.img'), commits };
+  return {
+    gpg: keys.gpg,
+    fleetKey: keys.fleetKey,
+    ready: async (v) => {
+      await built[v];
+      return { server: path.join(dirs[v]!, 'server'), commit: commitOf(v) };
+    },
+    stop: () => stop.abort(),
+    sshKey: keys.sshKey,
+    disk: path.join(diskDir, 'disk.img'),
+  };
 }
 
 /**
  * Image 1 as the package makes it, before it becomes an ostree tree: the base with Tabula installed
  * (image.ts), the fleet's GPG key, and two tries for a new deployment (/etc/kernel/tries, read by
- * tabula-ostree-esp): a broken image falls back after two failed boots instead of three. Not one:
+ * tabula-ostree-esp on the system that stages it; (f) sets one for its broken 3). Not one:
  * under TCG with two virtual CPUs a boot now and then crashes in the guest kernel (session 9: an
  * int3 Oops in sched_clock_cpu, 4 s in, qemu 7.2's multi-threaded TCG racing the kernel's text
  * patching across vCPUs), and with one try that crash made a good image 2 count as broken. Two
@@ -320,6 +364,9 @@ function labImage(base: string, dest: string, settings: LabImageSettings & { deb
   return makeImageTree(base, dest, OSTREE_LAB_VERSIONS[0], settings, (t) => {
     fs.copyFileSync(gpg.publicKeyFile, path.join(t, 'usr/share/defaults/tabula/fleet.gpg'));
     fs.writeFileSync(path.join(t, 'etc/kernel/tries'), '2\n');
+    // What a boot of the virtual laptop does not need (image.ts): the ostree laptop's boots spent
+    // 6-9 s after the switch root in generators and in modules probed for nothing (vmw_vmci, vsock).
+    leanBoot(t);
   });
 }
 
