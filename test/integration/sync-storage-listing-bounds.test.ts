@@ -4,6 +4,7 @@
 // ever, and one that sends a listing without end is stopped before it fills this laptop's disk. The
 // storage here is a real sshd whose sessions find a hostile `find`, `mkdir` and `mv` first on their PATH
 // (ForceCommand); real ssh, real files.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -43,14 +44,14 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   let w: World;
   /** What the storage's find does: 'hang', 'endless' or '' (the real one). */
   const mode = (m: string) => fs.writeFileSync(path.join(dir, 'mode'), m);
-  /** Which command of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stops for ever: a sh pattern ('' none). */
-  const hang = (pattern: string) => fs.writeFileSync(path.join(dir, 'hang'), pattern);
+  /** Which commands of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stop for ever: sh patterns ('' none). */
+  const hang = (...patterns: string[]) => fs.writeFileSync(path.join(dir, 'hang'), patterns.map((p) => `${p}\n`).join(''));
   /** Which of the storage's mkdir commands (a sh pattern, '' none) fails, and the reason its error gives. */
   const refuse = (pattern: string, why = '') => (fs.writeFileSync(path.join(dir, 'refuse'), pattern), fs.writeFileSync(path.join(dir, 'refuse-why'), why));
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tabula-hostile-find-'));
     fs.mkdirSync(path.join(dir, 'bin'));
-    const stopsIf = (name: string, what = '$*') => `#!/bin/sh\nhang=$(/usr/bin/cat '${dir}/hang')\ncase "${name} ${what}" in $hang) kill -STOP $$;; esac\n`;
+    const stopsIf = (name: string, what = '$*') => `#!/bin/sh\nwhile IFS= read -r hang; do case "${name} ${what}" in $hang) kill -STOP $$;; esac; done < '${dir}/hang'\n`;
     // A storage that takes an upload slowly: 64 KiB each 75 ms (8 MiB in 10 s, over twice the bound below).
     const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.075 }'\n`;
     fs.writeFileSync(path.join(dir, 'bin/cat'), `${stopsIf('cat')}${slowly}exec /usr/bin/cat "$@"\n`, { mode: 0o755 });
@@ -196,6 +197,24 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     expect(err).toBeInstanceOf(TabulaError);
     expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\), so its versions could not be listed\. Try again once it answers\.$/);
     await ep.close();
+  });
+
+  it('a lock release that hangs is the only wait: the pruning of old versions, due, is left to a later run instead of waiting as long again', async () => {
+    const a = laptopWithNotes();
+    const old = path.join(w.storageDir, '.tabula/versions/2026-01-01T000000Z');
+    fs.mkdirSync(old, { recursive: true }); // something to prune: older than the 30 days kept
+    fs.utimesSync(old, new Date('2026-01-01'), new Date('2026-01-01'));
+    hang('mv -f -- .tabula/lock *', 'find . -mindepth 1 -maxdepth 1 -type d -mmin *');
+    expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    // What the storage holds stopped: the release's mv alone, no prune's find.
+    const stopped = spawnSync('pgrep', ['-a', '-r', 'T', '-f', `${dir}/bin/`], { encoding: 'utf8' }).stdout;
+    expect(stopped).toMatch(/bin\/mv -f -- \.tabula\/lock /);
+    expect(stopped).not.toMatch(/bin\/find/);
+    expect(fs.existsSync(old)).toBe(true);
+    hang('');
+    a.write('notes.txt', 'kept, then edited');
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: WELL_TIMEOUT }))).counts.pushed).toBe(1);
+    expect(fs.existsSync(old)).toBe(false); // pruned then
   });
 
   it('pruning old versions on a storage that hangs ends the sync, its files sent', async () => {

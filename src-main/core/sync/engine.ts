@@ -856,7 +856,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     await writeArchive();
     settled();
     trace('archive saved');
-    await pruneVersions(o);
+    // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
+    if (!storageLock.silent()) await pruneVersions(o);
     trace('done');
     return summary;
   } finally {

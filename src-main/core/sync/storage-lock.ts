@@ -29,6 +29,8 @@ export interface StorageLock {
   bump(tmp?: string): Promise<string>;
   /** Non-null once the lease was lost (e.g. the laptop slept past it and another took over). */
   lost(): string | null;
+  /** True once one of its scripts was stopped for the storage's silence: the storage is not answering now. */
+  silent(): boolean;
   /**
    * Releases the lock; first reads the storage's inode and change time of `stamped` (see Entry.stamp).
    * With `files`, the names are read from `files.names` (as rsync's --files-from) and the stamps
@@ -247,6 +249,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       return next;
     },
     lost: () => lost,
+    silent: () => silent,
     async release(stamped = [], files) {
       if (released) return new Map();
       released = true;
