@@ -2,7 +2,8 @@
 // list into an image tree, under the name rsync's partial data once used (`.tabula-partial`) and
 // under any other name, as a setuid file, a folder, a link or a fifo. Whatever the path (first
 // install, update, reimage) and the transport (local folder, real sshd), nothing unsigned may reach
-// a deployment: the pull is refused, naming the entry, nothing is staged and the download is deleted.
+// a deployment: a first install is refused, naming the entry, nothing is staged and the download is
+// deleted; an update and a reimage fetch only what the signed manifest lists, so the entry never comes.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,15 +116,17 @@ describe.each(plants)('an image tree with %s', (_what, plant) => {
     expect(fs.readdirSync(deployments())).toEqual([]);
   });
 
-  it('is refused on reimage: the booted deployment stays as it was, no reset is scheduled', async () => {
+  it('never reaches the fresh copy a reimage lays down', async () => {
     publish('1.0');
     await backendFor(fleet.serverDir).stage();
     fakeBootloaderBoot(fleet.root);
     const planted = plant(path.join(fleet.serverDir, 'images/1.0/tree'));
+    // A reimage builds the tree from the signed manifest and fetches only files it lists.
     const backend = backendFor(fleet.serverDir);
-    expectRefusedFor(await refusal(backend.reimage()), planted);
+    await backend.reimage();
     expect(nextTarget()).toBe('deployments/1.0');
-    expect(backend.status().reimagePending).toBe(false);
+    expect(backend.status().reimagePending).toBe(true);
+    expect(fs.existsSync(path.join(deployments(), '1.0/tree', planted))).toBe(false);
     expectNothingLeftBehind();
     expectOnlySignedEntries();
   });
@@ -175,7 +178,7 @@ describe('over a real sshd', () => {
     await sshd?.dispose();
   });
 
-  it('a setuid usr/bin/.tabula-partial is refused on first install and on reimage', async () => {
+  it('a setuid usr/bin/.tabula-partial is refused on first install and never reaches a reimage', async () => {
     const url = sshd.url(fleet.serverDir);
     publish('1.0');
     const serverTree = path.join(fleet.serverDir, 'images/1.0/tree');
@@ -188,8 +191,9 @@ describe('over a real sshd', () => {
     await backendFor(url, sshd.sshOptions).stage();
     fakeBootloaderBoot(fleet.root);
     setuid(serverTree, 'usr/bin/.tabula-partial');
-    expectRefusedFor(await refusal(backendFor(url, sshd.sshOptions).reimage()), 'usr/bin/.tabula-partial');
+    await backendFor(url, sshd.sshOptions).reimage();
     expect(nextTarget()).toBe('deployments/1.0');
+    expect(fs.existsSync(path.join(deployments(), '1.0/tree/usr/bin/.tabula-partial'))).toBe(false);
     expectNothingLeftBehind();
     expectOnlySignedEntries();
   });

@@ -275,16 +275,58 @@ describe('rsync-tree from a local folder', () => {
     bytes[0] = bytes[0]! ^ 0xff;
     fs.writeFileSync(altered, bytes);
     fs.utimesSync(altered, st.atime, st.mtime);
+    // And a setuid file planted in the running tree: a fresh copy holds only what the manifest lists.
+    fs.writeFileSync(deployedFile('1.0', 'usr/share/data/planted'), '#!/bin/sh\nexec /bin/sh -p\n', { mode: 0o4755 });
     const backend = backendFor(fleet.serverDir);
     const r = await backend.reimage();
     expect(backend.status().reimagePending).toBe(true);
     expect(fs.statSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin')).ino).not.toBe(before);
+    expect(fs.existsSync(deployedFile('1.0', 'usr/share/data/planted'))).toBe(false);
     expect(fs.readFileSync(deployedFile('1.0', 'usr/share/data/d7/f17.bin'))).toEqual(fs.readFileSync(path.join(fleet.serverDir, 'images/1.0/tree/usr/share/data/d7/f17.bin')));
     // What the machine already had right was copied locally: about one file crossed the network.
     expect(r.bytesReceived).toBeLessThan(64 * 1024);
     fakeBootloaderBoot(fleet.root);
     expect(fs.existsSync(state)).toBe(false);
     expect(backendFor(fleet.serverDir).status().reimagePending).toBe(false);
+  });
+
+  it('reimage onto a newer version copies what the running one shares with it and fetches only the changed files', async () => {
+    await bootedOnV1();
+    const changedBytes = publishV2(3);
+    const r = await backendFor(fleet.serverDir).reimage();
+    expect(r.version).toBe('2.0');
+    expect(r.bytesReceived).toBeLessThan(changedBytes * 1.1 + 4096);
+    expect(nextTarget()).toBe('deployments/2.0');
+    expect(fs.readFileSync(deployedFile('2.0', 'usr/share/data/d0/f0.bin'), 'utf8')).toMatch(/^v2 content 0/);
+    const unchanged = 'usr/share/data/d5/f55.bin';
+    expect(fs.readFileSync(deployedFile('2.0', unchanged))).toEqual(fs.readFileSync(deployedFile('1.0', unchanged)));
+    expect(fs.statSync(deployedFile('2.0', unchanged)).ino).not.toBe(fs.statSync(deployedFile('1.0', unchanged)).ino);
+    // Folder times as on the delta path (an update's /usr no newer than the image's).
+    const seconds = (v: string) => Math.floor(fs.statSync(deployedFile(v, 'usr')).mtimeMs / 1000);
+    expect(seconds('2.0')).toBe(seconds('1.0'));
+  });
+
+  it('reimage refuses a tampered fleet server and leaves the running deployment and the next boot alone', async () => {
+    await bootedOnV1();
+    // The laptop's copy was altered, so the file must come from the server, whose copy was tampered with.
+    const rel = 'usr/share/data/d3/f23.bin';
+    const local = deployedFile('1.0', rel);
+    fs.writeFileSync(local, Buffer.alloc(8192, 'local edit'));
+    fs.writeFileSync(path.join(fleet.serverDir, 'images/1.0/tree', rel), Buffer.alloc(8192, 'evil'));
+    const backend = backendFor(fleet.serverDir);
+    const err = await rejection(backend.reimage());
+    expect(err.code).toBe('image-invalid');
+    expect(err.details).toContain(`${rel}: content does not match its checksum`);
+    expect(nextTarget()).toBe('deployments/1.0');
+    expect(backend.status().reimagePending).toBe(false);
+    expect(fs.readdirSync(path.join(fleet.root, 'var/lib/tabula/deployments'))).toEqual(['1.0']);
+    expect(fs.readFileSync(deployedFile('1.0', 'usr/share/data/d5/f55.bin'), 'utf8')).toMatch(/^file 55 /);
+    // A manifest edited after signing is refused before anything is copied.
+    const manifest = path.join(fleet.serverDir, 'images/1.0/manifest.json');
+    fs.writeFileSync(manifest, fs.readFileSync(manifest, 'utf8').replace('"mode":420', '"mode":2541'));
+    expect((await rejection(backend.reimage())).message).toMatch(/not signed by a fleet key this machine trusts/);
+    expect(fs.readdirSync(path.join(fleet.root, 'var/lib/tabula/deployments'))).toEqual(['1.0']);
+    expect(backend.status().reimagePending).toBe(false);
   });
 });
 

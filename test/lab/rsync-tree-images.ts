@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { leanBoot, makeImageTree, type LabImageSettings } from './image';
+import { leanBoot, leanServices, makeImageTree, type LabImageSettings } from './image';
 
 export interface ImageSpec {
   base: string;
@@ -29,6 +29,7 @@ export function buildImage(s: ImageSpec): string {
   return makeImageTree(s.base, s.dest, s.version, s.settings, (t) => {
     fs.writeFileSync(path.join(t, 'etc/kernel/tries'), `${s.tries}\n`);
     leanBoot(t);
+    leanServices(t);
     // The lab drives the laptop over ssh, as root between long pauses: logind stopped root's user
     // manager 10 s after each of its sessions ended, and the next login started it again (7 s of a
     // TCG guest's processor, session 11). Kept once started (lab only: a laptop's root seldom logs in).

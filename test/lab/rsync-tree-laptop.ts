@@ -127,6 +127,7 @@ export const rsyncTreeLaptop: LabBackend = {
         disk,
         accel: ctx.accel,
         sshKey: path.join(work, 'lab-key'),
+        entropy: true,
         forwards: [
           { guest: NAS_ADDR, guestPort: 22, hostPort: nas.port },
           { guest: FLEET_ADDR, guestPort: 22, hostPort: fleet.port },

@@ -41,6 +41,13 @@ export interface VmOptions {
   sshKey: string;
   forwards: GuestForward[];
   memoryMiB?: number;
+  /**
+   * A virtio RNG fed from the host's /dev/urandom: the firmware's EFI RNG protocol seeds the kernel
+   * at boot. Without it a TCG guest's kernel had its entropy ~115 s after power on (session 13's
+   * console, load 18), and whatever asks for random bytes before (sshd, systemd-random-seed, Node)
+   * waits for it.
+   */
+  entropy?: boolean;
   /** One `lab:` line (a power-cycle, a reboot asked again); console.log when absent. */
   log?: (s: string) => void;
 }
@@ -150,6 +157,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     '-device', 'virtio-blk-pci,drive=disk,bootindex=0',
     '-netdev', `user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
     '-device', 'virtio-net-pci,netdev=net,romfile=',
+    ...(opts.entropy ? ['-object', 'rng-random,id=rng,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng'] : []),
     '-display', 'none',
     '-serial', 'stdio',
     '-monitor', 'none',

@@ -99,6 +99,51 @@ export function hashFile(file: string): string {
   }
 }
 
+/**
+ * Copies `src` to the new file `dst` (never a link: a later edit of `src` cannot reach the copy),
+ * hashing the bytes as they are written, and keeps the copy only when they are the manifest entry's:
+ * its owner, mode and `src`'s times are then set. Returns the copy's "dev:ino" (the proof
+ * {@link checkTree} accepts for it), or null, with nothing left at `dst`, when `src` is not a regular
+ * file of the entry's size and content.
+ */
+export function copyIfMatches(src: string, dst: string, e: ManifestEntry): string | null {
+  let from: number;
+  try {
+    from = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return null;
+  }
+  let to: number | null = null;
+  let ok = false;
+  try {
+    const st = fs.fstatSync(from);
+    if (!st.isFile() || st.size !== e.size) return null;
+    to = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    const h = crypto.createHash('sha256');
+    for (;;) {
+      const n = fs.readSync(from, HASH_BUF, 0, HASH_BUF.length, null);
+      if (n === 0) break;
+      h.update(HASH_BUF.subarray(0, n));
+      for (let off = 0; off < n; ) off += fs.writeSync(to, HASH_BUF, off, n - off);
+    }
+    if (h.digest('hex') !== e.sha256) return null;
+    if (e.uid !== undefined && e.gid !== undefined) fs.fchownSync(to, e.uid, e.gid);
+    fs.fchmodSync(to, e.mode); // after the owner: a chown clears setuid/setgid
+    fs.futimesSync(to, st.atime, st.mtime);
+    const out = fs.fstatSync(to);
+    ok = true;
+    return `${out.dev}:${out.ino}`;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(from);
+    if (to !== null) {
+      fs.closeSync(to);
+      if (!ok) fs.rmSync(dst, { force: true });
+    }
+  }
+}
+
 /** Walks a tree depth-first in sorted order without following symlinks. */
 function walk(root: string, visit: (rel: string, st: fs.Stats) => void, rel = '') {
   const dir = rel ? path.join(root, rel) : root;
@@ -134,6 +179,8 @@ export interface VerifyOptions {
    * its bytes were checked when that deployment was made, and deployments are never written after.
    */
   previous?: { dir: string; manifest: Manifest; inodes?: Map<string, string> } | null;
+  /** Files this run wrote and hashed against this manifest ({@link copyIfMatches}): path → "dev:ino". */
+  copied?: Map<string, string>;
 }
 
 /** path → "dev:ino" of every regular file in a tree: compared with a received tree to find hard links. */
@@ -173,6 +220,10 @@ export function checkTree(treeDir: string, manifest: Manifest, opts: VerifyOptio
     if (type === 'symlink' && fs.readlinkSync(path.join(treeDir, rel)) !== e.target) add(rel, 'target', 'link target differs from the manifest');
     if (type !== 'file') return;
     if (st.size !== e.size) return void add(rel, 'size', `${st.size} bytes, expected ${e.size} (truncated or altered)`);
+    if (opts.copied && opts.copied.get(rel) === `${st.dev}:${st.ino}`) {
+      hashed++;
+      return;
+    }
     const prev = prevEntries?.get(rel);
     if (prev && prev.sha256 === e.sha256 && prev.mode === e.mode && prev.uid === e.uid && prev.gid === e.gid) {
       const known = opts.previous!.inodes;

@@ -16,11 +16,11 @@ import { TabulaError } from '../../common/errors';
 import { parseJsonDocument, writeFileAtomic } from '../atomic-file';
 import { describeFleetFailure, fetchFleetFiles, type FleetSource } from '../fleet-source';
 import { requireSignature } from '../signing';
-import { CHECKSUM_BYTES_PER_SECOND, IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '../rsync';
+import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '../rsync';
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
 import { createTrustStore, expiresSchema, serialSchema, type ServerData, type TrustStore } from './freshness';
-import { checkTree, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
+import { checkTree, copyIfMatches, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
 
 export const channelSchema = z
   .object({
@@ -157,20 +157,29 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     }
   }
 
-  /** rsync the tree into <dest>/tree, then verify it against the signed manifest. */
   /**
-   * The delta path, when a verified deployment is on the machine: the signed manifests of both
-   * versions say which files changed. Unchanged files are hard-linked from the previous deployment
-   * (no bytes, no disk), folders and links are made from the manifest, and rsync fetches only the
-   * changed files (`--files-from`), so not even the file list of the whole tree crosses the wire.
-   * Everything is then checked against the manifest as on the full path.
+   * The delta path, when a deployment is on the machine: the signed manifests of both versions say
+   * which files changed. Folders and links are made from the manifest, the unchanged files come from
+   * the local deployment, and rsync fetches only the rest (`--files-from`), so not even the file list
+   * of the whole tree crosses the wire. Everything is then checked against the manifest.
+   * - `link` (an update; `previous` was verified when it was made and is never written): unchanged
+   *   files are hard-linked (no bytes, no disk).
+   * - `copy` (a reimage; `previous` is the running tree, which may have been altered): each file is
+   *   copied, never linked, hashed as it is written and kept only when it is the manifest's; one
+   *   that differs is fetched again. Its manifest (null when unreadable) only spares copying files
+   *   known to have changed.
    */
-  async function fetchChanged(version: string, dest: string, previous: { dir: string; manifest: Manifest }): Promise<PullResult> {
+  async function fetchChanged(version: string, dest: string, previous: { dir: string; manifest: Manifest | null }, how: 'link' | 'copy'): Promise<PullResult> {
     const { data: manifestBytes, sig } = await fetchSigned(`images/${version}/manifest.json`, `The manifest of image ${version}`);
     const manifest = parseManifest(manifestBytes, version);
     const treeDir = path.join(dest, 'tree');
     const prevTree = path.join(previous.dir, 'tree');
-    const prevEntries = new Map(previous.manifest.entries.map((e) => [e.path, e]));
+    const prevEntries = new Map((previous.manifest?.entries ?? []).map((e) => [e.path, e]));
+    const copied = new Map<string, string>();
+    // A reimage reads the whole running tree: say how far it is.
+    const fileBytes = manifest.entries.reduce((n, e) => n + e.size, 0);
+    let readBytes = 0;
+    let said = 0;
     fs.mkdirSync(treeDir, { recursive: true, mode: 0o755 });
     // The tree becomes `/` at boot: 0755 whatever the caller's umask (a 0700 root stops every
     // service that runs as its own user, e.g. dbus and systemd-networkd, at chdir).
@@ -194,7 +203,20 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
         continue;
       }
       const prev = prevEntries.get(e.path);
-      if (!existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode && prev.uid === e.uid && prev.gid === e.gid) {
+      if (how === 'copy' && !existing && (!previous.manifest || (prev?.type === 'file' && prev.sha256 === e.sha256))) {
+        const proof = copyIfMatches(path.join(prevTree, e.path), target, e);
+        readBytes += e.size;
+        if (Date.now() - said > 1000) {
+          said = Date.now();
+          opts.onProgress?.({ phase: 'verifying', bytesDone: readBytes, bytesTotal: fileBytes, percent: Math.floor((100 * readBytes) / Math.max(1, fileBytes)) });
+          await new Promise((resolve) => setImmediate(resolve)); // the progress goes out now
+        }
+        if (proof) {
+          copied.set(e.path, proof);
+          continue;
+        }
+      }
+      if (how === 'link' && !existing && prev?.type === 'file' && prev.sha256 === e.sha256 && prev.mode === e.mode && prev.uid === e.uid && prev.gid === e.gid) {
         try {
           fs.linkSync(path.join(prevTree, e.path), target);
           continue;
@@ -232,16 +254,15 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       opts.onProgress?.({ phase: 'downloading', bytesDone: 0, bytesTotal: changedBytes, percent: 0 });
       const transfer = rsyncInto(version, args, changedBytes);
       try {
-        inodes = inodeIndex(prevTree); // while rsync works in its own process
+        if (how === 'link') inodes = inodeIndex(prevTree); // while rsync works in its own process
       } catch {
         inodes = undefined;
       }
       bytesReceived = await transfer;
       fs.rmSync(list, { force: true });
-    } else inodes = inodeIndex(prevTree);
-    const total = manifest.entries.reduce((n, e) => n + e.size, 0);
-    opts.onProgress?.({ phase: 'verifying', bytesDone: total, bytesTotal: total, percent: 100 });
-    const v = checkTree(treeDir, manifest, { previous: { dir: prevTree, manifest: previous.manifest, inodes } });
+    } else if (how === 'link') inodes = inodeIndex(prevTree);
+    opts.onProgress?.({ phase: 'verifying', bytesDone: fileBytes, bytesTotal: fileBytes, percent: 100 });
+    const v = checkTree(treeDir, manifest, how === 'link' ? { previous: { dir: prevTree, manifest: previous.manifest!, inodes } } : { copied });
     if (v.problems.length) throw treeMismatchError(v.problems);
     keepFolderTimes(treeDir, prevTree, manifest);
     writeFileAtomic(path.join(dest, 'manifest.json'), manifestBytes);
@@ -249,13 +270,8 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     return { version, bytesReceived, filesHashed: v.hashed, filesReused: v.reused };
   }
 
-  /**
-   * The full path (first install, reimage): rsync the whole tree, then check it against the
-   * manifest. `copyFrom` (reimage): a tree on this machine whose files are copied, never linked,
-   * where their content matches the server's (--checksum: a file altered in place is fetched
-   * again), so a reset moves only what differs over the network.
-   */
-  async function fetchTree(version: string, dest: string, copyFrom?: string): Promise<PullResult> {
+  /** The full path (first install): rsync the whole tree, then check it against the manifest. */
+  async function fetchTree(version: string, dest: string): Promise<PullResult> {
     fs.mkdirSync(path.join(dest, 'tree'), { recursive: true, mode: 0o755 });
     const src = parseStorageUrl(opts.source.url);
     const args = [
@@ -263,7 +279,6 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       '--hard-links',
       '--numeric-ids',
       '--delete',
-      ...(copyFrom ? [`--copy-dest=${copyFrom}`, '--checksum'] : []),
       '--no-D', // no device files from the network
       `--partial-dir=${partialDataDir(dest)}`,
       '--stats',
@@ -282,10 +297,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     manifestP.catch(() => {});
     let bytesReceived: number;
     try {
-      // --checksum reads every file on the server before it says a word about it: the run gets the
-      // tree's reading time on top of the silence it may keep (as the sync's compare does).
-      const checksumSeconds = copyFrom ? Math.ceil((await manifestP).manifest.entries.reduce((n, e) => n + e.size, 0) / CHECKSUM_BYTES_PER_SECOND) : 0;
-      bytesReceived = await rsyncInto(version, args, null, checksumSeconds);
+      bytesReceived = await rsyncInto(version, args, null);
     } catch (err) {
       await manifestP.catch(() => {});
       throw err;
@@ -306,9 +318,9 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
    * The download, with the sync's stall watch: a fleet server whose rsync hangs while its sshd still
    * answers would otherwise hold the pull, and the person waiting on it, for ever.
    */
-  async function rsyncInto(version: string, args: string[], total: number | null, extraSeconds = 0): Promise<number> {
+  async function rsyncInto(version: string, args: string[], total: number | null): Promise<number> {
     let bytesReceived = 0;
-    const timeout = (opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS) + extraSeconds;
+    const timeout = opts.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
     running = runRsync(
       [`--timeout=${timeout}`, ...args],
       {
@@ -381,7 +393,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       const reference = linkReference();
       let result: PullResult;
       try {
-        result = reference ? await fetchChanged(v, partial, reference) : await fetchTree(v, partial);
+        result = reference ? await fetchChanged(v, partial, reference, 'link') : await fetchTree(v, partial);
       } catch (err) {
         // Content that failed verification is hostile: never keep it for a resume.
         if (err instanceof TabulaError && (err.code === 'image-invalid' || err.code === 'signature-invalid')) fs.rmSync(partial, { recursive: true, force: true });
@@ -412,11 +424,12 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
       const fresh = `${dirOf(v)}.pristine`;
       fs.rmSync(fresh, { recursive: true, force: true });
-      const b0 = booted();
-      const local = [v, b0].map((x) => x && path.join(dirOf(x), 'tree')).find((t) => t && fs.existsSync(t)) ?? undefined;
+      // What is on the machine already (this version's tree, else the running one) is copied where it
+      // is still the image's; only the rest crosses the network.
+      const local = [v, booted()].find((x): x is string => !!x && fs.existsSync(path.join(dirOf(x), 'tree')));
       let result: PullResult;
       try {
-        result = await fetchTree(v, fresh, local);
+        result = local ? await fetchChanged(v, fresh, { dir: dirOf(local), manifest: loadVerifiedManifest(local) }, 'copy') : await fetchTree(v, fresh);
       } catch (err) {
         fs.rmSync(fresh, { recursive: true, force: true });
         throw err;
