@@ -73,6 +73,27 @@ export function startOstreeBase(logFile: string): Promise<void> {
   });
 }
 
+/**
+ * Makes the ostree laptop's images and disk in the cache (ostree-prepare.ts) in a process of its own
+ * at the idle scheduling class (SCHED_IDLE: it runs when nothing else, not even a nice-19 build,
+ * wants the processor); resolves when it ends, its output in `logFile`. As with the base, the
+ * outcome is the walk's to tell: it finds everything made, or makes what is missing and says why.
+ */
+export function prepareOstreeLab(deb: string | null, logFile: string): Promise<void> {
+  const out = fs.openSync(logFile, 'w');
+  const t0 = Date.now();
+  const child = spawn('chrt', ['--idle', '0', process.execPath, path.join(repo, 'node_modules/vite-node/vite-node.mjs'), path.join(__dirname, 'ostree-prepare.ts'), deb ?? ''], { cwd: repo, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  return new Promise((resolve) => {
+    const done = (how: string) => {
+      fs.appendFileSync(logFile, `ended (${how}) after ${Math.round((Date.now() - t0) / 1000)} s\n`);
+      resolve();
+    };
+    child.once('error', (err) => done(err.message));
+    child.once('exit', (code, signal) => done(signal ?? `exit ${code}`));
+  });
+}
+
 export interface GpgSigner {
   homedir: string;
   keyId: string;
@@ -216,6 +237,8 @@ export interface OstreeLab {
   ready: (v: string) => Promise<{ server: string; commit: string }>;
   /** Stops making the images not yet made (the walk is over). */
   stop: () => void;
+  /** Resolves once every image is made (or failed) and the work folder is gone. */
+  settled: Promise<void>;
   sshKey: string;
   /** The pristine laptop disk with image 1 installed; copy it before booting. */
   disk: string;
@@ -321,7 +344,7 @@ export async function buildOstreeLab(o: { cache: string; base: string; deb: stri
     previous = v;
   }
   // The trees' work folder goes once the last is made or the making failed (the scenario that awaits it says why).
-  if (imageTree) void built[previous]!.catch(() => undefined).then(() => shLow('rm', ['-rf', '--one-file-system', work])).catch(() => undefined);
+  const settled = built[previous]!.catch(() => undefined).then(() => (imageTree ? shLow('rm', ['-rf', '--one-file-system', work]) : '')).then(() => undefined, () => undefined);
   const diskDir = path.join(o.cache, `ostree-disk-${hashOf(dirs[first]!, String(makeOstreeLaptopDisk), String(assembleDisk), KARGS.join(' '), fs.readFileSync(path.join(repo, 'assets/boot/usr/libexec/tabula/tabula-ostree-esp')), o.user)}`);
   const commitOf = (v: string) => fs.readFileSync(path.join(dirs[v]!, 'commit'), 'utf8').trim();
   if (!fs.existsSync(path.join(diskDir, '.complete'))) {
@@ -346,6 +369,7 @@ export async function buildOstreeLab(o: { cache: string; base: string; deb: stri
       return { server: path.join(dirs[v]!, 'server'), commit: commitOf(v) };
     },
     stop: () => stop.abort(),
+    settled,
     sshKey: keys.sshKey,
     disk: path.join(diskDir, 'disk.img'),
   };

@@ -31,6 +31,26 @@ function nasConfig(nas: SshServer, nasHome: string, key: string, knownHosts: str
   };
 }
 
+/**
+ * The ostree laptop's base, images and disk (ostree-image.ts), from the cache or made now; images 2
+ * and 3 may still be in the making when this resolves (`ready`). The one place their settings are
+ * named: run-lab.ts makes the same cache entries ahead of the walk (ostree-prepare.ts).
+ */
+export function openOstreeLab(deb: string | null, log: (s: string) => void): Promise<OstreeLab> {
+  const base = buildOstreeBase(log);
+  return buildOstreeLab({
+    cache: path.dirname(base),
+    base,
+    deb,
+    user: USER,
+    log,
+    config: (k) => ({
+      image: { backend: 'ostree', url: `http://${REPO_ADDR}/repo`, ostreeRef: OSTREE_REF, ostreeOsName: 'tabula', gpgKeyring: k.gpgKeyring, autoPull: false },
+      fleet: { trustedKeys: [k.fleetPub] },
+    }),
+  });
+}
+
 export const ostreeLaptop: LabBackend = {
   name: 'ostree',
   scenarios: {
@@ -57,18 +77,7 @@ export const ostreeLaptop: LabBackend = {
     run.record('h', 'skipped', `does not apply: Debian 13's ostree (2025.2) cannot prepare a staged deployment for "systemctl soft-reboot" (ostree admin prepare-soft-reboot came in ostree 2025.3); an ostree update takes a full reboot`);
     try {
       const tSetup = Date.now();
-      const base = buildOstreeBase(ctx.log);
-      lab = await buildOstreeLab({
-        cache: path.dirname(base),
-        base,
-        deb: ctx.deb,
-        user: USER,
-        log: ctx.log,
-        config: (k) => ({
-          image: { backend: 'ostree', url: `http://${REPO_ADDR}/repo`, ostreeRef: OSTREE_REF, ostreeOsName: 'tabula', gpgKeyring: k.gpgKeyring, autoPull: false },
-          fleet: { trustedKeys: [k.fleetPub] },
-        }),
-      });
+      lab = await openOstreeLab(ctx.deb, ctx.log);
       const laptopDir = path.join(ctx.work, 'laptop');
       fs.mkdirSync(laptopDir, { recursive: true });
       const disk = path.join(laptopDir, 'disk.img');
