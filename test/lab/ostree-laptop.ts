@@ -169,7 +169,21 @@ export const ostreeLaptop: LabBackend = {
           throw err;
         }
       };
+      let analyses = 0;
+      /**
+       * TABULA_LAB_ANALYZE=1: where the boot now ending spent its time, as systemd saw it (a file per
+       * boot beside the console; systemd-analyze answers once the boot has finished, so it is asked
+       * before the next reboot). Off by default: each costs the guest a few seconds of processor.
+       */
+      const analyze = async (what: string) => {
+        if (process.env.TABULA_LAB_ANALYZE !== '1' || !laptop.vm.running()) return;
+        const r = await laptop.vm
+          .ssh('root', 'systemd-analyze --no-pager; echo; systemd-analyze critical-chain --no-pager multi-user.target; echo; systemd-analyze blame --no-pager | head -40', { timeoutMs: 120_000 })
+          .catch((err: Error) => ({ stdout: '', stderr: err.message }));
+        fs.writeFileSync(path.join(laptopDir, `boot-analyze-${++analyses}.txt`), `${what}\n\n${r.stdout}${r.stderr}`);
+      };
       const reboot = async (what: string) => {
+        await analyze(`the boot before ${what}`);
         const ms = await laptop.reboot();
         await blessCheck(what);
         return ms;
@@ -399,7 +413,9 @@ export const ostreeLaptop: LabBackend = {
         // /etc/kernel/tries: the images' 2 keep a TCG crash from failing a good image, and 3 needs none
         // to spare. This boot's /etc only (fresh from the image at the next boot).
         await laptop.vm.run('root', 'echo 1 > /etc/kernel/tries');
+        await analyze('the boot before the broken image 3');
         const { status: after, rebootMs } = await laptop.brokenImageFallsBack('3', '2');
+        await analyze('the fallback to 2');
         run.figure('broken image: reboot to back on the previous one', `${Math.round(rebootMs / 1000)} s`);
         const b = await booted();
         if (b.version !== '2') throw new Error(`ostree says ${b.version} runs, expected 2\n${b.text}`);
