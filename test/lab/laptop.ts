@@ -36,6 +36,12 @@ export interface Laptop {
   /** Waits until `tabula status` answers as the user; throws with the service's state and journal. */
   agentUp(timeoutMs?: number): Promise<AgentStatusJson>;
   /**
+   * (c) after the reboot, the NAS still down: the backup asked for before it is still waiting. Right
+   * after the agent starts, a run (that backup trying the NAS) says 'running' and has not counted the
+   * changes yet: it is waited out first, then the status must say offline or changes queued.
+   */
+  stillQueued(first: AgentStatusJson): Promise<void>;
+  /**
    * A broken image's way back ((f), either backend): `tabula image pull` stages `broken`, a reboot
    * tries it, and the laptop comes back on `previous` by itself, its status saying "Version <broken>
    * failed to start; you're back on <previous>"; a second pull stages nothing. Resolves with that
@@ -87,6 +93,13 @@ export function createLaptop(vm: Vm, user: string): Laptop {
         const diag = await vm.ssh(user, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
         throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);
       }
+    },
+    async stillQueued(first) {
+      const st = first.backup.state !== 'running' ? first : await waitFor(async () => {
+        const s = await laptop.peek();
+        return s.backup.state === 'running' ? null : s;
+      }, 300_000, 'the backup that ran after the reboot never ended with the NAS down');
+      if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
     },
     async brokenImageFallsBack(broken, previous) {
       const pull = async (timeoutMs: number) => JSON.parse(await vm.run(user, 'tabula image pull --json', { timeoutMs })) as AgentStatusJson['imageUpdate'];

@@ -281,10 +281,7 @@ export const ostreeLaptop: LabBackend = {
         await run.scenario('c', vm, async () => {
           try {
             // Before the NAS is back: the request crossed the reboot (the person's state is in the home).
-            // `tabula status` here, not the socket's first answer: that came while the agent's first try
-            // at the NAS was running (state running, nothing counted as queued: session 12 run 1).
-            const st = await agentUp();
-            if (st.backup.queuedChanges < 1 && st.backup.state !== 'offline') throw new Error(`after the reboot the queued backup is gone: ${st.backup.state}, ${st.backup.reason}`);
+            await laptop.stillQueued(await agentUp());
             await nas!.start();
             const tBack = Date.now();
             await waitFor(async () => onNas('Documents/offline.txt') === 'written while the NAS was down\n' || null, 600_000, 'the queued backup did not run by itself once the NAS was back');
