@@ -76,22 +76,39 @@ export function startOstreeBase(logFile: string): Promise<void> {
 /**
  * Makes the ostree laptop's images and disk in the cache (ostree-prepare.ts) in a process of its own
  * at the idle scheduling class (SCHED_IDLE: it runs when nothing else, not even a nice-19 build,
- * wants the processor); resolves when it ends, its output in `logFile`. As with the base, the
- * outcome is the walk's to tell: it finds everything made, or makes what is missing and says why.
+ * wants the processor); `done` resolves when it ends, its output in `logFile`. `hurry` moves it and
+ * every process it started back to the normal class (the ostree walk's turn has come and waits for
+ * it: on a busy machine the idle class may not run at all). As with the base, the outcome is the
+ * walk's to tell: it finds everything made, or makes what is missing and says why.
  */
-export function prepareOstreeLab(deb: string | null, logFile: string): Promise<void> {
+export function prepareOstreeLab(deb: string | null, logFile: string): { done: Promise<void>; hurry: () => void } {
   const out = fs.openSync(logFile, 'w');
   const t0 = Date.now();
   const child = spawn('chrt', ['--idle', '0', process.execPath, path.join(repo, 'node_modules/vite-node/vite-node.mjs'), path.join(__dirname, 'ostree-prepare.ts'), deb ?? ''], { cwd: repo, stdio: ['ignore', out, out] });
   fs.closeSync(out);
-  return new Promise((resolve) => {
-    const done = (how: string) => {
+  let ended = false;
+  const done = new Promise<void>((resolve) => {
+    const end = (how: string) => {
+      ended = true;
       fs.appendFileSync(logFile, `ended (${how}) after ${Math.round((Date.now() - t0) / 1000)} s\n`);
       resolve();
     };
-    child.once('error', (err) => done(err.message));
-    child.once('exit', (code, signal) => done(signal ?? `exit ${code}`));
+    child.once('error', (err) => end(err.message));
+    child.once('exit', (code, signal) => end(signal ?? `exit ${code}`));
   });
+  const hurry = () => {
+    if (ended || !child.pid) return;
+    const parents = new Map<number, number[]>();
+    for (const line of sh('ps', ['-e', '-o', 'pid=,ppid=']).trim().split('\n')) {
+      const [pid, ppid] = line.trim().split(/\s+/).map(Number) as [number, number];
+      parents.set(ppid, [...(parents.get(ppid) ?? []), pid]);
+    }
+    const tree = [child.pid];
+    for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]!) ?? []));
+    for (const pid of tree) spawnSync('chrt', ['--all-tasks', '--other', '--pid', '0', String(pid)], { stdio: 'ignore' });
+    fs.appendFileSync(logFile, `moved to the normal scheduling class after ${Math.round((Date.now() - t0) / 1000)} s (the ostree walk waits for it)\n`);
+  };
+  return { done, hurry };
 }
 
 export interface GpgSigner {

@@ -41,6 +41,7 @@ async function main() {
   const both = chosenScenarios(spec, rsyncTreeLaptop).size > 0 && chosenScenarios(spec, ostreeLaptop).size > 0;
   const ostreeBaseBuilt = both ? startOstreeBase(path.join(root, 'ostree-base.log')) : Promise.resolve();
   let ostreeMade = ostreeBaseBuilt;
+  let hurryOstree = () => {};
   try {
     let base: string;
     let deb: string | null;
@@ -57,7 +58,17 @@ async function main() {
       // quiet, session 12) and during it (images 2 and 3) is ready when its turn comes.
       if (both) {
         const made = deb;
-        ostreeMade = ostreeBaseBuilt.then(() => prepareOstreeLab(made, path.join(root, 'ostree-prepare.log')));
+        let prep: ReturnType<typeof prepareOstreeLab> | null = null;
+        let hurried = false;
+        ostreeMade = ostreeBaseBuilt.then(() => {
+          prep = prepareOstreeLab(made, path.join(root, 'ostree-prepare.log'));
+          if (hurried) prep.hurry();
+          return prep.done;
+        });
+        hurryOstree = () => {
+          hurried = true;
+          prep?.hurry();
+        };
       }
     } catch (err) {
       console.log(`lab: could not run: ${(err as Error).message}`);
@@ -78,6 +89,7 @@ async function main() {
     const laptopAccel = { ...accel, cpus: sideBySide ? 1 : 2 };
     const walkBackend = async (b: LabBackend) => {
       if (b === ostreeLaptop) {
+        hurryOstree();
         await ostreeMade;
         const made = path.join(root, 'ostree-prepare.log');
         if (fs.existsSync(made)) log(`ostree: made ahead while the rsync-tree laptop walked: ${fs.readFileSync(made, 'utf8').trim().split('\n').slice(-2).join('; ')}`);
