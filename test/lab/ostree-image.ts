@@ -257,6 +257,8 @@ export interface OstreeLab {
   /** Resolves once every image is made (or failed) and the work folder is gone. */
   settled: Promise<void>;
   sshKey: string;
+  /** The NAS's keys the images carry (host_ed25519, client_ed25519): give them to the NAS's sshd (`startSshServer({ keys })`). */
+  nasKeys: string;
   /** The pristine laptop disk with image 1 installed; copy it before booting. */
   disk: string;
 }
@@ -271,7 +273,7 @@ function versionTree(tree: string, v: string): void {
 }
 
 /** The lab's keys (loopback only), made once and kept: the images they are baked into stay valid. */
-function labKeys(dir: string): { gpg: GpgSigner; fleetKey: string; fleetPub: string; sshKey: string } {
+function labKeys(dir: string): { gpg: GpgSigner; fleetKey: string; fleetPub: string; sshKey: string; nasKeys: string } {
   if (!fs.existsSync(path.join(dir, '.complete'))) {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
@@ -281,11 +283,20 @@ function labKeys(dir: string): { gpg: GpgSigner; fleetKey: string; fleetPub: str
     sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab', '-f', path.join(dir, 'lab-key')]);
     fs.writeFileSync(path.join(dir, '.complete'), '');
   }
+  // The NAS's host key and the person's key for it: the images name the NAS ((b): a first login restores the home).
+  const nasKeys = path.join(dir, 'nas');
+  if (!fs.existsSync(path.join(nasKeys, '.complete'))) {
+    fs.rmSync(nasKeys, { recursive: true, force: true });
+    fs.mkdirSync(nasKeys);
+    for (const k of ['host_ed25519', 'client_ed25519']) sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tabula-lab-nas', '-f', path.join(nasKeys, k)]);
+    fs.writeFileSync(path.join(nasKeys, '.complete'), '');
+  }
   return {
     gpg: { homedir: path.join(dir, 'gnupg'), keyId: fs.readFileSync(path.join(dir, 'gpg-key-id'), 'utf8').trim(), publicKeyFile: path.join(dir, 'fleet.gpg') },
     fleetKey: path.join(dir, 'fleet.key'),
     fleetPub: fs.readFileSync(path.join(dir, 'fleet.pub'), 'utf8').trim(),
     sshKey: path.join(dir, 'lab-key'),
+    nasKeys,
   };
 }
 
@@ -305,15 +316,26 @@ const hashOf = (...parts: (string | Buffer)[]) => {
  * Resolves once image 1 and the disk are there; images 2 and 3 are made after it, at a low priority
  * while the lab goes on (the laptop's first boot), each awaited by `ready` where a scenario needs it.
  */
-export async function buildOstreeLab(o: { cache: string; base: string; deb: string | null; user: string; config: (lab: { gpgKeyring: string; fleetPub: string }) => object; log: (s: string) => void }): Promise<OstreeLab> {
+export async function buildOstreeLab(o: {
+  cache: string;
+  base: string;
+  deb: string | null;
+  user: string;
+  /** The NAS's address as the laptop sees it (its known_hosts entry). */
+  nasAddr: string;
+  /** The image's config layer; `nasKey` and `knownHosts` are where the image keeps the NAS's key and host key. */
+  config: (lab: { gpgKeyring: string; fleetPub: string; nasKey: string; knownHosts: string }) => object;
+  log: (s: string) => void;
+}): Promise<OstreeLab> {
   const keys = labKeys(path.join(o.cache, 'ostree-lab-keys'));
+  const nasKey = (f: string) => fs.readFileSync(path.join(keys.nasKeys, f), 'utf8');
   const settings: LabImageSettings & { deb: string | null } = {
     deb: o.deb,
     user: o.user,
     sshPublicKey: fs.readFileSync(`${keys.sshKey}.pub`, 'utf8'),
-    keys: {},
-    knownHosts: '',
-    config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: keys.fleetPub }),
+    keys: { 'nas-key': nasKey('client_ed25519') },
+    knownHosts: `${o.nasAddr} ${nasKey('host_ed25519.pub').trim()}\n`,
+    config: o.config({ gpgKeyring: '/usr/share/defaults/tabula/fleet.gpg', fleetPub: keys.fleetPub, nasKey: '/usr/share/defaults/tabula/lab/nas-key', knownHosts: '/usr/share/defaults/tabula/lab/known_hosts' }),
   };
   const code = [makeImageTree, toOstreeTree, versionTree, publishOstreeImage, labImage].map(String).join('\n');
   // The package by what it installs (its path is a fresh temp folder every run).
@@ -388,6 +410,7 @@ export async function buildOstreeLab(o: { cache: string; base: string; deb: stri
     stop: () => stop.abort(),
     settled,
     sshKey: keys.sshKey,
+    nasKeys: keys.nasKeys,
     disk: path.join(diskDir, 'disk.img'),
   };
 }

@@ -9,7 +9,7 @@ import { openOstreeLab } from './ostree-laptop';
 const t0 = Date.now();
 const log = (s: string) => console.log(`${Math.round((Date.now() - t0) / 1000)} s: ${s}`);
 openOstreeLab(process.argv[2] || null, log)
-  .then(async (lab) => {
+  .then(async ({ lab }) => {
     for (const v of ['2', '3']) await lab.ready(v);
     await lab.settled;
     log('the ostree laptop is made');
