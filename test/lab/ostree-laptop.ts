@@ -1,7 +1,7 @@
 // The ostree laptop: a real ostree-booted Debian 13 (ostree-prepare-root in a dracut initramfs,
 // OVMF → systemd-boot → the boot entries ostree wrote, copied to the ESP by the package), its images
 // served by a web server on the host's loopback (guestfwd), walked through issue 13's scenarios:
-// (a) first boot, (c) a backup queued offline crosses a reboot, (d) update staged through pkexec and
+// (a) first boot, (b) the first login restores the home from the NAS the image names, (c) a backup queued offline crosses a reboot, (d) update staged through pkexec and
 // finalized by ostree at shutdown ((c) and (d) share that reboot), (e) rollback to 1 and back to 2
 // (a reboot each way), (g) the helpdesk's reimage, (f) a broken image falls back by itself after its
 // one failed try; (h) does not apply. Seven boots for all of them (a power on, five reboots, and
@@ -9,7 +9,9 @@
 // (systemd-bless-boot), and keeps what systemd said where it was not (blessCheck).
 // Registered in run-lab.ts; images and the pristine disk are cached (ostree-image.ts).
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { waitFor, type LabBackend } from './lab';
 import { createLaptop, type AgentStatusJson } from './laptop';
@@ -24,17 +26,45 @@ const COMMANDS_ADDR = '10.0.2.103';
 const repo = path.resolve(__dirname, '../..');
 
 /** A config layer's storage and backup settings naming the lab's NAS, with the laptop's paths to its key and known hosts. */
-function nasConfig(nas: SshServer, nasHome: string, key: string, knownHosts: string) {
+function nasConfig(nasUser: string, nasHome: string, key: string, knownHosts: string) {
   return {
-    storage: { url: `ssh://${nas.user}@${NAS_ADDR}:22${nasHome}`, sshOptions: ['-i', key, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'], connectTimeoutSeconds: 5 },
+    storage: { url: `ssh://${nasUser}@${NAS_ADDR}:22${nasHome}`, sshOptions: ['-i', key, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-F', '/dev/null'], connectTimeoutSeconds: 5 },
     backup: { intervalMinutes: 60, retryMinSeconds: 5, retryMaxSeconds: 20, debounceSeconds: 2 },
   };
+}
+
+/**
+ * The ostree laptop's base, images and disk (ostree-image.ts), from the cache or made now; images 2
+ * and 3 may still be in the making when this resolves (`ready`). The one place their settings are
+ * named: run-lab.ts makes the same cache entries ahead of the walk (ostree-prepare.ts).
+ */
+export async function openOstreeLab(deb: string | null, log: (s: string) => void): Promise<{ lab: OstreeLab; nasHome: string }> {
+  const base = buildOstreeBase(log);
+  // The NAS the images name: its keys are kept with the images (ostree-image.ts), its folder at a
+  // path that does not change between runs (one lab at a time uses it).
+  const nasHome = path.join(path.dirname(base), 'ostree-lab-nas', USER);
+  const lab = await buildOstreeLab({
+    cache: path.dirname(base),
+    base,
+    deb,
+    user: USER,
+    nasAddr: NAS_ADDR,
+    log,
+    config: (k) => ({
+      // The interval is long on purpose: the first login restores at once, not when the interval comes round.
+      ...nasConfig(os.userInfo().username, nasHome, k.nasKey, k.knownHosts),
+      image: { backend: 'ostree', url: `http://${REPO_ADDR}/repo`, ostreeRef: OSTREE_REF, ostreeOsName: 'tabula', gpgKeyring: k.gpgKeyring, autoPull: false },
+      fleet: { trustedKeys: [k.fleetPub] },
+    }),
+  });
+  return { lab, nasHome };
 }
 
 export const ostreeLaptop: LabBackend = {
   name: 'ostree',
   scenarios: {
     a: 'first boot: tabula status shows image 1, the agent is the running user service',
+    b: 'first login on a new laptop restores the home from the NAS',
     c: 'an edit is backed up to the NAS; with the NAS down "Back up now" is queued, survives a reboot (the /var reset at boot), and runs by itself when the NAS is back',
     d: 'image 2 is pulled and staged through pkexec (ostree admin deploy --stage, finalized at shutdown); after a reboot it runs, a root edit in /etc and a stray file in /var are gone, the home is intact',
     e: 'rollback to 1 and back: the helpdesk\'s rollback boots 1, where the status offers 2 again, and the person\'s own "tabula image pull" brings 2 back',
@@ -46,7 +76,7 @@ export const ostreeLaptop: LabBackend = {
   // (TABULA_LAB_SCENARIOS) and count as skipped, each with why it is not in the default yet.
   // (e), (f), (g): out from the lead's fresh-clone check of session 9 until session 11: each held in
   // session 10's full walk and in session 11's run 1 (README, lab section).
-  defaults: ['a', 'c', 'd', 'e', 'f', 'g'],
+  defaults: ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
   async walk(ctx, run) {
     let vm: Vm | null = null;
     let server: Awaited<ReturnType<typeof serveStatic>> | null = null;
@@ -57,18 +87,9 @@ export const ostreeLaptop: LabBackend = {
     run.record('h', 'skipped', `does not apply: Debian 13's ostree (2025.2) cannot prepare a staged deployment for "systemctl soft-reboot" (ostree admin prepare-soft-reboot came in ostree 2025.3); an ostree update takes a full reboot`);
     try {
       const tSetup = Date.now();
-      const base = buildOstreeBase(ctx.log);
-      lab = await buildOstreeLab({
-        cache: path.dirname(base),
-        base,
-        deb: ctx.deb,
-        user: USER,
-        log: ctx.log,
-        config: (k) => ({
-          image: { backend: 'ostree', url: `http://${REPO_ADDR}/repo`, ostreeRef: OSTREE_REF, ostreeOsName: 'tabula', gpgKeyring: k.gpgKeyring, autoPull: false },
-          fleet: { trustedKeys: [k.fleetPub] },
-        }),
-      });
+      const opened = await openOstreeLab(ctx.deb, ctx.log);
+      lab = opened.lab;
+      const nasHome = opened.nasHome;
       const laptopDir = path.join(ctx.work, 'laptop');
       fs.mkdirSync(laptopDir, { recursive: true });
       const disk = path.join(laptopDir, 'disk.img');
@@ -89,11 +110,19 @@ export const ostreeLaptop: LabBackend = {
       };
       await offer('1');
       server = await serveStatic(serverDir);
-      // (g): the NAS and the helpdesk. The cached images name neither (their keys are this run's):
-      // (g) gives the laptop an administrator's config layer in /etc/tabula, which the next boot drops.
-      nas = await startSshServer();
-      const nasHome = path.join(ctx.work, 'nas', USER);
+      // The person's home as another laptop left it on the NAS (a real sync, with the storage marker).
+      nas = await startSshServer({ keys: lab.nasKeys });
+      fs.rmSync(nasHome, { recursive: true, force: true });
       fs.mkdirSync(nasHome, { recursive: true });
+      const oldHome = path.join(ctx.work, 'old-laptop-home');
+      fs.mkdirSync(path.join(oldHome, 'Documents'), { recursive: true });
+      fs.mkdirSync(path.join(oldHome, 'Pictures'), { recursive: true });
+      fs.writeFileSync(path.join(oldHome, 'Documents/report.txt'), 'Quarterly numbers, final.\n');
+      fs.writeFileSync(path.join(oldHome, 'Pictures/holiday.jpg'), crypto.randomBytes(300_000));
+      execFileSync(process.execPath, [path.join(repo, 'bin/tabula.js'), 'sync', '--home', oldHome, '--storage', nasHome], { env: { ...process.env, HOME: path.join(ctx.work, 'old-laptop-user'), XDG_RUNTIME_DIR: path.join(ctx.work, 'old-laptop-run') }, stdio: 'ignore' });
+      const holidaySha = crypto.createHash('sha256').update(fs.readFileSync(path.join(oldHome, 'Pictures/holiday.jpg'))).digest('hex');
+      // (g): the helpdesk. The cached images do not name its key (this run's): (g) gives the laptop an
+      // administrator's config layer in /etc/tabula, which the next boot drops.
       const commandsDir = path.join(ctx.work, 'fleet-commands');
       fs.mkdirSync(commandsDir);
       commands = await serveStatic(commandsDir);
@@ -160,7 +189,21 @@ export const ostreeLaptop: LabBackend = {
           throw err;
         }
       };
+      let analyses = 0;
+      /**
+       * TABULA_LAB_ANALYZE=1: where the boot now ending spent its time, as systemd saw it (a file per
+       * boot beside the console; systemd-analyze answers once the boot has finished, so it is asked
+       * before the next reboot). Off by default: each costs the guest a few seconds of processor.
+       */
+      const analyze = async (what: string) => {
+        if (process.env.TABULA_LAB_ANALYZE !== '1' || !laptop.vm.running()) return;
+        const r = await laptop.vm
+          .ssh('root', 'systemd-analyze --no-pager; echo; systemd-analyze critical-chain --no-pager multi-user.target; echo; systemd-analyze blame --no-pager | head -40', { timeoutMs: 120_000 })
+          .catch((err: Error) => ({ stdout: '', stderr: err.message }));
+        fs.writeFileSync(path.join(laptopDir, `boot-analyze-${++analyses}.txt`), `${what}\n\n${r.stdout}${r.stderr}`);
+      };
       const reboot = async (what: string) => {
+        await analyze(`the boot before ${what}`);
         const ms = await laptop.reboot();
         await blessCheck(what);
         return ms;
@@ -173,8 +216,9 @@ export const ostreeLaptop: LabBackend = {
         const version = star >= 0 ? /Version: (\S+)/.exec(lines.slice(star + 1, star + 3).join('\n'))?.[1] ?? null : null;
         return { ostreeBooted: lines[0] === 'ostree-booted', version, entry: lines.at(-3) ?? '', cmdline: lines.at(-2) ?? '', text: out };
       };
+      let tPowerOn = 0;
       const up = await run.scenario('a', vm, async () => {
-        const t0 = Date.now();
+        const t0 = (tPowerOn = Date.now());
         await laptop.vm.start();
         const ms = await laptop.vm.waitForSsh();
         run.figure('first boot, power on to ssh', `${Math.round(ms / 1000)} s`);
@@ -192,20 +236,24 @@ export const ostreeLaptop: LabBackend = {
         return;
       }
 
+      await run.scenario('b', vm, async () => {
+        const s = await waitFor(async () => {
+          const st = await laptop.peek();
+          return st.backup.lastSuccessAt ? st : null;
+        }, 600_000, 'the first sync never finished');
+        run.figure('power on to "Backed up"', `${Math.round((Date.now() - tPowerOn) / 1000)} s`);
+        const report = await laptop.vm.run(USER, 'cat ~/Documents/report.txt');
+        const holiday = (await laptop.vm.run(USER, 'sha256sum ~/Pictures/holiday.jpg')).split(' ')[0];
+        if (report !== 'Quarterly numbers, final.\n' || holiday !== holidaySha) throw new Error(`the home was not restored: report.txt=${JSON.stringify(report)}, holiday.jpg sha256 ${holiday}`);
+        return `state ${s.backup.state}: ${s.backup.reason}`;
+      });
+
       const homeFiles = async () => laptop.vm.run(USER, 'cd ~ && find . -path ./.cache -prune -o -type f -name "*.txt" -exec sha256sum {} + | sort');
       const onNas = (rel: string) => (fs.existsSync(path.join(nasHome, rel)) ? fs.readFileSync(path.join(nasHome, rel), 'utf8') : null);
       // (c) and (d) share one reboot: the queued backup and the staged image both cross it.
       let queued = false;
       if (run.wants('c')) {
         try {
-          // The person's own storage (their config layer and key, in the home, which survives every
-          // boot): the cached images do not name this run's NAS.
-          const hostKey = fs.readFileSync(path.join(path.dirname(nas.identityFile), 'host_ed25519.pub'), 'utf8').trim();
-          await laptop.vm.run(USER, 'umask 077 && mkdir -p ~/.ssh ~/.config/tabula && cat > ~/.ssh/tabula-nas', { input: fs.readFileSync(nas.identityFile, 'utf8') });
-          await laptop.vm.run(USER, 'cat > ~/.ssh/tabula-nas-hosts', { input: `${NAS_ADDR} ${hostKey}\n` });
-          await laptop.vm.run(USER, 'cat > ~/.config/tabula/config.json', { input: JSON.stringify(nasConfig(nas, nasHome, `/home/${USER}/.ssh/tabula-nas`, `/home/${USER}/.ssh/tabula-nas-hosts`)) });
-          await laptop.vm.run(USER, 'systemctl --user restart tabula-agent');
-          await agentAnswers();
           await laptop.vm.run(USER, 'mkdir -p ~/Documents && echo "edited on the laptop" > ~/Documents/edit.txt && tabula backup now', { timeoutMs: 600_000 });
           if (onNas('Documents/edit.txt') !== 'edited on the laptop\n') throw new Error(`the edit is not on the NAS after "Back up now": ${JSON.stringify(onNas('Documents/edit.txt'))}`);
           await nas.stop();
@@ -328,15 +376,9 @@ export const ostreeLaptop: LabBackend = {
       }));
 
       await run.scenario('g', vm, withDiag('g', async () => {
-        const labDir = '/etc/tabula/lab';
-        const put = (file: string, text: string, mode: string, owner = 'root') => laptop.vm.run('root', `mkdir -p ${labDir} && cat > ${file} && chmod ${mode} ${file} && chown ${owner} ${file}`, { input: text });
-        const hostKey = fs.readFileSync(path.join(path.dirname(nas!.identityFile), 'host_ed25519.pub'), 'utf8').trim();
-        await put(`${labDir}/nas-key`, fs.readFileSync(nas!.identityFile, 'utf8'), '0600', USER);
-        await put(`${labDir}/known_hosts`, `${NAS_ADDR} ${hostKey}\n`, '0644');
-        await put('/etc/tabula/config.json', JSON.stringify({
-          ...nasConfig(nas!, nasHome, `${labDir}/nas-key`, `${labDir}/known_hosts`),
-          fleet: { url: `http://${COMMANDS_ADDR}/`, commandKeys: [fs.readFileSync(path.join(ctx.work, 'helpdesk.pub'), 'utf8').trim()], commandPollMinutes: 24 * 60, reimageCountdownSeconds: 5 },
-        }, null, 2), '0644');
+        // The helpdesk's key and folder, as an administrator's config layer.
+        const helpdesk = { fleet: { url: `http://${COMMANDS_ADDR}/`, commandKeys: [fs.readFileSync(path.join(ctx.work, 'helpdesk.pub'), 'utf8').trim()], commandPollMinutes: 24 * 60, reimageCountdownSeconds: 5 } };
+        await laptop.vm.run('root', 'mkdir -p /etc/tabula && umask 022 && cat > /etc/tabula/config.json', { input: JSON.stringify(helpdesk, null, 2) });
         await laptop.vm.run(USER, 'systemctl --user restart tabula-agent');
         await agentAnswers();
         const machineId = (await laptop.vm.run('root', 'cat /etc/machine-id')).trim();
@@ -387,7 +429,9 @@ export const ostreeLaptop: LabBackend = {
         // /etc/kernel/tries: the images' 2 keep a TCG crash from failing a good image, and 3 needs none
         // to spare. This boot's /etc only (fresh from the image at the next boot).
         await laptop.vm.run('root', 'echo 1 > /etc/kernel/tries');
+        await analyze('the boot before the broken image 3');
         const { status: after, rebootMs } = await laptop.brokenImageFallsBack('3', '2');
+        await analyze('the fallback to 2');
         run.figure('broken image: reboot to back on the previous one', `${Math.round(rebootMs / 1000)} s`);
         const b = await booted();
         if (b.version !== '2') throw new Error(`ostree says ${b.version} runs, expected 2\n${b.text}`);
