@@ -135,7 +135,9 @@ async function main() {
     fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: sshd.url(`${work}/tabula`), sshOptions: sshd.sshOptions } }));
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(user, 'config'), XDG_STATE_HOME: path.join(user, 'state'), XDG_DATA_HOME: path.join(user, 'data'), XDG_CACHE_HOME: path.join(user, 'cache'), XDG_RUNTIME_DIR: ctl }; // short: ssh's control socket path has a 108-byte limit
     delete env.TABULA_CONFIG;
-    const tabula = (...extra: string[]) => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick', ...extra], env);
+    // TABULA_BENCH_NODE_ARGS: Node's own options for `tabula sync` (e.g. "--cpu-prof --cpu-prof-dir=DIR", which NODE_OPTIONS refuses).
+    const nodeArgs = (process.env.TABULA_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const tabula = (...extra: string[]) => measure(process.execPath, [...nodeArgs, path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick', ...extra], env);
     const med = (xs: Measured[]) => ({ ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)) });
 
     // Each first sync writes the whole home (1.7 GB at 100k): the one after would otherwise wait for the
