@@ -90,8 +90,11 @@ export function leanBoot(tree: string) {
   // Loaded by udev for what the virtual machine claims to have (qemu's CPU model advertises AMD-V
   // and PowerNow!, q35's ICH9 its TCO watchdog), or by systemd-ssh-generator's AF_VSOCK probe:
   // ~1-3 s of processor each on the console. A laptop of this image uses none of them.
+  // q35's own ICH9 parts that a laptop of this image has no use for: the SATA controller (no disk on
+  // it: ahci probes its six empty ports), the LPC bridge and the SMBus; and cfg80211, which
+  // systemd-networkd's query for the nl80211 family loads (Wi-Fi; its certificates parsed at each boot).
   // (blacklist: not loaded for a device's or a protocol's alias, which is how these come.)
-  const blacklisted = ['kvm_amd', 'kvm_intel', 'kvm', 'powernow_k8', 'iTCO_wdt', 'iTCO_vendor_support', 'vmw_vmci', 'vsock', 'parport_pc', 'ppdev', 'lp', 'pcspkr', 'joydev'];
+  const blacklisted = ['kvm_amd', 'kvm_intel', 'kvm', 'powernow_k8', 'iTCO_wdt', 'iTCO_vendor_support', 'vmw_vmci', 'vsock', 'parport_pc', 'ppdev', 'lp', 'pcspkr', 'joydev', 'ahci', 'lpc_ich', 'i2c_i801', 'cfg80211'];
   fs.mkdirSync(path.join(tree, 'etc/modprobe.d'), { recursive: true });
   fs.writeFileSync(path.join(tree, 'etc/modprobe.d/tabula-lab-boot.conf'), blacklisted.map((m) => `blacklist ${m}\n`).join(''));
   // Generators for what the laptop does not have: sshd over AF_VSOCK, root partitions found by GPT

@@ -5,6 +5,7 @@
 // and the lab reaches the guest's sshd through one hostfwd bound to 127.0.0.1.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../fixtures/free-port';
 import { bootPhase, kernelCrashes, lastBoot, nextBootStep, SSHD_STARTED, type BootPhase } from './boot-watch';
@@ -143,15 +144,34 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
     '-m', String(opts.memoryMiB ?? 1536),
     '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,file=${vars}`,
-    '-drive', `file=${opts.disk},format=raw,if=virtio,cache=unsafe`,
-    '-nic', `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
+    // The firmware boots the disk and nothing else: it is the only boot device (bootindex), and the
+    // network card has no option ROM (romfile=), so OVMF neither loads iPXE nor offers network boot.
+    '-drive', `file=${opts.disk},format=raw,if=none,id=disk,cache=unsafe`,
+    '-device', 'virtio-blk-pci,drive=disk,bootindex=0',
+    '-netdev', `user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${fwd}`,
+    '-device', 'virtio-net-pci,netdev=net,romfile=',
     '-display', 'none',
     '-serial', 'stdio',
     '-monitor', 'none',
     '-no-reboot',
   ];
 
+  // One ssh connection per user and boot (OpenSSH's ControlMaster): under TCG every fresh login
+  // (key exchange, PAM, a logind session) costs the guest seconds of processor, and the lab polls
+  // every 2 s. A reboot, a soft reboot or qemu's end closes the connection and its master exits;
+  // each boot (a power on, a reset, a reboot asked) still gets a new socket, so no command ever
+  // waits on a master of the boot before, and a master left idle exits after ControlPersist.
+  let muxDir = '';
+  let muxBoot = 0;
+  const newMuxBoot = () => void muxBoot++;
+  const muxPath = () => {
+    if (!muxDir) muxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-lab-ssh-'));
+    return path.join(muxDir, `${muxBoot}-%r`);
+  };
   const sshArgs = (user: string) => [
+    '-o', 'ControlMaster=auto',
+    '-o', `ControlPath=${muxPath()}`,
+    '-o', 'ControlPersist=30',
     '-p', String(sshPort),
     '-i', opts.sshKey,
     '-o', 'BatchMode=yes',
@@ -171,6 +191,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
   // from a power on), and once hung for 20+ min after "reboot: machine restart" (ostree (e), session 5).
   const spawnQemu = async () => {
     // guestfwd.cjs (run by qemu for each guest connection) logs each connection there.
+    newMuxBoot();
     const c = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TABULA_LAB_GUESTFWD_LOG: path.join(opts.dir, 'guestfwd.log') } });
     let stderr = '';
     c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
@@ -222,6 +243,7 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
       let bootedAt = 0;
       let lastSsh = '';
       let last = { answers: false, same: false };
+      newMuxBoot();
       for (;;) {
         if (!child) throw new Error(`the virtual laptop powered off during ${ask.what}.\n${vm.consoleTail()}`);
         // An ssh begun before the guest's network was up waits for the user-mode network's next SYN
@@ -323,6 +345,9 @@ export async function createVm(opts: VmOptions): Promise<Vm> {
       if (!c) return;
       c.kill('SIGKILL');
       await exited;
+      // Its ssh masters end with qemu's connections.
+      if (muxDir) fs.rmSync(muxDir, { recursive: true, force: true });
+      muxDir = '';
     },
     running: () => child !== null,
   };
