@@ -83,3 +83,22 @@ export function describeRsyncFailure(r: RsyncResult, ctx: FailureContext): Tabul
   const firstLine = stderr.split('\n').find((l) => l.trim())?.replace(/^rsync(?: error)?: /, '') ?? 'no message';
   return new TabulaError('internal', `The backup failed (rsync error ${r.code}: ${firstLine.trim()}).`, { retryable: true });
 }
+
+/**
+ * A script Tabula runs on the storage failed (the lock, the mark before the first write, rsync's
+ * temporary folder): the connection, the storage's silence and a full disk read as rsync's failures
+ * do, and a storage that refuses the write says so. `doing` ("take the sync lock") for anything else.
+ */
+export function describeStorageScriptFailure(
+  r: { code: number | null; stderr: string; stopped?: { silentSeconds: number } | { maxBytes: number } },
+  ctx: { storage: string; remote: boolean; doing: string },
+): TabulaError {
+  const stalledSeconds = r.stopped && 'silentSeconds' in r.stopped ? r.stopped.silentSeconds : undefined;
+  if ((ctx.remote && r.code === 255) || stalledSeconds || /No space left on device|Disk quota exceeded/.test(r.stderr)) {
+    return describeRsyncFailure({ code: r.code, signal: null, stderr: r.stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null, stalledSeconds }, { home: '', storage: ctx.storage, cancelled: false });
+  }
+  const refused = /Permission denied|Read-only file system|Operation not permitted/.exec(r.stderr);
+  if (refused) return new TabulaError('storage-permission', `Tabula may not write to the storage ${ctx.storage} (${refused[0].toLowerCase()}). Ask your helpdesk to check the folder's permissions.`);
+  const first = r.stderr.trim().split('\n')[0];
+  return new TabulaError('storage-permission', `Could not ${ctx.doing} on the storage ${ctx.storage}${first ? `: ${first}` : ` (exit ${r.code})`}.`, { retryable: true });
+}

@@ -5,6 +5,7 @@
 // fleet folder and the real helper process on a sandbox root. The attacks: a forged file in the
 // waiting command's place, the agent's nonce record lost (the root's still refuses the replay),
 // a waiting command past its expiry (spent, never run, whatever happens after).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -184,13 +185,22 @@ describe('a signed reimage while the home is not backed up', { timeout: 60_000 }
     expect(plan.reimage).toMatchObject({ state: 'cancelled' });
     expect(plan.reimage.reason).toMatch(/helpdesk withdrew its reimage request/);
 
-    // A command valid for a few seconds, written as the publisher would.
-    const now = Date.now();
-    const nonce = 'e'.repeat(32);
-    const cmd = { format: 'tabula-command-1', machineId: testMachineId, verb: 'reimage', nonce, issuedAt: new Date(now - 1000).toISOString(), expiresAt: new Date(now + 4000).toISOString() };
-    writeSigned(commandFile(), JSON.stringify(cmd), commandKey.privateKeyPem);
-    expect((await poll())?.waitingUntil).toBe(cmd.expiresAt);
-    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(cmd.expiresAt) - Date.now() + 200)));
+    // A command valid for a few seconds, written as the publisher would. The agent must see it waiting
+    // before it expires; at load a poll can take longer than that, and only then (the command expired
+    // before the poll answered) is it sent again, with a new nonce and twice the time.
+    let [nonce, expiresAt] = ['', ''];
+    for (let seconds = 4; ; seconds *= 2) {
+      const now = Date.now();
+      [nonce, expiresAt] = [crypto.randomBytes(16).toString('hex'), new Date(now + seconds * 1000).toISOString()];
+      const cmd = { format: 'tabula-command-1', machineId: testMachineId, verb: 'reimage', nonce, issuedAt: new Date(now - 1000).toISOString(), expiresAt };
+      writeSigned(commandFile(), JSON.stringify(cmd), commandKey.privateKeyPem);
+      const seen = await poll();
+      if (seen?.waitingUntil === expiresAt) break;
+      expect(seen?.nonce, 'a command the agent saw before it expired must wait').toBe(nonce);
+      expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+      expect(seconds, 'the agent answered a poll within 32 s').toBeLessThan(32);
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiresAt) - Date.now() + 200)));
     await backup('resume');
     expect((await sb.cli(['backup', 'now'])).code).toBe(0);
     await expect.poll(async () => (await call(agent, 'helpdesk.plan')).result.reimage.reason, { timeout: 30_000 }).toMatch(/expired at .* nothing was changed/);

@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -86,5 +87,26 @@ describe('sshd fixture', () => {
     expect(err.message).toMatch(/:\n…\n\/\S+ line \d+: Deprecated option UsePrivilegeSeparation\r\n/);
     expect(err.message).toMatch(/Bad configuration option: NoSuchOption\r\n[^\n]* terminating, 1 bad configuration options\r\n$/);
     expect(err.message.length).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('leaves no process of a session behind: one the storage stopped, one that went to the background ignoring TERM', async () => {
+    const server = await startSshServer();
+    const tag = `tabula-leftover-${crypto.randomBytes(4).toString('hex')}`;
+    const pgrep = (...args: string[]) => spawnSync('pgrep', args, { encoding: 'utf8' }).stdout.trim();
+    try {
+      // A hostile storage's command that stops itself, and the client that gives up on it.
+      const client = execFile('ssh', [...server.sshOptions, '-p', String(server.port), `${server.user}@${server.host}`, `sh -c ': ${tag}-stopped; kill -STOP $$'`]);
+      // A session that leaves a writer behind, ignoring TERM and HUP, out of sshd's process tree.
+      const background = await ssh(server, `setsid sh -c 'trap "" TERM HUP; while :; do echo ${tag}-writer >&2; sleep 0.2; done' </dev/null >/dev/null 2>&1 & echo started`);
+      expect(background).toMatchObject({ code: 0, stdout: 'started\n' });
+      for (const deadline = Date.now() + 10_000; !pgrep('-r', 'T', '-f', `${tag}-stopped`) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+      expect(pgrep('-r', 'T', '-f', `${tag}-stopped`)).not.toBe('');
+      expect(pgrep('-f', `${tag}-writer`)).not.toBe('');
+      client.kill('SIGKILL');
+      await new Promise((r) => client.once('exit', r));
+    } finally {
+      await server.dispose();
+    }
+    expect(pgrep('-a', '-f', tag)).toBe('');
   }, 30_000);
 });

@@ -20,6 +20,8 @@ import os from 'node:os';
 
 // Short here so that the test does not wait minutes; the product's default is IO_TIMEOUT_SECONDS.
 const IO_TIMEOUT = 3;
+// For a run on a storage that answers: no false stop at load.
+const WELL_TIMEOUT = 30;
 // Far beyond IO_TIMEOUT: a run still going then is stuck.
 const ENDS_WITHIN_MS = 40_000;
 
@@ -43,14 +45,17 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   const mode = (m: string) => fs.writeFileSync(path.join(dir, 'mode'), m);
   /** Which command of the storage's find, mkdir, mv and cat, or which session ("session <ssh's command>"), stops for ever: a sh pattern ('' none). */
   const hang = (pattern: string) => fs.writeFileSync(path.join(dir, 'hang'), pattern);
+  /** Which of the storage's mkdir commands (a sh pattern, '' none) fails, and the reason its error gives. */
+  const refuse = (pattern: string, why = '') => (fs.writeFileSync(path.join(dir, 'refuse'), pattern), fs.writeFileSync(path.join(dir, 'refuse-why'), why));
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tabula-hostile-find-'));
     fs.mkdirSync(path.join(dir, 'bin'));
     const stopsIf = (name: string, what = '$*') => `#!/bin/sh\nhang=$(/usr/bin/cat '${dir}/hang')\ncase "${name} ${what}" in $hang) kill -STOP $$;; esac\n`;
-    // A storage that takes an upload slowly: 64 KiB each 50 ms.
-    const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.05 }'\n`;
+    // A storage that takes an upload slowly: 64 KiB each 75 ms (8 MiB in 10 s, over twice the bound below).
+    const slowly = `[ "$(/usr/bin/cat '${dir}/mode')" = slow ] && exec perl -e 'while (read STDIN, $b, 65536) { print $b; select undef, undef, undef, 0.075 }'\n`;
     fs.writeFileSync(path.join(dir, 'bin/cat'), `${stopsIf('cat')}${slowly}exec /usr/bin/cat "$@"\n`, { mode: 0o755 });
-    for (const name of ['mkdir', 'mv']) fs.writeFileSync(path.join(dir, 'bin', name), `${stopsIf(name)}exec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
+    const refuses = `case "mkdir $*" in $(/usr/bin/cat '${dir}/refuse')) echo "mkdir: cannot create directory '$3': $(/usr/bin/cat '${dir}/refuse-why')" >&2; exit 1;; esac\n`;
+    for (const name of ['mkdir', 'mv']) fs.writeFileSync(path.join(dir, 'bin', name), `${stopsIf(name)}${name === 'mkdir' ? refuses : ''}exec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
     fs.writeFileSync(
       path.join(dir, 'bin/find'),
       `${stopsIf('find')}case $(/usr/bin/cat '${dir}/mode') in\nhang) kill -STOP $$;;\nendless) yes 'f 1 1.0 1:1.0 junk' | tr '\\n' '\\0' | head -c 200000000; exit 0;;\nesac\nexec /usr/bin/find "$@"\n`,
@@ -59,6 +64,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     fs.writeFileSync(path.join(dir, 'session'), `${stopsIf('session', '$SSH_ORIGINAL_COMMAND')}PATH='${dir}/bin':$PATH exec sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
     mode('');
     hang('');
+    refuse('');
     sshd = await startSshServer({ extraConfig: [`ForceCommand ${path.join(dir, 'session')}`] });
   });
   afterAll(async () => {
@@ -66,33 +72,44 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   afterEach(() => {
-    // The stopped commands go with the test.
-    for (const pid of fs.readdirSync('/proc')) {
-      try {
-        if (/^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/bin/`)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
+    // The stopped commands go with the test, and the sessions that ran them.
+    sshd.endSessions();
     mode('');
     hang('');
+    refuse('');
     w?.dispose();
   });
 
-  it('a find that hangs ends the sync saying the storage stopped answering; the next sync, with the storage well again, goes through', async () => {
+  /** Laptop a, in a world of its own over this storage, with one file to send. */
+  const laptopWithNotes = () => {
     w = createWorld(sshd);
     const a = w.laptop('a');
     a.write('notes.txt', 'kept');
-    mode('hang');
-    const err = await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT })));
+    return a;
+  };
+  type Laptop = ReturnType<typeof laptopWithNotes>;
+  const stoppedAnswering = (err: unknown) => {
     expect(err).toBeInstanceOf(TabulaError);
     expect((err as TabulaError).code).toBe('storage-unreachable');
-    expect((err as TabulaError).message).toMatch(/stopped answering \(nothing came back for 3 seconds\)/);
+    expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\)/);
     expect((err as TabulaError).retryable).toBe(true);
-
-    mode('');
-    expect((await a.sync({ ioTimeoutSeconds: IO_TIMEOUT })).counts.pushed).toBe(1);
+  };
+  const failedSync = (a: Laptop) => endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT })));
+  /**
+   * The storage well again: the next sync sends the file. Its bound is roomy: that it goes through is
+   * the point, and at load a well storage can be silent for 3 s.
+   */
+  const nextSyncSends = async (a: Laptop) => {
+    [mode, hang, refuse].forEach((f) => f(''));
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: WELL_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+  };
+
+  it('a find that hangs ends the sync saying the storage stopped answering; the next sync, with the storage well again, goes through', async () => {
+    const a = laptopWithNotes();
+    mode('hang');
+    stoppedAnswering(await failedSync(a));
+    await nextSyncSends(a);
   });
 
   it('a listing without end is stopped at its cap, named, and leaves no file behind', async () => {
@@ -116,7 +133,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     mode('slow');
     const fd = fs.openSync(names, 'r');
     try {
-      const r = await endsOrStuck('the upload', ep.sh('cat > "$1"', [path.join(w.storageDir, 'names')], fd, undefined, { silentSeconds: 2 }));
+      const r = await endsOrStuck('the upload', ep.sh('cat > "$1"', [path.join(w.storageDir, 'names')], fd, undefined, { silentSeconds: 4 }));
       expect(r.stopped).toBeUndefined();
       expect(r.code).toBe(0);
     } finally {
@@ -126,47 +143,48 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     expect(fs.readFileSync(path.join(w.storageDir, 'names')).equals(fs.readFileSync(names))).toBe(true);
   });
 
-  const stoppedAnswering = (err: unknown) => {
-    expect(err).toBeInstanceOf(TabulaError);
-    expect((err as TabulaError).code).toBe('storage-unreachable');
-    expect((err as TabulaError).message).toMatch(/^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\)/);
-    expect((err as TabulaError).retryable).toBe(true);
-  };
-
   it('a sync lock that hangs while being taken ends the sync saying the storage stopped answering; the next sync goes through', async () => {
-    w = createWorld(sshd);
-    const a = w.laptop('a');
-    a.write('notes.txt', 'kept');
+    const a = laptopWithNotes();
     hang('mkdir .tabula/lock');
-    stoppedAnswering(await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))));
-    hang('');
-    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
-    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+    stoppedAnswering(await failedSync(a));
+    await nextSyncSends(a);
   });
 
   it("a storage that hangs while the run marks its first write ends the sync; the lock is left to its lease, and this laptop's next sync takes it over at once", async () => {
-    w = createWorld(sshd);
-    const a = w.laptop('a');
-    a.write('notes.txt', 'kept');
+    const a = laptopWithNotes();
     hang('mv -f .tabula/generation.new .tabula/generation');
-    stoppedAnswering(await endsOrStuck('the sync', failureOf(a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))));
+    stoppedAnswering(await failedSync(a));
     expect(w.storageFiles()).toEqual({}); // nothing was written before the mark
     expect(fs.existsSync(path.join(w.storageDir, '.tabula/lock'))).toBe(true); // not released: the storage did not answer
-    hang('');
-    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
-    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+    await nextSyncSends(a);
   });
 
+  for (const [why, said] of [
+    ['hangs', /^The storage ssh:\/\/\S+ stopped answering \(nothing came back for 3 seconds\)/],
+    ['No space left on device', /^The storage ssh:\/\/\S+ is full, so the backup could not finish\. Free some space there/],
+    ['Permission denied', /^Tabula may not write to the storage ssh:\/\/\S+ \(permission denied\)\. Ask your helpdesk to check the folder's permissions\.$/],
+  ] as const) {
+    it(`a storage that cannot make rsync's temporary folder (${why}) ends the sync saying so; nothing is lost, and the next sync goes through`, async () => {
+      const a = laptopWithNotes();
+      if (why === 'hangs') hang('mkdir -p -- .tabula/tmp-a');
+      else refuse('mkdir -p -- .tabula/tmp-a', why);
+      const err = await failedSync(a);
+      expect(err).toBeInstanceOf(TabulaError);
+      expect((err as TabulaError).message).toMatch(said);
+      expect(a.read('notes.txt')).toBe('kept');
+      expect(w.storageFiles()).toEqual({});
+      await nextSyncSends(a);
+    });
+  }
+
   it('a lock release that hangs ends the sync with what it sent kept; the next sync goes through', async () => {
-    w = createWorld(sshd);
-    const a = w.laptop('a');
-    a.write('notes.txt', 'kept');
+    const a = laptopWithNotes();
     hang('mv -f -- .tabula/lock *');
     expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
     hang('');
     a.write('notes.txt', 'kept, then edited');
-    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
+    expect((await endsOrStuck('the next sync', a.sync({ ioTimeoutSeconds: WELL_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept, then edited' });
   });
 
@@ -181,9 +199,7 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
   });
 
   it('pruning old versions on a storage that hangs ends the sync, its files sent', async () => {
-    w = createWorld(sshd);
-    const a = w.laptop('a');
-    a.write('notes.txt', 'kept');
+    const a = laptopWithNotes();
     fs.mkdirSync(path.join(w.storageDir, '.tabula/versions/2026-01-01T000000Z'), { recursive: true }); // something to prune
     hang('find . -mindepth 1 -maxdepth 1 -type d -mmin *');
     expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);

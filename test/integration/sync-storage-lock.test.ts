@@ -128,6 +128,26 @@ describe.each(['folder', 'ssh'])('storage lock on a %s storage', { timeout: SSH_
       fs.mkdirSync(path.dirname(owner), { recursive: true });
     }
   });
+
+  it("rsync's temporary folder of the old kind (.tabula/tmp/<host>, before 8e9cece) that a killed run left goes with this laptop's next run that holds the lock; another laptop's stays until that laptop's", async () => {
+    const a = w.laptop('a');
+    a.write('notes.txt', 'kept');
+    await a.sync();
+    const old = path.join(w.storageDir, '.tabula/tmp');
+    for (const host of ['a', 'b']) {
+      fs.mkdirSync(path.join(old, host, 'Documents'), { recursive: true });
+      fs.writeFileSync(path.join(old, host, 'Documents/.report.txt.AbC123'), 'half a file');
+    }
+    a.write('more.txt', 'more');
+    expect((await a.sync()).counts.pushed).toBe(1);
+    expect(fs.readdirSync(old)).toEqual(['b']);
+    expect(fs.readFileSync(path.join(old, 'b/Documents/.report.txt.AbC123'), 'utf8')).toBe('half a file');
+    const b = w.laptop('b');
+    expect((await b.sync()).counts.pulled).toBe(2);
+    expect(fs.existsSync(old)).toBe(false);
+    expect(fs.existsSync(path.join(w.storageDir, '.tabula/generation'))).toBe(true); // the rest of Tabula's area stays
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept', 'more.txt': 'more' });
+  });
 });
 
 describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: SSH_TIMEOUT }, (kind) => {

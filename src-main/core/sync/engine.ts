@@ -11,13 +11,13 @@ import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { displayPath } from '../paths';
 import { CHECKSUM_BYTES_PER_SECOND, IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncResult, type RsyncRun } from '../rsync';
-import { describeRsyncFailure } from '../rsync-errors';
+import { describeRsyncFailure, describeStorageScriptFailure } from '../rsync-errors';
 import { adoptListedTime, archiveEntries, createArchiveWriter, openArchive, type ArchiveHandle } from './archive';
 import { formatRecord, parseArchiveRecord } from './archive-format';
 import { freeConflictName, moveNoClobber } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
-import { compareNames, createListingFilter, listHomeToFile, listingFailure, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
+import { compareNames, createListingFilter, listHomeToFile, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
 import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
@@ -720,8 +720,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const prepareRemoteTmp = async () => {
       if (remoteTmpReady) return;
       remoteTmpReady = true;
-      const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`]);
-      if (mk.code !== 0) throw listingFailure(o.storage, mk.code, mk.stderr);
+      const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`], undefined, undefined, listBounds);
+      if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
       if (o.storage.isRemote) namesDir = `${o.storage.path}/${tmpRemote}`;
     };
 

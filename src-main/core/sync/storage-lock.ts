@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
-import { describeRsyncFailure } from '../rsync-errors';
+import { describeStorageScriptFailure } from '../rsync-errors';
 import type { Endpoint, ShellBounds, ShellResult } from './endpoint';
 import { parseStamps, PARTIAL_DIR, STORAGE_AREA } from './tree';
 
@@ -125,6 +125,10 @@ release)
   [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
   [ "$5" = 2 ] && find . -mindepth 1 \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o ! -type d -printf '%i:%C@ ./%P\\0' 2>/dev/null
   [ -z "$6" ] || [ ! -e "$6" ] || rm -rf -- "$6"
+  # Before 8e9cece the folder was .tabula/tmp/<host>: this host's old one goes too (a killed run's
+  # leftovers; no run of this host can be using it while this one holds the lock), never another's.
+  old=\${6#.tabula/tmp-}
+  case $old in ''|.|..|*/*) ;; *) [ ! -d .tabula/tmp ] || { rm -rf -- ".tabula/tmp/$old"; rmdir .tabula/tmp 2>/dev/null; } ;; esac
   # Renamed away first, so that a run killed here never leaves a lock without a name.
   mv -f -- "$lock" ".tabula/lock.gone.$$" && rm -rf -- ".tabula/lock.gone.$$"; exit ;;
 bump)
@@ -213,13 +217,8 @@ function cleanGeneration(line: string): string {
   return /^[A-Za-z0-9_.-]{1,200}$/.test(line) ? line : '';
 }
 
-function lockFailure(ep: Endpoint, { code, stderr, stopped }: ShellResult): TabulaError {
-  const first = stderr.trim().split('\n')[0];
-  // ssh's failures (refused, unknown host key, key not accepted) and a storage gone silent read as rsync's would.
-  const stalledSeconds = stopped && 'silentSeconds' in stopped ? stopped.silentSeconds : undefined;
-  if ((ep.isRemote && code === 255) || stalledSeconds) return describeRsyncFailure({ code, signal: null, stderr, filesTransferred: 0, bytesTransferred: 0, spawnError: null, stalledSeconds }, { home: '', storage: ep.display, cancelled: false });
-  return new TabulaError('storage-permission', `Could not take the sync lock on ${ep.display}${first ? `: ${first}` : ` (exit ${code})`}.`, { retryable: true });
-}
+// ssh's failures (refused, unknown host key, key not accepted), a storage gone silent, full or refusing the write read as rsync's would.
+const lockFailure = (ep: Endpoint, r: ShellResult, doing = 'take the sync lock') => describeStorageScriptFailure(r, { storage: ep.display, remote: ep.isRemote, doing });
 
 function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string, bounds?: ShellBounds): StorageLock {
   let lost: string | null = null;
@@ -236,7 +235,7 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       lost ??= `The lock on the storage ${ep.display} was taken over${owner ? ` by ${owner.host} (process ${owner.pid})` : ''} while this sync was paused; it stopped so that the two runs do not mix. The next sync starts over.`;
       return false;
     }
-    if (r.code !== 0) throw lockFailure(ep, r);
+    if (r.code !== 0) throw lockFailure(ep, r, action === 'bump' ? "prepare this sync's writes" : 'keep the sync lock');
     stdout = r.stdout;
     return true;
   };
