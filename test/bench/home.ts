@@ -135,7 +135,9 @@ async function main() {
     fs.writeFileSync(path.join(user, 'config/tabula/config.json'), JSON.stringify({ storage: { url: sshd.url(`${work}/tabula`), sshOptions: sshd.sshOptions } }));
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(user, 'config'), XDG_STATE_HOME: path.join(user, 'state'), XDG_DATA_HOME: path.join(user, 'data'), XDG_CACHE_HOME: path.join(user, 'cache'), XDG_RUNTIME_DIR: ctl }; // short: ssh's control socket path has a 108-byte limit
     delete env.TABULA_CONFIG;
-    const tabula = (...extra: string[]) => measure(process.execPath, [path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick', ...extra], env);
+    // TABULA_BENCH_NODE_ARGS: Node's own options for `tabula sync` (e.g. "--cpu-prof --cpu-prof-dir=DIR", which NODE_OPTIONS refuses).
+    const nodeArgs = (process.env.TABULA_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const tabula = (...extra: string[]) => measure(process.execPath, [...nodeArgs, path.join(repoRoot, 'bin/tabula.js'), 'sync', '--quick', ...extra], env);
     const med = (xs: Measured[]) => ({ ms: median(xs.map((x) => x.ms)), cpuMs: median(xs.map((x) => x.cpuMs)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)) });
 
     // Each first sync writes the whole home (1.7 GB at 100k): the one after would otherwise wait for the
@@ -143,6 +145,9 @@ async function main() {
     const flushed = <T>(run: () => T) => (spawnSync('sync'), run());
     // TABULA_BENCH_ONLY=local: nothing changed with the storage a local folder, alone.
     if (process.env.TABULA_BENCH_ONLY === 'local') return await localPath(work, env, med);
+    // TABULA_BENCH_ONLY=memory: Tabula alone (at a million files rsync's own first sync adds many minutes):
+    // its first sync, the run after it, and RUNS runs with nothing changed, each printed as it ends.
+    if (process.env.TABULA_BENCH_ONLY === 'memory') return memoryOnly(tabula, flushed);
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
     // TABULA_BENCH_ONLY=agent: `tabula sync --quick` while the agent runs (a run of the agent), in pairs.
@@ -249,16 +254,17 @@ async function localPath(work: string, env: NodeJS.ProcessEnv, med: (xs: Measure
 /** Alternating pairs of the plain tool and `tabula sync` (which goes first alternates), printed with each pair's ratio and the median. */
 function pairs(what: string, plain: () => Measured, ours: () => Measured, before: (i: number) => void = () => {}) {
   const rows: [Measured, Measured, string][] = [];
+  // Each pair printed as it ends: a bench cut short (the quiet window over) still says what it measured.
+  console.log(`\n${what}, ${FILES} files, ${RUNS} alternating pairs (load average after each pair)`);
+  console.log('| pair | `tabula sync` | plain | ratio (wall) | ratio (cpu) | load |');
+  console.log('|---|---|---|---|---|---|');
   for (let i = 0; i < RUNS; i++) {
     before(i);
     const t = i % 2 ? ours() : null;
     const p = plain();
     rows.push([p, t ?? ours(), loadNow()]);
+    printPair(rows.length, rows[rows.length - 1]!);
   }
-  console.log(`\n${what}, ${FILES} files, ${RUNS} alternating pairs (load average after each pair)`);
-  console.log('| pair | `tabula sync` | plain | ratio (wall) | ratio (cpu) | load |');
-  console.log('|---|---|---|---|---|---|');
-  rows.forEach(([p, t, load], i) => console.log(`| ${i + 1} | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× | ${(t.cpuMs / p.cpuMs).toFixed(2)}× | ${load} |`));
   console.log(`median: Tabula ${s(median(rows.map(([, t]) => t.ms)))}, plain ${s(median(rows.map(([p]) => p.ms)))}, ratio (wall) ${median(rows.map(([p, t]) => t.ms / p.ms)).toFixed(2)}×, (cpu) ${median(rows.map(([p, t]) => t.cpuMs / p.cpuMs)).toFixed(2)}×`);
 }
 
@@ -317,21 +323,37 @@ function firstOnly(plain1: Measured, tabula1: Measured, work: string, rsync: () 
     for (const d of ['plain', 'tabula', 'user/state/tabula']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
   };
   const pairs: [Measured, Measured, string][] = [[plain1, tabula1, loadNow()]];
+  console.log(`\nfirst sync only, ${FILES} files (load average after each pair)`);
+  console.log('| pair | `tabula sync` | `rsync -a` | ratio (wall) | ratio (cpu) | load |');
+  console.log('|---|---|---|---|---|---|');
+  printPair(1, pairs[0]!);
   for (let i = 1; i < RUNS; i++) {
     emptied();
     // Which goes first alternates: a pair's two runs see the same load, whichever way it drifts.
     const t = i % 2 ? flushed(() => tabula()) : null;
     const p = flushed(() => rsync());
     pairs.push([p, t ?? flushed(() => tabula()), loadNow()]);
+    printPair(pairs.length, pairs[pairs.length - 1]!);
   }
-  console.log(`\nfirst sync only, ${FILES} files (load average after each pair)`);
-  console.log('| pair | `tabula sync` | `rsync -a` | ratio (wall) | ratio (cpu) | load |');
-  console.log('|---|---|---|---|---|---|');
-  pairs.forEach(([p, t, load], i) => console.log(`| ${i + 1} | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× | ${(t.cpuMs / p.cpuMs).toFixed(2)}× | ${load} |`));
   console.log(`median ratio (wall) ${median(pairs.map(([p, t]) => t.ms / p.ms)).toFixed(2)}×, (cpu) ${median(pairs.map(([p, t]) => t.cpuMs / p.cpuMs)).toFixed(2)}×; peak of Tabula's processes ${mib(Math.max(...pairs.map(([, t]) => t.rssKiB)))}`);
 }
 
 const loadNow = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+
+/** One row of a pairs table (`tabula sync` beside the plain tool), printed as soon as the pair ends. */
+const printPair = (n: number, [p, t, load]: [Measured, Measured, string]) =>
+  console.log(`| ${n} | ${sc(t)}, ${mib(t.rssKiB)} | ${sc(p)}, ${mib(p.rssKiB)} | ${(t.ms / p.ms).toFixed(2)}× | ${(t.cpuMs / p.cpuMs).toFixed(2)}× | ${load} |`);
+
+/** Peak memory of `tabula sync` as a whole process: the first sync, the run after it, and runs with nothing changed. */
+function memoryOnly(tabula: () => Measured, flushed: <T>(run: () => T) => T) {
+  console.log(`\n\`tabula sync\` alone, ${FILES} files: peak RSS of the whole process (each run printed as it ends)`);
+  console.log('| run | wall (cpu) | peak RSS | load |');
+  console.log('|---|---|---|---|');
+  const row = (what: string, m: Measured) => console.log(`| ${what} | ${sc(m)} | ${mib(m.rssKiB)} | ${loadNow()} |`);
+  row('first sync', flushed(() => tabula()));
+  row('the run after it (records the home\'s inodes)', tabula());
+  for (let i = 0; i < RUNS; i++) row(`nothing changed ${i + 1}`, tabula());
+}
 
 /**
  * The agent's runs, inside one process as in the agent: its change journal on the home, its ssh

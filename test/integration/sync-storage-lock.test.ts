@@ -1,6 +1,7 @@
 // The storage-side lock and generation record, on a mounted folder and over a real sshd: one holder at
 // a time even when many ask at the same instant, a dead holder taken over, a lost lease noticed; and
 // the generation skip, which must never hide a change another laptop made.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -252,6 +253,24 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
     expect((await syncWatching(a, { verifyIntervalHours: 1 })).listedStorage).toBe(false);
     expect((await syncWatching(a, { verifyIntervalHours: 0 })).listedStorage).toBe(true);
     expect(a.read('second.txt')).toBe('also out of band');
+  });
+
+  it('after a first sync onto an empty storage, an edit there without Tabula that keeps size and time is caught by the verification', async () => {
+    const a = w.laptop('a');
+    a.write('notes.txt', 'draft one');
+    a.write('deep/er/plan.txt', 'plan A');
+    const first = await a.sync();
+    expect(first.firstSync).toBe(true);
+    // Someone edits the storage's copies in place and puts their size and time back (touch -r).
+    for (const [rel, text] of [['notes.txt', 'draft two'], ['deep/er/plan.txt', 'plan B']] as const) {
+      const [file, ref] = [path.join(w.storageDir, rel), path.join(w.dir, 'ref')];
+      execFileSync('touch', ['-r', file, ref]);
+      fs.writeFileSync(file, text);
+      execFileSync('touch', ['-r', ref, file]);
+    }
+    await syncWatching(a, { verify: true });
+    expect(a.read('notes.txt')).toBe('draft two');
+    expect(a.read('deep/er/plan.txt')).toBe('plan B');
   });
 });
 
