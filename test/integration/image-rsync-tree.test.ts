@@ -1,6 +1,7 @@
 // rsync-tree backend end to end with real rsync (local folder and over a real sshd): v1 → v2 moves
 // only the changed files, staged pointer and rollback behave, and every kind of bad image is refused
 // with the running deployment untouched.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -288,6 +289,41 @@ describe('rsync-tree from a local folder', () => {
     fakeBootloaderBoot(fleet.root);
     expect(fs.existsSync(state)).toBe(false);
     expect(backendFor(fleet.serverDir).status().reimagePending).toBe(false);
+  });
+
+  it('reimage finishes when a FIFO was planted in the running tree, and fetches that file instead', async () => {
+    await bootedOnV1();
+    // A FIFO with no writer: opening it to copy would block the root helper for ever.
+    const rel = 'usr/share/data/d4/f44.bin';
+    fs.rmSync(deployedFile('1.0', rel));
+    expect(spawnSync('mkfifo', [deployedFile('1.0', rel)]).status).toBe(0);
+    const r = await backendFor(fleet.serverDir).reimage();
+    expect(fs.lstatSync(deployedFile('1.0', rel)).isFile()).toBe(true);
+    expect(fs.readFileSync(deployedFile('1.0', rel))).toEqual(fs.readFileSync(path.join(fleet.serverDir, 'images/1.0/tree', rel)));
+    expect(r.bytesReceived).toBeGreaterThan(0);
+  });
+
+  it("the deployments are root's alone: an account owning a folder in the image cannot change a tree that boots as / through /var", async () => {
+    // A service account (here nobody) owns a folder of the image, as e.g. polkitd or a daemon's own do.
+    const t = fleet.makeTree('v1', '1.0', 100);
+    fs.chownSync(path.join(t, 'usr/share/data/d1'), 65534, 65534);
+    publish('1.0', t);
+    for (let d = fleet.root; d !== path.dirname(d); d = path.dirname(d)) fs.chmodSync(d, fs.statSync(d).mode | 0o055);
+    await backendFor(fleet.serverDir).stage();
+    fakeBootloaderBoot(fleet.root);
+    const plant = deployedFile('1.0', 'usr/share/data/d1/planted');
+    const asNobody = () => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', 'echo evil > "$1"', 'sh', plant], { encoding: 'utf8' });
+    expect(asNobody().stderr).toMatch(/Permission denied/);
+    expect(fs.existsSync(plant)).toBe(false);
+    // A laptop whose deployments a version before this one made readable: the attack goes through...
+    const deployments = path.join(fleet.root, 'var/lib/tabula/deployments');
+    fs.chmodSync(deployments, 0o755);
+    expect(asNobody().status).toBe(0);
+    // ...and the next reimage closes the folder and leaves the plant out of the fresh tree.
+    await backendFor(fleet.serverDir).reimage();
+    expect(fs.statSync(deployments).mode & 0o777).toBe(0o700);
+    expect(fs.existsSync(plant)).toBe(false);
+    expect(asNobody().stderr).toMatch(/Permission denied/);
   });
 
   it('reimage onto a newer version copies what the running one shares with it and fetches only the changed files', async () => {

@@ -272,6 +272,35 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
     expect(a.read('notes.txt')).toBe('draft two');
     expect(a.read('deep/er/plan.txt')).toBe('plan B');
   });
+  it('a first sync onto an empty storage records only what rsync sent: a file put on the storage meanwhile is not taken as agreed, even when a new file of the home makes the count match', async () => {
+    const a = w.laptop('a');
+    a.write('plan.odt', 'mine');
+    a.write('notes.txt', 'notes');
+    // Between the listing and rsync's walk: something else writes plan.odt on the storage (rsync, told
+    // --ignore-existing there, passes over it without a word) and a new file appears in the home
+    // (rsync's walk sends it): as many names reported as were listed.
+    const bin = path.join(w.dir, 'bin');
+    fs.mkdirSync(bin);
+    const mark = path.join(w.dir, 'meanwhile-done');
+    fs.writeFileSync(path.join(bin, 'rsync'), `#!/bin/sh\nif [ ! -e '${mark}' ]; then : > '${mark}'; printf theirs > '${w.storageDir}/plan.odt'; printf new > '${a.home}/arrived.txt'; fi\nexec /usr/bin/rsync "$@"\n`, { mode: 0o755 });
+    const pathBefore = process.env.PATH;
+    process.env.PATH = `${bin}:${pathBefore}`;
+    try {
+      await a.sync();
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    expect(fs.existsSync(mark)).toBe(true);
+    expect(fs.readFileSync(path.join(w.storageDir, 'plan.odt'), 'utf8')).toBe('theirs');
+    // The next full look at the storage sees two versions of plan.odt, neither the agreed one: both stay
+    // in the home (before: the storage's taken as a change there and written over the person's).
+    await a.sync({ verify: true });
+    // The person's files, not Tabula's state (its local versions folder is no place to find one's work).
+    const home = Object.values(readTree(a.home, (rel) => rel.startsWith('.local/state/tabula')));
+    expect(home).toContain('mine');
+    expect(home).toContain('theirs');
+    expect(a.read('arrived.txt')).toBe('new');
+  });
 });
 
 describe.each(['folder', 'ssh'])('two `tabula sync` processes, two homes, one %s storage, at the same moment', { timeout: SSH_TIMEOUT }, (kind) => {

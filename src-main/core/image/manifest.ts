@@ -107,9 +107,13 @@ export function hashFile(file: string): string {
  * file of the entry's size and content.
  */
 export function copyIfMatches(src: string, dst: string, e: ManifestEntry): string | null {
+  // Only a regular file is opened: a FIFO (no writer: the open would block the helper for ever) or a
+  // device node planted at a manifest path is fetched instead. O_NONBLOCK: one swapped in between.
+  const l = fs.lstatSync(src, { throwIfNoEntry: false });
+  if (!l?.isFile() || l.size !== e.size) return null;
   let from: number;
   try {
-    from = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    from = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch {
     return null;
   }
@@ -117,7 +121,7 @@ export function copyIfMatches(src: string, dst: string, e: ManifestEntry): strin
   let ok = false;
   try {
     const st = fs.fstatSync(from);
-    if (!st.isFile() || st.size !== e.size) return null;
+    if (!st.isFile() || st.size !== e.size || st.ino !== l.ino || st.dev !== l.dev) return null;
     to = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     const h = crypto.createHash('sha256');
     for (;;) {

@@ -20,7 +20,7 @@ import { IO_TIMEOUT_SECONDS, parseableOutput, runRsync, type RsyncRun } from '..
 import { parseStorageUrl, rsyncTarget, sshCommand } from '../storage-url';
 import { readBootedMarker, readSymlink, switchSymlink } from './deployments-dir';
 import { createTrustStore, expiresSchema, serialSchema, type ServerData, type TrustStore } from './freshness';
-import { checkTree, copyIfMatches, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest } from './manifest';
+import { checkTree, copyIfMatches, inodeIndex, parseManifest, treeMismatchError, versionPattern, type Manifest, type ManifestEntry } from './manifest';
 
 export const channelSchema = z
   .object({
@@ -85,6 +85,16 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
   let running: RsyncRun | null = null;
 
   const dirOf = (version: string) => path.join(deploymentsDir, version);
+  /**
+   * The deployments are root's alone: through /var (writable) an account owning a folder in the image
+   * could otherwise change a tree that boots as `/` (read-only there), or swap a link into one being
+   * built while root sets its modes. Made so on every pull and reimage, also on laptops made before.
+   */
+  const rootOnly = (dir: string) => {
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, 0o700);
+  };
   const nextVersion = (): string | null => {
     const t = readSymlink(nextLink);
     return t ? path.basename(t) : null;
@@ -185,6 +195,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     // service that runs as its own user, e.g. dbus and systemd-networkd, at chdir).
     fs.chmodSync(treeDir, 0o755);
     const toFetch: string[] = [];
+    const links: ManifestEntry[] = [];
     let changedBytes = 0;
     // Parents come before their children in a parsed manifest, and every path was checked there.
     for (const e of manifest.entries) {
@@ -198,8 +209,9 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
         continue;
       }
       if (e.type === 'symlink') {
-        if (!existing) fs.symlinkSync(e.target!, target);
-        if (e.uid !== undefined && e.gid !== undefined) fs.lchownSync(target, e.uid, e.gid);
+        // Made once rsync is done: a link (to / or anywhere) is never in the way of what it writes.
+        if (!existing) links.push(e);
+        else if (e.uid !== undefined && e.gid !== undefined) fs.lchownSync(target, e.uid, e.gid);
         continue;
       }
       const prev = prevEntries.get(e.path);
@@ -261,6 +273,11 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       bytesReceived = await transfer;
       fs.rmSync(list, { force: true });
     } else if (how === 'link') inodes = inodeIndex(prevTree);
+    for (const e of links) {
+      const target = path.join(treeDir, e.path);
+      fs.symlinkSync(e.target!, target);
+      if (e.uid !== undefined && e.gid !== undefined) fs.lchownSync(target, e.uid, e.gid);
+    }
     opts.onProgress?.({ phase: 'verifying', bytesDone: fileBytes, bytesTotal: fileBytes, percent: 100 });
     const v = checkTree(treeDir, manifest, how === 'link' ? { previous: { dir: prevTree, manifest: previous.manifest!, inodes } } : { copied });
     if (v.problems.length) throw treeMismatchError(v.problems);
@@ -383,7 +400,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       const v = version ?? (await check()).version;
       if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
       if (version !== undefined) trust.acceptVersion(v, opts.pin ?? null);
-      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      rootOnly(deploymentsDir);
       if (deployed().includes(v)) {
         if (nextVersion() !== v) switchSymlink(nextLink, `deployments/${v}`);
         prune();
@@ -421,7 +438,7 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
     async reimage(version?: string): Promise<PullResult> {
       const v = version ?? (await check()).version;
       if (!versionPattern.test(v)) throw new TabulaError('invalid-argument', `"${v}" is not a valid image version.`);
-      fs.mkdirSync(deploymentsDir, { recursive: true, mode: 0o755 });
+      rootOnly(deploymentsDir);
       const fresh = `${dirOf(v)}.pristine`;
       fs.rmSync(fresh, { recursive: true, force: true });
       // What is on the machine already (this version's tree, else the running one) is copied where it
@@ -434,6 +451,9 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
         fs.rmSync(fresh, { recursive: true, force: true });
         throw err;
       }
+      // The reset is asked for first: a laptop stopped between the renames below still starts with
+      // /etc and /var reset, as the helpdesk asked, never with the old ones on a fresh tree.
+      writeFileAtomic(resetMarker, JSON.stringify({ version: v, requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
       // The old copy of v may be the booted tree: move it aside, keep it until the reboot.
       const b = booted();
       if (fs.existsSync(dirOf(v))) {
@@ -442,7 +462,6 @@ export function createRsyncTreeBackend(options: RsyncTreeOptions) {
       }
       fs.renameSync(fresh, dirOf(v));
       switchSymlink(nextLink, `deployments/${v}`);
-      writeFileAtomic(resetMarker, JSON.stringify({ version: v, requestedAt: new Date().toISOString(), reset: ['/etc', '/var'] }) + '\n', 0o600);
       return result;
     },
     cancel() {

@@ -238,6 +238,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
   let listing: Promise<unknown> = Promise.resolve();
   // A first sync's archive written while rsync sends (see writeSentArchive): waited for, like the listing.
   let early = null as Promise<void> | null;
+  // A whole push's early archive stands only when rsync reported every listed name.
+  let sentEvery = false;
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
@@ -289,7 +291,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // opens and checks each name of the path, four times a file (11 fewer system calls a file sent).
     const tmpRemote = `${STORAGE_AREA}/tmp-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
-    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds });
+    storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds, onLost: () => current?.cancel() });
     trace('storage locked');
     // The storage is as this laptop left it when its generation is the one our last sync ended at:
     // its listing would equal the archive, so it is not walked (but in full at least once a day).
@@ -846,16 +848,23 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
       // Every file and link of the list reported: all went. Fewer (one gone since the listing, passed
-      // over): what went is read from rsync's report, as after a failure.
-      const finished = r.ok && r.reported === copy.files ? null : await r.done();
+      // over): what went is read from rsync's report, as after a failure. Not so for a walk: rsync also
+      // sends what was made since the listing, and --ignore-existing passes over a name something else
+      // put on the storage meanwhile without a word, so a count could hide one behind the other: every
+      // listed name is looked up in rsync's report.
+      const finished = r.ok && r.reported === copy.files && !walk ? null : await r.done();
       copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
       const names: string[] = [];
       let files = 0;
       const isFinished = finished ? createNameLookup(finished) : null;
+      let missing = 0;
       try {
         for (const { name, kinds } of copy.records()) {
-          if (isFinished && !isFinished(name)) continue;
+          if (isFinished && !isFinished(name)) {
+            missing++;
+            continue;
+          }
           if (phase === 'pushing' && kinds[1] !== 'd') {
             sentNames.add(name);
             lastSent.push(name);
@@ -868,6 +877,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       } finally {
         isFinished?.close();
       }
+      if (walk) sentEvery = r.ok && missing === 0;
       summary[side === 'pull' ? 'pulled' : 'pushed'] = names;
       summary.counts[side === 'pull' ? 'pulled' : 'pushed'] = files;
       if (!r.ok && !partial) {
@@ -909,7 +919,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     trace('released (stamps read)');
     agreedSettled = true;
     // Every name sent and reported (a whole push's early archive stands), else the pass over the listings.
-    const sentWhole = early && copied.push?.finished === null && !copied.pull ? await early.then(() => true, () => false) : false;
+    const sentWhole = early && sentEvery && !copied.pull ? await early.then(() => true, () => false) : false;
     if (sentWhole) withStamps();
     else await writeArchive();
     settled();

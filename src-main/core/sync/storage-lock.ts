@@ -63,6 +63,8 @@ export interface LockOptions {
   isAlive?: (pid: number) => boolean;
   /** How long the storage may stay silent in one of the lock's scripts (default: the endpoint's bound). */
   silentSeconds?: number;
+  /** Called once when a renewal finds the lock taken over (a run paused past its lease): stop writing now. */
+  onLost?: () => void;
 }
 
 // $1 root, $2 "host pid token", $3 lease seconds, $4 an owner line known to be dead (or ''), $5 create root.
@@ -184,7 +186,7 @@ export async function acquireStorageLock(ep: Endpoint, o: LockOptions): Promise<
   for (;;) {
     const r = await ep.sh(acquireScript, [ep.path, me, String(lease), dead, o.createRoot ? '1' : '0'], undefined, undefined, bounds);
     const lines = r.stdout.toString('utf8').split('\n');
-    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''), o.tmp ?? '', bounds);
+    if (r.code === 0 && (lines[0] === 'ACQUIRED' || lines[0] === 'TOOKOVER')) return holding(ep, me, lease, o.renewSeconds ?? lease / 4, cleanGeneration(lines[1] ?? ''), o.tmp ?? '', bounds, o.onLost);
     if (r.code === 3 && r.stderr.includes('NOROOT')) throw new TabulaError('storage-unreachable', `The storage folder ${ep.display} does not exist or is not mounted.`, { retryable: true });
     if (r.code !== 4 || lines[0] !== 'HELD') throw lockFailure(ep, r);
     const ownerLine = lines[2] ?? '';
@@ -222,7 +224,7 @@ function cleanGeneration(line: string): string {
 // ssh's failures (refused, unknown host key, key not accepted), a storage gone silent, full or refusing the write read as rsync's would.
 const lockFailure = (ep: Endpoint, r: ShellResult, doing = 'take the sync lock') => describeStorageScriptFailure(r, { storage: ep.display, remote: ep.isRemote, doing });
 
-function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string, bounds?: ShellBounds): StorageLock {
+function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, generation: string, tmp: string, bounds?: ShellBounds, onLost?: () => void): StorageLock {
   let lost: string | null = null;
   let released = false;
   // A script stopped for the storage's silence: the release is not tried (it would wait as long again);
@@ -234,7 +236,10 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
     const out = r.stdout.toString('utf8').split('\n');
     if (r.code === 4 && out[0] === 'LOST') {
       const owner = parseOwner(out[1] ?? '');
-      lost ??= `The lock on the storage ${ep.display} was taken over${owner ? ` by ${owner.host} (process ${owner.pid})` : ''} while this sync was paused; it stopped so that the two runs do not mix. The next sync starts over.`;
+      if (!lost) {
+        lost = `The lock on the storage ${ep.display} was taken over${owner ? ` by ${owner.host} (process ${owner.pid})` : ''} while this sync was paused; it stopped so that the two runs do not mix. The next sync starts over.`;
+        onLost?.();
+      }
       return false;
     }
     if (r.code !== 0) throw lockFailure(ep, r, action === 'bump' ? "prepare this sync's writes" : 'keep the sync lock');
@@ -267,7 +272,12 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
         // A first sync of a million files: neither the names nor their stamps pass through memory.
         const [inFd, outFd] = ['names' in files ? fs.openSync(files.names, 'r') : undefined, fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
         try {
-          if (!(await act('release', [inFd === undefined ? '2' : '1', tmp], undefined, outFd, inFd).catch(() => false))) abandoned.add(me);
+          // Failed or silent part way, the stamps written are not kept: the last may be cut inside a name,
+          // and would then be taken for another file's. Unknown stamps fall back to size and time.
+          if (!(await act('release', [inFd === undefined ? '2' : '1', tmp], undefined, outFd, inFd).catch(() => false))) {
+            abandoned.add(me);
+            fs.ftruncateSync(outFd, 0);
+          }
         } finally {
           if (inFd !== undefined) fs.closeSync(inFd);
           fs.closeSync(outFd);
