@@ -291,13 +291,26 @@ describe('rsync-tree from a local folder', () => {
     expect(backendFor(fleet.serverDir).status().reimagePending).toBe(false);
   });
 
-  it('reimage finishes when a FIFO was planted in the running tree, and fetches that file instead', async () => {
+  it('reimage takes only regular files of the image\'s content from the running tree, with the manifest\'s mode and owner: a FIFO planted there (it would hang the helper) or a link to an identical file is fetched instead', async () => {
     await bootedOnV1();
     // A FIFO with no writer: opening it to copy would block the root helper for ever.
     const rel = 'usr/share/data/d4/f44.bin';
     fs.rmSync(deployedFile('1.0', rel));
     expect(spawnSync('mkfifo', [deployedFile('1.0', rel)]).status).toBe(0);
+    // A file with the image's content but setuid and another owner, and a link to an identical file
+    // in its place: the copy holds the manifest's mode and owner, and a file where the link was.
+    const suid = deployedFile('1.0', 'usr/share/data/d2/f32.bin');
+    fs.chmodSync(suid, 0o4755);
+    fs.chownSync(suid, 65534, 65534);
+    const linked = deployedFile('1.0', 'usr/share/data/d6/f66.bin');
+    fs.copyFileSync(linked, `${linked}.same`);
+    fs.rmSync(linked);
+    fs.symlinkSync(`${linked}.same`, linked);
     const r = await backendFor(fleet.serverDir).reimage();
+    expect(fs.statSync(suid).mode & 0o7777).toBe(0o644);
+    expect(fs.statSync(suid).uid).toBe(0);
+    expect(fs.lstatSync(linked).isFile()).toBe(true);
+    expect(fs.existsSync(`${linked}.same`)).toBe(false);
     expect(fs.lstatSync(deployedFile('1.0', rel)).isFile()).toBe(true);
     expect(fs.readFileSync(deployedFile('1.0', rel))).toEqual(fs.readFileSync(path.join(fleet.serverDir, 'images/1.0/tree', rel)));
     expect(r.bytesReceived).toBeGreaterThan(0);
