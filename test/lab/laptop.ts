@@ -1,8 +1,29 @@
 // Driving a booted laptop as its person and its admin would, whatever the image backend: `tabula
 // status` as the logged-in user, a reboot that resolves when the laptop answers again, waiting for
 // the agent (the user's systemd service) to answer.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { waitFor } from './lab';
 import type { Vm } from './vm';
+
+const repo = path.resolve(__dirname, '../..');
+
+/**
+ * (b)'s home as another laptop left it on the NAS: a real `tabula sync` of a report and a picture into
+ * `nasHome` (with the storage marker). Returns what {@link Laptop.restoredHome} checks against.
+ */
+export function seedNasHome(work: string, nasHome: string): { holidaySha: string } {
+  const oldHome = path.join(work, 'old-laptop-home');
+  fs.mkdirSync(path.join(oldHome, 'Documents'), { recursive: true });
+  fs.mkdirSync(path.join(oldHome, 'Pictures'), { recursive: true });
+  fs.writeFileSync(path.join(oldHome, 'Documents/report.txt'), 'Quarterly numbers, final.\n');
+  const holiday = crypto.randomBytes(300_000);
+  fs.writeFileSync(path.join(oldHome, 'Pictures/holiday.jpg'), holiday);
+  execFileSync(process.execPath, [path.join(repo, 'bin/tabula.js'), 'sync', '--home', oldHome, '--storage', nasHome], { env: { ...process.env, HOME: path.join(work, 'old-laptop-user'), XDG_RUNTIME_DIR: path.join(work, 'old-laptop-run') }, stdio: 'ignore' });
+  return { holidaySha: crypto.createHash('sha256').update(holiday).digest('hex') };
+}
 
 export interface AgentStatusJson {
   image: { version: string };
@@ -41,6 +62,11 @@ export interface Laptop {
    * changes yet: it is waited out first, then the status must say offline or changes queued.
    */
   stillQueued(first: AgentStatusJson): Promise<void>;
+  /**
+   * (b): waits for the first sync to end and checks the home holds what {@link seedNasHome} left;
+   * resolves with the status then and when (host clock, ms) the first sync was seen done.
+   */
+  restoredHome(seeded: { holidaySha: string }): Promise<{ status: AgentStatusJson; backedUpAt: number }>;
   /**
    * A broken image's way back ((f), either backend): `tabula image pull` stages `broken`, a reboot
    * tries it, and the laptop comes back on `previous` by itself, its status saying "Version <broken>
@@ -93,6 +119,17 @@ export function createLaptop(vm: Vm, user: string): Laptop {
         const diag = await vm.ssh(user, 'systemctl --user status tabula-agent --no-pager 2>&1 | head -12; journalctl --user -u tabula-agent -n 20 --no-pager 2>&1', { timeoutMs: 60_000 });
         throw new Error(`${(err as Error).message}\nThe agent's service:\n${diag.stdout}${diag.stderr}`);
       }
+    },
+    async restoredHome(seeded) {
+      const s = await waitFor(async () => {
+        const st = await laptop.peek();
+        return st.backup.lastSuccessAt ? st : null;
+      }, 600_000, 'the first sync never finished');
+      const backedUpAt = Date.now();
+      const report = await vm.run(user, 'cat ~/Documents/report.txt');
+      const holiday = (await vm.run(user, 'sha256sum ~/Pictures/holiday.jpg')).split(' ')[0];
+      if (report !== 'Quarterly numbers, final.\n' || holiday !== seeded.holidaySha) throw new Error(`the home was not restored: report.txt=${JSON.stringify(report)}, holiday.jpg sha256 ${holiday}`);
+      return { status: s, backedUpAt };
     },
     async stillQueued(first) {
       const st = first.backup.state !== 'running' ? first : await waitFor(async () => {

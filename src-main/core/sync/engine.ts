@@ -437,15 +437,28 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // Both sides changed the same way: once the run gets that far, the archive learns it.
     let agreedSettled = false;
     const extra: string[] = []; // conflict copies made by this run: in no listing yet
-    const writeArchive = async () => {
+    /** The next archive, as `fill` writes it, with the storage's stamps the release read: kept whole or not at all. */
+    const newArchive = async (fill: (w: ReturnType<typeof createArchiveWriter>, stamps: ReturnType<typeof createStampLookup> | null) => unknown, done: { close(): void }[] = []) => {
       const w = createArchiveWriter(o.stateDir, o.storage.display);
       const stamps = stampsFile ? createStampLookup(stampsFile) : null;
+      try {
+        await fill(w, stamps);
+        w.commit();
+      } catch (err) {
+        w.abort();
+        throw err;
+      } finally {
+        stamps?.close();
+        for (const c of done) c.close();
+      }
+    };
+    const writeArchive = async () => {
       const pushed = walker(copied.push);
       const pulled = walker(copied.pull);
       const goneHere = walker(deleted.pull && { list: deleted.pull, finished: null });
       const goneThere = walker(deleted.push && { list: deleted.push, finished: null });
       const agreedNow = walker(agreedSettled ? { list: plan.agreed, finished: null } : null);
-      try {
+      await newArchive(async (w, stamps) => {
         const names = [...extra].sort(compareNames);
         let next = 0;
         const add = (p: string, e: Entry | undefined) => {
@@ -481,14 +494,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
           add(p, a && learnStamps(a, l, listed ? r : undefined));
         });
         addExtra(null);
-        w.commit();
-      } catch (err) {
-        w.abort();
-        throw err;
-      } finally {
-        stamps?.close();
-        for (const c of [pushed, pulled, goneHere, goneThere, agreedNow]) c.close();
-      }
+      }, [pushed, pulled, goneHere, goneThere, agreedNow]);
     };
 
     /**
@@ -508,23 +514,14 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
         fs.closeSync(fd);
       }
     };
-    const withStamps = () => {
-      const w = createArchiveWriter(o.stateDir, o.storage.display);
-      const stamps = stampsFile ? createStampLookup(stampsFile) : null;
-      try {
+    const withStamps = () =>
+      newArchive((w, stamps) => {
         for (const rec of readRecords(sentArchive)) {
           const [p, e] = parseArchiveRecord(rec)!;
           const st = e.type === 'd' ? undefined : stamps?.get(p);
           w.add(p, st ? { ...e, remoteStamp: st } : e);
         }
-        w.commit();
-      } catch (err) {
-        w.abort();
-        throw err;
-      } finally {
-        stamps?.close();
-      }
-    };
+      });
 
     let runs = 0;
     // The storage's temporary folder of this run, once it is ready (emptied, the generation bumped).
@@ -920,7 +917,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     agreedSettled = true;
     // Every name sent and reported (a whole push's early archive stands), else the pass over the listings.
     const sentWhole = early && sentEvery && !copied.pull ? await early.then(() => true, () => false) : false;
-    if (sentWhole) withStamps();
+    if (sentWhole) await withStamps();
     else await writeArchive();
     settled();
     trace(sentWhole ? 'archive saved (written during the push)' : 'archive saved');
