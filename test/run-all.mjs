@@ -2,9 +2,12 @@
 // real rsync/sshd), Playwright in Debian's Chromium. Ends with one line: "N passed, N failed[, N skipped]".
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 fs.mkdirSync('test-results', { recursive: true });
 const totals = { passed: 0, failed: 0, skipped: 0 };
+// Named again at the very end: CI shows the tail of a long run, where a failure far above is cut off.
+const failedNames = [];
 const run = (cmd, args, env = {}) => spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } }).status;
 
 // Build, typecheck and lint count as one check each: a red one is a failure a user would hit.
@@ -15,7 +18,7 @@ for (const [name, args] of [
 ]) {
   console.log(`\n== ${name}`);
   if (run('npm', args) === 0) totals.passed++;
-  else totals.failed++;
+  else totals.failed++, failedNames.push(name);
 }
 
 console.log('\n== vitest (unit + integration)');
@@ -27,6 +30,12 @@ if (fs.existsSync(vitestJson)) {
   totals.passed += r.numPassedTests;
   totals.failed += r.numFailedTests + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0);
   totals.skipped += r.numPendingTests + r.numTodoTests;
+  for (const f of r.testResults) {
+    const file = path.relative(process.cwd(), f.name);
+    const failed = f.assertionResults.filter((a) => a.status === 'failed');
+    for (const a of failed) failedNames.push(`vitest ${file} › ${a.fullName}: ${(a.failureMessages[0] ?? '').split('\n')[0].slice(0, 300)}`);
+    if (f.status === 'failed' && !failed.length) failedNames.push(`vitest ${file}: ${(f.message ?? '').split('\n')[0].slice(0, 300)}`);
+  }
 } else totals.failed++;
 
 console.log('\n== playwright (e2e in Chromium)');
@@ -39,6 +48,16 @@ if (fs.existsSync(pwJson)) {
   totals.failed += s.unexpected;
   totals.skipped += s.skipped;
   if (s.expected + s.unexpected + s.flaky === 0) totals.failed++; // a suite that ran nothing is broken
+  const walk = (suite) => {
+    for (const spec of suite.specs ?? []) {
+      for (const t of spec.tests) {
+        const last = t.results.at(-1);
+        if (t.status === 'unexpected') failedNames.push(`playwright ${spec.file}:${spec.line} › ${spec.title}: ${(last?.error?.message ?? '').split('\n')[0].slice(0, 300)}`);
+      }
+    }
+    (suite.suites ?? []).forEach(walk);
+  };
+  JSON.parse(fs.readFileSync(pwJson, 'utf8')).suites.forEach(walk);
 } else totals.failed++;
 
 // The lab: virtual laptops booted in qemu (test/lab/). Where qemu cannot run it says so and its
@@ -52,8 +71,10 @@ if (fs.existsSync(labJson)) {
   totals.passed += r.passed;
   totals.failed += r.failed;
   totals.skipped += r.skipped;
+  for (const x of r.results.filter((x) => x.outcome === 'failed')) failedNames.push(`lab ${x.backend} (${x.id}): ${String(x.detail ?? '').slice(0, 300)}`);
 } else totals.failed++;
 
+if (failedNames.length) console.log(`\n== failed\n${failedNames.map((n) => `  ${n}`).join('\n')}`);
 const line = `${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`;
 fs.writeFileSync('test-results/summary.txt', line + '\n');
 console.log(`\n${line}`);

@@ -190,6 +190,7 @@ export function createAgent(opts: AgentOptions = {}): Agent {
       imageUpdate: image.status(),
       problems: [...configProblems, ...ownProblems],
       reimage: helpdesk?.service.status() ?? null,
+      lastEventId: events.lastId(),
     };
   };
 

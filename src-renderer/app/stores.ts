@@ -35,8 +35,14 @@ export function createStores(client: ApiClient, opts: { retryMs?: number } = {})
   const helpdesk = createHelpdeskStore(client);
   let retry: ReturnType<typeof setTimeout> | null = null;
   let disposed = false;
+  // The snapshot and the events travel apart: an event can arrive before the answer to a status call
+  // taken before it. So the events that arrive while a snapshot is on its way are kept, and those
+  // newer than the snapshot are applied again on top of it; otherwise the older snapshot would win.
+  let recent: AgentEvent[] = [];
+  let snapshotsPending = 0;
 
   async function refresh() {
+    snapshotsPending++;
     try {
       const s = await client.call('status.get', {});
       agent.setState({ status: s, connected: true, error: null });
@@ -44,8 +50,11 @@ export function createStores(client: ApiClient, opts: { retryMs?: number } = {})
       imageUpdate.setState({ status: s.imageUpdate });
       if (s.reimage) helpdesk.setState({ reimage: s.reimage });
       await prefs.getState().refresh();
+      recent.filter((e) => e.id > s.lastEventId).forEach(applyToStores);
     } catch (err) {
       lost(err);
+    } finally {
+      if (--snapshotsPending === 0) recent = [];
     }
   }
   // The event stream reconnects by itself; a status call on a timer covers a transport without one.
@@ -57,12 +66,21 @@ export function createStores(client: ApiClient, opts: { retryMs?: number } = {})
       if (!agent.getState().connected) void refresh();
     }, opts.retryMs ?? 2000);
   }
-  const apply = (e: AgentEvent) => {
-    if (e.type === 'backup-state-changed') agent.setState({ connected: true });
+  const applyToStores = (e: AgentEvent) => {
     [backup, imageUpdate, helpdesk].forEach((s) => s.getState().apply(e));
     prefs.getState().applyEvent(e);
   };
-  const unsubscribe = client.subscribe(apply, () => void refresh(), () => lost());
+  const apply = (e: AgentEvent) => {
+    if (e.type === 'backup-state-changed') agent.setState({ connected: true });
+    if (snapshotsPending) recent.push(e);
+    applyToStores(e);
+  };
+  // A reset starts a new numbering (the agent may have restarted): what was kept belongs to the old one.
+  const reset = () => {
+    recent = [];
+    void refresh();
+  };
+  const unsubscribe = client.subscribe(apply, reset, () => lost());
   return {
     agent,
     backup,

@@ -24,5 +24,6 @@ export function agentStatus(backup: Partial<BackupStatus>, problems: AgentStatus
     },
     imageUpdate,
     problems,
+    lastEventId: 0,
   };
 }

@@ -2,7 +2,9 @@
 // in-memory double of the contract's client, named as such), so the tests read what the person would
 // see in the feedback line after each action.
 import { describe, expect, it } from 'vitest';
-import type { ApiClient, MethodName } from '../../src-main/common/contract';
+import type { AgentEvent, AgentStatus, ApiClient, MethodName } from '../../src-main/common/contract';
+import { createStores } from '../../src-renderer/app/stores';
+import { agentStatus, idleImage } from '../support/agent-status';
 import type { ApplyReport, MonitorState } from '../../src-main/common/contract/prefs';
 import { TabulaError } from '../../src-main/common/errors';
 import { createHelpdeskStore } from '../../src-renderer/helpdesk/helpdesk-store';
@@ -77,5 +79,39 @@ describe('preferences', () => {
     expect(again.name).toBe('Desk');
     expect(again.outputs.map((o) => [o.monitor, o.x])).toEqual([['a', 1920], ['b', 0]]);
     expect(profileFromMonitors([], [saved]).outputs).toEqual([]);
+  });
+});
+
+describe('snapshot and events', () => {
+  it('an event that overtakes the answer to an older status call is not undone by it (the update panel showed "unknown")', async () => {
+    let onEvent: (e: AgentEvent) => void = () => undefined;
+    let onReset: () => void = () => undefined;
+    let answer: (s: AgentStatus) => void = () => undefined;
+    const client: ApiClient = {
+      call: (async (method: MethodName) => {
+        if (method === 'status.get') return new Promise((r) => (answer = r));
+        if (method === 'prefs.get' || method === 'prefs.state') return null;
+        throw new Error(`unexpected call ${method}`);
+      }) as ApiClient['call'],
+      subscribe: (ev, reset) => ((onEvent = ev), (onReset = reset ?? (() => undefined)), () => undefined),
+    };
+    const settled = () => new Promise((r) => setTimeout(r, 20)); // the store's calls answer at once but for status.get
+    const stores = createStores(client);
+    onReset(); // the stream opened: the window asks for the whole status
+    const booted = { ...idleImage, booted: { version: '1.0', checksum: null } };
+    // The agent read the installed versions just after it took the snapshot (event 8 > 7)…
+    onEvent({ id: 8, at: '', type: 'image-state-changed', data: { from: 'idle', to: 'idle', reason: booted.reason, durationMs: 0, status: booted } } as AgentEvent);
+    // …and the snapshot's answer arrives after the event.
+    answer({ ...agentStatus({}, [], { ...idleImage, booted: null }), lastEventId: 7 });
+    await settled();
+    expect(stores.agent.getState().connected).toBe(true);
+    expect(stores.imageUpdate.getState().status?.booted?.version).toBe('1.0');
+
+    // A snapshot taken after an event wins over it.
+    onReset();
+    answer({ ...agentStatus({}, [], { ...idleImage, booted: { version: '2.0', checksum: null } }), lastEventId: 9 });
+    await settled();
+    expect(stores.imageUpdate.getState().status?.booted?.version).toBe('2.0');
+    stores.dispose();
   });
 });

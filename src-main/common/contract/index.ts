@@ -43,6 +43,8 @@ export interface AgentStatus {
   problems: ConfigProblem[];
   /** The helpdesk reset, when this agent runs the helpdesk (a fleet reimage may be waiting for a backup). */
   reimage?: ReimageStatus | null;
+  /** The id of the last event published when this was taken: a client applies later events on top. */
+  lastEventId: number;
 }
 
 // ---- Events ---------------------------------------------------------------------------------
