@@ -18,7 +18,10 @@ for (const [name, args] of [
 ]) {
   console.log(`\n== ${name}`);
   if (run('npm', args) === 0) totals.passed++;
-  else totals.failed++, failedNames.push(name);
+  else {
+    totals.failed++;
+    failedNames.push(name);
+  }
 }
 
 console.log('\n== vitest (unit + integration)');
