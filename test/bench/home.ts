@@ -148,6 +148,8 @@ async function main() {
     // TABULA_BENCH_ONLY=memory: Tabula alone (at a million files rsync's own first sync adds many minutes):
     // its first sync, the run after it, and RUNS runs with nothing changed, each printed as it ends.
     if (process.env.TABULA_BENCH_ONLY === 'memory') return memoryOnly(tabula, flushed);
+    // TABULA_BENCH_ONLY=first: the first syncs alone (each tool in turn, alternating), to work on their time.
+    if (process.env.TABULA_BENCH_ONLY === 'first') return firstOnly(work, rsync, tabula, flushed);
     const firstPlain = flushed(() => rsync());
     const firstTabula = flushed(() => tabula());
     // TABULA_BENCH_ONLY=agent: `tabula sync --quick` while the agent runs (a run of the agent), in pairs.
@@ -155,8 +157,6 @@ async function main() {
       console.log(`first sync (one pair, rsync first): Tabula ${sc(firstTabula)}, ${mib(firstTabula.rssKiB)}; rsync ${sc(firstPlain)}; ${(firstTabula.ms / firstPlain.ms).toFixed(2)}× (load ${loadNow()})`);
       return await throughAgent(work, env, rsync, tabula, sshd.sshOptions, sshd.port, sshd.user);
     }
-    // TABULA_BENCH_ONLY=first: the first syncs alone (each tool twice, alternating), to work on their time.
-    if (process.env.TABULA_BENCH_ONLY === 'first') return firstOnly(firstPlain, firstTabula, work, rsync, tabula, flushed);
     // The run after a first sync is not an idle one: it records the home's inodes and change times (the
     // first sync's archive has the sent copies' only) and writes the archive. Said apart from the idle runs.
     const settleTabula = tabula();
@@ -318,21 +318,22 @@ async function throughAgent(work: string, env: NodeJS.ProcessEnv, rsync: (...ext
 }
 
 /** The first sync of each tool, alternating, TABULA_BENCH_RUNS pairs, from an empty storage each time. */
-function firstOnly(plain1: Measured, tabula1: Measured, work: string, rsync: () => Measured, tabula: () => Measured, flushed: <T>(run: () => T) => T) {
-  const emptied = () => {
+function firstOnly(work: string, rsync: () => Measured, tabula: () => Measured, flushed: <T>(run: () => T) => T) {
+  // Each run starts from an empty storage with no other copy beside it: a run made while the other
+  // tool's 1.7 GB copy still sat on the same disk (or tmpfs) took a third longer, whichever tool it was.
+  const alone = (run: () => Measured) => {
     for (const d of ['plain', 'tabula', 'user/state/tabula']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
+    return flushed(run);
   };
-  const pairs: [Measured, Measured, string][] = [[plain1, tabula1, loadNow()]];
+  const pairs: [Measured, Measured, string][] = [];
   console.log(`\nfirst sync only, ${FILES} files (load average after each pair)`);
   console.log('| pair | `tabula sync` | `rsync -a` | ratio (wall) | ratio (cpu) | load |');
   console.log('|---|---|---|---|---|---|');
-  printPair(1, pairs[0]!);
-  for (let i = 1; i < RUNS; i++) {
-    emptied();
+  for (let i = 0; i < RUNS; i++) {
     // Which goes first alternates: a pair's two runs see the same load, whichever way it drifts.
-    const t = i % 2 ? flushed(() => tabula()) : null;
-    const p = flushed(() => rsync());
-    pairs.push([p, t ?? flushed(() => tabula()), loadNow()]);
+    const t = i % 2 ? alone(tabula) : null;
+    const p = alone(rsync);
+    pairs.push([p, t ?? alone(tabula), loadNow()]);
     printPair(pairs.length, pairs[pairs.length - 1]!);
   }
   console.log(`median ratio (wall) ${median(pairs.map(([p, t]) => t.ms / p.ms)).toFixed(2)}×, (cpu) ${median(pairs.map(([p, t]) => t.cpuMs / p.cpuMs)).toFixed(2)}×; peak of Tabula's processes ${mib(Math.max(...pairs.map(([, t]) => t.rssKiB)))}`);

@@ -499,10 +499,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
           if (next < names.length && names[next] === p) next++; // listed after all
           const [l, r] = [l0 === 'unreadable' ? undefined : l0, r0 === 'unreadable' ? undefined : r0];
           const a = archived(a0, l, r);
-      // A temporary file a cut first sync left on the storage: as if agreed before and gone from the
-      // home since, it is removed there (into the storage's versions area), never brought in.
-      const leftover = cutWholePush && !a && !l && r?.type === 'f' && RSYNC_TEMP_NAME.test(path.basename(p));
-      if (leftover) counts.leftovers++;
           if (isBlind(p, l0, r0)) return add(p, a);
           const ov = overrides.get(p);
           if (ov === null) return;
