@@ -177,8 +177,14 @@ const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '
  * the storage could otherwise plant a setuid program in this home.
  */
 const NO_SET_ID = ['--chmod=ug-s'];
-/** The name rsync gives the file it is receiving, beside it: ".report.odt.Um0uSp" (its leading dot not doubled). */
-const RSYNC_TEMP_NAME = /^\..+\.[A-Za-z0-9]{6}$/;
+/**
+ * Whether `p` is named as rsync names a file it is receiving, beside it (".report.odt.Um0uSp"; a leading
+ * dot not doubled), for a file the home has: another laptop's own ".notes.Ab12Cd" is left alone.
+ */
+function isRsyncTempOf(home: string, p: string): boolean {
+  const m = /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(path.basename(p));
+  return !!m && [m[1]!, `.${m[1]}`].some((n) => exists(path.join(home, path.dirname(p), n)));
+}
 const readTextFile = (p: string): string | null => {
   try {
     return fs.readFileSync(p, 'utf8');
@@ -408,7 +414,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const a = archived(a0, l, r);
       // A temporary file a cut first sync left on the storage: as if agreed before and gone from the
       // home since, it is removed there (into the storage's versions area), never brought in.
-      const leftover = cutWholePush && !a && !l && r?.type === 'f' && RSYNC_TEMP_NAME.test(path.basename(p));
+      const leftover = cutWholePush && !a && !l && r?.type === 'f' && isRsyncTempOf(o.home.path, p);
       if (leftover) counts.leftovers++;
       if (a && a.type !== 'd') {
         counts.archivedFiles++;
