@@ -177,21 +177,6 @@ const stampOf = (d: Date, host: string) => `${d.toISOString().replace(/[-:]/g, '
  * the storage could otherwise plant a setuid program in this home.
  */
 const NO_SET_ID = ['--chmod=ug-s'];
-/**
- * Whether `p` is named as rsync names a file it is receiving, beside it (".report.odt.Um0uSp"; a leading
- * dot not doubled), for a file the home has: another laptop's own ".notes.Ab12Cd" is left alone.
- */
-function isRsyncTempOf(home: string, p: string): boolean {
-  const m = /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(path.basename(p));
-  return !!m && [m[1]!, `.${m[1]}`].some((n) => exists(path.join(home, path.dirname(p), n)));
-}
-const readTextFile = (p: string): string | null => {
-  try {
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return null;
-  }
-};
 
 /** The paths not inside another one of the list: removing a folder removes what it holds. */
 export function topmost(paths: string[]): string[] {
@@ -239,9 +224,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     if (lost) throw new TabulaError('already-running', lost, { retryable: true });
     if (cancelled) throw new TabulaError('cancelled', 'The sync was stopped before it finished. What was copied is kept; the next sync continues from there.', { retryable: true });
   };
-  // A first sync onto an empty storage under way (or cut) to this storage: see the push below.
-  const wholePushRecord = path.join(o.stateDir, 'whole-push');
-  const cutWholePush = readTextFile(wholePushRecord) === o.storage.display;
   // The listings are spooled here, sorted; never held in memory.
   const spool = path.join(o.stateDir, 'listings');
   fs.rmSync(spool, { recursive: true, force: true, maxRetries: 3 });
@@ -307,8 +289,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder): the
     // release removes the folder, and a push empties it first. Two names deep, not three: rsync 3.5
     // opens and checks each name of the path, four times a file (11 fewer system calls a file sent).
-    // A first sync onto an empty storage is the exception (the push below): it is recorded until a run
-    // completes, and the run after a cut one removes what such a file looks like from the storage.
     const tmpRemote = `${STORAGE_AREA}/tmp-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds, onLost: () => current?.cancel() });
@@ -402,7 +382,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     });
     const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
     const typeChanged = new Set<string>();
-    const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0, remoteEntries: 0, localEntries: 0, leftovers: 0 };
+    const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0, remoteEntries: 0, localEntries: 0 };
     const first = sides();
     await merge3(first, (p, a0, l0, r0) => {
       if (l0 && l0 !== 'unreadable') counts.localEntries++;
@@ -412,10 +392,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       if (isBlind(p, l0, r0)) return;
       const [l, r] = [l0 as Entry | undefined, r0 as Entry | undefined];
       const a = archived(a0, l, r);
-      // A temporary file a cut first sync left on the storage: as if agreed before and gone from the
-      // home since, it is removed there (into the storage's versions area), never brought in.
-      const leftover = cutWholePush && !a && !l && r?.type === 'f' && isRsyncTempOf(o.home.path, p);
-      if (leftover) counts.leftovers++;
       if (a && a.type !== 'd') {
         counts.archivedFiles++;
         // A copy received (or sent) gets its inode and change time on that side from the next listing.
@@ -424,7 +400,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       } else if (a && !a.size && l?.type === 'd' && l.size) counts.learned++;
       if (l && r && l.type !== r.type) typeChanged.add(p);
       compared = l && r ? { l, r } : null;
-      const d = planner.add(p, leftover ? r : a, l, r);
+      const d = planner.add(p, a, l, r);
       if (d.do === 'nothing' || d.do === 'compare') return;
       if (d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
     });
@@ -851,24 +827,20 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const listedNames = top ?? (walk ? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) : mapNames(copy.records()));
       const how = walk ? ['-r', '--no-D', ...wholeTreeFilters(o.excludes)] : ['--no-implied-dirs'];
       const from = top ? top.map((p) => src.rsyncRoot + p) : ['--files-from=-', '--from0', src.rsyncRoot];
-      // --temp-dir: a receiving rsync killed outright (a storage path on this laptop, a NAS that loses
-      // power) leaves its temporary file behind, and beside the file it would be a ".name.XXXXXX" the
-      // next run takes for the user's. It is most of rsync's extra work on the storage (a first sync of
-      // 10,000 files: 658k system calls there, 339k without it; `rsync -a` 210k).
+      // --temp-dir always: a receiving rsync killed outright (a storage path on this laptop, a NAS that
+      // loses power) leaves its temporary file behind, and beside the file it would be a ".name.XXXXXX"
+      // the next run takes for the user's. It is most of rsync's extra work on the storage (a first sync
+      // of 10,000 files: 658k system calls there, 339k without it; `rsync -a` 210k).
       // Onto an empty storage there is nothing to replace and nothing to resume: --ignore-existing instead
       // of --backup (a file something else wrote there since the listing is left as it is, not replaced:
-      // rsync does not report it, so it is not recorded, and the next run sees both), no --partial-dir (a
-      // cut first sync sends the cut file again, whole), and no --temp-dir: the temporary file goes beside
-      // the file, as with `rsync -a` (100,000 files onto a tmpfs over ssh: 14.6-15.0 s, `rsync -a`
-      // 14.6-15.1 s, with --temp-dir 20.3-21.8 s). The push is recorded here first, and the record kept
-      // until a run completes: the run after a cut one removes a leftover ".name.XXXXXX" (cutWholePush).
-      const keep = walk ? ['--ignore-existing'] : [`--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`];
-      if (walk) writeFileAtomic(wholePushRecord, o.storage.display);
+      // rsync does not report it, so it is not recorded, and the next run sees both), and no
+      // --partial-dir (a cut first sync sends the cut file again, whole). 658k system calls → 530k.
+      const keep = walk ? ['--ignore-existing'] : [`--partial-dir=${PARTIAL_DIR}`, ...backup];
       if (walk && copy.count === counts.localEntries) {
         early = writeSentArchive();
         early.catch(() => {}); // awaited at the end; failed, the archive is written as always
       }
-      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, ...how, '--ignore-missing-args', ...keep, ...o.storage.rsyncOptions, ...from, dst.rsyncRoot], listedNames, 'done', copy.count);
+      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, ...how, '--ignore-missing-args', ...keep, `--temp-dir=${tmp}`, ...o.storage.rsyncOptions, ...from, dst.rsyncRoot], listedNames, 'done', copy.count);
       trace(`${phase}: rsync ended`);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
@@ -948,7 +920,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     if (sentWhole) await withStamps();
     else await writeArchive();
     settled();
-    fs.rmSync(wholePushRecord, { force: true }); // a run completed: nothing a cut first push left remains
     trace(sentWhole ? 'archive saved (written during the push)' : 'archive saved');
     // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
     if (!storageLock.silent()) await pruneVersions(o);
@@ -1201,8 +1172,6 @@ interface Counts {
   archivedFiles: number;
   localFiles: number;
   remoteFiles: number;
-  /** rsync's temporary files a cut first sync left on the storage: removed there, never the person's. */
-  leftovers: number;
 }
 
 function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; hasSentinel: boolean }, counts: Counts, plan: { deleteLocal: PathList; deleteRemote: PathList }) {
@@ -1217,7 +1186,7 @@ function checkSafety(o: SyncOptions, first: boolean, remote: { exists: boolean; 
   }
   if (first || o.force) return;
   const deletes = (n: number) => (n ? ` It would delete ${n} ${n === 1 ? 'file' : 'files'}.` : '');
-  const share = { local: plan.deleteLocal.files, remote: plan.deleteRemote.files - counts.leftovers, archived: counts.archivedFiles };
+  const share = { local: plan.deleteLocal.files, remote: plan.deleteRemote.files, archived: counts.archivedFiles };
   if (!remote.exists || !remote.hasSentinel) {
     throw refuse(`The storage ${o.storage.display} has no Tabula marker (${SENTINEL}): it may be empty, replaced or not mounted.${deletes(share.local)}`, plan.deleteLocal);
   }
