@@ -8,6 +8,7 @@ fs.mkdirSync('test-results', { recursive: true });
 const totals = { passed: 0, failed: 0, skipped: 0 };
 // Named again at the very end: CI shows the tail of a long run, where a failure far above is cut off.
 const failedNames = [];
+const firstLine = (text) => String(text ?? '').split('\n')[0].slice(0, 300);
 const run = (cmd, args, env = {}) => spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } }).status;
 
 // Build, typecheck and lint count as one check each: a red one is a failure a user would hit.
@@ -36,17 +37,21 @@ if (fs.existsSync(vitestJson)) {
   for (const f of r.testResults) {
     const file = path.relative(process.cwd(), f.name);
     const failed = f.assertionResults.filter((a) => a.status === 'failed');
-    for (const a of failed) failedNames.push(`vitest ${file} › ${a.fullName}: ${(a.failureMessages[0] ?? '').split('\n')[0].slice(0, 300)}`);
-    if (f.status === 'failed' && !failed.length) failedNames.push(`vitest ${file}: ${(f.message ?? '').split('\n')[0].slice(0, 300)}`);
+    for (const a of failed) failedNames.push(`vitest ${file} › ${a.fullName}: ${firstLine(a.failureMessages[0])}`);
+    if (f.status === 'failed' && !failed.length) failedNames.push(`vitest ${file}: ${firstLine(f.message)}`);
   }
-} else totals.failed++;
+} else {
+  totals.failed++;
+  failedNames.push('vitest: no report (it did not run to its end)');
+}
 
 console.log('\n== playwright (e2e in Chromium)');
 const pwJson = 'test-results/playwright.json';
 fs.rmSync(pwJson, { force: true });
 run('npx', ['playwright', 'test', '--reporter=list,json'], { PLAYWRIGHT_JSON_OUTPUT_NAME: pwJson });
 if (fs.existsSync(pwJson)) {
-  const s = JSON.parse(fs.readFileSync(pwJson, 'utf8')).stats;
+  const report = JSON.parse(fs.readFileSync(pwJson, 'utf8'));
+  const s = report.stats;
   totals.passed += s.expected + s.flaky;
   totals.failed += s.unexpected;
   totals.skipped += s.skipped;
@@ -55,13 +60,16 @@ if (fs.existsSync(pwJson)) {
     for (const spec of suite.specs ?? []) {
       for (const t of spec.tests) {
         const last = t.results.at(-1);
-        if (t.status === 'unexpected') failedNames.push(`playwright ${spec.file}:${spec.line} › ${spec.title}: ${(last?.error?.message ?? '').split('\n')[0].slice(0, 300)}`);
+        if (t.status === 'unexpected') failedNames.push(`playwright ${spec.file}:${spec.line} › ${spec.title}: ${firstLine(last?.error?.message)}`);
       }
     }
     (suite.suites ?? []).forEach(walk);
   };
-  JSON.parse(fs.readFileSync(pwJson, 'utf8')).suites.forEach(walk);
-} else totals.failed++;
+  report.suites.forEach(walk);
+} else {
+  totals.failed++;
+  failedNames.push('playwright: no report (it did not run to its end)');
+}
 
 // The lab: virtual laptops booted in qemu (test/lab/). Where qemu cannot run it says so and its
 // scenarios count as skipped, never as passed.
@@ -74,8 +82,11 @@ if (fs.existsSync(labJson)) {
   totals.passed += r.passed;
   totals.failed += r.failed;
   totals.skipped += r.skipped;
-  for (const x of r.results.filter((x) => x.outcome === 'failed')) failedNames.push(`lab ${x.backend} (${x.id}): ${String(x.detail ?? '').slice(0, 300)}`);
-} else totals.failed++;
+  for (const x of r.results.filter((x) => x.outcome === 'failed')) failedNames.push(`lab ${x.backend} (${x.id}): ${firstLine(x.detail)}`);
+} else {
+  totals.failed++;
+  failedNames.push('lab: no report (it did not run to its end)');
+}
 
 if (failedNames.length) console.log(`\n== failed\n${failedNames.map((n) => `  ${n}`).join('\n')}`);
 const line = `${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`;
