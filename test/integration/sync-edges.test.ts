@@ -45,11 +45,46 @@ describe('sync edges', () => {
     const err = await first;
     expect(killed).toBe(true);
     expect(err?.message).toMatch(/stopped before it finished|failed/);
-    // Nothing that looks like a user's file was left behind on the storage.
+    // Nothing that looks like a user's file was left behind on the storage, and another laptop of the
+    // same person syncing before this one's next run brings nothing of it home.
     expect(Object.keys(w.storageFiles()).filter((f) => !f.startsWith('small/') && f !== 'big.bin')).toEqual([]);
+    const b = w.laptop('b');
+    await b.sync();
+    expect(b.files()).toEqual({});
+    // The next run of the cut laptop finishes it; the other laptop then gets all of it.
     await a.sync();
     expect(fs.readFileSync(path.join(w.storageDir, 'big.bin')).equals(fs.readFileSync(path.join(a.home, 'big.bin')))).toBe(true);
     expect(w.storageFiles()).toEqual(a.files());
+    await b.sync();
+    expect(b.files()).toEqual(a.files());
+    expect(fs.readdirSync(path.join(w.storageDir, '.tabula')).filter((n) => n.startsWith('first-'))).toEqual([]);
+  });
+
+  it('a cut first sync goes on where it stopped: what reached the storage whole is not sent again', async () => {
+    const a = w.laptop('a');
+    // rsync sends the top-level files first, then the folders: the big file comes last.
+    for (let i = 0; i < 30; i++) a.write(`${i}.txt`, `d${i}`);
+    a.write('zz/big.bin', Buffer.alloc(16 << 20, 7));
+    let killed = false;
+    const err = await a
+      .sync({
+        bandwidthLimitKBps: 4_000,
+        onProgress: (p) => {
+          if (!killed && p.phase === 'pushing' && p.bytesDone > 1 << 20) {
+            killed = true;
+            for (const pid of rsyncPids(a.home)) process.kill(pid, 'SIGKILL');
+          }
+        },
+      })
+      .then(() => null, (e: Error) => e);
+    expect(killed).toBe(true);
+    expect(err?.message).toMatch(/stopped before it finished|failed/);
+    expect(w.storageFiles()).toEqual({});
+    const next = await a.sync();
+    expect(next.counts.pushed).toBe(1);
+    expect(w.storageFiles()).toEqual(a.files());
+    const third = await a.sync();
+    expect(third.counts.pushed).toBe(0);
   });
 
   it('drops saved versions older than the retention, keeps newer ones', async () => {

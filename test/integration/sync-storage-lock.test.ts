@@ -272,13 +272,13 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
     expect(a.read('notes.txt')).toBe('draft two');
     expect(a.read('deep/er/plan.txt')).toBe('plan B');
   });
-  it('a first sync onto an empty storage records only what rsync sent: a file put on the storage meanwhile is not taken as agreed, even when a new file of the home makes the count match', async () => {
+  it('a first sync onto an empty storage records only what it put in place: a file put on the storage meanwhile is left as it is and not taken as agreed, even when a new file of the home makes the count match', async () => {
     const a = w.laptop('a');
     a.write('plan.odt', 'mine');
     a.write('notes.txt', 'notes');
-    // Between the listing and rsync's walk: something else writes plan.odt on the storage (rsync, told
-    // --ignore-existing there, passes over it without a word) and a new file appears in the home
-    // (rsync's walk sends it): as many names reported as were listed.
+    // Between the listing and rsync's walk: something else writes plan.odt on the storage (the first
+    // sync, written beside it in its staging folder, does not move its own over it) and a new file
+    // appears in the home (rsync's walk sends it): as many names reported as were listed.
     const bin = path.join(w.dir, 'bin');
     fs.mkdirSync(bin);
     const mark = path.join(w.dir, 'meanwhile-done');
@@ -286,11 +286,12 @@ describe.each(['folder', 'ssh'])('generation skip on a %s storage', { timeout: S
     const pathBefore = process.env.PATH;
     process.env.PATH = `${bin}:${pathBefore}`;
     try {
-      await a.sync();
+      await expect(a.sync()).rejects.toThrow(/plan\.odt appeared on the storage .* and was left as it is there; the next sync compares both sides/);
     } finally {
       process.env.PATH = pathBefore;
     }
     expect(fs.existsSync(mark)).toBe(true);
+    expect(fs.readFileSync(path.join(w.storageDir, 'notes.txt'), 'utf8')).toBe('notes');
     expect(fs.readFileSync(path.join(w.storageDir, 'plan.odt'), 'utf8')).toBe('theirs');
     // The next full look at the storage sees two versions of plan.odt, neither the agreed one: both stay
     // in the home (before: the storage's taken as a change there and written over the person's).

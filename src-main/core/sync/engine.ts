@@ -290,6 +290,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // release removes the folder, and a push empties it first. Two names deep, not three: rsync 3.5
     // opens and checks each name of the path, four times a file (11 fewer system calls a file sent).
     const tmpRemote = `${STORAGE_AREA}/tmp-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    // A first sync onto an empty storage is written here and put in place once rsync has ended (the push).
+    const stageRemote = `${STORAGE_AREA}/first-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds, onLost: () => current?.cancel() });
     trace('storage locked');
@@ -693,10 +695,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     let remoteTmpReady = false;
     // Every writer changes the generation before its first write: any laptop that reads it afterwards
     // lists the storage. A storage without one gets one, so that the next quiet run can skip. The
-    // same round trip empties the temporary folder when this run sends files.
+    // same round trip empties the temporary folder when this run sends files, and removes what a cut
+    // first sync left in its staging folder once the storage holds files (a first sync goes on with it).
     if (pushes || !remote.hasSentinel || !storageLock.generation) {
       writeGenerationState(o.stateDir, null);
-      await storageLock.bump(pushes ? tmpRemote : undefined);
+      await storageLock.bump(pushes ? tmpRemote : undefined, pushes && !whole ? stageRemote : undefined);
       remoteTmpReady = pushes;
       if (pushes && o.storage.isRemote) namesDir = `${o.storage.path}/${tmpRemote}`;
     }
@@ -722,6 +725,35 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`], undefined, undefined, listBounds);
       if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
       if (o.storage.isRemote) namesDir = `${o.storage.path}/${tmpRemote}`;
+    };
+    /** Makes the staging folder of a first sync; true when a cut one left it (its content is taken up). */
+    const prepareStage = async () => {
+      const mk = await o.storage.sh('[ ! -d "$1" ] || echo RESUME; mkdir -p -- "$1"', [`${o.storage.path}/${stageRemote}`], undefined, undefined, listBounds);
+      if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
+      return mk.stdout.toString().startsWith('RESUME');
+    };
+    /**
+     * Moves the first sync's top-level names from the staging folder into place (one rename each: what
+     * appears is whole) and removes the folder. A name something else put on the storage meanwhile is
+     * left as it is, and the sync stops there unrecorded: the next run compares both sides.
+     */
+    const placeStaged = async (copy: PathList) => {
+      const names = path.join(spool, 'top-level');
+      const w = createNameWriter(names);
+      try {
+        for (const { name } of filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) w.add(name);
+      } finally {
+        w.close();
+      }
+      const fd = fs.openSync(names, 'r');
+      try {
+        const mv = await o.storage.sh(PLACE_SCRIPT, [o.storage.path, stageRemote], fd, undefined, listBounds);
+        if (mv.code !== 0) throw describeStorageScriptFailure(mv, { storage: o.storage.display, remote: o.storage.isRemote, doing: 'put the first sync in place' });
+        const kept = mv.stdout.toString().split('\0').filter(Boolean);
+        if (kept.length) throw new TabulaError('storage-permission', `${kept[0]!.replace(/^\.\//, '')}${kept.length > 1 ? ` and ${kept.length - 1} more` : ''} appeared on the storage ${o.storage.display} while the first sync ran and ${kept.length > 1 ? 'were' : 'was'} left as it is there; the next sync compares both sides.`, { retryable: true });
+      } finally {
+        fs.closeSync(fd);
+      }
     };
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
@@ -780,6 +812,10 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const sentNames = createNameWriter(sentFile);
     cleanups.push(() => sentNames.close());
     const lastSent: string[] = [];
+    // A first sync that took up a cut one's staging folder neither sent nor recorded what was whole
+    // there: the storage is not as the archive says, so the next run lists it in full (and finds those
+    // the same on both sides by their content).
+    let unseen = false;
     const transfer = async (phase: 'pulling' | 'pushing', copy: PathList, del: PathList) => {
       const [dst, backupDir, tmp] = phase === 'pulling' ? [o.home, localVersions, tmpLocal] : [o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
       const src = phase === 'pulling' ? o.storage : o.home;
@@ -827,20 +863,25 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const listedNames = top ?? (walk ? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) : mapNames(copy.records()));
       const how = walk ? ['-r', '--no-D', ...wholeTreeFilters(o.excludes)] : ['--no-implied-dirs'];
       const from = top ? top.map((p) => src.rsyncRoot + p) : ['--files-from=-', '--from0', src.rsyncRoot];
-      // --temp-dir always: a receiving rsync killed outright (a storage path on this laptop, a NAS that
-      // loses power) leaves its temporary file behind, and beside the file it would be a ".name.XXXXXX"
-      // the next run takes for the user's. It is most of rsync's extra work on the storage (a first sync
-      // of 10,000 files: 658k system calls there, 339k without it; `rsync -a` 210k).
-      // Onto an empty storage there is nothing to replace and nothing to resume: --ignore-existing instead
-      // of --backup (a file something else wrote there since the listing is left as it is, not replaced:
-      // rsync does not report it, so it is not recorded, and the next run sees both), and no
-      // --partial-dir (a cut first sync sends the cut file again, whole). 658k system calls → 530k.
-      const keep = walk ? ['--ignore-existing'] : [`--partial-dir=${PARTIAL_DIR}`, ...backup];
+      // --temp-dir: a receiving rsync killed outright (a storage path on this laptop, a NAS that loses
+      // power) leaves its temporary file behind, and beside the file it would be a ".name.XXXXXX" that
+      // the next run (this laptop's or another's) takes for the user's. It is most of rsync's extra work
+      // on the storage (a first sync of 10,000 files: 658k system calls there, 339k without it; `rsync -a`
+      // 210k; a third of rsync's time at 100,000 files on a tmpfs).
+      // A first sync onto an empty storage needs none: it goes into this laptop's staging folder in
+      // Tabula's own area, out of every listing, where a leftover is out of sight, and its top-level
+      // names are moved into place once rsync has ended (placeStaged). Nothing there to replace:
+      // --ignore-existing instead of --backup, and no --partial-dir (a cut file is sent again, whole). A
+      // staging folder a cut first sync left is taken up again: what it holds whole is not sent again
+      // (not reported, so not recorded: the next run compares those), and rsync's leftovers go (--delete).
+      const resume = walk && (await prepareStage());
+      const dest = walk ? `${dst.rsyncRoot}${stageRemote}/` : dst.rsyncRoot;
+      const keep = walk ? ['--ignore-existing', ...(resume ? ['--delete', '--delete-excluded'] : [])] : [`--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`];
       if (walk && copy.count === counts.localEntries) {
         early = writeSentArchive();
         early.catch(() => {}); // awaited at the end; failed, the archive is written as always
       }
-      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, ...how, '--ignore-missing-args', ...keep, `--temp-dir=${tmp}`, ...o.storage.rsyncOptions, ...from, dst.rsyncRoot], listedNames, 'done', copy.count);
+      const r = await rsync(phase, ['-a', '--ignore-times', ...setIds, ...how, '--ignore-missing-args', ...keep, ...o.storage.rsyncOptions, ...from, dest], listedNames, 'done', copy.count);
       trace(`${phase}: rsync ended`);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
@@ -850,6 +891,12 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // put on the storage meanwhile without a word, so a count could hide one behind the other: every
       // listed name is looked up in rsync's report.
       const finished = r.ok && r.reported === copy.files && !walk ? null : await r.done();
+      if (walk) {
+        // Still in the staging folder, nothing of it on the storage: none of it is recorded.
+        if (!r.ok && !partial) throw failure(r.result, o, cancelled);
+        await placeStaged(copy);
+        trace(`${phase}: put in place`);
+      }
       copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
       const names: string[] = [];
@@ -874,7 +921,10 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       } finally {
         isFinished?.close();
       }
-      if (walk) sentEvery = r.ok && missing === 0;
+      if (walk) {
+        sentEvery = r.ok && missing === 0;
+        unseen = resume && missing > 0;
+      }
       summary[side === 'pull' ? 'pulled' : 'pushed'] = names;
       summary.counts[side === 'pull' ? 'pulled' : 'pushed'] = files;
       if (!r.ok && !partial) {
@@ -919,7 +969,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const sentWhole = early && sentEvery && !copied.pull ? await early.then(() => true, () => false) : false;
     if (sentWhole) await withStamps();
     else await writeArchive();
-    settled();
+    if (!unseen) settled();
     trace(sentWhole ? 'archive saved (written during the push)' : 'archive saved');
     // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
     if (!storageLock.silent()) await pruneVersions(o);
@@ -1229,6 +1279,14 @@ function topLevelArgs(records: Iterable<PathRecord>, max: number): string[] | nu
 }
 const MAX_ARGS = 1000;
 const MAX_ARGS_BYTES = 64 * 1024;
+// $1 the storage's folder, $2 the staging folder in it; the top-level names on stdin (NUL-separated).
+// Prints the names it could not move (something is there already), NUL-separated.
+const PLACE_SCRIPT = `
+cd -- "$1" 2>/dev/null || exit 3
+root=$(pwd -P) && cd -- "$2" || exit 3
+xargs -0 -r sh -c 'r=$1; shift; for n; do { [ -e "$n" ] || [ -L "$n" ]; } || continue; if [ -e "$r/$n" ] || [ -L "$r/$n" ] || ! mv -- "$n" "$r/$n"; then printf "%s\\0" "$n"; fi; done' sh "$root" || exit 5
+cd -- "$root" && rm -rf -- "$2"
+`;
 
 /** The listing's exclusions as rsync filters: the excludes, Tabula's own names (tree.ts listScript), the marker. */
 function wholeTreeFilters(excludes: string[]): string[] {

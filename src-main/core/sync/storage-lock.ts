@@ -25,8 +25,8 @@ export interface LockOwner {
 export interface StorageLock {
   /** The generation record read under the lock ('' when the storage has none yet). */
   generation: string;
-  /** Writes a new generation (before the first write to the storage), and empties `tmp` there if given. */
-  bump(tmp?: string): Promise<string>;
+  /** Writes a new generation (before the first write to the storage), empties `tmp` there and removes `gone` if given. */
+  bump(tmp?: string, gone?: string): Promise<string>;
   /** Non-null once the lease was lost (e.g. the laptop slept past it and another took over). */
   lost(): string | null;
   /** True once one of its scripts was stopped for the storage's silence: the storage is not answering now. */
@@ -113,9 +113,9 @@ shown=$owner; [ -z "$owner" ] || [ -n "$valid" ] || shown='?'
 echo HELD; echo "$now $exp"; printf '%s\\n' "$shown"; exit 4
 `;
 
-// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] | release [1|2] [TMP]. Each
-// step that can share the round trip does: a bump also empties this laptop's temporary folder on the
-// storage, and a release first prints the inode and change time of the names on stdin (1: what was just
+// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] [GONE] | release [1|2] [TMP].
+// Each step that can share the round trip does: a bump also empties this laptop's temporary folder on the
+// storage (and removes a cut first sync's staging folder no longer wanted), and a release first prints the inode and change time of the names on stdin (1: what was just
 // sent) or of every file and link but Tabula's own (2: a first sync onto an empty storage, where that is
 // what was sent: one walk, where find given each name checks its path name by name), and removes the
 // temporary folder.
@@ -137,7 +137,8 @@ release)
   mv -f -- "$lock" ".tabula/lock.gone.$$" && rm -rf -- ".tabula/lock.gone.$$"; exit ;;
 bump)
   printf '%s\\n' "$5" > .tabula/generation.new && mv -f .tabula/generation.new .tabula/generation || exit 5
-  [ -z "$6" ] || { rm -rf -- "$6" && mkdir -p -- "$6"; } || exit 5 ;;
+  [ -z "$6" ] || { rm -rf -- "$6" && mkdir -p -- "$6"; } || exit 5
+  [ -z "$7" ] || rm -rf -- "$7" || exit 5 ;;
 esac
 printf '%s %s\\n' "$2" $(( $(date +%s) + $3 )) > "$lock/owner.new" && mv -f "$lock/owner.new" "$lock/owner"
 `;
@@ -252,9 +253,9 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
   timer.unref();
   const lock: StorageLock = {
     generation,
-    async bump(tmp) {
+    async bump(tmp, gone) {
       const next = `${Date.now().toString(36)}-${crypto.randomBytes(8).toString('hex')}`;
-      if (!(await act('bump', [next, tmp ?? '']))) throw new TabulaError('already-running', lost!, { retryable: true });
+      if (!(await act('bump', [next, tmp ?? '', gone ?? '']))) throw new TabulaError('already-running', lost!, { retryable: true });
       lock.generation = next;
       return next;
     },
