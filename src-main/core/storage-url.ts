@@ -1,6 +1,7 @@
 // Storage is a URL: ssh://user@host[:port]/path, or a plain path / file:// URL (a mounted NAS).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TabulaError } from '../common/errors';
@@ -91,7 +92,39 @@ export function sshArgs(storage: Storage, options: string[], connectTimeoutSecon
     // next (0.3 s saved per connection).
     ...(shared ? ['-o', 'ControlMaster=auto', '-o', `ControlPath=${shared.socket}`, '-o', `ControlPersist=${shared.persistSeconds}`] : []),
     ...options,
+    ...cipherPreference(storage, options),
   ];
+}
+
+const preferred = new Map<string, string[]>();
+/**
+ * AES-GCM first where the processor has AES instructions: ssh's default, ChaCha20-Poly1305, costs ssh and
+ * sshd a third more processor time, and a first sync of 100,000 files over ssh took ~15% longer with it
+ * (`rsync -a` alike: 15.3–16.9 s against 11.5–13.4 s here). Both are in OpenSSH's default set; the server
+ * still decides (one without it is answered with the rest of the list). Only when the ssh configuration
+ * (the user's, the system's, the storage's options) leaves the ciphers at their default: a fleet's choice
+ * stands. Asked of `ssh -G` (reads the configuration, connects nowhere) once per storage.
+ */
+function cipherPreference(storage: Storage & { kind: 'ssh' }, options: string[]): string[] {
+  const key = [storage.host, storage.port, ...options].join('\0');
+  let got = preferred.get(key);
+  if (!got) {
+    const ciphers = (args: string[]) => /^ciphers (\S+)$/m.exec(spawnSync('ssh', ['-G', ...args, '-p', String(storage.port), sshDestination(storage)], { encoding: 'utf8', timeout: 5000 }).stdout ?? '')?.[1];
+    const effective = hasAes() ? ciphers(options) : undefined;
+    got = effective && effective === ciphers(['-F', '/dev/null']) && effective.split(',').includes(AES_GCM) ? ['-o', `Ciphers=^${AES_GCM}`] : [];
+    preferred.set(key, got);
+  }
+  return got;
+}
+const AES_GCM = 'aes128-gcm@openssh.com';
+
+/** The processor's AES instructions (x86 "flags", arm64 "Features"). */
+function hasAes(): boolean {
+  try {
+    return /^(flags|Features)\s*:.*\baes\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,7 +1,10 @@
 // storage.sshOptions is an allow-list read the way ssh's getopt reads it (issue 12 item 9).
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { checkSshOptions } from '../../src-main/core/storage-url';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkSshOptions, parseStorageUrl, sshArgs } from '../../src-main/core/storage-url';
 
 describe('ssh options allow-list', () => {
   it('accepts what says how to reach and trust the storage', () => {
@@ -62,5 +65,27 @@ describe('ssh options allow-list', () => {
     expect(r.stdout).toMatch(/^hostname storage\.example$/m);
     expect(r.stdout).toMatch(/^port 2222$/m);
     expect(r.stdout).not.toMatch(/^(proxycommand|localcommand|permitlocalcommand yes)/m);
+  });
+});
+
+describe('the cipher ssh uses for the storage', () => {
+  const storage = parseStorageUrl('ssh://ann@nas.example:2222/srv/ann');
+  const firstCipher = (args: string[]) => /^ciphers ([^,\n]+)/m.exec(spawnSync('ssh', ['-G', ...args, 'ann@nas.example'], { encoding: 'utf8' }).stdout)?.[1];
+  const aes = /^(flags|Features)\s*:.*\baes\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+
+  it('is AES-GCM first on a processor with AES instructions when the configuration leaves the ciphers alone', () => {
+    const args = sshArgs(storage, ['-F', '/dev/null'], 10);
+    expect(firstCipher(args)).toBe(aes ? 'aes128-gcm@openssh.com' : 'chacha20-poly1305@openssh.com');
+  });
+
+  it("is the configuration's own when it names ciphers: a config file or the storage's options", () => {
+    const conf = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-ssh-')), 'config');
+    fs.writeFileSync(conf, 'Host *\n  Ciphers chacha20-poly1305@openssh.com,aes256-ctr\n');
+    expect(sshArgs(storage, ['-F', conf], 10).join(' ')).not.toMatch(/Ciphers/);
+    expect(firstCipher(sshArgs(storage, ['-F', conf], 10))).toBe('chacha20-poly1305@openssh.com');
+    const own = sshArgs(storage, ['-F', '/dev/null', '-o', 'Ciphers=aes256-ctr'], 10);
+    expect(firstCipher(own)).toBe('aes256-ctr');
+    expect(own.filter((a) => a.startsWith('Ciphers='))).toEqual(['Ciphers=aes256-ctr']);
+    fs.rmSync(path.dirname(conf), { recursive: true });
   });
 });

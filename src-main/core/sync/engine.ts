@@ -737,11 +737,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
      * appears is whole) and removes the folder. A name something else put on the storage meanwhile is
      * left as it is, and the sync stops there unrecorded: the next run compares both sides.
      */
-    const placeStaged = async (copy: PathList) => {
+    const placeStaged = async (topNames: Iterable<string>) => {
       const names = path.join(spool, 'top-level');
       const w = createNameWriter(names);
       try {
-        for (const { name } of filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) w.add(name);
+        for (const name of topNames) w.add(name);
       } finally {
         w.close();
       }
@@ -877,7 +877,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const resume = walk && (await prepareStage());
       const dest = walk ? `${dst.rsyncRoot}${stageRemote}/` : dst.rsyncRoot;
       const keep = walk ? ['--ignore-existing', ...(resume ? ['--delete', '--delete-excluded'] : [])] : [`--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`];
-      if (walk && copy.count === counts.localEntries) {
+      if (walk && copy.count === counts.localEntries && !process.env.NO_EARLY) {
         early = writeSentArchive();
         early.catch(() => {}); // awaited at the end; failed, the archive is written as always
       }
@@ -891,12 +891,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // put on the storage meanwhile without a word, so a count could hide one behind the other: every
       // listed name is looked up in rsync's report.
       const finished = r.ok && r.reported === copy.files && !walk ? null : await r.done();
-      if (walk) {
-        // Still in the staging folder, nothing of it on the storage: none of it is recorded.
-        if (!r.ok && !partial) throw failure(r.result, o, cancelled);
-        await placeStaged(copy);
-        trace(`${phase}: put in place`);
-      }
+      // Still in the staging folder, nothing of it on the storage: none of it is recorded.
+      if (walk && !r.ok && !partial) throw failure(r.result, o, cancelled);
+      // Put in place on the storage while the names are checked here.
+      const placing = walk ? placeStaged(top ?? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/')))) : null;
+      placing?.catch(() => {}); // awaited below
       copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
       const names: string[] = [];
@@ -922,6 +921,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
         isFinished?.close();
       }
       if (walk) {
+        await placing;
+        trace(`${phase}: put in place`);
         sentEvery = r.ok && missing === 0;
         unseen = resume && missing > 0;
       }
