@@ -31,6 +31,22 @@ it('an in-place edit with size and time restored by touch -r is synced', async (
   expect(b.read('thesis.txt')).toBe('chapter one: final');
 });
 
+it("on the storage too, from the first sync on: an edit there restoring size and time is found by the next full look", async () => {
+  const a = w.laptop('a');
+  a.write('budget.ods', 'plan A');
+  a.write('docs/letter.txt', 'dear B');
+  const first = await a.sync(); // onto an empty storage: the storage's stamps are read at the release
+  expect(first.counts.pushed).toBe(2);
+  const file = path.join(w.storageDir, 'docs/letter.txt');
+  const ref = path.join(w.dir, 'ref');
+  execFileSync('cp', ['-p', file, ref]);
+  fs.writeFileSync(file, 'dear C'); // in place, by the helpdesk's restore tool: same size, same inode
+  execFileSync('touch', ['-r', ref, file]);
+  const s = await a.sync({ verify: true });
+  expect(s.pulled).toEqual(['docs/letter.txt']);
+  expect(a.read('docs/letter.txt')).toBe('dear C');
+});
+
 it('a file replaced by another of the same size and time (rsync -t, save-by-rename) is synced', async () => {
   const a = w.laptop('a');
   const b = w.laptop('b');

@@ -99,13 +99,16 @@ export function createArchiveWriter(stateDir: string, storage: string, roundedTi
   out.write(`${MAGIC} ${FORMAT} ${roundedTimes ? 1 : 0} ${storage}\0`);
   let last: string | null = null;
   let closed = false;
+  /** A record already in the archive's format (formatRecord), for `name`. */
+  const addRecord = (name: string, rec: string) => {
+    // The order is what makes it readable as a stream: a slip here would lose entries later.
+    if (last !== null && compareNames(last, name) >= 0) throw new Error(`archive written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
+    last = name;
+    out.write(rec);
+  };
   return {
-    add(name: string, e: Entry) {
-      // The order is what makes it readable as a stream: a slip here would lose entries later.
-      if (last !== null && compareNames(last, name) >= 0) throw new Error(`archive written out of order: ${JSON.stringify(last)} then ${JSON.stringify(name)}`);
-      last = name;
-      out.write(formatRecord(name, e));
-    },
+    add: (name: string, e: Entry) => addRecord(name, formatRecord(name, e)),
+    addRecord,
     commit() {
       out.flush();
       fs.fsyncSync(fd);
