@@ -436,6 +436,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const deleted: Record<'pull' | 'push', PathList | null> = { pull: null, push: null };
     // The storage's inode and change time of what this run sent, read when the lock is released.
     let stampsFile: string | null = null;
+    const stampsPath = path.join(spool, 'stamps');
     // Both sides changed the same way: once the run gets that far, the archive learns it.
     let agreedSettled = false;
     const extra: string[] = []; // conflict copies made by this run: in no listing yet
@@ -737,9 +738,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     };
     /**
      * Moves the first sync's top-level names from the staging folder into place (one rename each: what
-     * appears is whole) and removes the folder. A name something else put on the storage meanwhile is
-     * left as it is, and the sync stops there unrecorded: the next run compares both sides.
+     * appears is whole), removes the folder and reads the storage's stamps of all it now holds (sorted
+     * while the run goes on: `sortedStamps`). A name something else put on the storage meanwhile is left
+     * as it is, and the sync stops there unrecorded: the next run compares both sides.
      */
+    let sortedStamps: Promise<string | null> | null = null;
     const placeStaged = async (topNames: Iterable<string>) => {
       const names = path.join(spool, 'top-level');
       const w = createNameWriter(names);
@@ -748,15 +751,21 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       } finally {
         w.close();
       }
-      const fd = fs.openSync(names, 'r');
+      const unsorted = `${stampsPath}.unsorted`;
+      const [fd, outFd] = [fs.openSync(names, 'r'), fs.openSync(unsorted, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
       try {
-        const mv = await o.storage.sh(PLACE_SCRIPT, [o.storage.path, stageRemote], fd, undefined, listBounds);
+        const mv = await o.storage.sh(PLACE_SCRIPT, [o.storage.path, stageRemote], fd, outFd, listBounds);
+        if (mv.code === 6) {
+          const kept = mv.stderr.split('\n').filter(Boolean);
+          throw new TabulaError('storage-permission', `${kept[0]?.replace(/^\.\//, '') ?? 'A name'}${kept.length > 1 ? ` and ${kept.length - 1} more` : ''} appeared on the storage ${o.storage.display} while the first sync ran and ${kept.length > 1 ? 'were' : 'was'} left as it is there; the next sync compares both sides.`, { retryable: true });
+        }
         if (mv.code !== 0) throw describeStorageScriptFailure(mv, { storage: o.storage.display, remote: o.storage.isRemote, doing: 'put the first sync in place' });
-        const kept = mv.stdout.toString().split('\0').filter(Boolean);
-        if (kept.length) throw new TabulaError('storage-permission', `${kept[0]!.replace(/^\.\//, '')}${kept.length > 1 ? ` and ${kept.length - 1} more` : ''} appeared on the storage ${o.storage.display} while the first sync ran and ${kept.length > 1 ? 'were' : 'was'} left as it is there; the next sync compares both sides.`, { retryable: true });
       } finally {
         fs.closeSync(fd);
+        fs.closeSync(outFd);
       }
+      // Not sorted: the archive goes without them (unknown stamps fall back to size and time).
+      sortedStamps = sortNames(unsorted, stampsPath, ['-t', ' ', '-k', '2']).catch(() => null);
     };
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
@@ -965,11 +974,14 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // Done with the storage: the release also reads its inode and change time of what was sent, so
     // that the next edit there, even one restoring size and time, is seen.
     // Onto an empty storage, all it holds now is what this run sent: one walk of it, sorted here.
-    stampsFile = path.join(spool, 'stamps');
-    await storageLock.release([], whole ? { all: true, stamps: `${stampsFile}.unsorted` } : { names: sentFile, stamps: stampsFile });
-    // Not sorted (a release that did not answer wrote none): the archive goes without them, as then.
-    if (whole) stampsFile = await sortNames(`${stampsFile}.unsorted`, stampsFile, ['-t', ' ', '-k', '2']).catch(() => null);
-    trace('released (stamps read)');
+    // A first sync read them as it put its files in place; its release goes while its archive is written.
+    const releasing = storageLock.release([], whole ? undefined : { names: sentFile, stamps: stampsPath });
+    if (whole) stampsFile = await sortedStamps;
+    else {
+      await releasing;
+      stampsFile = stampsPath;
+      trace('released (stamps read)');
+    }
     agreedSettled = true;
     // Every name sent and reported (a whole push's early archive stands), else the pass over the listings.
     const sentWhole = early && sentEvery && !copied.pull ? await early.then(() => true, () => false) : false;
@@ -977,6 +989,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     else await writeArchive();
     if (!unseen) settled();
     trace(sentWhole ? 'archive saved (written during the push)' : 'archive saved');
+    await releasing;
     // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
     if (!storageLock.silent()) await pruneVersions(o);
     trace('done');
@@ -1286,12 +1299,17 @@ function topLevelArgs(records: Iterable<PathRecord>, max: number): string[] | nu
 const MAX_ARGS = 1000;
 const MAX_ARGS_BYTES = 64 * 1024;
 // $1 the storage's folder, $2 the staging folder in it; the top-level names on stdin (NUL-separated).
-// Prints the names it could not move (something is there already), NUL-separated.
+// Moves each into place and removes the folder; then prints the inode and change time of every file and
+// link but Tabula's own: all of it is what this first sync sent (one walk, where find given each name
+// checks its path name by name). A name it could not move (something is there already) goes to stderr,
+// and it exits 6.
 const PLACE_SCRIPT = `
 cd -- "$1" 2>/dev/null || exit 3
 root=$(pwd -P) && cd -- "$2" || exit 3
-xargs -0 -r sh -c 'r=$1; shift; for n; do { [ -e "$n" ] || [ -L "$n" ]; } || continue; if [ -e "$r/$n" ] || [ -L "$r/$n" ] || ! mv -- "$n" "$r/$n"; then printf "%s\\0" "$n"; fi; done' sh "$root" || exit 5
-cd -- "$root" && rm -rf -- "$2"
+kept=$(xargs -0 -r sh -c 'r=$1; shift; for n; do { [ -e "$n" ] || [ -L "$n" ]; } || continue; if [ -e "$r/$n" ] || [ -L "$r/$n" ] || ! mv -- "$n" "$r/$n"; then printf "%s\\n" "$n" >&2; printf x; fi; done' sh "$root") || exit 5
+cd -- "$root" && rm -rf -- "$2" || exit 5
+[ -z "$kept" ] || exit 6
+find . -mindepth 1 \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o ! -type d -printf '%i:%C@ ./%P\\0' 2>/dev/null
 `;
 
 /** The listing's exclusions as rsync filters: the excludes, Tabula's own names (tree.ts listScript), the marker. */

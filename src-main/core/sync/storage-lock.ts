@@ -13,7 +13,7 @@ import { TabulaError } from '../../common/errors';
 import { writeFileAtomic } from '../atomic-file';
 import { describeStorageScriptFailure } from '../rsync-errors';
 import type { Endpoint, ShellBounds, ShellResult } from './endpoint';
-import { parseStamps, PARTIAL_DIR, STORAGE_AREA } from './tree';
+import { parseStamps } from './tree';
 
 export interface LockOwner {
   host: string;
@@ -38,7 +38,7 @@ export interface StorageLock {
    * With `files.all` (a storage that held nothing before this run), no names are sent: the stamps of
    * every file and link on the storage are written, in find's own order, by one walk of it.
    */
-  release(stamped?: string[], files?: { names: string; stamps: string } | { all: true; stamps: string }): Promise<Map<string, string>>;
+  release(stamped?: string[], files?: { names: string; stamps: string }): Promise<Map<string, string>>;
 }
 
 export interface LockOptions {
@@ -113,12 +113,11 @@ shown=$owner; [ -z "$owner" ] || [ -n "$valid" ] || shown='?'
 echo HELD; echo "$now $exp"; printf '%s\\n' "$shown"; exit 4
 `;
 
-// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] [GONE] | release [1|2] [TMP].
+// $1 root, $2 "host pid token", $3 lease, $4 action: renew | bump GEN [TMP] [GONE] | release [1] [TMP].
 // Each step that can share the round trip does: a bump also empties this laptop's temporary folder on the
-// storage (and removes a cut first sync's staging folder no longer wanted), and a release first prints the inode and change time of the names on stdin (1: what was just
-// sent) or of every file and link but Tabula's own (2: a first sync onto an empty storage, where that is
-// what was sent: one walk, where find given each name checks its path name by name), and removes the
-// temporary folder.
+// storage (and removes a cut first sync's staging folder no longer wanted), and a release first prints
+// the inode and change time of the names on stdin (1: what was just sent) and removes the temporary
+// folder.
 const holdScript = `
 LC_ALL=C; export LC_ALL
 cd -- "$1" 2>/dev/null || { echo NOROOT >&2; exit 3; }
@@ -127,7 +126,6 @@ lock=.tabula/lock owner=$(head -c 300 .tabula/lock/owner 2>/dev/null)
 case $4 in
 release)
   [ "$5" = 1 ] && xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -printf "%i:%C@ %p\\\\0" 2>/dev/null' sh
-  [ "$5" = 2 ] && find . -mindepth 1 \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o ! -type d -printf '%i:%C@ ./%P\\0' 2>/dev/null
   [ -z "$6" ] || [ ! -e "$6" ] || rm -rf -- "$6"
   # Before 8e9cece the folder was .tabula/tmp/<host>: this host's old one goes too (a killed run's
   # leftovers; no run of this host can be using it while this one holds the lock), never another's.
@@ -271,16 +269,16 @@ function holding(ep: Endpoint, me: string, lease: number, renewSeconds: number, 
       }
       if (files) {
         // A first sync of a million files: neither the names nor their stamps pass through memory.
-        const [inFd, outFd] = ['names' in files ? fs.openSync(files.names, 'r') : undefined, fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
+        const [inFd, outFd] = [fs.openSync(files.names, 'r'), fs.openSync(files.stamps, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600)];
         try {
           // Failed or silent part way, the stamps written are not kept: the last may be cut inside a name,
           // and would then be taken for another file's. Unknown stamps fall back to size and time.
-          if (!(await act('release', [inFd === undefined ? '2' : '1', tmp], undefined, outFd, inFd).catch(() => false))) {
+          if (!(await act('release', ['1', tmp], undefined, outFd, inFd).catch(() => false))) {
             abandoned.add(me);
             fs.ftruncateSync(outFd, 0);
           }
         } finally {
-          if (inFd !== undefined) fs.closeSync(inFd);
+          fs.closeSync(inFd);
           fs.closeSync(outFd);
         }
         return new Map();
