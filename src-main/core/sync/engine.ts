@@ -236,8 +236,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
   // fails early (the storage unreachable) waits for it before the spool goes, so that nothing of this
   // run writes on after it ended, and its own error is what it ends with (not the spool's ENOTEMPTY).
   let listing: Promise<unknown> = Promise.resolve();
-  // A first sync's archive written while rsync sends (see writeSentArchive): waited for, like the listing.
-  let early = null as Promise<void> | null;
+  // A whole push's archive, written by the plan's pass (see sentArchive).
+  let early = false;
   // A whole push's early archive stands only when rsync reported every listed name.
   let sentEvery = false;
 
@@ -385,27 +385,43 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const involved = new Map<string, { a?: Entry; l?: Entry; r?: Entry }>();
     const typeChanged = new Set<string>();
     const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0, remoteEntries: 0, localEntries: 0 };
+    /**
+     * Onto an empty storage with no archive, when the plan sends every entry of the home's listing, the
+     * next archive is that listing: written by this pass (not by the second pass over three listings
+     * after rsync, nor by one of its own beside rsync), without the storage's stamps, which are added once
+     * read ({@link withStamps}). Used only when every name was reported sent; otherwise the archive is
+     * written as always.
+     */
+    const sentArchive = path.join(spool, 'archive-sent');
+    const sentFd = archive.first && listed?.exists && !(listed.file && fs.statSync(listed.file).size) ? fs.openSync(sentArchive, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
+    const sentOut = sentFd === null ? null : createRecordWriter(sentFd);
     const first = sides();
-    await merge3(first, (p, a0, l0, r0) => {
-      if (l0 && l0 !== 'unreadable') counts.localEntries++;
-      if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
-      if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
-      if (r0) counts.remoteEntries++;
-      if (isBlind(p, l0, r0)) return;
-      const [l, r] = [l0 as Entry | undefined, r0 as Entry | undefined];
-      const a = archived(a0, l, r);
-      if (a && a.type !== 'd') {
-        counts.archivedFiles++;
-        // A copy received (or sent) gets its inode and change time on that side from the next listing.
-        if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) counts.learned++;
-        if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
-      } else if (a && !a.size && l?.type === 'd' && l.size) counts.learned++;
-      if (l && r && l.type !== r.type) typeChanged.add(p);
-      compared = l && r ? { l, r } : null;
-      const d = planner.add(p, a, l, r);
-      if (d.do === 'nothing' || d.do === 'compare') return;
-      if (d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
-    });
+    try {
+      await merge3(first, (p, a0, l0, r0) => {
+        if (sentOut && l0 && l0 !== 'unreadable') sentOut.write(formatRecord(p, l0));
+        if (l0 && l0 !== 'unreadable') counts.localEntries++;
+        if (l0 && l0 !== 'unreadable' && l0.type !== 'd') counts.localFiles++;
+        if (r0 && r0 !== 'unreadable' && r0.type !== 'd') counts.remoteFiles++;
+        if (r0) counts.remoteEntries++;
+        if (isBlind(p, l0, r0)) return;
+        const [l, r] = [l0 as Entry | undefined, r0 as Entry | undefined];
+        const a = archived(a0, l, r);
+        if (a && a.type !== 'd') {
+          counts.archivedFiles++;
+          // A copy received (or sent) gets its inode and change time on that side from the next listing.
+          if (a.stamp === undefined && l?.stamp !== undefined && sameEntry(l, a, 'exact')) counts.learned++;
+          if (listed && a.remoteStamp === undefined && r?.stamp !== undefined && sameEntry(r, a, 'stored')) counts.learned++;
+        } else if (a && !a.size && l?.type === 'd' && l.size) counts.learned++;
+        if (l && r && l.type !== r.type) typeChanged.add(p);
+        compared = l && r ? { l, r } : null;
+        const d = planner.add(p, a, l, r);
+        if (d.do === 'nothing' || d.do === 'compare') return;
+        if (d.do === 'conflict' || a?.type === 'd') involved.set(p, { a, l, r });
+      });
+    } finally {
+      sentOut?.flush();
+      if (sentFd !== null) fs.closeSync(sentFd);
+    }
     planner.finish();
     const local = { exists: true, ...first.localNotes };
     const remote = listed ? { exists: listed.exists, ...first.remoteNotes } : { exists: true, hasSentinel: true, skipped: [], reserved: [] };
@@ -500,23 +516,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       }, [pushed, pulled, goneHere, goneThere, agreedNow]);
     };
 
-    /**
-     * Onto an empty storage, when the plan sends every entry of the home's listing, the next archive is
-     * that listing: written while rsync sends it (not after, in the second pass over three listings),
-     * without the storage's stamps, which are added once the release has read them ({@link withStamps}).
-     * Used only when every name was reported sent; otherwise the archive is written as always.
-     */
-    const sentArchive = path.join(spool, 'archive-sent');
-    const writeSentArchive = async () => {
-      const fd = fs.openSync(sentArchive, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-      try {
-        const out = createRecordWriter(fd);
-        for await (const batch of sides().local) for (const [p, l] of batch) if (l !== 'unreadable') out.write(formatRecord(p, l));
-        out.flush();
-      } finally {
-        fs.closeSync(fd);
-      }
-    };
     /** The early archive with the storage's stamps put in its records' fifth field ('-' there: formatRecord), as text. */
     const withStamps = () =>
       newArchive((w, stamps) => {
@@ -891,10 +890,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const resume = walk && (await prepareStage());
       const dest = walk ? `${dst.rsyncRoot}${stageRemote}/` : dst.rsyncRoot;
       const keep = walk ? ['--inplace', ...(resume ? ['--delete', '--delete-excluded'] : ['--ignore-times'])] : ['--ignore-times', `--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`];
-      if (walk && copy.count === counts.localEntries) {
-        early = writeSentArchive();
-        early.catch(() => {}); // awaited at the end; failed, the archive is written as always
-      }
+      early = walk && copy.count === counts.localEntries && sentOut !== null;
       const r = await rsync(phase, ['-a', ...setIds, ...how, '--ignore-missing-args', ...keep, ...o.storage.rsyncOptions, ...from, dest], listedNames, 'done', copy.count);
       trace(`${phase}: rsync ended`);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
@@ -984,7 +980,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     }
     agreedSettled = true;
     // Every name sent and reported (a whole push's early archive stands), else the pass over the listings.
-    const sentWhole = early && sentEvery && !copied.pull ? await early.then(() => true, () => false) : false;
+    const sentWhole = early && sentEvery && !copied.pull;
     if (sentWhole) await withStamps();
     else await writeArchive();
     if (!unseen) settled();
@@ -998,7 +994,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     for (const close of cleanups) close();
     await storageLock?.release();
     await listing.catch(() => {});
-    await early?.catch(() => {});
     release();
     fs.rmSync(spool, { recursive: true, force: true, maxRetries: 3 });
   }
