@@ -387,13 +387,13 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const counts = { archivedFiles: 0, localFiles: 0, remoteFiles: 0, learned: 0, remoteEntries: 0, localEntries: 0 };
     /**
      * Onto an empty storage with no archive, when the plan sends every entry of the home's listing, the
-     * next archive is that listing: written by this pass (not by the second pass over three listings
-     * after rsync, nor by one of its own beside rsync), without the storage's stamps, which are added once
-     * read ({@link withStamps}). Used only when every name was reported sent; otherwise the archive is
-     * written as always.
+     * next archive is that listing: written by this pass whenever there is no archive (not by the second
+     * pass over three listings after rsync, nor by one of its own beside rsync), without the storage's
+     * stamps, which are added once read ({@link withStamps}). Used only when every name was reported
+     * sent; otherwise the archive is written as always.
      */
     const sentArchive = path.join(spool, 'archive-sent');
-    const sentFd = archive.first && listed?.exists && !(listed.file && fs.statSync(listed.file).size) ? fs.openSync(sentArchive, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
+    const sentFd = archive.first ? fs.openSync(sentArchive, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600) : null;
     const sentOut = sentFd === null ? null : createRecordWriter(sentFd);
     const first = sides();
     try {
