@@ -47,7 +47,8 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
 );
 
 // What lies around in Tabula's working folders is not "kept": only homes, the storage and versions are.
-const working = (rel: string) => /(^|\/)(staging|tmp|empty|sentinel|\.tabula-partial)(\/|$)/.test(rel) && !rel.includes('/versions/');
+// (A killed run's own scripts may still be emptying them while the tree is read.)
+const working = (rel: string) => /(^|\/)(staging|tmp|tmp-[^/]+|first-[^/]+|empty|sentinel|\.tabula-partial)(\/|$)/.test(rel) && !rel.includes('/versions/');
 function everything(dir: string): Set<string> {
   return new Set(Object.entries(readTree(dir, working)).filter(([, c]) => c.startsWith('v')).map(([, c]) => c));
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TabulaError } from '../../src-main/common/errors';
-import { storageEndpoint } from '../../src-main/core/sync/endpoint';
+import { localEndpoint, storageEndpoint } from '../../src-main/core/sync/endpoint';
 import { listToFile } from '../../src-main/core/sync/listing';
 import { listVersions } from '../../src-main/core/sync/versions';
 import { parseStorageUrl } from '../../src-main/core/storage-url';
@@ -223,5 +223,20 @@ describe("the storage's find misbehaves", { timeout: 120_000 }, () => {
     hang('find . -mindepth 1 -maxdepth 1 -type d -mmin *');
     expect((await endsOrStuck('the sync', a.sync({ ioTimeoutSeconds: IO_TIMEOUT }))).counts.pushed).toBe(1);
     expect(w.storageFiles()).toEqual({ 'notes.txt': 'kept' });
+  });
+});
+
+describe('the cap on what a storage script may send', () => {
+  it('holds even when all of it came before the watch looked (a fast storage)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabula-cap-'));
+    const fd = fs.openSync(path.join(dir, 'out'), 'w');
+    try {
+      const r = await localEndpoint(dir).sh('head -c 3000000 /dev/zero', [], undefined, fd, { maxBytes: 1 << 20 });
+      expect(r.stopped).toEqual({ maxBytes: 1 << 20 });
+      expect(r.code).toBeNull();
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -107,7 +107,11 @@ function collect(cmd: string, args: string[], input?: Buffer | number, stdout?: 
       resolve(stopped ? { ...r, stopped } : r);
     };
     child.on('error', (err) => done({ code: null, stdout: Buffer.alloc(0), stderr: String(err) }));
-    child.on('close', (code) => done({ code: stopped ? null : code, stdout: Buffer.concat(out), stderr }));
+    child.on('close', (code) => {
+      // Over the cap before the watch's next look (a fast storage sends megabytes between two): still over.
+      if (!stopped && stdout !== undefined && bounds.maxBytes && fs.fstatSync(stdout).size > bounds.maxBytes) stopped = { maxBytes: bounds.maxBytes };
+      done({ code: stopped ? null : code, stdout: Buffer.concat(out), stderr });
+    });
     // Stopped: ended now, not when its pipes close. Over a shared connection (ControlMaster) ssh handed
     // them to the connection's master, which keeps them while the storage's side of the session lives.
     child.on('exit', () => {
