@@ -289,9 +289,10 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // of a killed run are ours to remove (we hold the lock; each laptop has its own folder): the
     // release removes the folder, and a push empties it first. Two names deep, not three: rsync 3.5
     // opens and checks each name of the path, four times a file (11 fewer system calls a file sent).
-    const tmpRemote = `${STORAGE_AREA}/tmp-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    const hostPart = o.host.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const tmpRemote = `${STORAGE_AREA}/tmp-${hostPart}`;
     // A first sync onto an empty storage is written here and put in place once rsync has ended (the push).
-    const stageRemote = `${STORAGE_AREA}/first-${o.host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    const stageRemote = `${STORAGE_AREA}/first-${hostPart}`;
     // Another laptop syncing with the same storage finishes first: listings and transfers never mix.
     storageLock = await acquireStorageLock(o.storage, { host: o.host, waitSeconds: o.lockWaitSeconds, onWaiting: o.onWaiting, createRoot: o.storage.isRemote && !o.dryRun, tmp: o.dryRun ? undefined : tmpRemote, silentSeconds: o.ioTimeoutSeconds, onLost: () => current?.cancel() });
     trace('storage locked');
