@@ -70,7 +70,7 @@ describe('sync edges', () => {
       .sync({
         bandwidthLimitKBps: 4_000,
         onProgress: (p) => {
-          if (!killed && p.phase === 'pushing' && p.bytesDone > 1 << 20) {
+          if (!killed && p.phase === 'pushing' && p.bytesDone > 4 << 20) {
             killed = true;
             for (const pid of rsyncPids(a.home)) process.kill(pid, 'SIGKILL');
           }
@@ -81,7 +81,9 @@ describe('sync edges', () => {
     expect(err?.message).toMatch(/stopped before it finished|failed/);
     expect(w.storageFiles()).toEqual({});
     const next = await a.sync();
-    expect(next.counts.pushed).toBe(1);
+    // All of it placed now, and told so; only what was missing went over the wire.
+    expect(next.counts.pushed).toBe(31);
+    expect(next.bytesTransferred).toBeLessThan(14 << 20);
     expect(w.storageFiles()).toEqual(a.files());
     const third = await a.sync();
     expect(third.counts.pushed).toBe(0);
@@ -108,10 +110,49 @@ describe('sync edges', () => {
   it('skips sockets and pipes with a note, and syncs the rest', async () => {
     const a = w.laptop('a');
     a.write('ok.txt', 'fine');
-    execFileSync('mkfifo', [path.join(a.home, 'a-pipe')]);
+    a.write('Music/song.ogg', 'la');
+    execFileSync('mkfifo', [path.join(a.home, 'a-pipe'), path.join(a.home, 'Music/b-pipe')]);
     const s = await a.sync();
-    expect(s.skipped).toEqual([{ path: 'a-pipe', why: 'special file (device, socket or pipe)' }]);
-    expect(w.storageFiles()).toEqual({ 'ok.txt': 'fine' });
+    expect(s.skipped).toEqual([{ path: 'Music/b-pipe', why: 'special file (device, socket or pipe)' }, { path: 'a-pipe', why: 'special file (device, socket or pipe)' }]);
+    expect(s.counts.pushed).toBe(2);
+    expect(w.storageFiles()).toEqual({ 'ok.txt': 'fine', 'Music/song.ogg': 'la' });
+    expect(fs.readdirSync(path.join(w.storageDir, 'Music'))).toEqual(['song.ogg']);
+    expect(fs.existsSync(path.join(w.storageDir, 'a-pipe'))).toBe(false);
+    a.write('ok.txt', 'fine, edited');
+    expect((await a.sync()).counts.pushed).toBe(1);
+  });
+
+  it('a first sync whose home holds a name that is not UTF-8 sends the rest and says which; nothing of its early start is left on the storage', async () => {
+    const a = w.laptop('a');
+    a.write('ok.txt', 'fine');
+    a.write('Docs/report.txt', 'report');
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(a.home, 'Docs/caf')), Buffer.from([0xe9]), Buffer.from('.txt')]), 'latin-1 name');
+    const s = await a.sync();
+    expect(s.skipped).toEqual([{ path: 'Docs/caf\uFFFD.txt', why: 'the name is not valid UTF-8' }]);
+    expect(w.storageFiles()).toEqual({ 'ok.txt': 'fine', 'Docs/report.txt': 'report' });
+    expect(fs.readdirSync(path.join(w.storageDir, 'Docs'))).toEqual(['report.txt']);
+    expect(fs.readdirSync(path.join(w.storageDir, '.tabula')).filter((n) => n.startsWith('first-'))).toEqual([]);
+    expect((await a.sync()).counts.pushed).toBe(0);
+  });
+
+  it('a first sync that takes up what a cut one left compares it by content: an edit since that kept size and time is what goes', async () => {
+    const a = w.laptop('a');
+    a.write('notes.txt', 'the edited words');
+    a.write('Docs/other.txt', 'same');
+    // As a cut first sync left it: the old words, same size and time, in this laptop's staging folder.
+    const staged = path.join(w.storageDir, '.tabula/first-a');
+    fs.mkdirSync(path.join(staged, 'Docs'), { recursive: true });
+    fs.writeFileSync(path.join(staged, 'notes.txt'), 'the older words!');
+    fs.copyFileSync(path.join(a.home, 'Docs/other.txt'), path.join(staged, 'Docs/other.txt'));
+    for (const f of ['notes.txt', 'Docs/other.txt']) {
+      const t = fs.statSync(path.join(a.home, f)).mtime;
+      fs.utimesSync(path.join(staged, f), t, t);
+    }
+    const s = await a.sync();
+    expect(s.counts.pushed).toBe(2);
+    expect(w.storageFiles()).toEqual({ 'notes.txt': 'the edited words', 'Docs/other.txt': 'same' });
+    expect(fs.existsSync(staged)).toBe(false);
+    expect((await a.sync()).counts.pushed).toBe(0);
   });
 
   it('lists files over 4 GiB with their true size', async () => {

@@ -17,7 +17,7 @@ import { formatRecord } from './archive-format';
 import { freeConflictName, moveNoClobber } from './conflicts';
 import type { LocalChanges } from './change-journal';
 import type { Endpoint } from './endpoint';
-import { compareNames, createListingFilter, listHomeToFile, listToFile, readListing, recordBatches, type ListingFile, type ListingNotes } from './listing';
+import { compareNames, createListingFilter, listHomeToFile, listToFile, readListing, recordBatches, SPECIAL_FILE, type ListingFile, type ListingNotes } from './listing';
 import { changedFolders, listChangedToFile, overlayBatches, unchangedListing, withoutDot, type ListedChanges } from './local-changes';
 import { acquireLock } from './local-lock';
 import { mergeSorted, type Listed } from './merge';
@@ -240,6 +240,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
   let early = false;
   // A whole push's early archive stands only when rsync reported every listed name.
   let sentEvery = false;
+  // Stops a first sync's walk started before the plan (startWalk; only it runs rsync meanwhile).
+  let stopWalk = async () => {};
 
   try {
     o.onProgress?.({ phase: 'listing', percent: 0, etaSeconds: null, bytesDone: 0, filesDone: 0, filesTotal: null, currentFile: null });
@@ -301,13 +303,183 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const skipRemote = !verifyDue && seen.generation === storageLock.generation;
     // Stopped when the storage goes silent for as long as a transfer may (IO_TIMEOUT_SECONDS).
     const listBounds = { silentSeconds: o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS };
+    let runs = 0;
+    let bytesSent = 0;
+    // The storage's temporary folder of this run, once it is ready (emptied, the generation bumped).
+    let namesDir: string | null = null;
+    /**
+     * The `--files-from` of one batch. rsync 3.5 reads a local one a byte at a time (a poll and a read
+     * per byte: ~5 million system calls for a first sync of 100,000 names, ~2 s of processor time,
+     * 2-3x its own cost of sending); one on the receiving side it reads whole and hands to the sender in
+     * its own buffered stream. So a long list sent to the storage goes there first (one `cat`), and
+     * rsync reads it from there (`:path`). Anything else, or if that upload fails, reads it here.
+     */
+    const filesFrom = async (args: string[], listFile: string) => {
+      const local = `--files-from=${listFile}`;
+      if (!namesDir || args[args.length - 1] !== o.storage.rsyncRoot || fs.statSync(listFile).size < (o.namesOnStorageBytes ?? NAMES_ON_STORAGE_BYTES)) return local;
+      const remoteList = `${namesDir}/names`;
+      const fd = fs.openSync(listFile, 'r');
+      try {
+        const up = await o.storage.sh('cat > "$1"', [remoteList], fd);
+        return up.code === 0 ? `--files-from=:${remoteList}` : local;
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const ioTimeout = o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
+    const batchSize = Math.max(1, o.rsyncBatch ?? RSYNC_BATCH);
+    /**
+     * One rsync job over a list of names, run as one rsync per {@link RSYNC_BATCH} names: given its whole
+     * list, rsync holds it all (86 MiB for a million names) and builds it before it sends anything. A
+     * batch that ends with files skipped (23) or vanished (24) goes on to the next, as one rsync would go
+     * on to the next file; any other failure, a cancel or a lost lock stops the job there. `onBatch` gets
+     * each batch's names that rsync would send ('sent'), once that batch is over.
+     */
+    const rsync = async (phase: SyncProgress['phase'], args: string[], list: Iterable<string>, track: 'sent' | 'done' = 'done', total: number | null | (() => number | null) = null, onBatch?: (sent: Set<string>, n: number) => void) => {
+      checkCancelled();
+      // The names go to rsync through a file (--files-from), and what completed is written to one as
+      // rsync reports it: read back only when the run failed part-way (an archive that advances only
+      // for finished paths).
+      const run0 = ++runs;
+      const listFile = path.join(spool, `list-${run0}`);
+      const doneFile = path.join(spool, `done-${run0}`);
+      const names = list[Symbol.iterator]();
+      const doneOut = track === 'done' ? createNameWriter(doneFile) : null;
+      const sent = new Set<string>();
+      const result: RsyncResult = { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null };
+      const started = performance.now();
+      let [listed, batches, filesDone, bytesBefore, reported] = [0, 0, 0, 0, 0];
+      let [firstOfBatch, toldAt] = [1, 0];
+      // What the last progress line said: a file's own event repeats it (a bar sent back to 0 flickers).
+      let last = { percent: 0, etaSeconds: null as number | null, bytesDone: 0 };
+      try {
+        for (;;) {
+          const n = writeNames(listFile, names, batchSize);
+          if (!n) break;
+          // Stopped between two batches: told as a stopped rsync, so that the caller keeps what finished.
+          if (cancelled || storageLock?.lost()) {
+            Object.assign(result, { code: null, signal: 'SIGTERM' });
+            break;
+          }
+          const batchStart = doneOut?.mark();
+          const before = listed;
+          listed += n;
+          batches++;
+          const of = (typeof total === 'function' ? total() : total) ?? listed;
+          // The whole job's share done, counted in names: a batch's own percent is of its bytes.
+          const share = (percent: number) => (batches === 1 && n < batchSize ? percent : Math.min(100, Math.floor(((before + (n * percent) / 100) / Math.max(of, 1)) * 100)));
+          firstOfBatch = filesDone + 1;
+          // The run's own limit (a checksum run's is longer), else the sync's.
+          const given = args.find((a) => a.startsWith('--timeout='));
+          const timeout = given ? Number(given.slice('--timeout='.length)) : ioTimeout;
+          const from = args.includes('--files-from=-') ? await filesFrom(args, listFile) : null;
+          const run = runRsync([...parseableOutput, ...(given ? [] : [`--timeout=${timeout}`]), ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? from! : a))], {
+            item(item) {
+              filesDone++;
+              if (item.change[1] !== 'd') reported++;
+              doneOut?.add(item.name.endsWith('/') ? item.name.slice(0, -1) : item.name);
+              if (track === 'sent' && (item.change[0] === '<' || item.change[0] === '>')) sent.add(item.name);
+              // Told for a batch's first file, then at most every PROGRESS_MS (not an object a file).
+              const t = performance.now();
+              if (filesDone > firstOfBatch && t - toldAt < PROGRESS_MS) return;
+              [firstOfBatch, toldAt] = [Infinity, t];
+              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: item.name });
+            },
+            progress(p) {
+              const percent = share(p.percent);
+              const elapsed = (performance.now() - started) / 1000;
+              const etaSeconds = percent === p.percent ? p.etaSeconds : percent > 0 ? Math.round((elapsed * (100 - percent)) / percent) : null;
+              last = { percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone };
+              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: null });
+            },
+          }, { outputFile: path.join(spool, 'rsync-output'), stallSeconds: timeout });
+          current = run;
+          const r = await run.done;
+          current = null;
+          // A printed name is not yet a file in place: rsync prints it on the sending side once its data
+          // is sent, and on the receiving side just before the rename. Only a batch that ended well (0,
+          // or 24: a source file vanished) vouches for its names; those of any other are not recorded,
+          // and the next run finds each where it is (arrived: the same on both sides, agreed).
+          if (r.code !== 0 && r.code !== 24) doneOut?.rewind(batchStart!);
+          bytesBefore += r.bytesTransferred;
+          result.filesTransferred += r.filesTransferred;
+          result.bytesTransferred += r.bytesTransferred;
+          if (result.stderr.length < 256 * 1024) result.stderr += r.stderr;
+          // Files skipped (23) outweigh files vanished (24), as in one rsync's exit code.
+          if (r.code !== 0 && result.code !== 23) Object.assign(result, { code: r.code, signal: r.signal, spawnError: r.spawnError, stalledSeconds: r.stalledSeconds });
+          onBatch?.(sent, n);
+          sent.clear();
+          if ((r.code !== 0 && r.code !== 23 && r.code !== 24) || n < batchSize) break;
+        }
+      } finally {
+        doneOut?.close();
+        fs.rmSync(listFile, { force: true });
+      }
+      // Nothing to hand over (a phase with no removals after all): no round trip.
+      if (!batches && result.code === 0) return { result, batches, reported, done: () => Promise.resolve(null), ok: true, empty: true };
+      if (!args.includes('-n')) bytesSent += result.bytesTransferred;
+      // What finished, sorted by name into a file: the archive's pass and the summary walk it in name order.
+      const done = () => (doneOut ? sortNames(doneFile, path.join(spool, `done-sorted-${run0}`)) : Promise.reject(new Error('this rsync run kept no list of what finished')));
+      return { result, batches, reported, done, ok: result.code === 0, empty: false };
+    };
+    /**
+     * Makes the staging folder of a first sync. When a cut one left it (its content is taken up): the
+     * size of the largest file there, which bounds how long rsync reads a file to compare it.
+     */
+    const prepareStage = async () => {
+      const mk = await o.storage.sh('if [ -d "$1" ]; then printf "RESUME %s\\n" "$(find "$1" -type f -printf "%s\\n" | sort -rn | head -n 1)"; fi; mkdir -p -- "$1"', [`${o.storage.path}/${stageRemote}`], undefined, undefined, listBounds);
+      if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
+      const out = mk.stdout.toString();
+      return out.startsWith('RESUME') ? { largest: Number(out.slice(7).trim()) || 0 } : null;
+    };
+    // The whole push's files as the plan counts them, once it has: the walk's progress is told against it.
+    let expected: number | null = null;
+    /**
+     * The whole home into this laptop's staging folder (a first sync onto an empty storage), as `rsync -a`
+     * sends it: rsync walks the home itself, with the excludes and Tabula's own names as its own filters
+     * (a list of every name costs it twice the processor time: it reads and checks each name's path, and
+     * builds all of a batch before it sends anything). What it sends is read from its report, as for a
+     * list of names: a file made since the listing goes too, and the next run agrees on it. Its top-level
+     * names are moved into place once rsync has ended well (placeStaged), so each file is written at its
+     * own name (--inplace: no temporary file and rename, 3% of rsync's time): nothing of the folder is
+     * seen before all of it is placed. Nothing there to replace (no --backup) or resume from (no
+     * --partial-dir). A staging folder a cut (or failed) first sync left is taken up again: what it holds
+     * whole is passed over by its content (-c; size and time would miss an edit that restores them since),
+     * and reported all the same (-ii), so that the archive records all it places; what is not in the home
+     * goes. Started before the plan when the storage's listing is empty (syncOnce), else by the push.
+     */
+    const startWalk = async () => {
+      const resume = await prepareStage();
+      if (walkStopped) throw new Error("the first sync's walk was stopped");
+      const keep = resume ? ['-c', '-ii', '--delete', '--delete-excluded', `--timeout=${ioTimeout + Math.ceil(resume.largest / CHECKSUM_BYTES_PER_SECOND)}`] : ['--ignore-times'];
+      // One run over the home folder itself: the list's one name only counts the batch.
+      return rsync('pushing', ['-a', '--no-D', ...wholeTreeFilters(o.excludes), '--inplace', ...keep, ...o.storage.rsyncOptions, o.home.rsyncRoot, `${o.storage.rsyncRoot}${stageRemote}/`], ['.'], 'done', () => expected);
+    };
+    let walking: ReturnType<typeof startWalk> | null = null;
+    let walkStopped = false;
+    stopWalk = async () => {
+      walkStopped = true;
+      if (!walking) return;
+      current?.cancel();
+      await walking.catch(() => {});
+      walking = null;
+    };
     const remoteListing = skipRemote ? null : listToFile(o.storage, o.excludes, storageFile, listBounds);
     remoteListing?.catch(() => {}); // awaited below; no unhandled rejection while the home is listed
+    const rawRemote = await remoteListing;
+    trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
+    // A first sync onto an empty storage is one whole push: rsync starts walking the home into the
+    // staging folder now, while the home is listed and planned. A plan that turns out to be more than
+    // that (a name rsync would send but the listing skipped, an unreadable folder) stops it (stopWalk),
+    // and the generation's bump removes the folder: nothing of it was ever seen on the storage.
+    if (!o.dryRun && rawRemote && o.excludes.every(rsyncExact) && holdsNothing(rawRemote, o.excludes) && (await archiveOnce()).first) {
+      walking = startWalk();
+      walking.catch(() => {}); // awaited by the push, or stopped
+      trace('first sync: walk started');
+    }
     const rawLocal = await localListing;
     trace('home listed');
     const quiet = readQuiet(o.stateDir, o.storage.display);
-    const rawRemote = await remoteListing;
-    trace(rawRemote ? 'storage listed' : 'storage unchanged (generation)');
     checkCancelled();
     if (quiet?.local === rawLocal.digest && (rawRemote ? rawRemote.exists && quiet.remote === rawRemote.digest : true)) {
       // Listed and found as this laptop left it: the generation it reads now stands for this state.
@@ -428,8 +600,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const remote = listed ? { exists: listed.exists, ...first.remoteNotes } : { exists: true, hasSentinel: true, skipped: [], reserved: [] };
     const unreadableSkips = (lf: ListingFile | null) => (lf?.unreadable ?? []).map((p) => ({ path: p, why: PERMISSION_DENIED }));
     trace('planned');
-    // A first sync onto an empty storage sends the whole home: rsync walks it itself (the push below).
-    const whole = archive.first && !!listed && counts.remoteEntries === 0 && !remote.skipped.length && !local.skipped.length && !rawLocal.unreadable.length && !plan.pull.count && !plan.deleteLocal.count && !plan.deleteRemote.count && !plan.compare.count && !plan.agreed.count && !plan.conflicts.length && o.excludes.every(rsyncExact);
+    // A first sync onto an empty storage sends the whole home: rsync walks it itself (startWalk), and passes
+    // over devices, sockets and pipes as the listing does.
+    const whole = archive.first && !!listed && counts.remoteEntries === 0 && !remote.skipped.length && local.skipped.every((s) => s.why === SPECIAL_FILE) && !rawLocal.unreadable.length && !plan.pull.count && !plan.deleteLocal.count && !plan.deleteRemote.count && !plan.compare.count && !plan.agreed.count && !plan.conflicts.length && o.excludes.every(rsyncExact);
+    if (whole) expected = plan.push.count;
+    else await stopWalk();
     checkSafety(o, archive.first, remote, counts, plan);
     /** The types of a path the plan holds in memory (a content check, a conflict): "<archive><home><storage>". */
     const kindsOf = (p: string) => {
@@ -529,124 +704,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
         }
       });
 
-    let runs = 0;
-    // The storage's temporary folder of this run, once it is ready (emptied, the generation bumped).
-    let namesDir: string | null = null;
-    /**
-     * The `--files-from` of one batch. rsync 3.5 reads a local one a byte at a time (a poll and a read
-     * per byte: ~5 million system calls for a first sync of 100,000 names, ~2 s of processor time,
-     * 2-3x its own cost of sending); one on the receiving side it reads whole and hands to the sender in
-     * its own buffered stream. So a long list sent to the storage goes there first (one `cat`), and
-     * rsync reads it from there (`:path`). Anything else, or if that upload fails, reads it here.
-     */
-    const filesFrom = async (args: string[], listFile: string) => {
-      const local = `--files-from=${listFile}`;
-      if (!namesDir || args[args.length - 1] !== o.storage.rsyncRoot || fs.statSync(listFile).size < (o.namesOnStorageBytes ?? NAMES_ON_STORAGE_BYTES)) return local;
-      const remoteList = `${namesDir}/names`;
-      const fd = fs.openSync(listFile, 'r');
-      try {
-        const up = await o.storage.sh('cat > "$1"', [remoteList], fd);
-        return up.code === 0 ? `--files-from=:${remoteList}` : local;
-      } finally {
-        fs.closeSync(fd);
-      }
-    };
-    const ioTimeout = o.ioTimeoutSeconds ?? IO_TIMEOUT_SECONDS;
-    const batchSize = Math.max(1, o.rsyncBatch ?? RSYNC_BATCH);
-    /**
-     * One rsync job over a list of names, run as one rsync per {@link RSYNC_BATCH} names: given its whole
-     * list, rsync holds it all (86 MiB for a million names) and builds it before it sends anything. A
-     * batch that ends with files skipped (23) or vanished (24) goes on to the next, as one rsync would go
-     * on to the next file; any other failure, a cancel or a lost lock stops the job there. `onBatch` gets
-     * each batch's names that rsync would send ('sent'), once that batch is over.
-     */
-    const rsync = async (phase: SyncProgress['phase'], args: string[], list: Iterable<string>, track: 'sent' | 'done' = 'done', total: number | null = null, onBatch?: (sent: Set<string>, n: number) => void) => {
-      checkCancelled();
-      // The names go to rsync through a file (--files-from), and what completed is written to one as
-      // rsync reports it: read back only when the run failed part-way (an archive that advances only
-      // for finished paths).
-      const run0 = ++runs;
-      const listFile = path.join(spool, `list-${run0}`);
-      const doneFile = path.join(spool, `done-${run0}`);
-      const names = list[Symbol.iterator]();
-      const doneOut = track === 'done' ? createNameWriter(doneFile) : null;
-      const sent = new Set<string>();
-      const result: RsyncResult = { code: 0, signal: null, stderr: '', filesTransferred: 0, bytesTransferred: 0, spawnError: null };
-      const started = performance.now();
-      let [listed, batches, filesDone, bytesBefore, reported] = [0, 0, 0, 0, 0];
-      let [firstOfBatch, toldAt] = [1, 0];
-      // What the last progress line said: a file's own event repeats it (a bar sent back to 0 flickers).
-      let last = { percent: 0, etaSeconds: null as number | null, bytesDone: 0 };
-      try {
-        for (;;) {
-          const n = writeNames(listFile, names, batchSize);
-          if (!n) break;
-          // Stopped between two batches: told as a stopped rsync, so that the caller keeps what finished.
-          if (cancelled || storageLock?.lost()) {
-            Object.assign(result, { code: null, signal: 'SIGTERM' });
-            break;
-          }
-          const batchStart = doneOut?.mark();
-          const before = listed;
-          listed += n;
-          batches++;
-          const of = total ?? listed;
-          // The whole job's share done, counted in names: a batch's own percent is of its bytes.
-          const share = (percent: number) => (batches === 1 && n < batchSize ? percent : Math.min(100, Math.floor(((before + (n * percent) / 100) / Math.max(of, 1)) * 100)));
-          firstOfBatch = filesDone + 1;
-          // The run's own limit (a checksum run's is longer), else the sync's.
-          const given = args.find((a) => a.startsWith('--timeout='));
-          const timeout = given ? Number(given.slice('--timeout='.length)) : ioTimeout;
-          const from = args.includes('--files-from=-') ? await filesFrom(args, listFile) : null;
-          const run = runRsync([...parseableOutput, ...(given ? [] : [`--timeout=${timeout}`]), ...(o.bandwidthLimitKBps ? [`--bwlimit=${o.bandwidthLimitKBps}`] : []), ...args.map((a) => (a === '--files-from=-' ? from! : a))], {
-            item(item) {
-              filesDone++;
-              if (item.change[1] !== 'd') reported++;
-              doneOut?.add(item.name.endsWith('/') ? item.name.slice(0, -1) : item.name);
-              if (track === 'sent' && (item.change[0] === '<' || item.change[0] === '>')) sent.add(item.name);
-              // Told for a batch's first file, then at most every PROGRESS_MS (not an object a file).
-              const t = performance.now();
-              if (filesDone > firstOfBatch && t - toldAt < PROGRESS_MS) return;
-              [firstOfBatch, toldAt] = [Infinity, t];
-              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: item.name });
-            },
-            progress(p) {
-              const percent = share(p.percent);
-              const elapsed = (performance.now() - started) / 1000;
-              const etaSeconds = percent === p.percent ? p.etaSeconds : percent > 0 ? Math.round((elapsed * (100 - percent)) / percent) : null;
-              last = { percent, etaSeconds, bytesDone: bytesBefore + p.bytesDone };
-              o.onProgress?.({ phase, ...last, filesDone, filesTotal: of, currentFile: null });
-            },
-          }, { outputFile: path.join(spool, 'rsync-output'), stallSeconds: timeout });
-          current = run;
-          const r = await run.done;
-          current = null;
-          // A printed name is not yet a file in place: rsync prints it on the sending side once its data
-          // is sent, and on the receiving side just before the rename. Only a batch that ended well (0,
-          // or 24: a source file vanished) vouches for its names; those of any other are not recorded,
-          // and the next run finds each where it is (arrived: the same on both sides, agreed).
-          if (r.code !== 0 && r.code !== 24) doneOut?.rewind(batchStart!);
-          bytesBefore += r.bytesTransferred;
-          result.filesTransferred += r.filesTransferred;
-          result.bytesTransferred += r.bytesTransferred;
-          if (result.stderr.length < 256 * 1024) result.stderr += r.stderr;
-          // Files skipped (23) outweigh files vanished (24), as in one rsync's exit code.
-          if (r.code !== 0 && result.code !== 23) Object.assign(result, { code: r.code, signal: r.signal, spawnError: r.spawnError, stalledSeconds: r.stalledSeconds });
-          onBatch?.(sent, n);
-          sent.clear();
-          if ((r.code !== 0 && r.code !== 23 && r.code !== 24) || n < batchSize) break;
-        }
-      } finally {
-        doneOut?.close();
-        fs.rmSync(listFile, { force: true });
-      }
-      // Nothing to hand over (a phase with no removals after all): no round trip.
-      if (!batches && result.code === 0) return { result, batches, reported, done: () => Promise.resolve(null), ok: true, empty: true };
-      if (!args.includes('-n')) summary.bytesTransferred += result.bytesTransferred;
-      // What finished, sorted by name into a file: the archive's pass and the summary walk it in name order.
-      const done = () => (doneOut ? sortNames(doneFile, path.join(spool, `done-sorted-${run0}`)) : Promise.reject(new Error('this rsync run kept no list of what finished')));
-      return { result, batches, reported, done, ok: result.code === 0, empty: false };
-    };
 
     // Both changed to the same size: rsync's checksum decides whether the content really differs.
     if (plan.compare.count) {
@@ -729,12 +786,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const mk = await o.storage.sh('rm -rf -- "$1" && mkdir -p -- "$1"', [`${o.storage.path}/${tmpRemote}`], undefined, undefined, listBounds);
       if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
       if (o.storage.isRemote) namesDir = `${o.storage.path}/${tmpRemote}`;
-    };
-    /** Makes the staging folder of a first sync; true when a cut one left it (its content is taken up). */
-    const prepareStage = async () => {
-      const mk = await o.storage.sh('[ ! -d "$1" ] || echo RESUME; mkdir -p -- "$1"', [`${o.storage.path}/${stageRemote}`], undefined, undefined, listBounds);
-      if (mk.code !== 0) throw describeStorageScriptFailure(mk, { storage: o.storage.display, remote: o.storage.isRemote, doing: "prepare this sync's writes" });
-      return mk.stdout.toString().startsWith('RESUME');
     };
     /**
      * Moves the first sync's top-level names from the staging folder into place (one rename each: what
@@ -824,10 +875,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const sentNames = createNameWriter(sentFile);
     cleanups.push(() => sentNames.close());
     const lastSent: string[] = [];
-    // A first sync that took up a cut one's staging folder neither sent nor recorded what was whole
-    // there: the storage is not as the archive says, so the next run lists it in full (and finds those
-    // the same on both sides by their content).
-    let unseen = false;
     const transfer = async (phase: 'pulling' | 'pushing', copy: PathList, del: PathList) => {
       const [dst, backupDir, tmp] = phase === 'pulling' ? [o.home, localVersions, tmpLocal] : [o.storage, `${STORAGE_AREA}/versions/${stamp}`, tmpRemote];
       const src = phase === 'pulling' ? o.storage : o.home;
@@ -863,36 +910,17 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // parent folders took a third of its processor time in a first sync (12.8 s against 7.9 s at
       // 100,000 files), and a parent that is a link on the receiving side is refused, not replaced.
       const setIds = phase === 'pulling' ? NO_SET_ID : [];
-      // The whole home to an empty storage (a first sync): rsync is given the home's top-level names and
-      // walks each itself (-r), as `rsync -a` does, with the excludes and Tabula's own names as its own
-      // filters: a list of every name costs it twice the processor time (it reads and checks each name's
-      // path) and builds all of a batch before it sends anything. What it sends is read from its report,
-      // as for a list of names: a file made since the listing goes too, and the next run agrees on it.
-      // A few top-level names go as rsync's own arguments: read from --files-from, each file's path is
-      // opened and checked name by name on both sides (11 more system calls a file, 10% of the storage's).
-      const walk = phase === 'pushing' && whole;
-      const top = walk && src.rsyncRoot.startsWith('/') ? topLevelArgs(copy.records(), Math.min(MAX_ARGS, batchSize)) : null;
-      const listedNames = top ?? (walk ? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/'))) : mapNames(copy.records()));
-      const how = walk ? ['-r', '--no-D', ...wholeTreeFilters(o.excludes)] : ['--no-implied-dirs'];
-      const from = top ? top.map((p) => src.rsyncRoot + p) : ['--files-from=-', '--from0', src.rsyncRoot];
       // --temp-dir: a receiving rsync killed outright (a storage path on this laptop, a NAS that loses
       // power) leaves its temporary file behind, and beside the file it would be a ".name.XXXXXX" that
       // the next run (this laptop's or another's) takes for the user's. It is most of rsync's extra work
       // on the storage (a first sync of 10,000 files: 658k system calls there, 339k without it; `rsync -a`
-      // 210k; a third of rsync's time at 100,000 files on a tmpfs).
-      // A first sync onto an empty storage needs none: it goes into this laptop's staging folder in
-      // Tabula's own area, out of every listing, and its top-level names are moved into place once rsync
-      // has ended well (placeStaged). There each file is written at its own name (--inplace: no temporary
-      // file and rename, 3% of rsync's time): nothing of the folder is seen before all of it is placed.
-      // Nothing there to replace (no --backup) or resume from (no --partial-dir). A staging folder a cut
-      // first sync left is taken up again: rsync's quick check passes over what it holds whole (size and
-      // time; a file cut mid-way has not had its time set), which is not reported, so not recorded (the
-      // next run lists the storage in full and finds those the same), and what is not in the home goes.
-      const resume = walk && (await prepareStage());
-      const dest = walk ? `${dst.rsyncRoot}${stageRemote}/` : dst.rsyncRoot;
-      const keep = walk ? ['--inplace', ...(resume ? ['--delete', '--delete-excluded'] : ['--ignore-times'])] : ['--ignore-times', `--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`];
+      // 210k; a third of rsync's time at 100,000 files on a tmpfs). A first sync onto an empty storage
+      // needs none (startWalk): it goes into this laptop's staging folder, started before the plan.
+      const walk = phase === 'pushing' && whole;
       early = walk && copy.count === counts.localEntries && sentOut !== null;
-      const r = await rsync(phase, ['-a', ...setIds, ...how, '--ignore-missing-args', ...keep, ...o.storage.rsyncOptions, ...from, dest], listedNames, 'done', copy.count);
+      const r = walk
+        ? await (walking ??= startWalk())
+        : await rsync(phase, ['-a', ...setIds, '--no-implied-dirs', '--ignore-missing-args', '--ignore-times', `--partial-dir=${PARTIAL_DIR}`, ...backup, `--temp-dir=${tmp}`, ...o.storage.rsyncOptions, '--files-from=-', '--from0', src.rsyncRoot, dst.rsyncRoot], mapNames(copy.records()), 'done', copy.count);
       trace(`${phase}: rsync ended`);
       // 24: a file vanished from the source since it was listed; the rest went, and the next run sees the change.
       const partial = r.result.code === 24;
@@ -905,7 +933,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       // Still in the staging folder, nothing of it on the storage: none of it is recorded.
       if (walk && !r.ok && !partial) throw failure(r.result, o, cancelled);
       // Put in place on the storage while the names are checked here.
-      const placing = walk ? placeStaged(top ?? mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/')))) : null;
+      const placing = walk ? placeStaged(mapNames(filterRecords(copy.records(), (rec) => !rec.name.includes('/')))) : null;
       placing?.catch(() => {}); // awaited below
       copied[side] = { list: copy, finished };
       // The summary speaks of files (and links), as a person counts them, not folders.
@@ -935,7 +963,6 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
         await placing;
         trace(`${phase}: put in place`);
         sentEvery = r.ok && missing === 0;
-        unseen = resume && missing > 0;
       }
       summary[side === 'pull' ? 'pulled' : 'pushed'] = names;
       summary.counts[side === 'pull' ? 'pulled' : 'pushed'] = files;
@@ -984,7 +1011,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     const sentWhole = early && sentEvery && !copied.pull;
     if (sentWhole) await withStamps();
     else await writeArchive();
-    if (!unseen) settled();
+    settled();
     trace(sentWhole ? 'archive saved (written during the push)' : 'archive saved');
     await releasing;
     // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
@@ -992,6 +1019,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     trace('done');
     return summary;
   } finally {
+    await stopWalk();
     for (const close of cleanups) close();
     await storageLock?.release();
     await listing.catch(() => {});
@@ -1278,22 +1306,6 @@ export function rsyncExact(pattern: string): boolean {
   return /[^/]/.test(pattern) && !/[?[\]\\]|\*\*|^[-+!]|^\s|\s$/.test(pattern);
 }
 
-/**
- * The home's top-level names, for rsync's command line (one rsync run): null when there are more than
- * `max` or longer than {@link MAX_ARGS_BYTES} in all (they then go through --files-from).
- */
-function topLevelArgs(records: Iterable<PathRecord>, max: number): string[] | null {
-  const out: string[] = [];
-  let bytes = 0;
-  for (const { name } of records) {
-    if (name.includes('/')) continue;
-    bytes += Buffer.byteLength(name) + 1;
-    if (out.push(name) > max || bytes > MAX_ARGS_BYTES) return null;
-  }
-  return out;
-}
-const MAX_ARGS = 1000;
-const MAX_ARGS_BYTES = 64 * 1024;
 // $1 the storage's folder, $2 the staging folder in it; the top-level names on stdin (NUL-separated).
 // Moves each into place and removes the folder; then prints the inode and change time of every file and
 // link but Tabula's own: all of it is what this first sync sent (one walk, where find given each name
@@ -1307,6 +1319,13 @@ cd -- "$root" && rm -rf -- "$2" || exit 5
 [ -z "$kept" ] || exit 6
 find . -mindepth 1 \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o ! -type d -printf '%i:%C@ ./%P\\0' 2>/dev/null
 `;
+
+/** Whether a storage's listing holds nothing to sync: no entry (Tabula's own names aside), none skipped. */
+function holdsNothing(lf: ListingFile, excludes: string[]): boolean {
+  if (!lf.exists || !lf.file || lf.unreadable.length || fs.statSync(lf.file).size > 64 * 1024) return false;
+  const { parse, notes } = createListingFilter(excludes);
+  return fs.readFileSync(lf.file, 'utf8').split('\0').every((rec) => !parse(rec)) && !notes.skipped.length;
+}
 
 /** The listing's exclusions as rsync filters: the excludes, Tabula's own names (tree.ts listScript), the marker. */
 function wholeTreeFilters(excludes: string[]): string[] {

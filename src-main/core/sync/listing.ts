@@ -189,6 +189,9 @@ export function compareNames(a: string, b: string): number {
   return x - y;
 }
 
+/** Why a device, socket or pipe is not synced (rsync's --no-D passes them over alike). */
+export const SPECIAL_FILE = 'special file (device, socket or pipe)';
+
 /** What a listing says besides its entries, known once it has been read to the end. */
 export interface ListingNotes {
   hasSentinel: boolean;
@@ -237,7 +240,7 @@ export function createListingFilter(excludes: string[]) {
       return null;
     }
     if (type !== 'f' && type !== 'd' && type !== 'l' && type !== 'U') {
-      notes.skipped.push({ path: name, why: 'special file (device, socket or pipe)' });
+      notes.skipped.push({ path: name, why: SPECIAL_FILE });
       return null;
     }
     // Children of an excluded folder are excluded too (a folder sorts before what it holds).
