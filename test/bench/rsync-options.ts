@@ -18,8 +18,6 @@ async function main() {
   const ctl = fs.mkdtempSync('/tmp/tbo-');
   try {
     const sshE = ['ssh', '-p', String(sshd.port), ...sshd.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${ctl}/cm-%C`, '-o', 'ControlPersist=60'].join(' ');
-    // The home's top-level names on the command line, as Tabula gives them (engine.ts topLevelArgs).
-    const top = fs.readdirSync(home).map((n) => path.join(home, n));
     const tabulaArgs = (drop: string[]) => {
       const all: [string, string[]][] = [
         ['noh', ['--no-h']],
@@ -28,7 +26,7 @@ async function main() {
         ['timeout', ['--timeout=120']],
         ['a', ['-a']],
         ['ignoretimes', ['--ignore-times']],
-        ['r', ['-r', '--no-D']],
+        ['noD', ['--no-D']],
         ['excludes', ['--exclude=/.tabula', '--exclude=.tabula-partial', '--exclude=/.tabula-storage']],
         ['ignoremissing', ['--ignore-missing-args']],
         ['partialdir', ['--partial-dir=.tabula-partial']],
@@ -40,8 +38,9 @@ async function main() {
     const variants: [string, () => string[]][] = [
       ['rsync -a', () => ['-a']],
       ['tabula', () => tabulaArgs([])],
-      // What engine.ts gives rsync onto an empty storage: no --backup, no --partial-dir; --ignore-existing.
-      ['tabula onto empty', () => [...tabulaArgs(['backup', 'partialdir']), '--ignore-existing']],
+      // What engine.ts gives rsync onto an empty storage (startWalk, into the staging folder): no --backup,
+      // --partial-dir or --temp-dir; --inplace.
+      ['tabula onto empty', () => [...tabulaArgs(['backup', 'partialdir', 'tempdir']), '--inplace']],
       ...(process.env.DROPS ?? 'progress2,outformat,tempdir,backup,partialdir,backup+partialdir,tempdir+backup+partialdir').split(',').map((d): [string, () => string[]] => [`tabula -${d}`, () => tabulaArgs(d.split('+'))]),
     ];
     const res = new Map<string, number[][]>();
@@ -55,9 +54,8 @@ async function main() {
         const tf = path.join(work, 'time-local');
         const rf = path.join(work, 'time-remote');
         const a = args();
-        const src = a.includes('-r') ? top : [`${home}/`];
         const remote = SYSCALLS ? `strace -c -f -o ${rf} rsync` : `/usr/bin/time -o ${rf} -f '%e %U %S' rsync`;
-        const r = spawnSync('/usr/bin/time', ['-o', tf, '-f', '%e %U %S', 'rsync', ...a, '-e', sshE, `--rsync-path=${remote}`, ...src, `${sshd.user}@127.0.0.1:${dst}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const r = spawnSync('/usr/bin/time', ['-o', tf, '-f', '%e %U %S', 'rsync', ...a, '-e', sshE, `--rsync-path=${remote}`, `${home}/`, `${sshd.user}@127.0.0.1:${dst}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
         if (r.status !== 0) throw new Error(`${name}: ${r.status} ${r.stderr}`);
         const [e, u, s] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
         const n = Number(spawnSync('sh', ['-c', `find ${dst} -type f | wc -l`]).stdout.toString());

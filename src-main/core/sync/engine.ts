@@ -811,12 +811,14 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
           throw new TabulaError('storage-permission', `${kept[0]?.replace(/^\.\//, '') ?? 'A name'}${kept.length > 1 ? ` and ${kept.length - 1} more` : ''} appeared on the storage ${o.storage.display} while the first sync ran and ${kept.length > 1 ? 'were' : 'was'} left as it is there; the next sync compares both sides.`, { retryable: true });
         }
         if (mv.code !== 0) throw describeStorageScriptFailure(mv, { storage: o.storage.display, remote: o.storage.isRemote, doing: 'put the first sync in place' });
+        trace('placed, stamps read');
       } finally {
         fs.closeSync(fd);
         fs.closeSync(outFd);
       }
       // Not sorted: the archive goes without them (unknown stamps fall back to size and time).
       sortedStamps = sortNames(unsorted, stampsPath, ['-t', ' ', '-k', '2']).catch(() => null);
+      void sortedStamps.then(() => trace('stamps sorted'));
     };
 
     // Phase 0: conflicts. Each is settled so that an interruption at any point loses nothing and the
@@ -960,6 +962,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
         isFinished?.close();
       }
       if (walk) {
+        trace(`${phase}: names checked`);
         await placing;
         trace(`${phase}: put in place`);
         sentEvery = r.ok && missing === 0;
@@ -1307,14 +1310,24 @@ export function rsyncExact(pattern: string): boolean {
 }
 
 // $1 the storage's folder, $2 the staging folder in it; the top-level names on stdin (NUL-separated).
-// Moves each into place and removes the folder; then prints the inode and change time of every file and
-// link but Tabula's own: all of it is what this first sync sent (one walk, where find given each name
-// checks its path name by name). A name it could not move (something is there already) goes to stderr,
-// and it exits 6.
+// Moves them into place (one mv for all: one a name took a third of a second at 250 names) and removes the
+// folder; then prints the inode and change time of every file and link but Tabula's own: all of it is
+// what this first sync sent (one walk, where find given each name checks its path name by name). A name
+// it could not move (something is there already, or came meanwhile: mv -n leaves it) goes to stderr, and
+// it exits 6.
 const PLACE_SCRIPT = `
 cd -- "$1" 2>/dev/null || exit 3
 root=$(pwd -P) && cd -- "$2" || exit 3
-kept=$(xargs -0 -r sh -c 'r=$1; shift; for n; do { [ -e "$n" ] || [ -L "$n" ]; } || continue; if [ -e "$r/$n" ] || [ -L "$r/$n" ] || ! mv -- "$n" "$r/$n"; then printf "%s\\n" "$n" >&2; printf x; fi; done' sh "$root") || exit 5
+kept=$(xargs -0 -r sh -c '
+r=$1; shift; k=
+for n; do
+  shift
+  { [ -e "$n" ] || [ -L "$n" ]; } || continue
+  if [ -e "$r/$n" ] || [ -L "$r/$n" ]; then printf "%s\\n" "$n" >&2; k=x; else set -- "$@" "$n"; fi
+done
+[ $# -eq 0 ] || mv -n -- "$@" "$r" || exit 1
+for n; do if [ -e "$n" ] || [ -L "$n" ]; then printf "%s\\n" "$n" >&2; k=x; fi; done
+printf "%s" "$k"' sh "$root") || exit 5
 cd -- "$root" && rm -rf -- "$2" || exit 5
 [ -z "$kept" ] || exit 6
 find . -mindepth 1 \\( -path ./${STORAGE_AREA} -o -name ${PARTIAL_DIR} \\) -prune -o ! -type d -printf '%i:%C@ ./%P\\0' 2>/dev/null
