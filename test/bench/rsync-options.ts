@@ -1,7 +1,8 @@
 // `vite-node test/bench/rsync-options.ts`: `rsync -a` against the options of Tabula's first sync onto an
 // empty storage (engine.ts, the whole-home push), one option taken out at a time (DROPS=a,b+c), over the
 // bench's sshd on the bench's home (HOME_TREE). Prints wall and processor time (this side's rsync and ssh;
-// the storage's rsync, through --rsync-path). SYSCALLS=1: the storage's rsync under `strace -c -f`
+// the storage's rsync, through --rsync-path). WORK_DIR: where the copies go (default /var/tmp; /dev/shm
+// for a tmpfs); CIPHER: ssh's cipher (as Tabula asks: ^aes128-gcm@openssh.com). SYSCALLS=1: the storage's rsync under `strace -c -f`
 // instead, its system calls counted (these barely depend on the machine's load; the times do).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,10 +15,10 @@ const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const SYSCALLS = !!process.env.SYSCALLS;
 async function main() {
   const sshd = await startSshServer();
-  const work = fs.mkdtempSync('/var/tmp/tb-opts-');
+  const work = fs.mkdtempSync(path.join(process.env.WORK_DIR ?? '/var/tmp', 'tb-opts-'));
   const ctl = fs.mkdtempSync('/tmp/tbo-');
   try {
-    const sshE = ['ssh', '-p', String(sshd.port), ...sshd.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${ctl}/cm-%C`, '-o', 'ControlPersist=60'].join(' ');
+    const sshE = ['ssh', '-p', String(sshd.port), ...sshd.sshOptions, '-o', 'ControlMaster=auto', '-o', `ControlPath=${ctl}/cm-%C`, '-o', 'ControlPersist=60', ...(process.env.CIPHER ? ['-o', `Ciphers=${process.env.CIPHER}`] : [])].join(' ');
     const tabulaArgs = (drop: string[]) => {
       const all: [string, string[]][] = [
         ['noh', ['--no-h']],

@@ -83,7 +83,8 @@ describe('the other side of an rsync hangs as it starts', { timeout: 120_000 }, 
     const a = w.laptop('a'); // an empty home: the marker is the first sync's only transfer
     const url = parseStorageUrl(sshd().url(w.storageDir));
     const ep = storageEndpoint(url, sshd().sshOptions, 5, w.dir); // the connection kept as the agent keeps it
-    const storage = { ...ep, rsyncOptions: [...ep.rsyncOptions, `--rsync-path=${hungRsync(w.dir)}`] };
+    const hangs = `--rsync-path=${hungRsync(w.dir)}`;
+    const storage = { ...ep, rsyncOptions: [...ep.rsyncOptions, hangs], bulkRsyncOptions: [...ep.bulkRsyncOptions, hangs] };
     const socket = sharedConnection(url, w.dir, 30)!.socket;
     await ep.sh('true', []);
     const before = keptConnection(socket);

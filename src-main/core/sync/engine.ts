@@ -453,7 +453,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       if (walkStopped) throw new Error("the first sync's walk was stopped");
       const keep = resume ? ['-c', '-ii', '--delete', '--delete-excluded', `--timeout=${ioTimeout + Math.ceil(resume.largest / CHECKSUM_BYTES_PER_SECOND)}`] : ['--ignore-times'];
       // One run over the home folder itself: the list's one name only counts the batch.
-      return rsync('pushing', ['-a', '--no-D', ...wholeTreeFilters(o.excludes), '--inplace', ...keep, ...o.storage.rsyncOptions, o.home.rsyncRoot, `${o.storage.rsyncRoot}${stageRemote}/`], ['.'], 'done', () => expected);
+      return rsync('pushing', ['-a', '--no-D', ...wholeTreeFilters(o.excludes), '--inplace', ...keep, ...o.storage.bulkRsyncOptions, o.home.rsyncRoot, `${o.storage.rsyncRoot}${stageRemote}/`], ['.'], 'done', () => expected);
     };
     let walking: ReturnType<typeof startWalk> | null = null;
     let walkStopped = false;
@@ -603,7 +603,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // A first sync onto an empty storage sends the whole home: rsync walks it itself (startWalk), and passes
     // over devices, sockets and pipes as the listing does.
     const whole = archive.first && !!listed && counts.remoteEntries === 0 && !remote.skipped.length && local.skipped.every((s) => s.why === SPECIAL_FILE) && !rawLocal.unreadable.length && !plan.pull.count && !plan.deleteLocal.count && !plan.deleteRemote.count && !plan.compare.count && !plan.agreed.count && !plan.conflicts.length && o.excludes.every(rsyncExact);
-    if (whole) expected = plan.push.count;
+    if (whole && plan.push.count) expected = plan.push.count;
     else await stopWalk();
     checkSafety(o, archive.first, remote, counts, plan);
     /** The types of a path the plan holds in memory (a content check, a conflict): "<archive><home><storage>". */
@@ -756,11 +756,11 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     let remoteTmpReady = false;
     // Every writer changes the generation before its first write: any laptop that reads it afterwards
     // lists the storage. A storage without one gets one, so that the next quiet run can skip. The
-    // same round trip empties the temporary folder when this run sends files, and removes what a cut
-    // first sync left in its staging folder once the storage holds files (a first sync goes on with it).
+    // same round trip empties the temporary folder when this run sends files, and removes the staging
+    // folder (of a cut first sync, or of this run's walk, stopped) unless this run's first sync goes on with it.
     if (pushes || !remote.hasSentinel || !storageLock.generation) {
       writeGenerationState(o.stateDir, null);
-      await storageLock.bump(pushes ? tmpRemote : undefined, pushes && !whole ? stageRemote : undefined);
+      await storageLock.bump(pushes ? tmpRemote : undefined, pushes && whole ? undefined : stageRemote);
       remoteTmpReady = pushes;
       if (pushes && o.storage.isRemote) namesDir = `${o.storage.path}/${tmpRemote}`;
     }

@@ -35,8 +35,6 @@ export interface StorageLock {
    * Releases the lock; first reads the storage's inode and change time of `stamped` (see Entry.stamp).
    * With `files`, the names are read from `files.names` (as rsync's --files-from) and the stamps
    * written to `files.stamps` ("<inode>:<ctime> ./<name>\0", in the names' order) instead of memory.
-   * With `files.all` (a storage that held nothing before this run), no names are sent: the stamps of
-   * every file and link on the storage are written, in find's own order, by one walk of it.
    */
   release(stamped?: string[], files?: { names: string; stamps: string }): Promise<Map<string, string>>;
 }
