@@ -1020,7 +1020,7 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
     // A storage that just stopped answering (the release) would hold the prune as long again: a later run prunes.
     if (!storageLock.silent()) await pruneVersions(o);
     trace('done');
-    return summary;
+    return { ...summary, bytesTransferred: bytesSent };
   } finally {
     await stopWalk();
     for (const close of cleanups) close();
