@@ -47,7 +47,7 @@ export function createStores(client: ApiClient, opts: { retryMs?: number } = {})
       const s = await client.call('status.get', {});
       agent.setState({ status: s, connected: true, error: null });
       backup.setState({ status: s.backup });
-      imageUpdate.setState({ status: s.imageUpdate });
+      imageUpdate.setState({ status: s.imageUpdate, asOfEvent: s.lastEventId });
       if (s.reimage) helpdesk.setState({ reimage: s.reimage });
       await prefs.getState().refresh();
       recent.filter((e) => e.id > s.lastEventId).forEach(applyToStores);

@@ -6,6 +6,7 @@ import type { AgentEvent, AgentStatus, ApiClient, MethodName } from '../../src-m
 import { createStores } from '../../src-renderer/app/stores';
 import { agentStatus, idleImage } from '../support/agent-status';
 import type { ApplyReport, MonitorState } from '../../src-main/common/contract/prefs';
+import type { ImageUpdateStatus } from '../../src-main/common/contract/image';
 import { TabulaError } from '../../src-main/common/errors';
 import { createHelpdeskStore } from '../../src-renderer/helpdesk/helpdesk-store';
 import { applySummary } from '../../src-renderer/preferences/prefs-store';
@@ -112,6 +113,40 @@ describe('snapshot and events', () => {
     answer({ ...agentStatus({}, [], { ...idleImage, booted: { version: '2.0', checksum: null } }), lastEventId: 9 });
     await settled();
     expect(stores.imageUpdate.getState().status?.booted?.version).toBe('2.0');
+    stores.dispose();
+  });
+
+  it('"Check now" answered after the pull it started said so: the panel shows the download, not the offer', async () => {
+    let onEvent: (e: AgentEvent) => void = () => undefined;
+    let answer: (s: ImageUpdateStatus) => void = () => undefined;
+    const client: ApiClient = {
+      call: (async (method: MethodName) => {
+        if (method === 'image.check') return new Promise((r) => (answer = r));
+        if (method === 'status.get') return { ...agentStatus({}), lastEventId: 4 };
+        if (method === 'prefs.get' || method === 'prefs.state') return null;
+        throw new Error(`unexpected call ${method}`);
+      }) as ApiClient['call'],
+      subscribe: (ev) => ((onEvent = ev), () => undefined),
+    };
+    const stores = createStores(client);
+    await stores.refresh();
+    const offer = { version: '2026.12.1', checksum: null };
+    const checking = stores.imageUpdate.getState().check();
+    // The check found an offer (event 5); the pull it started began (event 6); then the check's answer,
+    // made at event 5, arrives.
+    const offered: ImageUpdateStatus = { ...idleImage, state: 'idle', available: offer, reason: 'Version 2026.12.1 is available.' };
+    const downloading: ImageUpdateStatus = { ...offered, state: 'downloading', reason: 'Downloading version 2026.12.1…' };
+    onEvent({ id: 5, at: '', type: 'image-state-changed', data: { from: 'checking', to: 'idle', reason: offered.reason, durationMs: 0, status: offered } } as AgentEvent);
+    onEvent({ id: 6, at: '', type: 'image-state-changed', data: { from: 'idle', to: 'downloading', reason: downloading.reason, durationMs: 0, status: downloading } } as AgentEvent);
+    answer({ ...offered, asOfEvent: 5 });
+    await checking;
+    expect(stores.imageUpdate.getState().status?.state).toBe('downloading');
+
+    // An answer made after the newest event shown is the newest: it stands.
+    const again = stores.imageUpdate.getState().check();
+    answer({ ...downloading, lastCheckAt: '2026-12-03T10:00:00Z', asOfEvent: 6 });
+    await again;
+    expect(stores.imageUpdate.getState().status?.lastCheckAt).toBe('2026-12-03T10:00:00Z');
     stores.dispose();
   });
 });

@@ -76,6 +76,11 @@ export interface ImageUpdateStatus {
   policyProblem: string | null;
   /** What the update server last sent that this machine accepted; past `expires` the state is stale. */
   serverData: ImageServerData | null;
+  /**
+   * The newest event's id when this answer was made (not in events): a window drops an answer older
+   * than an event it already shows (a check's answer that arrives after the pull it started said so).
+   */
+  asOfEvent?: number;
 }
 
 

@@ -221,7 +221,7 @@ export function createImageService(deps: ImageServiceDeps) {
 
   return {
     status(): ImageUpdateStatus {
-      const s = { ...status, backend: config().image.backend, channel: config().image.channel };
+      const s = { ...status, backend: config().image.backend, channel: config().image.channel, asOfEvent: deps.events.lastId() };
       // Data that expired while resting: shown as stale at once, not at the next check.
       if (s.state === 'idle' && s.serverData && Date.parse(s.serverData.expires) <= clock.now()) return { ...s, state: 'stale', reason: staleReason(s.serverData.expires) };
       return s;
