@@ -928,9 +928,8 @@ async function syncOnce(o: SyncOptions): Promise<SyncSummary> {
       const partial = r.result.code === 24;
       // Every file and link of the list reported: all went. Fewer (one gone since the listing, passed
       // over): what went is read from rsync's report, as after a failure. Not so for a walk: rsync also
-      // sends what was made since the listing, and --ignore-existing passes over a name something else
-      // put on the storage meanwhile without a word, so a count could hide one behind the other: every
-      // listed name is looked up in rsync's report.
+      // sends what was made since the listing, so a count could hide a listed name that went missing
+      // behind a new one: every listed name is looked up in rsync's report.
       const finished = r.ok && r.reported === copy.files && !walk ? null : await r.done();
       // Still in the staging folder, nothing of it on the storage: none of it is recorded.
       if (walk && !r.ok && !partial) throw failure(r.result, o, cancelled);
